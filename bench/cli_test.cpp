@@ -1,0 +1,187 @@
+// The ipcbench command line, run as a subprocess: bad input, listings, and a smoke run
+// of the quick matrix over every transport whose JSON is then checked cell by cell.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "transports/registry.h"
+
+extern char** environ;
+
+namespace ipcbench {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A scratch directory, also used as TMPDIR/XDG_RUNTIME_DIR of the child run so that
+// anything the run leaves behind is visible here.
+struct Scratch {
+  fs::path dir;
+  Scratch() {
+    std::string t = (fs::temp_directory_path() / "ipcbench-cli-test-XXXXXX").string();
+    dir = ::mkdtemp(t.data());
+  }
+  ~Scratch() { fs::remove_all(dir); }
+};
+
+Result run(const std::vector<std::string>& args, const Scratch& s) {
+  std::vector<std::string> argv = {IPCBENCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  std::vector<std::string> env = {"TMPDIR=" + (s.dir / "tmp").string(),
+                                  "XDG_RUNTIME_DIR=" + (s.dir / "tmp").string(),
+                                  "PATH=/usr/bin:/bin"};
+  fs::create_directories(s.dir / "tmp");
+  std::vector<char*> cenv;
+  for (auto& e : env) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  std::string out = (s.dir / "stdout").string(), err = (s.dir / "stderr").string();
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid;
+  Result r;
+  if (posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) != 0) return r;
+  posix_spawn_file_actions_destroy(&fa);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+int lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+void expect_usage_error(const std::vector<std::string>& args, const std::string& needle) {
+  Scratch s;
+  Result r = run(args, s);
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("ipcbench: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(fs::is_empty(s.dir / "tmp")) << "a refused run left files behind";
+}
+
+TEST(Cli, UnknownTransport) {
+  expect_usage_error({"--transports=pipe,carrier-pigeon"}, "carrier-pigeon");
+}
+TEST(Cli, SizeZero) { expect_usage_error({"--sizes=64,0"}, "size 0"); }
+TEST(Cli, SizeBelowHeader) { expect_usage_error({"--sizes=8"}, "header"); }
+TEST(Cli, SizeAboveLimit) { expect_usage_error({"--sizes=1G"}, "limit"); }
+TEST(Cli, MalformedSize) { expect_usage_error({"--sizes=4X"}, "4X"); }
+TEST(Cli, UnknownWorkload) { expect_usage_error({"--workloads=pingpong,fanout"}, "fanout"); }
+TEST(Cli, UnknownFlag) { expect_usage_error({"--frobnicate"}, "--frobnicate"); }
+TEST(Cli, BadPin) { expect_usage_error({"--pin=sideways"}, "--pin"); }
+TEST(Cli, UnwritableOutput) {
+  expect_usage_error({"--benchmark_out=/nonexistent-dir/x.json"}, "/nonexistent-dir/x.json");
+}
+
+TEST(Cli, ListTransportsNamesEveryTransportFirst) {
+  Scratch s;
+  Result r = run({"--list-transports"}, s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::set<std::string> names;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) names.insert(line.substr(0, line.find(' ')));
+  for (const Transport* t : all_transports())
+    EXPECT_TRUE(names.count(t->info().name)) << t->info().name;
+  EXPECT_EQ(names.size(), all_transports().size());
+}
+
+TEST(Cli, ListTransportsJsonParses) {
+  Scratch s;
+  Result r = run({"--list-transports=json"}, s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), all_transports().size());
+  for (const auto& t : j) {
+    EXPECT_TRUE(t.at("name").is_string());
+    EXPECT_TRUE(t.at("kernel_boundaries").is_boolean());
+    EXPECT_GT(t.at("max_message").get<std::uint64_t>(), 0u);
+  }
+}
+
+TEST(Cli, BenchmarkListTestsShowsTheMatrix) {
+  Scratch s;
+  Result r = run({"--benchmark_list_tests", "--transports=pipe,tcp", "--sizes=64,4K"}, s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* n : {"pingpong/pipe/64", "pingpong/tcp/4096", "throughput/pipe/4096"})
+    EXPECT_NE(r.out.find(n), std::string::npos) << n << "\n" << r.out;
+  EXPECT_EQ(lines(r.out), 8);
+}
+
+// The quick matrix over every transport: every cell present, none errored, counters there,
+// nothing left in the run's temp directory.
+TEST(Cli, QuickSmokeRunOverEveryTransport) {
+  Scratch s;
+  fs::path out = s.dir / "out.json";
+  Result r = run(
+      {"--quick", "--verify", "--benchmark_out=" + out.string(), "--benchmark_out_format=json"}, s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(slurp(out));
+  const auto& ctx = j.at("context");
+  for (const char* k : {"ipcbench_version", "ipcbench_git_commit", "kernel", "cpu_model",
+                        "pin_mode", "dev_shm_bytes", "benchmark_library_version"})
+    EXPECT_TRUE(ctx.contains(k)) << k;
+  std::set<std::string> seen;
+  for (const auto& b : j.at("benchmarks")) {
+    std::string name = b.at("name");
+    EXPECT_FALSE(b.value("error_occurred", false)) << name << ": " << b.value("error_message", "");
+    EXPECT_NE(b.value("label", "").find("pin="), std::string::npos) << name;
+    if (name.rfind("pingpong/", 0) == 0) {
+      for (const char* c :
+           {"rtt_p50_ns", "rtt_p90_ns", "rtt_p99_ns", "rtt_p999_ns", "rtt_max_ns", "rtt_mean_ns"}) {
+        ASSERT_TRUE(b.contains(c)) << name << " lacks " << c;
+        EXPECT_GT(b.at(c).get<double>(), 0.0) << name << " " << c;
+      }
+      EXPECT_LE(b.at("rtt_p50_ns").get<double>(), b.at("rtt_p99_ns").get<double>());
+      EXPECT_LE(b.at("rtt_p99_ns").get<double>(), b.at("rtt_max_ns").get<double>());
+    } else {
+      EXPECT_GT(b.at("bytes_per_second").get<double>(), 0.0) << name;
+      EXPECT_GT(b.at("items_per_second").get<double>(), 0.0) << name;
+    }
+    std::string cell = name.substr(0, name.find("/manual_time"));
+    seen.insert(cell);
+  }
+  for (const char* w : {"pingpong", "throughput"})
+    for (const Transport* t : all_transports())
+      for (const char* size : {"64", "4096", "65536", "1048576"}) {
+        std::string cell = std::string(w) + "/" + t->info().name + "/" + size;
+        EXPECT_TRUE(seen.count(cell)) << cell << " missing";
+      }
+  EXPECT_TRUE(fs::is_empty(s.dir / "tmp")) << "the run left files behind";
+}
+
+}  // namespace
+}  // namespace ipcbench

@@ -1,0 +1,245 @@
+// ipcbench: the benchmark runner (and, with --peer, the peer process).
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bench/options.h"
+#include "bench/peer.h"
+#include "bench/session.h"
+#include "bench/workloads.h"
+#include "harness/cleanup.h"
+#include "harness/context.h"
+#include "harness/placement.h"
+#include "harness/run_dir.h"
+#include "harness/watchdog.h"
+#include "transports/registry.h"
+#include "version.h"
+
+namespace ipcbench {
+namespace {
+
+// State shared by all cells of one run: the private directory, the watchdog, and the
+// live peer session (reused while consecutive cells use the same transport).
+class Runner {
+ public:
+  Runner(SuiteOptions opts, Placement placement)
+      : opts_(std::move(opts)), placement_(std::move(placement)) {}
+  ~Runner() { session_.reset(); }
+
+  void run_cell(benchmark::State& state, const Transport* t, Workload w, std::size_t size,
+                const std::string& name) {
+    try {
+      PeerSession& s = session_for(t);
+      dog_.arm(s.child().pid(), opts_.cell_timeout);
+      if (w == Workload::kPingpong)
+        run_pingpong(state, s, size);
+      else
+        run_throughput(state, s, size);
+      dog_.disarm();
+    } catch (const std::exception& e) {
+      dog_.disarm();
+      std::string msg = session_ ? session_->explain(e.what()) : e.what();
+      session_.reset();
+      failed_.insert(name);
+      state.SkipWithError(msg.c_str());
+    }
+  }
+
+  std::size_t failed_cells() const { return failed_.size(); }
+
+ private:
+  PeerSession& session_for(const Transport* t) {
+    if (session_ && session_->config().transport == t && !session_->broken()) return *session_;
+    session_.reset();
+    if (!dir_) dir_.emplace();
+    std::size_t max_size = 0;
+    for (std::size_t s : opts_.sizes) max_size = std::max(max_size, s);
+    session_ = std::make_unique<PeerSession>(
+        *dir_, dog_, SessionConfig{t, placement_, opts_.verify, max_size, opts_.cell_timeout});
+    return *session_;
+  }
+
+  SuiteOptions opts_;
+  Placement placement_;
+  Watchdog dog_;
+  std::optional<RunDir> dir_;
+  std::unique_ptr<PeerSession> session_;
+  std::set<std::string> failed_;
+};
+
+int run_peer_main(int argc, char** argv) {
+  PeerArgs a;
+  for (int i = 2; i < argc; ++i) {
+    std::string_view s = argv[i];
+    auto val = [&s](std::string_view key) -> std::optional<std::string> {
+      if (s.rfind(key, 0) == 0) return std::string(s.substr(key.size()));
+      return std::nullopt;
+    };
+    if (auto v = val("--transport="))
+      a.transport = *v;
+    else if (auto v2 = val("--address="))
+      a.addresses.push_back(*v2);
+    else if (auto v3 = val("--max-size="))
+      a.max_size = parse_size(*v3);
+    else if (auto v4 = val("--role="))
+      a.role = *v4;
+    else if (s == "--verify")
+      a.verify = true;
+    else {
+      std::fprintf(stderr, "ipcbench peer: unknown option '%s'\n", argv[i]);
+      return 2;
+    }
+  }
+  return run_peer(a);
+}
+
+void print_transports(SuiteOptions::List mode) {
+  if (mode == SuiteOptions::List::kText) {
+    for (const Transport* t : all_transports()) {
+      const TransportInfo& i = t->info();
+      std::printf("%-14s %s; %s; %s; max message %zu bytes; %s\n", i.name.c_str(),
+                  i.paradigm.c_str(),
+                  i.kernel_boundaries ? "message boundaries kept by the kernel"
+                                      : "byte stream, framed by ipcbench",
+                  i.reach.c_str(), i.max_message, i.summary.c_str());
+    }
+    return;
+  }
+  auto esc = [](const std::string& s) {
+    std::string o;
+    for (char c : s) {
+      if (c == '"' || c == '\\') o += '\\';
+      o += c;
+    }
+    return o;
+  };
+  std::printf("[\n");
+  const auto& all = all_transports();
+  for (std::size_t k = 0; k < all.size(); ++k) {
+    const TransportInfo& i = all[k]->info();
+    std::printf(
+        "  {\"name\": \"%s\", \"paradigm\": \"%s\", \"kernel_boundaries\": %s, \"reach\": \"%s\", "
+        "\"max_message\": %zu, \"summary\": \"%s\"}%s\n",
+        esc(i.name).c_str(), esc(i.paradigm).c_str(), i.kernel_boundaries ? "true" : "false",
+        esc(i.reach).c_str(), i.max_message, esc(i.summary).c_str(), k + 1 < all.size() ? "," : "");
+  }
+  std::printf("]\n");
+}
+
+// Refuses an unwritable --benchmark_out before any cell runs (Google Benchmark would
+// only notice after the whole matrix).
+void check_out_file(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a.rfind("--benchmark_out=", 0) != 0) continue;
+    std::string path(a.substr(std::strlen("--benchmark_out=")));
+    bool existed = std::ifstream(path).good();
+    std::ofstream f(path, std::ios::app);
+    if (!f) throw UsageError("--benchmark_out: cannot write '" + path + "'");
+    f.close();
+    if (!existed) std::remove(path.c_str());
+  }
+}
+
+int main_impl(int argc, char** argv) {
+  cleanup::install_signal_handlers();
+  if (argc > 1 && std::strcmp(argv[1], "--peer") == 0) return run_peer_main(argc, argv);
+
+  // --quick shortens every cell through the library's own flag (a per-benchmark
+  // MinTime() would add "/min_time:…" to every name); an explicit flag wins.
+  bool min_time_given = false, quick = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--benchmark_min_time", 20) == 0) min_time_given = true;
+    if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+  }
+  std::vector<char*> args(argv, argv + argc);
+  static char quick_min_time[] = "--benchmark_min_time=0.05";
+  if (quick && !min_time_given) args.insert(args.begin() + 1, quick_min_time);
+  args.push_back(nullptr);
+  argc = static_cast<int>(args.size()) - 1;
+  argv = args.data();
+
+  SuiteOptions opts;
+  Placement placement;
+  try {
+    check_out_file(argc, argv);
+    benchmark::Initialize(&argc, argv);
+    std::vector<std::string> rest(argv + 1, argv + argc);
+    opts = parse_suite_options(rest);
+    placement = resolve_placement(opts.pin_spec);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ipcbench: %s\n", e.what());
+    return 2;
+  }
+  if (opts.help) {
+    std::fputs(usage_text(), stdout);
+    return 0;
+  }
+  if (opts.list != SuiteOptions::List::kNone) {
+    print_transports(opts.list);
+    return 0;
+  }
+  if (!placement.note.empty()) std::fprintf(stderr, "ipcbench: note: %s\n", placement.note.c_str());
+  pin_this_thread(placement.client_cpu);
+
+  Runner runner(opts, placement);
+  for (Workload w : opts.workloads) {
+    for (const Transport* t : opts.transports) {
+      for (std::size_t size : opts.sizes) {
+        std::string name =
+            std::string(workload_name(w)) + "/" + t->info().name + "/" + std::to_string(size);
+        auto* b = benchmark::RegisterBenchmark(name.c_str(),
+                                               [&runner, t, w, size, name](benchmark::State& st) {
+                                                 runner.run_cell(st, t, w, size, name);
+                                               });
+        b->UseManualTime()->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
+
+  benchmark::AddCustomContext("ipcbench_version", IPCBENCH_VERSION);
+  benchmark::AddCustomContext("ipcbench_git_commit", IPCBENCH_GIT_COMMIT);
+  benchmark::AddCustomContext("ipcbench_build_type", IPCBENCH_BUILD_TYPE);
+  benchmark::AddCustomContext("compiler", IPCBENCH_COMPILER);
+  benchmark::AddCustomContext("benchmark_library_version", IPCBENCH_BENCHMARK_VERSION);
+  for (const auto& [k, v] : machine_context()) benchmark::AddCustomContext(k, v);
+  benchmark::AddCustomContext("pin_mode", placement.mode);
+  benchmark::AddCustomContext("pin_client_cpu", std::to_string(placement.client_cpu));
+  benchmark::AddCustomContext("pin_peer_cpu", std::to_string(placement.peer_cpu));
+  if (!placement.note.empty()) benchmark::AddCustomContext("pin_note", placement.note);
+  benchmark::AddCustomContext("verify_payload", opts.verify ? "true" : "false");
+  benchmark::AddCustomContext("message_header_bytes", std::to_string(kHeaderBytes));
+  benchmark::AddCustomContext("latency_metric",
+                              "rtt_* = full round trip (request + reply), CLOCK_MONOTONIC");
+  benchmark::AddCustomContext("wait_strategy", "blocking system calls");
+  benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));
+
+  benchmark::RunSpecifiedBenchmarks();
+  std::size_t failed = runner.failed_cells();
+  benchmark::Shutdown();
+  if (failed > 0) {
+    std::fprintf(stderr, "ipcbench: %zu cell(s) failed; see error_message in the results\n",
+                 failed);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ipcbench
+
+int main(int argc, char** argv) {
+  try {
+    return ipcbench::main_impl(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ipcbench: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,50 @@
+// The suite's own command-line options (Google Benchmark's flags are handled by the
+// library and never reach this parser).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "harness/placement.h"
+#include "transports/transport.h"
+
+namespace ipcbench {
+
+// Bad input: main prints "ipcbench: <what()>" on one line and exits 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class Workload { kPingpong, kThroughput };
+const char* workload_name(Workload w);
+
+struct SuiteOptions {
+  std::vector<const Transport*> transports;
+  std::vector<Workload> workloads;
+  std::vector<std::size_t> sizes;
+  std::string pin_spec = "cross";
+  bool quick = false;
+  bool verify = false;
+  std::chrono::milliseconds cell_timeout{60000};
+  enum class List { kNone, kText, kJson } list = List::kNone;
+  bool help = false;
+};
+
+// "64", "4K"/"4k"/"4KiB", "1M", "1G" (binary multiples). Throws UsageError.
+std::size_t parse_size(std::string_view text);
+
+// Parses everything after argv[0] that Google Benchmark left. Throws UsageError naming
+// the offending option or value; checks each size against each chosen transport.
+SuiteOptions parse_suite_options(const std::vector<std::string>& args);
+
+// Default sizes: 64 B to 1 MiB in steps of x4; --quick: 64 B, 4 KiB, 64 KiB, 1 MiB.
+std::vector<std::size_t> default_sizes(bool quick);
+
+const char* usage_text();
+
+}  // namespace ipcbench

@@ -1,0 +1,96 @@
+#include "bench/peer.h"
+
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "bench/protocol.h"
+#include "harness/error.h"
+#include "harness/process.h"
+#include "transports/registry.h"
+
+namespace ipcbench {
+namespace {
+
+void send_control(Channel& ch, Kind kind, std::uint32_t seq) {
+  std::byte msg[kHeaderBytes];
+  stamp(msg, seq, kind, payload_digest({}));
+  ch.send(msg);
+}
+
+int run_bench(Channel& ch, const PeerArgs& a) {
+  std::vector<std::byte> buf(std::max(a.max_size, kHeaderBytes));
+  send_control(ch, Kind::kReady, 0);
+  std::uint32_t expected = 1;
+  for (;;) {
+    std::size_t n = ch.recv(buf);
+    if (n == 0) return 0;  // the benchmark side closed: nothing more to do
+    std::span<std::byte> msg(buf.data(), n);
+    if (n < kHeaderBytes) throw ProtocolError("short message of " + std::to_string(n) + " bytes");
+    Kind kind = read_header(msg).kind;
+    if (kind == Kind::kStop) return 0;
+    std::string err = check_message(msg, kind, expected, a.verify);
+    if (!err.empty()) throw ProtocolError(err);
+    switch (kind) {
+      case Kind::kPing:
+        ch.send(msg);
+        break;
+      case Kind::kData:
+        break;
+      case Kind::kSync:
+        send_control(ch, Kind::kAck, expected);
+        break;
+      default:
+        throw ProtocolError("unexpected message kind " +
+                            std::to_string(static_cast<std::uint32_t>(kind)));
+    }
+    ++expected;
+  }
+}
+
+int run_echo(Channel& ch, const PeerArgs& a) {
+  std::vector<std::byte> buf(std::max<std::size_t>(a.max_size, 1));
+  for (;;) {
+    std::size_t n = ch.recv(buf);
+    if (n == 0) return 0;
+    ch.send(std::span(buf.data(), n));
+  }
+}
+
+}  // namespace
+
+int run_peer(const PeerArgs& a) {
+  const Transport* t = find_transport(a.transport);
+  if (!t) {
+    std::fprintf(stderr, "ipcbench peer: unknown transport '%s'\n", a.transport.c_str());
+    return 2;
+  }
+  std::unique_ptr<Channel> ch;
+  try {
+    ch = t->connect(Endpoint{a.addresses, {}});
+    return a.role == "echo" ? run_echo(*ch, a) : run_bench(*ch, a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ipcbench peer (%s): %s\n", a.transport.c_str(), e.what());
+    if (ch) {
+      try {  // tell the benchmark side why, if the link still carries anything
+        std::string text = e.what();
+        std::vector<std::byte> msg(kHeaderBytes + text.size());
+        std::memcpy(msg.data() + kHeaderBytes, text.data(), text.size());
+        stamp(msg, 0, Kind::kError, 0);
+        ch->send(msg);
+      } catch (const std::exception&) {
+      }
+    }
+    return 3;
+  }
+}
+
+std::vector<std::string> peer_command(const PeerArgs& a) {
+  std::vector<std::string> argv = {self_exe(), "--peer", "--transport=" + a.transport,
+                                   "--max-size=" + std::to_string(a.max_size), "--role=" + a.role};
+  for (const auto& addr : a.addresses) argv.push_back("--address=" + addr);
+  if (a.verify) argv.push_back("--verify");
+  return argv;
+}
+
+}  // namespace ipcbench

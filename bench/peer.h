@@ -1,0 +1,31 @@
+// The peer process: the far end of every cell, the same binary run as
+//   ipcbench --peer --transport=NAME --address=A [--address=B] --max-size=N
+//            [--verify] [--role=bench|echo]
+// role bench (default) speaks the workload protocol (bench/protocol.h): it sends
+// kReady once connected, echoes kPing, consumes kData, answers kSync with kAck, and
+// exits on kStop or when the link closes. Any check that fails is sent back as kError
+// and the peer exits with status 3. role echo returns every message unchanged, whatever
+// its content (the conformance tests use it).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace ipcbench {
+
+struct PeerArgs {
+  std::string transport;
+  std::vector<std::string> addresses;
+  std::size_t max_size = 0;
+  bool verify = false;
+  std::string role = "bench";
+};
+
+// Returns the process exit status; never throws.
+int run_peer(const PeerArgs& args);
+
+// The command line that starts a peer (argv[0] = this executable).
+std::vector<std::string> peer_command(const PeerArgs& args);
+
+}  // namespace ipcbench

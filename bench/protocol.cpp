@@ -1,0 +1,88 @@
+#include "bench/protocol.h"
+
+#include <bit>
+#include <random>
+
+namespace ipcbench {
+
+std::uint32_t payload_digest(std::span<const std::byte> p) {
+  // xxHash64-style lanes: multiply, rotate, multiply; then a full avalanche of each lane.
+  constexpr std::uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full;
+  auto avalanche = [](std::uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+  };
+  std::uint64_t lane[4] = {kP1, kP2, kP1 ^ kP2, kP2 * 3};
+  std::size_t i = 0, n = p.size();
+  for (; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      std::uint64_t w;
+      std::memcpy(&w, p.data() + i + 8 * k, 8);
+      lane[k] = std::rotl(lane[k] + w * kP2, 31) * kP1;
+    }
+  }
+  std::uint64_t h = n;
+  for (std::uint64_t l : lane) h = (h ^ avalanche(l)) * kP1;
+  for (; i < n; ++i) h = std::rotl(h ^ static_cast<std::uint8_t>(p[i]) * kP2, 23) * kP1;
+  return static_cast<std::uint32_t>(avalanche(h));
+}
+
+std::uint32_t fill_payload(std::span<std::byte> msg, std::uint64_t seed) {
+  auto payload = msg.subspan(kHeaderBytes);
+  std::mt19937_64 rng(seed);
+  std::size_t i = 0;
+  for (; i + 8 <= payload.size(); i += 8) {
+    std::uint64_t w = rng();
+    std::memcpy(payload.data() + i, &w, 8);
+  }
+  for (; i < payload.size(); ++i) payload[i] = static_cast<std::byte>(rng());
+  return payload_digest(payload);
+}
+
+namespace {
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::kReady:
+      return "ready";
+    case Kind::kPing:
+      return "ping";
+    case Kind::kData:
+      return "data";
+    case Kind::kSync:
+      return "sync";
+    case Kind::kAck:
+      return "ack";
+    case Kind::kStop:
+      return "stop";
+    case Kind::kError:
+      return "error";
+  }
+  return "unknown";
+}
+}  // namespace
+
+std::string check_message(std::span<const std::byte> msg, Kind kind, std::uint32_t seq,
+                          bool verify) {
+  if (msg.size() < kHeaderBytes)
+    return "message of " + std::to_string(msg.size()) + " bytes is shorter than its header";
+  MsgHeader h = read_header(msg);
+  if (h.kind != kind)
+    return std::string("expected a ") + kind_name(kind) + " message, got kind " +
+           kind_name(h.kind) + " (0x" + std::to_string(static_cast<std::uint32_t>(h.kind)) + ")";
+  if (h.len != msg.size())
+    return "length mismatch: header says " + std::to_string(h.len) + ", " +
+           std::to_string(msg.size()) + " bytes arrived";
+  if (h.seq != seq)
+    return "sequence mismatch: expected " + std::to_string(seq) + ", got " + std::to_string(h.seq);
+  if (verify) {
+    std::uint32_t want = h.check ^ header_mix(h.seq, h.len, h.kind);
+    if (payload_digest(msg.subspan(kHeaderBytes)) != want)
+      return "payload checksum mismatch in message " + std::to_string(seq);
+  }
+  return {};
+}
+
+}  // namespace ipcbench

@@ -1,0 +1,68 @@
+// What the workloads put in every message: a 16-byte header, then the payload.
+//
+// The header carries a sequence number, the message's length, its kind and a checksum
+// over the header fields and the payload. Receivers always check kind, sequence and
+// length; with --verify they also recompute the payload checksum. The payload is a
+// fixed pseudo-random pattern per cell, so the sender's per-message work is writing 16
+// bytes; the checksum of the payload is computed once per cell.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+
+namespace ipcbench {
+
+enum class Kind : std::uint32_t {
+  kReady = 0x52454459,  // peer → client, once connected
+  kPing = 0x50494e47,   // client → peer, echoed back unchanged
+  kData = 0x44415441,   // client → peer, one way
+  kSync = 0x53594e43,   // client → peer: acknowledge everything so far
+  kAck = 0x41434b21,    // peer → client, answer to kSync
+  kStop = 0x53544f50,   // client → peer: exit
+  kError = 0x4552524f,  // peer → client: the payload is an error text
+};
+
+struct MsgHeader {
+  std::uint32_t seq;
+  std::uint32_t len;  // whole message, header included
+  Kind kind;
+  std::uint32_t check;
+};
+static_assert(sizeof(MsgHeader) == 16);
+inline constexpr std::size_t kHeaderBytes = sizeof(MsgHeader);
+
+// Checksum of a payload (4 independent multiply-xor lanes, ~10 GB/s), folded to 32 bits.
+std::uint32_t payload_digest(std::span<const std::byte> payload);
+inline std::uint32_t header_mix(std::uint32_t seq, std::uint32_t len, Kind kind) {
+  std::uint64_t h = (std::uint64_t{seq} << 32 | len) * 0x9E3779B97F4A7C15ull;
+  h ^= static_cast<std::uint32_t>(kind) * 0xC2B2AE3D27D4EB4Full;
+  return static_cast<std::uint32_t>(h ^ (h >> 29));
+}
+
+inline MsgHeader read_header(std::span<const std::byte> msg) {
+  MsgHeader h;
+  std::memcpy(&h, msg.data(), sizeof h);
+  return h;
+}
+inline void write_header(std::span<std::byte> msg, const MsgHeader& h) {
+  std::memcpy(msg.data(), &h, sizeof h);
+}
+
+// Fills msg[kHeaderBytes..] with the cell's pattern and returns its digest.
+std::uint32_t fill_payload(std::span<std::byte> msg, std::uint64_t seed);
+
+// Stamps seq/len/kind/check into msg, given the payload's digest.
+inline void stamp(std::span<std::byte> msg, std::uint32_t seq, Kind kind, std::uint32_t digest) {
+  auto len = static_cast<std::uint32_t>(msg.size());
+  write_header(msg, MsgHeader{seq, len, kind, header_mix(seq, len, kind) ^ digest});
+}
+
+// Checks a received message. Returns an empty string when it is what was expected, or
+// a one-line description of what is wrong. With verify, the payload checksum too.
+std::string check_message(std::span<const std::byte> msg, Kind kind, std::uint32_t seq,
+                          bool verify);
+
+}  // namespace ipcbench

@@ -1,0 +1,67 @@
+#include "bench/session.h"
+
+#include "bench/peer.h"
+#include "bench/protocol.h"
+#include "harness/error.h"
+
+namespace ipcbench {
+
+std::size_t expect(Channel& ch, std::span<std::byte> buf, Kind kind, std::uint32_t seq,
+                   bool verify) {
+  std::size_t n = ch.recv(buf);
+  if (n == 0) throw ProtocolError("peer closed the link");
+  std::span<const std::byte> msg(buf.data(), n);
+  if (n >= kHeaderBytes && read_header(msg).kind == Kind::kError)
+    throw ProtocolError(
+        "peer: " +
+        std::string(reinterpret_cast<const char*>(buf.data()) + kHeaderBytes, n - kHeaderBytes));
+  std::string err = check_message(msg, kind, seq, verify);
+  if (!err.empty()) throw ProtocolError(err);
+  return n;
+}
+
+PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
+    : dog_(dog), config_(std::move(config)) {
+  std::unique_ptr<Listener> listener = config_.transport->listen(dir);
+  PeerArgs args{config_.transport->info().name, listener->endpoint().addresses, config_.max_size,
+                config_.verify, "bench"};
+  SpawnOptions so{peer_command(args), listener->endpoint().inherit_fds, config_.placement.peer_cpu};
+  child_ = ChildProcess::spawn(so);
+  auto deadline = std::chrono::steady_clock::now() + config_.timeout;
+  dog_.arm(child_.pid(), config_.timeout);
+  try {
+    channel_ = listener->accept(SetupWait{deadline, [this] { return child_.alive(); }});
+    std::byte ready[kHeaderBytes];
+    expect(*channel_, ready, Kind::kReady, 0, false);
+  } catch (const std::exception& e) {
+    dog_.disarm();
+    throw ProtocolError(explain(std::string("peer set-up: ") + e.what()));
+  }
+  dog_.disarm();
+}
+
+PeerSession::~PeerSession() {
+  if (channel_ && !broken_) {
+    try {
+      std::byte stop[kHeaderBytes];
+      stamp(stop, next_seq(), Kind::kStop, 0);
+      channel_->send(stop);
+    } catch (const std::exception&) {
+    }
+  }
+  channel_.reset();  // closing our end also ends a peer that missed the stop
+  child_.finish(std::chrono::milliseconds(2000));
+}
+
+std::string PeerSession::explain(const std::string& what) {
+  // The session is being abandoned: give the peer a moment to exit on its own, then
+  // make sure it is gone, and say how it ended.
+  std::string how = child_.finish(std::chrono::milliseconds(500));
+  std::string out = what + " (peer " + how;
+  if (dog_.fired())
+    out += "; watchdog: no progress within " + std::to_string(config_.timeout.count()) +
+           " ms, peer killed";
+  return out + ")";
+}
+
+}  // namespace ipcbench

@@ -1,0 +1,66 @@
+// A live peer: its process, the connected channel, the shared sequence counter.
+//
+// Google Benchmark calls a cell's function several times (to find an iteration count,
+// then per repetition); a session outlives those calls, so the peer is spawned and
+// connected once per transport, not once per call. A session that saw any error is
+// marked broken and never reused.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/protocol.h"
+#include "harness/placement.h"
+#include "harness/process.h"
+#include "harness/run_dir.h"
+#include "harness/watchdog.h"
+#include "transports/transport.h"
+
+namespace ipcbench {
+
+struct SessionConfig {
+  const Transport* transport = nullptr;
+  Placement placement;
+  bool verify = false;
+  std::size_t max_size = 0;  // largest message the peer must take
+  std::chrono::milliseconds timeout{60000};
+};
+
+class PeerSession {
+ public:
+  // Listens, spawns the peer (pinned), accepts and waits for its ready message, all
+  // within config.timeout. Throws on any failure; nothing is left behind.
+  PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config);
+  // Sends kStop, waits briefly for a clean exit, kills and reaps otherwise.
+  ~PeerSession();
+
+  Channel& channel() { return *channel_; }
+  const SessionConfig& config() const { return config_; }
+  ChildProcess& child() { return child_; }
+  Watchdog& watchdog() { return dog_; }
+  std::uint32_t next_seq() { return ++seq_; }
+
+  bool broken() const { return broken_; }
+  void mark_broken() { broken_ = true; }
+  // Turns a failure into the text of the cell's error: names a watchdog kill or the
+  // peer's exit status.
+  std::string explain(const std::string& what);
+
+ private:
+  Watchdog& dog_;
+  SessionConfig config_;
+  ChildProcess child_;
+  std::unique_ptr<Channel> channel_;
+  std::uint32_t seq_ = 0;
+  bool broken_ = false;
+};
+
+// Reads the next message and throws ProtocolError unless it is of `kind` with `seq`.
+// A kError message from the peer becomes "peer: <its text>".
+std::size_t expect(Channel& ch, std::span<std::byte> buf, Kind kind, std::uint32_t seq,
+                   bool verify);
+
+}  // namespace ipcbench

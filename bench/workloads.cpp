@@ -1,0 +1,124 @@
+#include "bench/workloads.h"
+
+#include <chrono>
+#include <vector>
+
+#include "bench/protocol.h"
+#include "harness/error.h"
+#include "harness/histogram.h"
+
+namespace ipcbench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+inline std::uint64_t ns_between(Clock::time_point a, Clock::time_point b) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
+}
+
+// Runs untimed round trips (or one-way messages plus a sync) for about `budget` or
+// `max_msgs` messages, whichever comes first: caches, page tables and socket buffers warm.
+constexpr auto kWarmupBudget = std::chrono::milliseconds(20);
+constexpr int kWarmupMsgs = 200;
+
+void record_placement(benchmark::State& state, const PeerSession& s, std::size_t size) {
+  const Placement& p = s.config().placement;
+  state.counters["msg_bytes"] = static_cast<double>(size);
+  state.counters["client_cpu"] = p.client_cpu;
+  state.counters["peer_cpu"] = p.peer_cpu;
+  state.SetLabel("pin=" + p.describe() + " wait=blocking");
+}
+
+void sync(PeerSession& s, std::span<std::byte> buf) {
+  std::uint32_t seq = s.next_seq();
+  std::byte msg[kHeaderBytes];
+  stamp(msg, seq, Kind::kSync, payload_digest({}));
+  s.channel().send(msg);
+  expect(s.channel(), buf, Kind::kAck, seq, false);
+}
+
+}  // namespace
+
+void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
+  Channel& ch = s.channel();
+  const bool verify = s.config().verify;
+  std::vector<std::byte> out(size), in(size);
+  const std::uint32_t digest = fill_payload(out, size);
+
+  auto warm_end = Clock::now() + kWarmupBudget;
+  for (int i = 0; i < kWarmupMsgs && Clock::now() < warm_end; ++i) {
+    std::uint32_t seq = s.next_seq();
+    stamp(out, seq, Kind::kPing, digest);
+    ch.send(out);
+    expect(ch, in, Kind::kPing, seq, verify);
+  }
+
+  Histogram hist;
+  for (auto _ : state) {
+    std::uint32_t seq = s.next_seq();
+    stamp(out, seq, Kind::kPing, digest);
+    auto t0 = Clock::now();
+    ch.send(out);
+    std::size_t n = ch.recv(in);
+    auto t1 = Clock::now();
+    std::span<const std::byte> reply(in.data(), n);
+    if (n != size || read_header(reply).seq != seq || read_header(reply).kind != Kind::kPing ||
+        (verify && !check_message(reply, Kind::kPing, seq, true).empty())) {
+      // Off the fast path: say exactly what is wrong (or what the peer reported).
+      if (n == 0) throw ProtocolError("peer closed the link");
+      std::string err =
+          read_header(reply).kind == Kind::kError
+              ? "peer: " + std::string(reinterpret_cast<const char*>(in.data()) + kHeaderBytes,
+                                       n - kHeaderBytes)
+              : check_message(reply, Kind::kPing, seq, verify);
+      throw ProtocolError(err.empty() ? "reply differs from the request" : err);
+    }
+    std::uint64_t rtt = ns_between(t0, t1);
+    hist.record(rtt);
+    state.SetIterationTime(static_cast<double>(rtt) * 1e-9);
+  }
+
+  record_placement(state, s, size);
+  state.counters["rtt_p50_ns"] = hist.percentile(50);
+  state.counters["rtt_p90_ns"] = hist.percentile(90);
+  state.counters["rtt_p99_ns"] = hist.percentile(99);
+  state.counters["rtt_p999_ns"] = hist.percentile(99.9);
+  state.counters["rtt_max_ns"] = static_cast<double>(hist.max());
+  state.counters["rtt_mean_ns"] = hist.mean();
+  state.counters["rtt_min_ns"] = static_cast<double>(hist.min());
+}
+
+void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
+  Channel& ch = s.channel();
+  std::vector<std::byte> out(size), in(std::max(size, kHeaderBytes));
+  const std::uint32_t digest = fill_payload(out, size);
+
+  auto warm_end = Clock::now() + kWarmupBudget;
+  for (int i = 0; i < kWarmupMsgs && Clock::now() < warm_end; ++i) {
+    stamp(out, s.next_seq(), Kind::kData, digest);
+    ch.send(out);
+  }
+  sync(s, in);
+
+  const auto last = state.max_iterations;
+  benchmark::IterationCount i = 0;
+  auto t0 = Clock::now();
+  for (auto _ : state) {
+    stamp(out, s.next_seq(), Kind::kData, digest);
+    ch.send(out);
+    if (++i == last) {
+      sync(s, in);  // the peer has received and checked every message
+      state.SetIterationTime(static_cast<double>(ns_between(t0, Clock::now())) * 1e-9);
+    } else {
+      state.SetIterationTime(0);
+    }
+  }
+
+  record_placement(state, s, size);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(size));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+}  // namespace ipcbench

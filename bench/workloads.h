@@ -1,0 +1,25 @@
+// The workloads, each written once against Channel; none knows which transport it drives.
+//
+// pingpong    the client sends an N-byte message, the peer returns it; every round trip
+//             is timed (two clock reads) into a histogram; one iteration = one round trip.
+// throughput  the client streams N-byte messages one way; after the last one of a run
+//             it sends kSync and the run's clock stops only when the peer's kAck arrives,
+//             so no message still in flight is counted.
+//
+// Both use manual time (only the measured interval counts, not loop bookkeeping or
+// the untimed warm-up) and throw on any error; the caller turns it into SkipWithError.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <string>
+
+#include "bench/session.h"
+
+namespace ipcbench {
+
+void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size);
+void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size);
+
+}  // namespace ipcbench

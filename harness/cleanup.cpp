@@ -1,0 +1,85 @@
+#include "harness/cleanup.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+namespace ipcbench::cleanup {
+namespace {
+
+constexpr int kMaxPaths = 256;
+constexpr int kMaxPathLen = 512;
+constexpr int kMaxPids = 64;
+
+struct PathSlot {
+  std::atomic<bool> used{false};
+  char path[kMaxPathLen];
+};
+PathSlot g_paths[kMaxPaths];
+std::atomic<pid_t> g_pids[kMaxPids];
+std::atomic<bool> g_installed{false};
+
+void undo_everything() {
+  for (auto& p : g_pids) {
+    pid_t pid = p.exchange(0);
+    if (pid > 0) ::kill(pid, SIGKILL);
+  }
+  // Files first, then directories (which are empty by then).
+  for (auto& p : g_paths) {
+    if (p.used.load() && ::unlink(p.path) == 0) p.used.store(false);
+  }
+  for (auto& p : g_paths) {
+    if (p.used.exchange(false)) ::rmdir(p.path);
+  }
+}
+
+void on_signal(int sig) {
+  undo_everything();
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+}  // namespace
+
+void install_signal_handlers() {
+  if (g_installed.exchange(true)) return;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+int add_path(const char* path) {
+  std::size_t len = std::strlen(path);
+  if (len >= static_cast<std::size_t>(kMaxPathLen)) return -1;
+  for (int i = 0; i < kMaxPaths; ++i) {
+    bool expected = false;
+    if (g_paths[i].used.load()) continue;
+    std::memcpy(g_paths[i].path, path, len + 1);
+    if (g_paths[i].used.compare_exchange_strong(expected, true)) return i;
+  }
+  return -1;
+}
+
+void forget_path(int slot) {
+  if (slot >= 0 && slot < kMaxPaths) g_paths[slot].used.store(false);
+}
+
+void add_pid(pid_t pid) {
+  for (auto& p : g_pids) {
+    pid_t expected = 0;
+    if (p.compare_exchange_strong(expected, pid)) return;
+  }
+}
+
+void forget_pid(pid_t pid) {
+  for (auto& p : g_pids) {
+    pid_t expected = pid;
+    if (p.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+}  // namespace ipcbench::cleanup

@@ -1,0 +1,65 @@
+#include "harness/fd.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "harness/error.h"
+
+namespace ipcbench {
+
+void UniqueFd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+void write_all(int fd, std::span<const std::byte> buf, const char* what) {
+  const std::byte* p = buf.data();
+  std::size_t left = buf.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw SysError(what, errno);
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+std::size_t read_full(int fd, std::span<std::byte> buf, const char* what) {
+  std::size_t got = 0;
+  while (got < buf.size()) {
+    ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw SysError(what, errno);
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  return got;
+}
+
+void wait_fd(int fd, short events, const SetupWait& wait, const char* what) {
+  using clock = std::chrono::steady_clock;
+  for (;;) {
+    if (wait.peer_alive && !wait.peer_alive())
+      throw ProtocolError(std::string(what) + ": peer process exited before connecting");
+    auto now = clock::now();
+    if (now >= wait.deadline) throw ProtocolError(std::string(what) + ": timed out");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wait.deadline - now);
+    int slice = static_cast<int>(std::min<long>(left.count() + 1, 50));
+    pollfd p{fd, events, 0};
+    int rc = ::poll(&p, 1, slice);
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      throw SysError(what, errno);
+    }
+    if (rc > 0) return;
+  }
+}
+
+}  // namespace ipcbench

@@ -1,0 +1,52 @@
+// RAII file descriptor and whole-buffer I/O helpers.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <utility>
+
+namespace ipcbench {
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) reset(std::exchange(o.fd_, -1));
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// Writes all of buf (retrying short writes and EINTR). Throws SysError on failure,
+// including EPIPE when the reader is gone (SIGPIPE is ignored by the suite).
+void write_all(int fd, std::span<const std::byte> buf, const char* what);
+
+// Reads exactly buf.size() bytes. Returns the number read, which is less than
+// buf.size() only when the peer closed (EOF). Throws SysError on failure.
+std::size_t read_full(int fd, std::span<std::byte> buf, const char* what);
+
+// What to wait for while a connection is being set up: a deadline, and a test that the
+// peer process still lives (so a peer that died before connecting fails fast).
+struct SetupWait {
+  std::chrono::steady_clock::time_point deadline;
+  std::function<bool()> peer_alive;
+};
+
+// Polls fd for `events` until ready. Throws ProtocolError on timeout or peer death.
+void wait_fd(int fd, short events, const SetupWait& wait, const char* what);
+
+}  // namespace ipcbench

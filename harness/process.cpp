@@ -1,0 +1,155 @@
+#include "harness/process.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "harness/cleanup.h"
+#include "harness/error.h"
+#include "harness/fd.h"
+
+namespace ipcbench {
+
+const std::string& self_exe() {
+  static const std::string path = [] {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n < 0) throw SysError("readlink /proc/self/exe", errno);
+    return std::string(buf, static_cast<std::size_t>(n));
+  }();
+  return path;
+}
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+namespace {
+
+// Runs in the child between fork and exec: only async-signal-safe calls.
+[[noreturn]] void child_exec(const SpawnOptions& opts, char* const* argv, pid_t parent,
+                             int err_fd) {
+  auto fail = [err_fd](int err) {
+    ssize_t ignored = ::write(err_fd, &err, sizeof err);
+    (void)ignored;
+    ::_exit(127);
+  };
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
+  if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
+  // Everything not inherited on purpose is closed at exec.
+  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  for (int fd : opts.inherit_fds) {
+    if (::fcntl(fd, F_SETFD, 0) != 0) fail(errno);
+  }
+  if (::fcntl(err_fd, F_SETFD, FD_CLOEXEC) != 0) fail(errno);
+  if (opts.cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(opts.cpu, &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0) fail(errno);
+  }
+  ::signal(SIGPIPE, SIG_DFL);
+  ::execv(argv[0], argv);
+  fail(errno);
+  ::_exit(127);
+}
+
+}  // namespace
+
+ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
+  std::vector<char*> argv;
+  for (const auto& a : opts.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  int errpipe[2];
+  check_sys(::pipe2(errpipe, O_CLOEXEC), "pipe2 (spawn)");
+  UniqueFd err_r(errpipe[0]), err_w(errpipe[1]);
+
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) throw SysError("fork", errno);
+  if (pid == 0) child_exec(opts, argv.data(), parent, err_w.get());
+
+  ChildProcess child;
+  child.pid_ = pid;
+  child.exited_ = false;
+  cleanup::add_pid(pid);
+  err_w.reset();
+  int child_errno = 0;
+  std::size_t n =
+      read_full(err_r.get(), std::as_writable_bytes(std::span<int>(&child_errno, 1)), "spawn");
+  if (n == sizeof child_errno) {
+    child.reap(true);
+    throw SysError("exec " + opts.argv[0], child_errno);
+  }
+  return child;
+}
+
+ChildProcess::ChildProcess(ChildProcess&& o) noexcept
+    : pid_(std::exchange(o.pid_, -1)),
+      status_(o.status_),
+      exited_(std::exchange(o.exited_, true)) {}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& o) noexcept {
+  if (this != &o) {
+    kill_now();
+    pid_ = std::exchange(o.pid_, -1);
+    status_ = o.status_;
+    exited_ = std::exchange(o.exited_, true);
+  }
+  return *this;
+}
+
+ChildProcess::~ChildProcess() { kill_now(); }
+
+void ChildProcess::reap(bool block) {
+  if (exited_ || pid_ <= 0) return;
+  for (;;) {
+    pid_t r = ::waitpid(pid_, &status_, block ? 0 : WNOHANG);
+    if (r == pid_) {
+      exited_ = true;
+      cleanup::forget_pid(pid_);
+      return;
+    }
+    if (r == 0) return;
+    if (errno == EINTR) continue;
+    exited_ = true;  // ECHILD: someone else reaped it; nothing left to wait for
+    cleanup::forget_pid(pid_);
+    return;
+  }
+}
+
+bool ChildProcess::alive() {
+  reap(false);
+  return !exited_;
+}
+
+void ChildProcess::kill_now() {
+  if (exited_ || pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  reap(true);
+}
+
+std::string ChildProcess::finish(std::chrono::milliseconds grace) {
+  if (pid_ <= 0) return "not started";
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (alive() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!exited_) kill_now();
+  return describe_wait_status(status_);
+}
+
+}  // namespace ipcbench

@@ -1,0 +1,51 @@
+// Peer processes: spawn with fork+exec, pin, die-with-parent, and always reap.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace ipcbench {
+
+// Path of the running executable (read from /proc/self/exe), used to exec peers.
+const std::string& self_exe();
+
+struct SpawnOptions {
+  std::vector<std::string> argv;  // argv[0] is the program to exec
+  std::vector<int> inherit_fds;   // descriptors the child keeps, at the same numbers
+  int cpu = -1;                   // pin the child to this CPU before exec; -1 = no pinning
+};
+
+// One child process. The child gets PR_SET_PDEATHSIG(SIGKILL), so it dies with the
+// spawning thread; every other descriptor is closed on exec. The destructor kills
+// (SIGKILL) and reaps a child that is still running: no orphan, no zombie.
+class ChildProcess {
+ public:
+  // Throws SysError when fork fails or when exec fails in the child.
+  static ChildProcess spawn(const SpawnOptions& opts);
+
+  ChildProcess() = default;
+  ChildProcess(ChildProcess&& o) noexcept;
+  ChildProcess& operator=(ChildProcess&& o) noexcept;
+  ~ChildProcess();
+
+  pid_t pid() const { return pid_; }
+  // True while the child runs; reaps it (non-blocking) once it has exited.
+  bool alive();
+  // Waits up to `grace` for a normal exit, then SIGKILLs. Returns a description of how
+  // the child ended: "exit 0", "exit 3", "killed by signal 9".
+  std::string finish(std::chrono::milliseconds grace);
+  void kill_now();
+
+ private:
+  void reap(bool block);
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool exited_ = true;
+};
+
+std::string describe_wait_status(int status);
+
+}  // namespace ipcbench

@@ -1,0 +1,54 @@
+#include "harness/run_dir.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "harness/cleanup.h"
+#include "harness/error.h"
+
+namespace ipcbench {
+namespace {
+
+bool usable_dir(const char* p) {
+  struct stat st {};
+  return p && *p && ::stat(p, &st) == 0 && S_ISDIR(st.st_mode) && ::access(p, W_OK | X_OK) == 0;
+}
+
+std::string base_dir() {
+  for (const char* env : {"XDG_RUNTIME_DIR", "TMPDIR"}) {
+    const char* v = std::getenv(env);
+    if (usable_dir(v)) return v;
+  }
+  return "/tmp";
+}
+
+}  // namespace
+
+RunDir::RunDir() {
+  std::string tmpl = base_dir() + "/ipcbench-" + std::to_string(::getpid()) + "-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) throw SysError("mkdtemp " + tmpl, errno);
+  path_ = buf.data();  // mkdtemp creates it 0700
+  slot_ = cleanup::add_path(path_.c_str());
+}
+
+RunDir::~RunDir() {
+  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
+    ::unlink(it->path.c_str());
+    cleanup::forget_path(it->slot);
+  }
+  ::rmdir(path_.c_str());
+  cleanup::forget_path(slot_);
+}
+
+std::string RunDir::make_path(std::string_view stem) {
+  std::string p = path_ + "/" + std::string(stem) + "-" + std::to_string(next_++);
+  entries_.push_back({p, cleanup::add_path(p.c_str())});
+  return p;
+}
+
+}  // namespace ipcbench

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds with -Werror and runs every test (ctest).
+#   --sanitizers   also build and run the tests under ASan+UBSan and under TSan
+#                  (the default when CI=true)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. scripts/deps.sh
+ipcbench_install_deps clang-format
+
+sanitizers=0
+[ "${CI:-}" = "true" ] && sanitizers=1
+for a in "$@"; do
+  case "$a" in
+    --sanitizers) sanitizers=1 ;;
+    --no-sanitizers) sanitizers=0 ;;
+    *) echo "test.sh: unknown option '$a'" >&2; exit 2 ;;
+  esac
+done
+
+echo "== clang-format check"
+git ls-files -z '*.cpp' '*.h' | xargs -0 -r clang-format --dry-run --Werror
+
+run_suite() {  # run_suite BUILD_DIR [cmake args…]
+  local dir=$1; shift
+  echo "== build $dir $*"
+  cmake -S . -B "$dir" -DIPCBENCH_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)" >/dev/null
+  echo "== test $dir"
+  (cd "$dir" && ctest -j2 --output-on-failure --timeout 600)
+}
+
+run_suite build -DCMAKE_BUILD_TYPE=Release
+if [ "$sanitizers" = 1 ]; then
+  run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DIPCBENCH_SANITIZE=address;undefined"
+  TSAN_OPTIONS="halt_on_error=1" run_suite build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DIPCBENCH_SANITIZE=thread
+fi

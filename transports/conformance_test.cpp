@@ -1,0 +1,138 @@
+// One conformance suite, run against every registered transport with a real peer
+// process (build/ipcbench --peer --role=echo) on the other end.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "bench/peer.h"
+#include "harness/cleanup.h"
+#include "harness/error.h"
+#include "harness/process.h"
+#include "harness/run_dir.h"
+#include "transports/registry.h"
+
+namespace ipcbench {
+namespace {
+
+constexpr std::size_t kMaxTestBytes = 4u << 20;
+
+struct Link {
+  std::unique_ptr<RunDir> dir = std::make_unique<RunDir>();
+  ChildProcess peer;
+  Endpoint ep;
+  std::unique_ptr<Channel> ch;
+};
+
+Link open_link(const Transport& t, std::size_t max_size) {
+  Link l;
+  auto listener = t.listen(*l.dir);
+  l.ep = listener->endpoint();
+  PeerArgs args{t.info().name, listener->endpoint().addresses, max_size, false, "echo"};
+  std::vector<std::string> argv = peer_command(args);
+  argv[0] = IPCBENCH_BINARY;
+  l.peer = ChildProcess::spawn({argv, listener->endpoint().inherit_fds, -1});
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  l.ch = listener->accept({deadline, [&l] { return l.peer.alive(); }});
+  return l;
+}
+
+std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+  std::vector<std::byte> v(n);
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = 0; i < n; i += 8) {
+    std::uint64_t w = rng();
+    std::memcpy(v.data() + i, &w, std::min<std::size_t>(8, n - i));
+  }
+  return v;
+}
+
+class Conformance : public ::testing::TestWithParam<const Transport*> {
+ protected:
+  static void SetUpTestSuite() { cleanup::install_signal_handlers(); }
+};
+
+TEST_P(Conformance, EverySizeArrivesIntact) {
+  const Transport& t = *GetParam();
+  Link l = open_link(t, kMaxTestBytes);
+  std::vector<std::byte> buf(kMaxTestBytes);
+  const std::size_t sizes[] = {1,     63,    64,    4095,           4096,
+                               65535, 65536, 65537, (1u << 20) + 1, kMaxTestBytes};
+  unsigned seed = 0;
+  for (std::size_t size : sizes) {
+    auto msg = pattern(size, ++seed);
+    l.ch->send(msg);
+    std::size_t n = l.ch->recv(buf);
+    ASSERT_EQ(n, size) << t.info().name;
+    ASSERT_EQ(0, std::memcmp(buf.data(), msg.data(), size)) << t.info().name << " size " << size;
+  }
+  l.ch.reset();  // the echo peer sees EOF and exits 0
+  EXPECT_EQ(l.peer.finish(std::chrono::seconds(5)), "exit 0");
+}
+
+TEST_P(Conformance, RunDirectoryIsPrivateAndRemoved) {
+  const Transport& t = *GetParam();
+  std::string path;
+  {
+    Link l = open_link(t, 64);
+    path = l.dir->path();
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    for (const std::string& a : l.ep.addresses) {
+      if (a.rfind(path, 0) != 0) continue;  // descriptor numbers, host, port
+      ASSERT_EQ(::stat(a.c_str(), &st), 0) << a;
+      EXPECT_EQ(st.st_mode & 0777, 0600u) << a;
+    }
+  }
+  struct stat st {};
+  EXPECT_NE(::stat(path.c_str(), &st), 0) << path << " left behind";
+}
+
+TEST_P(Conformance, PeerDeathWhileWaitingIsSeenAsClose) {
+  Link l = open_link(*GetParam(), 64);
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ::kill(l.peer.pid(), SIGKILL);
+  });
+  std::vector<std::byte> buf(64);
+  std::size_t n = 1;
+  EXPECT_NO_THROW(n = l.ch->recv(buf));
+  EXPECT_EQ(n, 0u);
+  killer.join();
+}
+
+TEST_P(Conformance, SendingToADeadPeerIsAnErrorNotACrash) {
+  Link l = open_link(*GetParam(), 64);
+  l.peer.kill_now();
+  auto big = pattern(kMaxTestBytes, 9);
+  // The first send may still fit in kernel buffers; a few 4 MiB sends cannot.
+  EXPECT_THROW(
+      {
+        for (int i = 0; i < 8; ++i) l.ch->send(big);
+      },
+      SysError);
+}
+
+TEST_P(Conformance, DescribesItself) {
+  const TransportInfo& i = GetParam()->info();
+  EXPECT_FALSE(i.name.empty());
+  EXPECT_FALSE(i.paradigm.empty());
+  EXPECT_FALSE(i.reach.empty());
+  EXPECT_GE(i.max_message, kMaxTestBytes);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTransports, Conformance, ::testing::ValuesIn(all_transports()),
+                         [](const auto& info) {
+                           std::string n = info.param->info().name;
+                           for (char& c : n)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace ipcbench

@@ -1,0 +1,100 @@
+// Two named pipes (FIFOs) in the run directory; the peer is an unrelated process that
+// opens them by path.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "harness/error.h"
+#include "harness/run_dir.h"
+#include "transports/framing.h"
+
+namespace ipcbench {
+namespace {
+
+void clear_nonblock(int fd) {
+  int fl = static_cast<int>(check_sys(::fcntl(fd, F_GETFL), "fcntl"));
+  check_sys(::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK), "fcntl");
+}
+
+// Sent by the peer once both FIFOs are open.
+constexpr std::byte kHello{0x49};
+
+class FifoListener final : public Listener {
+ public:
+  explicit FifoListener(RunDir& dir) {
+    std::string down = dir.make_path("fifo-down"), up = dir.make_path("fifo-up");
+    for (const auto& p : {down, up}) check_sys(::mkfifo(p.c_str(), 0600), "mkfifo " + p);
+    ep_.addresses = {down, up};
+  }
+  const Endpoint& endpoint() const override { return ep_; }
+
+  std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    const std::string &down = ep_.addresses[0], &up = ep_.addresses[1];
+    // Opening the read end without O_NONBLOCK would block until the peer opens it.
+    UniqueFd rd(static_cast<int>(
+        check_sys(::open(up.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC), "open " + up)));
+    UniqueFd wr;
+    // A non-blocking open for writing fails with ENXIO until the peer opened for reading.
+    for (;;) {
+      int fd = ::open(down.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0) {
+        wr.reset(fd);
+        break;
+      }
+      if (errno != ENXIO) throw SysError("open " + down, errno);
+      if (wait.peer_alive && !wait.peer_alive())
+        throw ProtocolError("fifo: peer process exited before opening " + down);
+      if (std::chrono::steady_clock::now() >= wait.deadline)
+        throw ProtocolError("fifo: timed out waiting for the peer to open " + down);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    // Until a writer has opened `up`, a read would see EOF; the peer's hello byte tells
+    // us it has (poll on a FIFO that never had a writer does not report a hang-up).
+    wait_fd(rd.get(), POLLIN, wait, "fifo: waiting for the peer to open its write end");
+    clear_nonblock(rd.get());
+    std::byte hello{};
+    if (read_full(rd.get(), std::span(&hello, 1), "fifo: read hello") != 1 || hello != kHello)
+      throw ProtocolError("fifo: the peer did not say hello");
+    clear_nonblock(wr.get());
+    return std::make_unique<StreamChannel>(std::move(rd), std::move(wr));
+  }
+
+ private:
+  Endpoint ep_;
+};
+
+class FifoTransport final : public Transport {
+ public:
+  const TransportInfo& info() const override { return info_; }
+  std::unique_ptr<Listener> listen(RunDir& dir) const override {
+    return std::make_unique<FifoListener>(dir);
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+    if (ep.addresses.size() != 2) throw ProtocolError("fifo: expected two paths");
+    // Same order as the listener: our read end first, then our write end.
+    UniqueFd rd(static_cast<int>(check_sys(::open(ep.addresses[0].c_str(), O_RDONLY | O_CLOEXEC),
+                                           "open " + ep.addresses[0])));
+    UniqueFd wr(static_cast<int>(check_sys(::open(ep.addresses[1].c_str(), O_WRONLY | O_CLOEXEC),
+                                           "open " + ep.addresses[1])));
+    write_all(wr.get(), std::span(&kHello, 1), "fifo: write hello");
+    return std::make_unique<StreamChannel>(std::move(rd), std::move(wr));
+  }
+
+ private:
+  TransportInfo info_{"fifo",
+                      "byte stream",
+                      false,
+                      "same host (any process, by path)",
+                      kMaxFrameBytes,
+                      "two named pipes (mkfifo, 0600) in the private run directory; "
+                      "length-prefix framing"};
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_fifo_transport() { return std::make_unique<FifoTransport>(); }
+
+}  // namespace ipcbench

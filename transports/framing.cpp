@@ -1,0 +1,217 @@
+#include "transports/framing.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "harness/error.h"
+
+namespace ipcbench {
+namespace {
+
+constexpr std::size_t kPrefix = 4;
+constexpr std::size_t kBufferBytes = 64 * 1024;
+// From this previous-message size on, a header read also reads the body into place.
+constexpr std::size_t kDirectBytes = 4096;
+
+std::uint32_t load_len(const std::byte* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, sizeof v);  // x86-64 and aarch64 Linux are little-endian
+  return v;
+}
+
+void check_len(std::size_t len, std::size_t cap) {
+  if (len == 0) throw ProtocolError("framing: zero-length message on the wire");
+  if (len > cap)
+    throw ProtocolError("framing: incoming message of " + std::to_string(len) +
+                        " bytes exceeds the receive buffer of " + std::to_string(cap));
+}
+
+// writev until every byte of every iovec is out.
+void writev_all(int fd, iovec* iov, int cnt, const char* what) {
+  while (cnt > 0) {
+    ssize_t n = ::writev(fd, iov, cnt);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw SysError(what, errno);
+    }
+    auto left = static_cast<std::size_t>(n);
+    while (cnt > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --cnt;
+    }
+    if (cnt > 0) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+}
+
+[[noreturn]] void closed_mid_message(std::size_t got, std::size_t len) {
+  throw ProtocolError("peer closed mid-message (" + std::to_string(got) + " of " +
+                      std::to_string(len) + " bytes arrived)");
+}
+
+}  // namespace
+
+StreamChannel::StreamChannel(UniqueFd rd, UniqueFd wr)
+    : rd_(std::move(rd)), wr_(std::move(wr)), rbuf_(kBufferBytes) {}
+
+StreamChannel::StreamChannel(UniqueFd sock) : rd_(std::move(sock)), rbuf_(kBufferBytes) {}
+
+void StreamChannel::send(std::span<const std::byte> msg) {
+  check_len(msg.size(), kMaxFrameBytes);
+  auto len = static_cast<std::uint32_t>(msg.size());
+  iovec iov[2] = {{&len, kPrefix}, {const_cast<std::byte*>(msg.data()), msg.size()}};
+  writev_all(wfd(), iov, 2, "send (stream)");
+}
+
+void StreamChannel::compact() {
+  if (pos_ == end_) {
+    pos_ = end_ = 0;
+  } else if (pos_ > 0) {
+    std::memmove(rbuf_.data(), rbuf_.data() + pos_, buffered());
+    end_ -= pos_;
+    pos_ = 0;
+  }
+}
+
+void StreamChannel::stash(const std::byte* p, std::size_t n) {
+  compact();
+  if (end_ + n > rbuf_.size()) rbuf_.resize(end_ + n);
+  std::memmove(rbuf_.data() + n, rbuf_.data(), end_);
+  std::memcpy(rbuf_.data(), p, n);
+  end_ += n;
+}
+
+void StreamChannel::read_body(std::span<std::byte> dst, std::size_t have, std::size_t len) {
+  std::size_t got = have + read_full(rfd(), dst.subspan(have, len - have), "recv (stream)");
+  if (got < len) closed_mid_message(got, len);
+}
+
+std::size_t StreamChannel::recv(std::span<std::byte> buf) {
+  while (buffered() < kPrefix) {
+    compact();
+    const std::size_t need = kPrefix - buffered();
+    if (last_len_ >= kDirectBytes && buffered() == 0) {
+      // Header into our buffer, body (as long as the last one) straight into buf.
+      iovec iov[2] = {{rbuf_.data(), need}, {buf.data(), std::min(buf.size(), last_len_)}};
+      ssize_t n = ::readv(rfd(), iov, 2);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw SysError("recv (stream)", errno);
+      }
+      if (n == 0) return 0;
+      if (static_cast<std::size_t>(n) < need) {
+        end_ += static_cast<std::size_t>(n);
+        continue;
+      }
+      std::size_t len = load_len(rbuf_.data());
+      pos_ = end_ = 0;
+      std::size_t direct = static_cast<std::size_t>(n) - need;
+      if (direct > len) {  // the next message began: keep its bytes for later
+        stash(buf.data() + len, direct - len);
+        direct = len;
+      }
+      check_len(len, buf.size());
+      read_body(buf, direct, len);
+      last_len_ = len;
+      return len;
+    }
+    ssize_t n = ::read(rfd(), rbuf_.data() + end_, rbuf_.size() - end_);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw SysError("recv (stream)", errno);
+    }
+    if (n == 0) {
+      if (buffered() == 0) return 0;
+      closed_mid_message(buffered(), kPrefix);
+    }
+    end_ += static_cast<std::size_t>(n);
+  }
+  std::size_t len = load_len(rbuf_.data() + pos_);
+  check_len(len, buf.size());
+  pos_ += kPrefix;
+  std::size_t take = std::min(buffered(), len);
+  std::memcpy(buf.data(), rbuf_.data() + pos_, take);
+  pos_ += take;
+  if (take < len) read_body(buf, take, len);
+  last_len_ = len;
+  return len;
+}
+
+RecordChannel::RecordChannel(UniqueFd sock) : fd_(std::move(sock)) {}
+
+void RecordChannel::send(std::span<const std::byte> msg) {
+  check_len(msg.size(), kMaxFrameBytes);
+  auto len = static_cast<std::uint32_t>(msg.size());
+  std::size_t off = 0;
+  bool first = true;
+  while (first || off < msg.size()) {
+    iovec iov[2];
+    int cnt = 0;
+    std::size_t room = kRecordBytes;
+    if (first) {
+      iov[cnt++] = {&len, kPrefix};
+      room -= kPrefix;
+    }
+    std::size_t chunk = std::min(room, msg.size() - off);
+    iov[cnt++] = {const_cast<std::byte*>(msg.data()) + off, chunk};
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = static_cast<std::size_t>(cnt);
+    ssize_t n = ::sendmsg(fd_.get(), &mh, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw SysError("send (seqpacket)", errno);
+    }
+    off += chunk;  // SOCK_SEQPACKET sends a record whole or not at all
+    first = false;
+  }
+}
+
+std::size_t RecordChannel::recv(std::span<std::byte> buf) {
+  std::uint32_t len = 0;
+  std::size_t got = 0;
+  bool first = true;
+  while (first || got < len) {
+    iovec iov[2];
+    int cnt = 0;
+    if (first) iov[cnt++] = {&len, kPrefix};
+    iov[cnt++] = {buf.data() + got, buf.size() - got};
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = static_cast<std::size_t>(cnt);
+    ssize_t n = ::recvmsg(fd_.get(), &mh, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw SysError("recv (seqpacket)", errno);
+    }
+    if (mh.msg_flags & MSG_TRUNC)
+      throw ProtocolError("seqpacket: record larger than the receive buffer of " +
+                          std::to_string(buf.size()) + " bytes");
+    if (n == 0) {
+      if (first) return 0;
+      closed_mid_message(got, len);
+    }
+    std::size_t body = static_cast<std::size_t>(n);
+    if (first) {
+      if (body < kPrefix) throw ProtocolError("seqpacket: short first record");
+      body -= kPrefix;
+      check_len(len, buf.size());
+      first = false;
+    }
+    got += body;
+  }
+  if (got != len)
+    throw ProtocolError("seqpacket: records carried " + std::to_string(got) +
+                        " bytes for a message of " + std::to_string(len));
+  return len;
+}
+
+}  // namespace ipcbench

@@ -1,0 +1,61 @@
+// Message framing, in one place for every transport that needs it.
+//
+// StreamChannel carries messages over a byte stream (pipe, FIFO, stream socket, TCP):
+// each message is a 4-byte little-endian length followed by the body, sent with one
+// writev. Receiving takes one read per message in the common case: small messages come
+// through a 64 KiB buffer; once messages are large, the body is read straight into the
+// caller's buffer (readv), so the suite adds no copy of its own to the kernel's.
+//
+// RecordChannel carries messages over SOCK_SEQPACKET, where the kernel keeps record
+// boundaries: a message that fits in one record (64 KiB) is one record; a larger one is
+// split into records, never truncated. The first record starts with the total length.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "harness/fd.h"
+#include "transports/transport.h"
+
+namespace ipcbench {
+
+// Largest message any framed channel accepts (the suite's size limit).
+inline constexpr std::size_t kMaxFrameBytes = std::size_t{256} << 20;
+
+class StreamChannel final : public Channel {
+ public:
+  // Reads from rd and writes to wr. For a socket pass the same descriptor twice via
+  // the one-argument form.
+  StreamChannel(UniqueFd rd, UniqueFd wr);
+  explicit StreamChannel(UniqueFd sock);
+
+  void send(std::span<const std::byte> msg) override;
+  std::size_t recv(std::span<std::byte> buf) override;
+
+ private:
+  int rfd() const { return rd_.get(); }
+  int wfd() const { return wr_.valid() ? wr_.get() : rd_.get(); }
+  std::size_t buffered() const { return end_ - pos_; }
+  void compact();
+  void stash(const std::byte* p, std::size_t n);  // put bytes back in front of the buffer
+  void read_body(std::span<std::byte> dst, std::size_t have, std::size_t len);
+
+  UniqueFd rd_, wr_;
+  std::vector<std::byte> rbuf_;
+  std::size_t pos_ = 0, end_ = 0;
+  std::size_t last_len_ = 0;  // size of the previous message, a hint for the next read
+};
+
+class RecordChannel final : public Channel {
+ public:
+  static constexpr std::size_t kRecordBytes = 64 * 1024;
+  explicit RecordChannel(UniqueFd sock);
+
+  void send(std::span<const std::byte> msg) override;
+  std::size_t recv(std::span<std::byte> buf) override;
+
+ private:
+  UniqueFd fd_;
+};
+
+}  // namespace ipcbench

@@ -1,0 +1,136 @@
+// The framing codecs on socketpairs, including the cases a live peer cannot easily
+// produce on demand: a frame cut short, garbage lengths, size changes mid-stream.
+#include "transports/framing.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "harness/error.h"
+
+namespace ipcbench {
+namespace {
+
+std::pair<UniqueFd, UniqueFd> sockpair(int type) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) throw SysError("socketpair", errno);
+  return {UniqueFd(sv[0]), UniqueFd(sv[1])};
+}
+
+std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+  std::vector<std::byte> v(n);
+  std::mt19937 rng(seed);
+  for (auto& b : v) b = static_cast<std::byte>(rng());
+  return v;
+}
+
+template <class Ch>
+void stream_sizes(int type) {
+  auto [a, b] = sockpair(type);
+  Ch tx(std::move(a)), rx(std::move(b));
+  // Sizes that move both ways across the direct-read threshold and the 64 KiB buffer.
+  std::vector<std::size_t> sizes = {1, 63, 4095, 4096, 70000, 5, 1 << 20, 17, 65536, 65537, 3};
+  std::thread sender([&] {
+    for (std::size_t i = 0; i < sizes.size(); ++i)
+      tx.send(pattern(sizes[i], static_cast<unsigned>(i)));
+  });
+  std::vector<std::byte> buf(1 << 20);
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    std::size_t n = rx.recv(buf);
+    ASSERT_EQ(n, sizes[i]);
+    auto want = pattern(sizes[i], static_cast<unsigned>(i));
+    ASSERT_EQ(0, std::memcmp(buf.data(), want.data(), n)) << "message " << i;
+  }
+  sender.join();
+}
+
+TEST(StreamChannel, MixedSizesArriveIntactAndInOrder) { stream_sizes<StreamChannel>(SOCK_STREAM); }
+TEST(RecordChannel, MixedSizesArriveIntactAndInOrder) {
+  stream_sizes<RecordChannel>(SOCK_SEQPACKET);
+}
+
+TEST(StreamChannel, ManySmallMessagesQueuedBehindLargeOnes) {
+  auto [a, b] = sockpair(SOCK_STREAM);
+  StreamChannel tx(std::move(a)), rx(std::move(b));
+  std::thread sender([&] {
+    for (int i = 0; i < 2000; ++i)
+      tx.send(pattern(i % 3 == 0 ? 9000 : 40, static_cast<unsigned>(i)));
+  });
+  std::vector<std::byte> buf(9000);
+  for (int i = 0; i < 2000; ++i) {
+    std::size_t n = rx.recv(buf);
+    ASSERT_EQ(n, i % 3 == 0 ? 9000u : 40u);
+    auto want = pattern(n, static_cast<unsigned>(i));
+    ASSERT_EQ(0, std::memcmp(buf.data(), want.data(), n)) << i;
+  }
+  sender.join();
+}
+
+TEST(StreamChannel, CleanCloseBetweenMessagesReturnsZero) {
+  auto [a, b] = sockpair(SOCK_STREAM);
+  StreamChannel rx(std::move(b));
+  a.reset();
+  std::vector<std::byte> buf(16);
+  EXPECT_EQ(rx.recv(buf), 0u);
+}
+
+TEST(StreamChannel, CloseMidMessageIsAnError) {
+  auto [a, b] = sockpair(SOCK_STREAM);
+  StreamChannel rx(std::move(b));
+  std::uint32_t len = 100;
+  ASSERT_EQ(::write(a.get(), &len, 4), 4);
+  ASSERT_EQ(::write(a.get(), "half of it", 10), 10);
+  a.reset();
+  std::vector<std::byte> buf(100);
+  try {
+    rx.recv(buf);
+    FAIL() << "no error";
+  } catch (const ProtocolError& e) {
+    EXPECT_NE(std::string(e.what()).find("mid-message"), std::string::npos) << e.what();
+  }
+}
+
+TEST(StreamChannel, CloseInsideTheLengthPrefixIsAnError) {
+  auto [a, b] = sockpair(SOCK_STREAM);
+  StreamChannel rx(std::move(b));
+  ASSERT_EQ(::write(a.get(), "\x05\x00", 2), 2);
+  a.reset();
+  std::vector<std::byte> buf(16);
+  EXPECT_THROW(rx.recv(buf), ProtocolError);
+}
+
+TEST(StreamChannel, MessageLargerThanBufferIsAnError) {
+  auto [a, b] = sockpair(SOCK_STREAM);
+  StreamChannel tx(std::move(a)), rx(std::move(b));
+  tx.send(pattern(100, 1));
+  std::vector<std::byte> buf(99);
+  EXPECT_THROW(rx.recv(buf), ProtocolError);
+}
+
+TEST(StreamChannel, SendToClosedPeerThrowsInsteadOfKillingTheProcess) {
+  ::signal(SIGPIPE, SIG_IGN);
+  auto [a, b] = sockpair(SOCK_STREAM);
+  StreamChannel tx(std::move(a));
+  b.reset();
+  EXPECT_THROW(tx.send(pattern(4 << 20, 2)), SysError);
+}
+
+TEST(RecordChannel, CloseBetweenRecordsOfOneMessageIsAnError) {
+  auto [a, b] = sockpair(SOCK_SEQPACKET);
+  RecordChannel rx(std::move(b));
+  std::vector<std::byte> first(RecordChannel::kRecordBytes);
+  std::uint32_t len = 200000;
+  std::memcpy(first.data(), &len, 4);
+  ASSERT_EQ(::send(a.get(), first.data(), first.size(), 0), static_cast<ssize_t>(first.size()));
+  a.reset();
+  std::vector<std::byte> buf(200000);
+  EXPECT_THROW(rx.recv(buf), ProtocolError);
+}
+
+}  // namespace
+}  // namespace ipcbench

@@ -1,0 +1,74 @@
+// Two anonymous pipes. The benchmark process creates them; the peer, its child, inherits
+// its two ends and is told their numbers on its command line.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+
+#include "harness/error.h"
+#include "transports/framing.h"
+
+namespace ipcbench {
+namespace {
+
+class PipeListener final : public Listener {
+ public:
+  PipeListener() {
+    int down[2], up[2];
+    check_sys(::pipe2(down, O_CLOEXEC), "pipe2");
+    to_peer_r_.reset(down[0]);
+    to_peer_w_.reset(down[1]);
+    check_sys(::pipe2(up, O_CLOEXEC), "pipe2");
+    from_peer_r_.reset(up[0]);
+    from_peer_w_.reset(up[1]);
+    ep_.addresses = {std::to_string(to_peer_r_.get()), std::to_string(from_peer_w_.get())};
+    ep_.inherit_fds = {to_peer_r_.get(), from_peer_w_.get()};
+  }
+  const Endpoint& endpoint() const override { return ep_; }
+  std::unique_ptr<Channel> accept(const SetupWait&) override {
+    // The child holds its ends now; closing ours makes its exit visible as EOF.
+    to_peer_r_.reset();
+    from_peer_w_.reset();
+    return std::make_unique<StreamChannel>(std::move(from_peer_r_), std::move(to_peer_w_));
+  }
+
+ private:
+  UniqueFd to_peer_r_, to_peer_w_, from_peer_r_, from_peer_w_;
+  Endpoint ep_;
+};
+
+int parse_fd(const std::string& s) {
+  int fd = -1;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), fd);
+  if (ec != std::errc() || p != s.data() + s.size() || fd < 0)
+    throw ProtocolError("pipe: bad descriptor number '" + s + "'");
+  return fd;
+}
+
+class PipeTransport final : public Transport {
+ public:
+  const TransportInfo& info() const override { return info_; }
+  std::unique_ptr<Listener> listen(RunDir&) const override {
+    return std::make_unique<PipeListener>();
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+    if (ep.addresses.size() != 2) throw ProtocolError("pipe: expected two descriptors");
+    UniqueFd rd(parse_fd(ep.addresses[0])), wr(parse_fd(ep.addresses[1]));
+    // Not inherited any further than this process.
+    check_sys(::fcntl(rd.get(), F_SETFD, FD_CLOEXEC), "fcntl");
+    check_sys(::fcntl(wr.get(), F_SETFD, FD_CLOEXEC), "fcntl");
+    return std::make_unique<StreamChannel>(std::move(rd), std::move(wr));
+  }
+
+ private:
+  TransportInfo info_{
+      "pipe",         "byte stream",
+      false,          "same host (parent and child)",
+      kMaxFrameBytes, "two anonymous pipes; the child inherits its ends; length-prefix framing"};
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_pipe_transport() { return std::make_unique<PipeTransport>(); }
+
+}  // namespace ipcbench

@@ -1,0 +1,43 @@
+#include "transports/registry.h"
+
+namespace ipcbench {
+
+// Each transport unit defines one factory; adding a transport = one line here (and in
+// transports/CMakeLists.txt).
+std::unique_ptr<Transport> make_pipe_transport();
+std::unique_ptr<Transport> make_fifo_transport();
+std::unique_ptr<Transport> make_uds_transport();
+std::unique_ptr<Transport> make_uds_seqpacket_transport();
+std::unique_ptr<Transport> make_tcp_transport();
+
+namespace {
+
+std::vector<std::unique_ptr<Transport>> build_registry() {
+  std::vector<std::unique_ptr<Transport>> r;
+  r.push_back(make_pipe_transport());
+  r.push_back(make_fifo_transport());
+  r.push_back(make_uds_transport());
+  r.push_back(make_uds_seqpacket_transport());
+  r.push_back(make_tcp_transport());
+  return r;
+}
+
+}  // namespace
+
+const std::vector<const Transport*>& all_transports() {
+  static const std::vector<std::unique_ptr<Transport>> owned = build_registry();
+  static const std::vector<const Transport*> view = [] {
+    std::vector<const Transport*> v;
+    for (const auto& t : owned) v.push_back(t.get());
+    return v;
+  }();
+  return view;
+}
+
+const Transport* find_transport(std::string_view name) {
+  for (const Transport* t : all_transports())
+    if (t->info().name == name) return t;
+  return nullptr;
+}
+
+}  // namespace ipcbench

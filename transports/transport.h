@@ -1,0 +1,74 @@
+// The transport contract: every IPC mechanism of the suite is one Transport.
+//
+// A Transport makes connected Channels of one kind. The benchmark process listens (it
+// owns every IPC object it creates, inside the run's private directory) and the peer
+// process connects, given the Endpoint's addresses on its command line and, for
+// anonymous pipes, the inherited descriptors. Workloads see only Channel.
+//
+// Threading: a Channel is used by one thread at a time. Errors: every call throws
+// SysError (system call failed) or ProtocolError (peer closed mid-message, message too
+// large, timed out); nothing here prints or exits.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "harness/fd.h"
+
+namespace ipcbench {
+
+class RunDir;
+
+// What a transport is, for --list-transports and the report. Plain facts, no figures.
+struct TransportInfo {
+  std::string name;         // registry name, e.g. "uds-seqpacket"
+  std::string paradigm;     // "byte stream", "message stream", "shared memory", "RPC", …
+  bool kernel_boundaries;   // true: the kernel keeps message boundaries (no framing)
+  std::string reach;        // "same host" or "network"
+  std::size_t max_message;  // largest message the transport carries, in bytes
+  std::string summary;      // one line: what the peers actually do
+};
+
+// One connected, bidirectional link that carries whole messages of 1 byte or more.
+class Channel {
+ public:
+  virtual ~Channel() = default;
+  // Sends the whole message or throws. Blocks while the other side is not reading.
+  virtual void send(std::span<const std::byte> msg) = 0;
+  // Blocks until one whole message has arrived in buf and returns its size; returns 0
+  // when the peer closed the link between messages. Throws ProtocolError when the peer
+  // closed in the middle of a message or the message does not fit in buf.
+  virtual std::size_t recv(std::span<std::byte> buf) = 0;
+};
+
+// How the peer reaches a listener: addresses for its command line (paths, host:port,
+// descriptor numbers) and descriptors it must inherit at the same numbers.
+struct Endpoint {
+  std::vector<std::string> addresses;
+  std::vector<int> inherit_fds;
+};
+
+// The benchmark side of one link being set up.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  virtual const Endpoint& endpoint() const = 0;
+  // Called after the peer process has been spawned. Waits for it to connect (bounded by
+  // wait.deadline, failing fast when the peer dies) and returns the connected channel.
+  virtual std::unique_ptr<Channel> accept(const SetupWait& wait) = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual const TransportInfo& info() const = 0;
+  // Creates the IPC objects (0600, inside run_dir) and starts listening.
+  virtual std::unique_ptr<Listener> listen(RunDir& run_dir) const = 0;
+  // In the peer process: connects to an endpoint (inherit_fds are already in place).
+  virtual std::unique_ptr<Channel> connect(const Endpoint& endpoint) const = 0;
+};
+
+}  // namespace ipcbench
