@@ -1,12 +1,13 @@
-// What the ping-pong loop adds to every round trip besides the transport: two clock
-// reads, stamping the header, checking the reply header, recording into the histogram
-// and handing Google Benchmark the iteration time. Run: build/ipcbench-bookkeeping.
+// What the ping-pong loop adds to every round trip besides the transport, measured on
+// the same code the loop runs (bench/rtt_clock.h, bench/protocol.h).
+// Run: build/ipcbench-bookkeeping.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
 #include <vector>
 
 #include "bench/protocol.h"
+#include "bench/rtt_clock.h"
 #include "harness/histogram.h"
 
 namespace ipcbench {
@@ -14,27 +15,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Everything the ping-pong loop does per round trip except send and recv: stamp the
+// header, one clock read and histogram record (RttClock::lap), the reply check, and
+// SetIterationTime. Real time: the loop's whole cost per iteration is the bookkeeping.
 void BM_RoundTripBookkeeping(benchmark::State& state) {
   std::vector<std::byte> msg(64);
   const std::uint32_t digest = fill_payload(msg, 64);
-  Histogram hist;
+  RttClock clock;
+  clock.start();
   std::uint32_t seq = 0;
   for (auto _ : state) {
     ++seq;
     stamp(msg, seq, Kind::kPing, digest);
-    auto t0 = Clock::now();
     benchmark::DoNotOptimize(msg.data());  // where send + recv would be
     benchmark::ClobberMemory();
-    auto t1 = Clock::now();
-    MsgHeader h = read_header(msg);
-    if (h.seq != seq || h.kind != Kind::kPing || h.len != msg.size()) state.SkipWithError("bad");
-    auto rtt = static_cast<std::uint64_t>((t1 - t0).count());
-    hist.record(rtt + 20000);  // a realistic 20 µs round trip lands in a realistic bucket
+    std::uint64_t rtt = clock.lap();
+    if (!reply_ok(msg, msg.size(), seq, false)) state.SkipWithError("bad reply");
     state.SetIterationTime(static_cast<double>(rtt) * 1e-9);
   }
-  benchmark::DoNotOptimize(hist.percentile(50));
+  benchmark::DoNotOptimize(clock.histogram().percentile(50));
 }
-// Real time: the loop's whole cost per iteration is the bookkeeping cost.
 BENCHMARK(BM_RoundTripBookkeeping)->UseRealTime();
 
 void BM_ClockRead(benchmark::State& state) {

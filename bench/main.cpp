@@ -100,37 +100,44 @@ int run_peer_main(int argc, char** argv) {
   return run_peer(a);
 }
 
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o;
+}
+
+// The transports' own descriptions as a JSON array (for --list-transports=json and the
+// results' context, so a report can show the qualitative criteria beside the figures).
+std::string transports_json(const std::vector<const Transport*>& list, bool pretty) {
+  std::string out = "[";
+  for (std::size_t k = 0; k < list.size(); ++k) {
+    const TransportInfo& i = list[k]->info();
+    out += std::string(pretty ? "\n  " : "") + "{\"name\": \"" + json_escape(i.name) +
+           "\", \"paradigm\": \"" + json_escape(i.paradigm) +
+           "\", \"kernel_boundaries\": " + (i.kernel_boundaries ? "true" : "false") +
+           ", \"reach\": \"" + json_escape(i.reach) + "\", \"coupling\": \"" +
+           json_escape(i.coupling) + "\", \"max_message\": " + std::to_string(i.max_message) +
+           ", \"summary\": \"" + json_escape(i.summary) + "\"}" + (k + 1 < list.size() ? "," : "");
+  }
+  return out + (pretty ? "\n]\n" : "]");
+}
+
 void print_transports(SuiteOptions::List mode) {
-  if (mode == SuiteOptions::List::kText) {
-    for (const Transport* t : all_transports()) {
-      const TransportInfo& i = t->info();
-      std::printf("%-14s %s; %s; %s; max message %zu bytes; %s\n", i.name.c_str(),
-                  i.paradigm.c_str(),
-                  i.kernel_boundaries ? "message boundaries kept by the kernel"
-                                      : "byte stream, framed by ipcbench",
-                  i.reach.c_str(), i.max_message, i.summary.c_str());
-    }
+  if (mode == SuiteOptions::List::kJson) {
+    std::fputs(transports_json(all_transports(), true).c_str(), stdout);
     return;
   }
-  auto esc = [](const std::string& s) {
-    std::string o;
-    for (char c : s) {
-      if (c == '"' || c == '\\') o += '\\';
-      o += c;
-    }
-    return o;
-  };
-  std::printf("[\n");
-  const auto& all = all_transports();
-  for (std::size_t k = 0; k < all.size(); ++k) {
-    const TransportInfo& i = all[k]->info();
-    std::printf(
-        "  {\"name\": \"%s\", \"paradigm\": \"%s\", \"kernel_boundaries\": %s, \"reach\": \"%s\", "
-        "\"max_message\": %zu, \"summary\": \"%s\"}%s\n",
-        esc(i.name).c_str(), esc(i.paradigm).c_str(), i.kernel_boundaries ? "true" : "false",
-        esc(i.reach).c_str(), i.max_message, esc(i.summary).c_str(), k + 1 < all.size() ? "," : "");
+  for (const Transport* t : all_transports()) {
+    const TransportInfo& i = t->info();
+    std::printf("%-14s %s; %s; %s; %s; max message %zu bytes; %s\n", i.name.c_str(),
+                i.paradigm.c_str(),
+                i.kernel_boundaries ? "message boundaries kept by the kernel"
+                                    : "byte stream, framed by ipcbench",
+                i.reach.c_str(), i.coupling.c_str(), i.max_message, i.summary.c_str());
   }
-  std::printf("]\n");
 }
 
 // Refuses an unwritable --benchmark_out before any cell runs (Google Benchmark would
@@ -220,6 +227,7 @@ int main_impl(int argc, char** argv) {
                               "rtt_* = full round trip (request + reply), CLOCK_MONOTONIC");
   benchmark::AddCustomContext("wait_strategy", "blocking system calls");
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));
+  benchmark::AddCustomContext("ipcbench_transports", transports_json(opts.transports, false));
 
   benchmark::RunSpecifiedBenchmarks();
   std::size_t failed = runner.failed_cells();

@@ -60,6 +60,17 @@ inline void stamp(std::span<std::byte> msg, std::uint32_t seq, Kind kind, std::u
   write_header(msg, MsgHeader{seq, len, kind, header_mix(seq, len, kind) ^ digest});
 }
 
+// The fast-path check of an echoed ping: size, sequence and kind (and with verify, the
+// payload checksum). No allocation; check_message says what is wrong when it fails.
+inline bool reply_ok(std::span<const std::byte> reply, std::size_t size, std::uint32_t seq,
+                     bool verify) {
+  if (reply.size() != size || size < kHeaderBytes) return false;
+  MsgHeader h = read_header(reply);
+  if (h.seq != seq || h.kind != Kind::kPing || h.len != size) return false;
+  return !verify || payload_digest(reply.subspan(kHeaderBytes)) ==
+                        (h.check ^ header_mix(h.seq, h.len, h.kind));
+}
+
 // Checks a received message. Returns an empty string when it is what was expected, or
 // a one-line description of what is wrong. With verify, the payload checksum too.
 std::string check_message(std::span<const std::byte> msg, Kind kind, std::uint32_t seq,

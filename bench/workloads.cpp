@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "bench/protocol.h"
+#include "bench/rtt_clock.h"
 #include "harness/error.h"
 #include "harness/histogram.h"
 
@@ -30,6 +31,16 @@ void record_placement(benchmark::State& state, const PeerSession& s, std::size_t
   state.SetLabel("pin=" + p.describe() + " wait=blocking");
 }
 
+// Why a reply failed reply_ok, off the fast path: what is wrong, or what the peer said.
+std::string explain_reply(std::span<const std::byte> reply, std::uint32_t seq, bool verify) {
+  if (reply.empty()) return "peer closed the link";
+  if (reply.size() >= kHeaderBytes && read_header(reply).kind == Kind::kError)
+    return "peer: " + std::string(reinterpret_cast<const char*>(reply.data()) + kHeaderBytes,
+                                  reply.size() - kHeaderBytes);
+  std::string err = check_message(reply, Kind::kPing, seq, verify);
+  return err.empty() ? "reply differs from the request" : err;
+}
+
 void sync(PeerSession& s, std::span<std::byte> buf) {
   std::uint32_t seq = s.next_seq();
   std::byte msg[kHeaderBytes];
@@ -54,32 +65,21 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
     expect(ch, in, Kind::kPing, seq, verify);
   }
 
-  Histogram hist;
+  RttClock clock;
+  clock.start();
   for (auto _ : state) {
     std::uint32_t seq = s.next_seq();
     stamp(out, seq, Kind::kPing, digest);
-    auto t0 = Clock::now();
     ch.send(out);
     std::size_t n = ch.recv(in);
-    auto t1 = Clock::now();
+    std::uint64_t rtt = clock.lap();
     std::span<const std::byte> reply(in.data(), n);
-    if (n != size || read_header(reply).seq != seq || read_header(reply).kind != Kind::kPing ||
-        (verify && !check_message(reply, Kind::kPing, seq, true).empty())) {
-      // Off the fast path: say exactly what is wrong (or what the peer reported).
-      if (n == 0) throw ProtocolError("peer closed the link");
-      std::string err =
-          read_header(reply).kind == Kind::kError
-              ? "peer: " + std::string(reinterpret_cast<const char*>(in.data()) + kHeaderBytes,
-                                       n - kHeaderBytes)
-              : check_message(reply, Kind::kPing, seq, verify);
-      throw ProtocolError(err.empty() ? "reply differs from the request" : err);
-    }
-    std::uint64_t rtt = ns_between(t0, t1);
-    hist.record(rtt);
+    if (!reply_ok(reply, size, seq, verify)) throw ProtocolError(explain_reply(reply, seq, verify));
     state.SetIterationTime(static_cast<double>(rtt) * 1e-9);
   }
 
   record_placement(state, s, size);
+  const Histogram& hist = clock.histogram();
   state.counters["rtt_p50_ns"] = hist.percentile(50);
   state.counters["rtt_p90_ns"] = hist.percentile(90);
   state.counters["rtt_p99_ns"] = hist.percentile(99);

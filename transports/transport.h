@@ -28,6 +28,7 @@ struct TransportInfo {
   std::string paradigm;     // "byte stream", "message stream", "shared memory", "RPC", …
   bool kernel_boundaries;   // true: the kernel keeps message boundaries (no framing)
   std::string reach;        // "same host" or "network"
+  std::string coupling;     // how the two sides find and depend on each other
   std::size_t max_message;  // largest message the transport carries, in bytes
   std::string summary;      // one line: what the peers actually do
 };

@@ -88,6 +88,7 @@ class FifoTransport final : public Transport {
                       "byte stream",
                       false,
                       "same host (any process, by path)",
+                      "by file path; both ends must be open at once, no connection per client",
                       kMaxFrameBytes,
                       "two named pipes (mkfifo, 0600) in the private run directory; "
                       "length-prefix framing"};

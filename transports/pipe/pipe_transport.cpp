@@ -61,10 +61,13 @@ class PipeTransport final : public Transport {
   }
 
  private:
-  TransportInfo info_{
-      "pipe",         "byte stream",
-      false,          "same host (parent and child)",
-      kMaxFrameBytes, "two anonymous pipes; the child inherits its ends; length-prefix framing"};
+  TransportInfo info_{"pipe",
+                      "byte stream",
+                      false,
+                      "same host (parent and child)",
+                      "parent and child only: the descriptors are inherited",
+                      kMaxFrameBytes,
+                      "two anonymous pipes; the child inherits its ends; length-prefix framing"};
 };
 
 }  // namespace

@@ -73,10 +73,13 @@ class TcpTransport final : public Transport {
   }
 
  private:
-  TransportInfo info_{
-      "tcp",          "byte stream",
-      false,          "network (measured on 127.0.0.1)",
-      kMaxFrameBytes, "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing"};
+  TransportInfo info_{"tcp",
+                      "byte stream",
+                      false,
+                      "network (measured on 127.0.0.1)",
+                      "by address and port; connection-oriented, one connection per client",
+                      kMaxFrameBytes,
+                      "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing"};
 };
 
 }  // namespace

@@ -83,7 +83,9 @@ class UdsTransport final : public Transport {
 std::unique_ptr<Transport> make_uds_transport() {
   return std::make_unique<UdsTransport>(
       SOCK_STREAM,
-      TransportInfo{"uds", "byte stream", false, "same host (any process, by path)", kMaxFrameBytes,
+      TransportInfo{"uds", "byte stream", false, "same host (any process, by path)",
+                    "by socket path; connection-oriented, one connection per client",
+                    kMaxFrameBytes,
                     "Unix domain socket, SOCK_STREAM, socket file 0600 in the run directory; "
                     "length-prefix framing"});
 }
@@ -92,6 +94,7 @@ std::unique_ptr<Transport> make_uds_seqpacket_transport() {
   return std::make_unique<UdsTransport>(
       SOCK_SEQPACKET,
       TransportInfo{"uds-seqpacket", "message stream", true, "same host (any process, by path)",
+                    "by socket path; connection-oriented, one connection per client",
                     kMaxFrameBytes,
                     "Unix domain socket, SOCK_SEQPACKET: the kernel keeps record boundaries; "
                     "messages over 64 KiB travel as several records"});

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Side-by-side fidelity check: ipcbench against well-known tools on the same machine.
+
+Alternates, round after round, ipcbench and each reference tool at the same placement
+and message size, then prints the medians and their ratios as a Markdown table:
+
+  tcp  ping-pong 64 B   sockperf ping-pong (prints half the round trip: doubled here)
+  tcp  throughput 64 KiB iperf3 with 64 KiB writes
+  pipe ping-pong       perf bench sched pipe (same CPU only: it cannot pin two processes
+                       apart), and ipcbench-lat-reference (lmbench lat_pipe-style)
+  uds  ping-pong 64 B   ipcbench-lat-reference (lmbench lat_unix-style)
+  tcp  ping-pong 64 B   ipcbench-lat-reference (lmbench lat_tcp-style)
+
+Run through scripts/fidelity.sh, which installs the tools and builds first.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run(cmd, merge_stderr=False):
+    return subprocess.run(cmd, check=True, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE).stdout
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ipcbench(build, args, seconds):
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        run([f"{build}/ipcbench", f"--benchmark_min_time={seconds}",
+             f"--benchmark_out={f.name}", "--benchmark_out_format=json", *args])
+        data = json.load(open(f.name))
+    return {b["name"].split("/manual_time")[0]: b for b in data["benchmarks"]}
+
+
+def sockperf_rtt(cpus, size, seconds):
+    port = str(free_port())
+    srv = subprocess.Popen(["taskset", "-c", str(cpus[1]), "sockperf", "server", "--tcp",
+                            "-i", "127.0.0.1", "-p", port],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        out = run(["taskset", "-c", str(cpus[0]), "sockperf", "ping-pong", "--tcp",
+                   "-i", "127.0.0.1", "-p", port, "-m", str(size), "-t", str(seconds)],
+                  merge_stderr=True)
+    finally:
+        srv.terminate()
+        srv.wait()
+    half = float(re.search(r"percentile 50\.000 =\s*([0-9.]+)", out).group(1))
+    return 2 * half * 1000.0  # µs one way -> ns round trip
+
+
+def iperf3_bps(cpus, length, seconds):
+    port = str(free_port())
+    srv = subprocess.Popen(["taskset", "-c", str(cpus[1]), "iperf3", "-s", "-1", "-p", port],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        out = json.loads(run(["taskset", "-c", str(cpus[0]), "iperf3", "-c", "127.0.0.1",
+                              "-p", port, "-l", str(length), "-t", str(seconds), "--json"]))
+    finally:
+        srv.wait(timeout=10)
+    return out["end"]["sum_received"]["bits_per_second"] / 8.0
+
+
+def perf_pipe_mean_ns(cpu, loops):
+    out = run(["taskset", "-c", str(cpu), "perf", "bench", "sched", "pipe", "-l", str(loops)],
+              merge_stderr=True)
+    return float(re.search(r"([0-9.]+) usecs/op", out).group(1)) * 1000.0
+
+
+def reference(build, mech, size, rounds, cpus):
+    out = run([f"{build}/ipcbench-lat-reference", mech, str(size), str(rounds),
+               str(cpus[0]), str(cpus[1])])
+    return float(re.search(r"rtt_p50_ns=([0-9.]+)", out).group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--placements", default="same,cross")
+    a = ap.parse_args()
+
+    rows = []  # (what, placement, ipcbench samples, reference name, reference samples)
+    for placement in a.placements.split(","):
+        cpus = (0, 0) if placement == "same" else (0, 1)
+        pin = f"--pin={cpus[0]},{cpus[1]}"
+        s = {k: [] for k in ("tcp", "uds", "pipe", "pipe16", "thr", "sockperf", "iperf3",
+                             "ref_tcp", "ref_unix", "ref_pipe", "perf_pipe")}
+        for r in range(a.rounds):
+            print(f"[{placement}] round {r + 1}/{a.rounds}", file=sys.stderr)
+            res = ipcbench(a.build, ["--transports=tcp,uds,pipe", "--sizes=64",
+                                     "--workloads=pingpong", pin], a.seconds)
+            for t in ("tcp", "uds", "pipe"):
+                s[t].append(res[f"pingpong/{t}/64"]["rtt_p50_ns"])
+            s["sockperf"].append(sockperf_rtt(cpus, 64, max(2, int(a.seconds))))
+            res = ipcbench(a.build, ["--transports=tcp", "--sizes=64K",
+                                     "--workloads=throughput", pin], a.seconds)
+            s["thr"].append(res["throughput/tcp/65536"]["bytes_per_second"])
+            s["iperf3"].append(iperf3_bps(cpus, 65536, max(2, int(a.seconds))))
+            rounds = 50000 if placement == "same" else 30000
+            for mech, key in (("tcp", "ref_tcp"), ("unix", "ref_unix"), ("pipe", "ref_pipe")):
+                s[key].append(reference(a.build, mech, 64, rounds, cpus))
+            if placement == "same":
+                res = ipcbench(a.build, ["--transports=pipe", "--sizes=16",
+                                         "--workloads=pingpong", pin], a.seconds)
+                s["pipe16"].append(res["pingpong/pipe/16"]["rtt_mean_ns"])
+                s["perf_pipe"].append(perf_pipe_mean_ns(cpus[0], 200000))
+        rows += [
+            ("pingpong/tcp/64 rtt p50 (ns)", placement, s["tcp"], "sockperf 2×p50", s["sockperf"]),
+            ("pingpong/tcp/64 rtt p50 (ns)", placement, s["tcp"], "lat_tcp-style reference", s["ref_tcp"]),
+            ("pingpong/uds/64 rtt p50 (ns)", placement, s["uds"], "lat_unix-style reference", s["ref_unix"]),
+            ("pingpong/pipe/64 rtt p50 (ns)", placement, s["pipe"], "lat_pipe-style reference", s["ref_pipe"]),
+            ("throughput/tcp/65536 (GB/s)", placement, [v / 1e9 for v in s["thr"]],
+             "iperf3 -l 64K", [v / 1e9 for v in s["iperf3"]]),
+        ]
+        if placement == "same":
+            rows.append(("pingpong/pipe/16 rtt mean (ns)", placement, s["pipe16"],
+                         "perf bench sched pipe", s["perf_pipe"]))
+
+    print("| ipcbench cell | placement | ipcbench median | reference | reference median | ratio | samples |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for what, placement, ours, ref, theirs in rows:
+        mo, mt = statistics.median(ours), statistics.median(theirs)
+        fmt = (lambda v: f"{v:.2f}") if "GB/s" in what else (lambda v: f"{v:.0f}")
+        print(f"| {what} | {placement} | {fmt(mo)} | {ref} | {fmt(mt)} | {mo / mt:.3f} | {len(ours)} |")
+
+
+if __name__ == "__main__":
+    main()
