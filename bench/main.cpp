@@ -225,7 +225,7 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("message_header_bytes", std::to_string(kHeaderBytes));
   benchmark::AddCustomContext("latency_metric",
                               "rtt_* = full round trip (request + reply), CLOCK_MONOTONIC");
-  benchmark::AddCustomContext("wait_strategy", "blocking system calls");
+  benchmark::AddCustomContext("wait_strategy", "per cell: wait= in the label (blocking, spin, spin-then-futex)");
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));
   benchmark::AddCustomContext("ipcbench_transports", transports_json(opts.transports, false));
 

@@ -28,7 +28,7 @@ void record_placement(benchmark::State& state, const PeerSession& s, std::size_t
   state.counters["msg_bytes"] = static_cast<double>(size);
   state.counters["client_cpu"] = p.client_cpu;
   state.counters["peer_cpu"] = p.peer_cpu;
-  state.SetLabel("pin=" + p.describe() + " wait=blocking");
+  state.SetLabel("pin=" + p.describe() + " wait=" + s.config().transport->info().wait);
 }
 
 // Why a reply failed reply_ok, off the fast path: what is wrong, or what the peer said.

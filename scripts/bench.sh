@@ -8,7 +8,7 @@ cd "$root"
 . scripts/deps.sh
 ipcbench_install_deps
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DIPCBENCH_TESTS=OFF >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target ipcbench >/dev/null
 
 mkdir -p results

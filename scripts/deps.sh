@@ -9,6 +9,7 @@ IPCBENCH_PACKAGES=(
   libbenchmark-dev
   googletest libgtest-dev
   nlohmann-json3-dev
+  libboost-dev
   python3
 )
 

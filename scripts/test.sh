@@ -24,7 +24,7 @@ git ls-files -z '*.cpp' '*.h' | xargs -0 -r clang-format --dry-run --Werror
 run_suite() {  # run_suite BUILD_DIR [cmake args…]
   local dir=$1; shift
   echo "== build $dir $*"
-  cmake -S . -B "$dir" -DIPCBENCH_WERROR=ON "$@" >/dev/null
+  cmake -S . -B "$dir" -DIPCBENCH_WERROR=ON -DIPCBENCH_TESTS=ON "$@" >/dev/null
   cmake --build "$dir" -j"$(nproc)" >/dev/null
   echo "== test $dir"
   (cd "$dir" && ctest -j2 --output-on-failure --timeout 600)

@@ -1,8 +1,10 @@
 // One conformance suite, run against every registered transport with a real peer
 // process (build/ipcbench --peer --role=echo) on the other end.
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -74,23 +76,42 @@ TEST_P(Conformance, EverySizeArrivesIntact) {
   EXPECT_EQ(l.peer.finish(std::chrono::seconds(5)), "exit 0");
 }
 
+// Paths (socket files, FIFOs, mapped files) and shm objects exist 0600 from the start.
+TEST_P(Conformance, IpcObjectsAreCreatedPrivate) {
+  RunDir dir;
+  auto listener = GetParam()->listen(dir);
+  for (const std::string& a : listener->endpoint().addresses) {
+    std::string path = a.rfind("ipcbench-", 0) == 0 ? "/dev/shm/" + a : a;
+    if (path.find('/') == std::string::npos) continue;  // descriptor numbers, host, port
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << path;
+  }
+}
+
+std::vector<std::string> our_shm_objects() {
+  std::vector<std::string> found;
+  std::string prefix = "ipcbench-" + std::to_string(::getpid()) + "-";
+  if (DIR* d = ::opendir("/dev/shm")) {
+    while (dirent* e = ::readdir(d))
+      if (std::string(e->d_name).rfind(prefix, 0) == 0) found.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return found;
+}
+
 TEST_P(Conformance, RunDirectoryIsPrivateAndRemoved) {
-  const Transport& t = *GetParam();
   std::string path;
   {
-    Link l = open_link(t, 64);
+    Link l = open_link(*GetParam(), 64);
     path = l.dir->path();
     struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0700u);
-    for (const std::string& a : l.ep.addresses) {
-      if (a.rfind(path, 0) != 0) continue;  // descriptor numbers, host, port
-      ASSERT_EQ(::stat(a.c_str(), &st), 0) << a;
-      EXPECT_EQ(st.st_mode & 0777, 0600u) << a;
-    }
   }
   struct stat st {};
   EXPECT_NE(::stat(path.c_str(), &st), 0) << path << " left behind";
+  EXPECT_TRUE(our_shm_objects().empty()) << our_shm_objects().front() << " left behind";
 }
 
 TEST_P(Conformance, PeerDeathWhileWaitingIsSeenAsClose) {

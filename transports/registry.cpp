@@ -9,6 +9,10 @@ std::unique_ptr<Transport> make_fifo_transport();
 std::unique_ptr<Transport> make_uds_transport();
 std::unique_ptr<Transport> make_uds_seqpacket_transport();
 std::unique_ptr<Transport> make_tcp_transport();
+std::unique_ptr<Transport> make_mmap_spin_transport();
+std::unique_ptr<Transport> make_mmap_futex_transport();
+std::unique_ptr<Transport> make_shm_spin_transport();
+std::unique_ptr<Transport> make_shm_futex_transport();
 
 namespace {
 
@@ -19,6 +23,10 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
   r.push_back(make_uds_transport());
   r.push_back(make_uds_seqpacket_transport());
   r.push_back(make_tcp_transport());
+  r.push_back(make_mmap_spin_transport());
+  r.push_back(make_mmap_futex_transport());
+  r.push_back(make_shm_spin_transport());
+  r.push_back(make_shm_futex_transport());
   return r;
 }
 

@@ -24,13 +24,14 @@ class RunDir;
 
 // What a transport is, for --list-transports and the report. Plain facts, no figures.
 struct TransportInfo {
-  std::string name;         // registry name, e.g. "uds-seqpacket"
-  std::string paradigm;     // "byte stream", "message stream", "shared memory", "RPC", …
-  bool kernel_boundaries;   // true: the kernel keeps message boundaries (no framing)
-  std::string reach;        // "same host" or "network"
-  std::string coupling;     // how the two sides find and depend on each other
-  std::size_t max_message;  // largest message the transport carries, in bytes
-  std::string summary;      // one line: what the peers actually do
+  std::string name;               // registry name, e.g. "uds-seqpacket"
+  std::string paradigm;           // "byte stream", "message stream", "shared memory", "RPC", …
+  bool kernel_boundaries;         // true: the kernel keeps message boundaries (no framing)
+  std::string reach;              // "same host" or "network"
+  std::string coupling;           // how the two sides find and depend on each other
+  std::size_t max_message;        // largest message the transport carries, in bytes
+  std::string summary;            // one line: what the peers actually do
+  std::string wait = "blocking";  // how a side waits: "blocking", "spin", "spin-then-futex"
 };
 
 // One connected, bidirectional link that carries whole messages of 1 byte or more.

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Renders, compares and exports ipcbench results (Python package in report/).
+#   scripts/report.sh render RESULTS.json… --out DIR
+#   scripts/report.sh compare BASELINE.json CANDIDATE.json [--threshold PCT] [--alpha A]
+#   scripts/report.sh export RESULTS.json --format github-action-benchmark|bmf --out DIR
+# Needs a python3 with matplotlib (Debian: /usr/bin/python3 + python3-matplotlib);
+# IPCBENCH_PYTHON picks another interpreter.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+py=""
+for candidate in "${IPCBENCH_PYTHON:-}" /usr/bin/python3 python3; do
+  [ -n "$candidate" ] || continue
+  if command -v "$candidate" >/dev/null 2>&1 &&
+    "$candidate" -c 'import matplotlib' >/dev/null 2>&1; then
+    py=$candidate
+    break
+  fi
+done
+if [ -z "$py" ]; then
+  echo "report.sh: no python3 with matplotlib found; install it: apt-get install python3-matplotlib" >&2
+  exit 2
+fi
+
+export MPLBACKEND=Agg
+PYTHONPATH="$root/report${PYTHONPATH:+:$PYTHONPATH}" exec "$py" -m ipcbench_report "$@"

@@ -1,0 +1,101 @@
+// A memory-mapped file (MAP_SHARED) in the run's private directory, holding two rings.
+// mmap-spin busy-polls; mmap-futex spins briefly, then sleeps on a futex in the file.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness/error.h"
+#include "harness/run_dir.h"
+#include "transports/ring.h"
+
+namespace ipcbench {
+namespace {
+
+class FileMapping final : public Mapping {
+ public:
+  FileMapping(int fd, std::size_t size) : size_(size) {
+    base_ = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base_ == MAP_FAILED) throw SysError("mmap", errno);
+  }
+  ~FileMapping() override { ::munmap(base_, size_); }
+  void* base() override { return base_; }
+
+ private:
+  void* base_;
+  std::size_t size_;
+};
+
+class MmapListener final : public Listener {
+ public:
+  MmapListener(RunDir& dir, WaitMode mode) : mode_(mode) {
+    path_ = dir.make_path("mmap");
+    UniqueFd fd(static_cast<int>(check_sys(
+        ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600), "open " + path_)));
+    const std::size_t size = link_bytes(kRingBytes);
+    check_sys(::ftruncate(fd.get(), static_cast<off_t>(size)), "ftruncate " + path_);
+    map_ = std::make_unique<FileMapping>(fd.get(), size);
+    init_link(map_->base(), kRingBytes);
+    ep_.addresses = {path_};
+  }
+  const Endpoint& endpoint() const override { return ep_; }
+  std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    pid_t peer = wait_for_peer(*static_cast<LinkControl*>(map_->base()), wait);
+    ::unlink(path_.c_str());  // both sides have it mapped; the name is no longer needed
+    return make_ring_channel(std::move(map_), true, mode_, peer);
+  }
+
+ private:
+  WaitMode mode_;
+  std::string path_;
+  std::unique_ptr<Mapping> map_;
+  Endpoint ep_;
+};
+
+class MmapTransport final : public Transport {
+ public:
+  MmapTransport(WaitMode mode, TransportInfo info) : mode_(mode), info_(std::move(info)) {}
+  const TransportInfo& info() const override { return info_; }
+  std::unique_ptr<Listener> listen(RunDir& dir) const override {
+    return std::make_unique<MmapListener>(dir, mode_);
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+    if (ep.addresses.size() != 1) throw ProtocolError("mmap: expected one path");
+    const std::string& path = ep.addresses[0];
+    UniqueFd fd(
+        static_cast<int>(check_sys(::open(path.c_str(), O_RDWR | O_CLOEXEC), "open " + path)));
+    auto map = std::make_unique<FileMapping>(fd.get(), link_bytes(kRingBytes));
+    pid_t client = static_cast<LinkControl*>(map->base())->client_pid.load();
+    return make_ring_channel(std::move(map), false, mode_, client);
+  }
+
+ private:
+  WaitMode mode_;
+  TransportInfo info_;
+};
+
+TransportInfo mmap_info(const char* name, const char* wait, const char* how) {
+  return TransportInfo{
+      name,
+      "shared memory",
+      true,
+      "same host (any process, by path)",
+      "by file path; both sides map the same file (MAP_SHARED)",
+      kMaxRingMessage,
+      std::string("memory-mapped file in the run directory, two 1 MiB SPSC rings; ") + how,
+      wait};
+}
+
+}  // namespace
+
+std::unique_ptr<Transport> make_mmap_spin_transport() {
+  return std::make_unique<MmapTransport>(
+      WaitMode::kSpin, mmap_info("mmap-spin", "spin", "both sides busy-poll (a core each)"));
+}
+
+std::unique_ptr<Transport> make_mmap_futex_transport() {
+  return std::make_unique<MmapTransport>(
+      WaitMode::kFutex,
+      mmap_info("mmap-futex", "spin-then-futex", "a short spin, then sleep on a futex"));
+}
+
+}  // namespace ipcbench

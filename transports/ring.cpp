@@ -1,0 +1,244 @@
+#include "transports/ring.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "harness/error.h"
+
+namespace ipcbench {
+namespace {
+
+constexpr std::uint32_t kProducerClosed = 1, kConsumerClosed = 2;
+constexpr std::size_t kRecord = 64;
+constexpr std::size_t kPageBytes = 4096;
+
+std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) {
+  timespec ts{0, 10'000'000};  // wake up now and then to check on the partner
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr,
+            0);
+}
+
+void futex_wake(std::atomic<std::uint32_t>& word) {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+}
+
+class RingChannel final : public Channel {
+ public:
+  RingChannel(std::unique_ptr<Mapping> m, bool is_client, WaitMode mode, pid_t partner)
+      : map_(std::move(m)), mode_(mode), watch_(partner) {
+    auto* ctl = static_cast<LinkControl*>(map_->base());
+    cap_ = ctl->ring_bytes;
+    auto* data = static_cast<std::byte*>(map_->base()) + sizeof(LinkControl);
+    out_ = is_client ? &ctl->down : &ctl->up;
+    in_ = is_client ? &ctl->up : &ctl->down;
+    out_data_ = is_client ? data : data + cap_;
+    in_data_ = is_client ? data + cap_ : data;
+    wpos_ = out_->head.load(std::memory_order_relaxed);
+    rpos_ = in_->tail.load(std::memory_order_relaxed);
+  }
+
+  ~RingChannel() override {
+    out_->closed.fetch_or(kProducerClosed);
+    in_->closed.fetch_or(kConsumerClosed);
+    wake(out_->data_seq);
+    wake(in_->space_seq);
+  }
+
+  void send(std::span<const std::byte> msg) override {
+    if (msg.empty()) throw ProtocolError("shm: zero-length message");
+    const std::size_t len = msg.size();
+    const std::size_t total = kRecord + round_up(len, kRecord);
+    std::uint64_t hdr[kRecord / 8] = {len};
+    if (total <= cap_) {  // the common case: one record, one publication
+      wait_space(total);
+      put(reinterpret_cast<const std::byte*>(hdr), kRecord);
+      put(msg.data(), len);
+      wpos_ = wpos_ - len + round_up(len, kRecord);
+      publish();
+      return;
+    }
+    wait_space(kRecord);
+    put(reinterpret_cast<const std::byte*>(hdr), kRecord);
+    std::size_t done = 0;
+    while (done < len) {
+      std::size_t free = wait_space(kRecord > len - done ? len - done : kRecord);
+      std::size_t chunk = std::min(len - done, free);
+      if (chunk < len - done) chunk -= chunk % kRecord;  // keep pieces aligned
+      put(msg.data() + done, chunk);
+      done += chunk;
+      if (done == len) wpos_ = round_up(wpos_, kRecord);
+      publish();
+    }
+  }
+
+  std::size_t recv(std::span<std::byte> buf) override {
+    if (!wait_data(kRecord, true)) return 0;
+    std::uint64_t len;
+    std::memcpy(&len, in_data_ + rpos_ % cap_, sizeof len);
+    if (len == 0 || len > buf.size())
+      throw ProtocolError("shm: incoming message of " + std::to_string(len) +
+                          " bytes does not fit the receive buffer of " +
+                          std::to_string(buf.size()));
+    rpos_ += kRecord;
+    std::size_t done = 0;
+    while (done < len) {
+      std::size_t avail = wait_data(1, false);
+      std::size_t chunk = std::min<std::size_t>(len - done, avail);
+      take(buf.data() + done, chunk);
+      done += chunk;
+      if (done < len) release();  // let a writer streaming a large message go on
+    }
+    rpos_ = round_up(rpos_, kRecord);
+    release();
+    return len;
+  }
+
+ private:
+  // Copies into the outgoing ring at wpos_, splitting at the wrap.
+  void put(const std::byte* p, std::size_t n) {
+    std::size_t off = wpos_ % cap_, first = std::min(n, cap_ - off);
+    std::memcpy(out_data_ + off, p, first);
+    if (first < n) std::memcpy(out_data_, p + first, n - first);
+    wpos_ += n;
+  }
+  void take(std::byte* p, std::size_t n) {
+    std::size_t off = rpos_ % cap_, first = std::min(n, cap_ - off);
+    std::memcpy(p, in_data_ + off, first);
+    if (first < n) std::memcpy(p + first, in_data_, n - first);
+    rpos_ += n;
+  }
+  void publish() {
+    out_->head.store(wpos_, std::memory_order_release);
+    if (mode_ == WaitMode::kFutex) notify(out_->consumer_sleeping, out_->data_seq);
+  }
+  void release() {
+    in_->tail.store(rpos_, std::memory_order_release);
+    if (mode_ == WaitMode::kFutex) notify(in_->producer_sleeping, in_->space_seq);
+  }
+  void notify(std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& seq) {
+    // Pairs with the fence in wait(): either the sleeper sees our store, or we see it asleep.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping.load(std::memory_order_relaxed)) wake(seq);
+  }
+  static void wake(std::atomic<std::uint32_t>& seq) {
+    seq.fetch_add(1, std::memory_order_release);
+    futex_wake(seq);
+  }
+
+  // Waits for `need` free bytes in the outgoing ring; returns the free byte count.
+  std::size_t wait_space(std::size_t need) {
+    auto free = [&] { return cap_ - (wpos_ - out_->tail.load(std::memory_order_acquire)); };
+    wait([&] { return free() >= need; }, out_->producer_sleeping, out_->space_seq,
+         [&] {
+           if (out_->closed.load() & kConsumerClosed)
+             throw SysError("send (shm): the peer closed the link", EPIPE);
+           if (watch_.gone()) throw SysError("send (shm): the peer process is gone", EPIPE);
+         });
+    return free();
+  }
+
+  // Waits for `need` published bytes in the incoming ring; returns the count, or 0 when
+  // the partner closed or died and at_message_start (a clean end of the link).
+  std::size_t wait_data(std::size_t need, bool at_message_start) {
+    auto avail = [&] { return in_->head.load(std::memory_order_acquire) - rpos_; };
+    bool ended = false;
+    wait([&] { return ended || avail() >= need; }, in_->consumer_sleeping, in_->data_seq,
+         [&] {
+           bool closed = in_->closed.load() & kProducerClosed;
+           if (!closed && !watch_.gone()) return;
+           if (avail() >= need) return;
+           if (!at_message_start) throw ProtocolError("shm: peer closed mid-message");
+           ended = true;
+         });
+    return ended ? 0 : avail();
+  }
+
+  template <class Ready, class Check>
+  void wait(Ready ready, std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& seq,
+            Check check_partner) {
+    if (ready()) return;
+    if (mode_ == WaitMode::kSpin) {
+      for (std::uint32_t i = 1;; ++i) {
+        if (ready()) return;
+        cpu_relax();
+        if ((i & 0x3fff) == 0) {
+          check_partner();
+          if (ready()) return;
+        }
+      }
+    }
+    for (int i = 0; i < kSpinBeforeSleep; ++i) {
+      if (ready()) return;
+      cpu_relax();
+    }
+    for (;;) {
+      std::uint32_t v = seq.load(std::memory_order_acquire);
+      sleeping.store(1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (ready()) break;
+      futex_wait(seq, v);
+      sleeping.store(0, std::memory_order_relaxed);
+      if (ready()) return;
+      check_partner();
+    }
+    sleeping.store(0, std::memory_order_relaxed);
+  }
+
+  std::unique_ptr<Mapping> map_;
+  WaitMode mode_;
+  PeerWatch watch_;
+  std::size_t cap_;
+  RingHeader *out_, *in_;
+  std::byte *out_data_, *in_data_;
+  std::uint64_t wpos_ = 0, rpos_ = 0;
+};
+
+}  // namespace
+
+std::size_t link_bytes(std::size_t ring_bytes) {
+  return round_up(sizeof(LinkControl), kPageBytes) + 2 * ring_bytes;
+}
+
+void init_link(void* base, std::size_t ring_bytes) {
+  static_assert(sizeof(LinkControl) % kPageBytes == 0);
+  auto* ctl = new (base) LinkControl{};
+  ctl->ring_bytes = ring_bytes;
+  ctl->client_pid.store(::getpid());
+  ctl->magic = kLinkMagic;
+}
+
+pid_t wait_for_peer(LinkControl& ctl, const SetupWait& wait) {
+  for (;;) {
+    if (pid_t pid = ctl.peer_pid.load(std::memory_order_acquire); pid > 0) return pid;
+    if (wait.peer_alive && !wait.peer_alive())
+      throw ProtocolError("shm: peer process exited before mapping the link");
+    if (std::chrono::steady_clock::now() >= wait.deadline)
+      throw ProtocolError("shm: timed out waiting for the peer to map the link");
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+std::unique_ptr<Channel> make_ring_channel(std::unique_ptr<Mapping> mapping, bool is_client,
+                                           WaitMode mode, pid_t partner) {
+  auto* ctl = static_cast<LinkControl*>(mapping->base());
+  if (ctl->magic != kLinkMagic) throw ProtocolError("shm: the mapping is not an ipcbench link");
+  if (!is_client) ctl->peer_pid.store(::getpid(), std::memory_order_release);
+  return std::make_unique<RingChannel>(std::move(mapping), is_client, mode, partner);
+}
+
+}  // namespace ipcbench

@@ -1,0 +1,74 @@
+// Shared-memory links: two single-producer/single-consumer byte rings in one mapping.
+//
+// Used by every shared-memory transport (a memory-mapped file, POSIX shared memory);
+// they differ only in how the mapping is made. Layout of a link, all offsets 4 KiB
+// aligned: a LinkControl page, then the client→peer ring, then the peer→client ring.
+//
+// A message in a ring is a 64-byte record header (its length) followed by the payload,
+// padded to 64 bytes, so every payload starts cache-line aligned. A message larger than
+// the free space streams through in pieces while the reader drains it, so messages
+// many times the ring's size work. Head and tail live on separate cache lines.
+//
+// Waiting: kSpin busy-polls (pause instruction) and never enters the kernel on the fast
+// path; kFutex spins briefly (kSpinBeforeSleep pauses), then sleeps on a futex in the
+// shared mapping and is woken by the other side. Either way a waiting side notices,
+// within milliseconds, that its partner closed or died (pidfd), and fails cleanly.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "harness/liveness.h"
+#include "transports/transport.h"
+
+namespace ipcbench {
+
+enum class WaitMode { kSpin, kFutex };
+
+inline constexpr std::size_t kRingBytes = std::size_t{1} << 20;  // per direction
+inline constexpr int kSpinBeforeSleep = 100;
+// Largest message a ring link carries (it streams through the ring in pieces).
+inline constexpr std::size_t kMaxRingMessage = std::size_t{256} << 20;
+
+struct alignas(64) RingHeader {
+  alignas(64) std::atomic<std::uint64_t> head;      // bytes published by the producer
+  alignas(64) std::atomic<std::uint64_t> tail;      // bytes released by the consumer
+  alignas(64) std::atomic<std::uint32_t> data_seq;  // futex: "data arrived"
+  std::atomic<std::uint32_t> consumer_sleeping;
+  alignas(64) std::atomic<std::uint32_t> space_seq;  // futex: "space freed"
+  std::atomic<std::uint32_t> producer_sleeping;
+  alignas(64) std::atomic<std::uint32_t> closed;  // kProducerClosed | kConsumerClosed
+};
+
+struct alignas(4096) LinkControl {
+  std::uint64_t magic;
+  std::uint64_t ring_bytes;
+  std::atomic<std::int32_t> client_pid;
+  std::atomic<std::int32_t> peer_pid;  // set by the peer when it has mapped the link
+  RingHeader down;                     // client → peer
+  RingHeader up;                       // peer → client
+};
+
+inline constexpr std::uint64_t kLinkMagic = 0x6970636272696e67ull;  // "ipcbring"
+std::size_t link_bytes(std::size_t ring_bytes);
+
+// Writes a fresh LinkControl (the creator calls this once, before the peer maps it).
+void init_link(void* base, std::size_t ring_bytes);
+
+// A mapping the channel keeps alive (unmaps, and for the creator removes, on close).
+class Mapping {
+ public:
+  virtual ~Mapping() = default;
+  virtual void* base() = 0;
+};
+
+// Blocks until the peer has mapped the link and announced its pid; bounded by wait.
+pid_t wait_for_peer(LinkControl& ctl, const SetupWait& wait);
+
+// The channel over a mapped link. is_client selects which ring it writes.
+std::unique_ptr<Channel> make_ring_channel(std::unique_ptr<Mapping> mapping, bool is_client,
+                                           WaitMode mode, pid_t partner);
+
+}  // namespace ipcbench

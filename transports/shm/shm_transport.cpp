@@ -1,0 +1,136 @@
+// POSIX shared memory through Boost.Interprocess (shared_memory_object + mapped_region),
+// holding two rings. The object is named ipcbench-<pid>-<n>, created 0600, and removed as
+// soon as the peer has mapped it (and on every exit path before that).
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/permissions.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+
+#include "harness/cleanup.h"
+#include "harness/error.h"
+#include "transports/ring.h"
+
+namespace ipcbench {
+namespace {
+
+namespace bip = boost::interprocess;
+
+class RegionMapping final : public Mapping {
+ public:
+  explicit RegionMapping(bip::mapped_region r) : region_(std::move(r)) {}
+  void* base() override { return region_.get_address(); }
+
+ private:
+  bip::mapped_region region_;
+};
+
+std::string unique_shm_name() {
+  static std::atomic<unsigned> counter{0};
+  return "ipcbench-" + std::to_string(::getpid()) + "-shm-" + std::to_string(counter++);
+}
+
+void check_dev_shm(std::size_t need) {
+  struct statvfs sv {};
+  if (::statvfs("/dev/shm", &sv) != 0) return;  // not mounted there: let shm_open say why
+  std::size_t free = sv.f_bavail * sv.f_frsize;
+  if (free < need)
+    throw ProtocolError("/dev/shm has " + std::to_string(free >> 20) +
+                        " MiB free; a shm link needs " +
+                        std::to_string((need + (1 << 20) - 1) >> 20) + " MiB");
+}
+
+class ShmListener final : public Listener {
+ public:
+  explicit ShmListener(WaitMode mode) : mode_(mode), name_(unique_shm_name()) {
+    const std::size_t size = link_bytes(kRingBytes);
+    check_dev_shm(size);
+    std::string dev_path = "/dev/shm/" + name_;
+    slot_ = cleanup::add_path(dev_path.c_str());
+    try {
+      bip::permissions perm(0600);
+      bip::shared_memory_object shm(bip::create_only, name_.c_str(), bip::read_write, perm);
+      shm.truncate(static_cast<bip::offset_t>(size));
+      map_ = std::make_unique<RegionMapping>(bip::mapped_region(shm, bip::read_write, 0, size));
+    } catch (const bip::interprocess_exception& e) {
+      remove();
+      throw ProtocolError("shm " + name_ + ": " + e.what());
+    }
+    init_link(map_->base(), kRingBytes);
+    ep_.addresses = {name_};
+  }
+  ~ShmListener() override { remove(); }
+  const Endpoint& endpoint() const override { return ep_; }
+  std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    pid_t peer = wait_for_peer(*static_cast<LinkControl*>(map_->base()), wait);
+    remove();
+    return make_ring_channel(std::move(map_), true, mode_, peer);
+  }
+
+ private:
+  void remove() {
+    if (slot_ < 0) return;
+    bip::shared_memory_object::remove(name_.c_str());
+    cleanup::forget_path(slot_);
+    slot_ = -1;
+  }
+  WaitMode mode_;
+  std::string name_;
+  int slot_ = -1;
+  std::unique_ptr<Mapping> map_;
+  Endpoint ep_;
+};
+
+class ShmTransport final : public Transport {
+ public:
+  ShmTransport(WaitMode mode, TransportInfo info) : mode_(mode), info_(std::move(info)) {}
+  const TransportInfo& info() const override { return info_; }
+  std::unique_ptr<Listener> listen(RunDir&) const override {
+    return std::make_unique<ShmListener>(mode_);
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+    if (ep.addresses.size() != 1) throw ProtocolError("shm: expected one object name");
+    try {
+      bip::shared_memory_object shm(bip::open_only, ep.addresses[0].c_str(), bip::read_write);
+      auto map = std::make_unique<RegionMapping>(
+          bip::mapped_region(shm, bip::read_write, 0, link_bytes(kRingBytes)));
+      pid_t client = static_cast<LinkControl*>(map->base())->client_pid.load();
+      return make_ring_channel(std::move(map), false, mode_, client);
+    } catch (const bip::interprocess_exception& e) {
+      throw ProtocolError("shm " + ep.addresses[0] + ": " + e.what());
+    }
+  }
+
+ private:
+  WaitMode mode_;
+  TransportInfo info_;
+};
+
+TransportInfo shm_info(const char* name, const char* wait, const char* how) {
+  return TransportInfo{
+      name,
+      "shared memory",
+      true,
+      "same host (any process, by name)",
+      "by shared-memory object name; both sides map the same object",
+      kMaxRingMessage,
+      std::string("POSIX shared memory via Boost.Interprocess, two 1 MiB SPSC rings; ") + how,
+      wait};
+}
+
+}  // namespace
+
+std::unique_ptr<Transport> make_shm_spin_transport() {
+  return std::make_unique<ShmTransport>(
+      WaitMode::kSpin, shm_info("shm-spin", "spin", "both sides busy-poll (a core each)"));
+}
+
+std::unique_ptr<Transport> make_shm_futex_transport() {
+  return std::make_unique<ShmTransport>(
+      WaitMode::kFutex,
+      shm_info("shm-futex", "spin-then-futex", "a short spin, then sleep on a futex"));
+}
+
+}  // namespace ipcbench
