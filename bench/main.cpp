@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/floors.h"
 #include "bench/options.h"
 #include "bench/peer.h"
 #include "bench/session.h"
@@ -197,6 +198,7 @@ int main_impl(int argc, char** argv) {
   pin_this_thread(placement.client_cpu);
 
   Runner runner(opts, placement);
+  if (opts.floors) register_floors(placement, opts.sizes);
   for (Workload w : opts.workloads) {
     for (const Transport* t : opts.transports) {
       for (std::size_t size : opts.sizes) {
@@ -225,7 +227,8 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("message_header_bytes", std::to_string(kHeaderBytes));
   benchmark::AddCustomContext("latency_metric",
                               "rtt_* = full round trip (request + reply), CLOCK_MONOTONIC");
-  benchmark::AddCustomContext("wait_strategy", "per cell: wait= in the label (blocking, spin, spin-then-futex)");
+  benchmark::AddCustomContext("wait_strategy",
+                              "per cell: wait= in the label (blocking, spin, spin-then-futex)");
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));
   benchmark::AddCustomContext("ipcbench_transports", transports_json(opts.transports, false));
 

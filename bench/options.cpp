@@ -125,6 +125,8 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       o.quick = true;
     } else if (a == "--verify") {
       o.verify = true;
+    } else if (a == "--floors") {
+      o.floors = true;
     } else if (key == "--cell-timeout") {
       need_value();
       double sec = 0;
@@ -183,6 +185,8 @@ suite options:
                        same: both on one CPU;  none: not pinned;  A,B: client CPU A, peer CPU B
   --quick              short runs (min time 0.05 s) and fewer sizes, for CI
   --verify             check every payload byte (checksum) on receipt, not only header
+  --floors             also measure the machine's floors first (floor/...: cache-line and
+                       futex round trips, null syscall, memcpy at each size)
   --cell-timeout=SEC   a cell that makes no progress for SEC seconds fails (default 60)
   --list-transports[=json]  describe every transport and exit
 

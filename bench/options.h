@@ -30,6 +30,7 @@ struct SuiteOptions {
   std::string pin_spec = "cross";
   bool quick = false;
   bool verify = false;
+  bool floors = false;
   std::chrono::milliseconds cell_timeout{60000};
   enum class List { kNone, kText, kJson } list = List::kNone;
   bool help = false;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "bench/protocol.h"
+#include "harness/aligned_buffer.h"
 #include "harness/error.h"
 #include "harness/process.h"
 #include "transports/registry.h"
@@ -19,7 +20,7 @@ void send_control(Channel& ch, Kind kind, std::uint32_t seq) {
 }
 
 int run_bench(Channel& ch, const PeerArgs& a) {
-  std::vector<std::byte> buf(std::max(a.max_size, kHeaderBytes));
+  AlignedBuffer buf(std::max(a.max_size, kHeaderBytes + sizeof(CpuUse)));
   send_control(ch, Kind::kReady, 0);
   std::uint32_t expected = 1;
   for (;;) {
@@ -40,6 +41,15 @@ int run_bench(Channel& ch, const PeerArgs& a) {
       case Kind::kSync:
         send_control(ch, Kind::kAck, expected);
         break;
+      case Kind::kStats: {
+        std::byte reply[kHeaderBytes + sizeof(CpuUse)];
+        CpuUse use = cpu_use_self();
+        std::memcpy(reply + kHeaderBytes, &use, sizeof use);
+        stamp(reply, expected, Kind::kStats,
+              payload_digest(std::span(reply).subspan(kHeaderBytes)));
+        ch.send(reply);
+        break;
+      }
       default:
         throw ProtocolError("unexpected message kind " +
                             std::to_string(static_cast<std::uint32_t>(kind)));
@@ -49,7 +59,7 @@ int run_bench(Channel& ch, const PeerArgs& a) {
 }
 
 int run_echo(Channel& ch, const PeerArgs& a) {
-  std::vector<std::byte> buf(std::max<std::size_t>(a.max_size, 1));
+  AlignedBuffer buf(std::max<std::size_t>(a.max_size, 1));
   for (;;) {
     std::size_t n = ch.recv(buf);
     if (n == 0) return 0;

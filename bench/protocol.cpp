@@ -1,6 +1,9 @@
 #include "bench/protocol.h"
 
+#include <sys/resource.h>
+
 #include <bit>
+#include <cstdio>
 #include <random>
 
 namespace ipcbench {
@@ -42,6 +45,22 @@ std::uint32_t fill_payload(std::span<std::byte> msg, std::uint64_t seed) {
   return payload_digest(payload);
 }
 
+CpuUse cpu_use_self() {
+  // On-CPU time from the scheduler (/proc/thread-self/schedstat, exact nanoseconds);
+  // getrusage's user/system split is tick-sampled and, on a VM, can exceed wall time.
+  CpuUse u;
+  if (std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r")) {
+    unsigned long long run_ns = 0;
+    if (std::fscanf(f, "%llu", &run_ns) == 1) u.cpu_ns = run_ns;
+    std::fclose(f);
+  }
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  u.voluntary_switches = static_cast<std::uint64_t>(ru.ru_nvcsw);
+  u.involuntary_switches = static_cast<std::uint64_t>(ru.ru_nivcsw);
+  return u;
+}
+
 namespace {
 const char* kind_name(Kind k) {
   switch (k) {
@@ -59,6 +78,8 @@ const char* kind_name(Kind k) {
       return "stop";
     case Kind::kError:
       return "error";
+    case Kind::kStats:
+      return "stats";
   }
   return "unknown";
 }

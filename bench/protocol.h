@@ -23,7 +23,16 @@ enum class Kind : std::uint32_t {
   kAck = 0x41434b21,    // peer → client, answer to kSync
   kStop = 0x53544f50,   // client → peer: exit
   kError = 0x4552524f,  // peer → client: the payload is an error text
+  kStats = 0x53544154,  // client → peer: report your CPU use; peer → client: CpuUse payload
 };
+
+// CPU use so far of the calling thread (the one that drives the channel) and context
+// switches of its process, as carried by a kStats reply.
+struct CpuUse {
+  std::uint64_t cpu_ns = 0;
+  std::uint64_t voluntary_switches = 0, involuntary_switches = 0;
+};
+CpuUse cpu_use_self();
 
 struct MsgHeader {
   std::uint32_t seq;

@@ -1,5 +1,7 @@
 #include "bench/session.h"
 
+#include <cstring>
+
 #include "bench/peer.h"
 #include "bench/protocol.h"
 #include "harness/error.h"
@@ -38,6 +40,20 @@ PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
     throw ProtocolError(explain(std::string("peer set-up: ") + e.what()));
   }
   dog_.disarm();
+}
+
+std::pair<CpuUse, CpuUse> PeerSession::cpu_sample() {
+  std::uint32_t seq = next_seq();
+  std::byte msg[1024];  // room for a peer's error text instead of the reply
+  stamp(std::span(msg).first(kHeaderBytes), seq, Kind::kStats, payload_digest({}));
+  channel_->send(std::span(msg).first(kHeaderBytes));
+  CpuUse self = cpu_use_self();
+  std::size_t n = expect(*channel_, msg, Kind::kStats, seq, true);
+  if (n != kHeaderBytes + sizeof(CpuUse))
+    throw ProtocolError("stats reply of " + std::to_string(n) + " bytes");
+  CpuUse peer;
+  std::memcpy(&peer, msg + kHeaderBytes, sizeof peer);
+  return {self, peer};
 }
 
 PeerSession::~PeerSession() {

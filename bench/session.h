@@ -43,6 +43,10 @@ class PeerSession {
   Watchdog& watchdog() { return dog_; }
   std::uint32_t next_seq() { return ++seq_; }
 
+  // CPU use of this process and of the peer (asks the peer with a kStats round trip;
+  // call it outside timed regions).
+  std::pair<CpuUse, CpuUse> cpu_sample();
+
   bool broken() const { return broken_; }
   void mark_broken() { broken_ = true; }
   // Turns a failure into the text of the cell's error: names a watchdog kill or the

@@ -5,6 +5,7 @@
 
 #include "bench/protocol.h"
 #include "bench/rtt_clock.h"
+#include "harness/aligned_buffer.h"
 #include "harness/error.h"
 #include "harness/histogram.h"
 
@@ -41,6 +42,24 @@ std::string explain_reply(std::span<const std::byte> reply, std::uint32_t seq, b
   return err.empty() ? "reply differs from the request" : err;
 }
 
+// CPU per message of both processes over the measured run (msgs = round trips for
+// pingpong, messages for throughput), and context switches of both per message.
+void record_cpu(benchmark::State& state, const std::pair<CpuUse, CpuUse>& before,
+                const std::pair<CpuUse, CpuUse>& after, double msgs) {
+  if (msgs <= 0) return;
+  auto cpu = [](const CpuUse& a, const CpuUse& b) {
+    return static_cast<double>(b.cpu_ns - a.cpu_ns);
+  };
+  auto csw = [](const CpuUse& a, const CpuUse& b) {
+    return static_cast<double>((b.voluntary_switches + b.involuntary_switches) -
+                               (a.voluntary_switches + a.involuntary_switches));
+  };
+  state.counters["cpu_client_ns_per_msg"] = cpu(before.first, after.first) / msgs;
+  state.counters["cpu_peer_ns_per_msg"] = cpu(before.second, after.second) / msgs;
+  state.counters["ctx_switches_per_msg"] =
+      (csw(before.first, after.first) + csw(before.second, after.second)) / msgs;
+}
+
 void sync(PeerSession& s, std::span<std::byte> buf) {
   std::uint32_t seq = s.next_seq();
   std::byte msg[kHeaderBytes];
@@ -54,7 +73,7 @@ void sync(PeerSession& s, std::span<std::byte> buf) {
 void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   Channel& ch = s.channel();
   const bool verify = s.config().verify;
-  std::vector<std::byte> out(size), in(size);
+  AlignedBuffer out(size), in(std::max(size, kHeaderBytes + sizeof(CpuUse)));
   const std::uint32_t digest = fill_payload(out, size);
 
   auto warm_end = Clock::now() + kWarmupBudget;
@@ -65,6 +84,7 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
     expect(ch, in, Kind::kPing, seq, verify);
   }
 
+  auto cpu_before = s.cpu_sample();
   RttClock clock;
   clock.start();
   for (auto _ : state) {
@@ -79,6 +99,7 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   }
 
   record_placement(state, s, size);
+  record_cpu(state, cpu_before, s.cpu_sample(), static_cast<double>(state.iterations()));
   const Histogram& hist = clock.histogram();
   state.counters["rtt_p50_ns"] = hist.percentile(50);
   state.counters["rtt_p90_ns"] = hist.percentile(90);
@@ -91,7 +112,7 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
 
 void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   Channel& ch = s.channel();
-  std::vector<std::byte> out(size), in(std::max(size, kHeaderBytes));
+  AlignedBuffer out(size), in(std::max(size, kHeaderBytes + sizeof(CpuUse)));
   const std::uint32_t digest = fill_payload(out, size);
 
   auto warm_end = Clock::now() + kWarmupBudget;
@@ -101,6 +122,7 @@ void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   }
   sync(s, in);
 
+  auto cpu_before = s.cpu_sample();
   const auto last = state.max_iterations;
   benchmark::IterationCount i = 0;
   auto t0 = Clock::now();
@@ -115,6 +137,7 @@ void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
     }
   }
 
+  record_cpu(state, cpu_before, s.cpu_sample(), static_cast<double>(state.iterations()));
   record_placement(state, s, size);
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                           static_cast<std::int64_t>(size));

@@ -16,6 +16,7 @@ namespace {
 constexpr std::uint32_t kProducerClosed = 1, kConsumerClosed = 2;
 constexpr std::size_t kRecord = 64;
 constexpr std::size_t kPageBytes = 4096;
+constexpr std::size_t kStreamBytes = 64 * 1024;
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
@@ -37,6 +38,15 @@ void futex_wake(std::atomic<std::uint32_t>& word) {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
 }
 
+// The first bytes of a record's 64-byte header line. `pos` is the record's absolute
+// position + 1, written last with release: it tells a fresh record from one left by the
+// previous lap of the ring.
+struct RecordHeader {
+  std::atomic<std::uint64_t> pos;
+  std::uint64_t len;
+};
+static_assert(sizeof(RecordHeader) <= 64);
+
 class RingChannel final : public Channel {
  public:
   RingChannel(std::unique_ptr<Mapping> m, bool is_client, WaitMode mode, pid_t partner)
@@ -49,6 +59,7 @@ class RingChannel final : public Channel {
     out_data_ = is_client ? data : data + cap_;
     in_data_ = is_client ? data + cap_ : data;
     wpos_ = out_->head.load(std::memory_order_relaxed);
+    tail_cache_ = out_->tail.load(std::memory_order_relaxed);
     rpos_ = in_->tail.load(std::memory_order_relaxed);
   }
 
@@ -63,21 +74,34 @@ class RingChannel final : public Channel {
     if (msg.empty()) throw ProtocolError("shm: zero-length message");
     const std::size_t len = msg.size();
     const std::size_t total = kRecord + round_up(len, kRecord);
-    std::uint64_t hdr[kRecord / 8] = {len};
-    if (total <= cap_) {  // the common case: one record, one publication
+    const std::uint64_t start = wpos_;
+    RecordHeader* hdr = header_at(out_data_, start);
+    if (total <= cap_) {
+      // Whole record at once; the header is written last, so a reader that sees it
+      // sees the payload too, and polls nothing but that one line.
       wait_space(total);
-      put(reinterpret_cast<const std::byte*>(hdr), kRecord);
+      wpos_ += kRecord;
       put(msg.data(), len);
-      wpos_ = wpos_ - len + round_up(len, kRecord);
+      hdr->len = len;
+      hdr->pos.store(start + 1, std::memory_order_release);
+      wpos_ = start + total;
       publish();
       return;
     }
+    // Larger than the ring: header first, then the payload streams through in pieces
+    // that the reader follows through `head`.
     wait_space(kRecord);
-    put(reinterpret_cast<const std::byte*>(hdr), kRecord);
+    hdr->len = len;
+    wpos_ += kRecord;
+    // head first: a reader that sees the header must not see an older head behind it.
+    out_->head.store(wpos_, std::memory_order_release);
+    hdr->pos.store(start + 1, std::memory_order_release);
+    publish();
     std::size_t done = 0;
     while (done < len) {
-      std::size_t free = wait_space(kRecord > len - done ? len - done : kRecord);
-      std::size_t chunk = std::min(len - done, free);
+      std::size_t free = wait_space(std::min(kRecord, len - done));
+      // Pieces of at most kStreamBytes let the reader copy out while we copy in.
+      std::size_t chunk = std::min({len - done, free, kStreamBytes});
       if (chunk < len - done) chunk -= chunk % kRecord;  // keep pieces aligned
       put(msg.data() + done, chunk);
       done += chunk;
@@ -87,21 +111,25 @@ class RingChannel final : public Channel {
   }
 
   std::size_t recv(std::span<std::byte> buf) override {
-    if (!wait_data(kRecord, true)) return 0;
-    std::uint64_t len;
-    std::memcpy(&len, in_data_ + rpos_ % cap_, sizeof len);
+    RecordHeader* hdr = header_at(in_data_, rpos_);
+    const std::uint64_t want = rpos_ + 1;
+    if (!wait_record(*hdr, want)) return 0;
+    const std::size_t len = hdr->len;
     if (len == 0 || len > buf.size())
       throw ProtocolError("shm: incoming message of " + std::to_string(len) +
                           " bytes does not fit the receive buffer of " +
                           std::to_string(buf.size()));
     rpos_ += kRecord;
-    std::size_t done = 0;
-    while (done < len) {
-      std::size_t avail = wait_data(1, false);
-      std::size_t chunk = std::min<std::size_t>(len - done, avail);
-      take(buf.data() + done, chunk);
-      done += chunk;
-      if (done < len) release();  // let a writer streaming a large message go on
+    if (kRecord + round_up(len, kRecord) <= cap_) {
+      take(buf.data(), len);  // written before the header: all there
+    } else {
+      std::size_t done = 0;
+      while (done < len) {
+        std::size_t chunk = std::min<std::size_t>(len - done, wait_data(1));
+        take(buf.data() + done, chunk);
+        done += chunk;
+        if (done < len) release();  // let the writer stream on
+      }
     }
     rpos_ = round_up(rpos_, kRecord);
     release();
@@ -109,6 +137,9 @@ class RingChannel final : public Channel {
   }
 
  private:
+  RecordHeader* header_at(std::byte* data, std::uint64_t pos) const {
+    return reinterpret_cast<RecordHeader*>(data + pos % cap_);
+  }
   // Copies into the outgoing ring at wpos_, splitting at the wrap.
   void put(const std::byte* p, std::size_t n) {
     std::size_t off = wpos_ % cap_, first = std::min(n, cap_ - off);
@@ -140,32 +171,45 @@ class RingChannel final : public Channel {
     futex_wake(seq);
   }
 
-  // Waits for `need` free bytes in the outgoing ring; returns the free byte count.
+  // Waits for `need` free bytes in the outgoing ring; returns the free byte count. The
+  // reader's tail is re-read only when the cached value does not show enough room.
   std::size_t wait_space(std::size_t need) {
-    auto free = [&] { return cap_ - (wpos_ - out_->tail.load(std::memory_order_acquire)); };
+    if (cap_ - (wpos_ - tail_cache_) >= need) return cap_ - (wpos_ - tail_cache_);
+    auto free = [&] {
+      tail_cache_ = out_->tail.load(std::memory_order_acquire);
+      return cap_ - (wpos_ - tail_cache_);
+    };
     wait([&] { return free() >= need; }, out_->producer_sleeping, out_->space_seq,
          [&] {
            if (out_->closed.load() & kConsumerClosed)
              throw SysError("send (shm): the peer closed the link", EPIPE);
            if (watch_.gone()) throw SysError("send (shm): the peer process is gone", EPIPE);
          });
-    return free();
+    return cap_ - (wpos_ - tail_cache_);
   }
 
-  // Waits for `need` published bytes in the incoming ring; returns the count, or 0 when
-  // the partner closed or died and at_message_start (a clean end of the link).
-  std::size_t wait_data(std::size_t need, bool at_message_start) {
-    auto avail = [&] { return in_->head.load(std::memory_order_acquire) - rpos_; };
+  bool partner_ended() { return (in_->closed.load() & kProducerClosed) || watch_.gone(); }
+
+  // Waits for the record that starts at rpos_; false when the partner closed or died
+  // before writing it (a clean end of the link).
+  bool wait_record(RecordHeader& hdr, std::uint64_t want) {
     bool ended = false;
-    wait([&] { return ended || avail() >= need; }, in_->consumer_sleeping, in_->data_seq,
+    auto ready = [&] { return ended || hdr.pos.load(std::memory_order_acquire) == want; };
+    wait(ready, in_->consumer_sleeping, in_->data_seq, [&] {
+      if (partner_ended() && hdr.pos.load(std::memory_order_acquire) != want) ended = true;
+    });
+    return !ended;
+  }
+
+  // Inside a streamed message: waits for published payload bytes; returns their count.
+  std::size_t wait_data(std::size_t need) {
+    auto avail = [&] { return in_->head.load(std::memory_order_acquire) - rpos_; };
+    wait([&] { return avail() >= need; }, in_->consumer_sleeping, in_->data_seq,
          [&] {
-           bool closed = in_->closed.load() & kProducerClosed;
-           if (!closed && !watch_.gone()) return;
-           if (avail() >= need) return;
-           if (!at_message_start) throw ProtocolError("shm: peer closed mid-message");
-           ended = true;
+           if (partner_ended() && avail() < need)
+             throw ProtocolError("shm: peer closed mid-message");
          });
-    return ended ? 0 : avail();
+    return avail();
   }
 
   template <class Ready, class Check>
@@ -206,6 +250,7 @@ class RingChannel final : public Channel {
   RingHeader *out_, *in_;
   std::byte *out_data_, *in_data_;
   std::uint64_t wpos_ = 0, rpos_ = 0;
+  std::uint64_t tail_cache_ = 0;
 };
 
 }  // namespace

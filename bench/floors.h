@@ -1,0 +1,25 @@
+// The machine's own limits, measured in the same run as the matrix (--floors), so every
+// figure can be read as a multiple of what the hardware and kernel allow:
+//
+//   floor/cacheline_rtt   two processes, pinned like the matrix, bounce one shared cache
+//                         line (an atomic): the least any shared-memory round trip costs
+//   floor/futex_rtt       the same hand-off, but each side sleeps on a futex and is woken
+//                         by the other: the least any blocking round trip costs
+//   floor/syscall         a null system call (getppid), ns per call
+//   floor/memcpy/<bytes>  single-thread memcpy between 64-byte-aligned buffers, one row
+//                         per matrix size: the most a copying transport can move
+//
+// Round-trip floors are timed exactly as ping-pong cells are (RttClock), so the ratio
+// between a cell and its floor carries the same bookkeeping on both sides.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "harness/placement.h"
+
+namespace ipcbench {
+
+void register_floors(const Placement& placement, const std::vector<std::size_t>& sizes);
+
+}  // namespace ipcbench
