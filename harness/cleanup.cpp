@@ -1,5 +1,6 @@
 #include "harness/cleanup.h"
 
+#include <mqueue.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@ constexpr int kMaxPids = 64;
 
 struct PathSlot {
   std::atomic<bool> used{false};
+  bool mqueue = false;
   char path[kMaxPathLen];
 };
 PathSlot g_paths[kMaxPaths];
@@ -28,7 +30,8 @@ void undo_everything() {
   }
   // Files first, then directories (which are empty by then).
   for (auto& p : g_paths) {
-    if (p.used.load() && ::unlink(p.path) == 0) p.used.store(false);
+    if (!p.used.load()) continue;
+    if (p.mqueue ? ::mq_unlink(p.path) == 0 : ::unlink(p.path) == 0) p.used.store(false);
   }
   for (auto& p : g_paths) {
     if (p.used.exchange(false)) ::rmdir(p.path);
@@ -52,6 +55,12 @@ void install_signal_handlers() {
   ::signal(SIGPIPE, SIG_IGN);
 }
 
+int add_mqueue(const char* name) {
+  int slot = add_path(name);
+  if (slot >= 0) g_paths[slot].mqueue = true;
+  return slot;
+}
+
 int add_path(const char* path) {
   std::size_t len = std::strlen(path);
   if (len >= static_cast<std::size_t>(kMaxPathLen)) return -1;
@@ -59,6 +68,7 @@ int add_path(const char* path) {
     bool expected = false;
     if (g_paths[i].used.load()) continue;
     std::memcpy(g_paths[i].path, path, len + 1);
+    g_paths[i].mqueue = false;
     if (g_paths[i].used.compare_exchange_strong(expected, true)) return i;
   }
   return -1;

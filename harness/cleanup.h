@@ -19,6 +19,8 @@ void install_signal_handlers();
 // slot for forget_path, or -1 when the table is full or the path too long (the owner's
 // destructor still removes it on a normal exit).
 int add_path(const char* path);
+// Registers a POSIX message queue name ("/ipcbench-…"), removed with mq_unlink.
+int add_mqueue(const char* name);
 void forget_path(int slot);
 
 void add_pid(pid_t pid);

@@ -1,7 +1,9 @@
 // One conformance suite, run against every registered transport with a real peer
 // process (build/ipcbench --peer --role=echo) on the other end.
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <mqueue.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -76,16 +78,44 @@ TEST_P(Conformance, EverySizeArrivesIntact) {
   EXPECT_EQ(l.peer.finish(std::chrono::seconds(5)), "exit 0");
 }
 
-// Paths (socket files, FIFOs, mapped files) and shm objects exist 0600 from the start.
+// Where an endpoint address names an IPC object: a path, a POSIX shm object (in
+// /dev/shm), or a POSIX message queue ("/ipcbench-…", opened with mq_open).
+struct IpcObject {
+  enum Kind { kNone, kPath, kMqueue } kind;
+  std::string name;
+};
+IpcObject object_of(const std::string& a) {
+  if (a.rfind("ipcbench-", 0) == 0) return {IpcObject::kPath, "/dev/shm/" + a};
+  if (a.rfind("/ipcbench-", 0) == 0) return {IpcObject::kMqueue, a};
+  if (a.find('/') != std::string::npos) return {IpcObject::kPath, a};
+  return {IpcObject::kNone, a};  // descriptor numbers, host, port
+}
+
+// 0 when it exists (mode in *mode), else errno.
+int stat_object(const IpcObject& o, unsigned* mode) {
+  struct stat st {};
+  if (o.kind == IpcObject::kPath) {
+    if (::stat(o.name.c_str(), &st) != 0) return errno;
+  } else {
+    mqd_t q = ::mq_open(o.name.c_str(), O_RDONLY);
+    if (q == static_cast<mqd_t>(-1)) return errno;
+    ::fstat(q, &st);
+    ::mq_close(q);
+  }
+  *mode = st.st_mode & 0777;
+  return 0;
+}
+
+// Paths, shm objects and queues exist 0600 from the moment they are created.
 TEST_P(Conformance, IpcObjectsAreCreatedPrivate) {
   RunDir dir;
   auto listener = GetParam()->listen(dir);
   for (const std::string& a : listener->endpoint().addresses) {
-    std::string path = a.rfind("ipcbench-", 0) == 0 ? "/dev/shm/" + a : a;
-    if (path.find('/') == std::string::npos) continue;  // descriptor numbers, host, port
-    struct stat st {};
-    ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
-    EXPECT_EQ(st.st_mode & 0777, 0600u) << path;
+    IpcObject o = object_of(a);
+    if (o.kind == IpcObject::kNone) continue;
+    unsigned mode = 0;
+    ASSERT_EQ(stat_object(o, &mode), 0) << o.name;
+    EXPECT_EQ(mode, 0600u) << o.name;
   }
 }
 
@@ -102,9 +132,11 @@ std::vector<std::string> our_shm_objects() {
 
 TEST_P(Conformance, RunDirectoryIsPrivateAndRemoved) {
   std::string path;
+  std::vector<std::string> addresses;
   {
     Link l = open_link(*GetParam(), 64);
     path = l.dir->path();
+    addresses = l.ep.addresses;
     struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0700u);
@@ -112,6 +144,12 @@ TEST_P(Conformance, RunDirectoryIsPrivateAndRemoved) {
   struct stat st {};
   EXPECT_NE(::stat(path.c_str(), &st), 0) << path << " left behind";
   EXPECT_TRUE(our_shm_objects().empty()) << our_shm_objects().front() << " left behind";
+  for (const std::string& a : addresses) {
+    IpcObject o = object_of(a);
+    unsigned mode = 0;
+    if (o.kind == IpcObject::kNone) continue;
+    EXPECT_EQ(stat_object(o, &mode), ENOENT) << o.name << " left behind";
+  }
 }
 
 TEST_P(Conformance, PeerDeathWhileWaitingIsSeenAsClose) {

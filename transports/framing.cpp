@@ -145,48 +145,60 @@ std::size_t StreamChannel::recv(std::span<std::byte> buf) {
   return len;
 }
 
-RecordChannel::RecordChannel(UniqueFd sock) : fd_(std::move(sock)) {}
+RecordChannel::RecordChannel(std::unique_ptr<RecordIo> io) : io_(std::move(io)) {}
 
 void RecordChannel::send(std::span<const std::byte> msg) {
   check_len(msg.size(), kMaxFrameBytes);
-  auto len = static_cast<std::uint32_t>(msg.size());
-  std::size_t off = 0;
-  bool first = true;
-  while (first || off < msg.size()) {
-    iovec iov[2];
-    int cnt = 0;
-    std::size_t room = kRecordBytes;
-    if (first) {
-      iov[cnt++] = {&len, kPrefix};
-      room -= kPrefix;
-    }
-    std::size_t chunk = std::min(room, msg.size() - off);
-    iov[cnt++] = {const_cast<std::byte*>(msg.data()) + off, chunk};
-    msghdr mh{};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = static_cast<std::size_t>(cnt);
-    ssize_t n = ::sendmsg(fd_.get(), &mh, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw SysError("send (seqpacket)", errno);
-    }
-    off += chunk;  // SOCK_SEQPACKET sends a record whole or not at all
-    first = false;
+  const auto len = static_cast<std::uint32_t>(msg.size());
+  const std::span<const std::byte> prefix(reinterpret_cast<const std::byte*>(&len), kPrefix);
+  const std::size_t max = io_->max_record();
+  std::size_t chunk = std::min(max - kPrefix, msg.size());
+  io_->send_record(prefix, msg.first(chunk));
+  for (std::size_t off = chunk; off < msg.size(); off += chunk) {
+    chunk = std::min(max, msg.size() - off);
+    io_->send_record({}, msg.subspan(off, chunk));
   }
 }
 
 std::size_t RecordChannel::recv(std::span<std::byte> buf) {
   std::uint32_t len = 0;
-  std::size_t got = 0;
-  bool first = true;
-  while (first || got < len) {
-    iovec iov[2];
-    int cnt = 0;
-    if (first) iov[cnt++] = {&len, kPrefix};
-    iov[cnt++] = {buf.data() + got, buf.size() - got};
-    msghdr mh{};
-    mh.msg_iov = iov;
-    mh.msg_iovlen = static_cast<std::size_t>(cnt);
+  std::span<std::byte> prefix(reinterpret_cast<std::byte*>(&len), kPrefix);
+  std::size_t n = io_->recv_record(prefix, buf.first(std::min(buf.size(), io_->max_record())));
+  if (n == 0) return 0;
+  if (n < kPrefix) throw ProtocolError("record framing: short first record");
+  check_len(len, buf.size());
+  std::size_t got = n - kPrefix;
+  while (got < len) {
+    std::size_t r =
+        io_->recv_record({}, buf.subspan(got, std::min(buf.size() - got, io_->max_record())));
+    if (r == 0) closed_mid_message(got, len);
+    got += r;
+  }
+  if (got != len)
+    throw ProtocolError("record framing: records carried " + std::to_string(got) +
+                        " bytes for a message of " + std::to_string(len));
+  return len;
+}
+
+SeqpacketIo::SeqpacketIo(UniqueFd sock) : fd_(std::move(sock)) {}
+
+void SeqpacketIo::send_record(std::span<const std::byte> a, std::span<const std::byte> b) {
+  iovec iov[2] = {{const_cast<std::byte*>(a.data()), a.size()},
+                  {const_cast<std::byte*>(b.data()), b.size()}};
+  msghdr mh{};
+  mh.msg_iov = a.empty() ? iov + 1 : iov;
+  mh.msg_iovlen = a.empty() ? 1 : 2;
+  while (::sendmsg(fd_.get(), &mh, MSG_NOSIGNAL) < 0) {
+    if (errno != EINTR) throw SysError("send (seqpacket)", errno);
+  }
+}
+
+std::size_t SeqpacketIo::recv_record(std::span<std::byte> a, std::span<std::byte> b) {
+  iovec iov[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+  msghdr mh{};
+  mh.msg_iov = a.empty() ? iov + 1 : iov;
+  mh.msg_iovlen = a.empty() ? 1 : 2;
+  for (;;) {
     ssize_t n = ::recvmsg(fd_.get(), &mh, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -194,24 +206,9 @@ std::size_t RecordChannel::recv(std::span<std::byte> buf) {
     }
     if (mh.msg_flags & MSG_TRUNC)
       throw ProtocolError("seqpacket: record larger than the receive buffer of " +
-                          std::to_string(buf.size()) + " bytes");
-    if (n == 0) {
-      if (first) return 0;
-      closed_mid_message(got, len);
-    }
-    std::size_t body = static_cast<std::size_t>(n);
-    if (first) {
-      if (body < kPrefix) throw ProtocolError("seqpacket: short first record");
-      body -= kPrefix;
-      check_len(len, buf.size());
-      first = false;
-    }
-    got += body;
+                          std::to_string(a.size() + b.size()) + " bytes");
+    return static_cast<std::size_t>(n);
   }
-  if (got != len)
-    throw ProtocolError("seqpacket: records carried " + std::to_string(got) +
-                        " bytes for a message of " + std::to_string(len));
-  return len;
 }
 
 }  // namespace ipcbench

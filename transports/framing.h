@@ -6,12 +6,14 @@
 // through a 64 KiB buffer; once messages are large, the body is read straight into the
 // caller's buffer (readv), so the suite adds no copy of its own to the kernel's.
 //
-// RecordChannel carries messages over SOCK_SEQPACKET, where the kernel keeps record
-// boundaries: a message that fits in one record (64 KiB) is one record; a larger one is
-// split into records, never truncated. The first record starts with the total length.
+// RecordChannel carries messages over a transport that keeps record boundaries
+// (SOCK_SEQPACKET, POSIX message queues): a message that fits in one record is one
+// record; a larger one is split into records, never truncated. The first record starts
+// with the total length.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "harness/fd.h"
@@ -46,13 +48,36 @@ class StreamChannel final : public Channel {
   std::size_t last_len_ = 0;  // size of the previous message, a hint for the next read
 };
 
-class RecordChannel final : public Channel {
+// One record (datagram) at a time over a transport that keeps boundaries. A record is
+// sent from, and received into, two pieces (a may be empty). recv_record returns the
+// record's size; 0 means the link ended (the partner closed, or sent its end marker).
+class RecordIo {
  public:
-  static constexpr std::size_t kRecordBytes = 64 * 1024;
-  explicit RecordChannel(UniqueFd sock);
+  virtual ~RecordIo() = default;
+  virtual std::size_t max_record() const = 0;
+  virtual void send_record(std::span<const std::byte> a, std::span<const std::byte> b) = 0;
+  virtual std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) = 0;
+};
+
+class RecordChannel : public Channel {
+ public:
+  explicit RecordChannel(std::unique_ptr<RecordIo> io);
 
   void send(std::span<const std::byte> msg) override;
   std::size_t recv(std::span<std::byte> buf) override;
+
+ private:
+  std::unique_ptr<RecordIo> io_;
+};
+
+// SOCK_SEQPACKET records of up to 64 KiB.
+class SeqpacketIo final : public RecordIo {
+ public:
+  static constexpr std::size_t kRecordBytes = 64 * 1024;
+  explicit SeqpacketIo(UniqueFd sock);
+  std::size_t max_record() const override { return kRecordBytes; }
+  void send_record(std::span<const std::byte> a, std::span<const std::byte> b) override;
+  std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) override;
 
  private:
   UniqueFd fd_;

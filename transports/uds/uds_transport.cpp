@@ -26,7 +26,8 @@ sockaddr_un make_addr(const std::string& path) {
 }
 
 std::unique_ptr<Channel> wrap(UniqueFd fd, int type) {
-  if (type == SOCK_SEQPACKET) return std::make_unique<RecordChannel>(std::move(fd));
+  if (type == SOCK_SEQPACKET)
+    return std::make_unique<RecordChannel>(std::make_unique<SeqpacketIo>(std::move(fd)));
   return std::make_unique<StreamChannel>(std::move(fd));
 }
 

@@ -1,0 +1,247 @@
+// POSIX message queues (mq_open): one queue per direction, named
+// /ipcbench-<pid>-mq-<n>-{down,up}, created 0600 and unlinked as soon as the peer has
+// opened both. Queue depth and message size honour the system limits
+// (/proc/sys/fs/mqueue/msg_max, msgsize_max) and RLIMIT_MSGQUEUE; a message larger than
+// one queue message is split into several, never truncated (RecordChannel).
+#include <fcntl.h>
+#include <mqueue.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "harness/cleanup.h"
+#include "harness/error.h"
+#include "harness/liveness.h"
+#include "transports/framing.h"
+
+namespace ipcbench {
+namespace {
+
+long read_limit(const char* path, long fallback) {
+  std::ifstream f(path);
+  long v = 0;
+  return (f >> v) && v > 0 ? v : fallback;
+}
+
+struct MqLimits {
+  long depth, msgsize;
+};
+
+// Depth up to 10 and the largest message size the system allows, shrunk until two
+// queues fit in RLIMIT_MSGQUEUE.
+MqLimits choose_limits() {
+  MqLimits l{std::min(10L, read_limit("/proc/sys/fs/mqueue/msg_max", 10)),
+             read_limit("/proc/sys/fs/mqueue/msgsize_max", 8192)};
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_MSGQUEUE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    // The kernel charges each queue depth * (msgsize + a pointer's worth of overhead).
+    while (l.msgsize > 1024 &&
+           2 * static_cast<rlim_t>(l.depth) * (static_cast<rlim_t>(l.msgsize) + 64) > rl.rlim_cur)
+      l.msgsize /= 2;
+  }
+  return l;
+}
+
+timespec deadline_in(long ms) {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);  // mq_timed* take CLOCK_REALTIME deadlines
+  ts.tv_nsec += ms * 1'000'000;
+  ts.tv_sec += ts.tv_nsec / 1'000'000'000;
+  ts.tv_nsec %= 1'000'000'000;
+  return ts;
+}
+
+class MqIo final : public RecordIo {
+ public:
+  MqIo(mqd_t rd, mqd_t wr, pid_t partner) : rd_(rd), wr_(wr), watch_(partner) {
+    mq_attr a{};
+    check_sys(::mq_getattr(wr_, &a), "mq_getattr");
+    max_ = static_cast<std::size_t>(a.mq_msgsize);
+    staging_.resize(max_);
+  }
+  ~MqIo() override {
+    timespec ts = deadline_in(50);
+    ::mq_timedsend(wr_, "", 0, 0, &ts);  // the end marker: the partner's recv returns 0
+    ::mq_close(rd_);
+    ::mq_close(wr_);
+  }
+  std::size_t max_record() const override { return max_; }
+
+  void send_record(std::span<const std::byte> a, std::span<const std::byte> b) override {
+    const char* p = reinterpret_cast<const char*>(b.data());
+    std::size_t n = b.size();
+    if (!a.empty()) {  // mq_send takes one buffer: stage prefix + body
+      std::memcpy(staging_.data(), a.data(), a.size());
+      std::memcpy(staging_.data() + a.size(), b.data(), b.size());
+      p = reinterpret_cast<const char*>(staging_.data());
+      n = a.size() + b.size();
+    }
+    for (;;) {
+      timespec ts = deadline_in(10);
+      if (::mq_timedsend(wr_, p, n, 0, &ts) == 0) return;
+      if (errno == EINTR) continue;
+      if (errno != ETIMEDOUT) throw SysError("mq_send", errno);
+      if (watch_.gone()) throw SysError("mq_send: the peer process is gone", EPIPE);
+    }
+  }
+
+  std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) override {
+    const bool direct = a.empty() && b.size() >= max_;
+    char* p = direct ? reinterpret_cast<char*>(b.data()) : reinterpret_cast<char*>(staging_.data());
+    for (;;) {
+      timespec ts = deadline_in(10);
+      ssize_t n = ::mq_timedreceive(rd_, p, max_, nullptr, &ts);
+      if (n >= 0) {
+        auto got = static_cast<std::size_t>(n);
+        if (direct || got == 0) return got;
+        if (got > a.size() + b.size())
+          throw ProtocolError("posix-mq: message of " + std::to_string(got) +
+                              " bytes exceeds the receive buffer");
+        std::size_t in_a = std::min(got, a.size());
+        std::memcpy(a.data(), staging_.data(), in_a);
+        std::memcpy(b.data(), staging_.data() + in_a, got - in_a);
+        return got;
+      }
+      if (errno == EINTR) continue;
+      if (errno != ETIMEDOUT) throw SysError("mq_receive", errno);
+      if (watch_.gone()) return 0;
+    }
+  }
+
+ private:
+  mqd_t rd_, wr_;
+  PeerWatch watch_;
+  std::size_t max_;
+  std::vector<std::byte> staging_;
+};
+
+constexpr char kHello[] = "ipcbench-mq-hello";
+
+class MqListener final : public Listener {
+ public:
+  MqListener() {
+    static std::atomic<unsigned> counter{0};
+    std::string base =
+        "/ipcbench-" + std::to_string(::getpid()) + "-mq-" + std::to_string(counter++);
+    names_ = {base + "-down", base + "-up"};
+    MqLimits lim = choose_limits();
+    mq_attr attr{};
+    attr.mq_maxmsg = lim.depth;
+    attr.mq_msgsize = lim.msgsize;
+    for (int i = 0; i < 2; ++i) {
+      slots_[i] = cleanup::add_mqueue(names_[i].c_str());
+      mqd_t q = ::mq_open(names_[i].c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr);
+      if (q == static_cast<mqd_t>(-1)) {
+        int err = errno;
+        unlink_all();
+        throw SysError("mq_open " + names_[i] + " (depth " + std::to_string(lim.depth) +
+                           ", message " + std::to_string(lim.msgsize) +
+                           " bytes; see msg_max, msgsize_max and RLIMIT_MSGQUEUE)",
+                       err);
+      }
+      q_[i] = q;
+    }
+    ep_.addresses = names_;
+  }
+  ~MqListener() override {
+    for (mqd_t q : q_)
+      if (q != static_cast<mqd_t>(-1)) ::mq_close(q);
+    unlink_all();
+  }
+  const Endpoint& endpoint() const override { return ep_; }
+
+  std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    // The peer announces itself (and its pid) on the up queue.
+    std::vector<char> buf(65536);
+    for (;;) {
+      timespec ts = deadline_in(20);
+      mq_attr a{};
+      ::mq_getattr(q_[1], &a);
+      buf.resize(static_cast<std::size_t>(a.mq_msgsize));
+      ssize_t n = ::mq_timedreceive(q_[1], buf.data(), buf.size(), nullptr, &ts);
+      if (n > 0) {
+        pid_t peer = 0;
+        if (static_cast<std::size_t>(n) != sizeof kHello + sizeof peer ||
+            std::memcmp(buf.data(), kHello, sizeof kHello) != 0)
+          throw ProtocolError("posix-mq: the peer did not say hello");
+        std::memcpy(&peer, buf.data() + sizeof kHello, sizeof peer);
+        unlink_all();  // both ends are open: the names are no longer needed
+        auto io = std::make_unique<MqIo>(std::exchange(q_[1], -1), std::exchange(q_[0], -1), peer);
+        return std::make_unique<RecordChannel>(std::move(io));
+      }
+      if (n < 0 && errno != ETIMEDOUT && errno != EINTR)
+        throw SysError("mq_receive (hello)", errno);
+      if (wait.peer_alive && !wait.peer_alive())
+        throw ProtocolError("posix-mq: peer process exited before connecting");
+      if (std::chrono::steady_clock::now() >= wait.deadline)
+        throw ProtocolError("posix-mq: timed out waiting for the peer");
+    }
+  }
+
+ private:
+  void unlink_all() {
+    for (int i = 0; i < 2; ++i) {
+      if (slots_[i] < 0) continue;
+      ::mq_unlink(names_[i].c_str());
+      cleanup::forget_path(slots_[i]);
+      slots_[i] = -1;
+    }
+  }
+  std::vector<std::string> names_;
+  mqd_t q_[2] = {static_cast<mqd_t>(-1), static_cast<mqd_t>(-1)};
+  int slots_[2] = {-1, -1};
+  Endpoint ep_;
+};
+
+class MqTransport final : public Transport {
+ public:
+  const TransportInfo& info() const override { return info_; }
+  std::unique_ptr<Listener> listen(RunDir&) const override {
+    return std::make_unique<MqListener>();
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+    if (ep.addresses.size() != 2) throw ProtocolError("posix-mq: expected two queue names");
+    mqd_t rd = ::mq_open(ep.addresses[0].c_str(), O_RDONLY | O_CLOEXEC);
+    if (rd == static_cast<mqd_t>(-1)) throw SysError("mq_open " + ep.addresses[0], errno);
+    mqd_t wr = ::mq_open(ep.addresses[1].c_str(), O_WRONLY | O_CLOEXEC);
+    if (wr == static_cast<mqd_t>(-1)) {
+      int err = errno;
+      ::mq_close(rd);
+      throw SysError("mq_open " + ep.addresses[1], err);
+    }
+    char hello[sizeof kHello + sizeof(pid_t)];
+    pid_t self = ::getpid();
+    std::memcpy(hello, kHello, sizeof kHello);
+    std::memcpy(hello + sizeof kHello, &self, sizeof self);
+    if (::mq_send(wr, hello, sizeof hello, 0) != 0) {
+      int err = errno;
+      ::mq_close(rd);
+      ::mq_close(wr);
+      throw SysError("mq_send (hello)", err);
+    }
+    return std::make_unique<RecordChannel>(std::make_unique<MqIo>(rd, wr, ::getppid()));
+  }
+
+ private:
+  TransportInfo info_{"posix-mq",
+                      "message queue",
+                      true,
+                      "same host (any process, by queue name)",
+                      "by queue name; decoupled: a sender need not wait for a reader until "
+                      "the queue is full",
+                      kMaxFrameBytes,
+                      "POSIX message queues (mq_open), one per direction, depth and message "
+                      "size from msg_max/msgsize_max/RLIMIT_MSGQUEUE; larger messages split"};
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_posix_mq_transport() { return std::make_unique<MqTransport>(); }
+
+}  // namespace ipcbench
