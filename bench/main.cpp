@@ -121,7 +121,8 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
            "\", \"kernel_boundaries\": " + (i.kernel_boundaries ? "true" : "false") +
            ", \"reach\": \"" + json_escape(i.reach) + "\", \"coupling\": \"" +
            json_escape(i.coupling) + "\", \"max_message\": " + std::to_string(i.max_message) +
-           ", \"summary\": \"" + json_escape(i.summary) + "\"}" + (k + 1 < list.size() ? "," : "");
+           ", \"summary\": \"" + json_escape(i.summary) + "\", \"wait\": \"" + json_escape(i.wait) +
+           "\"}" + (k + 1 < list.size() ? "," : "");
   }
   return out + (pretty ? "\n]\n" : "]");
 }
@@ -133,11 +134,11 @@ void print_transports(SuiteOptions::List mode) {
   }
   for (const Transport* t : all_transports()) {
     const TransportInfo& i = t->info();
-    std::printf("%-14s %s; %s; %s; %s; max message %zu bytes; %s\n", i.name.c_str(),
+    std::printf("%-14s %s; %s; %s; %s; wait: %s; max message %zu bytes; %s\n", i.name.c_str(),
                 i.paradigm.c_str(),
-                i.kernel_boundaries ? "message boundaries kept by the kernel"
-                                    : "byte stream, framed by ipcbench",
-                i.reach.c_str(), i.coupling.c_str(), i.max_message, i.summary.c_str());
+                i.kernel_boundaries ? "message boundaries kept" : "byte stream, framed by ipcbench",
+                i.reach.c_str(), i.coupling.c_str(), i.wait.c_str(), i.max_message,
+                i.summary.c_str());
   }
 }
 

@@ -19,7 +19,9 @@ partial="results/.${stamp}-${host}.json.partial"
 trap 'rm -f "$partial"' EXIT
 
 status=0
-build/ipcbench --benchmark_out="$partial" --benchmark_out_format=json "$@" || status=$?
+# The machine's floors first, in the same run and placement, so every figure can be
+# read as a multiple of them.
+build/ipcbench --floors --benchmark_out="$partial" --benchmark_out_format=json "$@" || status=$?
 # Exit 1 means some cells failed: their errors are in the file, which is still kept.
 if [ -s "$partial" ] && { [ "$status" -eq 0 ] || [ "$status" -eq 1 ]; }; then
   mv "$partial" "$out"
