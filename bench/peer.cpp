@@ -4,6 +4,7 @@
 #include <exception>
 #include <vector>
 
+#include "bench/mailbox.h"
 #include "bench/protocol.h"
 #include "harness/aligned_buffer.h"
 #include "harness/error.h"
@@ -19,14 +20,22 @@ void send_control(Channel& ch, Kind kind, std::uint32_t seq) {
   ch.send(msg);
 }
 
+// Returns msg to the sender: written in place when the channel lends its memory.
+void echo(Channel& ch, std::span<const std::byte> msg) {
+  std::span<std::byte> l = ch.loan(msg.size());
+  if (l.empty()) return ch.send(msg);
+  std::memcpy(l.data(), msg.data(), msg.size());
+  ch.commit();
+}
+
 int run_bench(Channel& ch, const PeerArgs& a) {
-  AlignedBuffer buf(std::max(a.max_size, kHeaderBytes + sizeof(CpuUse)));
+  Inbox in(ch, std::max(a.max_size, kHeaderBytes + sizeof(CpuUse)));
   send_control(ch, Kind::kReady, 0);
   std::uint32_t expected = 1;
   for (;;) {
-    std::size_t n = ch.recv(buf);
+    std::span<const std::byte> msg = in.next();
+    const std::size_t n = msg.size();
     if (n == 0) return 0;  // the benchmark side closed: nothing more to do
-    std::span<std::byte> msg(buf.data(), n);
     if (n < kHeaderBytes) throw ProtocolError("short message of " + std::to_string(n) + " bytes");
     Kind kind = read_header(msg).kind;
     if (kind == Kind::kStop) return 0;
@@ -34,7 +43,7 @@ int run_bench(Channel& ch, const PeerArgs& a) {
     if (!err.empty()) throw ProtocolError(err);
     switch (kind) {
       case Kind::kPing:
-        ch.send(msg);
+        echo(ch, msg);
         break;
       case Kind::kData:
         break;
@@ -54,6 +63,7 @@ int run_bench(Channel& ch, const PeerArgs& a) {
         throw ProtocolError("unexpected message kind " +
                             std::to_string(static_cast<std::uint32_t>(kind)));
     }
+    in.done();
     ++expected;
   }
 }

@@ -33,6 +33,18 @@ std::uint32_t payload_digest(std::span<const std::byte> p) {
   return static_cast<std::uint32_t>(avalanche(h));
 }
 
+std::uint64_t payload_touch(std::span<const std::byte> p) {
+  std::uint64_t sum = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= p.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p.data() + i, 8);
+    sum += w;
+  }
+  for (; i < p.size(); ++i) sum += static_cast<std::uint8_t>(p[i]);
+  return sum;
+}
+
 std::uint32_t fill_payload(std::span<std::byte> msg, std::uint64_t seed) {
   auto payload = msg.subspan(kHeaderBytes);
   std::mt19937_64 rng(seed);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <vector>
 
+#include "bench/mailbox.h"
 #include "bench/protocol.h"
 #include "bench/rtt_clock.h"
 #include "harness/aligned_buffer.h"
@@ -73,15 +74,22 @@ void sync(PeerSession& s, std::span<std::byte> buf) {
 void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   Channel& ch = s.channel();
   const bool verify = s.config().verify;
-  AlignedBuffer out(size), in(std::max(size, kHeaderBytes + sizeof(CpuUse)));
-  const std::uint32_t digest = fill_payload(out, size);
+  AlignedBuffer proto(size);
+  const std::uint32_t digest = fill_payload(proto, size);
+  Outbox out(ch, proto);
+  Inbox in(ch, size);
 
+  auto round_trip = [&](std::uint32_t seq) {
+    stamp(out.begin(), seq, Kind::kPing, digest);
+    out.finish();
+    return in.next();
+  };
   auto warm_end = Clock::now() + kWarmupBudget;
   for (int i = 0; i < kWarmupMsgs && Clock::now() < warm_end; ++i) {
     std::uint32_t seq = s.next_seq();
-    stamp(out, seq, Kind::kPing, digest);
-    ch.send(out);
-    expect(ch, in, Kind::kPing, seq, verify);
+    std::span<const std::byte> reply = round_trip(seq);
+    if (!reply_ok(reply, size, seq, verify)) throw ProtocolError(explain_reply(reply, seq, verify));
+    in.done();
   }
 
   auto cpu_before = s.cpu_sample();
@@ -89,12 +97,10 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   clock.start();
   for (auto _ : state) {
     std::uint32_t seq = s.next_seq();
-    stamp(out, seq, Kind::kPing, digest);
-    ch.send(out);
-    std::size_t n = ch.recv(in);
+    std::span<const std::byte> reply = round_trip(seq);
     std::uint64_t rtt = clock.lap();
-    std::span<const std::byte> reply(in.data(), n);
     if (!reply_ok(reply, size, seq, verify)) throw ProtocolError(explain_reply(reply, seq, verify));
+    in.done();
     state.SetIterationTime(static_cast<double>(rtt) * 1e-9);
   }
 
@@ -112,13 +118,14 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
 
 void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   Channel& ch = s.channel();
-  AlignedBuffer out(size), in(std::max(size, kHeaderBytes + sizeof(CpuUse)));
-  const std::uint32_t digest = fill_payload(out, size);
+  AlignedBuffer proto(size), in(kHeaderBytes + sizeof(CpuUse));
+  const std::uint32_t digest = fill_payload(proto, size);
+  Outbox out(ch, proto);
 
   auto warm_end = Clock::now() + kWarmupBudget;
   for (int i = 0; i < kWarmupMsgs && Clock::now() < warm_end; ++i) {
-    stamp(out, s.next_seq(), Kind::kData, digest);
-    ch.send(out);
+    stamp(out.begin(), s.next_seq(), Kind::kData, digest);
+    out.finish();
   }
   sync(s, in);
 
@@ -127,8 +134,8 @@ void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   benchmark::IterationCount i = 0;
   auto t0 = Clock::now();
   for (auto _ : state) {
-    stamp(out, s.next_seq(), Kind::kData, digest);
-    ch.send(out);
+    stamp(out.begin(), s.next_seq(), Kind::kData, digest);
+    out.finish();
     if (++i == last) {
       sync(s, in);  // the peer has received and checked every message
       state.SetIterationTime(static_cast<double>(ns_between(t0, Clock::now())) * 1e-9);

@@ -13,6 +13,7 @@ std::unique_ptr<Transport> make_mmap_spin_transport();
 std::unique_ptr<Transport> make_mmap_futex_transport();
 std::unique_ptr<Transport> make_shm_spin_transport();
 std::unique_ptr<Transport> make_shm_futex_transport();
+std::unique_ptr<Transport> make_shm_spin_zerocopy_transport();
 std::unique_ptr<Transport> make_posix_mq_transport();
 
 namespace {
@@ -28,6 +29,7 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
   r.push_back(make_mmap_futex_transport());
   r.push_back(make_shm_spin_transport());
   r.push_back(make_shm_futex_transport());
+  r.push_back(make_shm_spin_zerocopy_transport());
   r.push_back(make_posix_mq_transport());
   return r;
 }

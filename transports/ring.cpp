@@ -49,8 +49,9 @@ static_assert(sizeof(RecordHeader) <= 64);
 
 class RingChannel final : public Channel {
  public:
-  RingChannel(std::unique_ptr<Mapping> m, bool is_client, WaitMode mode, pid_t partner)
-      : map_(std::move(m)), mode_(mode), watch_(partner) {
+  RingChannel(std::unique_ptr<Mapping> m, bool is_client, WaitMode mode, bool zero_copy,
+              pid_t partner)
+      : map_(std::move(m)), mode_(mode), zero_copy_(zero_copy), watch_(partner) {
     auto* ctl = static_cast<LinkControl*>(map_->base());
     cap_ = ctl->ring_bytes;
     auto* data = static_cast<std::byte*>(map_->base()) + sizeof(LinkControl);
@@ -79,6 +80,7 @@ class RingChannel final : public Channel {
     if (total <= cap_) {
       // Whole record at once; the header is written last, so a reader that sees it
       // sees the payload too, and polls nothing but that one line.
+      if (zero_copy_) return send_contiguous(msg);
       wait_space(total);
       wpos_ += kRecord;
       put(msg.data(), len);
@@ -111,9 +113,8 @@ class RingChannel final : public Channel {
   }
 
   std::size_t recv(std::span<std::byte> buf) override {
-    RecordHeader* hdr = header_at(in_data_, rpos_);
-    const std::uint64_t want = rpos_ + 1;
-    if (!wait_record(*hdr, want)) return 0;
+    RecordHeader* hdr = next_record();
+    if (!hdr) return 0;
     const std::size_t len = hdr->len;
     if (len == 0 || len > buf.size())
       throw ProtocolError("shm: incoming message of " + std::to_string(len) +
@@ -128,15 +129,86 @@ class RingChannel final : public Channel {
         std::size_t chunk = std::min<std::size_t>(len - done, wait_data(1));
         take(buf.data() + done, chunk);
         done += chunk;
-        if (done < len) release();  // let the writer stream on
+        if (done < len) release_tail();  // let the writer stream on
       }
     }
     rpos_ = round_up(rpos_, kRecord);
-    release();
+    release_tail();
     return len;
   }
 
+  std::span<std::byte> loan(std::size_t n) override {
+    const std::size_t total = kRecord + round_up(n, kRecord);
+    if (!zero_copy_ || n == 0 || total > cap_) return {};
+    loan_start_ = reserve(total);
+    loan_len_ = n;
+    return {out_data_ + (loan_start_ + kRecord) % cap_, n};
+  }
+
+  void commit() override {
+    RecordHeader* hdr = header_at(out_data_, loan_start_);
+    hdr->len = loan_len_;
+    hdr->pos.store(loan_start_ + 1, std::memory_order_release);
+    wpos_ = loan_start_ + kRecord + round_up(loan_len_, kRecord);
+    publish();
+  }
+
+  bool view(std::span<const std::byte>* out) override {
+    if (!zero_copy_) return false;
+    RecordHeader* hdr = next_record();
+    if (!hdr) {
+      *out = {};
+      return true;
+    }
+    const std::size_t len = hdr->len;
+    if (kRecord + round_up(len, kRecord) > cap_) return false;  // streamed: use recv
+    view_len_ = len;
+    *out = {in_data_ + (rpos_ + kRecord) % cap_, len};
+    return true;
+  }
+
+  void release() override {
+    rpos_ += kRecord + round_up(view_len_, kRecord);
+    release_tail();
+  }
+
  private:
+  static constexpr std::uint64_t kSkip = ~std::uint64_t{0};
+
+  // Zero-copy channels keep every record in one piece: when one would cross the end of
+  // the ring, a skip record fills the rest of the lap and the record starts the next.
+  // Returns the record's start, with `total` bytes free there.
+  std::uint64_t reserve(std::size_t total) {
+    if (std::size_t room = cap_ - wpos_ % cap_; room < total) {
+      wait_space(room);
+      RecordHeader* skip = header_at(out_data_, wpos_);
+      skip->len = kSkip;
+      skip->pos.store(wpos_ + 1, std::memory_order_release);
+      wpos_ += room;
+      publish();
+    }
+    wait_space(total);
+    return wpos_;
+  }
+
+  void send_contiguous(std::span<const std::byte> msg) {
+    std::span<std::byte> dst = loan(msg.size());
+    std::memcpy(dst.data(), msg.data(), msg.size());
+    commit();
+  }
+
+  // Waits for the record at rpos_, stepping over skip records; nullptr when the link
+  // ended first.
+  RecordHeader* next_record() {
+    for (;;) {
+      RecordHeader* hdr = header_at(in_data_, rpos_);
+      if (!wait_record(*hdr, rpos_ + 1)) return nullptr;
+      if (hdr->len != kSkip) return hdr;
+      rpos_ += cap_ - rpos_ % cap_;
+      release_tail();
+    }
+  }
+
   RecordHeader* header_at(std::byte* data, std::uint64_t pos) const {
     return reinterpret_cast<RecordHeader*>(data + pos % cap_);
   }
@@ -157,7 +229,7 @@ class RingChannel final : public Channel {
     out_->head.store(wpos_, std::memory_order_release);
     if (mode_ == WaitMode::kFutex) notify(out_->consumer_sleeping, out_->data_seq);
   }
-  void release() {
+  void release_tail() {
     in_->tail.store(rpos_, std::memory_order_release);
     if (mode_ == WaitMode::kFutex) notify(in_->producer_sleeping, in_->space_seq);
   }
@@ -245,7 +317,9 @@ class RingChannel final : public Channel {
 
   std::unique_ptr<Mapping> map_;
   WaitMode mode_;
+  bool zero_copy_;  // records never wrap, so they can be lent and viewed in place
   PeerWatch watch_;
+  std::uint64_t loan_start_ = 0, loan_len_ = 0, view_len_ = 0;
   std::size_t cap_;
   RingHeader *out_, *in_;
   std::byte *out_data_, *in_data_;
@@ -279,11 +353,11 @@ pid_t wait_for_peer(LinkControl& ctl, const SetupWait& wait) {
 }
 
 std::unique_ptr<Channel> make_ring_channel(std::unique_ptr<Mapping> mapping, bool is_client,
-                                           WaitMode mode, pid_t partner) {
+                                           WaitMode mode, bool zero_copy, pid_t partner) {
   auto* ctl = static_cast<LinkControl*>(mapping->base());
   if (ctl->magic != kLinkMagic) throw ProtocolError("shm: the mapping is not an ipcbench link");
   if (!is_client) ctl->peer_pid.store(::getpid(), std::memory_order_release);
-  return std::make_unique<RingChannel>(std::move(mapping), is_client, mode, partner);
+  return std::make_unique<RingChannel>(std::move(mapping), is_client, mode, zero_copy, partner);
 }
 
 }  // namespace ipcbench

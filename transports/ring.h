@@ -67,8 +67,10 @@ class Mapping {
 // Blocks until the peer has mapped the link and announced its pid; bounded by wait.
 pid_t wait_for_peer(LinkControl& ctl, const SetupWait& wait);
 
-// The channel over a mapped link. is_client selects which ring it writes.
+// The channel over a mapped link. is_client selects which ring it writes. zero_copy:
+// records never wrap (a skip record fills the end of a lap), so the channel offers
+// loan/commit and view/release for every message up to ring_bytes - 64.
 std::unique_ptr<Channel> make_ring_channel(std::unique_ptr<Mapping> mapping, bool is_client,
-                                           WaitMode mode, pid_t partner);
+                                           WaitMode mode, bool zero_copy, pid_t partner);
 
 }  // namespace ipcbench

@@ -41,23 +41,32 @@ std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
   return v;
 }
 
-void stress(WaitMode mode) {
-  const std::size_t size = link_bytes(kRingBytes);
+void stress(WaitMode mode, bool zero_copy = false, std::size_t ring = kRingBytes) {
+  const std::size_t size = link_bytes(ring);
   void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(base, MAP_FAILED);
-  init_link(base, kRingBytes);
+  init_link(base, ring);
   // The peer side first: it announces itself, as a peer process would. It owns the
   // mapping and so is destroyed last.
-  auto peer =
-      make_ring_channel(std::make_unique<AnonMapping>(base, size, true), false, mode, ::getpid());
-  auto client =
-      make_ring_channel(std::make_unique<AnonMapping>(base, size, false), true, mode, ::getpid());
+  auto peer = make_ring_channel(std::make_unique<AnonMapping>(base, size, true), false, mode,
+                                zero_copy, ::getpid());
+  auto client = make_ring_channel(std::make_unique<AnonMapping>(base, size, false), true, mode,
+                                  zero_copy, ::getpid());
   const std::vector<std::size_t> sizes = {64,     1,     4095, (1u << 20) - 64, 1u << 20, 3u << 20,
                                           100000, 65536, 17,   (1u << 20) + 1};
   constexpr int kRounds = 60;
   std::thread echo([&] {
     std::vector<std::byte> buf(4u << 20);
     for (int i = 0; i < kRounds * static_cast<int>(sizes.size()); ++i) {
+      std::span<const std::byte> v;
+      if (zero_copy && i % 2 == 0 && peer->view(&v)) {  // in place, both ways
+        std::span<std::byte> out = peer->loan(v.size());
+        ASSERT_EQ(out.size(), v.size());
+        std::memcpy(out.data(), v.data(), v.size());
+        peer->commit();
+        peer->release();
+        continue;
+      }
       std::size_t n = peer->recv(buf);
       peer->send(std::span(buf.data(), n));
     }
@@ -77,6 +86,7 @@ void stress(WaitMode mode) {
 }
 
 TEST(Ring, SpinStressMixedSizesManyLaps) { stress(WaitMode::kSpin); }
+TEST(Ring, ZeroCopyStressWithSkipRecords) { stress(WaitMode::kSpin, true, 8u << 20); }
 TEST(Ring, FutexStressMixedSizesManyLaps) { stress(WaitMode::kFutex); }
 
 TEST(Ring, ClosedPartnerEndsTheLinkCleanly) {
@@ -85,9 +95,9 @@ TEST(Ring, ClosedPartnerEndsTheLinkCleanly) {
   ASSERT_NE(base, MAP_FAILED);
   init_link(base, kRingBytes);
   auto peer = make_ring_channel(std::make_unique<AnonMapping>(base, size, false), false,
-                                WaitMode::kFutex, ::getpid());
+                                WaitMode::kFutex, false, ::getpid());
   auto client = make_ring_channel(std::make_unique<AnonMapping>(base, size, true), true,
-                                  WaitMode::kFutex, ::getpid());
+                                  WaitMode::kFutex, false, ::getpid());
   std::thread closer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
     peer.reset();

@@ -44,6 +44,17 @@ class Channel {
   // when the peer closed the link between messages. Throws ProtocolError when the peer
   // closed in the middle of a message or the message does not fit in buf.
   virtual std::size_t recv(std::span<std::byte> buf) = 0;
+
+  // Zero-copy, offered by some channels only; the defaults say "not offered".
+  // loan(n): writable space for an n-byte message inside the channel's own memory; the
+  // message goes out at commit(), which must come before any other call. Empty: use send.
+  virtual std::span<std::byte> loan(std::size_t /*n*/) { return {}; }
+  virtual void commit() {}
+  // view(out): false when not offered for the next message (use recv; nothing was
+  // consumed). Otherwise *out is that message in place (empty: the link ended), valid
+  // until release().
+  virtual bool view(std::span<const std::byte>* /*out*/) { return false; }
+  virtual void release() {}
 };
 
 // How the peer reaches a listener: addresses for its command line (paths, host:port,

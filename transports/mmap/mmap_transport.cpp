@@ -41,7 +41,7 @@ class MmapListener final : public Listener {
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
     pid_t peer = wait_for_peer(*static_cast<LinkControl*>(map_->base()), wait);
     ::unlink(path_.c_str());  // both sides have it mapped; the name is no longer needed
-    return make_ring_channel(std::move(map_), true, mode_, peer);
+    return make_ring_channel(std::move(map_), true, mode_, false, peer);
   }
 
  private:
@@ -65,7 +65,7 @@ class MmapTransport final : public Transport {
         static_cast<int>(check_sys(::open(path.c_str(), O_RDWR | O_CLOEXEC), "open " + path)));
     auto map = std::make_unique<FileMapping>(fd.get(), link_bytes(kRingBytes));
     pid_t client = static_cast<LinkControl*>(map->base())->client_pid.load();
-    return make_ring_channel(std::move(map), false, mode_, client);
+    return make_ring_channel(std::move(map), false, mode_, false, client);
   }
 
  private:

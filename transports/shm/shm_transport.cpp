@@ -42,10 +42,16 @@ void check_dev_shm(std::size_t need) {
                         std::to_string((need + (1 << 20) - 1) >> 20) + " MiB");
 }
 
+struct ShmOptions {
+  WaitMode mode;
+  bool zero_copy;
+  std::size_t ring_bytes;
+};
+
 class ShmListener final : public Listener {
  public:
-  explicit ShmListener(WaitMode mode) : mode_(mode), name_(unique_shm_name()) {
-    const std::size_t size = link_bytes(kRingBytes);
+  explicit ShmListener(ShmOptions o) : o_(o), name_(unique_shm_name()) {
+    const std::size_t size = link_bytes(o_.ring_bytes);
     check_dev_shm(size);
     std::string dev_path = "/dev/shm/" + name_;
     slot_ = cleanup::add_path(dev_path.c_str());
@@ -58,7 +64,7 @@ class ShmListener final : public Listener {
       remove();
       throw ProtocolError("shm " + name_ + ": " + e.what());
     }
-    init_link(map_->base(), kRingBytes);
+    init_link(map_->base(), o_.ring_bytes);
     ep_.addresses = {name_};
   }
   ~ShmListener() override { remove(); }
@@ -66,7 +72,7 @@ class ShmListener final : public Listener {
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
     pid_t peer = wait_for_peer(*static_cast<LinkControl*>(map_->base()), wait);
     remove();
-    return make_ring_channel(std::move(map_), true, mode_, peer);
+    return make_ring_channel(std::move(map_), true, o_.mode, o_.zero_copy, peer);
   }
 
  private:
@@ -76,7 +82,7 @@ class ShmListener final : public Listener {
     cleanup::forget_path(slot_);
     slot_ = -1;
   }
-  WaitMode mode_;
+  ShmOptions o_;
   std::string name_;
   int slot_ = -1;
   std::unique_ptr<Mapping> map_;
@@ -85,52 +91,63 @@ class ShmListener final : public Listener {
 
 class ShmTransport final : public Transport {
  public:
-  ShmTransport(WaitMode mode, TransportInfo info) : mode_(mode), info_(std::move(info)) {}
+  ShmTransport(ShmOptions o, TransportInfo info) : o_(o), info_(std::move(info)) {}
   const TransportInfo& info() const override { return info_; }
   std::unique_ptr<Listener> listen(RunDir&) const override {
-    return std::make_unique<ShmListener>(mode_);
+    return std::make_unique<ShmListener>(o_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
     if (ep.addresses.size() != 1) throw ProtocolError("shm: expected one object name");
     try {
       bip::shared_memory_object shm(bip::open_only, ep.addresses[0].c_str(), bip::read_write);
-      auto map = std::make_unique<RegionMapping>(
-          bip::mapped_region(shm, bip::read_write, 0, link_bytes(kRingBytes)));
+      auto map = std::make_unique<RegionMapping>(bip::mapped_region(shm, bip::read_write));
       pid_t client = static_cast<LinkControl*>(map->base())->client_pid.load();
-      return make_ring_channel(std::move(map), false, mode_, client);
+      return make_ring_channel(std::move(map), false, o_.mode, o_.zero_copy, client);
     } catch (const bip::interprocess_exception& e) {
       throw ProtocolError("shm " + ep.addresses[0] + ": " + e.what());
     }
   }
 
  private:
-  WaitMode mode_;
+  ShmOptions o_;
   TransportInfo info_;
 };
 
-TransportInfo shm_info(const char* name, const char* wait, const char* how) {
-  return TransportInfo{
-      name,
-      "shared memory",
-      true,
-      "same host (any process, by name)",
-      "by shared-memory object name; both sides map the same object",
-      kMaxRingMessage,
-      std::string("POSIX shared memory via Boost.Interprocess, two 1 MiB SPSC rings; ") + how,
-      wait};
+TransportInfo shm_info(const char* name, const char* wait, std::size_t max_message,
+                       const std::string& how) {
+  return TransportInfo{name,
+                       "shared memory",
+                       true,
+                       "same host (any process, by name)",
+                       "by shared-memory object name; both sides map the same object",
+                       max_message,
+                       "POSIX shared memory via Boost.Interprocess, two SPSC rings; " + how,
+                       wait};
 }
 
 }  // namespace
 
 std::unique_ptr<Transport> make_shm_spin_transport() {
   return std::make_unique<ShmTransport>(
-      WaitMode::kSpin, shm_info("shm-spin", "spin", "both sides busy-poll (a core each)"));
+      ShmOptions{WaitMode::kSpin, false, kRingBytes},
+      shm_info("shm-spin", "spin", kMaxRingMessage,
+               "1 MiB rings; both sides busy-poll (a core each); messages copied in and out"));
 }
 
 std::unique_ptr<Transport> make_shm_futex_transport() {
   return std::make_unique<ShmTransport>(
-      WaitMode::kFutex,
-      shm_info("shm-futex", "spin-then-futex", "a short spin, then sleep on a futex"));
+      ShmOptions{WaitMode::kFutex, false, kRingBytes},
+      shm_info("shm-futex", "spin-then-futex", kMaxRingMessage,
+               "1 MiB rings; a short spin, then sleep on a futex; messages copied in and out"));
+}
+
+std::unique_ptr<Transport> make_shm_spin_zerocopy_transport() {
+  constexpr std::size_t kZeroCopyRing = std::size_t{4} << 20;
+  return std::make_unique<ShmTransport>(
+      ShmOptions{WaitMode::kSpin, true, kZeroCopyRing},
+      shm_info("shm-spin-zerocopy", "spin", kZeroCopyRing - 64,
+               "4 MiB rings; both sides busy-poll; the sender writes each message in place "
+               "in the ring (loan/commit) and the receiver reads it there (view/release)"));
 }
 
 }  // namespace ipcbench
