@@ -1,6 +1,7 @@
 // ipcbench: the benchmark runner (and, with --peer, the peer process).
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -74,6 +75,31 @@ class Runner {
   std::unique_ptr<PeerSession> session_;
   std::set<std::string> failed_;
 };
+
+// Google Benchmark's JSON, except that the coefficient-of-variation aggregate of a
+// counter whose repetitions are all 0 (a spinning transport's context switches) is
+// written as 0 rather than NaN (0/0), which strict JSON parsers reject. Our counters are
+// never negative, so a zero mean means no variation.
+class FiniteJsonReporter : public benchmark::JSONReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    std::vector<Run> copy = runs;
+    for (Run& r : copy)
+      for (auto& [name, counter] : r.counters)
+        if (!std::isfinite(counter.value)) counter.value = 0;
+    JSONReporter::ReportRuns(copy);
+  }
+};
+
+bool json_file_requested(int argc, char** argv) {
+  bool out = false, json = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a.rfind("--benchmark_out=", 0) == 0) out = true;
+    if (a.rfind("--benchmark_out_format=", 0) == 0) json = a.ends_with("=json");
+  }
+  return out && json;
+}
 
 int run_peer_main(int argc, char** argv) {
   PeerArgs a;
@@ -174,6 +200,7 @@ int main_impl(int argc, char** argv) {
   args.push_back(nullptr);
   argc = static_cast<int>(args.size()) - 1;
   argv = args.data();
+  const bool json_file = json_file_requested(argc, argv);  // before Initialize eats the flags
 
   SuiteOptions opts;
   Placement placement;
@@ -233,7 +260,12 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));
   benchmark::AddCustomContext("ipcbench_transports", transports_json(opts.transports, false));
 
-  benchmark::RunSpecifiedBenchmarks();
+  if (json_file) {
+    FiniteJsonReporter file_reporter;
+    benchmark::RunSpecifiedBenchmarks(nullptr, &file_reporter);
+  } else {
+    benchmark::RunSpecifiedBenchmarks();
+  }
   std::size_t failed = runner.failed_cells();
   benchmark::Shutdown();
   if (failed > 0) {
