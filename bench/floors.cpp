@@ -15,6 +15,7 @@
 
 #include "bench/rtt_clock.h"
 #include "harness/aligned_buffer.h"
+#include "harness/cleanup.h"
 #include "harness/error.h"
 
 namespace ipcbench {
@@ -29,15 +30,21 @@ void futex(std::atomic<std::uint32_t>& w, int op, std::uint32_t val) {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), op, val, nullptr, nullptr, 0);
 }
 
-// Waits until ball == want, spinning or sleeping on the futex.
-inline void await(Shared& s, std::uint32_t want, bool sleep) {
-  for (;;) {
+// Waits until ball == want, spinning or sleeping on the futex. The measuring side
+// (checked) gives up, now and then, when the run was interrupted (its partner is gone).
+inline void await(Shared& s, std::uint32_t want, bool sleep, bool checked) {
+  for (std::uint32_t i = 1;; ++i) {
     std::uint32_t v = s.ball.load(std::memory_order_acquire);
     if (v == want || s.quit.load(std::memory_order_relaxed)) return;
-    if (sleep)
-      futex(s.ball, FUTEX_WAIT, v);
-    else
+    if (checked && (sleep || (i & 0xffff) == 0) && cleanup::interrupted())
+      throw ProtocolError("interrupted");
+    if (sleep) {
+      timespec ts{0, checked ? 10'000'000 : 0};
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&s.ball), FUTEX_WAIT, v,
+                checked ? &ts : nullptr, nullptr, 0);
+    } else {
       __builtin_ia32_pause();
+    }
   }
 }
 
@@ -56,8 +63,11 @@ class Partner {
     s_ = new (p) Shared{};
     pid_ = ::fork();
     if (pid_ < 0) throw SysError("fork (floor)", errno);
+    if (pid_ > 0) cleanup::add_pid(pid_);
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      ::signal(SIGINT, SIG_DFL);  // not the runner's graceful handler: just go
+      ::signal(SIGTERM, SIG_DFL);
       if (cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);
@@ -65,7 +75,7 @@ class Partner {
         ::sched_setaffinity(0, sizeof set, &set);
       }
       for (std::uint32_t v = 1; !s_->quit.load(); v += 2) {
-        await(*s_, v, sleep);
+        await(*s_, v, sleep, false);
         serve(*s_, v + 1, sleep);
       }
       ::_exit(0);
@@ -75,6 +85,7 @@ class Partner {
     s_->quit.store(1);
     futex(s_->ball, FUTEX_WAKE, 1);
     ::waitpid(pid_, nullptr, 0);
+    cleanup::forget_pid(pid_);
     ::munmap(s_, sizeof(Shared));
   }
   Shared& shared() { return *s_; }
@@ -91,13 +102,13 @@ void round_trip_floor(benchmark::State& state, const Placement& pl, bool sleep) 
     std::uint32_t v = 1;
     for (int i = 0; i < 1000; ++i, v += 2) {  // warm-up
       serve(s, v, sleep);
-      await(s, v + 1, sleep);
+      await(s, v + 1, sleep, true);
     }
     RttClock clock;
     clock.start();
     for (auto _ : state) {
       serve(s, v, sleep);
-      await(s, v + 1, sleep);
+      await(s, v + 1, sleep, true);
       v += 2;
       state.SetIterationTime(static_cast<double>(clock.lap()) * 1e-9);
     }

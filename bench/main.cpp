@@ -20,6 +20,7 @@
 #include "harness/context.h"
 #include "harness/placement.h"
 #include "harness/run_dir.h"
+#include "harness/sweep.h"
 #include "harness/watchdog.h"
 #include "transports/registry.h"
 #include "version.h"
@@ -37,6 +38,12 @@ class Runner {
 
   void run_cell(benchmark::State& state, const Transport* t, Workload w, std::size_t size,
                 const std::string& name) {
+    if (int sig = cleanup::interrupted()) {
+      session_.reset();
+      failed_.insert(name);
+      state.SkipWithError(("not run: interrupted by signal " + std::to_string(sig)).c_str());
+      return;
+    }
     try {
       PeerSession& s = session_for(t);
       dog_.arm(s.child().pid(), opts_.cell_timeout);
@@ -225,6 +232,10 @@ int main_impl(int argc, char** argv) {
   if (!placement.note.empty()) std::fprintf(stderr, "ipcbench: note: %s\n", placement.note.c_str());
   pin_this_thread(placement.client_cpu);
 
+  if (auto swept = sweep_stale_objects(); !swept.empty())
+    std::fprintf(stderr, "ipcbench: removed %zu object(s) left by runs that no longer exist\n",
+                 swept.size());
+  cleanup::enable_graceful_interrupt();
   Runner runner(opts, placement);
   if (opts.floors) register_floors(placement, opts.sizes);
   for (Workload w : opts.workloads) {
@@ -268,6 +279,11 @@ int main_impl(int argc, char** argv) {
   }
   std::size_t failed = runner.failed_cells();
   benchmark::Shutdown();
+  if (int sig = cleanup::interrupted()) {
+    std::fprintf(stderr, "ipcbench: interrupted by signal %d; finished cells are in the results\n",
+                 sig);
+    return 128 + sig;
+  }
   if (failed > 0) {
     std::fprintf(stderr, "ipcbench: %zu cell(s) failed; see error_message in the results\n",
                  failed);

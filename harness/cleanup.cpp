@@ -38,7 +38,21 @@ void undo_everything() {
   }
 }
 
+std::atomic<int> g_interrupted{0};
+std::atomic<bool> g_graceful{false};
+
 void on_signal(int sig) {
+  // First SIGINT/SIGTERM of a graceful run: stop the peers (that ends the cell under
+  // way with an error) and let the runner skip the rest and write its results. Any
+  // other signal, or a second one: remove everything now and die of the signal.
+  int expected = 0;
+  if (g_graceful.load() && sig != SIGHUP && g_interrupted.compare_exchange_strong(expected, sig)) {
+    for (auto& p : g_pids) {
+      pid_t pid = p.load();
+      if (pid > 0) ::kill(pid, SIGKILL);
+    }
+    return;
+  }
   undo_everything();
   ::signal(sig, SIG_DFL);
   ::raise(sig);
@@ -54,6 +68,9 @@ void install_signal_handlers() {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 }
+
+void enable_graceful_interrupt() { g_graceful.store(true); }
+int interrupted() { return g_interrupted.load(std::memory_order_relaxed); }
 
 int add_mqueue(const char* name) {
   int slot = add_path(name);

@@ -2,9 +2,8 @@
 //
 // The run directory, the IPC paths inside it and the pids of live peers are registered
 // here. On SIGINT, SIGTERM or SIGHUP the handler kills the peers, unlinks the paths
-// (newest first, so a directory is removed after its entries) and re-raises the signal
-// with its default action. Everything here is async-signal-safe: fixed-size tables, no
-// allocation, only kill/unlink/rmdir in the handler.
+// (files first, then directories) and re-raises the signal with its default action. Everything here
+// is async-signal-safe: fixed-size tables, no allocation, only kill/unlink/rmdir in the handler.
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +21,12 @@ int add_path(const char* path);
 // Registers a POSIX message queue name ("/ipcbench-…"), removed with mq_unlink.
 int add_mqueue(const char* name);
 void forget_path(int slot);
+
+// After this call the first SIGINT or SIGTERM only kills the registered peers and is
+// remembered (interrupted() returns its number): the runner then skips the remaining
+// cells and still writes every finished one. A second signal exits at once, cleaning up.
+void enable_graceful_interrupt();
+int interrupted();
 
 void add_pid(pid_t pid);
 void forget_pid(pid_t pid);

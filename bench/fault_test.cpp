@@ -1,0 +1,265 @@
+// Fault injection against the real runner: for every transport and both workloads the
+// peer is killed (SIGKILL) at a random moment or stalled (SIGSTOP); the runner itself is
+// interrupted (SIGINT); and a crashed run's leftovers are swept. After each: the faulted
+// cell is an error row, the next cell passes, the results file parses, and nothing with
+// our prefix and no peer process remains.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "transports/registry.h"
+
+extern char** environ;
+
+namespace ipcbench {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct Scratch {
+  fs::path dir;
+  Scratch() {
+    std::string t = (fs::temp_directory_path() / "ipcbench-fault-test-XXXXXX").string();
+    dir = ::mkdtemp(t.data());
+    fs::create_directories(dir / "tmp");
+  }
+  ~Scratch() { fs::remove_all(dir); }
+};
+
+pid_t start(const std::vector<std::string>& args, const Scratch& s) {
+  std::vector<std::string> argv = {IPCBENCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  std::vector<std::string> env = {"TMPDIR=" + (s.dir / "tmp").string(),
+                                  "XDG_RUNTIME_DIR=" + (s.dir / "tmp").string(),
+                                  "PATH=/usr/bin:/bin"};
+  std::vector<char*> cenv;
+  for (auto& e : env) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  std::string out = (s.dir / "stdout").string(), err = (s.dir / "stderr").string();
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = -1;
+  posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// Live peer processes of `parent` (children whose command line has --peer).
+std::set<pid_t> peers_of(pid_t parent) {
+  std::set<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    pid_t pid = static_cast<pid_t>(std::strtol(e.path().filename().c_str(), nullptr, 10));
+    if (pid <= 0) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != parent || state == 'Z') continue;
+    std::ifstream cmd(e.path() / "cmdline");
+    std::string c((std::istreambuf_iterator<char>(cmd)), {});
+    if (c.find("--peer") != std::string::npos) out.insert(pid);
+  }
+  return out;
+}
+
+pid_t wait_for_peer(pid_t parent, std::set<pid_t>& seen) {
+  for (auto end = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < end;) {
+    auto p = peers_of(parent);
+    if (!p.empty()) {
+      seen.insert(p.begin(), p.end());
+      return *p.begin();
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return -1;
+}
+
+bool all_gone(const std::set<pid_t>& pids) {
+  for (auto end = std::chrono::steady_clock::now() + 3s; std::chrono::steady_clock::now() < end;) {
+    bool any = false;
+    for (pid_t p : pids) any |= ::kill(p, 0) == 0;
+    if (!any) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+std::vector<std::string> leftovers(const Scratch& s, pid_t run) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(s.dir / "tmp")) out.push_back(e.path());
+  std::string prefix = "ipcbench-" + std::to_string(run) + "-";
+  for (const auto& e : fs::directory_iterator("/dev/shm"))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path());
+  return out;
+}
+
+nlohmann::json results(const Scratch& s) {
+  std::ifstream f(s.dir / "out.json");
+  return nlohmann::json::parse(f);
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+struct Case {
+  const Transport* transport;
+  const char* workload;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.transport->info().name << "/" << c.workload; }
+
+class Fault : public ::testing::TestWithParam<Case> {
+ protected:
+  // Runs two cells (64 B then 4 KiB) and applies `fault` to the first peer it sees.
+  void run_with(const std::function<void(pid_t)>& fault, const char* expect_in_error) {
+    Scratch s;
+    const Case c = GetParam();
+    pid_t run =
+        start({"--transports=" + c.transport->info().name, std::string("--workloads=") + c.workload,
+               "--sizes=64,4K", "--benchmark_min_time=0.3", "--cell-timeout=2",
+               "--benchmark_out=" + (s.dir / "out.json").string()},
+              s);
+    ASSERT_GT(run, 0);
+    std::set<pid_t> seen;
+    pid_t peer = wait_for_peer(run, seen);
+    ASSERT_GT(peer, 0) << slurp(s.dir / "stderr");
+    fault(peer);
+    // Watch for the second cell's peer too, so that we can check it is gone at the end.
+    std::thread watcher([&] {
+      for (int i = 0; i < 3000 && ::kill(run, 0) == 0; ++i) {
+        auto p = peers_of(run);
+        seen.insert(p.begin(), p.end());
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+    int status = wait_exit(run);
+    watcher.join();
+    ::kill(peer, SIGCONT);
+    EXPECT_EQ(status, 1) << "one cell failed: " << slurp(s.dir / "stderr");
+    auto j = results(s);
+    const auto& b = j.at("benchmarks");
+    ASSERT_EQ(b.size(), 2u);
+    EXPECT_TRUE(b[0].value("error_occurred", false)) << b[0].dump();
+    EXPECT_NE(b[0].value("error_message", "").find(expect_in_error), std::string::npos)
+        << b[0].value("error_message", "");
+    EXPECT_FALSE(b[1].value("error_occurred", false)) << b[1].value("error_message", "");
+    EXPECT_TRUE(all_gone(seen)) << "a peer process outlived the run";
+    EXPECT_TRUE(leftovers(s, run).empty()) << leftovers(s, run).front();
+  }
+};
+
+TEST_P(Fault, PeerKilledAtARandomMoment) {
+  std::mt19937 rng(std::hash<std::string>{}(GetParam().transport->info().name) ^
+                   GetParam().workload[0]);
+  auto delay = std::chrono::microseconds(std::uniform_int_distribution<int>(0, 150000)(rng));
+  run_with(
+      [delay](pid_t peer) {
+        std::this_thread::sleep_for(delay);
+        ::kill(peer, SIGKILL);
+      },
+      "peer");
+}
+
+TEST_P(Fault, PeerStalledHitsTheWatchdog) {
+  run_with(
+      [](pid_t peer) {
+        std::this_thread::sleep_for(50ms);
+        ::kill(peer, SIGSTOP);
+      },
+      "watchdog");
+}
+
+std::vector<Case> all_cases() {
+  std::vector<Case> v;
+  for (const Transport* t : all_transports())
+    for (const char* w : {"pingpong", "throughput"}) v.push_back({t, w});
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryTransportAndWorkload, Fault, ::testing::ValuesIn(all_cases()),
+                         [](const auto& info) {
+                           std::string n =
+                               info.param.transport->info().name + "_" + info.param.workload;
+                           for (char& ch : n)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
+
+TEST(Interrupt, SigintKeepsFinishedCellsAndCleansUp) {
+  Scratch s;
+  pid_t run =
+      start({"--transports=uds,shm-spin", "--workloads=pingpong", "--sizes=64,4K",
+             "--benchmark_min_time=0.5", "--benchmark_out=" + (s.dir / "out.json").string()},
+            s);
+  std::set<pid_t> seen;
+  ASSERT_GT(wait_for_peer(run, seen), 0);
+  std::this_thread::sleep_for(1500ms);  // past the first cell, into a later one
+  auto p = peers_of(run);
+  seen.insert(p.begin(), p.end());
+  ::kill(run, SIGINT);
+  int status = wait_exit(run);
+  EXPECT_EQ(status, 128 + SIGINT) << slurp(s.dir / "stderr");
+  auto j = results(s);  // parses: the file was written in full
+  const auto& b = j.at("benchmarks");
+  ASSERT_EQ(b.size(), 4u);
+  EXPECT_FALSE(b[0].value("error_occurred", false)) << b[0].dump();
+  EXPECT_NE(b[3].value("error_message", "").find("interrupted"), std::string::npos) << b[3].dump();
+  EXPECT_TRUE(all_gone(seen));
+  EXPECT_TRUE(leftovers(s, run).empty()) << leftovers(s, run).front();
+}
+
+TEST(Sweep, ObjectsOfDeadRunsGoLiveOnesStay) {
+  Scratch s;
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  fs::path stale_dir = s.dir / "tmp" / ("ipcbench-" + std::to_string(dead) + "-abcdef");
+  fs::create_directories(stale_dir);
+  std::ofstream(stale_dir / "uds-0").put('x');
+  fs::path stale_shm = "/dev/shm/ipcbench-" + std::to_string(dead) + "-shm-0";
+  std::ofstream(stale_shm).put('x');
+  fs::path live_dir = s.dir / "tmp" / ("ipcbench-" + std::to_string(::getpid()) + "-abcdef");
+  fs::create_directories(live_dir);
+  pid_t run = start({"--benchmark_list_tests", "--transports=pipe"}, s);
+  EXPECT_EQ(wait_exit(run), 0) << slurp(s.dir / "stderr");
+  EXPECT_FALSE(fs::exists(stale_dir));
+  EXPECT_FALSE(fs::exists(stale_shm));
+  EXPECT_TRUE(fs::exists(live_dir)) << "a live run's directory was removed";
+  EXPECT_NE(slurp(s.dir / "stderr").find("left by runs that no longer exist"), std::string::npos);
+  fs::remove_all(live_dir);
+}
+
+}  // namespace
+}  // namespace ipcbench

@@ -1,0 +1,76 @@
+#include "harness/sweep.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <set>
+
+namespace ipcbench {
+namespace {
+
+// The pid in "ipcbench-<pid>-…", or -1.
+pid_t creator_pid(const std::string& name) {
+  static const std::string kPrefix = "ipcbench-";
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  const char* b = name.data() + kPrefix.size();
+  const char* e = name.data() + name.size();
+  pid_t pid = -1;
+  auto [p, ec] = std::from_chars(b, e, pid);
+  if (ec != std::errc() || p == b || p == e || *p != '-' || pid <= 0) return -1;
+  return pid;
+}
+
+bool gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+bool ours(const struct stat& st) { return st.st_uid == ::geteuid(); }
+
+void remove_tree(const std::string& dir) {
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") ::unlink((dir + "/" + n).c_str());
+    }
+    ::closedir(d);
+  }
+  ::rmdir(dir.c_str());
+}
+
+void sweep_dir(const std::string& base, bool directories, std::vector<std::string>& removed) {
+  DIR* d = ::opendir(base.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    pid_t pid = creator_pid(name);
+    if (pid < 0 || pid == ::getpid() || !gone(pid)) continue;
+    std::string path = base + "/" + name;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !ours(st)) continue;
+    if (directories && S_ISDIR(st.st_mode)) {
+      remove_tree(path);
+      removed.push_back(path);
+    } else if (!directories && S_ISREG(st.st_mode) && ::unlink(path.c_str()) == 0) {
+      removed.push_back(path);
+    }
+  }
+  ::closedir(d);
+}
+
+}  // namespace
+
+std::vector<std::string> sweep_stale_objects() {
+  std::vector<std::string> removed;
+  std::set<std::string> bases;
+  for (const char* env : {"XDG_RUNTIME_DIR", "TMPDIR"})
+    if (const char* v = std::getenv(env); v && *v) bases.insert(v);
+  bases.insert("/tmp");
+  for (const auto& b : bases) sweep_dir(b, true, removed);
+  sweep_dir("/dev/shm", false, removed);
+  return removed;
+}
+
+}  // namespace ipcbench
