@@ -46,9 +46,8 @@ struct Scratch {
   ~Scratch() { fs::remove_all(dir); }
 };
 
-Result run(const std::vector<std::string>& args, const Scratch& s) {
-  std::vector<std::string> argv = {IPCBENCH_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
+// Runs argv (argv[0] a path) with stdout/stderr captured.
+Result run_argv(std::vector<std::string> argv, const Scratch& s) {
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
@@ -74,6 +73,12 @@ Result run(const std::vector<std::string>& args, const Scratch& s) {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+Result run(const std::vector<std::string>& args, const Scratch& s) {
+  std::vector<std::string> argv = {IPCBENCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_argv(argv, s);
 }
 
 int lines(const std::string& s) {
@@ -105,6 +110,22 @@ TEST(Cli, UnknownFlag) { expect_usage_error({"--frobnicate"}, "--frobnicate"); }
 TEST(Cli, BadPin) { expect_usage_error({"--pin=sideways"}, "--pin"); }
 TEST(Cli, UnwritableOutput) {
   expect_usage_error({"--benchmark_out=/nonexistent-dir/x.json"}, "/nonexistent-dir/x.json");
+}
+
+// /dev/shm too small for a shm link: refused up front. Needs a private mount namespace
+// (root, unshare) to shrink /dev/shm; skipped where that is not allowed.
+TEST(Cli, DevShmTooSmall) {
+  Scratch s;
+  Result r = run_argv({"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+                       "mount -t tmpfs -o size=1m tmpfs /dev/shm || exit 77; exec \"$0\" \"$@\"",
+                       IPCBENCH_BINARY, "--transports=pipe,shm-spin", "--sizes=64"},
+                      s);
+  if (r.status == 77 || r.err.find("unshare") != std::string::npos)
+    GTEST_SKIP() << "no private mount namespace here: " << r.err;
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("/dev/shm has"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
 }
 
 TEST(Cli, ListTransportsNamesEveryTransportFirst) {

@@ -1,8 +1,11 @@
 #include "bench/options.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <limits>
 
 #include "bench/protocol.h"
@@ -24,6 +27,11 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 
 std::string human(std::size_t n) {
   if (n >= (1u << 20) && n % (1u << 20) == 0) return std::to_string(n >> 20) + " MiB";
+  if (n >= (1u << 20)) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(n) / (1u << 20));
+    return buf;
+  }
   if (n >= 1024 && n % 1024 == 0) return std::to_string(n >> 10) + " KiB";
   return std::to_string(n) + " B";
 }
@@ -167,6 +175,16 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
         throw UsageError("--sizes: " + human(s) + " exceeds " + t->info().name + "'s limit of " +
                          human(t->info().max_message));
   }
+  // A run holds one link at a time; refuse up front what /dev/shm cannot hold.
+  std::size_t need = 0;
+  const Transport* biggest = nullptr;
+  for (const Transport* t : o.transports)
+    if (t->info().dev_shm_bytes > need) need = t->info().dev_shm_bytes, biggest = t;
+  struct statvfs sv {};
+  if (biggest && ::statvfs("/dev/shm", &sv) == 0 && sv.f_bavail * sv.f_frsize < need)
+    throw UsageError("/dev/shm has " + human(sv.f_bavail * sv.f_frsize) + " free; " +
+                     biggest->info().name + " needs " + human(need) +
+                     " (enlarge it, e.g. docker run --shm-size=64m, or leave that transport out)");
   return o;
 }
 

@@ -113,8 +113,8 @@ class ShmTransport final : public Transport {
   TransportInfo info_;
 };
 
-TransportInfo shm_info(const char* name, const char* wait, std::size_t max_message,
-                       const std::string& how) {
+TransportInfo shm_info(const char* name, const char* wait, std::size_t ring_bytes,
+                       std::size_t max_message, const std::string& how) {
   return TransportInfo{name,
                        "shared memory",
                        true,
@@ -122,7 +122,8 @@ TransportInfo shm_info(const char* name, const char* wait, std::size_t max_messa
                        "by shared-memory object name; both sides map the same object",
                        max_message,
                        "POSIX shared memory via Boost.Interprocess, two SPSC rings; " + how,
-                       wait};
+                       wait,
+                       link_bytes(ring_bytes)};
 }
 
 }  // namespace
@@ -130,14 +131,14 @@ TransportInfo shm_info(const char* name, const char* wait, std::size_t max_messa
 std::unique_ptr<Transport> make_shm_spin_transport() {
   return std::make_unique<ShmTransport>(
       ShmOptions{WaitMode::kSpin, false, kRingBytes},
-      shm_info("shm-spin", "spin", kMaxRingMessage,
+      shm_info("shm-spin", "spin", kRingBytes, kMaxRingMessage,
                "1 MiB rings; both sides busy-poll (a core each); messages copied in and out"));
 }
 
 std::unique_ptr<Transport> make_shm_futex_transport() {
   return std::make_unique<ShmTransport>(
       ShmOptions{WaitMode::kFutex, false, kRingBytes},
-      shm_info("shm-futex", "spin-then-futex", kMaxRingMessage,
+      shm_info("shm-futex", "spin-then-futex", kRingBytes, kMaxRingMessage,
                "1 MiB rings; a short spin, then sleep on a futex; messages copied in and out"));
 }
 
@@ -145,7 +146,7 @@ std::unique_ptr<Transport> make_shm_spin_zerocopy_transport() {
   constexpr std::size_t kZeroCopyRing = std::size_t{4} << 20;
   return std::make_unique<ShmTransport>(
       ShmOptions{WaitMode::kSpin, true, kZeroCopyRing},
-      shm_info("shm-spin-zerocopy", "spin", kZeroCopyRing - 64,
+      shm_info("shm-spin-zerocopy", "spin", kZeroCopyRing, kZeroCopyRing - 64,
                "4 MiB rings; both sides busy-poll; the sender writes each message in place "
                "in the ring (loan/commit) and the receiver reads it there (view/release)"));
 }
