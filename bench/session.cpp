@@ -24,7 +24,7 @@ std::size_t expect(Channel& ch, std::span<std::byte> buf, Kind kind, std::uint32
 
 PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
     : dog_(dog), config_(std::move(config)) {
-  std::unique_ptr<Listener> listener = config_.transport->listen(dir);
+  std::unique_ptr<Listener> listener = config_.transport->listen(dir, config_.max_size);
   PeerArgs args{config_.transport->info().name, listener->endpoint().addresses, config_.max_size,
                 config_.verify, "bench"};
   SpawnOptions so{peer_command(args), listener->endpoint().inherit_fds, config_.placement.peer_cpu};

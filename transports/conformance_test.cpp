@@ -34,7 +34,7 @@ struct Link {
 
 Link open_link(const Transport& t, std::size_t max_size) {
   Link l;
-  auto listener = t.listen(*l.dir);
+  auto listener = t.listen(*l.dir, max_size);
   l.ep = listener->endpoint();
   PeerArgs args{t.info().name, listener->endpoint().addresses, max_size, false, "echo"};
   std::vector<std::string> argv = peer_command(args);
@@ -109,7 +109,7 @@ int stat_object(const IpcObject& o, unsigned* mode) {
 // Paths, shm objects and queues exist 0600 from the moment they are created.
 TEST_P(Conformance, IpcObjectsAreCreatedPrivate) {
   RunDir dir;
-  auto listener = GetParam()->listen(dir);
+  auto listener = GetParam()->listen(dir, 64);
   for (const std::string& a : listener->endpoint().addresses) {
     IpcObject o = object_of(a);
     if (o.kind == IpcObject::kNone) continue;

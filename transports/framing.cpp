@@ -152,31 +152,39 @@ void RecordChannel::send(std::span<const std::byte> msg) {
   const auto len = static_cast<std::uint32_t>(msg.size());
   const std::span<const std::byte> prefix(reinterpret_cast<const std::byte*>(&len), kPrefix);
   const std::size_t max = io_->max_record();
-  std::size_t chunk = std::min(max - kPrefix, msg.size());
-  io_->send_record(prefix, msg.first(chunk));
-  for (std::size_t off = chunk; off < msg.size(); off += chunk) {
-    chunk = std::min(max, msg.size() - off);
-    io_->send_record({}, msg.subspan(off, chunk));
+  if (kPrefix + msg.size() <= std::min(max, kOneRecordBytes)) {
+    io_->send_record(prefix, msg);  // one record: [length | message]
+    return;
   }
+  io_->send_record(prefix, {});  // a length-only record, then the body in records
+  for (std::size_t off = 0; off < msg.size(); off += max)
+    io_->send_record({}, msg.subspan(off, std::min(max, msg.size() - off)));
 }
 
 std::size_t RecordChannel::recv(std::span<std::byte> buf) {
   std::uint32_t len = 0;
   std::span<std::byte> prefix(reinterpret_cast<std::byte*>(&len), kPrefix);
-  std::size_t n = io_->recv_record(prefix, buf.first(std::min(buf.size(), io_->max_record())));
+  const std::size_t max = io_->max_record();
+  std::size_t n = io_->recv_record(prefix, buf.first(std::min(buf.size(), kOneRecordBytes)));
   if (n == 0) return 0;
   if (n < kPrefix) throw ProtocolError("record framing: short first record");
   check_len(len, buf.size());
-  std::size_t got = n - kPrefix;
+  if (n > kPrefix) {
+    if (n - kPrefix != len)
+      throw ProtocolError("record framing: a record of " + std::to_string(n - kPrefix) +
+                          " bytes for a message of " + std::to_string(len));
+    return len;
+  }
+  std::size_t got = 0;
   while (got < len) {
-    std::size_t r =
-        io_->recv_record({}, buf.subspan(got, std::min(buf.size() - got, io_->max_record())));
+    // All the room left, so a queue that insists on a full-size buffer can receive in place.
+    std::size_t r = io_->recv_record({}, buf.subspan(got));
     if (r == 0) closed_mid_message(got, len);
+    if (r > std::min(len - got, max))
+      throw ProtocolError("record framing: a record of " + std::to_string(r) + " bytes with " +
+                          std::to_string(len - got) + " left of the message");
     got += r;
   }
-  if (got != len)
-    throw ProtocolError("record framing: records carried " + std::to_string(got) +
-                        " bytes for a message of " + std::to_string(len));
   return len;
 }
 

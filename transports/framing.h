@@ -7,9 +7,11 @@
 // caller's buffer (readv), so the suite adds no copy of its own to the kernel's.
 //
 // RecordChannel carries messages over a transport that keeps record boundaries
-// (SOCK_SEQPACKET, POSIX message queues): a message that fits in one record is one
-// record; a larger one is split into records, never truncated. The first record starts
-// with the total length.
+// (SOCK_SEQPACKET, message queues). A message of up to 64 KiB that fits in one record
+// travels as one record [length | message]; a larger one as a length-only record
+// followed by the message in records of the transport's largest size: never truncated,
+// and a transport that cannot gather (a queue API takes one buffer) copies at most
+// 64 KiB to put the length in front.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +63,7 @@ class RecordIo {
 
 class RecordChannel : public Channel {
  public:
+  static constexpr std::size_t kOneRecordBytes = 64 * 1024;
   explicit RecordChannel(std::unique_ptr<RecordIo> io);
 
   void send(std::span<const std::byte> msg) override;

@@ -128,12 +128,28 @@ TEST(StreamChannel, SendToClosedPeerThrowsInsteadOfKillingTheProcess) {
 TEST(RecordChannel, CloseBetweenRecordsOfOneMessageIsAnError) {
   auto [a, b] = sockpair(SOCK_SEQPACKET);
   SeqpacketChannel rx(std::move(b));
-  std::vector<std::byte> first(SeqpacketIo::kRecordBytes);
-  std::uint32_t len = 200000;
-  std::memcpy(first.data(), &len, 4);
-  ASSERT_EQ(::send(a.get(), first.data(), first.size(), 0), static_cast<ssize_t>(first.size()));
+  std::uint32_t len = 200000;  // announced in a length-only record
+  ASSERT_EQ(::send(a.get(), &len, 4, 0), 4);
+  std::vector<std::byte> body(SeqpacketIo::kRecordBytes);
+  ASSERT_EQ(::send(a.get(), body.data(), body.size(), 0), static_cast<ssize_t>(body.size()));
   a.reset();
   std::vector<std::byte> buf(200000);
+  try {
+    rx.recv(buf);
+    FAIL() << "no error";
+  } catch (const ProtocolError& e) {
+    EXPECT_NE(std::string(e.what()).find("mid-message"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RecordChannel, ARecordDisagreeingWithItsLengthIsAnError) {
+  auto [a, b] = sockpair(SOCK_SEQPACKET);
+  SeqpacketChannel rx(std::move(b));
+  std::byte rec[4 + 10] = {};
+  std::uint32_t len = 11;
+  std::memcpy(rec, &len, 4);
+  ASSERT_EQ(::send(a.get(), rec, sizeof rec, 0), static_cast<ssize_t>(sizeof rec));
+  std::vector<std::byte> buf(64);
   EXPECT_THROW(rx.recv(buf), ProtocolError);
 }
 

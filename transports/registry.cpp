@@ -15,6 +15,7 @@ std::unique_ptr<Transport> make_shm_spin_transport();
 std::unique_ptr<Transport> make_shm_futex_transport();
 std::unique_ptr<Transport> make_shm_spin_zerocopy_transport();
 std::unique_ptr<Transport> make_posix_mq_transport();
+std::unique_ptr<Transport> make_boost_mq_transport();
 
 namespace {
 
@@ -31,6 +32,7 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
   r.push_back(make_shm_futex_transport());
   r.push_back(make_shm_spin_zerocopy_transport());
   r.push_back(make_posix_mq_transport());
+  r.push_back(make_boost_mq_transport());
   return r;
 }
 

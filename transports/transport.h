@@ -79,8 +79,9 @@ class Transport {
  public:
   virtual ~Transport() = default;
   virtual const TransportInfo& info() const = 0;
-  // Creates the IPC objects (0600, inside run_dir) and starts listening.
-  virtual std::unique_ptr<Listener> listen(RunDir& run_dir) const = 0;
+  // Creates the IPC objects (0600, inside run_dir) and starts listening. max_message is
+  // the largest message the link will carry (transports that preallocate size by it).
+  virtual std::unique_ptr<Listener> listen(RunDir& run_dir, std::size_t max_message) const = 0;
   // In the peer process: connects to an endpoint (inherit_fds are already in place).
   virtual std::unique_ptr<Channel> connect(const Endpoint& endpoint) const = 0;
 };

@@ -69,7 +69,7 @@ class FifoListener final : public Listener {
 class FifoTransport final : public Transport {
  public:
   const TransportInfo& info() const override { return info_; }
-  std::unique_ptr<Listener> listen(RunDir& dir) const override {
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<FifoListener>(dir);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {

@@ -55,7 +55,7 @@ class MmapTransport final : public Transport {
  public:
   MmapTransport(WaitMode mode, TransportInfo info) : mode_(mode), info_(std::move(info)) {}
   const TransportInfo& info() const override { return info_; }
-  std::unique_ptr<Listener> listen(RunDir& dir) const override {
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<MmapListener>(dir, mode_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {

@@ -48,7 +48,7 @@ int parse_fd(const std::string& s) {
 class PipeTransport final : public Transport {
  public:
   const TransportInfo& info() const override { return info_; }
-  std::unique_ptr<Listener> listen(RunDir&) const override {
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<PipeListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {

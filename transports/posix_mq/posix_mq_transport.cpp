@@ -202,7 +202,7 @@ class MqListener final : public Listener {
 class MqTransport final : public Transport {
  public:
   const TransportInfo& info() const override { return info_; }
-  std::unique_ptr<Listener> listen(RunDir&) const override {
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<MqListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {

@@ -93,7 +93,7 @@ class ShmTransport final : public Transport {
  public:
   ShmTransport(ShmOptions o, TransportInfo info) : o_(o), info_(std::move(info)) {}
   const TransportInfo& info() const override { return info_; }
-  std::unique_ptr<Listener> listen(RunDir&) const override {
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<ShmListener>(o_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {

@@ -49,7 +49,7 @@ class TcpListener final : public Listener {
 class TcpTransport final : public Transport {
  public:
   const TransportInfo& info() const override { return info_; }
-  std::unique_ptr<Listener> listen(RunDir&) const override {
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<TcpListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {

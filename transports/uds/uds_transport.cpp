@@ -61,7 +61,7 @@ class UdsTransport final : public Transport {
  public:
   UdsTransport(int type, TransportInfo info) : type_(type), info_(std::move(info)) {}
   const TransportInfo& info() const override { return info_; }
-  std::unique_ptr<Listener> listen(RunDir& dir) const override {
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<UdsListener>(dir, type_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
