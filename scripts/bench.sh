@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds (Release) and runs the default matrix.
-# Results: results/<UTC-timestamp>-<host>.json (Google Benchmark JSON).
+# Results: results/<UTC-timestamp>-<host>.json (Google Benchmark JSON) and the report
+# beside it in results/<UTC-timestamp>-<host>-report/ (index.html, report.md, CSV, plots).
 # Extra arguments go to ipcbench, e.g. ./scripts/bench.sh --quick --transports=uds,tcp
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,5 +27,10 @@ build/ipcbench --floors --benchmark_out="$partial" --benchmark_out_format=json "
 if [ -s "$partial" ] && { [ "$status" -eq 0 ] || [ "$status" -eq 1 ]; }; then
   mv "$partial" "$out"
   echo "ipcbench: results written to $out" >&2
+  if scripts/report.sh render "$out" --out "results/${stamp}-${host}-report"; then
+    echo "ipcbench: report written to results/${stamp}-${host}-report/index.html" >&2
+  else
+    echo "ipcbench: the report failed (the results are kept in $out)" >&2
+  fi
 fi
 exit "$status"

@@ -10,7 +10,7 @@ IPCBENCH_PACKAGES=(
   googletest libgtest-dev
   nlohmann-json3-dev
   libboost-dev
-  python3
+  python3 python3-matplotlib
 )
 
 ipcbench_missing_packages() {

@@ -6,7 +6,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/deps.sh
-ipcbench_install_deps clang-format
+# python3-scipy and libbenchmark-tools only serve cross-checks of the report's statistics
+# against scipy and of our JSON against Google Benchmark's own compare.py.
+ipcbench_install_deps clang-format python3-pytest python3-scipy libbenchmark-tools
 
 sanitizers=0
 [ "${CI:-}" = "true" ] && sanitizers=1
@@ -31,6 +33,9 @@ run_suite() {  # run_suite BUILD_DIR [cmake args…]
 }
 
 run_suite build -DCMAKE_BUILD_TYPE=Release
+
+echo "== report tests"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider report/tests
 if [ "$sanitizers" = 1 ]; then
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DIPCBENCH_SANITIZE=address;undefined"
   TSAN_OPTIONS="halt_on_error=1" run_suite build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -1,0 +1,125 @@
+"""Command line: ``render``, ``compare`` and ``export`` (run through scripts/report.sh).
+
+Exit status: 0 success; 1 ``compare`` found a regression; 2 bad input or output (one
+line on stderr, no partial output left behind) or an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from ipcbench_report import ReportError, compute, export, layout, render_csv, render_html
+from ipcbench_report import render_md
+from ipcbench_report.compare import compare, to_markdown
+from ipcbench_report.load import load_runs
+from ipcbench_report.outdir import atomic_dir, write_file
+
+
+def _render(args) -> int:
+    from ipcbench_report import plots     # matplotlib only where plots are drawn
+
+    runs = load_runs(args.results)
+    model = compute.build(runs)
+    names = {"index.html", "report.md", "results.csv", *plots.FILES}
+    with atomic_dir(args.out, names) as tmp:
+        doc = layout.document(model, plots.render(model, tmp))
+        (tmp / "index.html").write_text(render_html.render(doc), encoding="utf-8")
+        (tmp / "report.md").write_text(render_md.render(doc), encoding="utf-8")
+        (tmp / "results.csv").write_text(render_csv.render(runs), encoding="utf-8")
+    print(f"report: wrote {args.out}/index.html, report.md, results.csv and "
+          f"{len(plots.FILES)} plots", file=sys.stderr)
+    return 0
+
+
+def _compare(args) -> int:
+    baseline, candidate = load_runs([args.baseline, args.candidate])
+    result = compare(baseline, candidate, args.threshold / 100, args.alpha)
+    text = to_markdown(result)
+    if args.out:
+        write_file(args.out, text)
+    sys.stdout.write(text)
+    return 1 if result.regressions else 0
+
+
+def _export(args) -> int:
+    (run,) = load_runs([args.results])
+    files, skipped = export.export(run, args.format)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReportError(f"cannot create {args.out}: {e.strerror or e}") from None
+    for name, text in files.items():
+        write_file(args.out / name, text)
+    if skipped:
+        print(f"report: left out {len(skipped)} failed cell(s): {', '.join(skipped)}",
+              file=sys.stderr)
+    return 0
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1000:
+        raise argparse.ArgumentTypeError("must be between 0 and 1000 (percent)")
+    return value
+
+
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError("must be in (0, 1]")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="report.sh", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+
+    r = sub.add_parser("render", help="HTML, Markdown, CSV and PNG plots of result files",
+                       description="Render one or more result files (several machines "
+                       "or runs side by side) into DIR: index.html (self-contained), "
+                       "report.md, results.csv and PNG plots.")
+    r.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
+    r.add_argument("--out", required=True, type=Path, metavar="DIR")
+    r.set_defaults(func=_render)
+
+    c = sub.add_parser("compare", help="compare a candidate run against a baseline",
+                       description="Per-cell change of the median with a two-sided "
+                       "Mann-Whitney U test over repetitions; Markdown on stdout. Exit 1 "
+                       "when a cell is worse by more than --threshold with p < --alpha "
+                       "(threshold alone without repetitions) or newly fails. With 3 "
+                       "repetitions per side p cannot go below 0.1 (no ties): gate with "
+                       "--benchmark_repetitions=5 or more.")
+    c.add_argument("baseline", type=Path, metavar="BASELINE.json")
+    c.add_argument("candidate", type=Path, metavar="CANDIDATE.json")
+    c.add_argument("--threshold", type=_percent, default=5.0, metavar="PCT",
+                   help="smallest change that counts, percent (default 5)")
+    c.add_argument("--alpha", type=_alpha, default=0.05, metavar="A",
+                   help="significance level of the U test (default 0.05)")
+    c.add_argument("--out", type=Path, metavar="FILE", help="also write the Markdown here")
+    c.set_defaults(func=_compare)
+
+    e = sub.add_parser("export", help="files for CI benchmark trackers",
+                       description="Write tracker input into DIR: github-action-benchmark "
+                       "(smaller-is-better.json, bigger-is-better.json) or bmf (bmf.json, "
+                       "Bencher Metric Format).")
+    e.add_argument("results", type=Path, metavar="RESULTS.json")
+    e.add_argument("--format", required=True, choices=sorted(export.FORMATS))
+    e.add_argument("--out", required=True, type=Path, metavar="DIR")
+    e.set_defaults(func=_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ReportError as e:
+        print(f"report: {e}", file=sys.stderr)
+        return 2
+    except Exception:  # a bug must not exit 1, which means "regression" to a CI gate
+        traceback.print_exc()
+        print("report: internal error (traceback above)", file=sys.stderr)
+        return 2

@@ -1,0 +1,190 @@
+"""Run-to-run comparison: per-cell change of the median of the primary metric, a
+two-sided Mann–Whitney U test over the repetitions, and a verdict.
+
+Decision rule (``decide``): a cell is a **regression** when its median is worse by more
+than the threshold AND either p < alpha (both sides have ≥ 2 repetitions) or a side has
+no repetitions (then the threshold alone decides, and the table says so). A cell that
+succeeded in the baseline and fails in the candidate is a regression too. When the
+repetitions are too few for the test ever to reach alpha (3 vs 3: smallest p = 0.1),
+a worse cell is reported as untestable and does not fail the comparison: gate on
+``--benchmark_repetitions=5`` or more (smallest p = 0.008).
+
+Machine floors (``floor/*`` cells) are compared in a table of their own for context but
+never regress by being slower: they measure the machine, not the code, and a floor that
+moved says the runs were not on equal machines. A floor that newly fails still regresses
+(the suite's own floor code broke).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ipcbench_report.layout import fmt_metric
+from ipcbench_report.model import Cell, Run
+from ipcbench_report.render_md import table
+from ipcbench_report.stats import mann_whitney_u, min_p_value
+
+REGRESSION = "REGRESSION"
+METHOD = ("Two-sided Mann–Whitney U test over the repetition values of each side: exact "
+          "null distribution when there are no ties and not both sides have more than 8 "
+          "values, otherwise the normal approximation with tie and continuity correction "
+          "(the defaults of scipy.stats.mannwhitneyu, which Google Benchmark's compare.py "
+          "uses).")
+
+
+@dataclass
+class Change:
+    """Outcome for one cell present on both sides."""
+
+    cell: str
+    metric: str
+    lower_is_better: bool
+    base: float | None = None
+    cand: float | None = None
+    n_base: int = 0
+    n_cand: int = 0
+    change: float | None = None          # (cand - base) / base
+    p: float | None = None
+    verdict: str = ""
+    why: str = ""
+
+
+@dataclass
+class Comparison:
+    baseline: Run
+    candidate: Run
+    threshold: float                     # fraction, 0.05 = 5 %
+    alpha: float
+    changes: list[Change] = field(default_factory=list)       # transport cells
+    floors: list[Change] = field(default_factory=list)        # floor/* cells
+    only_baseline: list[str] = field(default_factory=list)
+    only_candidate: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Change]:
+        return [c for c in self.changes + self.floors if c.verdict == REGRESSION]
+
+
+def decide(ch: Change, threshold: float, alpha: float) -> None:
+    """Fill ``ch.verdict`` and ``ch.why`` from change, p-value and repetition counts."""
+    worse = ch.change > threshold if ch.lower_is_better else ch.change < -threshold
+    better = ch.change < -threshold if ch.lower_is_better else ch.change > threshold
+    if not (worse or better):
+        ch.verdict, ch.why = "unchanged", f"within ±{threshold * 100:g} %"
+    elif better:
+        ch.verdict = "improved"
+        if ch.p is not None and ch.p >= alpha:
+            ch.why = f"not significant (p ≥ {alpha:g})"
+    elif ch.p is None:
+        ch.verdict, ch.why = REGRESSION, "threshold only: a side has no repetitions"
+    elif ch.p < alpha:
+        ch.verdict, ch.why = REGRESSION, f"p < {alpha:g}"
+    elif min_p_value(ch.n_base, ch.n_cand) >= alpha:
+        ch.verdict = "worse (untestable)"
+        ch.why = (f"{ch.n_base} vs {ch.n_cand} repetitions cannot reach p < {alpha:g} "
+                  f"(smallest p = {min_p_value(ch.n_base, ch.n_cand):.3g}); use ≥ 5 "
+                  "repetitions or a larger --alpha")
+    else:
+        ch.verdict, ch.why = "worse (not significant)", f"p ≥ {alpha:g}"
+
+
+def _change(bc: Cell, cc: Cell, threshold: float, alpha: float) -> Change:
+    metric, lower = bc.primary()
+    ch = Change(bc.id, metric, lower)
+    if not bc.ok or not cc.ok:
+        ch.verdict, ch.why = {
+            (True, False): (REGRESSION, "new failure: " + "; ".join(dict.fromkeys(cc.errors))),
+            (False, True): ("fixed", "failed in the baseline"),
+            (False, False): ("failing", "failed on both sides"),
+        }[(bc.ok, cc.ok)]
+        return ch
+    xb, xc = bc.values(metric), cc.values(metric)
+    ch.base, ch.cand, ch.n_base, ch.n_cand = bc.median(metric), cc.median(metric), \
+        len(xb), len(xc)
+    if not xc or not ch.base:
+        ch.verdict, ch.why = "not comparable", f"{metric} missing or zero"
+        return ch
+    ch.change = (ch.cand - ch.base) / ch.base
+    if len(xb) >= 2 and len(xc) >= 2:
+        ch.p = mann_whitney_u(xb, xc)[1]
+    decide(ch, threshold, alpha)
+    if bc.kind == "floor" and (ch.verdict == REGRESSION or ch.verdict.startswith("worse")):
+        ch.verdict, ch.why = "worse (floor, not gated)", "a floor measures the machine"
+    return ch
+
+
+def compare(baseline: Run, candidate: Run, threshold: float, alpha: float) -> Comparison:
+    """Compare every cell by id; one-sided cells are listed, not fatal."""
+    cmp = Comparison(baseline, candidate, threshold, alpha)
+    for key in ("pin_mode", "wait_strategy", "host_name", "verify_payload", "cpu_model"):
+        b, c = baseline.ctx(key), candidate.ctx(key)
+        if b != c:
+            cmp.notes.append(f"{key} differs (baseline {b}, candidate {c}): the runs are "
+                             "not like for like; changes may come from that.")
+    for cid, bc in baseline.cells.items():
+        cc = candidate.cells.get(cid)
+        if cc is None:
+            cmp.only_baseline.append(cid)
+        else:
+            (cmp.floors if bc.kind == "floor" else cmp.changes).append(
+                _change(bc, cc, threshold, alpha))
+    cmp.only_candidate = [cid for cid in candidate.cells if cid not in baseline.cells]
+    moved = [f"{c.cell} {c.change * 100:+.0f} %" for c in cmp.floors
+             if c.change is not None and abs(c.change) > threshold]
+    if moved:
+        cmp.notes.append(f"Machine floors moved by more than {threshold * 100:g} % "
+                         f"({', '.join(moved)}): the machine or its load differed between "
+                         "the runs, so cell changes of that order may come from the "
+                         "machine, not from the code.")
+    pairs = {(c.n_base, c.n_cand) for c in cmp.changes if c.p is not None}
+    for nb, nc in sorted(pairs):
+        if min_p_value(nb, nc) >= alpha:
+            cmp.notes.append(f"With {nb} vs {nc} repetitions the exact U test cannot reach "
+                             f"p < {alpha:g} (smallest two-sided p = "
+                             f"{min_p_value(nb, nc):.3g}; only cells with tied values, "
+                             "tested by the normal approximation, can go lower), so most "
+                             "worse cells are reported as untestable and do not fail. Use "
+                             "--benchmark_repetitions=5 or more for gating.")
+    if any(c.p is None and c.change is not None for c in cmp.changes):
+        cmp.notes.append("Cells without repetitions on a side are decided by the "
+                         "threshold alone (no statistical test).")
+    return cmp
+
+
+def _table(changes: list[Change]) -> str:
+    rows = [[c.cell, c.metric + (" ↓" if c.lower_is_better else " ↑"),
+             fmt_metric(c.metric, c.base), fmt_metric(c.metric, c.cand),
+             "—" if c.change is None else f"{c.change * 100:+.1f} %",
+             "—" if c.p is None else f"{c.p:.3g}", f"{c.n_base}/{c.n_cand}",
+             f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict, c.why]
+            for c in changes]
+    return table(["cell", "metric", "baseline", "candidate", "change", "p", "reps",
+                  "verdict", "why"], rows)
+
+
+def to_markdown(cmp: Comparison) -> str:
+    """The comparison as Markdown (summary, rule, notes, the cells' table, the floors'
+    table, one-sided cells)."""
+    regs = cmp.regressions
+    lines = [f"# ipcbench compare: {cmp.baseline.path.name} → {cmp.candidate.path.name}",
+             "",
+             f"**{len(regs)} regression(s)**" + (": " + ", ".join(c.cell for c in regs)
+                                                 if regs else ""),
+             "",
+             f"Baseline {cmp.baseline.label} (pin={cmp.baseline.pin_mode}), candidate "
+             f"{cmp.candidate.label} (pin={cmp.candidate.pin_mode}). A cell regresses when "
+             f"its median is worse by more than {cmp.threshold * 100:g} % and p < "
+             f"{cmp.alpha:g}, or when it newly fails. " + METHOD, ""]
+    lines += [f"- {n}" for n in cmp.notes] + ([""] if cmp.notes else [])
+    lines.append(_table(cmp.changes))
+    if cmp.floors:
+        lines += ["", "## Machine floors", "",
+                  "Limits of the machine measured in each run (floor/*), not transports: "
+                  "compared for context, a slower floor never fails the comparison (only "
+                  "a newly failing one does).", "", _table(cmp.floors)]
+    for what, ids in (("Only in the baseline", cmp.only_baseline),
+                      ("Only in the candidate", cmp.only_candidate)):
+        if ids:
+            lines += ["", f"{what}: " + ", ".join(ids)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,315 @@
+"""Everything the report states, computed once from the runs: the comparison table,
+the machine floors and multiples of them, the local-performance rating against the
+classic qualitative table, noise (CV) warnings, errors and comparability notes.
+
+Nothing here formats text for a particular output; ``layout`` does that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ipcbench_report.model import Cell, Run
+
+SMALL, PAGE, LARGE = 64, 4096, 1 << 20
+CV_WARN = 0.10            # pyperf warns above 10 %
+
+
+@dataclass(frozen=True)
+class Column:
+    """One measured column of the comparison table: ``counter`` of the ``kind``/``size``
+    cell, shown as ``value * scale`` in ``unit``; ``floor`` names the multiple rule."""
+
+    key: str
+    title: str
+    unit: str
+    kind: str
+    size: int
+    counter: str
+    scale: float = 1.0
+    floor: str = ""
+
+
+BASE_COLUMNS = (
+    Column("rtt50_64", "RTT p50 64 B", "µs", "pingpong", SMALL, "rtt_p50_ns", 1e-3, "rtt"),
+    Column("rtt99_64", "RTT p99 64 B", "µs", "pingpong", SMALL, "rtt_p99_ns", 1e-3, "rtt"),
+    Column("rtt50_4k", "RTT p50 4 KiB", "µs", "pingpong", PAGE, "rtt_p50_ns", 1e-3, "rtt"),
+    Column("rtt99_4k", "RTT p99 4 KiB", "µs", "pingpong", PAGE, "rtt_p99_ns", 1e-3, "rtt"),
+    Column("msgs_64", "throughput 64 B", "k msg/s", "throughput", SMALL, "items_per_second",
+           1e-3, "syscall_time"),
+    Column("gbps_1m", "throughput 1 MiB", "GB/s", "throughput", LARGE, "bytes_per_second",
+           1e-9, "memcpy"),
+)
+# CPU cost per message, taken from the 64 B throughput cell (per-message overhead
+# dominates there); shown only when some input has the counter.
+CPU_COLUMNS = (
+    Column("cpu_client", "client CPU/msg 64 B", "ns", "throughput", SMALL,
+           "cpu_client_ns_per_msg", 1.0, "syscall"),
+    Column("cpu_peer", "peer CPU/msg 64 B", "ns", "throughput", SMALL,
+           "cpu_peer_ns_per_msg", 1.0, "syscall"),
+    Column("ctxsw", "ctx switches/msg 64 B", "", "throughput", SMALL,
+           "ctx_switches_per_msg"),
+)
+
+FLOOR_RULES = {
+    "rtt": "RTT ÷ p50 round trip of the floor that bounds the cell's hand-off: "
+           "floor/futex_rtt for cells that block (wait=blocking), floor/cacheline_rtt for "
+           "cells that spin (wait=spin), the lower of the two for the others "
+           "(spin-then-futex can hand off either way)",
+    "syscall_time": "time per message (1/msg/s) ÷ floor/syscall ns_per_call, for cells "
+                    "that block (a spinning transport need not make a system call per "
+                    "message, so the syscall floor does not bound it)",
+    "memcpy": "floor/memcpy bytes/s (nearest size) ÷ measured bytes/s",
+    "syscall": "CPU ns per message ÷ floor/syscall ns_per_call, for cells that block",
+}
+
+# Round-trip floors that bound a cell, by its wait strategy (the lowest present is used);
+# any other strategy (spin-then-futex, unknown) may use either hand-off.
+RTT_FLOORS = {"blocking": ("futex_rtt",), "spin": ("cacheline_rtt",)}
+ANY_RTT_FLOOR = ("futex_rtt", "cacheline_rtt")
+
+
+@dataclass
+class Floors:
+    """Machine floors of one run (absent ones stay empty)."""
+
+    rtt: dict[str, float] = field(default_factory=dict)      # floor name -> p50 ns
+    syscall_ns: float | None = None
+    memcpy: dict[int, float] = field(default_factory=dict)   # bytes -> bytes/s
+    cells: list[tuple[Cell, str, float]] = field(default_factory=list)
+
+    def multiple(self, rule: str, value: float, cell: Cell, size: int):
+        """(cost ÷ floor cost, floor name), or (None, "") when the floor is absent or
+        does not bound this cell (see ``FLOOR_RULES``)."""
+        if rule == "rtt":
+            names = [n for n in RTT_FLOORS.get(cell.wait, ANY_RTT_FLOOR) if n in self.rtt]
+            if names:
+                name = min(names, key=self.rtt.__getitem__)
+                return value / self.rtt[name], f"floor/{name}"
+        if rule in ("syscall_time", "syscall") and self.syscall_ns \
+                and cell.wait == "blocking":
+            cost = 1e9 / value if rule == "syscall_time" else value
+            return cost / self.syscall_ns, "floor/syscall"
+        if rule == "memcpy" and self.memcpy:
+            near = min(self.memcpy, key=lambda s: abs(math.log(s / size)))
+            return self.memcpy[near] / value, f"floor/memcpy/{near}"
+        return None, ""
+
+
+def floors_of(run: Run) -> Floors:
+    f = Floors()
+    for cell in run.floors():
+        metric, _ = cell.primary()
+        value = cell.median(metric)
+        if value is None or value <= 0:
+            continue
+        f.cells.append((cell, metric, value))
+        if cell.floor in ANY_RTT_FLOOR and metric == "rtt_p50_ns":
+            f.rtt[cell.floor] = value
+        elif cell.floor == "syscall" and metric == "ns_per_call":
+            f.syscall_ns = value
+        elif cell.floor == "memcpy" and metric == "bytes_per_second" and cell.size:
+            f.memcpy[cell.size] = value
+    return f
+
+
+@dataclass
+class Entry:
+    """One table cell: median of the repetitions (``value``), or an error, or missing."""
+
+    cell: Cell | None
+    value: float | None = None
+    cv: float | None = None
+    multiple: float | None = None
+    floor_name: str = ""
+
+    @property
+    def error(self) -> str:
+        return "; ".join(dict.fromkeys(self.cell.errors)) \
+            if self.cell and not self.cell.ok else ""
+
+
+@dataclass
+class Row:
+    run: Run
+    transport: str
+    wait: str                  # wait strategies of the transport's cells ("" unknown)
+    entries: dict[str, Entry]
+
+
+def _wait(run: Run, transport: str) -> str:
+    """Wait strategies in the labels of the transport's cells (authoritative); failed
+    cells carry no label, so then the run's ``ipcbench_transports`` entry."""
+    waits = dict.fromkeys(c.wait for c in run.cells.values()
+                          if c.transport == transport and c.wait)
+    info = next((str(t["wait"]) for t in run.transports_info
+                 if t.get("name") == transport and t.get("wait")), "")
+    return ", ".join(waits) or info
+
+
+def _entry(run: Run, floors: Floors, transport: str, col: Column) -> Entry:
+    cell = run.cell(col.kind, transport, col.size)
+    if cell is None or not cell.ok:
+        return Entry(cell)
+    value = cell.median(col.counter)
+    if value is None:
+        return Entry(cell)
+    multiple, name = floors.multiple(col.floor, value, cell, col.size) \
+        if col.floor and value > 0 else (None, "")
+    return Entry(cell, value, cell.cv(col.counter), multiple, name)
+
+
+# --- local performance rating -------------------------------------------------------
+
+# (workload, size, counter, lower_is_better) that the rating combines.
+STAR_METRICS = (("pingpong", SMALL, "rtt_p50_ns", True),
+                ("throughput", LARGE, "bytes_per_second", False))
+STAR_RULE = (
+    "Local performance (★ 1–5) is relative to the transports measured in the same run: "
+    "for p50 RTT at 64 B and for throughput at 1 MiB, each transport scores "
+    "log(x ÷ worst) ÷ log(best ÷ worst) (0 = worst measured, 1 = best; a metric counts "
+    "only when at least two transports have distinct values); the scores are averaged "
+    "and stars = 1 + round(4 × score). The scale is anchored to the best and worst "
+    "transport measured here, so stars are compared with the classic ratings by order, "
+    "not by count: a note appears where a transport with a lower classic rating rates "
+    "higher here.")
+
+
+@dataclass(frozen=True)
+class Classic:
+    """One column of the classic qualitative table (reference article, section VII.E)."""
+
+    title: str
+    stars: int
+    prefixes: tuple[str, ...]
+
+
+CLASSIC = (
+    Classic("memory-mapped files / shared memory", 5, ("mmap", "shm")),
+    Classic("pipes", 4, ("pipe", "fifo")),
+    Classic("sockets", 3, ("uds", "tcp")),
+    Classic("gRPC", 3, ("grpc",)),
+    Classic("message queues", 1, ("posix-mq", "boost-mq", "zmq", "amqp")),
+)
+CLASSIC_NOTE = ("Classic ratings: the 'Local Performance' row of the reference IPC "
+                "comparison table; transports are mapped by name prefix (pipe/fifo → pipes, "
+                "uds*/tcp → sockets, mmap*/shm* → memory-mapped files, grpc* → gRPC, "
+                "posix-mq/boost-mq/zmq*/amqp* → message queues). The article itself files "
+                "UDS under 'Pipes (Named/UDS)'.")
+
+
+def classic_for(transport: str) -> Classic | None:
+    return next((c for c in CLASSIC if transport.startswith(c.prefixes)), None)
+
+
+def ratings(run: Run) -> dict[str, int | None]:
+    """Stars per transport of one run per ``STAR_RULE`` (``None``: nothing to rank)."""
+    scores: dict[str, list[float]] = {t: [] for t in run.transports()}
+    for kind, size, counter, lower in STAR_METRICS:
+        values = {}
+        for t in scores:
+            cell = run.cell(kind, t, size)
+            v = cell.median(counter) if cell else None
+            if v is not None and v > 0:
+                values[t] = v
+        if len(set(values.values())) < 2:
+            continue
+        best = min(values.values()) if lower else max(values.values())
+        worst = max(values.values()) if lower else min(values.values())
+        for t, v in values.items():
+            scores[t].append(math.log(v / worst) / math.log(best / worst))
+    return {t: 1 + math.floor(4 * sum(s) / len(s) + 0.5) if s else None
+            for t, s in scores.items()}
+
+
+def disagreements(run: Run, stars: dict[str, int | None]) -> list[str]:
+    """Where the measured order contradicts the classic one (see ``STAR_RULE``)."""
+    notes = []
+    rated = [(t, s, classic_for(t)) for t, s in stars.items() if s and classic_for(t)]
+    for t, s, c in rated:
+        above = [f"{u} {stars_text(su)} ({cu.title}, classic {stars_text(cu.stars)})"
+                 for u, su, cu in rated if cu.stars < c.stars and su > s]
+        if above:
+            notes.append(f"{run.label}: {t} rates {stars_text(s)} here, below "
+                         f"{', '.join(above)}, although the classic table rates {c.title} "
+                         f"higher ({stars_text(c.stars)}).")
+    return notes
+
+
+def stars_text(n: int) -> str:
+    return "★" * n + "☆" * (5 - n)
+
+
+# --- the whole report -----------------------------------------------------------------
+
+@dataclass
+class Noise:
+    run: Run
+    cell: Cell
+    metric: str
+    cv: float
+
+
+@dataclass
+class ReportModel:
+    runs: list[Run]
+    columns: list[Column]
+    rows: list[Row]
+    floors: dict[str, Floors]                     # by run label
+    stars: dict[str, dict[str, int | None]]       # run label -> transport -> stars
+    disagreements: list[str]
+    noise: list[Noise]
+    errors: list[tuple[Run, Cell]]
+    comparability: list[str]
+
+    def transports(self) -> list[str]:
+        return list(dict.fromkeys(t for r in self.runs for t in r.transports()))
+
+    def waits(self, transport: str | None = None) -> list[str]:
+        """Distinct wait strategies of one transport's rows (or of all rows)."""
+        return list(dict.fromkeys(w for row in self.rows
+                                  if transport in (None, row.transport)
+                                  for w in row.wait.split(", ") if w))
+
+
+def _comparability(runs: list[Run]) -> list[str]:
+    notes = []
+    for key, what in (("pin_mode", "CPU placement"), ("wait_strategy", "wait strategy"),
+                      ("host_name", "machine"), ("verify_payload", "payload checking")):
+        values = {r.ctx(key) for r in runs}
+        if len(values) > 1:
+            notes.append(f"The inputs differ in {what} ({key}: {', '.join(sorted(values))}); "
+                         "rows and series are labelled by run — do not read differences "
+                         "between them as differences between transports.")
+    return notes
+
+
+def build(runs: list[Run]) -> ReportModel:
+    """Compute the report model for one or more runs."""
+    floors = {r.label: floors_of(r) for r in runs}
+    have = {k for r in runs for c in r.cells.values() for k in c.counters()}
+    columns = list(BASE_COLUMNS) + [c for c in CPU_COLUMNS if c.counter in have]
+    order = list(dict.fromkeys(t for r in runs for t in r.transports()))
+    rows = [Row(r, t, _wait(r, t), {c.key: _entry(r, floors[r.label], t, c)
+                                    for c in columns})
+            for t in order for r in runs if t in r.transports()]     # grouped by transport
+    stars = {r.label: ratings(r) for r in runs}
+    notes = [n for r in runs for n in disagreements(r, stars[r.label])]
+    noise = []
+    for r in runs:
+        for c in r.cells.values():
+            metric, _ = c.primary()
+            cv = c.cv(metric)
+            if cv is not None and cv > CV_WARN:
+                noise.append(Noise(r, c, metric, cv))
+    errors = [(r, c) for r in runs for c in r.cells.values() if c.errors]
+    model = ReportModel(runs, columns, rows, floors, stars, notes, noise, errors,
+                        _comparability(runs))
+    waits = sorted(model.waits())
+    if len(waits) > 1:
+        model.comparability.append(
+            f"The transports differ in wait strategy ({', '.join(waits)}; see the wait "
+            "column): spinning burns a CPU per side and blocking pays for wake-ups, so "
+            "part of each difference is the wait strategy, not the mechanism.")
+    return model

@@ -1,0 +1,105 @@
+"""Exports for CI benchmark trackers, one entry per successful cell (median of its
+repetitions); benchmarks are named ``<cell> [pin=<mode>]`` so placements never mix.
+Machine floors (``floor/*``) are exported too, for context beside the transports, and
+named ``floor/<name> [pin=<mode>] (machine floor)`` so that no tracker shows them as a
+transport; their ``extra`` says so as well.
+
+* ``github-action-benchmark``: the ``customSmallerIsBetter`` and
+  ``customBiggerIsBetter`` tools' input, a JSON array of
+  ``{"name", "unit", "value", "range"?, "extra"?}`` (``range`` and ``extra`` strings).
+  Smaller is better: round-trip p50/p99 and ns per call (ns); bigger is better:
+  GB/s and messages/s.
+* ``bmf``: Bencher Metric Format, ``{"<benchmark>": {"<measure>": {"value",
+  "lower_value"?, "upper_value"?}}}`` with the built-in measures ``latency`` (ns: p50
+  round trip, or ns per call) and ``throughput`` (operations/s: messages/s);
+  lower/upper are the smallest and largest repetition. Cells with neither counter
+  (``floor/memcpy/*``: bytes/s only) have no BMF entry.
+
+Failed cells are left out and named in the returned list of skipped cells.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+from ipcbench_report.layout import fmt
+from ipcbench_report.model import Cell, Run
+
+FORMATS = {
+    "github-action-benchmark": ("smaller-is-better.json", "bigger-is-better.json"),
+    "bmf": ("bmf.json",),
+}
+
+# (counter, unit, scale, what) per direction, for github-action-benchmark.
+_SMALLER = (("rtt_p50_ns", "ns", 1.0, "p50 round trip"),
+            ("rtt_p99_ns", "ns", 1.0, "p99 round trip"),
+            ("ns_per_call", "ns", 1.0, "per call"))
+_BIGGER = (("bytes_per_second", "GB/s", 1e-9, "throughput"),
+           ("items_per_second", "msg/s", 1.0, "messages per second"))
+_BMF_LATENCY = ("rtt_p50_ns", "ns_per_call")
+_BMF_THROUGHPUT = "items_per_second"
+
+
+_FLOOR = " (machine floor)"
+
+
+def _name(run: Run, cell: Cell, what: str = "") -> str:
+    floor = _FLOOR if cell.kind == "floor" else ""
+    return f"{cell.id} [pin={run.pin_mode}]{floor}" + (f" {what}" if what else "")
+
+
+def _gab_entry(run: Run, cell: Cell, counter: str, unit: str, scale: float,
+               what: str) -> dict:
+    values = cell.values(counter)
+    entry = {"name": _name(run, cell, what), "unit": unit,
+             "value": statistics.median(values) * scale}
+    if len(values) >= 2:
+        entry["range"] = f"± {fmt(statistics.stdev(values) * scale)}"
+    floor = "machine floor, not a transport; " if cell.kind == "floor" else ""
+    entry["extra"] = f"{floor}median of {len(values)} repetition(s); {cell.label}" \
+        .rstrip("; ")
+    return entry
+
+
+def github_action_benchmark(run: Run) -> tuple[list[dict], list[dict]]:
+    """(smaller-is-better entries, bigger-is-better entries)."""
+    out = ([], [])
+    for cell in run.cells.values():
+        have = cell.counters()
+        for side, specs in zip(out, (_SMALLER, _BIGGER)):
+            side.extend(_gab_entry(run, cell, *spec) for spec in specs if spec[0] in have)
+    return out
+
+
+def _bmf_metric(values: list[float]) -> dict:
+    metric = {"value": statistics.median(values)}
+    if len(values) >= 2:
+        metric["lower_value"], metric["upper_value"] = min(values), max(values)
+    return metric
+
+
+def bmf(run: Run) -> dict:
+    """The Bencher Metric Format object."""
+    out = {}
+    for cell in run.cells.values():
+        measures = {}
+        latency = next((c for c in _BMF_LATENCY if cell.values(c)), None)
+        if latency:
+            measures["latency"] = _bmf_metric(cell.values(latency))
+        if cell.values(_BMF_THROUGHPUT):
+            measures["throughput"] = _bmf_metric(cell.values(_BMF_THROUGHPUT))
+        if measures:
+            out[_name(run, cell)] = measures
+    return out
+
+
+def export(run: Run, fmt_name: str) -> tuple[dict[str, str], list[str]]:
+    """({file name: JSON text}, skipped failed cells) for format ``fmt_name``."""
+    if fmt_name == "bmf":
+        docs = [bmf(run)]
+    else:
+        docs = list(github_action_benchmark(run))
+    files = {name: json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+             for name, doc in zip(FORMATS[fmt_name], docs)}
+    return files, [c.id for c in run.cells.values() if not c.ok]

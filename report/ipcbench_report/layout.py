@@ -1,0 +1,278 @@
+"""``ReportModel`` -> a neutral ``Document`` (sections of paragraphs, lists, tables,
+figures) that ``render_html`` and ``render_md`` print. All number formatting lives here,
+so both outputs show the same figures."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ipcbench_report.compute import (CLASSIC_NOTE, CPU_COLUMNS, CV_WARN, FLOOR_RULES,
+                                     STAR_RULE, ReportModel, classic_for, stars_text)
+
+
+@dataclass
+class Text:
+    """A table cell: visible text, an optional tooltip and a style (error/warn/missing)."""
+
+    text: str
+    tooltip: str = ""
+    style: str = ""
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[Text]]
+    optional: bool = False     # may be dropped where space is short (Markdown summary)
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Figures:
+    items: list[tuple[Path, str]]      # (PNG path, caption)
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list = field(default_factory=list)
+
+
+@dataclass
+class Document:
+    title: str
+    sections: list[Section]
+
+
+def fmt(x: float | None) -> str:
+    """3–4 significant digits, never an exponent; ``—`` for None."""
+    if x is None:
+        return "—"
+    a = abs(x)
+    if a >= 100:
+        return f"{x:.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    text = f"{x:.3g}"          # exponent below 1e-4 (context switches per message)
+    return text if "e" not in text else f"{x:.{2 - math.floor(math.log10(a))}f}"
+
+
+def fmt_size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit, div in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div and n % div == 0:
+            return f"{n // div} {unit}"
+    return f"{n} B"
+
+
+def fmt_metric(metric: str, x: float | None) -> str:
+    """A cell's value with its unit: ``*_ns`` in µs, ``ns_per_call`` in ns, bytes/s in
+    GB/s, anything else as a plain number."""
+    if x is None:
+        return "—"
+    if metric.endswith("_ns"):
+        return f"{fmt(x / 1e3)} µs"
+    if metric == "ns_per_call":
+        return f"{fmt(x)} ns"
+    if metric == "bytes_per_second":
+        return f"{fmt(x / 1e9)} GB/s"
+    return fmt(x)
+
+
+def fmt_pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.1f} %"
+
+
+def _t(text) -> Text:
+    return text if isinstance(text, Text) else Text(str(text))
+
+
+def _measured_section(model: ReportModel) -> Section:
+    keys = ["file", "host_name", "date", "pin_mode", "pin_client_cpu", "pin_peer_cpu",
+            "wait_strategy", "verify_payload", "repetitions", "ipcbench_version",
+            "ipcbench_git_commit", "ipcbench_build_type", "benchmark_library_version",
+            "library_build_type", "kernel", "cpu_model", "cpus_online", "clocksource",
+            "cell labels"]
+    rows = []
+    for key in keys:
+        row = [Text(key)]
+        for r in model.runs:
+            if key == "file":
+                row.append(Text(r.path.name))
+            elif key == "repetitions":
+                row.append(Text(str(r.max_repetitions())))
+            elif key == "cell labels":
+                row.append(Text("; ".join(dict.fromkeys(
+                    c.label for c in r.cells.values() if c.label)) or "—"))
+            else:
+                row.append(Text(r.ctx(key)))
+        rows.append(row)
+    notes = ["RTT is the full round trip of a ping-pong (client sends N bytes, the peer "
+             "returns them); one-way latency is about half. Sizes are whole messages, "
+             "header included (message_header_bytes: "
+             f"{', '.join(dict.fromkeys(r.ctx('message_header_bytes') for r in model.runs))})."]
+    notes += [f"{r.label}: latency_metric = {r.ctx('latency_metric')}"
+              for r in model.runs if r.ctx("latency_metric") != "—"]
+    notes += [f"{r.label}: {r.ctx('pin_note')}" for r in model.runs if r.ctx("pin_note") != "—"]
+    if any(r.ctx("library_build_type") == "debug" for r in model.runs):
+        notes.append("Google Benchmark reports library_build_type: debug — that is "
+                     "Debian's build of the benchmark library itself; ipcbench's own code "
+                     "was built as ipcbench_build_type says.")
+    notes += model.comparability
+    return Section("What was measured", [
+        Table(["key"] + [r.label for r in model.runs], rows), Bullets(notes)])
+
+
+def _entry_text(entry, col) -> Text:
+    if entry.error:
+        return Text("error", entry.error, "error")
+    if entry.value is None:
+        return Text("—", "not measured", "missing")
+    text = fmt(entry.value * col.scale)
+    tip = [f"{col.counter}, median of {len(entry.cell.values(col.counter))} repetition(s)"]
+    if entry.cv is not None:
+        tip.append(f"CV {fmt_pct(entry.cv)}")
+    if entry.multiple is not None:
+        text += f" (×{fmt(entry.multiple)})"
+        tip.append(f"×{fmt(entry.multiple)} of {entry.floor_name}")
+    tip.append(entry.cell.label)
+    warn = entry.cv is not None and entry.cv > CV_WARN
+    return Text(text + (" ⚠" if warn else ""), "; ".join(t for t in tip if t),
+                "warn" if warn else "")
+
+
+def _comparison_section(model: ReportModel) -> Section:
+    multi = len(model.runs) > 1
+    headers = ["transport"] + (["run"] if multi else []) + ["wait"] + [
+        f"{c.title} ({c.unit})" if c.unit else c.title for c in model.columns]
+    rows = []
+    for row in model.rows:
+        cells = [Text(row.transport)] + ([Text(row.run.label)] if multi else [])
+        cells += [Text(row.wait or "—")] + [_entry_text(row.entries[c.key], c)
+                                     for c in model.columns]
+        rows.append(cells)
+    rules = sorted({c.floor for row in model.rows for c in model.columns
+                    if row.entries[c.key].multiple is not None})
+    notes = ["Each figure is the median of the cell's repetition rows (Google Benchmark's "
+             "aggregate rows are not used); ⚠ marks a CV above "
+             f"{CV_WARN * 100:.0f} % across repetitions. Missing cells show —, failed "
+             "cells show error (see Errors)."]
+    if rules:
+        notes.append("(×N) is the cost relative to the machine floor measured in the same "
+                     "run (1 = as fast as the floor): "
+                     + "; ".join(FLOOR_RULES[r] for r in rules) + ".")
+    else:
+        notes.append("No floor/* cells in these inputs, so no multiples of the machine "
+                     "floor are shown.")
+    if not any(c in CPU_COLUMNS for c in model.columns):
+        notes.append("CPU per message: not measured in these inputs "
+                     "(counters cpu_client_ns_per_msg, cpu_peer_ns_per_msg, "
+                     "ctx_switches_per_msg).")
+    return Section("Comparison", [Table(headers, rows), Bullets(notes)])
+
+
+def _transports_section(model: ReportModel) -> Section:
+    info: dict[str, dict] = {}
+    for r in model.runs:
+        for t in r.transports_info:
+            info.setdefault(str(t.get("name")), t)
+    multi = len(model.runs) > 1
+    headers = ["transport", "paradigm", "wait", "kernel keeps boundaries", "reach",
+               "coupling", "max message", "classic category", "classic"] + \
+        [f"local performance ({r.label})" if multi else "local performance"
+         for r in model.runs] + ["summary"]
+    rows = []
+    for t in model.transports():
+        d = info.get(t, {})
+        c = classic_for(t)
+        kb = d.get("kernel_boundaries")
+        mm = d.get("max_message")
+        wait = ", ".join(model.waits(t)) or "—"
+        row = [Text(t), _t(d.get("paradigm", "—")), _t(wait),
+               Text("—" if kb is None else ("yes" if kb else "no")),
+               _t(d.get("reach", "—")), _t(d.get("coupling", "—")),
+               Text(fmt_size(mm) if isinstance(mm, int) else "—"),
+               Text(c.title if c else "— (no classic rating)"),
+               Text(stars_text(c.stars) if c else "—")]
+        for r in model.runs:
+            s = model.stars[r.label].get(t)
+            row.append(Text(stars_text(s) if s else "—"))
+        row.append(_t(d.get("summary", "—")))
+        rows.append(row)
+    notes = model.disagreements or ["The measured order agrees with the classic ratings."]
+    return Section("Transports: qualitative criteria and local performance", [
+        Table(headers, rows), Para(STAR_RULE), Para(CLASSIC_NOTE),
+        Para("Where the data disagrees with the classic rating:"), Bullets(notes)])
+
+
+def _floors_section(model: ReportModel) -> Section:
+    rows = [[Text(r.label), Text(cell.id), Text(metric), Text(fmt_metric(metric, value)),
+             Text(fmt_pct(cell.cv(metric)))]
+            for r in model.runs for cell, metric, value in model.floors[r.label].cells]
+    if not rows:
+        return Section("Machine floors", [Para(
+            "No floor/* cells in these inputs (floor/cacheline_rtt, floor/futex_rtt, "
+            "floor/syscall, floor/memcpy/<bytes>).")])
+    return Section("Machine floors", [
+        Table(["run", "floor", "metric", "median", "CV"], rows),
+        Para("Floors are limits of the machine measured in the same run and placement, "
+             "not transports: they appear here, as (×N) in the comparison and as grey "
+             "dashed lines in the plots (one shade per run).")])
+
+
+def _noise_section(model: ReportModel) -> Section:
+    items = [f"{n.run.label}: {n.cell.id}: the standard deviation of {n.metric} is "
+             f"{fmt_pct(n.cv)} of the mean over {len(n.cell.values(n.metric))} "
+             "repetitions — the result may be unstable; rerun with more repetitions or "
+             "on a quieter machine." for n in model.noise]
+    if not items:
+        items = [f"Every cell's primary metric has a CV at or below {CV_WARN * 100:.0f} %."]
+    items += [f"{r.label}: no repetitions (1 run per cell), so the CV is unknown; use "
+              "--benchmark_repetitions=5 or more." for r in model.runs
+              if r.max_repetitions() < 2]
+    return Section("Noise (coefficient of variation)", [Bullets(items)])
+
+
+def _errors_section(model: ReportModel) -> Section:
+    items = [f"{r.label}: {c.id}: {len(c.errors)} of {c.repetitions} repetition(s) "
+             f"failed: {'; '.join(dict.fromkeys(c.errors))}" for r, c in model.errors]
+    return Section("Errors", [Bullets(items or ["No cell failed."])])
+
+
+def _cells_section(model: ReportModel) -> Section:
+    rows = []
+    for r in model.runs:
+        for c in r.cells.values():
+            metric, lower = c.primary()
+            value = c.median(metric)
+            rows.append([Text(r.label), Text(c.id), Text(f"{len(c.reps)}/{c.repetitions}"),
+                         Text(metric + (" ↓" if lower else " ↑")),
+                         Text(fmt_metric(metric, value)) if c.ok
+                         else Text("error", "; ".join(c.errors), "error"),
+                         Text(fmt_pct(c.cv(metric))), Text(c.label or "—")])
+    return Section("All cells", [Table(
+        ["run", "cell", "ok/reps", "primary metric", "median", "CV", "label"], rows,
+        optional=True)])
+
+
+def document(model: ReportModel, figures: list[tuple[Path, str]]) -> Document:
+    """The report as sections; ``figures`` are (PNG path, caption) pairs."""
+    plots = Section("Plots", [Figures(figures)])
+    return Document("ipcbench report: " + ", ".join(r.label for r in model.runs), [
+        _measured_section(model), _comparison_section(model), _transports_section(model),
+        _floors_section(model), plots, _noise_section(model), _errors_section(model),
+        _cells_section(model)])

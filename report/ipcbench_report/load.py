@@ -1,0 +1,140 @@
+"""Google Benchmark JSON -> ``model.Run``.
+
+Contract: ``load_runs(paths)`` returns one ``Run`` per path, labelled uniquely, or raises
+``ReportError`` with a one-line reason (unreadable file, not JSON, not Google Benchmark
+output, no benchmarks, a non-finite value in a repetition row). Aggregate rows
+(``run_type: aggregate``) are skipped: medians and CVs come from the repetition rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ipcbench_report import ReportError
+from ipcbench_report.model import Cell, Run, cell_id
+
+_TIME_UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+# Fields of a benchmark row that are Google Benchmark's own, not user counters.
+_GB_FIELDS = {
+    "name", "family_index", "per_family_instance_index", "run_name", "run_type",
+    "repetitions", "repetition_index", "threads", "iterations", "real_time", "cpu_time",
+    "time_unit", "label", "error_occurred", "error_message", "aggregate_name",
+    "aggregate_unit", "big_o", "rms", "complexity_n",
+}
+
+
+def _read_json(path: Path) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ReportError(f"cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path} is not UTF-8 text") from None
+    try:
+        # NaN is accepted here: older results have it in Google Benchmark's own "cv"
+        # aggregate rows (stddev / mean of a counter whose mean is 0; ipcbench now
+        # writes 0 there); those rows are skipped, repetition rows are checked.
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{path} is not valid JSON ({e.msg} at line {e.lineno} "
+                          f"column {e.colno})") from None
+
+
+def _number(row: dict, key: str, where: str) -> float:
+    value = row.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise ReportError(f"{where}: '{key}' is not a finite number")
+    return float(value)
+
+
+def _repetition(row: dict, where: str) -> dict[str, float]:
+    """Counters of one successful repetition, times converted to ns."""
+    unit = row.get("time_unit", "ns")
+    if unit not in _TIME_UNIT_NS:
+        raise ReportError(f"{where}: unknown time_unit '{unit}'")
+    rep = {
+        "real_time_ns": _number(row, "real_time", where) * _TIME_UNIT_NS[unit],
+        "cpu_time_ns": _number(row, "cpu_time", where) * _TIME_UNIT_NS[unit],
+        "iterations": _number(row, "iterations", where),
+    }
+    for key, value in row.items():
+        if key not in _GB_FIELDS and isinstance(value, (int, float)) \
+                and not isinstance(value, bool):
+            rep[key] = _number(row, key, where)
+    return rep
+
+
+def _transports_info(path: Path, context: dict) -> list[dict]:
+    raw = context.get("ipcbench_transports")
+    if raw is None:
+        return []
+    try:
+        info = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        info = None
+    if not isinstance(info, list) or not all(isinstance(t, dict) for t in info):
+        raise ReportError(f"{path}: context 'ipcbench_transports' is not a JSON array "
+                          "of objects")
+    return info
+
+
+def load_run(path: Path) -> Run:
+    """Parse one Google Benchmark JSON file (see the module contract)."""
+    doc = _read_json(path)
+    if not (isinstance(doc, dict) and isinstance(doc.get("context"), dict)
+            and isinstance(doc.get("benchmarks"), list)):
+        raise ReportError(f"{path} is not Google Benchmark JSON output (expected an "
+                          "object with 'context' and a 'benchmarks' list)")
+    if not doc["benchmarks"]:
+        raise ReportError(f"{path} has an empty 'benchmarks' list: no cell was run")
+    cells: dict[str, Cell] = {}
+    for i, row in enumerate(doc["benchmarks"]):
+        where = f"{path}: benchmark #{i}"
+        if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+            raise ReportError(f"{where} is not an object with a 'name'")
+        if row.get("run_type") == "aggregate":
+            continue
+        name = row.get("run_name") or row["name"]
+        cell = cells.setdefault(cell_id(name), Cell(id=cell_id(name), name=name))
+        cell.label = cell.label or str(row.get("label", ""))
+        if row.get("error_occurred"):
+            cell.errors.append(str(row.get("error_message") or "error (no message)"))
+        else:
+            cell.reps.append(_repetition(row, f"{where} ({name})"))
+    if not cells:
+        raise ReportError(f"{path} has only aggregate rows; rerun without "
+                          "--benchmark_report_aggregates_only")
+    return Run(path=path, context=doc["context"], cells=cells,
+               transports_info=_transports_info(path, doc["context"]))
+
+
+def _unique(labels: list[str]) -> bool:
+    return len(set(labels)) == len(labels)
+
+
+def assign_labels(runs: list[Run]) -> None:
+    """Label each run by host; by host + date when hosts collide; by file name when
+    those collide too. When the inputs differ in CPU placement, append ``pin=<mode>``
+    so no figure is read across placements unawares."""
+    labels = [r.ctx("host_name") for r in runs]
+    if not _unique(labels):
+        labels = [f"{r.ctx('host_name')} {r.ctx('date')}" for r in runs]
+    if not _unique(labels):
+        labels = [r.path.name for r in runs]
+    if not _unique(labels):
+        labels = [f"{label} #{i + 1}" for i, label in enumerate(labels)]
+    if len({r.pin_mode for r in runs}) > 1:
+        labels = [f"{label} pin={r.pin_mode}" for label, r in zip(labels, runs)]
+    for run, label in zip(runs, labels):
+        run.label = label
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    """Load every path (``ReportError`` on the first bad one) and label the runs."""
+    runs = [load_run(Path(p)) for p in paths]
+    assign_labels(runs)
+    return runs

@@ -1,0 +1,151 @@
+"""The one result model every renderer reads: a ``Run`` (one input file) of ``Cell``s.
+
+A cell is one benchmark of the matrix (``pingpong/pipe/64``) or one machine floor
+(``floor/futex_rtt``); it holds the per-repetition values of every counter, never
+Google Benchmark's aggregate rows, so every median and CV is computed here.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Name segments Google Benchmark appends to a family name; they are not part of a cell.
+_GB_SUFFIXES = {"manual_time", "real_time", "process_time"}
+
+# Primary metric of a cell, chosen by which counter it carries (first match wins):
+# (counter, lower_is_better). Used by compare, exports and the noise check.
+_PRIMARY = (
+    ("rtt_p50_ns", True),
+    ("bytes_per_second", False),
+    ("ns_per_call", True),
+)
+_FALLBACK_PRIMARY = ("real_time_ns", True)
+
+
+def cell_id(name: str) -> str:
+    """``pingpong/pipe/64/manual_time`` -> ``pingpong/pipe/64`` (also drops ``key:value``)."""
+    parts = [p for p in name.split("/") if p not in _GB_SUFFIXES and ":" not in p]
+    return "/".join(parts) or name
+
+
+@dataclass
+class Cell:
+    """One cell of one run.
+
+    ``reps`` holds one dict per successful repetition (counters plus ``real_time_ns``,
+    ``cpu_time_ns`` and ``iterations``); ``errors`` one message per failed repetition.
+    """
+
+    id: str
+    name: str
+    label: str = ""
+    reps: list[dict[str, float]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """First name segment: the workload (``pingpong``, ``throughput``) or ``floor``."""
+        return self.id.split("/")[0]
+
+    @property
+    def transport(self) -> str:
+        """Second segment of a workload cell; ``""`` for a floor (a limit of the machine,
+        not a transport)."""
+        parts = self.id.split("/")
+        return parts[1] if len(parts) > 1 and self.kind != "floor" else ""
+
+    @property
+    def floor(self) -> str:
+        """Second segment of a ``floor/...`` cell (``futex_rtt``, ``memcpy``), else ``""``."""
+        parts = self.id.split("/")
+        return parts[1] if len(parts) > 1 and self.kind == "floor" else ""
+
+    @property
+    def size(self) -> int | None:
+        """Message size in bytes (third segment), ``None`` when the cell has none."""
+        parts = self.id.split("/")
+        return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+
+    @property
+    def ok(self) -> bool:
+        """At least one repetition succeeded."""
+        return bool(self.reps)
+
+    @property
+    def repetitions(self) -> int:
+        return len(self.reps) + len(self.errors)
+
+    @property
+    def wait(self) -> str:
+        """Wait strategy from the label (``wait=blocking``), ``""`` when absent."""
+        for token in self.label.split():
+            if token.startswith("wait="):
+                return token[len("wait="):]
+        return ""
+
+    def counters(self) -> set[str]:
+        return {k for rep in self.reps for k in rep}
+
+    def values(self, metric: str) -> list[float]:
+        """Per-repetition values of ``metric`` (repetitions without it are skipped)."""
+        return [rep[metric] for rep in self.reps if metric in rep]
+
+    def median(self, metric: str) -> float | None:
+        v = self.values(metric)
+        return statistics.median(v) if v else None
+
+    def cv(self, metric: str) -> float | None:
+        """Coefficient of variation (sample stdev / mean, as Google Benchmark's ``cv``);
+        ``None`` with fewer than two repetitions or a zero mean."""
+        v = self.values(metric)
+        if len(v) < 2 or statistics.fmean(v) == 0:
+            return None
+        return statistics.stdev(v) / statistics.fmean(v)
+
+    def primary(self) -> tuple[str, bool]:
+        """(metric, lower_is_better) that stands for this cell in compare and exports."""
+        have = self.counters()
+        for metric, lower in _PRIMARY:
+            if metric in have:
+                return metric, lower
+        return _FALLBACK_PRIMARY
+
+
+@dataclass
+class Run:
+    """One input file: its context, its cells in file order, and a display label."""
+
+    path: Path
+    context: dict
+    cells: dict[str, Cell]
+    transports_info: list[dict]
+    label: str = ""
+
+    def ctx(self, key: str) -> str:
+        """Context value as text, ``—`` when absent."""
+        value = self.context.get(key)
+        return "—" if value is None or value == "" else str(value)
+
+    @property
+    def pin_mode(self) -> str:
+        return self.ctx("pin_mode")
+
+    def cell(self, kind: str, transport: str, size: int | None = None) -> Cell | None:
+        key = f"{kind}/{transport}" + ("" if size is None else f"/{size}")
+        return self.cells.get(key)
+
+    def transports(self) -> list[str]:
+        """Transports with at least one workload cell, in first-seen order."""
+        seen: dict[str, None] = {}
+        for c in self.cells.values():
+            if c.transport:
+                seen.setdefault(c.transport)
+        return list(seen)
+
+    def floors(self) -> list[Cell]:
+        return [c for c in self.cells.values() if c.kind == "floor"]
+
+    def max_repetitions(self) -> int:
+        return max((c.repetitions for c in self.cells.values()), default=0)

@@ -1,0 +1,257 @@
+"""``ReportModel`` -> PNG plots (matplotlib, Agg, no pyplot state).
+
+Contract: ``render(model, outdir)`` writes every plot into ``outdir`` and returns
+(path, caption) pairs. One series per (run, transport): colour = transport, line style =
+run; the legend names each transport once and each run once. Failed cells are drawn as
+× on the bottom edge, floors as grey dashed lines (one shade per run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib import colormaps  # noqa: E402  (after choosing the backend)
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
+
+from ipcbench_report.compute import SMALL, ReportModel  # noqa: E402
+from ipcbench_report.layout import fmt_size  # noqa: E402
+
+# 15 distinguishable colours: tab10, then the dark shades of tab20b.
+_PALETTE = [*colormaps["tab10"].colors, *colormaps["tab20b"].colors[::4]]
+_RUN_STYLES = ["-", ":", "-.", (0, (3, 1, 1, 1, 1, 1))]
+_FLOOR_GREYS = ["#333333", "#777777", "#aaaaaa", "#cccccc"]     # one shade per run
+_RTT_FLOOR_DASHES = {"cacheline_rtt": (0, (6, 3)), "futex_rtt": (0, (2, 2))}
+_SPECTRUM = [("p50", "rtt_p50_ns"), ("p90", "rtt_p90_ns"), ("p99", "rtt_p99_ns"),
+             ("p99.9", "rtt_p999_ns"), ("max", "rtt_max_ns")]
+FILES = ("rtt_vs_size.png", "throughput_vs_size.png", "rtt_spectrum_64B.png")
+_ERROR_PROXY = Line2D([], [], marker="x", ls="", color="#444444", markersize=8,
+                      label="× failed cell (see Errors)")
+
+
+class _Series:
+    """Colour and line style of each (run, transport) series, and the legend entries
+    that explain them."""
+
+    def __init__(self, model: ReportModel):
+        self.model = model
+        self.colours = {t: _PALETTE[i % len(_PALETTE)]
+                        for i, t in enumerate(model.transports())}
+
+    def __iter__(self):
+        for row in self.model.rows:
+            i = self.model.runs.index(row.run)
+            yield row.run, row.transport, dict(color=self.colours[row.transport],
+                                               ls=_RUN_STYLES[i % len(_RUN_STYLES)])
+
+    def handles(self) -> list[Line2D]:
+        """One entry per transport (with its wait strategy when the transports differ
+        in it), then one per run when there are several."""
+        show_wait = len(self.model.waits()) > 1
+        out = [Line2D([], [], color=c, marker="o", label=t + (
+                   f" ({', '.join(self.model.waits(t))})"
+                   if show_wait and self.model.waits(t) else ""))
+               for t, c in self.colours.items()]
+        if len(self.model.runs) > 1:
+            out += [Line2D([], [], color="#444444", ls=_RUN_STYLES[i % len(_RUN_STYLES)],
+                           label=r.label) for i, r in enumerate(self.model.runs)]
+        return out
+
+
+def _tick(x: float, _pos) -> str:
+    """Plain tick labels; k/M/G from 100 000 on."""
+    if x >= 1e5:
+        for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if x >= div:
+                return f"{x / div:g}{suffix}"
+    return f"{x:g}"
+
+
+def _subtitle(model: ReportModel) -> str:
+    pins = ", ".join(dict.fromkeys(f"pin={r.pin_mode}" for r in model.runs))
+    waits = ", ".join(model.waits()) or "—"
+    return f"{pins}; wait: {waits}"
+
+
+def _points(run, kind, transport, counter, scale):
+    """Sorted (size, value) of successful cells and sizes of failed ones."""
+    ok, failed = [], []
+    for c in run.cells.values():
+        if c.kind != kind or c.transport != transport or c.size is None:
+            continue
+        if not c.ok:
+            failed.append(c.size)
+        elif c.median(counter) is not None:
+            ok.append((c.size, c.median(counter) * scale))
+    return sorted(ok), failed
+
+
+def _size_axis(ax, sizes):
+    ax.set_xscale("log", base=2)
+    if sizes:
+        ticks = sorted(set(sizes))
+        ax.set_xticks(ticks, [fmt_size(s) for s in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("message size (header included)")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _mark_failed(ax, sizes, style) -> bool:
+    """× on the bottom edge, in the transport's colour, at each failed size."""
+    if sizes:
+        ax.plot(sizes, [0.03] * len(sizes), marker="x", ls="", markersize=9,
+                color=style["color"], transform=ax.get_xaxis_transform(), clip_on=False)
+    return bool(sizes)
+
+
+def _finish(ax, any_data: bool):
+    if any_data:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(_tick))
+        ax.yaxis.set_minor_locator(NullLocator())
+    else:
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no successful cells", transform=ax.transAxes, ha="center")
+
+
+def _legend(target, series: _Series, axes, failed: bool):
+    """Transports and runs, then the floors drawn on ``axes``, then the failure mark:
+    right of ``target`` (an axes, or the figure when panels share one legend)."""
+    handles = series.handles() + [h for ax in axes
+                                  for h in ax.get_legend_handles_labels()[0]]
+    if failed:
+        handles.append(_ERROR_PROXY)
+    target.legend(handles=handles, loc="center left", fontsize=8,
+                  bbox_to_anchor=(1.01, 0.5) if target in axes else (1.0, 0.5))
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def _rtt_floor_lines(ax, model, scale):
+    for i, r in enumerate(model.runs):
+        for name, ns in model.floors[r.label].rtt.items():
+            suffix = f" ({r.label})" if len(model.runs) > 1 else ""
+            ax.axhline(ns * scale, ls=_RTT_FLOOR_DASHES[name], lw=1.2,
+                       color=_FLOOR_GREYS[i % len(_FLOOR_GREYS)],
+                       label=f"floor/{name}{suffix}")
+
+
+def _rtt_vs_size(model, outdir) -> Path:
+    fig = Figure(figsize=(10, 5.5))
+    ax = fig.add_subplot()
+    series = _Series(model)
+    sizes, any_data, failed = [], False, False
+    for run, t, style in series:
+        p50, bad = _points(run, "pingpong", t, "rtt_p50_ns", 1e-3)
+        p99 = dict(_points(run, "pingpong", t, "rtt_p99_ns", 1e-3)[0])
+        failed |= _mark_failed(ax, bad, style)
+        sizes += [s for s, _ in p50] + bad
+        if p50:
+            any_data = True
+            xs, ys = zip(*p50)
+            tail = [p99.get(x, y) for x, y in p50]
+            ax.plot(xs, ys, marker="o", **style)
+            ax.plot(xs, tail, lw=0.8, alpha=0.5, **style)
+            ax.fill_between(xs, ys, tail, alpha=0.08, color=style["color"], lw=0)
+    _rtt_floor_lines(ax, model, 1e-3)
+    _size_axis(ax, sizes)
+    ax.set_ylabel("round-trip time, µs (line p50, band up to p99)")
+    ax.set_title(f"Round trip vs message size — {_subtitle(model)}", fontsize=10)
+    _finish(ax, any_data)
+    _legend(ax, series, [ax], failed)
+    return _save(fig, outdir / FILES[0])
+
+
+def _throughput_floors(ax, model, counter, scale):
+    for i, r in enumerate(model.runs):
+        f = model.floors[r.label]
+        suffix = f" ({r.label})" if len(model.runs) > 1 else ""
+        grey = _FLOOR_GREYS[i % len(_FLOOR_GREYS)]
+        if counter == "bytes_per_second" and f.memcpy:
+            xs = sorted(f.memcpy)
+            ys = [f.memcpy[x] * scale for x in xs]
+            if len(xs) == 1:
+                ax.axhline(ys[0], ls="--", color=grey, label=f"floor/memcpy{suffix}")
+            else:
+                ax.plot(xs, ys, ls="--", color=grey, label=f"floor/memcpy{suffix}")
+        if counter == "items_per_second" and f.syscall_ns:
+            ax.axhline(1e9 / f.syscall_ns, ls="--", color=grey,
+                       label=f"1 floor/syscall per message{suffix}")
+
+
+def _throughput(model, outdir) -> Path:
+    fig = Figure(figsize=(14, 5.5))
+    axes = list(fig.subplots(1, 2))
+    series = _Series(model)
+    panels = (("bytes_per_second", 1e-9, "throughput, GB/s (one way)"),
+              ("items_per_second", 1.0, "messages/s (one way)"))
+    failed = False
+    for ax, (counter, scale, ylabel) in zip(axes, panels):
+        sizes, any_data = [], False
+        for run, t, style in series:
+            pts, bad = _points(run, "throughput", t, counter, scale)
+            failed |= _mark_failed(ax, bad, style)
+            sizes += [s for s, _ in pts] + bad
+            if pts:
+                any_data = True
+                ax.plot(*zip(*pts), marker="o", **style)
+        _throughput_floors(ax, model, counter, scale)
+        _size_axis(ax, sizes)
+        ax.set_ylabel(ylabel)
+        _finish(ax, any_data)
+    fig.suptitle(f"Throughput vs message size — {_subtitle(model)}", fontsize=10)
+    fig.tight_layout()
+    _legend(fig, series, axes, failed)
+    return _save(fig, outdir / FILES[1])
+
+
+def _spectrum(model, outdir) -> Path:
+    fig = Figure(figsize=(10, 5.5))
+    ax = fig.add_subplot()
+    series = _Series(model)
+    any_data, failed_names = False, []
+    for run, t, style in series:
+        cell = run.cell("pingpong", t, SMALL)
+        if cell is None:
+            continue
+        if not cell.ok:
+            failed_names.append(t + (f" ({run.label})" if len(model.runs) > 1 else ""))
+            continue
+        pts = [(i, cell.median(k) * 1e-3) for i, (_, k) in enumerate(_SPECTRUM)
+               if cell.median(k) is not None]
+        if pts:
+            any_data = True
+            ax.plot(*zip(*pts), marker="o", **style)
+    _rtt_floor_lines(ax, model, 1e-3)
+    ax.set_xticks(range(len(_SPECTRUM)), [name for name, _ in _SPECTRUM])
+    ax.set_xlabel("percentile of round trips (median over repetitions)")
+    ax.set_ylabel("round-trip time, µs")
+    ax.grid(True, alpha=0.3)
+    if failed_names:
+        ax.text(0.01, 0.02, "× failed at 64 B: " + ", ".join(failed_names),
+                transform=ax.transAxes, color="#a00000", fontsize=8)
+    ax.set_title(f"Round-trip percentile spectrum at {fmt_size(SMALL)} — "
+                 f"{_subtitle(model)}", fontsize=10)
+    _finish(ax, any_data)
+    _legend(ax, series, [ax], False)
+    return _save(fig, outdir / FILES[2])
+
+
+def render(model: ReportModel, outdir: Path) -> list[tuple[Path, str]]:
+    """Write the plots into ``outdir``; return (path, caption) pairs."""
+    return [
+        (_rtt_vs_size(model, outdir),
+         "Round-trip time p50 vs message size (log-log); shaded band up to p99"),
+        (_throughput(model, outdir),
+         "One-way throughput vs message size, in GB/s and in messages/s"),
+        (_spectrum(model, outdir),
+         f"Round-trip percentiles (p50 … max) at {fmt_size(SMALL)}"),
+    ]

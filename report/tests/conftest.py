@@ -1,0 +1,111 @@
+"""Shared helpers: run scripts/report.sh as a subprocess, read the fixtures (real output
+of the suite) and derive new result files from them in temporary directories."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REPORT_SH = ROOT / "scripts" / "report.sh"
+A, B = FIXTURES / "quick-reps-a.json", FIXTURES / "quick-reps-b.json"
+SAME, ERRORS = FIXTURES / "quick-same.json", FIXTURES / "errors.json"
+
+sys.path.insert(0, str(ROOT / "report"))
+
+
+def report(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``scripts/report.sh ARGS`` and capture its output."""
+    return subprocess.run([str(REPORT_SH), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def save(doc: dict, path: Path) -> Path:
+    path.write_text(json.dumps(doc, indent=1))
+    return path
+
+
+def iterations(doc: dict, run_name: str) -> list[dict]:
+    return [b for b in doc["benchmarks"]
+            if b["run_name"] == run_name and b["run_type"] == "iteration"]
+
+
+def medians(doc: dict, run_name: str, key: str) -> float:
+    return statistics.median(b[key] for b in iterations(doc, run_name))
+
+
+def transports(doc: dict) -> list[str]:
+    """Transport names of the run, from the context key ``ipcbench_transports``."""
+    return [t["name"] for t in json.loads(doc["context"]["ipcbench_transports"])]
+
+
+def floor_cells(doc: dict) -> list[str]:
+    """Run names of the ``floor/*`` rows, in file order."""
+    return list(dict.fromkeys(b["run_name"] for b in doc["benchmarks"]
+                              if b["run_name"].startswith("floor/")))
+
+
+def scaled(doc: dict, factor: float, cells: set[str] | None = None) -> dict:
+    """Copy of ``doc`` whose repetitions take ``factor`` times as long: times, *_ns and
+    *ns_per_* counters multiplied, *_per_second counters divided (all cells, or
+    ``cells``)."""
+    doc = copy.deepcopy(doc)
+    for b in doc["benchmarks"]:
+        if b["run_type"] != "iteration" or (cells and b["run_name"] not in cells):
+            continue
+        for k in list(b):
+            if k in ("real_time", "cpu_time") or k.endswith("_ns") or "ns_per_" in k:
+                b[k] *= factor
+            elif k.endswith("_per_second"):
+                b[k] /= factor
+    return doc
+
+
+def merged(first: dict, second: dict) -> dict:
+    """``first`` with ``second``'s repetition rows appended (6 repetitions from 3 + 3)."""
+    doc = copy.deepcopy(first)
+    n = max(b["repetitions"] for b in first["benchmarks"])
+    extra = copy.deepcopy([b for b in second["benchmarks"] if b["run_type"] == "iteration"])
+    for b in extra:
+        b["repetition_index"] += n
+    doc["benchmarks"] += extra
+    for b in doc["benchmarks"]:
+        b["repetitions"] = 2 * n
+    return doc
+
+
+def table(md: str, section: str = "") -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the first Markdown table (under ``## section`` if given)."""
+    body = md.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0] if section else md
+    lines = [ln for ln in body.splitlines() if ln.startswith("|")]
+    split = [[c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]] for ln in lines]
+    return split[0], split[2:]
+
+
+def shown(text: str) -> tuple[float, float]:
+    """(number, tolerance) of a displayed figure: half a unit of its last digit."""
+    m = re.match(r"-?\d+(?:\.(\d+))?", text)
+    assert m, f"no number in {text!r}"
+    return float(m.group(0)), 0.5 * 10 ** -len(m.group(1) or "") + 1e-12
+
+
+def assert_shown(text: str, expected: float):
+    value, tol = shown(text)
+    assert abs(value - expected) <= tol, f"{text!r} shows {value}, JSON gives {expected}"
+
+
+@pytest.fixture(scope="session")
+def fixture_docs() -> dict[str, dict]:
+    return {p.name: load(p) for p in (A, B, SAME, ERRORS)}

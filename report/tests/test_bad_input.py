@@ -1,0 +1,92 @@
+"""Bad input: exactly one line on stderr, exit 2, no output (partial or not) left."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import A, load, report, save, table
+
+
+def _with_nan(run_type: str) -> dict:
+    """quick-reps-a with rtt_p50_ns of pingpong/pipe/64's first row of ``run_type``
+    (``iteration`` or ``aggregate``) set to NaN, which ``save`` writes as ``NaN``."""
+    doc = load(A)
+    row = next(b for b in doc["benchmarks"]
+               if b["run_name"] == "pingpong/pipe/64/manual_time" and b["run_type"] == run_type)
+    row["rtt_p50_ns"] = float("nan")
+    return doc
+
+
+CASES = {
+    "malformed": lambda p: p.write_text(A.read_text()[:5000]),
+    "not-gbench": lambda p: p.write_text('{"foo": 1}'),
+    "missing": lambda p: None,
+    "empty-benchmarks": lambda p: save(dict(load(A), benchmarks=[]), p),
+    "nan-in-repetition": lambda p: save(_with_nan("iteration"), p),
+}
+EXPECT = {"malformed": "is not valid JSON", "not-gbench": "not Google Benchmark JSON",
+          "missing": "cannot read", "empty-benchmarks": "empty 'benchmarks' list",
+          "nan-in-repetition": "'rtt_p50_ns' is not a finite number"}
+
+
+@pytest.fixture(params=sorted(CASES))
+def bad(request, tmp_path):
+    path = tmp_path / f"{request.param}.json"
+    CASES[request.param](path)
+    return request.param, path
+
+
+def _one_line(res, expect):
+    assert res.returncode == 2, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("report: "), res.stderr
+    assert expect in lines[0]
+
+
+def test_render_bad_input(bad, tmp_path):
+    case, path = bad
+    out = tmp_path / "out" / "report"
+    res = report("render", A, path, "--out", out)
+    _one_line(res, EXPECT[case])
+    assert not out.exists() and not list((tmp_path / "out").glob("*"))
+    assert res.stdout == ""
+
+
+def test_compare_bad_input(bad):
+    case, path = bad
+    _one_line(report("compare", A, path), EXPECT[case])
+    _one_line(report("compare", path, A), EXPECT[case])
+
+
+def test_export_bad_input(bad, tmp_path):
+    case, path = bad
+    out = tmp_path / "export"
+    _one_line(report("export", path, "--format", "bmf", "--out", out), EXPECT[case])
+    assert not out.exists()
+
+
+def test_nan_in_an_aggregate_row_is_accepted(tmp_path):
+    """Older Google Benchmark output has NaN in its own cv rows; aggregates are skipped."""
+    path = save(_with_nan("aggregate"), tmp_path / "nan-aggregate.json")
+    assert "NaN" in path.read_text()
+    res = report("compare", A, path)
+    assert res.returncode == 0, res.stderr
+    row = next(r for r in table(res.stdout)[1] if r[0] == "pingpong/pipe/64")
+    assert row[4] == "+0.0 %" and row[6] == "3/3"          # the repetitions decide
+
+
+def test_render_refuses_to_replace_a_foreign_directory(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    _one_line(report("render", A, "--out", out), "refusing to replace")
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+
+
+def test_render_replaces_its_previous_output(tmp_path):
+    out = tmp_path / "report"
+    for _ in range(2):
+        res = report("render", A, "--out", out)
+        assert res.returncode == 0, res.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]

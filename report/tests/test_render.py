@@ -1,0 +1,250 @@
+"""``report.sh render``: outputs, self-contained HTML, figures equal to the JSON medians,
+several inputs, failed cells, floors and CPU counters (derived fixtures)."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import re
+from html import escape
+
+import pytest
+
+from conftest import (A, B, ERRORS, SAME, assert_shown, floor_cells, iterations, load,
+                      medians, report, save, shown, table, transports)
+
+OUTPUTS = {"index.html", "report.md", "results.csv", "rtt_vs_size.png",
+           "throughput_vs_size.png", "rtt_spectrum_64B.png"}
+NS_PER_UNIT = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+# Comparison-table column -> (cell, counter, display scale).
+COLUMNS = {
+    "RTT p50 64 B (µs)": ("pingpong/{}/64/manual_time", "rtt_p50_ns", 1e-3),
+    "RTT p99 64 B (µs)": ("pingpong/{}/64/manual_time", "rtt_p99_ns", 1e-3),
+    "RTT p50 4 KiB (µs)": ("pingpong/{}/4096/manual_time", "rtt_p50_ns", 1e-3),
+    "RTT p99 4 KiB (µs)": ("pingpong/{}/4096/manual_time", "rtt_p99_ns", 1e-3),
+    "throughput 64 B (k msg/s)": ("throughput/{}/64/manual_time", "items_per_second", 1e-3),
+    "throughput 1 MiB (GB/s)": ("throughput/{}/1048576/manual_time", "bytes_per_second",
+                                1e-9),
+}
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "report"
+    res = report("render", A, "--out", out)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def several(tmp_path_factory):
+    out = tmp_path_factory.mktemp("several") / "report"
+    res = report("render", A, B, SAME, ERRORS, "--out", out)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_outputs_exist(single):
+    assert {p.name for p in single.iterdir()} == OUTPUTS
+    for name in OUTPUTS:
+        assert (single / name).stat().st_size > 0
+    assert (single / "rtt_vs_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((single / "report.md").read_bytes()) < 1024 * 1024
+
+
+def test_html_is_self_contained(several):
+    html = (several / "index.html").read_text()
+    links = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"' >]+)""", html, re.I)
+    assert links, "no src/href at all: plots not inlined?"
+    assert not [u for u in links if re.match(r"(https?:)?//", u, re.I)]
+    assert not re.search(r"<(script|link|iframe)\b", html, re.I)
+    imgs = re.findall(r"<img[^>]*\bsrc=\"([^\"]+)\"", html)
+    assert len(imgs) == 3 and all(s.startswith("data:image/png;base64,") for s in imgs)
+    assert "position:sticky" in html
+
+
+def test_markdown_table_equals_json_medians(single):
+    doc = load(A)
+    header, rows = table((single / "report.md").read_text(), "Comparison")
+    assert [r[0] for r in rows] == transports(doc)          # no floor among them
+    for row in rows:
+        for title, (cell, counter, scale) in COLUMNS.items():
+            expected = medians(doc, cell.format(row[0]), counter) * scale
+            assert_shown(row[header.index(title)], expected)
+
+
+def test_csv_equals_json_medians(single):
+    doc = load(A)
+    rows = list(csv.DictReader((single / "results.csv").open()))
+    cells = {b["run_name"] for b in doc["benchmarks"]}
+    assert {r["name"] for r in rows} == cells and len(rows) == len(cells)
+    counters = ["rtt_p50_ns", "rtt_p90_ns", "rtt_p99_ns", "rtt_p999_ns", "rtt_max_ns",
+                "rtt_min_ns", "rtt_mean_ns", "bytes_per_second", "items_per_second",
+                "msg_bytes", "client_cpu", "peer_cpu", "ns_per_call",
+                "cpu_client_ns_per_msg", "cpu_peer_ns_per_msg", "ctx_switches_per_msg"]
+    for r in rows:
+        assert r["file"] == A.name and r["host_name"] == "vm" and r["error"] == "false"
+        assert r["repetitions"] == "3" and r["pin_mode"] == "cross"
+        for k in counters:
+            if r[k]:
+                assert math.isclose(float(r[k]), medians(doc, r["name"], k), rel_tol=1e-12)
+            else:
+                assert k not in iterations(doc, r["name"])[0]
+        unit = NS_PER_UNIT[iterations(doc, r["name"])[0]["time_unit"]]
+        assert math.isclose(float(r["real_time_ns"]),
+                            medians(doc, r["name"], "real_time") * unit, rel_tol=1e-12)
+        floor = r["name"] in floor_cells(doc)
+        assert (r["workload"], r["transport"]) == (("floor", "") if floor else (
+            r["cell"].split("/")[0], r["cell"].split("/")[1]))
+
+
+def test_cv_warning_is_shown(single):
+    md = (single / "report.md").read_text()
+    doc = load(A)
+    # pingpong/uds-seqpacket/65536 has one slow repetition in this fixture.
+    values = [b["rtt_p50_ns"] for b in iterations(doc, "pingpong/uds-seqpacket/65536/"
+                                                        "manual_time")]
+    assert max(values) / min(values) > 1.3
+    assert re.search(r"pingpong/uds-seqpacket/65536: the standard deviation of "
+                     r"rtt_p50_ns is [\d.]+ % of the mean", md)
+
+
+def test_states_what_was_measured(single):
+    md = (single / "report.md").read_text()
+    header, rows = table(md, "Comparison")
+    doc = load(A)
+    info = {t["name"]: t["wait"] for t in json.loads(doc["context"]["ipcbench_transports"])}
+    for row in rows:                  # the labels' wait=, which agree with the context
+        waits = {b["label"].split("wait=")[1] for b in doc["benchmarks"]
+                 if b["run_name"].split("/")[1] == row[0]}
+        assert waits == {row[header.index("wait")]} == {info[row[0]]}
+    assert {r[header.index("wait")] for r in rows} == {"blocking", "spin",
+                                                       "spin-then-futex"}
+    ctx = doc["context"]
+    for key in ("pin_mode", "pin_client_cpu", "pin_peer_cpu", "wait_strategy",
+                "verify_payload", "ipcbench_git_commit", "kernel", "cpu_model"):
+        assert re.search(rf"\| {key} \| {re.escape(ctx[key])} \|", md), key
+    assert "library_build_type: debug" in md and "round trip" in md
+    assert "pin=cross client_cpu=0 peer_cpu=1 wait=blocking" in md
+    assert "★★★★☆" in md and "Local performance (★ 1–5)" in md
+
+
+def test_several_runs_are_labelled_with_pin_mode(several):
+    md = (several / "report.md").read_text()
+    header, rows = table(md, "Comparison")
+    assert header[:2] == ["transport", "run"]
+    labels = {r[1] for r in rows}
+    assert len(labels) == 4 and all("pin=" in label for label in labels)
+    assert any("pin=same" in label for label in labels)
+    assert "differ in CPU placement" in md
+    assert "The inputs differ in wait strategy" not in md
+    assert "The transports differ in wait strategy (blocking, spin, spin-then-futex;" in md
+    # errors.json's failed cells carry no label: its context gives their wait strategy
+    errors_rows = [r for r in rows if load(ERRORS)["context"]["date"] in r[1]]
+    assert errors_rows and {r[header.index("wait")] for r in errors_rows} == {"blocking"}
+    csv_rows = list(csv.DictReader((several / "results.csv").open()))
+    assert {r["file"] for r in csv_rows} == {A.name, B.name, SAME.name, ERRORS.name}
+
+
+def test_failed_cells_show_error(several):
+    md = (several / "report.md").read_text()
+    header, rows = table(md, "Comparison")
+    doc = load(ERRORS)
+    p50 = header.index("RTT p50 64 B (µs)")
+    row = next(r for r in rows if r[0] == "pipe" and r[p50] == "error")
+    assert doc["context"]["date"] in row[1]
+    assert row[header.index("throughput 1 MiB (GB/s)")] == "—"     # not in errors.json
+    message = doc["benchmarks"][0]["error_message"]
+    html = (several / "index.html").read_text()
+    assert f'class="error" title="{escape(message)}"' in html
+    errors = md.split("## Errors\n", 1)[1].split("\n## ", 1)[0]
+    for b in doc["benchmarks"]:
+        assert b["run_name"].removesuffix("/manual_time") in errors
+    assert message in errors
+    csv_rows = [r for r in csv.DictReader((several / "results.csv").open())
+                if r["file"] == ERRORS.name]
+    assert len(csv_rows) == 8 and all(r["error"] == "true" and r["error_message"]
+                                      for r in csv_rows)
+
+
+def _wait(doc: dict, run_name: str) -> str:
+    return iterations(doc, run_name)[0]["label"].split("wait=")[1]
+
+
+@pytest.fixture(scope="module", params=[A, SAME], ids=["cross", "same"])
+def with_floors(request, tmp_path_factory):
+    """A fixture (floors and CPU counters as the suite wrote them) with uds's pingpong
+    cells relabelled wait=spin, so one transport mixes wait strategies. Cross-CPU the
+    cache-line floor is the lower round trip, same-CPU the futex floor is."""
+    doc = copy.deepcopy(load(request.param))
+    for b in doc["benchmarks"]:
+        if b["name"].startswith("pingpong/uds/"):
+            b["label"] = b["label"].replace("wait=blocking", "wait=spin")
+    tmp = tmp_path_factory.mktemp("floors")
+    path = save(doc, tmp / f"with-floors-{request.param.name}")
+    res = report("render", path, "--out", tmp / "report")
+    assert res.returncode == 0, res.stderr
+    return doc, tmp / "report"
+
+
+def test_floor_multiples(with_floors):
+    doc, out = with_floors
+    header, rows = table((out / "report.md").read_text(), "Comparison")
+    futex = medians(doc, "floor/futex_rtt/manual_time", "rtt_p50_ns")
+    cacheline = medians(doc, "floor/cacheline_rtt/manual_time", "rtt_p50_ns")
+    assert (cacheline < futex) == (doc["context"]["pin_mode"] == "cross")
+    # the floor that bounds the hand-off; spin-then-futex may use either: the lower
+    rtt_floor = {"blocking": futex, "spin": cacheline, "spin-then-futex": min(futex,
+                                                                             cacheline)}
+    syscall = medians(doc, "floor/syscall/real_time", "ns_per_call")
+    memcpy = medians(doc, "floor/memcpy/1048576/real_time", "bytes_per_second")
+    info = {t["name"]: t["wait"] for t in json.loads(doc["context"]["ipcbench_transports"])}
+    assert set(info.values()) == {"blocking", "spin", "spin-then-futex"}
+    for row in rows:
+        t = row[0]
+        ping, thr = f"pingpong/{t}/64/manual_time", f"throughput/{t}/64/manual_time"
+        rtt = medians(doc, ping, "rtt_p50_ns")
+        text = row[header.index("RTT p50 64 B (µs)")]
+        assert_shown(text, rtt / 1e3)
+        assert_shown(text.split("×")[1], rtt / rtt_floor[_wait(doc, ping)])
+        assert row[header.index("wait")] == ("spin, blocking" if t == "uds" else info[t])
+        gbps = medians(doc, f"throughput/{t}/1048576/manual_time", "bytes_per_second")
+        assert_shown(row[header.index("throughput 1 MiB (GB/s)")].split("×")[1],
+                     memcpy / gbps)
+        msgs = medians(doc, thr, "items_per_second")
+        msgs_text = row[header.index("throughput 64 B (k msg/s)")]
+        cpu = medians(doc, thr, "cpu_client_ns_per_msg")
+        cpu_text = row[header.index("client CPU/msg 64 B (ns)")]
+        assert_shown(msgs_text, msgs / 1e3)
+        assert_shown(cpu_text, cpu)
+        if _wait(doc, thr) == "blocking":     # at least one system call per message
+            assert_shown(msgs_text.split("×")[1], 1e9 / msgs / syscall)
+            assert_shown(cpu_text.split("×")[1], cpu / syscall)
+        else:                                 # spinning: the syscall floor bounds nothing
+            assert "×" not in msgs_text and "×" not in cpu_text
+        assert_shown(row[header.index("ctx switches/msg 64 B")],
+                     medians(doc, thr, "ctx_switches_per_msg"))
+
+
+def test_floors_listed_and_not_transports(with_floors):
+    doc, out = with_floors
+    md = (out / "report.md").read_text()
+    floors = [re.sub(r"/(manual|real)_time$", "", f) for f in floor_cells(doc)]
+    _, rows = table(md, "Machine floors")
+    assert [r[1] for r in rows] == floors and len(floors) == 7
+    for section in ("Comparison", "Transports: qualitative criteria and local performance"):
+        assert [r[0] for r in table(md, section)[1]] == transports(doc), section
+    assert "CPU per message: not measured" not in md
+    assert "The transports differ in wait strategy" in md
+    csv_rows = list(csv.DictReader((out / "results.csv").open()))
+    syscall = next(r for r in csv_rows if r["cell"] == "floor/syscall")
+    assert float(syscall["ns_per_call"]) == medians(doc, "floor/syscall/real_time",
+                                                    "ns_per_call")
+    assert {r["transport"] for r in csv_rows if r["cell"] in floors} == {""}
+
+
+def test_shown_helper():
+    assert shown("19.8 (×172)") == (19.8, 0.05 + 1e-12)
+    assert shown("514")[1] == 0.5 + 1e-12
