@@ -138,7 +138,9 @@ struct Case {
   const char* workload;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.transport->info().name << "/" << c.workload; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.transport->info().name << "/" << c.workload;
+}
 
 class Fault : public ::testing::TestWithParam<Case> {
  protected:
