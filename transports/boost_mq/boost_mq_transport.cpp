@@ -49,7 +49,7 @@ class BoostMqIo final : public RecordIo {
     std::size_t n = b.size();
     if (!a.empty()) {  // the queue takes one buffer: put the length in front
       std::memcpy(staging_.data(), a.data(), a.size());
-      std::memcpy(staging_.data() + a.size(), b.data(), b.size());
+      if (!b.empty()) std::memcpy(staging_.data() + a.size(), b.data(), b.size());
       p = staging_.data();
       n = a.size() + b.size();
     }
@@ -70,8 +70,8 @@ class BoostMqIo final : public RecordIo {
       throw ProtocolError("boost-mq: message of " + std::to_string(got) +
                           " bytes exceeds the receive buffer");
     std::size_t in_a = std::min<std::size_t>(got, a.size());
-    std::memcpy(a.data(), staging_.data(), in_a);
-    std::memcpy(b.data(), staging_.data() + in_a, got - in_a);
+    if (in_a > 0) std::memcpy(a.data(), staging_.data(), in_a);
+    if (got > in_a) std::memcpy(b.data(), staging_.data() + in_a, got - in_a);
     return got;
   }
 

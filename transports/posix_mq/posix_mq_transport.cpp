@@ -78,7 +78,7 @@ class MqIo final : public RecordIo {
     std::size_t n = b.size();
     if (!a.empty()) {  // mq_send takes one buffer: stage prefix + body
       std::memcpy(staging_.data(), a.data(), a.size());
-      std::memcpy(staging_.data() + a.size(), b.data(), b.size());
+      if (!b.empty()) std::memcpy(staging_.data() + a.size(), b.data(), b.size());
       p = reinterpret_cast<const char*>(staging_.data());
       n = a.size() + b.size();
     }
@@ -104,8 +104,8 @@ class MqIo final : public RecordIo {
           throw ProtocolError("posix-mq: message of " + std::to_string(got) +
                               " bytes exceeds the receive buffer");
         std::size_t in_a = std::min(got, a.size());
-        std::memcpy(a.data(), staging_.data(), in_a);
-        std::memcpy(b.data(), staging_.data() + in_a, got - in_a);
+        if (in_a > 0) std::memcpy(a.data(), staging_.data(), in_a);
+        if (got > in_a) std::memcpy(b.data(), staging_.data() + in_a, got - in_a);
         return got;
       }
       if (errno == EINTR) continue;
