@@ -93,12 +93,14 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   }
 
   auto cpu_before = s.cpu_sample();
+  Watchdog& dog = s.watchdog();
   RttClock clock;
   clock.start();
   for (auto _ : state) {
     std::uint32_t seq = s.next_seq();
     std::span<const std::byte> reply = round_trip(seq);
     std::uint64_t rtt = clock.lap();
+    dog.progress(seq);
     if (!reply_ok(reply, size, seq, verify)) throw ProtocolError(explain_reply(reply, seq, verify));
     in.done();
     state.SetIterationTime(static_cast<double>(rtt) * 1e-9);
@@ -133,9 +135,12 @@ void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   const auto last = state.max_iterations;
   benchmark::IterationCount i = 0;
   auto t0 = Clock::now();
+  Watchdog& dog = s.watchdog();
   for (auto _ : state) {
-    stamp(out.begin(), s.next_seq(), Kind::kData, digest);
+    std::uint32_t seq = s.next_seq();
+    stamp(out.begin(), seq, Kind::kData, digest);
     out.finish();
+    dog.progress(seq);
     if (++i == last) {
       sync(s, in);  // the peer has received and checked every message
       state.SetIterationTime(static_cast<double>(ns_between(t0, Clock::now())) * 1e-9);

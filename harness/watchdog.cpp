@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+
 namespace ipcbench {
 
 Watchdog::Watchdog() : thread_([this] { loop(); }) {}
@@ -19,6 +21,8 @@ void Watchdog::arm(pid_t pid, std::chrono::steady_clock::duration timeout) {
   {
     std::lock_guard lk(mu_);
     pid_ = pid;
+    timeout_ = timeout;
+    seen_ = progress_.load(std::memory_order_relaxed);
     deadline_ = std::chrono::steady_clock::now() + timeout;
     armed_ = true;
     fired_ = false;
@@ -38,8 +42,16 @@ void Watchdog::loop() {
       cv_.wait(lk);
       continue;
     }
-    if (cv_.wait_until(lk, deadline_) == std::cv_status::timeout && armed_ &&
-        std::chrono::steady_clock::now() >= deadline_) {
+    // Look at least every 100 ms so that progress keeps pushing the deadline out.
+    auto now = std::chrono::steady_clock::now();
+    auto next = std::min(deadline_, now + std::chrono::milliseconds(100));
+    cv_.wait_until(lk, next);
+    if (!armed_ || quit_) continue;
+    now = std::chrono::steady_clock::now();
+    if (std::uint64_t p = progress_.load(std::memory_order_relaxed); p != seen_) {
+      seen_ = p;
+      deadline_ = now + timeout_;
+    } else if (now >= deadline_) {
       armed_ = false;
       fired_ = true;
       if (pid_ > 0) ::kill(pid_, SIGKILL);

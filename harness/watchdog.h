@@ -1,4 +1,7 @@
-// A per-cell watchdog: if the armed deadline passes, the peer is killed (SIGKILL).
+// A per-cell watchdog: if no progress is reported for `timeout`, the peer is killed
+// (SIGKILL). Progress is a counter the measuring loop stores (a plain relaxed store per
+// message); while it moves, the deadline moves with it, so a long but live cell is
+// never cut short, and a stalled one is within one timeout.
 //
 // Killing the peer is what unblocks the benchmark side, whatever it is blocked in: the
 // kernel closes the peer's descriptors, so a read sees EOF and a write sees EPIPE, and
@@ -10,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 
@@ -24,6 +28,8 @@ class Watchdog {
 
   void arm(pid_t pid, std::chrono::steady_clock::duration timeout);
   void disarm();
+  // Called by the measuring thread as it goes; costs one relaxed store.
+  void progress(std::uint64_t n) { progress_.store(n, std::memory_order_relaxed); }
   // True when the last armed deadline passed and the peer was killed.
   bool fired() const { return fired_.load(); }
 
@@ -33,6 +39,9 @@ class Watchdog {
   std::condition_variable cv_;
   pid_t pid_ = -1;
   std::chrono::steady_clock::time_point deadline_;
+  std::chrono::steady_clock::duration timeout_{};
+  std::atomic<std::uint64_t> progress_{0};
+  std::uint64_t seen_ = 0;
   bool armed_ = false;
   bool quit_ = false;
   std::atomic<bool> fired_{false};
