@@ -5,6 +5,7 @@
 // our prefix and no peer process remains.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <mqueue.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -259,12 +260,17 @@ TEST(Sweep, ObjectsOfDeadRunsGoLiveOnesStay) {
   std::ofstream(stale_dir / "uds-0").put('x');
   fs::path stale_shm = "/dev/shm/ipcbench-" + std::to_string(dead) + "-shm-0";
   std::ofstream(stale_shm).put('x');
+  std::string stale_mq = "/ipcbench-" + std::to_string(dead) + "-mq-3-up";
+  mqd_t q = ::mq_open(stale_mq.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600, nullptr);
+  ASSERT_NE(q, static_cast<mqd_t>(-1));
+  ::mq_close(q);
   fs::path live_dir = s.dir / "tmp" / ("ipcbench-" + std::to_string(::getpid()) + "-abcdef");
   fs::create_directories(live_dir);
   pid_t run = start({"--benchmark_list_tests", "--transports=pipe"}, s);
   EXPECT_EQ(wait_exit(run), 0) << slurp(s.dir / "stderr");
   EXPECT_FALSE(fs::exists(stale_dir));
   EXPECT_FALSE(fs::exists(stale_shm));
+  EXPECT_EQ(::mq_open(stale_mq.c_str(), O_RDONLY), static_cast<mqd_t>(-1)) << "queue not swept";
   EXPECT_TRUE(fs::exists(live_dir)) << "a live run's directory was removed";
   EXPECT_NE(slurp(s.dir / "stderr").find("left by runs that no longer exist"), std::string::npos);
   fs::remove_all(live_dir);

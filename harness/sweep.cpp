@@ -1,6 +1,7 @@
 #include "harness/sweep.h"
 
 #include <dirent.h>
+#include <mqueue.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +41,18 @@ void remove_tree(const std::string& dir) {
   ::rmdir(dir.c_str());
 }
 
+// POSIX message queues cannot be listed unless /dev/mqueue is mounted, but their names
+// are known: /ipcbench-<pid>-mq-<n>-{down,up}, n counting the run's links from 0. A
+// leaked queue keeps charging RLIMIT_MSGQUEUE, so every later run's posix-mq would fail.
+void sweep_mqueues(pid_t pid, std::vector<std::string>& removed) {
+  for (int n = 0; n < 4096; ++n) {
+    for (const char* dir : {"-down", "-up"}) {
+      std::string name = "/ipcbench-" + std::to_string(pid) + "-mq-" + std::to_string(n) + dir;
+      if (::mq_unlink(name.c_str()) == 0) removed.push_back(name);
+    }
+  }
+}
+
 void sweep_dir(const std::string& base, bool directories, std::vector<std::string>& removed) {
   DIR* d = ::opendir(base.c_str());
   if (!d) return;
@@ -53,6 +66,7 @@ void sweep_dir(const std::string& base, bool directories, std::vector<std::strin
     if (directories && S_ISDIR(st.st_mode)) {
       remove_tree(path);
       removed.push_back(path);
+      sweep_mqueues(pid, removed);  // a run that made queues made its directory first
     } else if (!directories && S_ISREG(st.st_mode) && ::unlink(path.c_str()) == 0) {
       removed.push_back(path);
     }

@@ -4,8 +4,8 @@
 // but its private directory and any shared-memory object it had not yet unlinked stay.
 // Every such name carries the creating pid ("ipcbench-<pid>-…"), so the next run removes
 // the ones whose pid no longer exists and that belong to the same user. A live run's
-// objects are never touched. (POSIX message queues cannot be listed unless /dev/mqueue
-// is mounted; ours are unlinked as soon as the peer has opened them.)
+// objects are never touched. POSIX message queues cannot be listed unless /dev/mqueue is
+// mounted; for every dead run whose directory is found, its queue names are tried.
 #pragma once
 
 #include <string>
