@@ -196,26 +196,15 @@ int main_impl(int argc, char** argv) {
 
   // --quick shortens every cell through the library's own flag (a per-benchmark
   // MinTime() would add "/min_time:…" to every name); an explicit flag wins.
-  // With repetitions, they are interleaved at random across the run unless the user
-  // says otherwise: on shared, drifting machines that spreads every cell over the
-  // run's good and bad moments, so run-to-run comparisons see the drift as noise.
-  bool min_time_given = false, quick = false, repetitions = false, interleave_given = false;
+  bool min_time_given = false, quick = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a.starts_with("--benchmark_min_time")) min_time_given = true;
     if (a == "--quick") quick = true;
-    if (a.starts_with("--benchmark_repetitions=") && a != "--benchmark_repetitions=1")
-      repetitions = true;
-    if (a.starts_with("--benchmark_enable_random_interleaving")) interleave_given = true;
   }
   std::vector<char*> args(argv, argv + argc);
   static char quick_min_time[] = "--benchmark_min_time=0.05";
-  static char interleave[] = "--benchmark_enable_random_interleaving=true";
   if (quick && !min_time_given) args.insert(args.begin() + 1, quick_min_time);
-  if (repetitions && !interleave_given) args.insert(args.begin() + 1, interleave);
-  const char* interleaving = interleave_given ? "as given on the command line"
-                             : repetitions    ? "on (ipcbench's default with repetitions)"
-                                              : "off";
   args.push_back(nullptr);
   argc = static_cast<int>(args.size()) - 1;
   argv = args.data();
@@ -280,7 +269,6 @@ int main_impl(int argc, char** argv) {
                               "rtt_* = full round trip (request + reply), CLOCK_MONOTONIC");
   benchmark::AddCustomContext("wait_strategy",
                               "per cell: wait= in the label (blocking, spin, spin-then-futex)");
-  benchmark::AddCustomContext("random_interleaving", interleaving);
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));
   benchmark::AddCustomContext("ipcbench_transports", transports_json(opts.transports, false));
 
