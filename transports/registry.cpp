@@ -15,7 +15,6 @@ std::unique_ptr<Transport> make_shm_spin_transport();
 std::unique_ptr<Transport> make_shm_futex_transport();
 std::unique_ptr<Transport> make_shm_spin_zerocopy_transport();
 std::unique_ptr<Transport> make_posix_mq_transport();
-std::unique_ptr<Transport> make_boost_mq_transport();
 
 namespace {
 
@@ -32,7 +31,6 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
   r.push_back(make_shm_futex_transport());
   r.push_back(make_shm_spin_zerocopy_transport());
   r.push_back(make_posix_mq_transport());
-  r.push_back(make_boost_mq_transport());
   return r;
 }
 
