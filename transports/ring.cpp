@@ -234,9 +234,10 @@ class RingChannel final : public Channel {
     if (mode_ == WaitMode::kFutex) notify(in_->producer_sleeping, in_->space_seq);
   }
   void notify(std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& seq) {
-    // Pairs with the fence in wait(): either the sleeper sees our store, or we see it asleep.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (sleeping.load(std::memory_order_relaxed)) wake(seq);
+    // An RMW reads the latest `sleeping`: either it sees the sleeper's flag, or the
+    // sleeper's exchange in wait() reads from it and then sees our store. (No fences:
+    // ThreadSanitizer cannot model them.)
+    if (sleeping.fetch_add(0, std::memory_order_seq_cst)) wake(seq);
   }
   static void wake(std::atomic<std::uint32_t>& seq) {
     seq.fetch_add(1, std::memory_order_release);
@@ -304,8 +305,7 @@ class RingChannel final : public Channel {
     }
     for (;;) {
       std::uint32_t v = seq.load(std::memory_order_acquire);
-      sleeping.store(1, std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      sleeping.exchange(1, std::memory_order_seq_cst);
       if (ready()) break;
       futex_wait(seq, v);
       sleeping.store(0, std::memory_order_relaxed);
