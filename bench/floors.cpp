@@ -14,6 +14,7 @@
 #include <string>
 
 #include "bench/rtt_clock.h"
+#include "bench/workloads.h"
 #include "harness/aligned_buffer.h"
 #include "harness/cleanup.h"
 #include "harness/error.h"
@@ -112,14 +113,7 @@ void round_trip_floor(benchmark::State& state, const Placement& pl, bool sleep) 
       v += 2;
       state.SetIterationTime(static_cast<double>(clock.lap()) * 1e-9);
     }
-    const Histogram& h = clock.histogram();
-    state.counters["rtt_p50_ns"] = h.percentile(50);
-    state.counters["rtt_p90_ns"] = h.percentile(90);
-    state.counters["rtt_p99_ns"] = h.percentile(99);
-    state.counters["rtt_p999_ns"] = h.percentile(99.9);
-    state.counters["rtt_max_ns"] = static_cast<double>(h.max());
-    state.counters["rtt_mean_ns"] = h.mean();
-    state.counters["rtt_min_ns"] = static_cast<double>(h.min());
+    record_rtt(state, clock.histogram());
     state.counters["client_cpu"] = pl.client_cpu;
     state.counters["peer_cpu"] = pl.peer_cpu;
     state.SetLabel("pin=" + pl.describe() + (sleep ? " wait=futex" : " wait=spin"));

@@ -71,6 +71,16 @@ void sync(PeerSession& s, std::span<std::byte> buf) {
 
 }  // namespace
 
+void record_rtt(benchmark::State& state, const Histogram& hist) {
+  state.counters["rtt_p50_ns"] = hist.percentile(50);
+  state.counters["rtt_p90_ns"] = hist.percentile(90);
+  state.counters["rtt_p99_ns"] = hist.percentile(99);
+  state.counters["rtt_p999_ns"] = hist.percentile(99.9);
+  state.counters["rtt_max_ns"] = static_cast<double>(hist.max());
+  state.counters["rtt_mean_ns"] = hist.mean();
+  state.counters["rtt_min_ns"] = static_cast<double>(hist.min());
+}
+
 void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   Channel& ch = s.channel();
   const bool verify = s.config().verify;
@@ -108,14 +118,7 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
 
   record_placement(state, s, size);
   record_cpu(state, cpu_before, s.cpu_sample(), static_cast<double>(state.iterations()));
-  const Histogram& hist = clock.histogram();
-  state.counters["rtt_p50_ns"] = hist.percentile(50);
-  state.counters["rtt_p90_ns"] = hist.percentile(90);
-  state.counters["rtt_p99_ns"] = hist.percentile(99);
-  state.counters["rtt_p999_ns"] = hist.percentile(99.9);
-  state.counters["rtt_max_ns"] = static_cast<double>(hist.max());
-  state.counters["rtt_mean_ns"] = hist.mean();
-  state.counters["rtt_min_ns"] = static_cast<double>(hist.min());
+  record_rtt(state, clock.histogram());
 }
 
 void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {

@@ -16,10 +16,13 @@
 #include <string>
 
 #include "bench/session.h"
+#include "harness/histogram.h"
 
 namespace ipcbench {
 
 void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size);
+// The rtt_* counters of a round-trip histogram (ping-pong cells and round-trip floors).
+void record_rtt(benchmark::State& state, const Histogram& hist);
 void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size);
 
 }  // namespace ipcbench
