@@ -14,9 +14,8 @@
 #include <set>
 #include <sstream>
 
+#include "harness/test_support.h"
 #include "transports/registry.h"
-
-extern char** environ;
 
 namespace ipcbench {
 namespace {
@@ -28,50 +27,20 @@ struct Result {
   std::string out, err;
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing_support::slurp;
 
-// A scratch directory, also used as TMPDIR/XDG_RUNTIME_DIR of the child run so that
-// anything the run leaves behind is visible here.
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    std::string t = (fs::temp_directory_path() / "ipcbench-cli-test-XXXXXX").string();
-    dir = ::mkdtemp(t.data());
-  }
-  ~Scratch() { fs::remove_all(dir); }
+struct Scratch : testing_support::Scratch {
+  Scratch() : testing_support::Scratch("ipcbench-cli-test") {}
 };
 
 // Runs argv (argv[0] a path) with stdout/stderr captured.
 Result run_argv(std::vector<std::string> argv, const Scratch& s) {
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  std::vector<std::string> env = {"TMPDIR=" + (s.dir / "tmp").string(),
-                                  "XDG_RUNTIME_DIR=" + (s.dir / "tmp").string(),
-                                  "PATH=/usr/bin:/bin"};
-  fs::create_directories(s.dir / "tmp");
-  std::vector<char*> cenv;
-  for (auto& e : env) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  std::string out = (s.dir / "stdout").string(), err = (s.dir / "stderr").string();
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  pid_t pid;
   Result r;
-  if (posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) != 0) return r;
-  posix_spawn_file_actions_destroy(&fa);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = slurp(out);
-  r.err = slurp(err);
+  pid_t pid = testing_support::spawn_captured(std::move(argv), s);
+  if (pid < 0) return r;
+  r.status = testing_support::wait_exit(pid);
+  r.out = slurp(s.dir / "stdout");
+  r.err = slurp(s.dir / "stderr");
   return r;
 }
 

@@ -21,9 +21,8 @@
 #include <sstream>
 #include <thread>
 
+#include "harness/test_support.h"
 #include "transports/registry.h"
-
-extern char** environ;
 
 namespace ipcbench {
 namespace {
@@ -31,44 +30,18 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    std::string t = (fs::temp_directory_path() / "ipcbench-fault-test-XXXXXX").string();
-    dir = ::mkdtemp(t.data());
-    fs::create_directories(dir / "tmp");
-  }
-  ~Scratch() { fs::remove_all(dir); }
+struct Scratch : testing_support::Scratch {
+  Scratch() : testing_support::Scratch("ipcbench-fault-test") {}
 };
 
 pid_t start(const std::vector<std::string>& args, const Scratch& s) {
   std::vector<std::string> argv = {IPCBENCH_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  std::vector<std::string> env = {"TMPDIR=" + (s.dir / "tmp").string(),
-                                  "XDG_RUNTIME_DIR=" + (s.dir / "tmp").string(),
-                                  "PATH=/usr/bin:/bin"};
-  std::vector<char*> cenv;
-  for (auto& e : env) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  std::string out = (s.dir / "stdout").string(), err = (s.dir / "stderr").string();
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  pid_t pid = -1;
-  posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
+  return testing_support::spawn_captured(argv, s);
 }
 
-int wait_exit(pid_t pid) {
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
+using testing_support::slurp;
+using testing_support::wait_exit;
 
 // Live peer processes of `parent` (children whose command line has --peer).
 std::set<pid_t> peers_of(pid_t parent) {
@@ -130,11 +103,6 @@ std::vector<std::string> leftovers(const Scratch& s, pid_t run) {
 nlohmann::json results(const Scratch& s) {
   std::ifstream f(s.dir / "out.json");
   return nlohmann::json::parse(f);
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  return std::string((std::istreambuf_iterator<char>(f)), {});
 }
 
 struct Case {

@@ -18,6 +18,7 @@
 #include "harness/error.h"
 #include "harness/process.h"
 #include "harness/run_dir.h"
+#include "harness/test_support.h"
 #include "transports/registry.h"
 
 namespace ipcbench {
@@ -45,15 +46,7 @@ Link open_link(const Transport& t, std::size_t max_size) {
   return l;
 }
 
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
-  std::vector<std::byte> v(n);
-  std::mt19937_64 rng(seed);
-  for (std::size_t i = 0; i < n; i += 8) {
-    std::uint64_t w = rng();
-    std::memcpy(v.data() + i, &w, std::min<std::size_t>(8, n - i));
-  }
-  return v;
-}
+using testing_support::pattern;
 
 class Conformance : public ::testing::TestWithParam<const Transport*> {
  protected:

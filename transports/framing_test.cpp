@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "harness/error.h"
+#include "harness/test_support.h"
 
 namespace ipcbench {
 namespace {
@@ -22,12 +23,7 @@ std::pair<UniqueFd, UniqueFd> sockpair(int type) {
   return {UniqueFd(sv[0]), UniqueFd(sv[1])};
 }
 
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
-  std::vector<std::byte> v(n);
-  std::mt19937 rng(seed);
-  for (auto& b : v) b = static_cast<std::byte>(rng());
-  return v;
-}
+using testing_support::pattern;
 
 template <class Ch>
 void stream_sizes(int type) {

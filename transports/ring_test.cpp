@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "harness/error.h"
+#include "harness/test_support.h"
 
 namespace ipcbench {
 namespace {
@@ -31,15 +32,7 @@ class AnonMapping final : public Mapping {
   bool owner_;
 };
 
-std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
-  std::vector<std::byte> v(n);
-  std::mt19937_64 rng(seed);
-  for (std::size_t i = 0; i < n; i += 8) {
-    std::uint64_t w = rng();
-    std::memcpy(v.data() + i, &w, std::min<std::size_t>(8, n - i));
-  }
-  return v;
-}
+using testing_support::pattern;
 
 void stress(WaitMode mode, bool zero_copy = false, std::size_t ring = kRingBytes) {
   const std::size_t size = link_bytes(ring);

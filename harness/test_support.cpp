@@ -1,0 +1,69 @@
+#include "harness/test_support.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace ipcbench::testing_support {
+
+namespace fs = std::filesystem;
+
+std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+  std::vector<std::byte> v(n);
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = 0; i < n; i += 8) {
+    std::uint64_t w = rng();
+    std::memcpy(v.data() + i, &w, std::min<std::size_t>(8, n - i));
+  }
+  return v;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+Scratch::Scratch(const char* stem) {
+  std::string t = (fs::temp_directory_path() / (std::string(stem) + "-XXXXXX")).string();
+  dir = ::mkdtemp(t.data());
+  fs::create_directories(dir / "tmp");
+}
+
+Scratch::~Scratch() { fs::remove_all(dir); }
+
+pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s) {
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  std::vector<std::string> env = {"TMPDIR=" + (s.dir / "tmp").string(),
+                                  "XDG_RUNTIME_DIR=" + (s.dir / "tmp").string(),
+                                  "PATH=/usr/bin:/bin"};
+  std::vector<char*> cenv;
+  for (auto& e : env) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  std::string out = (s.dir / "stdout").string(), err = (s.dir / "stderr").string();
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int st = 0;
+  if (::waitpid(pid, &st, 0) != pid) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+}  // namespace ipcbench::testing_support

@@ -1,0 +1,35 @@
+// Helpers shared by the test suites (linked into ipcbench_tests only).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ipcbench::testing_support {
+
+// n pseudo-random bytes, the same for the same seed.
+std::vector<std::byte> pattern(std::size_t n, unsigned seed);
+
+std::string slurp(const std::filesystem::path& p);
+
+// A private scratch directory (removed at the end) with a tmp/ inside that child runs
+// use as TMPDIR and XDG_RUNTIME_DIR, so whatever a run leaves behind shows up there.
+struct Scratch {
+  std::filesystem::path dir;
+  explicit Scratch(const char* stem);
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+// Starts argv (argv[0] a path; no shell) with that environment and stdout/stderr in
+// <scratch>/stdout and <scratch>/stderr. Returns the pid, or -1.
+pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s);
+
+// Waits for pid; its exit status, or 128 + signal.
+int wait_exit(pid_t pid);
+
+}  // namespace ipcbench::testing_support
