@@ -55,6 +55,8 @@ class Runner {
     } catch (const std::exception& e) {
       dog_.disarm();
       std::string msg = session_ ? session_->explain(e.what()) : e.what();
+      if (int sig = cleanup::interrupted())
+        msg = "interrupted by signal " + std::to_string(sig) + ": " + msg;
       session_.reset();
       failed_.insert(name);
       state.SkipWithError(msg.c_str());
