@@ -10,6 +10,8 @@ IPCBENCH_PACKAGES=(
   googletest libgtest-dev
   nlohmann-json3-dev
   libboost-dev
+  libzmq3-dev cppzmq-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   python3 python3-matplotlib
 )
 

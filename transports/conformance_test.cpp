@@ -99,16 +99,36 @@ int stat_object(const IpcObject& o, unsigned* mode) {
   return 0;
 }
 
-// Paths, shm objects and queues exist 0600 from the moment they are created.
-TEST_P(Conformance, IpcObjectsAreCreatedPrivate) {
-  RunDir dir;
-  auto listener = GetParam()->listen(dir, 64);
-  for (const std::string& a : listener->endpoint().addresses) {
+// Paths, shm objects and queues are 0600 from the moment they exist, and each is seen:
+// those the listener creates as soon as it listens, those the peer creates (a gRPC
+// server's socket) once the link is up (by then shm and queue names may be unlinked).
+// Returns, per address, whether it named an object that exists now.
+std::vector<bool> check_private_objects(const std::vector<std::string>& addresses) {
+  std::vector<bool> seen;
+  for (const std::string& a : addresses) {
     IpcObject o = object_of(a);
-    if (o.kind == IpcObject::kNone) continue;
     unsigned mode = 0;
-    ASSERT_EQ(stat_object(o, &mode), 0) << o.name;
+    int err = o.kind == IpcObject::kNone ? ENOENT : stat_object(o, &mode);
+    seen.push_back(err == 0);
+    if (err == ENOENT) continue;
+    EXPECT_EQ(err, 0) << o.name;
     EXPECT_EQ(mode, 0600u) << o.name;
+  }
+  return seen;
+}
+
+TEST_P(Conformance, IpcObjectsAreCreatedPrivate) {
+  std::vector<bool> at_listen;
+  {
+    RunDir dir;
+    at_listen = check_private_objects(GetParam()->listen(dir, 64)->endpoint().addresses);
+  }
+  Link l = open_link(*GetParam(), 64);
+  std::vector<bool> linked = check_private_objects(l.ep.addresses);
+  ASSERT_EQ(at_listen.size(), linked.size());
+  for (std::size_t i = 0; i < linked.size(); ++i) {
+    if (object_of(l.ep.addresses[i]).kind == IpcObject::kNone) continue;
+    EXPECT_TRUE(at_listen[i] || linked[i]) << l.ep.addresses[i] << " never seen";
   }
 }
 

@@ -15,6 +15,16 @@ std::unique_ptr<Transport> make_shm_spin_transport();
 std::unique_ptr<Transport> make_shm_futex_transport();
 std::unique_ptr<Transport> make_shm_spin_zerocopy_transport();
 std::unique_ptr<Transport> make_posix_mq_transport();
+#ifdef IPCBENCH_HAVE_ZMQ
+std::unique_ptr<Transport> make_zmq_ipc_transport();
+std::unique_ptr<Transport> make_zmq_tcp_transport();
+#endif
+#ifdef IPCBENCH_HAVE_GRPC
+std::unique_ptr<Transport> make_grpc_tcp_transport();
+std::unique_ptr<Transport> make_grpc_uds_transport();
+std::unique_ptr<Transport> make_grpc_stream_tcp_transport();
+std::unique_ptr<Transport> make_grpc_stream_uds_transport();
+#endif
 
 namespace {
 
@@ -31,6 +41,16 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
   r.push_back(make_shm_futex_transport());
   r.push_back(make_shm_spin_zerocopy_transport());
   r.push_back(make_posix_mq_transport());
+#ifdef IPCBENCH_HAVE_ZMQ
+  r.push_back(make_zmq_ipc_transport());
+  r.push_back(make_zmq_tcp_transport());
+#endif
+#ifdef IPCBENCH_HAVE_GRPC
+  r.push_back(make_grpc_tcp_transport());
+  r.push_back(make_grpc_uds_transport());
+  r.push_back(make_grpc_stream_tcp_transport());
+  r.push_back(make_grpc_stream_uds_transport());
+#endif
   return r;
 }
 

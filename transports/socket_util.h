@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <string>
 
@@ -14,5 +15,18 @@ UniqueFd accept_one(int listen_fd, const SetupWait& wait, const char* what);
 
 // Throws ProtocolError unless the connected Unix socket's peer runs as our own uid.
 void require_same_uid(int fd);
+
+// Sets the process umask for one scope: for libraries that create socket files
+// themselves (ZeroMQ, gRPC), so the file is private from the moment it exists.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t old_;
+};
 
 }  // namespace ipcbench

@@ -1,0 +1,575 @@
+// gRPC with protobuf (service in ipcbench.proto), insecure credentials, over TCP on
+// 127.0.0.1 or over a Unix socket in the run directory. The peer process is the gRPC
+// server; the benchmark process is the client.
+//
+// Two ways to carry the suite's messages, each its own transport:
+//  - grpc-tcp, grpc-uds: request/response. A message the client sends and then waits on
+//    (a ping, a stats request) is one unary Exchange call whose reply is the answer. A
+//    run of messages sent back to back (throughput) is one client-streaming Upload call
+//    whose single reply is the acknowledgement. To know which, the client holds each
+//    message until its next call: send then recv = Exchange, send then send = Upload.
+//    The server cannot speak first in this model, so the peer's greeting waits for an
+//    empty Exchange that asks for it. A long-lived Attach call tells the server when
+//    the client has gone.
+//  - grpc-stream-tcp, grpc-stream-uds: one bidirectional Chat stream for the whole link.
+//
+// The server runs gRPC's asynchronous API on the peer's own thread (no hand-off to a
+// gRPC worker thread); the client uses the synchronous API, as most users do.
+// Message size limits are raised to the suite's 256 MiB.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <list>
+
+#include "harness/error.h"
+#include "harness/run_dir.h"
+#include "transports/framing.h"
+#include "transports/grpc/ipcbench.grpc.pb.h"
+#include "transports/socket_util.h"
+
+namespace ipcbench {
+namespace {
+
+using rpc::Bench;
+using rpc::Frame;
+
+constexpr int kMaxGrpcBytes = static_cast<int>(kMaxFrameBytes) + 4096;  // message + framing
+constexpr auto kCloseGrace = std::chrono::milliseconds(500);
+
+std::span<const std::byte> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+std::size_t copy_out(const std::string& s, std::span<std::byte> buf) {
+  if (s.size() > buf.size())
+    throw ProtocolError("grpc: message of " + std::to_string(s.size()) + " bytes does not fit in " +
+                        std::to_string(buf.size()));
+  std::memcpy(buf.data(), s.data(), s.size());
+  return s.size();
+}
+
+std::string describe(const grpc::Status& st) {
+  return "status " + std::to_string(static_cast<int>(st.error_code())) + " (" + st.error_message() +
+         ")";
+}
+
+// A call the server process lost its partner on: the link ended rather than failed.
+bool partner_gone(const grpc::Status& st) {
+  return st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         st.error_code() == grpc::StatusCode::CANCELLED;
+}
+
+int parse_int(const std::string& s, const char* what) {
+  int v = -1;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 0)
+    throw ProtocolError(std::string("grpc: bad ") + what + " '" + s + "'");
+  return v;
+}
+
+// ----------------------------------------------------------------------------------
+// Server side (the peer process).
+
+// One server-side call, from being requested to its last completion. Each completion
+// queue tag is a pointer to one of its Tag members.
+struct Call;
+struct Tag {
+  enum Event { kArrived, kIo, kFinished, kDone } event;
+  Call* call;
+};
+struct Call {
+  enum Kind { kExchange, kUpload, kAttach, kChat } kind;
+  explicit Call(Kind k) : kind(k), unary(&ctx), upload(&ctx), chat(&ctx) {}
+  grpc::ServerContext ctx;
+  Frame in, out;
+  grpc::ServerAsyncResponseWriter<Frame> unary;      // Exchange, Attach
+  grpc::ServerAsyncReader<Frame, Frame> upload;      // Upload
+  grpc::ServerAsyncReaderWriter<Frame, Frame> chat;  // Chat
+  Tag arrived{Tag::kArrived, this}, io{Tag::kIo, this}, finished{Tag::kFinished, this},
+      done{Tag::kDone, this};
+  int pending = 0;  // completions still to come for this call
+};
+
+class GrpcServer final : public Channel {
+ public:
+  GrpcServer(const std::string& address, bool uds, int ready_fd, bool streaming)
+      : streaming_(streaming) {
+    UniqueFd ready(ready_fd);
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort(uds ? "unix:" + address : address + ":0", grpc::InsecureServerCredentials(),
+                       uds ? nullptr : &port);
+    b.SetMaxReceiveMessageSize(kMaxGrpcBytes);
+    b.SetMaxSendMessageSize(kMaxGrpcBytes);
+    b.RegisterService(&service_);
+    cq_ = b.AddCompletionQueue();
+    {
+      ScopedUmask private_files(0177);  // the socket file is 0600 from its creation
+      server_ = b.BuildAndStart();
+    }
+    if (!server_) throw ProtocolError("grpc: the server could not start on " + address);
+    if (streaming_) {
+      request(Call::kChat);
+    } else {
+      request(Call::kAttach);
+      request(Call::kExchange);
+      request(Call::kUpload);
+    }
+    std::string line = std::to_string(port) + "\n";  // "serving" (and the TCP port)
+    write_all(ready.get(), std::as_bytes(std::span(line)), "write (grpc server ready)");
+  }
+
+  ~GrpcServer() override {
+    server_->Shutdown(std::chrono::system_clock::now() + kCloseGrace);
+    cq_->Shutdown();
+    void* tag;
+    bool ok;
+    while (cq_->Next(&tag, &ok)) {
+    }
+  }
+
+  void send(std::span<const std::byte> msg) override {
+    if (streaming_) {
+      while (!chat_ && !closed_) step();  // the peer may speak first: wait for the stream
+      if (closed_) throw SysError("grpc: the client went away", EPIPE);
+      chat_->out.set_data(msg.data(), msg.size());
+      ++chat_->pending;
+      chat_->chat.Write(chat_->out, &chat_->finished);
+      if (!wait_for(&chat_->finished)) throw SysError("grpc: the client went away", EPIPE);
+      return;
+    }
+    if (upload_) {
+      // The reply to a run of messages, once the client has said it is done sending
+      // (msg may lie in the call's request buffer: copy it before reading again).
+      Call* c = upload_;
+      c->out.set_data(msg.data(), msg.size());
+      while (!upload_done_ && !closed_) {
+        if (!upload_reading_) read_upload();
+        step();
+      }
+      if (closed_) throw SysError("grpc: the client went away", EPIPE);
+      upload_ = nullptr;
+      ++c->pending;
+      c->upload.Finish(c->out, grpc::Status::OK, &c->finished);
+      return;
+    }
+    if (answering_) {
+      Call* c = answering_;
+      answering_ = nullptr;
+      c->out.set_data(msg.data(), msg.size());
+      finish_unary(c);
+      return;
+    }
+    // Nothing asked for it yet (the greeting, an error report): the next empty
+    // Exchange collects it.
+    outbox_.emplace_back(reinterpret_cast<const char*>(msg.data()), msg.size());
+  }
+
+  std::size_t recv(std::span<std::byte> buf) override {
+    const std::string* m = next();
+    return m ? copy_out(*m, buf) : 0;
+  }
+  bool view(std::span<const std::byte>* out) override {
+    const std::string* m = next();
+    *out = m ? bytes_of(*m) : std::span<const std::byte>();
+    return true;
+  }
+  void release() override {}
+
+ private:
+  void request(Call::Kind kind) {
+    calls_.push_back(std::make_unique<Call>(kind));
+    Call* c = calls_.back().get();
+    ++c->pending;
+    switch (kind) {
+      case Call::kExchange:
+        service_.RequestExchange(&c->ctx, &c->in, &c->unary, cq_.get(), cq_.get(), &c->arrived);
+        break;
+      case Call::kAttach:
+        ++c->pending;  // the done notification
+        c->ctx.AsyncNotifyWhenDone(&c->done);
+        service_.RequestAttach(&c->ctx, &c->in, &c->unary, cq_.get(), cq_.get(), &c->arrived);
+        break;
+      case Call::kUpload:
+        service_.RequestUpload(&c->ctx, &c->upload, cq_.get(), cq_.get(), &c->arrived);
+        break;
+      case Call::kChat:
+        service_.RequestChat(&c->ctx, &c->chat, cq_.get(), cq_.get(), &c->arrived);
+        break;
+    }
+  }
+  void forget(Call* c) {
+    calls_.remove_if([c](const std::unique_ptr<Call>& p) { return p.get() == c; });
+  }
+
+  // Takes one completion off the queue and acts on it.
+  void step() {
+    void* raw;
+    bool ok;
+    if (!cq_->Next(&raw, &ok)) throw ProtocolError("grpc: completion queue shut down");
+    handle(static_cast<Tag*>(raw), ok);
+  }
+  void handle(Tag* t, bool ok) {
+    Call* c = t->call;
+    --c->pending;
+    switch (t->event) {
+      case Tag::kArrived:
+        if (ok) on_arrival(c);
+        break;
+      case Tag::kIo:  // a Read on the upload or chat stream
+        if (c->kind == Call::kUpload) {
+          upload_reading_ = false;
+          if (ok)
+            ready_ = &c->in;
+          else
+            upload_done_ = true;  // the client finished sending
+        } else {
+          chat_reading_ = false;
+          if (ok)
+            ready_ = &c->in;
+          else
+            closed_ = true;  // the client ended the stream or went away
+        }
+        break;
+      case Tag::kFinished:
+        break;
+      case Tag::kDone:  // the Attach call ended: the client is gone
+        closed_ = true;
+        break;
+    }
+    // Exchange and Upload calls are one per message or run: free them once nothing of
+    // theirs is outstanding. The one Attach and the one Chat live as long as the link.
+    if (c->pending == 0 && (c->kind == Call::kExchange || c->kind == Call::kUpload) &&
+        c != answering_ && c != upload_)
+      forget(c);
+  }
+  void on_arrival(Call* c) {
+    switch (c->kind) {
+      case Call::kAttach:
+        break;  // held open until the client leaves
+      case Call::kExchange:
+        request(Call::kExchange);
+        if (!c->in.data().empty()) {
+          answering_ = c;
+          ready_ = &c->in;
+        } else if (!outbox_.empty()) {
+          c->out.set_data(std::move(outbox_.front()));
+          outbox_.pop_front();
+          finish_unary(c);
+        } else {
+          answering_ = c;  // an empty request: answered by the next send
+        }
+        break;
+      case Call::kUpload:
+        request(Call::kUpload);
+        upload_ = c;
+        upload_done_ = false;
+        break;
+      case Call::kChat:
+        chat_ = c;
+        break;
+    }
+  }
+  void finish_unary(Call* c) {
+    ++c->pending;
+    c->unary.Finish(c->out, grpc::Status::OK, &c->finished);
+  }
+  void read_upload() {
+    ++upload_->pending;
+    upload_->upload.Read(&upload_->in, &upload_->io);
+    upload_reading_ = true;
+  }
+  void read_chat() {
+    ++chat_->pending;
+    chat_->chat.Read(&chat_->in, &chat_->io);
+    chat_reading_ = true;
+  }
+
+  // Drives the queue until `tag` completes; returns whether it succeeded.
+  bool wait_for(Tag* tag) {
+    for (;;) {
+      void* raw;
+      bool ok;
+      if (!cq_->Next(&raw, &ok)) return false;
+      Tag* t = static_cast<Tag*>(raw);
+      handle(t, ok);
+      if (t == tag) return ok;
+      if (closed_) return false;
+    }
+  }
+
+  // The next message from the client, or nullptr once it has gone.
+  const std::string* next() {
+    ready_ = nullptr;
+    for (;;) {
+      if (chat_ && !chat_reading_ && !closed_) read_chat();
+      if (upload_ && !upload_reading_ && !upload_done_) read_upload();
+      if (ready_) return &ready_->data();
+      if (closed_) return nullptr;
+      step();
+    }
+  }
+
+  bool streaming_;
+  Bench::AsyncService service_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
+  std::unique_ptr<grpc::Server> server_;
+  std::list<std::unique_ptr<Call>> calls_;
+  std::deque<std::string> outbox_;
+  Call* answering_ = nullptr;  // an Exchange waiting for its reply
+  Call* upload_ = nullptr;     // an Upload in progress
+  Call* chat_ = nullptr;       // the Chat stream
+  Frame* ready_ = nullptr;     // a message that arrived and is not yet consumed
+  bool upload_reading_ = false, upload_done_ = false, chat_reading_ = false;
+  bool closed_ = false;
+};
+
+// ----------------------------------------------------------------------------------
+// Client side (the benchmark process).
+
+std::shared_ptr<grpc::Channel> open_channel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxGrpcBytes);
+  args.SetMaxSendMessageSize(kMaxGrpcBytes);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+class GrpcUnaryClient final : public Channel {
+ public:
+  explicit GrpcUnaryClient(std::shared_ptr<grpc::Channel> ch)
+      : channel_(std::move(ch)), stub_(Bench::NewStub(channel_)) {
+    attach_ = stub_->AsyncAttach(&attach_ctx_, Frame(), &attach_cq_);
+    attach_->Finish(&attach_reply_, &attach_status_, this);
+  }
+  ~GrpcUnaryClient() override {
+    try {
+      if (upload_) {
+        upload_ctx_->TryCancel();
+        (void)upload_->Finish();
+      } else if (held_) {  // deliver the last message (a stop), briefly
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + kCloseGrace);
+        Frame reply;
+        (void)stub_->Exchange(&ctx, request_, &reply);
+      }
+    } catch (...) {
+    }
+    attach_ctx_.TryCancel();
+    void* tag;
+    bool ok;
+    attach_cq_.Next(&tag, &ok);
+    attach_cq_.Shutdown();
+    while (attach_cq_.Next(&tag, &ok)) {
+    }
+  }
+
+  void send(std::span<const std::byte> msg) override {
+    if (held_) {  // two sends in a row: a run of messages goes up one Upload stream
+      if (!upload_) {
+        upload_ctx_ = std::make_unique<grpc::ClientContext>();
+        upload_ = stub_->Upload(upload_ctx_.get(), &reply_);
+      }
+      if (!upload_->Write(request_)) throw SysError("grpc: Upload stream broken", EPIPE);
+    }
+    request_.set_data(msg.data(), msg.size());
+    held_ = true;
+  }
+
+  std::size_t recv(std::span<std::byte> buf) override {
+    const std::string* m = call();
+    return m ? copy_out(*m, buf) : 0;
+  }
+  bool view(std::span<const std::byte>* out) override {
+    const std::string* m = call();
+    *out = m ? bytes_of(*m) : std::span<const std::byte>();
+    return true;
+  }
+  void release() override {}
+
+ private:
+  // Finishes the pending call and returns its reply, or nullptr when the server went.
+  const std::string* call() {
+    grpc::Status st;
+    if (upload_) {
+      if (held_) (void)upload_->Write(request_);  // a failure shows in Finish's status
+      held_ = false;
+      return finish_upload();
+    }
+    grpc::ClientContext ctx;
+    if (held_) {
+      held_ = false;
+      st = stub_->Exchange(&ctx, request_, &reply_);
+    } else {
+      st = stub_->Exchange(&ctx, Frame(), &reply_);  // asks for the server's next message
+    }
+    if (st.ok()) return &reply_.data();
+    if (partner_gone(st)) return nullptr;
+    throw ProtocolError("grpc: Exchange failed: " + describe(st));
+  }
+  const std::string* finish_upload() {
+    upload_->WritesDone();
+    grpc::Status st = upload_->Finish();
+    upload_.reset();
+    upload_ctx_.reset();
+    if (st.ok()) return &reply_.data();
+    if (partner_gone(st)) return nullptr;
+    throw ProtocolError("grpc: Upload failed: " + describe(st));
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Bench::Stub> stub_;
+  Frame request_, reply_;
+  bool held_ = false;
+  std::unique_ptr<grpc::ClientContext> upload_ctx_;
+  std::unique_ptr<grpc::ClientWriter<Frame>> upload_;
+  grpc::ClientContext attach_ctx_;
+  grpc::CompletionQueue attach_cq_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<Frame>> attach_;
+  Frame attach_reply_;
+  grpc::Status attach_status_;
+};
+
+class GrpcStreamClient final : public Channel {
+ public:
+  explicit GrpcStreamClient(std::shared_ptr<grpc::Channel> ch)
+      : channel_(std::move(ch)), stub_(Bench::NewStub(channel_)), stream_(stub_->Chat(&ctx_)) {}
+  ~GrpcStreamClient() override {
+    ctx_.TryCancel();
+    (void)stream_->Finish();
+  }
+
+  void send(std::span<const std::byte> msg) override {
+    out_.set_data(msg.data(), msg.size());
+    if (!stream_->Write(out_)) throw SysError("grpc: Chat stream broken", EPIPE);
+  }
+  std::size_t recv(std::span<std::byte> buf) override {
+    const std::string* m = next();
+    return m ? copy_out(*m, buf) : 0;
+  }
+  bool view(std::span<const std::byte>* out) override {
+    const std::string* m = next();
+    *out = m ? bytes_of(*m) : std::span<const std::byte>();
+    return true;
+  }
+  void release() override {}
+
+ private:
+  const std::string* next() {
+    if (stream_->Read(&in_)) return &in_.data();
+    return nullptr;  // the server ended the stream or went away
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Bench::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<Frame, Frame>> stream_;
+  Frame in_, out_;
+};
+
+// ----------------------------------------------------------------------------------
+
+// Listens for "the server is up" on a pipe the peer inherits; the server reports its
+// TCP port there. Then connects.
+class GrpcListener final : public Listener {
+ public:
+  GrpcListener(RunDir& dir, bool uds, bool streaming) : uds_(uds), streaming_(streaming) {
+    int p[2];
+    check_sys(::pipe2(p, O_CLOEXEC), "pipe2");
+    ready_r_.reset(p[0]);
+    ready_w_.reset(p[1]);
+    where_ = uds ? dir.make_path("grpc") : std::string("127.0.0.1");
+    ep_.addresses = {where_, std::to_string(ready_w_.get())};
+    ep_.inherit_fds = {ready_w_.get()};
+  }
+  const Endpoint& endpoint() const override { return ep_; }
+  std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    ready_w_.reset();  // the peer holds it now: its exit shows as end of file
+    std::string line;
+    while (line.find('\n') == std::string::npos) {
+      wait_fd(ready_r_.get(), POLLIN, wait, "grpc server start");
+      char buf[32];
+      ssize_t n = ::read(ready_r_.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      check_sys(n, "read (grpc server start)");
+      if (n == 0) throw ProtocolError("grpc: the server exited before serving");
+      line.append(buf, static_cast<std::size_t>(n));
+    }
+    std::string target =
+        uds_ ? "unix:" + where_
+             : where_ + ":" + std::to_string(parse_int(line.substr(0, line.find('\n')), "port"));
+    auto ch = open_channel(target);
+    auto deadline =
+        std::chrono::system_clock::now() + (wait.deadline - std::chrono::steady_clock::now());
+    if (!ch->WaitForConnected(deadline))
+      throw ProtocolError("grpc: could not connect to " + target);
+    if (streaming_) return std::make_unique<GrpcStreamClient>(std::move(ch));
+    return std::make_unique<GrpcUnaryClient>(std::move(ch));
+  }
+
+ private:
+  bool uds_, streaming_;
+  UniqueFd ready_r_, ready_w_;
+  std::string where_;
+  Endpoint ep_;
+};
+
+class GrpcTransport final : public Transport {
+ public:
+  GrpcTransport(bool uds, bool streaming, TransportInfo info)
+      : uds_(uds), streaming_(streaming), info_(std::move(info)) {}
+  const TransportInfo& info() const override { return info_; }
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
+    return std::make_unique<GrpcListener>(dir, uds_, streaming_);
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+    if (ep.addresses.size() != 2)
+      throw ProtocolError(info_.name + ": expected an address and a descriptor");
+    int fd = parse_int(ep.addresses[1], "descriptor");
+    check_sys(::fcntl(fd, F_SETFD, FD_CLOEXEC), "fcntl");
+    return std::make_unique<GrpcServer>(ep.addresses[0], uds_, fd, streaming_);
+  }
+
+ private:
+  bool uds_, streaming_;
+  TransportInfo info_;
+};
+
+TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
+  std::string how = streaming ? "one bidirectional stream (Chat) for the whole link"
+                              : "unary Exchange per request/reply; client-streaming Upload "
+                                "for a run of one-way messages, acknowledged by its reply";
+  return TransportInfo{
+      name,
+      "RPC",
+      true,
+      uds ? "same host (by unix: socket path)" : "network (measured on 127.0.0.1)",
+      "client calls a typed service (protobuf contract); the server is a separate process",
+      kMaxFrameBytes,
+      std::string("gRPC C++ ") + grpc::Version() + ", insecure credentials, " +
+          (uds ? "unix: socket 0600 in the run directory" : "127.0.0.1, ephemeral port") + "; " +
+          how + "; protobuf bytes payload; max message size raised to 256 MiB"};
+}
+
+}  // namespace
+
+std::unique_ptr<Transport> make_grpc_tcp_transport() {
+  return std::make_unique<GrpcTransport>(false, false, grpc_info("grpc-tcp", false, false));
+}
+std::unique_ptr<Transport> make_grpc_uds_transport() {
+  return std::make_unique<GrpcTransport>(true, false, grpc_info("grpc-uds", true, false));
+}
+std::unique_ptr<Transport> make_grpc_stream_tcp_transport() {
+  return std::make_unique<GrpcTransport>(false, true, grpc_info("grpc-stream-tcp", false, true));
+}
+std::unique_ptr<Transport> make_grpc_stream_uds_transport() {
+  return std::make_unique<GrpcTransport>(true, true, grpc_info("grpc-stream-uds", true, true));
+}
+
+}  // namespace ipcbench

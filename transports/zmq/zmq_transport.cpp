@@ -1,0 +1,269 @@
+// ZeroMQ through cppzmq: a PAIR socket pair over ipc:// (socket file in the run
+// directory) or tcp://127.0.0.1 (ephemeral port). PAIR keeps message boundaries and
+// carries both directions, so ping-pong and one-way throughput run over the same link.
+//
+// Messages travel as whole zmq messages. The sender writes its message straight into a
+// zmq_msg_init_size buffer that zmq then owns (loan/commit); the receiver reads it where
+// zmq put it (view/release). Plain send/recv (zmq_send/zmq_recv) copy once.
+//
+// ZeroMQ hides connections, so a dead partner would leave a blocking call waiting for
+// ever: every blocking call here waits in slices of kSliceMs and, between slices, reads
+// the socket monitor; a DISCONNECTED event ends the link (recv returns 0, send throws).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <zmq.hpp>
+
+#include "harness/error.h"
+#include "harness/run_dir.h"
+#include "transports/socket_util.h"
+#include "transports/transport.h"
+
+namespace ipcbench {
+namespace {
+
+constexpr int kSliceMs = 50;
+// High-water mark (messages queued per direction): ZeroMQ's default of 1000, lowered for
+// large messages so that one direction never holds more than kQueueBudget bytes.
+constexpr int kDefaultHwm = 1000;
+constexpr int kMinHwm = 16;
+constexpr std::size_t kQueueBudget = std::size_t{256} << 20;
+constexpr int kLingerMs = 100;
+constexpr const char* kMonitor = "inproc://ipcbench-monitor";
+
+int hwm_for(std::size_t max_message) {
+  std::size_t h = kQueueBudget / std::max<std::size_t>(max_message, 1);
+  return static_cast<int>(std::clamp<std::size_t>(h, kMinHwm, kDefaultHwm));
+}
+
+[[noreturn]] void fail(const std::string& what, const zmq::error_t& e) {
+  throw SysError("zmq " + what + ": " + e.what(), e.num());
+}
+
+// A context, the PAIR socket and the monitor of its connection events.
+class ZmqLink {
+ public:
+  ZmqLink(int hwm, bool binding) : ctx_(1), sock_(ctx_, zmq::socket_type::pair) {
+    try {
+      sock_.set(zmq::sockopt::sndhwm, hwm);
+      sock_.set(zmq::sockopt::rcvhwm, hwm);
+      sock_.set(zmq::sockopt::linger, kLingerMs);
+      sock_.set(zmq::sockopt::rcvtimeo, kSliceMs);
+      sock_.set(zmq::sockopt::sndtimeo, kSliceMs);
+      if (!binding) sock_.set(zmq::sockopt::reconnect_ivl, -1);  // a lost link stays lost
+      int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
+      if (zmq_socket_monitor(sock_.handle(), kMonitor, events) != 0) throw zmq::error_t();
+      mon_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+      mon_.connect(kMonitor);
+    } catch (const zmq::error_t& e) {
+      fail("socket set-up", e);
+    }
+  }
+  ~ZmqLink() {
+    // Stop the monitor before the sockets close, then let the context finish.
+    zmq_socket_monitor(sock_.handle(), nullptr, 0);
+    mon_.close();
+    sock_.close();
+  }
+
+  zmq::socket_t& sock() { return sock_; }
+
+  // Reads pending monitor events without blocking (waiting up to wait_ms for the first);
+  // returns true once the partner is connected and false again once it is gone.
+  void poll_events(int wait_ms) {
+    zmq::pollitem_t item{mon_.handle(), 0, ZMQ_POLLIN, 0};
+    while (zmq::poll(&item, 1, std::chrono::milliseconds(wait_ms)) > 0) {
+      zmq::message_t ev, addr;
+      if (!mon_.recv(ev, zmq::recv_flags::dontwait)) break;
+      (void)mon_.recv(addr, zmq::recv_flags::dontwait);
+      std::uint16_t id = 0;
+      if (ev.size() >= sizeof id) std::memcpy(&id, ev.data(), sizeof id);
+      if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_CONNECTED) connected_ = true;
+      if (id == ZMQ_EVENT_DISCONNECTED) gone_ = true;
+      wait_ms = 0;
+    }
+  }
+  bool connected() const { return connected_; }
+  bool gone() const { return gone_; }
+
+ private:
+  zmq::context_t ctx_;
+  zmq::socket_t sock_;
+  zmq::socket_t mon_;
+  bool connected_ = false, gone_ = false;
+};
+
+class ZmqChannel final : public Channel {
+ public:
+  explicit ZmqChannel(std::unique_ptr<ZmqLink> link) : link_(std::move(link)) {}
+
+  void send(std::span<const std::byte> msg) override {
+    zmq::message_t m(msg.data(), msg.size());
+    push(m);
+  }
+  std::span<std::byte> loan(std::size_t n) override {
+    out_.rebuild(n);
+    return {static_cast<std::byte*>(out_.data()), n};
+  }
+  void commit() override { push(out_); }
+
+  std::size_t recv(std::span<std::byte> buf) override {
+    if (!pull()) return 0;
+    if (in_.size() > buf.size())
+      throw ProtocolError("zmq: message of " + std::to_string(in_.size()) +
+                          " bytes does not fit in " + std::to_string(buf.size()));
+    std::memcpy(buf.data(), in_.data(), in_.size());
+    return in_.size();
+  }
+  bool view(std::span<const std::byte>* out) override {
+    *out = pull()
+               ? std::span<const std::byte>(static_cast<const std::byte*>(in_.data()), in_.size())
+               : std::span<const std::byte>();
+    return true;
+  }
+  void release() override {}
+
+ private:
+  // Sends m (zmq takes its content). Throws once the partner has gone.
+  void push(zmq::message_t& m) {
+    for (;;) {
+      try {
+        if (link_->sock().send(m, zmq::send_flags::none)) return;
+      } catch (const zmq::error_t& e) {
+        fail("send", e);
+      }
+      link_->poll_events(0);
+      if (link_->gone()) throw SysError("zmq send: the partner disconnected", EPIPE);
+    }
+  }
+  // Receives the next message into in_; false when the partner has gone.
+  bool pull() {
+    for (;;) {
+      try {
+        if (link_->sock().recv(in_, zmq::recv_flags::none)) return true;
+      } catch (const zmq::error_t& e) {
+        fail("recv", e);
+      }
+      link_->poll_events(0);
+      if (link_->gone()) {
+        // Anything that arrived before the disconnect is still delivered.
+        try {
+          return link_->sock().recv(in_, zmq::recv_flags::dontwait).has_value();
+        } catch (const zmq::error_t&) {
+          return false;
+        }
+      }
+    }
+  }
+
+  std::unique_ptr<ZmqLink> link_;
+  zmq::message_t out_, in_;
+};
+
+class ZmqListener final : public Listener {
+ public:
+  ZmqListener(RunDir& dir, bool ipc, std::size_t max_message)
+      : link_(std::make_unique<ZmqLink>(hwm_for(max_message), true)) {
+    std::string hwm = std::to_string(hwm_for(max_message));
+    try {
+      if (ipc) {
+        std::string path = dir.make_path("zmq");
+        {
+          ScopedUmask private_files(0177);  // the socket file is 0600 from its creation
+          link_->sock().bind("ipc://" + path);
+        }
+        int uid = static_cast<int>(::getuid());  // and accepts only our own uid
+        if (zmq_setsockopt(link_->sock().handle(), ZMQ_IPC_FILTER_UID, &uid, sizeof uid) != 0)
+          throw zmq::error_t();
+        ep_.addresses = {path, hwm};
+      } else {
+        link_->sock().bind("tcp://127.0.0.1:*");
+        std::string last = link_->sock().get(zmq::sockopt::last_endpoint);
+        ep_.addresses = {"127.0.0.1", last.substr(last.rfind(':') + 1), hwm};
+      }
+    } catch (const zmq::error_t& e) {
+      fail("bind", e);
+    }
+  }
+  const Endpoint& endpoint() const override { return ep_; }
+  std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    while (!link_->connected()) {
+      if (!wait.peer_alive()) throw ProtocolError("zmq: the peer exited before connecting");
+      if (std::chrono::steady_clock::now() > wait.deadline)
+        throw ProtocolError("zmq: timed out waiting for the peer to connect");
+      link_->poll_events(kSliceMs);
+    }
+    return std::make_unique<ZmqChannel>(std::move(link_));
+  }
+
+ private:
+  std::unique_ptr<ZmqLink> link_;
+  Endpoint ep_;
+};
+
+class ZmqTransport final : public Transport {
+ public:
+  ZmqTransport(bool ipc, TransportInfo info) : ipc_(ipc), info_(std::move(info)) {}
+  const TransportInfo& info() const override { return info_; }
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t max_message) const override {
+    return std::make_unique<ZmqListener>(dir, ipc_, max_message);
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+    const std::size_t want = ipc_ ? 2 : 3;
+    if (ep.addresses.size() != want)
+      throw ProtocolError(info_.name + ": expected " + std::to_string(want) + " addresses");
+    int hwm = std::stoi(ep.addresses.back());
+    auto link = std::make_unique<ZmqLink>(hwm, false);
+    std::string to =
+        ipc_ ? "ipc://" + ep.addresses[0] : "tcp://" + ep.addresses[0] + ":" + ep.addresses[1];
+    try {
+      link->sock().connect(to);
+    } catch (const zmq::error_t& e) {
+      fail("connect " + to, e);
+    }
+    // Connecting is asynchronous in ZeroMQ: wait until the link is up.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!link->connected()) {
+      if (link->gone() || std::chrono::steady_clock::now() > deadline)
+        throw ProtocolError("zmq: could not connect to " + to);
+      link->poll_events(kSliceMs);
+    }
+    return std::make_unique<ZmqChannel>(std::move(link));
+  }
+
+ private:
+  bool ipc_;
+  TransportInfo info_;
+};
+
+const char* kOptions =
+    "; options: SNDHWM=RCVHWM=min(1000, 256 MiB / largest message of the run) messages, "
+    "LINGER=100 ms, 1 I/O thread, reconnect off";
+
+}  // namespace
+
+std::unique_ptr<Transport> make_zmq_ipc_transport() {
+  return std::make_unique<ZmqTransport>(
+      true,
+      TransportInfo{"zmq-ipc", "messaging", true, "same host (by ipc:// path)",
+                    "by endpoint; brokerless, peers may start in any order", std::size_t{256} << 20,
+                    std::string("ZeroMQ PAIR sockets over ipc:// (Unix socket file 0600 "
+                                "in the run directory, own uid only)") +
+                        kOptions});
+}
+
+std::unique_ptr<Transport> make_zmq_tcp_transport() {
+  return std::make_unique<ZmqTransport>(
+      false,
+      TransportInfo{"zmq-tcp", "messaging", true, "network (measured on 127.0.0.1)",
+                    "by endpoint; brokerless, peers may start in any order", std::size_t{256} << 20,
+                    std::string("ZeroMQ PAIR sockets over tcp://127.0.0.1, ephemeral "
+                                "port (ZeroMQ sets TCP_NODELAY)") +
+                        kOptions});
+}
+
+}  // namespace ipcbench
