@@ -46,6 +46,9 @@ pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s) {
   std::vector<std::string> env = {"TMPDIR=" + (s.dir / "tmp").string(),
                                   "XDG_RUNTIME_DIR=" + (s.dir / "tmp").string(),
                                   "PATH=/usr/bin:/bin"};
+  // Sanitizer settings (suppressions of uninstrumented libraries) reach the child too.
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"})
+    if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
   std::vector<char*> cenv;
   for (auto& e : env) cenv.push_back(e.data());
   cenv.push_back(nullptr);

@@ -11,6 +11,11 @@ and message size, then prints the medians and their ratios as a Markdown table:
   uds  ping-pong 64 B   ipcbench-lat-reference (lmbench lat_unix-style)
   tcp  ping-pong 64 B   ipcbench-lat-reference (lmbench lat_tcp-style)
 
+With --zmq, instead: zmq-ipc and zmq-tcp against ipcbench-zmq-reference, which rebuilds
+the method of libzmq's perf programs (local_lat/remote_lat print half the mean round
+trip: doubled here and compared with rtt_mean_ns; local_thr/remote_thr count messages
+per second from the first to the last message received), at 64 B and 64 KiB.
+
 Run through scripts/fidelity.sh, which installs the tools and builds first.
 """
 import argparse
@@ -86,16 +91,72 @@ def reference(build, mech, size, rounds, cpus):
     return float(re.search(r"rtt_p50_ns=([0-9.]+)", out).group(1))
 
 
+def zmq_reference(build, mode, endpoint, size, count, cpus):
+    """Runs the local (binding) side on cpus[1] and the remote side on cpus[0]."""
+    local_mode, remote_mode = (("lat-local", "lat-remote") if mode == "lat"
+                               else ("thr-local", "thr-remote"))
+    tool = f"{build}/ipcbench-zmq-reference"
+    local = subprocess.Popen(["taskset", "-c", str(cpus[1]), tool, local_mode, endpoint,
+                              str(size), str(count)], text=True, stdout=subprocess.PIPE)
+    try:
+        remote = run(["taskset", "-c", str(cpus[0]), tool, remote_mode, endpoint, str(size),
+                      str(count)])
+        out = local.communicate(timeout=120)[0]
+    finally:
+        if local.poll() is None:
+            local.kill()
+            local.wait()
+    if mode == "lat":
+        return 2 * float(re.search(r"average latency: ([0-9.]+)", remote).group(1)) * 1000.0
+    return float(re.search(r"mean throughput: ([0-9.]+) \[msg/s\]", out).group(1))
+
+
+def zmq_rows(a):
+    rows = []
+    for placement in a.placements.split(","):
+        cpus = (0, 0) if placement == "same" else (0, 1)
+        pin = f"--pin={cpus[0]},{cpus[1]}"
+        s = {}
+        with tempfile.TemporaryDirectory(prefix="ipcbench-fidelity-") as tmp:
+            for r in range(a.rounds):
+                print(f"[zmq {placement}] round {r + 1}/{a.rounds}", file=sys.stderr)
+                res = ipcbench(a.build, ["--transports=zmq-ipc,zmq-tcp", "--sizes=64,64K",
+                                         pin], a.seconds)
+                for t in ("zmq-ipc", "zmq-tcp"):
+                    ep = f"ipc://{tmp}/ref.sock" if t == "zmq-ipc" else None
+                    def endpoint():
+                        return ep or f"tcp://127.0.0.1:{free_port()}"
+                    s.setdefault((t, "lat"), []).append(res[f"pingpong/{t}/64"]["rtt_mean_ns"])
+                    s.setdefault((t, "ref_lat"), []).append(
+                        zmq_reference(a.build, "lat", endpoint(), 64, 20000, cpus))
+                    for size, count in ((64, 2000000), (65536, 50000)):
+                        s.setdefault((t, f"thr{size}"), []).append(
+                            res[f"throughput/{t}/{size}"]["items_per_second"])
+                        s.setdefault((t, f"ref_thr{size}"), []).append(
+                            zmq_reference(a.build, "thr", endpoint(), size, count, cpus))
+        for t in ("zmq-ipc", "zmq-tcp"):
+            rows += [
+                (f"pingpong/{t}/64 rtt mean (ns)", placement, s[(t, "lat")],
+                 "remote_lat-style 2×latency", s[(t, "ref_lat")]),
+                (f"throughput/{t}/64 (msg/s)", placement, s[(t, "thr64")],
+                 "local_thr-style", s[(t, "ref_thr64")]),
+                (f"throughput/{t}/65536 (msg/s)", placement, s[(t, "thr65536")],
+                 "local_thr-style", s[(t, "ref_thr65536")]),
+            ]
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default="build")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--placements", default="same,cross")
+    ap.add_argument("--zmq", action="store_true", help="ZeroMQ transports vs libzmq's method")
     a = ap.parse_args()
 
     rows = []  # (what, placement, ipcbench samples, reference name, reference samples)
-    for placement in a.placements.split(","):
+    for placement in ([] if a.zmq else a.placements.split(",")):
         cpus = (0, 0) if placement == "same" else (0, 1)
         pin = f"--pin={cpus[0]},{cpus[1]}"
         s = {k: [] for k in ("tcp", "uds", "pipe", "pipe16", "thr", "sockperf", "iperf3",
@@ -131,6 +192,8 @@ def main():
             rows.append(("pingpong/pipe/16 rtt mean (ns)", placement, s["pipe16"],
                          "perf bench sched pipe", s["perf_pipe"]))
 
+    if a.zmq:
+        rows = zmq_rows(a)
     print("| ipcbench cell | placement | ipcbench median | reference | reference median | ratio | samples |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for what, placement, ours, ref, theirs in rows:

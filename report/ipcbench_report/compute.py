@@ -244,6 +244,55 @@ def stars_text(n: int) -> str:
 # --- the whole report -----------------------------------------------------------------
 
 @dataclass
+class Layer:
+    """One transport built on another of the same run (``built_on`` in its description),
+    at one size: what the layer costs over the mechanism under it."""
+
+    run: Run
+    transport: str
+    base: str
+    size: int
+    rtt: tuple[float | None, float | None]         # rtt_p50_ns: layer, base
+    msgs: tuple[float | None, float | None]        # items_per_second: layer, base
+
+    @property
+    def rtt_ratio(self) -> float | None:
+        a, b = self.rtt
+        return a / b if a and b else None
+
+    @property
+    def msgs_ratio(self) -> float | None:
+        """How many times fewer messages per second the layer carries (base ÷ layer)."""
+        a, b = self.msgs
+        return b / a if a and b else None
+
+
+LAYER_SIZES = (SMALL, 64 * 1024)
+
+
+def layers(run: Run) -> list[Layer]:
+    """Every transport of the run whose description names a base transport that the run
+    also measured, at the layer sizes both have."""
+    built_on = {str(t.get("name")): str(t.get("built_on") or "") for t in run.transports_info}
+    present = run.transports()
+    out = []
+    for t in present:
+        base = built_on.get(t, "")
+        if not base or base not in present:
+            continue
+        for size in LAYER_SIZES:
+            def med(kind: str, name: str, counter: str) -> float | None:
+                c = run.cell(kind, name, size)
+                return c.median(counter) if c and c.ok else None
+            rtt = (med("pingpong", t, "rtt_p50_ns"), med("pingpong", base, "rtt_p50_ns"))
+            msgs = (med("throughput", t, "items_per_second"),
+                    med("throughput", base, "items_per_second"))
+            if any(v is not None for v in rtt + msgs):
+                out.append(Layer(run, t, base, size, rtt, msgs))
+    return out
+
+
+@dataclass
 class Noise:
     run: Run
     cell: Cell
@@ -262,6 +311,7 @@ class ReportModel:
     noise: list[Noise]
     errors: list[tuple[Run, Cell]]
     comparability: list[str]
+    layers: list[Layer] = field(default_factory=list)
 
     def transports(self) -> list[str]:
         return list(dict.fromkeys(t for r in self.runs for t in r.transports()))
@@ -305,7 +355,7 @@ def build(runs: list[Run]) -> ReportModel:
                 noise.append(Noise(r, c, metric, cv))
     errors = [(r, c) for r in runs for c in r.cells.values() if c.errors]
     model = ReportModel(runs, columns, rows, floors, stars, notes, noise, errors,
-                        _comparability(runs))
+                        _comparability(runs), [x for r in runs for x in layers(r)])
     waits = sorted(model.waits())
     if len(waits) > 1:
         model.comparability.append(

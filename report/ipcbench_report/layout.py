@@ -219,6 +219,31 @@ def _transports_section(model: ReportModel) -> Section:
         Para("Where the data disagrees with the classic rating:"), Bullets(notes)])
 
 
+def _layers_section(model: ReportModel) -> Section:
+    multi = len(model.runs) > 1
+    headers = ["transport", "built on"] + (["run"] if multi else []) + [
+        "size", "RTT p50 (µs)", "base RTT p50 (µs)", "RTT ×", "throughput (k msg/s)",
+        "base throughput (k msg/s)", "throughput ÷"]
+    rows = []
+    for x in model.layers:
+        def milli(v):  # ns -> µs, msg/s -> k msg/s
+            return Text(fmt(v * 1e-3) if v else "—")
+        rows.append([Text(x.transport), Text(x.base)] + ([Text(x.run.label)] if multi else [])
+                    + [Text(fmt_size(x.size)), milli(x.rtt[0]), milli(x.rtt[1]),
+                       Text(fmt(x.rtt_ratio) if x.rtt_ratio else "—"),
+                       milli(x.msgs[0]), milli(x.msgs[1]),
+                       Text(fmt(x.msgs_ratio) if x.msgs_ratio else "—")])
+    if not rows:
+        return Section("Price of each layer", [Para(
+            "No transport of these inputs is built on another transport that was also "
+            "measured (e.g. zmq-ipc or grpc-uds together with uds).")])
+    return Section("Price of each layer", [Table(headers, rows), Para(
+        "A transport built on another (its built_on in --list-transports=json) against "
+        "that mechanism measured in the same run: RTT × is the layer's round trip ÷ the "
+        "base's (p50 medians), throughput ÷ is the base's messages/s ÷ the layer's; "
+        "1 = the layer costs nothing.")])
+
+
 def _floors_section(model: ReportModel) -> Section:
     rows = [[Text(r.label), Text(cell.id), Text(metric), Text(fmt_metric(metric, value)),
              Text(fmt_pct(cell.cv(metric)))]
@@ -273,6 +298,6 @@ def document(model: ReportModel, figures: list[tuple[Path, str]]) -> Document:
     """The report as sections; ``figures`` are (PNG path, caption) pairs."""
     plots = Section("Plots", [Figures(figures)])
     return Document("ipcbench report: " + ", ".join(r.label for r in model.runs), [
-        _measured_section(model), _comparison_section(model), _transports_section(model),
-        _floors_section(model), plots, _noise_section(model), _errors_section(model),
+        _measured_section(model), _comparison_section(model), _layers_section(model),
+        _transports_section(model), _floors_section(model), plots, _noise_section(model), _errors_section(model),
         _cells_section(model)])
