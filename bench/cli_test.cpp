@@ -67,6 +67,11 @@ void expect_usage_error(const std::vector<std::string>& args, const std::string&
   EXPECT_TRUE(fs::is_empty(s.dir / "tmp")) << "a refused run left files behind";
 }
 
+TEST(Cli, BindNeedsAnIpv4Address) {
+  expect_usage_error({"--bind=localhost"}, "--bind: 'localhost' is not an IPv4 address");
+  expect_usage_error({"--bind"}, "--bind needs a value");
+}
+
 TEST(Cli, UnknownTransport) {
   expect_usage_error({"--transports=pipe,carrier-pigeon"}, "carrier-pigeon");
 }

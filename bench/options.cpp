@@ -1,5 +1,6 @@
 #include "bench/options.h"
 
+#include <arpa/inet.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -126,6 +127,12 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
           throw UsageError("unknown workload '" + std::string(w) +
                            "' (known: pingpong, throughput)");
       }
+    } else if (key == "--bind") {
+      need_value();
+      in_addr ia{};
+      if (::inet_pton(AF_INET, std::string(value).c_str(), &ia) != 1)
+        throw UsageError("--bind: '" + std::string(value) + "' is not an IPv4 address");
+      o.bind = value;
     } else if (key == "--pin") {
       need_value();
       o.pin_spec = value;
@@ -205,6 +212,9 @@ suite options:
   --verify             check every payload byte (checksum) on receipt, not only header
   --floors             also measure the machine's floors first (floor/...: cache-line and
                        futex round trips, null syscall, memcpy at each size)
+  --bind=IPV4          address tcp, zmq-tcp and grpc-tcp listen on (default 127.0.0.1;
+                       e.g. a NIC's address to include its driver path; 0.0.0.0 exposes
+                       the benchmark's ports to the network)
   --cell-timeout=SEC   a cell that makes no progress for SEC seconds fails (default 60)
   --list-transports[=json]  describe every transport and exit
 

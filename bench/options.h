@@ -28,6 +28,7 @@ struct SuiteOptions {
   std::vector<Workload> workloads;
   std::vector<std::size_t> sizes;
   std::string pin_spec = "cross";
+  std::string bind = "127.0.0.1";  // where network transports listen
   bool quick = false;
   bool verify = false;
   bool floors = false;

@@ -96,11 +96,17 @@ def zmq_reference(build, mode, endpoint, size, count, cpus):
     local_mode, remote_mode = (("lat-local", "lat-remote") if mode == "lat"
                                else ("thr-local", "thr-remote"))
     tool = f"{build}/ipcbench-zmq-reference"
+    # The allocator settings ipcbench runs with (context key malloc_tuning), so that
+    # both sides pay the same for libzmq's per-message allocations.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(32 << 20),
+               MALLOC_TRIM_THRESHOLD_=str(512 << 20))
     local = subprocess.Popen(["taskset", "-c", str(cpus[1]), tool, local_mode, endpoint,
-                              str(size), str(count)], text=True, stdout=subprocess.PIPE)
+                              str(size), str(count)], text=True, stdout=subprocess.PIPE,
+                             env=env)
     try:
-        remote = run(["taskset", "-c", str(cpus[0]), tool, remote_mode, endpoint, str(size),
-                      str(count)])
+        remote = subprocess.run(["taskset", "-c", str(cpus[0]), tool, remote_mode, endpoint,
+                                 str(size), str(count)], check=True, text=True,
+                                stdout=subprocess.PIPE, env=env).stdout
         out = local.communicate(timeout=120)[0]
     finally:
         if local.poll() is None:

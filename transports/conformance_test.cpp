@@ -198,6 +198,16 @@ TEST_P(Conformance, DescribesItself) {
   EXPECT_GE(i.max_message, std::size_t{1} << 20);  // the default matrix goes up to 1 MiB
 }
 
+// Network transports listen on loopback unless told otherwise (--bind).
+TEST(NetworkTransports, ListenOnLoopbackByDefault) {
+  for (const Transport* t : all_transports()) {
+    if (t->info().reach.rfind("network", 0) != 0) continue;
+    RunDir dir;
+    auto listener = t->listen(dir, 64);
+    EXPECT_EQ(listener->endpoint().addresses.at(0), "127.0.0.1") << t->info().name;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTransports, Conformance, ::testing::ValuesIn(all_transports()),
                          [](const auto& info) {
                            std::string n = info.param->info().name;

@@ -1,5 +1,6 @@
 #include "transports/socket_util.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -14,6 +15,22 @@ UniqueFd accept_one(int listen_fd, const SetupWait& wait, const char* what) {
     if (fd >= 0) return UniqueFd(fd);
     if (errno != EINTR) throw SysError(what, errno);
   }
+}
+
+namespace {
+std::string& bind_address_storage() {
+  static std::string a = "127.0.0.1";
+  return a;
+}
+}  // namespace
+
+const std::string& bind_address() { return bind_address_storage(); }
+
+void set_bind_address(const std::string& ipv4) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, ipv4.c_str(), &a) != 1)
+    throw ProtocolError("'" + ipv4 + "' is not an IPv4 address");
+  bind_address_storage() = ipv4;
 }
 
 void require_same_uid(int fd) {

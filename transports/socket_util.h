@@ -16,6 +16,12 @@ UniqueFd accept_one(int listen_fd, const SetupWait& wait, const char* what);
 // Throws ProtocolError unless the connected Unix socket's peer runs as our own uid.
 void require_same_uid(int fd);
 
+// The IPv4 address network transports (tcp, zmq-tcp, grpc-tcp) listen on: 127.0.0.1
+// unless the user gives one (--bind). Set once, before any transport listens.
+const std::string& bind_address();
+// Throws ProtocolError unless `ipv4` is a dotted IPv4 address.
+void set_bind_address(const std::string& ipv4);
+
 // Sets the process umask for one scope: for libraries that create socket files
 // themselves (ZeroMQ, gRPC), so the file is private from the moment it exists.
 class ScopedUmask {

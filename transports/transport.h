@@ -33,6 +33,7 @@ struct TransportInfo {
   std::string summary;            // one line: what the peers actually do
   std::string wait = "blocking";  // how a side waits: "blocking", "spin", "spin-then-futex"
   std::size_t dev_shm_bytes = 0;  // room one link takes in /dev/shm (0: none)
+  std::string built_on = "";      // the registered transport this one is a layer over, if any
 };
 
 // One connected, bidirectional link that carries whole messages of 1 byte or more.

@@ -18,6 +18,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REPORT_SH = ROOT / "scripts" / "report.sh"
 A, B = FIXTURES / "quick-reps-a.json", FIXTURES / "quick-reps-b.json"
 SAME, ERRORS = FIXTURES / "quick-same.json", FIXTURES / "errors.json"
+LAYERS = FIXTURES / "layers.json"  # uds, zmq-ipc, grpc-uds, grpc-stream-uds at 64 B, 64 KiB
 
 sys.path.insert(0, str(ROOT / "report"))
 

@@ -248,3 +248,34 @@ def test_floors_listed_and_not_transports(with_floors):
 def test_shown_helper():
     assert shown("19.8 (×172)") == (19.8, 0.05 + 1e-12)
     assert shown("514")[1] == 0.5 + 1e-12
+
+
+def test_price_of_each_layer(tmp_path):
+    """Each transport built on another one of the run is set against it, figures equal
+    to the ratios of the JSON medians; a run without such pairs says so."""
+    from conftest import LAYERS
+    out = tmp_path / "report"
+    res = report("render", LAYERS, "--out", out)
+    assert res.returncode == 0, res.stderr
+    doc = load(LAYERS)
+    built_on = {t["name"]: t["built_on"]
+                for t in json.loads(doc["context"]["ipcbench_transports"])}
+    header, rows = table((out / "report.md").read_text(), "Price of each layer")
+    assert {(r[0], r[header.index("size")]) for r in rows} == {
+        (t, s) for t in ("zmq-ipc", "grpc-uds", "grpc-stream-uds") for s in ("64 B", "64 KiB")}
+    for row in rows:
+        t, base = row[0], row[1]
+        assert base == built_on[t] == "uds"
+        size = 64 if row[header.index("size")] == "64 B" else 65536
+
+        def med(kind, name, counter):
+            return medians(doc, f"{kind}/{name}/{size}/manual_time", counter)
+        assert_shown(row[header.index("RTT ×")],
+                     med("pingpong", t, "rtt_p50_ns") / med("pingpong", base, "rtt_p50_ns"))
+        assert_shown(row[header.index("throughput ÷")],
+                     med("throughput", base, "items_per_second")
+                     / med("throughput", t, "items_per_second"))
+    res = report("render", A, "--out", tmp_path / "plain")
+    assert res.returncode == 0, res.stderr
+    md = (tmp_path / "plain" / "report.md").read_text()
+    assert "No transport of these inputs is built on another" in md

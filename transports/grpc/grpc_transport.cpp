@@ -484,7 +484,7 @@ class GrpcListener final : public Listener {
     check_sys(::pipe2(p, O_CLOEXEC), "pipe2");
     ready_r_.reset(p[0]);
     ready_w_.reset(p[1]);
-    where_ = uds ? dir.make_path("grpc") : std::string("127.0.0.1");
+    where_ = uds ? dir.make_path("grpc") : bind_address();
     ep_.addresses = {where_, std::to_string(ready_w_.get())};
     ep_.inherit_fds = {ready_w_.get()};
   }
@@ -545,7 +545,7 @@ TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
   std::string how = streaming ? "one bidirectional stream (Chat) for the whole link"
                               : "unary Exchange per request/reply; client-streaming Upload "
                                 "for a run of one-way messages, acknowledged by its reply";
-  return TransportInfo{
+  TransportInfo info{
       name,
       "RPC",
       true,
@@ -555,6 +555,8 @@ TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
       std::string("gRPC C++ ") + grpc::Version() + ", insecure credentials, " +
           (uds ? "unix: socket 0600 in the run directory" : "127.0.0.1, ephemeral port") + "; " +
           how + "; protobuf bytes payload; max message size raised to 256 MiB"};
+  info.built_on = uds ? "uds" : "tcp";
+  return info;
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// TCP over loopback (127.0.0.1, ephemeral port), TCP_NODELAY on both ends.
+// TCP over loopback (127.0.0.1 unless --bind says otherwise, ephemeral port),
+// TCP_NODELAY on both ends.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -25,13 +26,15 @@ class TcpListener final : public Listener {
         check_sys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket AF_INET")));
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const std::string& host = bind_address();
+    if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1)
+      throw ProtocolError("tcp: bad IPv4 address '" + host + "'");
     a.sin_port = 0;
-    check_sys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind 127.0.0.1:0");
+    check_sys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind " + host + ":0");
     check_sys(::listen(fd_.get(), 1), "listen tcp");
     socklen_t len = sizeof a;
     check_sys(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len), "getsockname");
-    ep_.addresses = {"127.0.0.1", std::to_string(ntohs(a.sin_port))};
+    ep_.addresses = {host, std::to_string(ntohs(a.sin_port))};
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {

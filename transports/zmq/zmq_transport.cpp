@@ -181,9 +181,9 @@ class ZmqListener final : public Listener {
           throw zmq::error_t();
         ep_.addresses = {path, hwm};
       } else {
-        link_->sock().bind("tcp://127.0.0.1:*");
+        link_->sock().bind("tcp://" + bind_address() + ":*");
         std::string last = link_->sock().get(zmq::sockopt::last_endpoint);
-        ep_.addresses = {"127.0.0.1", last.substr(last.rfind(':') + 1), hwm};
+        ep_.addresses = {bind_address(), last.substr(last.rfind(':') + 1), hwm};
       }
     } catch (const zmq::error_t& e) {
       fail("bind", e);
@@ -244,26 +244,30 @@ const char* kOptions =
     "; options: SNDHWM=RCVHWM=min(1000, 256 MiB / largest message of the run) messages, "
     "LINGER=100 ms, 1 I/O thread, reconnect off";
 
+TransportInfo zmq_info(const char* name, bool ipc) {
+  TransportInfo info{name,
+                     "messaging",
+                     true,
+                     ipc ? "same host (by ipc:// path)" : "network (measured on 127.0.0.1)",
+                     "by endpoint; brokerless, peers may start in any order",
+                     std::size_t{256} << 20,
+                     std::string(ipc ? "ZeroMQ PAIR sockets over ipc:// (Unix socket file 0600 in "
+                                       "the run directory, own uid only)"
+                                     : "ZeroMQ PAIR sockets over tcp://127.0.0.1, ephemeral "
+                                       "port (ZeroMQ sets TCP_NODELAY)") +
+                         kOptions};
+  info.built_on = ipc ? "uds" : "tcp";  // libzmq's ipc:// is a Unix stream socket
+  return info;
+}
+
 }  // namespace
 
 std::unique_ptr<Transport> make_zmq_ipc_transport() {
-  return std::make_unique<ZmqTransport>(
-      true,
-      TransportInfo{"zmq-ipc", "messaging", true, "same host (by ipc:// path)",
-                    "by endpoint; brokerless, peers may start in any order", std::size_t{256} << 20,
-                    std::string("ZeroMQ PAIR sockets over ipc:// (Unix socket file 0600 "
-                                "in the run directory, own uid only)") +
-                        kOptions});
+  return std::make_unique<ZmqTransport>(true, zmq_info("zmq-ipc", true));
 }
 
 std::unique_ptr<Transport> make_zmq_tcp_transport() {
-  return std::make_unique<ZmqTransport>(
-      false,
-      TransportInfo{"zmq-tcp", "messaging", true, "network (measured on 127.0.0.1)",
-                    "by endpoint; brokerless, peers may start in any order", std::size_t{256} << 20,
-                    std::string("ZeroMQ PAIR sockets over tcp://127.0.0.1, ephemeral "
-                                "port (ZeroMQ sets TCP_NODELAY)") +
-                        kOptions});
+  return std::make_unique<ZmqTransport>(false, zmq_info("zmq-tcp", false));
 }
 
 }  // namespace ipcbench
