@@ -118,6 +118,10 @@ void PrintTo(const Case& c, std::ostream* os) {
 
 class Fault : public ::testing::TestWithParam<Case> {
  protected:
+  void SetUp() override {
+    std::string why = testing_support::untestable_reason(GetParam().transport->info().needs);
+    if (!why.empty()) GTEST_SKIP() << why;
+  }
   // Runs two cells (64 B then 4 KiB) and applies `fault` to the first peer it sees.
   // expect_in_error: words of which the faulted cell's error must contain one.
   void run_with(const std::function<void(pid_t)>& fault,

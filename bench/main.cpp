@@ -159,8 +159,8 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
            ", \"reach\": \"" + json_escape(i.reach) + "\", \"coupling\": \"" +
            json_escape(i.coupling) + "\", \"max_message\": " + std::to_string(i.max_message) +
            ", \"summary\": \"" + json_escape(i.summary) + "\", \"wait\": \"" + json_escape(i.wait) +
-           "\", \"built_on\": \"" + json_escape(i.built_on) + "\"}" +
-           (k + 1 < list.size() ? "," : "");
+           "\", \"built_on\": \"" + json_escape(i.built_on) + "\", \"needs\": \"" +
+           json_escape(i.needs) + "\"}" + (k + 1 < list.size() ? "," : "");
   }
   return out + (pretty ? "\n]\n" : "]");
 }

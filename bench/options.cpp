@@ -160,7 +160,9 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       throw UsageError("unknown option '" + arg + "' (see --help)");
     }
   }
-  if (!transports_given) o.transports = all_transports();
+  if (!transports_given)  // those that need a service (a broker) only when asked for
+    for (const Transport* t : all_transports())
+      if (t->info().needs.empty()) o.transports.push_back(t);
   if (!workloads_given) o.workloads = {Workload::kPingpong, Workload::kThroughput};
   if (!sizes_given) o.sizes = default_sizes(o.quick);
   // Each name once, in the order first given.
@@ -202,7 +204,8 @@ Runs the matrix workload x transport x size; every peer is a separate process.
 Benchmarks are named <workload>/<transport>/<bytes>.
 
 suite options:
-  --transports=a,b     transports to run (default: all; see --list-transports)
+  --transports=a,b     transports to run (default: all that need no broker; "all": every
+                       one; see --list-transports)
   --workloads=a,b      pingpong (round-trip latency), throughput (one-way stream)
   --sizes=64,4K,1M     message sizes in bytes, header included (min 16; K/M/G = 2^10/20/30)
                        default 64 B .. 1 MiB in steps of x4; --quick: 64, 4K, 64K, 1M

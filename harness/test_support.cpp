@@ -46,8 +46,10 @@ pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s) {
   std::vector<std::string> env = {"TMPDIR=" + (s.dir / "tmp").string(),
                                   "XDG_RUNTIME_DIR=" + (s.dir / "tmp").string(),
                                   "PATH=/usr/bin:/bin"};
-  // Sanitizer settings (suppressions of uninstrumented libraries) reach the child too.
-  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"})
+  // Sanitizer settings (suppressions of uninstrumented libraries) and the broker reach
+  // the child too.
+  for (const char* name :
+       {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS", "IPCBENCH_AMQP_URL"})
     if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
   std::vector<char*> cenv;
   for (auto& e : env) cenv.push_back(e.data());
@@ -61,6 +63,13 @@ pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s) {
   if (posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), cenv.data()) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&fa);
   return pid;
+}
+
+std::string untestable_reason(const std::string& needs) {
+  if (needs.empty()) return "";
+  const char* url = std::getenv("IPCBENCH_AMQP_URL");
+  if (url && *url) return "";
+  return "needs " + needs + "; IPCBENCH_AMQP_URL is not set (scripts/test.sh sets it)";
 }
 
 int wait_exit(pid_t pid) {

@@ -32,4 +32,8 @@ pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s);
 // Waits for pid; its exit status, or 128 + signal.
 int wait_exit(pid_t pid);
 
+// Why a transport cannot be tested here (it needs a broker and IPCBENCH_AMQP_URL is not
+// set; scripts/test.sh starts one and sets it), or "" when it can.
+std::string untestable_reason(const std::string& needs);
+
 }  // namespace ipcbench::testing_support

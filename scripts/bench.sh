@@ -3,11 +3,38 @@
 # Results: results/<UTC-timestamp>-<host>.json (Google Benchmark JSON) and the report
 # beside it in results/<UTC-timestamp>-<host>-report/ (index.html, report.md, CSV, plots).
 # Extra arguments go to ipcbench, e.g. ./scripts/bench.sh --quick --transports=uds,tcp
+#   --with-broker   also run the AMQP transports (amqp, amqp-durable) against a private
+#                   RabbitMQ node (scripts/broker.sh), started and stopped here. Naming an
+#                   AMQP transport in --transports does the same. IPCBENCH_AMQP_URL: use
+#                   that broker instead of starting one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/deps.sh
-ipcbench_install_deps
+
+broker=0
+args=()
+for a in "$@"; do
+  case "$a" in
+    --with-broker) broker=1 ;;
+    --transports=*amqp*) broker=1; args+=("$a") ;;
+    *) args+=("$a") ;;
+  esac
+done
+if [ "$broker" = 1 ] && ! printf '%s\n' "${args[@]+"${args[@]}"}" | grep -q '^--transports='; then
+  args+=("--transports=all")
+fi
+set -- "${args[@]+"${args[@]}"}"
+
+if [ "$broker" = 1 ] && [ -z "${IPCBENCH_AMQP_URL:-}" ]; then
+  ipcbench_install_deps rabbitmq-server
+  scripts/broker.sh start
+  export IPCBENCH_AMQP_URL="amqp://guest:guest@127.0.0.1:${IPCBENCH_BROKER_PORT:-5673}"
+  stop_broker=1
+else
+  ipcbench_install_deps
+  stop_broker=0
+fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target ipcbench >/dev/null
@@ -17,7 +44,7 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 host=$(hostname -s 2>/dev/null || hostname)
 out="results/${stamp}-${host}.json"
 partial="results/.${stamp}-${host}.json.partial"
-trap 'rm -f "$partial"' EXIT
+trap 'rm -f "$partial"; [ "$stop_broker" = 1 ] && scripts/broker.sh stop || true' EXIT
 
 status=0
 # The machine's floors first, in the same run and placement, so every figure can be

@@ -12,6 +12,7 @@ IPCBENCH_PACKAGES=(
   libboost-dev
   libzmq3-dev cppzmq-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  librabbitmq-dev
   python3 python3-matplotlib
 )
 

@@ -8,7 +8,8 @@ cd "$root"
 . scripts/deps.sh
 # python3-scipy and libbenchmark-tools only serve cross-checks of the report's statistics
 # against scipy and of our JSON against Google Benchmark's own compare.py.
-ipcbench_install_deps clang-format python3-pytest python3-scipy libbenchmark-tools
+ipcbench_install_deps clang-format python3-pytest python3-scipy libbenchmark-tools \
+  rabbitmq-server
 
 sanitizers=0
 [ "${CI:-}" = "true" ] && sanitizers=1
@@ -31,6 +32,15 @@ run_suite() {  # run_suite BUILD_DIR [cmake args…]
   echo "== test $dir"
   (cd "$dir" && ctest -j2 --output-on-failure --timeout 600)
 }
+
+# The AMQP transports are tested against a real broker: a private node started here
+# (unless IPCBENCH_AMQP_URL names one) and stopped on every exit.
+if [ -z "${IPCBENCH_AMQP_URL:-}" ]; then
+  echo "== broker start"
+  scripts/broker.sh start
+  trap 'echo "== broker stop"; scripts/broker.sh stop' EXIT
+  export IPCBENCH_AMQP_URL="amqp://guest:guest@127.0.0.1:${IPCBENCH_BROKER_PORT:-5673}"
+fi
 
 run_suite build -DCMAKE_BUILD_TYPE=Release
 

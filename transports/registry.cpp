@@ -19,6 +19,10 @@ std::unique_ptr<Transport> make_posix_mq_transport();
 std::unique_ptr<Transport> make_zmq_ipc_transport();
 std::unique_ptr<Transport> make_zmq_tcp_transport();
 #endif
+#ifdef IPCBENCH_HAVE_AMQP
+std::unique_ptr<Transport> make_amqp_transport();
+std::unique_ptr<Transport> make_amqp_durable_transport();
+#endif
 #ifdef IPCBENCH_HAVE_GRPC
 std::unique_ptr<Transport> make_grpc_tcp_transport();
 std::unique_ptr<Transport> make_grpc_uds_transport();
@@ -44,6 +48,10 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
 #ifdef IPCBENCH_HAVE_ZMQ
   r.push_back(make_zmq_ipc_transport());
   r.push_back(make_zmq_tcp_transport());
+#endif
+#ifdef IPCBENCH_HAVE_AMQP
+  r.push_back(make_amqp_transport());
+  r.push_back(make_amqp_durable_transport());
 #endif
 #ifdef IPCBENCH_HAVE_GRPC
   r.push_back(make_grpc_tcp_transport());

@@ -34,6 +34,8 @@ struct TransportInfo {
   std::string wait = "blocking";  // how a side waits: "blocking", "spin", "spin-then-futex"
   std::size_t dev_shm_bytes = 0;  // room one link takes in /dev/shm (0: none)
   std::string built_on = "";      // the registered transport this one is a layer over, if any
+  std::string needs = "";         // a service that must be running (a broker); such
+                                  // transports run only when named (or with "all")
 };
 
 // One connected, bidirectional link that carries whole messages of 1 byte or more.

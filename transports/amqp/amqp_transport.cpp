@@ -1,0 +1,380 @@
+// AMQP 0-9-1 through a RabbitMQ broker (rabbitmq-c): the brokered message queue.
+//
+//   amqp          transient queues, no publisher confirms, consumer without acks
+//   amqp-durable  durable queues, persistent messages, each publish confirmed by the
+//                 broker before send() returns, each delivery acknowledged
+//
+// Two queues per link, named per run (ipcbench-<pid>-amqp-<n>-req/-rep) and deleted at
+// the end; they also carry x-expires so the broker drops them if the run dies. Each side
+// publishes on one connection and consumes on another, as RabbitMQ advises. The broker
+// is IPCBENCH_AMQP_URL (default: the private node of scripts/broker.sh); messages name
+// it without credentials.
+//
+// A partner that is gone shows as its queue losing its consumer: a side waiting for a
+// message looks every kSliceMs, a sender every kProbeBytes or kSliceMs.
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include "harness/error.h"
+#include "transports/transport.h"
+
+namespace ipcbench {
+namespace {
+
+constexpr int kSliceMs = 50;
+constexpr std::size_t kProbeBytes = std::size_t{16} << 20;
+constexpr int kQueueExpiresMs = 60000;
+constexpr int kFrameMax = 131072;
+constexpr const char* kDefaultUrl = "amqp://guest:guest@127.0.0.1:5673";
+constexpr const char* kQueuePrefix = "queue=";
+
+std::string broker_url() {
+  const char* e = std::getenv("IPCBENCH_AMQP_URL");
+  return e && *e ? e : kDefaultUrl;
+}
+
+// The broker's URL without user and password, for messages.
+struct BrokerAddress {
+  std::string host, vhost, shown;
+  std::string user, password;
+  int port = 5672;
+};
+
+BrokerAddress parse_broker() {
+  std::string url = broker_url();
+  std::vector<char> buf(url.begin(), url.end());
+  buf.push_back('\0');
+  amqp_connection_info ci{};
+  if (amqp_parse_url(buf.data(), &ci) != AMQP_STATUS_OK)
+    throw ProtocolError("amqp: IPCBENCH_AMQP_URL is not an amqp:// URL");
+  BrokerAddress b{ci.host, ci.vhost, "", ci.user, ci.password, ci.port};
+  b.shown =
+      "amqp://" + b.host + ":" + std::to_string(b.port) + "/" + (b.vhost == "/" ? "" : b.vhost);
+  return b;
+}
+
+std::string describe(const amqp_rpc_reply_t& r) {
+  switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+      return "ok";
+    case AMQP_RESPONSE_NONE:
+      return "no reply";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+      return amqp_error_string2(r.library_error);
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+      if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        auto* m = static_cast<amqp_connection_close_t*>(r.reply.decoded);
+        return "broker closed the connection: " + std::to_string(m->reply_code) + " " +
+               std::string(static_cast<char*>(m->reply_text.bytes), m->reply_text.len);
+      }
+      if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
+        return "broker closed the channel: " + std::to_string(m->reply_code) + " " +
+               std::string(static_cast<char*>(m->reply_text.bytes), m->reply_text.len);
+      }
+      return "broker error (method " + std::to_string(r.reply.id) + ")";
+  }
+  return "unknown reply";
+}
+
+// One connection to the broker: channel 1 carries messages, channel 2 asks questions
+// (declare, consumer count, delete) so that a refused question never closes channel 1.
+class Connection {
+ public:
+  Connection(const BrokerAddress& b, bool confirms)
+      : owned_(amqp_new_connection()), conn_(owned_.get()), where_(b.shown) {
+    amqp_socket_t* sock = amqp_tcp_socket_new(conn_);
+    if (!sock) fail_sys("cannot create a socket", ENOMEM);
+    timeval tv{5, 0};
+    int rc = amqp_socket_open_noblock(sock, b.host.c_str(), b.port, &tv);
+    if (rc != AMQP_STATUS_OK)
+      throw SysError("amqp: cannot reach the broker at " + where_ + " (" + amqp_error_string2(rc) +
+                         "; start one with ./scripts/broker.sh start or set IPCBENCH_AMQP_URL)",
+                     ECONNREFUSED);
+    amqp_set_rpc_timeout(conn_, &tv);
+    check(amqp_login(conn_, b.vhost.c_str(), 0, kFrameMax, 0, AMQP_SASL_METHOD_PLAIN,
+                     b.user.c_str(), b.password.c_str()),
+          "login");
+    amqp_channel_open(conn_, 1);
+    check(amqp_get_rpc_reply(conn_), "channel.open");
+    amqp_channel_open(conn_, 2);
+    check(amqp_get_rpc_reply(conn_), "channel.open");
+    if (confirms) {
+      amqp_confirm_select(conn_, 1);
+      check(amqp_get_rpc_reply(conn_), "confirm.select");
+    }
+  }
+  ~Connection() {
+    if (open_) {
+      if (questions_) amqp_channel_close(conn_, 2, AMQP_REPLY_SUCCESS);
+      amqp_channel_close(conn_, 1, AMQP_REPLY_SUCCESS);
+      amqp_connection_close(conn_, AMQP_REPLY_SUCCESS);
+    }
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  amqp_connection_state_t get() { return conn_; }
+  const std::string& where() const { return where_; }
+
+  void check(const amqp_rpc_reply_t& r, const char* what) {
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return;
+    if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION || r.library_error != AMQP_STATUS_TIMEOUT)
+      open_ = false;  // the connection is not usable any more
+    throw ProtocolError("amqp: " + std::string(what) + " at " + where_ + ": " + describe(r));
+  }
+  [[noreturn]] void fail_sys(const std::string& what, int err) {
+    open_ = false;
+    throw SysError("amqp: " + what + " (broker " + where_ + ")", err);
+  }
+  void lost() { open_ = false; }
+
+  void declare(const std::string& queue, bool durable) {
+    amqp_table_entry_t e{};
+    e.key = amqp_cstring_bytes("x-expires");
+    e.value.kind = AMQP_FIELD_KIND_I32;
+    e.value.value.i32 = kQueueExpiresMs;
+    amqp_table_t args{1, &e};
+    amqp_queue_declare(conn_, 2, amqp_cstring_bytes(queue.c_str()), 0, durable, 0, 0, args);
+    check(amqp_get_rpc_reply(conn_), "queue.declare");
+  }
+  // Consumers of `queue` now; 0 once its consumer's connection is gone or the queue was
+  // deleted (its owner ended the link).
+  std::uint32_t consumers(const std::string& queue) {
+    if (!questions_) return 0;
+    auto* ok = amqp_queue_declare(conn_, 2, amqp_cstring_bytes(queue.c_str()), 1, 0, 0, 0,
+                                  amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+        static_cast<amqp_channel_close_t*>(r.reply.decoded)->reply_code == AMQP_NOT_FOUND) {
+      amqp_channel_close_ok_t close_ok{};
+      amqp_send_method(conn_, 2, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+      questions_ = false;  // channel 2 is closed now
+      return 0;
+    }
+    check(r, "queue.declare (passive)");
+    return ok ? ok->consumer_count : 0;
+  }
+  void remove(const std::string& queue) {
+    if (!open_ || !questions_) return;
+    amqp_queue_delete(conn_, 2, amqp_cstring_bytes(queue.c_str()), 0, 0);
+    if (amqp_get_rpc_reply(conn_).reply_type != AMQP_RESPONSE_NORMAL) open_ = false;
+  }
+
+ private:
+  struct Destroy {
+    void operator()(amqp_connection_state_t c) const { amqp_destroy_connection(c); }
+  };
+  std::unique_ptr<amqp_connection_state_t_, Destroy> owned_;  // freed even if set-up fails
+  amqp_connection_state_t conn_;
+  std::string where_;
+  bool open_ = true;
+  bool questions_ = true;  // channel 2 open
+};
+
+class AmqpChannel final : public Channel {
+ public:
+  // out: the queue this side publishes to (its partner consumes it); in: the queue this
+  // side consumes. owner: this side deletes both at the end.
+  AmqpChannel(const BrokerAddress& b, bool durable, std::string out, std::string in, bool owner)
+      : durable_(durable),
+        pub_(b, durable),
+        sub_(b, false),
+        out_(std::move(out)),
+        in_(std::move(in)),
+        owner_(owner) {
+    pub_.declare(out_, durable_);
+    pub_.declare(in_, durable_);
+    amqp_basic_consume(sub_.get(), 1, amqp_cstring_bytes(in_.c_str()), amqp_empty_bytes, 0,
+                       durable_ ? 0 : 1, 0, amqp_empty_table);
+    sub_.check(amqp_get_rpc_reply(sub_.get()), "basic.consume");
+  }
+  ~AmqpChannel() override {
+    if (!owner_) return;
+    try {
+      pub_.remove(out_);
+      pub_.remove(in_);
+    } catch (const std::exception&) {
+    }
+  }
+
+  // Waits until the partner consumes its queue (the link is up).
+  void await_partner(const SetupWait& wait) {
+    while (pub_.consumers(out_) == 0) {
+      if (!wait.peer_alive()) throw ProtocolError("amqp: the peer exited before consuming");
+      if (std::chrono::steady_clock::now() > wait.deadline)
+        throw ProtocolError("amqp: timed out waiting for the peer to consume " + out_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+
+  void send(std::span<const std::byte> msg) override {
+    auto now = std::chrono::steady_clock::now();
+    if (unprobed_bytes_ >= kProbeBytes || now - probed_at_ > std::chrono::milliseconds(kSliceMs)) {
+      if (pub_.consumers(out_) == 0)
+        throw SysError("amqp: nobody consumes " + out_ + " any more (broker " + pub_.where() + ")",
+                       EPIPE);
+      probed_at_ = now;
+      unprobed_bytes_ = 0;
+    }
+    unprobed_bytes_ += msg.size();
+    amqp_basic_properties_t props{};
+    if (durable_) {
+      props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+      props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    }
+    amqp_bytes_t body{msg.size(), const_cast<std::byte*>(msg.data())};
+    int rc = amqp_basic_publish(pub_.get(), 1, amqp_empty_bytes, amqp_cstring_bytes(out_.c_str()),
+                                0, 0, &props, body);
+    if (rc != AMQP_STATUS_OK)
+      pub_.fail_sys(std::string("basic.publish: ") + amqp_error_string2(rc), EPIPE);
+    if (durable_) await_confirm();
+  }
+
+  std::size_t recv(std::span<std::byte> buf) override {
+    for (;;) {
+      amqp_maybe_release_buffers(sub_.get());
+      amqp_envelope_t env;
+      timeval tv{0, kSliceMs * 1000};
+      amqp_rpc_reply_t r = amqp_consume_message(sub_.get(), &env, &tv, 0);
+      if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+        std::size_t n = env.message.body.len;
+        bool fits = n <= buf.size();
+        if (fits) std::memcpy(buf.data(), env.message.body.bytes, n);
+        std::uint64_t tag = env.delivery_tag;
+        amqp_destroy_envelope(&env);
+        if (!fits)
+          throw ProtocolError("amqp: message of " + std::to_string(n) + " bytes does not fit in " +
+                              std::to_string(buf.size()));
+        if (durable_ && amqp_basic_ack(sub_.get(), 1, tag, 0) != AMQP_STATUS_OK)
+          sub_.fail_sys("basic.ack failed", EPIPE);
+        return n;
+      }
+      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+          r.library_error == AMQP_STATUS_TIMEOUT) {
+        if (pub_.consumers(out_) == 0) return 0;  // the partner is gone
+        continue;
+      }
+      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+          r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+        // Not a delivery: the broker cancelled our consumer (the side that owns the link
+        // deleted its queues: the link ended), or it is closing the channel/connection.
+        amqp_frame_t f;
+        if (amqp_simple_wait_frame(sub_.get(), &f) == AMQP_STATUS_OK &&
+            f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
+          return 0;
+      }
+      sub_.lost();
+      throw ProtocolError("amqp: consuming " + in_ + " at " + sub_.where() + ": " + describe(r));
+    }
+  }
+
+ private:
+  void await_confirm() {
+    for (;;) {
+      amqp_frame_t f;
+      int rc = amqp_simple_wait_frame(pub_.get(), &f);
+      if (rc != AMQP_STATUS_OK)
+        pub_.fail_sys(std::string("waiting for the publish confirm: ") + amqp_error_string2(rc),
+                      EPIPE);
+      if (f.frame_type != AMQP_FRAME_METHOD) continue;
+      if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) return;
+      if (f.payload.method.id == AMQP_BASIC_NACK_METHOD)
+        throw ProtocolError("amqp: the broker refused a message for " + out_ + " (nack)");
+      if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
+          f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD)
+        pub_.fail_sys("the broker closed the link while confirming", EPIPE);
+    }
+  }
+
+  bool durable_;
+  Connection pub_, sub_;
+  std::string out_, in_;
+  bool owner_;
+  std::chrono::steady_clock::time_point probed_at_{};
+  std::size_t unprobed_bytes_ = 0;
+};
+
+std::string queue_base() {
+  static std::atomic<int> next{0};
+  return "ipcbench-" + std::to_string(::getpid()) + "-amqp-" + std::to_string(++next);
+}
+
+class AmqpListener final : public Listener {
+ public:
+  explicit AmqpListener(bool durable) {
+    std::string base = queue_base();
+    std::string req = base + "-req", rep = base + "-rep";
+    ch_ = std::make_unique<AmqpChannel>(parse_broker(), durable, req, rep, true);
+    ep_.addresses = {kQueuePrefix + req, kQueuePrefix + rep};
+  }
+  const Endpoint& endpoint() const override { return ep_; }
+  std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    ch_->await_partner(wait);
+    return std::move(ch_);
+  }
+
+ private:
+  std::unique_ptr<AmqpChannel> ch_;
+  Endpoint ep_;
+};
+
+class AmqpTransport final : public Transport {
+ public:
+  AmqpTransport(bool durable, TransportInfo info) : durable_(durable), info_(std::move(info)) {}
+  const TransportInfo& info() const override { return info_; }
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
+    return std::make_unique<AmqpListener>(durable_);
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+    auto queue = [&](std::size_t i) {
+      const std::string& a = ep.addresses.at(i);
+      if (a.rfind(kQueuePrefix, 0) != 0) throw ProtocolError("amqp: bad address '" + a + "'");
+      return a.substr(std::strlen(kQueuePrefix));
+    };
+    if (ep.addresses.size() != 2) throw ProtocolError("amqp: expected two queues");
+    // The peer publishes replies to the second queue and consumes the first.
+    return std::make_unique<AmqpChannel>(parse_broker(), durable_, queue(1), queue(0), false);
+  }
+
+ private:
+  bool durable_;
+  TransportInfo info_;
+};
+
+TransportInfo amqp_info(const char* name, bool durable) {
+  TransportInfo info{
+      name,
+      "message queue (brokered)",
+      true,
+      "network (via a broker; measured on 127.0.0.1)",
+      "decoupled by a broker: producers and consumers know only queue names; the broker "
+      "stores, routes and (durable) persists",
+      std::size_t{64} << 20,
+      std::string("RabbitMQ via rabbitmq-c (AMQP 0-9-1), default exchange, a request and a "
+                  "reply queue per link, separate publishing and consuming connections; ") +
+          (durable ? "durable queues, persistent messages, every publish confirmed by the broker "
+                     "before it counts, every delivery acknowledged"
+                   : "transient queues, no publisher confirms, no consumer acks")};
+  info.needs = "AMQP broker (IPCBENCH_AMQP_URL or ./scripts/broker.sh start)";
+  return info;
+}
+
+}  // namespace
+
+std::unique_ptr<Transport> make_amqp_transport() {
+  return std::make_unique<AmqpTransport>(false, amqp_info("amqp", false));
+}
+std::unique_ptr<Transport> make_amqp_durable_transport() {
+  return std::make_unique<AmqpTransport>(true, amqp_info("amqp-durable", true));
+}
+
+}  // namespace ipcbench
