@@ -36,10 +36,16 @@ run_suite() {  # run_suite BUILD_DIR [cmake args…]
 # The AMQP transports are tested against a real broker: a private node started here
 # (unless IPCBENCH_AMQP_URL names one) and stopped on every exit.
 if [ -z "${IPCBENCH_AMQP_URL:-}" ]; then
-  echo "== broker start"
+  # A port of this run's own (AMQP 7000-8999, epmd +10000, distribution +20000), so two
+  # test runs on one machine never share a broker.
+  export IPCBENCH_BROKER_PORT=${IPCBENCH_BROKER_PORT:-$((7000 + $$ % 2000))}
+  export IPCBENCH_BROKER_DIR=${IPCBENCH_BROKER_DIR:-$root/build/broker-$IPCBENCH_BROKER_PORT}
+  echo "== broker start (127.0.0.1:$IPCBENCH_BROKER_PORT)"
+  start=$(date +%s)
   scripts/broker.sh start
-  trap 'echo "== broker stop"; scripts/broker.sh stop' EXIT
-  export IPCBENCH_AMQP_URL="amqp://guest:guest@127.0.0.1:${IPCBENCH_BROKER_PORT:-5673}"
+  echo "== broker up after $(($(date +%s) - start)) s"
+  trap 'echo "== broker stop"; scripts/broker.sh stop; rm -rf "$IPCBENCH_BROKER_DIR"' EXIT
+  export IPCBENCH_AMQP_URL="amqp://guest:guest@127.0.0.1:$IPCBENCH_BROKER_PORT"
 fi
 
 run_suite build -DCMAKE_BUILD_TYPE=Release
