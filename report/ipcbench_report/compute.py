@@ -270,14 +270,25 @@ class Layer:
 LAYER_SIZES = (SMALL, 64 * 1024)
 
 
+RELATIVE_BASE = "uds"  # the plain local socket every architect knows
+
+
 def layers(run: Run) -> list[Layer]:
     """Every transport of the run whose description names a base transport that the run
     also measured, at the layer sizes both have."""
     built_on = {str(t.get("name")): str(t.get("built_on") or "") for t in run.transports_info}
+    return _pairs(run, [(t, built_on.get(t, "")) for t in run.transports()])
+
+
+def relative(run: Run) -> list[Layer]:
+    """Every other transport of the run against ``RELATIVE_BASE``, when the run has it."""
+    return _pairs(run, [(t, RELATIVE_BASE) for t in run.transports() if t != RELATIVE_BASE])
+
+
+def _pairs(run: Run, pairs: list[tuple[str, str]]) -> list[Layer]:
     present = run.transports()
     out = []
-    for t in present:
-        base = built_on.get(t, "")
+    for t, base in pairs:
         if not base or base not in present:
             continue
         for size in LAYER_SIZES:
@@ -312,6 +323,7 @@ class ReportModel:
     errors: list[tuple[Run, Cell]]
     comparability: list[str]
     layers: list[Layer] = field(default_factory=list)
+    relative: list[Layer] = field(default_factory=list)
 
     def transports(self) -> list[str]:
         return list(dict.fromkeys(t for r in self.runs for t in r.transports()))
@@ -355,7 +367,8 @@ def build(runs: list[Run]) -> ReportModel:
                 noise.append(Noise(r, c, metric, cv))
     errors = [(r, c) for r in runs for c in r.cells.values() if c.errors]
     model = ReportModel(runs, columns, rows, floors, stars, notes, noise, errors,
-                        _comparability(runs), [x for r in runs for x in layers(r)])
+                        _comparability(runs), [x for r in runs for x in layers(r)],
+                        [x for r in runs for x in relative(r)])
     waits = sorted(model.waits())
     if len(waits) > 1:
         model.comparability.append(

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ipcbench_report.compute import (CLASSIC_NOTE, CPU_COLUMNS, CV_WARN, FLOOR_RULES,
-                                     STAR_RULE, ReportModel, classic_for, stars_text)
+                                     RELATIVE_BASE, STAR_RULE, ReportModel, classic_for,
+                                     stars_text)
 
 
 @dataclass
@@ -219,13 +220,13 @@ def _transports_section(model: ReportModel) -> Section:
         Para("Where the data disagrees with the classic rating:"), Bullets(notes)])
 
 
-def _layers_section(model: ReportModel) -> Section:
+def _pairs_table(model: ReportModel, pairs: list) -> Table:
     multi = len(model.runs) > 1
-    headers = ["transport", "built on"] + (["run"] if multi else []) + [
+    headers = ["transport", "against"] + (["run"] if multi else []) + [
         "size", "RTT p50 (µs)", "base RTT p50 (µs)", "RTT ×", "throughput (k msg/s)",
         "base throughput (k msg/s)", "throughput ÷"]
     rows = []
-    for x in model.layers:
+    for x in pairs:
         def milli(v):  # ns -> µs, msg/s -> k msg/s
             return Text(fmt(v * 1e-3) if v else "—")
         rows.append([Text(x.transport), Text(x.base)] + ([Text(x.run.label)] if multi else [])
@@ -233,15 +234,33 @@ def _layers_section(model: ReportModel) -> Section:
                        Text(fmt(x.rtt_ratio) if x.rtt_ratio else "—"),
                        milli(x.msgs[0]), milli(x.msgs[1]),
                        Text(fmt(x.msgs_ratio) if x.msgs_ratio else "—")])
-    if not rows:
+    return Table(headers, rows)
+
+
+RATIO_NOTE = ("RTT × is the transport's round trip ÷ the other's (p50 medians); throughput ÷ "
+              "is the other's messages/s ÷ the transport's: above 1 the transport is slower, "
+              "below 1 faster.")
+
+
+def _layers_section(model: ReportModel) -> Section:
+    if not model.layers:
         return Section("Price of each layer", [Para(
             "No transport of these inputs is built on another transport that was also "
             "measured (e.g. zmq-ipc or grpc-uds together with uds).")])
-    return Section("Price of each layer", [Table(headers, rows), Para(
+    return Section("Price of each layer", [_pairs_table(model, model.layers), Para(
         "A transport built on another (its built_on in --list-transports=json) against "
-        "that mechanism measured in the same run: RTT × is the layer's round trip ÷ the "
-        "base's (p50 medians), throughput ÷ is the base's messages/s ÷ the layer's; "
-        "1 = the layer costs nothing.")])
+        "that mechanism measured in the same run. " + RATIO_NOTE)])
+
+
+def _relative_section(model: ReportModel) -> Section:
+    if not model.relative:
+        return Section(f"Every transport against {RELATIVE_BASE}", [Para(
+            f"These inputs have no {RELATIVE_BASE} cells to compare with.")])
+    return Section(f"Every transport against {RELATIVE_BASE}", [
+        _pairs_table(model, model.relative), Para(
+            f"Each transport against a plain Unix stream socket ({RELATIVE_BASE}) of the "
+            "same run, at 64 B and 64 KiB: shared memory, pipes, queues, brokers and "
+            "frameworks on one scale. " + RATIO_NOTE)])
 
 
 def _floors_section(model: ReportModel) -> Section:
@@ -299,5 +318,6 @@ def document(model: ReportModel, figures: list[tuple[Path, str]]) -> Document:
     plots = Section("Plots", [Figures(figures)])
     return Document("ipcbench report: " + ", ".join(r.label for r in model.runs), [
         _measured_section(model), _comparison_section(model), _layers_section(model),
+        _relative_section(model),
         _transports_section(model), _floors_section(model), plots, _noise_section(model), _errors_section(model),
         _cells_section(model)])

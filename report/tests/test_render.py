@@ -261,6 +261,7 @@ def test_price_of_each_layer(tmp_path):
     built_on = {t["name"]: t["built_on"]
                 for t in json.loads(doc["context"]["ipcbench_transports"])}
     header, rows = table((out / "report.md").read_text(), "Price of each layer")
+    assert header[1] == "against"
     assert {(r[0], r[header.index("size")]) for r in rows} == {
         (t, s) for t in ("zmq-ipc", "grpc-uds", "grpc-stream-uds") for s in ("64 B", "64 KiB")}
     for row in rows:
@@ -279,3 +280,24 @@ def test_price_of_each_layer(tmp_path):
     assert res.returncode == 0, res.stderr
     md = (tmp_path / "plain" / "report.md").read_text()
     assert "No transport of these inputs is built on another" in md
+
+
+def test_every_transport_against_uds(tmp_path):
+    """One scale for all: each transport's round trip and message rate as multiples of
+    uds from the same run, equal to the ratios of the JSON medians."""
+    from conftest import LAYERS
+    out = tmp_path / "report"
+    assert report("render", LAYERS, "--out", out).returncode == 0
+    doc = load(LAYERS)
+    header, rows = table((out / "report.md").read_text(), "Every transport against uds")
+    assert {r[0] for r in rows} == set(transports(doc)) - {"uds"}
+    assert {r[1] for r in rows} == {"uds"}
+    for row in rows:
+        size = 64 if row[header.index("size")] == "64 B" else 65536
+        def med(kind, name, counter):
+            return medians(doc, f"{kind}/{name}/{size}/manual_time", counter)
+        assert_shown(row[header.index("RTT ×")],
+                     med("pingpong", row[0], "rtt_p50_ns") / med("pingpong", "uds", "rtt_p50_ns"))
+        assert_shown(row[header.index("throughput ÷")],
+                     med("throughput", "uds", "items_per_second")
+                     / med("throughput", row[0], "items_per_second"))
