@@ -76,7 +76,8 @@ TEST(Amqp, NoQueueIsLeftOnTheBroker) {
                              s);
   ASSERT_GT(run, 0);
   ASSERT_EQ(wait_exit(run), 0) << slurp(s.dir / "stderr");
-  for (const auto& b : results(s).at("benchmarks"))
+  const nlohmann::json j = results(s);  // the loop below reads into it
+  for (const auto& b : j.at("benchmarks"))
     EXPECT_FALSE(b.value("error_occurred", false)) << b.value("error_message", "");
   // Queues are ipcbench-<pid>-amqp-<n>-req/-rep, one pair per link.
   for (int n = 1; n <= 4; ++n)
