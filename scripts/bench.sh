@@ -26,18 +26,28 @@ if [ "$broker" = 1 ] && ! printf '%s\n' "${args[@]+"${args[@]}"}" | grep -q '^--
 fi
 set -- "${args[@]+"${args[@]}"}"
 
+partial=""
+stop_broker=0
+cleanup() {
+  [ -n "$partial" ] && rm -f "$partial"
+  if [ "$stop_broker" = 1 ]; then
+    scripts/broker.sh stop || true
+    rm -rf "$IPCBENCH_BROKER_DIR"
+  fi
+}
+trap cleanup EXIT
+
 if [ "$broker" = 1 ] && [ -z "${IPCBENCH_AMQP_URL:-}" ]; then
   ipcbench_install_deps rabbitmq-server
   # A broker of this run's own (AMQP 9000-10999, epmd +10000, distribution +20000), so
   # runs side by side never share one.
   export IPCBENCH_BROKER_PORT=${IPCBENCH_BROKER_PORT:-$((9000 + $$ % 2000))}
   export IPCBENCH_BROKER_DIR=${IPCBENCH_BROKER_DIR:-$root/build/broker-$IPCBENCH_BROKER_PORT}
+  stop_broker=1
   scripts/broker.sh start
   export IPCBENCH_AMQP_URL="amqp://guest:guest@127.0.0.1:$IPCBENCH_BROKER_PORT"
-  stop_broker=1
 else
   ipcbench_install_deps
-  stop_broker=0
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -48,7 +58,6 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 host=$(hostname -s 2>/dev/null || hostname)
 out="results/${stamp}-${host}.json"
 partial="results/.${stamp}-${host}.json.partial"
-trap 'rm -f "$partial"; if [ "$stop_broker" = 1 ]; then scripts/broker.sh stop; rm -rf "$IPCBENCH_BROKER_DIR"; fi' EXIT
 
 status=0
 # The machine's floors first, in the same run and placement, so every figure can be
