@@ -30,6 +30,11 @@
 namespace ipcbench {
 namespace {
 
+// Starting a peer and connecting to it may take longer than a short --cell-timeout
+// allows on a loaded machine (a gRPC server under a sanitizer, a broker connection): set-up
+// gets at least this long; progress within a cell is still bounded by --cell-timeout.
+constexpr std::chrono::milliseconds kMinSetupTimeout{10000};
+
 // State shared by all cells of one run: the private directory, the watchdog, and the
 // live peer session (reused while consecutive cells use the same transport).
 class Runner {
@@ -75,7 +80,9 @@ class Runner {
     std::size_t max_size = 0;
     for (std::size_t s : opts_.sizes) max_size = std::max(max_size, s);
     session_ = std::make_unique<PeerSession>(
-        *dir_, dog_, SessionConfig{t, placement_, opts_.verify, max_size, opts_.cell_timeout});
+        *dir_, dog_,
+        SessionConfig{t, placement_, opts_.verify, max_size, opts_.cell_timeout,
+                      std::max(opts_.cell_timeout, kMinSetupTimeout)});
     return *session_;
   }
 

@@ -218,7 +218,8 @@ suite options:
   --bind=IPV4          address tcp, zmq-tcp and grpc-tcp listen on (default 127.0.0.1;
                        e.g. a NIC's address to include its driver path; 0.0.0.0 exposes
                        the benchmark's ports to the network)
-  --cell-timeout=SEC   a cell that makes no progress for SEC seconds fails (default 60)
+  --cell-timeout=SEC   a cell that makes no progress for SEC seconds fails (default 60);
+                       starting a peer may take max(SEC, 10) seconds
   --list-transports[=json]  describe every transport and exit
 
 useful Google Benchmark flags:

@@ -29,8 +29,8 @@ PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
                 config_.verify, "bench"};
   SpawnOptions so{peer_command(args), listener->endpoint().inherit_fds, config_.placement.peer_cpu};
   child_ = ChildProcess::spawn(so);
-  auto deadline = std::chrono::steady_clock::now() + config_.timeout;
-  dog_.arm(child_.pid(), config_.timeout);
+  auto deadline = std::chrono::steady_clock::now() + config_.setup_timeout;
+  dog_.arm(child_.pid(), config_.setup_timeout);
   try {
     channel_ = listener->accept(SetupWait{deadline, [this] { return child_.alive(); }});
     std::byte ready[kHeaderBytes];
@@ -40,6 +40,7 @@ PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
     throw ProtocolError(explain(std::string("peer set-up: ") + e.what()));
   }
   dog_.disarm();
+  in_setup_ = false;
 }
 
 std::pair<CpuUse, CpuUse> PeerSession::cpu_sample() {
@@ -75,7 +76,8 @@ std::string PeerSession::explain(const std::string& what) {
   std::string how = child_.finish(std::chrono::milliseconds(500));
   std::string out = what + " (peer " + how;
   if (dog_.fired())
-    out += "; watchdog: no progress within " + std::to_string(config_.timeout.count()) +
+    out += "; watchdog: no progress within " +
+           std::to_string((in_setup_ ? config_.setup_timeout : config_.timeout).count()) +
            " ms, peer killed";
   return out + ")";
 }

@@ -25,8 +25,9 @@ struct SessionConfig {
   const Transport* transport = nullptr;
   Placement placement;
   bool verify = false;
-  std::size_t max_size = 0;  // largest message the peer must take
-  std::chrono::milliseconds timeout{60000};
+  std::size_t max_size = 0;                        // largest message the peer must take
+  std::chrono::milliseconds timeout{60000};        // a cell without progress for this long fails
+  std::chrono::milliseconds setup_timeout{60000};  // starting and connecting the peer
 };
 
 class PeerSession {
@@ -60,6 +61,7 @@ class PeerSession {
   std::unique_ptr<Channel> channel_;
   std::uint32_t seq_ = 0;
   bool broken_ = false;
+  bool in_setup_ = true;
 };
 
 // Reads the next message and throws ProtocolError unless it is of `kind` with `seq`.
