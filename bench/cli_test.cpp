@@ -30,7 +30,7 @@ struct Result {
 using testing_support::slurp;
 
 struct Scratch : testing_support::Scratch {
-  Scratch() : testing_support::Scratch("ipcbench-cli-test") {}
+  Scratch() : testing_support::Scratch("cli-test") {}
 };
 
 // Runs argv (argv[0] a path) with stdout/stderr captured.

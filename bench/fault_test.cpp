@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 struct Scratch : testing_support::Scratch {
-  Scratch() : testing_support::Scratch("ipcbench-fault-test") {}
+  Scratch() : testing_support::Scratch("fault-test") {}
 };
 
 pid_t start(const std::vector<std::string>& args, const Scratch& s) {
@@ -237,8 +237,9 @@ TEST(Sweep, ObjectsOfDeadRunsGoLiveOnesStay) {
   if (dead == 0) ::_exit(0);
   ::waitpid(dead, nullptr, 0);
   fs::path stale_dir = s.dir / "tmp" / ("ipcbench-" + std::to_string(dead) + "-abcdef");
-  fs::create_directories(stale_dir);
+  fs::create_directories(stale_dir / "tmp" / "ipcbench-1-x");  // nested, as test scratch is
   std::ofstream(stale_dir / "uds-0").put('x');
+  std::ofstream(stale_dir / "tmp" / "ipcbench-1-x" / "grpc-0").put('x');
   fs::path stale_shm = "/dev/shm/ipcbench-" + std::to_string(dead) + "-shm-0";
   std::ofstream(stale_shm).put('x');
   std::string stale_mq = "/ipcbench-" + std::to_string(dead) + "-mq-3-up";

@@ -30,15 +30,23 @@ bool gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
 bool ours(const struct stat& st) { return st.st_uid == ::geteuid(); }
 
-void remove_tree(const std::string& dir) {
-  if (DIR* d = ::opendir(dir.c_str())) {
+// Removes path and, for a directory, everything below it (symbolic links are removed,
+// never followed).
+void remove_tree(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISDIR(st.st_mode)) {
+    ::unlink(path.c_str());
+    return;
+  }
+  if (DIR* d = ::opendir(path.c_str())) {
     while (dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
-      if (n != "." && n != "..") ::unlink((dir + "/" + n).c_str());
+      if (n != "." && n != "..") remove_tree(path + "/" + n);
     }
     ::closedir(d);
   }
-  ::rmdir(dir.c_str());
+  ::rmdir(path.c_str());
 }
 
 // POSIX message queues cannot be listed unless /dev/mqueue is mounted, but their names

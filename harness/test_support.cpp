@@ -10,6 +10,8 @@
 #include <random>
 #include <sstream>
 
+#include "harness/sweep.h"
+
 namespace ipcbench::testing_support {
 
 namespace fs = std::filesystem;
@@ -32,7 +34,13 @@ std::string slurp(const fs::path& p) {
 }
 
 Scratch::Scratch(const char* stem) {
-  std::string t = (fs::temp_directory_path() / (std::string(stem) + "-XXXXXX")).string();
+  static const bool swept = [] {
+    sweep_stale_objects();  // scratch of test processes that were killed, among others
+    return true;
+  }();
+  (void)swept;
+  std::string name = "ipcbench-" + std::to_string(::getpid()) + "-" + stem + "-XXXXXX";
+  std::string t = (fs::temp_directory_path() / name).string();
   dir = ::mkdtemp(t.data());
   fs::create_directories(dir / "tmp");
 }

@@ -17,6 +17,9 @@ std::string slurp(const std::filesystem::path& p);
 
 // A private scratch directory (removed at the end) with a tmp/ inside that child runs
 // use as TMPDIR and XDG_RUNTIME_DIR, so whatever a run leaves behind shows up there.
+// Named like every object of the suite, ipcbench-<pid>-<stem>-XXXXXX in the temp dir, so
+// the sweep removes it when the test process died without its destructors (a ctest
+// timeout, a sanitizer abort, SIGTERM); the first Scratch of a process runs that sweep.
 struct Scratch {
   std::filesystem::path dir;
   explicit Scratch(const char* stem);

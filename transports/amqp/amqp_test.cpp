@@ -26,7 +26,7 @@ using testing_support::spawn_captured;
 using testing_support::wait_exit;
 
 struct Scratch : testing_support::Scratch {
-  Scratch() : testing_support::Scratch("ipcbench-amqp-test") {}
+  Scratch() : testing_support::Scratch("amqp-test") {}
 };
 
 const char* kBrokerSh = IPCBENCH_SOURCE_DIR "/scripts/broker.sh";
