@@ -73,6 +73,26 @@ int parse_int(const std::string& s, const char* what) {
   return v;
 }
 
+// Every gRPC channel receives a protobuf Frame: recv copies its bytes out, view lends
+// them in place until the next message. next() is the transport's own: the next message,
+// or nullptr once the link has ended.
+class FrameChannel : public Channel {
+ public:
+  std::size_t recv(std::span<std::byte> buf) final {
+    const std::string* m = next();
+    return m ? copy_out(*m, buf) : 0;
+  }
+  bool view(std::span<const std::byte>* out) final {
+    const std::string* m = next();
+    *out = m ? bytes_of(*m) : std::span<const std::byte>();
+    return true;
+  }
+  void release() final {}
+
+ protected:
+  virtual const std::string* next() = 0;
+};
+
 // ----------------------------------------------------------------------------------
 // Server side (the peer process).
 
@@ -96,7 +116,7 @@ struct Call {
   int pending = 0;  // completions still to come for this call
 };
 
-class GrpcServer final : public Channel {
+class GrpcServer final : public FrameChannel {
  public:
   GrpcServer(const std::string& address, bool uds, int ready_fd, bool streaming)
       : streaming_(streaming) {
@@ -170,17 +190,6 @@ class GrpcServer final : public Channel {
     // Exchange collects it.
     outbox_.emplace_back(reinterpret_cast<const char*>(msg.data()), msg.size());
   }
-
-  std::size_t recv(std::span<std::byte> buf) override {
-    const std::string* m = next();
-    return m ? copy_out(*m, buf) : 0;
-  }
-  bool view(std::span<const std::byte>* out) override {
-    const std::string* m = next();
-    *out = m ? bytes_of(*m) : std::span<const std::byte>();
-    return true;
-  }
-  void release() override {}
 
  private:
   void request(Call::Kind kind) {
@@ -305,7 +314,7 @@ class GrpcServer final : public Channel {
   }
 
   // The next message from the client, or nullptr once it has gone.
-  const std::string* next() {
+  const std::string* next() override {
     ready_ = nullptr;
     for (;;) {
       if (chat_ && !chat_reading_ && !closed_) read_chat();
@@ -341,7 +350,7 @@ std::shared_ptr<grpc::Channel> open_channel(const std::string& target) {
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
-class GrpcUnaryClient final : public Channel {
+class GrpcUnaryClient final : public FrameChannel {
  public:
   explicit GrpcUnaryClient(std::shared_ptr<grpc::Channel> ch)
       : channel_(std::move(ch)), stub_(Bench::NewStub(channel_)) {
@@ -382,20 +391,9 @@ class GrpcUnaryClient final : public Channel {
     held_ = true;
   }
 
-  std::size_t recv(std::span<std::byte> buf) override {
-    const std::string* m = call();
-    return m ? copy_out(*m, buf) : 0;
-  }
-  bool view(std::span<const std::byte>* out) override {
-    const std::string* m = call();
-    *out = m ? bytes_of(*m) : std::span<const std::byte>();
-    return true;
-  }
-  void release() override {}
-
  private:
   // Finishes the pending call and returns its reply, or nullptr when the server went.
-  const std::string* call() {
+  const std::string* next() override {
     grpc::Status st;
     if (upload_) {
       if (held_) (void)upload_->Write(request_);  // a failure shows in Finish's status
@@ -436,7 +434,7 @@ class GrpcUnaryClient final : public Channel {
   grpc::Status attach_status_;
 };
 
-class GrpcStreamClient final : public Channel {
+class GrpcStreamClient final : public FrameChannel {
  public:
   explicit GrpcStreamClient(std::shared_ptr<grpc::Channel> ch)
       : channel_(std::move(ch)), stub_(Bench::NewStub(channel_)), stream_(stub_->Chat(&ctx_)) {}
@@ -449,19 +447,9 @@ class GrpcStreamClient final : public Channel {
     out_.set_data(msg.data(), msg.size());
     if (!stream_->Write(out_)) throw SysError("grpc: Chat stream broken", EPIPE);
   }
-  std::size_t recv(std::span<std::byte> buf) override {
-    const std::string* m = next();
-    return m ? copy_out(*m, buf) : 0;
-  }
-  bool view(std::span<const std::byte>* out) override {
-    const std::string* m = next();
-    *out = m ? bytes_of(*m) : std::span<const std::byte>();
-    return true;
-  }
-  void release() override {}
 
  private:
-  const std::string* next() {
+  const std::string* next() override {
     if (stream_->Read(&in_)) return &in_.data();
     return nullptr;  // the server ended the stream or went away
   }

@@ -9,13 +9,11 @@
 // ZeroMQ hides connections, so a dead partner would leave a blocking call waiting for
 // ever: every blocking call here waits in slices of kSliceMs and, between slices, reads
 // the socket monitor; a DISCONNECTED event ends the link (recv returns 0, send throws).
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <thread>
 #include <zmq.hpp>
 
 #include "harness/error.h"
@@ -72,8 +70,8 @@ class ZmqLink {
 
   zmq::socket_t& sock() { return sock_; }
 
-  // Reads pending monitor events without blocking (waiting up to wait_ms for the first);
-  // returns true once the partner is connected and false again once it is gone.
+  // Reads pending monitor events (waiting up to wait_ms for the first) and notes whether
+  // the partner has connected and whether it has gone since.
   void poll_events(int wait_ms) {
     zmq::pollitem_t item{mon_.handle(), 0, ZMQ_POLLIN, 0};
     while (zmq::poll(&item, 1, std::chrono::milliseconds(wait_ms)) > 0) {
