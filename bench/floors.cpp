@@ -118,7 +118,7 @@ void round_trip_floor(benchmark::State& state, const Placement& pl, bool sleep) 
     state.counters["peer_cpu"] = pl.peer_cpu;
     state.SetLabel("pin=" + pl.describe() + (sleep ? " wait=futex" : " wait=spin"));
   } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
+    fail_repetition(state, e.what());
   }
 }
 

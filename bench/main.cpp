@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -47,8 +47,14 @@ class Runner {
                 const std::string& name) {
     if (int sig = cleanup::interrupted()) {
       session_.reset();
-      failed_.insert(name);
-      state.SkipWithError(("not run: interrupted by signal " + std::to_string(sig)).c_str());
+      failed_.emplace(name, "interrupted");
+      fail_repetition(state, "not run: interrupted by signal " + std::to_string(sig));
+      return;
+    }
+    // A cell that failed once is failed: its remaining repetitions are not run (a stalled
+    // peer would cost the cell timeout each time), and say why.
+    if (auto it = failed_.find(name); it != failed_.end()) {
+      fail_repetition(state, "not run: an earlier repetition failed: " + it->second);
       return;
     }
     try {
@@ -65,8 +71,8 @@ class Runner {
       if (int sig = cleanup::interrupted())
         msg = "interrupted by signal " + std::to_string(sig) + ": " + msg;
       session_.reset();
-      failed_.insert(name);
-      state.SkipWithError(msg.c_str());
+      failed_.emplace(name, msg);
+      fail_repetition(state, msg);
     }
   }
 
@@ -91,7 +97,7 @@ class Runner {
   Watchdog dog_;
   std::optional<RunDir> dir_;
   std::unique_ptr<PeerSession> session_;
-  std::set<std::string> failed_;
+  std::map<std::string, std::string> failed_;  // cell name -> its first error
 };
 
 // Google Benchmark's JSON, except that the coefficient-of-variation aggregate of a

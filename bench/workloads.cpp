@@ -159,4 +159,13 @@ void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
+void fail_repetition(benchmark::State& state, const std::string& why) {
+  state.SkipWithError(why.c_str());
+  // Only now does iterations() tell: 0 if the loop never started, max_iterations if it
+  // did (inside a range-for loop it reads 0 either way).
+  if (state.iterations() == 0)
+    for (auto _ : state) {
+    }
+}
+
 }  // namespace ipcbench

@@ -25,4 +25,12 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size);
 void record_rtt(benchmark::State& state, const Histogram& hist);
 void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size);
 
+// Marks this repetition of a cell failed with `why`, wherever it failed: before its
+// timed loop started (set-up, warm-up) or inside it. Google Benchmark checks that every
+// repetition of a benchmark reports the same iteration count, failed ones included, and
+// aborts the whole run otherwise (1.7.1, ComputeStats). A state whose loop never started
+// reports 0 iterations, one whose loop started reports max_iterations, so a failure
+// before the loop still enters it (the loop ends at once after SkipWithError).
+void fail_repetition(benchmark::State& state, const std::string& why);
+
 }  // namespace ipcbench
