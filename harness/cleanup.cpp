@@ -1,7 +1,9 @@
 #include "harness/cleanup.h"
 
+#include <fcntl.h>
 #include <mqueue.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,9 +16,14 @@ constexpr int kMaxPaths = 256;
 constexpr int kMaxPathLen = 512;
 constexpr int kMaxPids = 64;
 
+enum class Kind : unsigned char { kFile, kMqueue, kDir };
+
+// A slot is free, being filled by add() (invisible to the handler), or live.
+enum State : int { kFree, kFilling, kLive };
+
 struct PathSlot {
-  std::atomic<bool> used{false};
-  bool mqueue = false;
+  std::atomic<int> state{kFree};
+  Kind kind = Kind::kFile;
   char path[kMaxPathLen];
 };
 PathSlot g_paths[kMaxPaths];
@@ -28,14 +35,35 @@ void undo_everything() {
     pid_t pid = p.exchange(0);
     if (pid > 0) ::kill(pid, SIGKILL);
   }
-  // Files first, then directories (which are empty by then).
   for (auto& p : g_paths) {
-    if (!p.used.load()) continue;
-    if (p.mqueue ? ::mq_unlink(p.path) == 0 : ::unlink(p.path) == 0) p.used.store(false);
+    int live = kLive;
+    if (!p.state.compare_exchange_strong(live, kFree)) continue;
+    switch (p.kind) {
+      case Kind::kFile:
+        ::unlink(p.path);
+        break;
+      case Kind::kMqueue:
+        ::mq_unlink(p.path);
+        break;
+      case Kind::kDir:
+        remove_dir(p.path);
+        break;
+    }
   }
-  for (auto& p : g_paths) {
-    if (p.used.exchange(false)) ::rmdir(p.path);
+}
+
+int add(const char* path, Kind kind) {
+  std::size_t len = std::strlen(path);
+  if (len >= static_cast<std::size_t>(kMaxPathLen)) return -1;
+  for (int i = 0; i < kMaxPaths; ++i) {
+    int free = kFree;
+    if (!g_paths[i].state.compare_exchange_strong(free, kFilling)) continue;
+    std::memcpy(g_paths[i].path, path, len + 1);
+    g_paths[i].kind = kind;
+    g_paths[i].state.store(kLive);
+    return i;
   }
+  return -1;
 }
 
 std::atomic<int> g_interrupted{0};
@@ -72,27 +100,43 @@ void install_signal_handlers() {
 void enable_graceful_interrupt() { g_graceful.store(true); }
 int interrupted() { return g_interrupted.load(std::memory_order_relaxed); }
 
-int add_mqueue(const char* name) {
-  int slot = add_path(name);
-  if (slot >= 0) g_paths[slot].mqueue = true;
-  return slot;
-}
-
-int add_path(const char* path) {
-  std::size_t len = std::strlen(path);
-  if (len >= static_cast<std::size_t>(kMaxPathLen)) return -1;
-  for (int i = 0; i < kMaxPaths; ++i) {
-    bool expected = false;
-    if (g_paths[i].used.load()) continue;
-    std::memcpy(g_paths[i].path, path, len + 1);
-    g_paths[i].mqueue = false;
-    if (g_paths[i].used.compare_exchange_strong(expected, true)) return i;
-  }
-  return -1;
-}
+int add_path(const char* path) { return add(path, Kind::kFile); }
+int add_mqueue(const char* name) { return add(name, Kind::kMqueue); }
+int add_dir(const char* path) { return add(path, Kind::kDir); }
 
 void forget_path(int slot) {
-  if (slot >= 0 && slot < kMaxPaths) g_paths[slot].used.store(false);
+  if (slot >= 0 && slot < kMaxPaths) g_paths[slot].state.store(kFree);
+}
+
+void remove_dir(const char* path) {
+  int fd = ::open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    // Raw getdents64: opendir/readdir allocate. Entries removed while reading may make
+    // the kernel skip others, so read again from the start until a pass removes nothing.
+    struct Dirent64 {
+      ino64_t d_ino;
+      off64_t d_off;
+      unsigned short d_reclen;
+      unsigned char d_type;
+      char d_name[1];
+    };
+    alignas(8) char buf[4096];
+    for (bool removed = true; removed;) {
+      removed = false;
+      ::lseek(fd, 0, SEEK_SET);
+      for (long n; (n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0;) {
+        for (long off = 0; off < n;) {
+          const auto* d = reinterpret_cast<const Dirent64*>(buf + off);
+          off += d->d_reclen;
+          const char* name = d->d_name;
+          if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+          removed |= ::unlinkat(fd, name, 0) == 0;
+        }
+      }
+    }
+    ::close(fd);
+  }
+  ::rmdir(path);
 }
 
 void add_pid(pid_t pid) {

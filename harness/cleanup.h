@@ -1,9 +1,13 @@
 // Process-wide record of what must be undone on every exit path.
 //
-// The run directory, the IPC paths inside it and the pids of live peers are registered
-// here. On SIGINT, SIGTERM or SIGHUP the handler kills the peers, unlinks the paths
-// (files first, then directories) and re-raises the signal with its default action. Everything here
-// is async-signal-safe: fixed-size tables, no allocation, only kill/unlink/rmdir in the handler.
+// The run directory, the IPC names outside it (shared-memory objects, message queues)
+// and the pids of live peers are registered here. On SIGINT, SIGTERM or SIGHUP the
+// handler kills the peers, unlinks the names, empties and removes the directories and
+// re-raises the signal with its default action. Everything here is async-signal-safe:
+// fixed-size tables, no allocation, only kill/unlink/getdents/rmdir in the handler.
+//
+// The tables are small and a full table is not an error, so an owner never makes its own
+// clean-up depend on a registration: it removes what it created whatever add_* returned.
 #pragma once
 
 #include <sys/types.h>
@@ -14,13 +18,18 @@ namespace ipcbench::cleanup {
 // write to a closed pipe or socket fails with EPIPE instead of killing the process.
 void install_signal_handlers();
 
-// Registers a path (a file, socket, FIFO or an empty-once-cleaned directory). Returns a
-// slot for forget_path, or -1 when the table is full or the path too long (the owner's
-// destructor still removes it on a normal exit).
+// Registers a path (a file, socket, FIFO or shared-memory object). Returns a slot for
+// forget_path, or -1 when the table is full or the path too long.
 int add_path(const char* path);
 // Registers a POSIX message queue name ("/ipcbench-…"), removed with mq_unlink.
 int add_mqueue(const char* name);
-void forget_path(int slot);
+// Registers a directory: the handler removes its entries (not recursively), then it.
+int add_dir(const char* path);
+void forget_path(int slot);  // any slot of the three above; -1 is ignored
+
+// Removes every entry of a directory (not recursively), then the directory. Safe in a
+// signal handler; also what an owner calls on a normal exit.
+void remove_dir(const char* path);
 
 // After this call the first SIGINT or SIGTERM only kills the registered peers and is
 // remembered (interrupted() returns its number): the runner then skips the remaining

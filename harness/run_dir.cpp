@@ -33,22 +33,16 @@ RunDir::RunDir() {
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) throw SysError("mkdtemp " + tmpl, errno);
   path_ = buf.data();  // mkdtemp creates it 0700
-  slot_ = cleanup::add_path(path_.c_str());
+  slot_ = cleanup::add_dir(path_.c_str());
 }
 
 RunDir::~RunDir() {
-  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
-    ::unlink(it->path.c_str());
-    cleanup::forget_path(it->slot);
-  }
-  ::rmdir(path_.c_str());
+  cleanup::remove_dir(path_.c_str());
   cleanup::forget_path(slot_);
 }
 
 std::string RunDir::make_path(std::string_view stem) {
-  std::string p = path_ + "/" + std::string(stem) + "-" + std::to_string(next_++);
-  entries_.push_back({p, cleanup::add_path(p.c_str())});
-  return p;
+  return path_ + "/" + std::string(stem) + "-" + std::to_string(next_++);
 }
 
 }  // namespace ipcbench

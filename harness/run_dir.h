@@ -1,14 +1,13 @@
 // The run's private directory: every socket file, FIFO and mapped file lives here.
 //
 // Created 0700 as <base>/ipcbench-<pid>-XXXXXX, where <base> is $XDG_RUNTIME_DIR when it
-// is a writable directory, else $TMPDIR, else /tmp. The destructor removes every path
-// handed out and the directory itself; the same paths are registered with cleanup so a
-// signal removes them too.
+// is a writable directory, else $TMPDIR, else /tmp. The destructor removes whatever is
+// in it and the directory itself; the directory is registered with cleanup so a signal
+// does the same, however many paths a long run handed out.
 #pragma once
 
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace ipcbench {
 
@@ -28,11 +27,6 @@ class RunDir {
  private:
   std::string path_;
   int slot_ = -1;
-  struct Entry {
-    std::string path;
-    int slot;
-  };
-  std::vector<Entry> entries_;
   unsigned next_ = 0;
 };
 

@@ -147,6 +147,19 @@ std::vector<std::string> our_shm_objects() {
   return found;
 }
 
+// Nothing of a link is left: its run directory, shared-memory objects, queue names.
+void expect_nothing_left(const std::string& dir, const std::vector<std::string>& addresses) {
+  struct stat st {};
+  EXPECT_NE(::stat(dir.c_str(), &st), 0) << dir << " left behind";
+  EXPECT_TRUE(our_shm_objects().empty()) << our_shm_objects().front() << " left behind";
+  for (const std::string& a : addresses) {
+    IpcObject o = object_of(a);
+    unsigned mode = 0;
+    if (o.kind == IpcObject::kNone) continue;
+    EXPECT_EQ(stat_object(o, &mode), ENOENT) << o.name << " left behind";
+  }
+}
+
 TEST_P(Conformance, RunDirectoryIsPrivateAndRemoved) {
   std::string path;
   std::vector<std::string> addresses;
@@ -158,15 +171,31 @@ TEST_P(Conformance, RunDirectoryIsPrivateAndRemoved) {
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0700u);
   }
-  struct stat st {};
-  EXPECT_NE(::stat(path.c_str(), &st), 0) << path << " left behind";
-  EXPECT_TRUE(our_shm_objects().empty()) << our_shm_objects().front() << " left behind";
-  for (const std::string& a : addresses) {
-    IpcObject o = object_of(a);
-    unsigned mode = 0;
-    if (o.kind == IpcObject::kNone) continue;
-    EXPECT_EQ(stat_object(o, &mode), ENOENT) << o.name << " left behind";
+  expect_nothing_left(path, addresses);
+}
+
+// The signal handler's table is small and a long run fills it: a transport removes what
+// it created without relying on its registration, both after a link and when its peer
+// never came.
+TEST_P(Conformance, NothingLeftBehindWhenTheCleanupTableIsFull) {
+  std::vector<int> filler;
+  for (int s; (s = cleanup::add_path("/nonexistent/ipcbench-filler")) >= 0;) filler.push_back(s);
+  std::string linked_dir, unused_dir;
+  std::vector<std::string> linked, unused;
+  {
+    Link l = open_link(*GetParam(), 64);
+    linked_dir = l.dir->path();
+    linked = l.ep.addresses;
   }
+  {
+    RunDir dir;
+    unused_dir = dir.path();
+    unused = GetParam()->listen(dir, 64)->endpoint().addresses;
+  }
+  for (int s : filler) cleanup::forget_path(s);
+  ASSERT_FALSE(filler.empty());
+  expect_nothing_left(linked_dir, linked);
+  expect_nothing_left(unused_dir, unused);
 }
 
 TEST_P(Conformance, PeerDeathWhileWaitingIsSeenAsClose) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "harness/cleanup.h"
@@ -139,6 +140,7 @@ class MqListener final : public Listener {
       mqd_t q = ::mq_open(names_[i].c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr);
       if (q == static_cast<mqd_t>(-1)) {
         int err = errno;
+        cleanup::forget_path(std::exchange(slots_[i], -1));  // not created: not ours
         unlink_all();
         throw SysError("mq_open " + names_[i] + " (depth " + std::to_string(lim.depth) +
                            ", message " + std::to_string(lim.msgsize) +
@@ -146,6 +148,7 @@ class MqListener final : public Listener {
                        err);
       }
       q_[i] = q;
+      created_[i] = true;
     }
     ep_.addresses = names_;
   }
@@ -185,16 +188,18 @@ class MqListener final : public Listener {
   }
 
  private:
+  // Removes the names this listener created (registered with cleanup or not: a full
+  // table must not turn into a leaked queue).
   void unlink_all() {
     for (int i = 0; i < 2; ++i) {
-      if (slots_[i] < 0) continue;
-      ::mq_unlink(names_[i].c_str());
-      cleanup::forget_path(slots_[i]);
-      slots_[i] = -1;
+      if (created_[i]) ::mq_unlink(names_[i].c_str());
+      created_[i] = false;
+      cleanup::forget_path(std::exchange(slots_[i], -1));
     }
   }
   std::vector<std::string> names_;
   mqd_t q_[2] = {static_cast<mqd_t>(-1), static_cast<mqd_t>(-1)};
+  bool created_[2] = {false, false};
   int slots_[2] = {-1, -1};
   Endpoint ep_;
 };
