@@ -182,5 +182,32 @@ TEST(Cli, QuickSmokeRunOverEveryTransport) {
   EXPECT_TRUE(fs::is_empty(s.dir / "tmp")) << "the run left files behind";
 }
 
+// Repetitions run interleaved at random unless the command line says otherwise, and the
+// JSON says which.
+TEST(Cli, RepetitionsAreInterleavedByDefault) {
+  auto interleaving = [](const std::vector<std::string>& extra) {
+    Scratch s;
+    fs::path out = s.dir / "out.json";
+    std::vector<std::string> args = {"--transports=pipe", "--sizes=64",
+                                     "--benchmark_min_time=0.001",
+                                     "--benchmark_out=" + out.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Result r = run(args, s);
+    EXPECT_EQ(r.status, 0) << r.err;
+    if (r.status != 0) return std::string("(failed)");
+    auto j = nlohmann::json::parse(slurp(out));
+    int rows = 0;
+    for (const auto& b : j.at("benchmarks")) rows += b.at("run_type") == "iteration";
+    std::string reps = extra.empty() ? "1" : extra.front().substr(extra.front().find('=') + 1);
+    EXPECT_EQ(rows, 2 * std::stoi(reps));  // pingpong and throughput, each repetition
+    return j.at("context").value("random_interleaving", std::string("(absent)"));
+  };
+  EXPECT_EQ(interleaving({}), "false");  // one repetition: nothing to interleave
+  EXPECT_EQ(interleaving({"--benchmark_repetitions=3"}), "true");
+  EXPECT_EQ(
+      interleaving({"--benchmark_repetitions=3", "--benchmark_enable_random_interleaving=false"}),
+      "false");
+}
+
 }  // namespace
 }  // namespace ipcbench

@@ -2,8 +2,10 @@
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -220,22 +222,43 @@ void keep_heap_mapped() {
   ::mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
+// The value of a boolean Google Benchmark flag ("--name", "--name=VALUE"), read as the
+// library reads it: false for 0, f, n, false, no, off (any case), true otherwise.
+bool flag_value(std::string_view arg) {
+  std::size_t eq = arg.find('=');
+  if (eq == std::string_view::npos) return true;
+  std::string v(arg.substr(eq + 1));
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return !(v == "0" || v == "f" || v == "n" || v == "false" || v == "no" || v == "off");
+}
+
 int main_impl(int argc, char** argv) {
   keep_heap_mapped();
   cleanup::install_signal_handlers();
   if (argc > 1 && std::strcmp(argv[1], "--peer") == 0) return run_peer_main(argc, argv);
 
   // --quick shortens every cell through the library's own flag (a per-benchmark
-  // MinTime() would add "/min_time:…" to every name); an explicit flag wins.
+  // MinTime() would add "/min_time:…" to every name). Repetitions are interleaved at
+  // random across cells by default: back to back, a cell's repetitions share one moment
+  // of a noisy machine, and a comparison of two runs then mistakes the machine's drift
+  // between them for a change. An explicit flag wins in both cases.
   bool min_time_given = false, quick = false;
+  std::optional<bool> interleave;
+  long repetitions = 1;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a.starts_with("--benchmark_min_time")) min_time_given = true;
     if (a == "--quick") quick = true;
+    if (a.starts_with("--benchmark_repetitions="))
+      repetitions = std::strtol(argv[i] + std::strlen("--benchmark_repetitions="), nullptr, 10);
+    if (a.starts_with("--benchmark_enable_random_interleaving")) interleave = flag_value(a);
   }
   std::vector<char*> args(argv, argv + argc);
   static char quick_min_time[] = "--benchmark_min_time=0.05";
+  static char interleaving[] = "--benchmark_enable_random_interleaving=true";
   if (quick && !min_time_given) args.insert(args.begin() + 1, quick_min_time);
+  if (!interleave && repetitions > 1) args.insert(args.begin() + 1, interleaving);
+  const bool interleaved = interleave.value_or(repetitions > 1);
   args.push_back(nullptr);
   argc = static_cast<int>(args.size()) - 1;
   argv = args.data();
@@ -298,6 +321,7 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("pin_peer_cpu", std::to_string(placement.peer_cpu));
   if (!placement.note.empty()) benchmark::AddCustomContext("pin_note", placement.note);
   benchmark::AddCustomContext("verify_payload", opts.verify ? "true" : "false");
+  benchmark::AddCustomContext("random_interleaving", interleaved ? "true" : "false");
   benchmark::AddCustomContext("message_header_bytes", std::to_string(kHeaderBytes));
   benchmark::AddCustomContext("latency_metric",
                               "rtt_* = full round trip (request + reply), CLOCK_MONOTONIC");

@@ -225,6 +225,9 @@ suite options:
 useful Google Benchmark flags:
   --benchmark_out=FILE --benchmark_out_format=json   write the results as JSON
   --benchmark_filter=REGEX  --benchmark_repetitions=N  --benchmark_min_time=SECONDS
+  --benchmark_enable_random_interleaving=BOOL   on by default with repetitions > 1: the
+                       repetitions of all cells run in random order, so each cell's spread
+                       covers the whole run's noise (report.sh compare relies on that)
   --benchmark_list_tests
 )";
 }
