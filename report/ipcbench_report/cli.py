@@ -87,17 +87,20 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="compare a candidate run against a baseline",
                        description="Per-cell change of the median with a two-sided "
-                       "Mann-Whitney U test over repetitions; Markdown on stdout. Exit 1 "
-                       "when a cell is worse by more than --threshold with p < --alpha "
-                       "(threshold alone without repetitions) or newly fails. With 3 "
-                       "repetitions per side p cannot go below 0.1 (no ties): gate with "
-                       "--benchmark_repetitions=5 or more.")
+                       "Mann-Whitney U test over repetitions, p-values adjusted by Holm's "
+                       "method over all tested cells; Markdown on stdout. Exit 1 when a "
+                       "cell is worse by more than --threshold with adjusted p < --alpha "
+                       "(threshold alone without repetitions) or newly fails. Gate with "
+                       "--benchmark_repetitions=9 on both sides (interleaved, ipcbench's "
+                       "default): the notes say when the repetitions are too few for the "
+                       "number of cells.")
     c.add_argument("baseline", type=Path, metavar="BASELINE.json")
     c.add_argument("candidate", type=Path, metavar="CANDIDATE.json")
     c.add_argument("--threshold", type=_percent, default=5.0, metavar="PCT",
                    help="smallest change that counts, percent (default 5)")
     c.add_argument("--alpha", type=_alpha, default=0.05, metavar="A",
-                   help="significance level of the U test (default 0.05)")
+                   help="chance of any false alarm over the whole comparison (Holm; "
+                   "default 0.05)")
     c.add_argument("--out", type=Path, metavar="FILE", help="also write the Markdown here")
     c.set_defaults(func=_compare)
 

@@ -1,13 +1,17 @@
 """Run-to-run comparison: per-cell change of the median of the primary metric, a
-two-sided Mann–Whitney U test over the repetitions, and a verdict.
+two-sided Mann–Whitney U test over the repetitions, corrected for the number of cells
+compared (Holm), and a verdict.
 
 Decision rule (``decide``): a cell is a **regression** when its median is worse by more
-than the threshold AND either p < alpha (both sides have ≥ 2 repetitions) or a side has
-no repetitions (then the threshold alone decides, and the table says so). A cell that
-succeeded in the baseline and fails in the candidate is a regression too. When the
-repetitions are too few for the test ever to reach alpha (3 vs 3: smallest p = 0.1),
-a worse cell is reported as untestable and does not fail the comparison: gate on
-``--benchmark_repetitions=5`` or more (smallest p = 0.008).
+than the threshold AND either its Holm-adjusted p < alpha (both sides have ≥ 2
+repetitions) or a side has no repetitions (then the threshold alone decides, and the
+table says so). A cell that succeeded in the baseline and fails in the candidate is a
+regression too. The Holm correction runs over every transport cell that was tested, so
+``alpha`` bounds the chance that two runs of the same build raise any false alarm at all
+— with ~150 cells tested at 0.05 each, about 4 would otherwise "regress" by chance.
+When the repetitions are too few for even one cell to reach alpha, a worse cell is
+reported as untestable and does not fail the comparison; the notes say how many
+repetitions the comparison needs.
 
 Machine floors (``floor/*`` cells) are compared in a table of their own for context but
 never regress by being slower: they measure the machine, not the code, and a floor that
@@ -22,14 +26,14 @@ from dataclasses import dataclass, field
 from ipcbench_report.layout import fmt_metric
 from ipcbench_report.model import Cell, Run
 from ipcbench_report.render_md import table
-from ipcbench_report.stats import mann_whitney_u, min_p_value
+from ipcbench_report.stats import holm, mann_whitney_u, min_p_value
 
 REGRESSION = "REGRESSION"
-METHOD = ("Two-sided Mann–Whitney U test over the repetition values of each side: exact "
-          "null distribution when there are no ties and not both sides have more than 8 "
-          "values, otherwise the normal approximation with tie and continuity correction "
-          "(the defaults of scipy.stats.mannwhitneyu, which Google Benchmark's compare.py "
-          "uses).")
+METHOD = ("Two-sided Mann–Whitney U test over the repetition values of each side (exact "
+          "permutation distribution of the rank sum, ties included, up to 40 values; "
+          "normal approximation beyond), p-values adjusted by Holm's method over all "
+          "tested cells, so alpha bounds the chance of any false alarm in the whole "
+          "comparison.")
 
 
 @dataclass
@@ -44,7 +48,8 @@ class Change:
     n_base: int = 0
     n_cand: int = 0
     change: float | None = None          # (cand - base) / base
-    p: float | None = None
+    p: float | None = None               # Mann–Whitney, this cell alone
+    p_adj: float | None = None           # Holm-adjusted over the tested transport cells
     verdict: str = ""
     why: str = ""
 
@@ -66,30 +71,45 @@ class Comparison:
         return [c for c in self.changes + self.floors if c.verdict == REGRESSION]
 
 
-def decide(ch: Change, threshold: float, alpha: float) -> None:
-    """Fill ``ch.verdict`` and ``ch.why`` from change, p-value and repetition counts."""
+def decide(ch: Change, threshold: float, alpha: float, tested: int = 1) -> None:
+    """Fill ``ch.verdict`` and ``ch.why`` from change, adjusted p-value and repetition
+    counts; ``tested`` is the number of cells the p-values were adjusted over."""
     worse = ch.change > threshold if ch.lower_is_better else ch.change < -threshold
     better = ch.change < -threshold if ch.lower_is_better else ch.change > threshold
+    p = ch.p_adj if ch.p_adj is not None else ch.p
     if not (worse or better):
         ch.verdict, ch.why = "unchanged", f"within ±{threshold * 100:g} %"
     elif better:
         ch.verdict = "improved"
-        if ch.p is not None and ch.p >= alpha:
+        if p is not None and p >= alpha:
             ch.why = f"not significant (p ≥ {alpha:g})"
-    elif ch.p is None:
+    elif p is None:
         ch.verdict, ch.why = REGRESSION, "threshold only: a side has no repetitions"
-    elif ch.p < alpha:
-        ch.verdict, ch.why = REGRESSION, f"p < {alpha:g}"
-    elif min_p_value(ch.n_base, ch.n_cand) >= alpha:
+    elif p < alpha:
+        ch.verdict, ch.why = REGRESSION, f"p < {alpha:g}" + (
+            f" (Holm, {tested} cells)" if tested > 1 else "")
+    elif min_p_value(ch.n_base, ch.n_cand) * tested >= alpha:
+        best = min_p_value(ch.n_base, ch.n_cand)
         ch.verdict = "worse (untestable)"
-        ch.why = (f"{ch.n_base} vs {ch.n_cand} repetitions cannot reach p < {alpha:g} "
-                  f"(smallest p = {min_p_value(ch.n_base, ch.n_cand):.3g}); use ≥ 5 "
-                  "repetitions or a larger --alpha")
+        ch.why = (f"{ch.n_base} vs {ch.n_cand} repetitions cannot reach p < {alpha:g}"
+                  + (f" among {tested} cells" if tested > 1 else "")
+                  + f" (smallest p = {best:.2g}"
+                  + (f", × {tested} = {min(1.0, best * tested):.2g}" if tested > 1 else "")
+                  + "); see the notes")
     else:
-        ch.verdict, ch.why = "worse (not significant)", f"p ≥ {alpha:g}"
+        ch.verdict, ch.why = "worse (not significant)", f"p ≥ {alpha:g}" + (
+            f" (Holm, {tested} cells)" if tested > 1 else "")
 
 
-def _change(bc: Cell, cc: Cell, threshold: float, alpha: float) -> Change:
+def repetitions_needed(tested: int, alpha: float) -> int:
+    """Fewest repetitions per side with which one cell among ``tested`` can reach alpha."""
+    n = 2
+    while min_p_value(n, n) * tested >= alpha:
+        n += 1
+    return n
+
+
+def _change(bc: Cell, cc: Cell) -> Change:
     metric, lower = bc.primary()
     ch = Change(bc.id, metric, lower)
     if not bc.ok or not cc.ok:
@@ -108,10 +128,7 @@ def _change(bc: Cell, cc: Cell, threshold: float, alpha: float) -> Change:
     ch.change = (ch.cand - ch.base) / ch.base
     if len(xb) >= 2 and len(xc) >= 2:
         ch.p = mann_whitney_u(xb, xc)[1]
-    decide(ch, threshold, alpha)
-    if bc.kind == "floor" and (ch.verdict == REGRESSION or ch.verdict.startswith("worse")):
-        ch.verdict, ch.why = "worse (floor, not gated)", "a floor measures the machine"
-    return ch
+    return ch                            # decided once every cell has its p-value
 
 
 def compare(baseline: Run, candidate: Run, threshold: float, alpha: float) -> Comparison:
@@ -127,9 +144,20 @@ def compare(baseline: Run, candidate: Run, threshold: float, alpha: float) -> Co
         if cc is None:
             cmp.only_baseline.append(cid)
         else:
-            (cmp.floors if bc.kind == "floor" else cmp.changes).append(
-                _change(bc, cc, threshold, alpha))
+            (cmp.floors if bc.kind == "floor" else cmp.changes).append(_change(bc, cc))
     cmp.only_candidate = [cid for cid in candidate.cells if cid not in baseline.cells]
+    tested = [c for c in cmp.changes if c.p is not None]
+    for c, p_adj in zip(tested, holm([c.p for c in tested])):
+        c.p_adj = p_adj
+    for c in cmp.changes:
+        if c.change is not None:
+            decide(c, threshold, alpha, len(tested))
+    for c in cmp.floors:                 # not gated on speed: no correction, no verdict
+        if c.change is None:
+            continue
+        decide(c, threshold, alpha)
+        if c.verdict == REGRESSION or c.verdict.startswith("worse"):
+            c.verdict, c.why = "worse (floor, not gated)", "a floor measures the machine"
     moved = [f"{c.cell} {c.change * 100:+.0f} %" for c in cmp.floors
              if c.change is not None and abs(c.change) > threshold]
     if moved:
@@ -137,15 +165,24 @@ def compare(baseline: Run, candidate: Run, threshold: float, alpha: float) -> Co
                          f"({', '.join(moved)}): the machine or its load differed between "
                          "the runs, so cell changes of that order may come from the "
                          "machine, not from the code.")
-    pairs = {(c.n_base, c.n_cand) for c in cmp.changes if c.p is not None}
-    for nb, nc in sorted(pairs):
-        if min_p_value(nb, nc) >= alpha:
-            cmp.notes.append(f"With {nb} vs {nc} repetitions the exact U test cannot reach "
-                             f"p < {alpha:g} (smallest two-sided p = "
-                             f"{min_p_value(nb, nc):.3g}; only cells with tied values, "
-                             "tested by the normal approximation, can go lower), so most "
-                             "worse cells are reported as untestable and do not fail. Use "
-                             "--benchmark_repetitions=5 or more for gating.")
+    if tested:
+        need = repetitions_needed(len(tested), alpha)
+        fewest = min(min(c.n_base, c.n_cand) for c in tested)
+        if fewest < need:
+            cmp.notes.append(
+                f"{len(tested)} cells were tested, so a lone regressed cell needs p < "
+                f"{alpha:g} / {len(tested)} = {alpha / len(tested):.2g} before Holm's "
+                f"correction; with {fewest} repetitions on a side the smallest possible p "
+                f"is {min_p_value(fewest, fewest):.2g}, so worse cells are reported as "
+                f"untestable and do not fail. Use --benchmark_repetitions={need} or more "
+                "on both sides (or compare fewer cells, or a larger --alpha).")
+    for side, run in (("baseline", cmp.baseline), ("candidate", cmp.candidate)):
+        if run.ctx("random_interleaving") == "false" and any(
+                (c.n_base if side == "baseline" else c.n_cand) >= 2 for c in tested):
+            cmp.notes.append(
+                f"The {side} ran each cell's repetitions back to back (random_interleaving "
+                "false): they share one moment of the machine, so the test sees less "
+                "noise than there is between runs and may flag the machine's drift.")
     if any(c.p is None and c.change is not None for c in cmp.changes):
         cmp.notes.append("Cells without repetitions on a side are decided by the "
                          "threshold alone (no statistical test).")
@@ -156,11 +193,12 @@ def _table(changes: list[Change]) -> str:
     rows = [[c.cell, c.metric + (" ↓" if c.lower_is_better else " ↑"),
              fmt_metric(c.metric, c.base), fmt_metric(c.metric, c.cand),
              "—" if c.change is None else f"{c.change * 100:+.1f} %",
-             "—" if c.p is None else f"{c.p:.3g}", f"{c.n_base}/{c.n_cand}",
+             "—" if c.p is None else f"{c.p:.3g}",
+             "—" if c.p_adj is None else f"{c.p_adj:.3g}", f"{c.n_base}/{c.n_cand}",
              f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict, c.why]
             for c in changes]
-    return table(["cell", "metric", "baseline", "candidate", "change", "p", "reps",
-                  "verdict", "why"], rows)
+    return table(["cell", "metric", "baseline", "candidate", "change", "p", "p (Holm)",
+                  "reps", "verdict", "why"], rows)
 
 
 def to_markdown(cmp: Comparison) -> str:
@@ -174,8 +212,8 @@ def to_markdown(cmp: Comparison) -> str:
              "",
              f"Baseline {cmp.baseline.label} (pin={cmp.baseline.pin_mode}), candidate "
              f"{cmp.candidate.label} (pin={cmp.candidate.pin_mode}). A cell regresses when "
-             f"its median is worse by more than {cmp.threshold * 100:g} % and p < "
-             f"{cmp.alpha:g}, or when it newly fails. " + METHOD, ""]
+             f"its median is worse by more than {cmp.threshold * 100:g} % and its "
+             f"Holm-adjusted p < {cmp.alpha:g}, or when it newly fails. " + METHOD, ""]
     lines += [f"- {n}" for n in cmp.notes] + ([""] if cmp.notes else [])
     lines.append(_table(cmp.changes))
     if cmp.floors:

@@ -18,6 +18,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REPORT_SH = ROOT / "scripts" / "report.sh"
 A, B = FIXTURES / "quick-reps-a.json", FIXTURES / "quick-reps-b.json"
 SAME, ERRORS = FIXTURES / "quick-same.json", FIXTURES / "errors.json"
+# Two runs of one build, minutes apart, 9 interleaved repetitions each (pipe, uds, tcp,
+# shm-spin at 64 B and 1 MiB, with floors): what a CI gate compares.
+R9A, R9B = FIXTURES / "reps9-a.json", FIXTURES / "reps9-b.json"
 LAYERS = FIXTURES / "layers.json"  # uds, zmq-ipc, grpc-uds, grpc-stream-uds at 64 B, 64 KiB
 
 sys.path.insert(0, str(ROOT / "report"))
@@ -71,19 +74,6 @@ def scaled(doc: dict, factor: float, cells: set[str] | None = None) -> dict:
                 b[k] *= factor
             elif k.endswith("_per_second"):
                 b[k] /= factor
-    return doc
-
-
-def merged(first: dict, second: dict) -> dict:
-    """``first`` with ``second``'s repetition rows appended (6 repetitions from 3 + 3)."""
-    doc = copy.deepcopy(first)
-    n = max(b["repetitions"] for b in first["benchmarks"])
-    extra = copy.deepcopy([b for b in second["benchmarks"] if b["run_type"] == "iteration"])
-    for b in extra:
-        b["repetition_index"] += n
-    doc["benchmarks"] += extra
-    for b in doc["benchmarks"]:
-        b["repetitions"] = 2 * n
     return doc
 
 

@@ -72,7 +72,7 @@ def test_nan_in_an_aggregate_row_is_accepted(tmp_path):
     res = report("compare", A, path)
     assert res.returncode == 0, res.stderr
     row = next(r for r in table(res.stdout)[1] if r[0] == "pingpong/pipe/64")
-    assert row[4] == "+0.0 %" and row[6] == "3/3"          # the repetitions decide
+    assert row[4] == "+0.0 %" and row[7] == "3/3"          # the repetitions decide
 
 
 def test_render_refuses_to_replace_a_foreign_directory(tmp_path):
