@@ -150,3 +150,11 @@ def test_one_sided_cells_listed_and_new_failures_fail(tmp_path):
 def test_bad_options_exit_2():
     assert report("compare", A, B, "--alpha", "0").returncode == 2
     assert report("compare", A, B, "--threshold", "-1").returncode == 2
+
+
+def test_repetitions_run_back_to_back_are_noted(tmp_path):
+    doc = load(R9B)
+    doc["context"]["random_interleaving"] = "false"
+    res = report("compare", R9A, save(doc, tmp_path / "b2b.json"))
+    assert "The candidate ran each cell's repetitions back to back" in res.stdout
+    assert "The baseline ran" not in res.stdout
