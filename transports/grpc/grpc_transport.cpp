@@ -495,8 +495,8 @@ class GrpcListener final : public Listener {
     auto ch = open_channel(target);
     auto deadline =
         std::chrono::system_clock::now() + (wait.deadline - std::chrono::steady_clock::now());
-    if (!ch->WaitForConnected(deadline))
-      throw ProtocolError("grpc: could not connect to " + target);
+    if (!ch->WaitForConnected(deadline))  // false only once the deadline has passed
+      throw ProtocolError("grpc: timed out connecting to " + target);
     if (streaming_) return std::make_unique<GrpcStreamClient>(std::move(ch));
     return std::make_unique<GrpcUnaryClient>(std::move(ch));
   }
