@@ -313,14 +313,18 @@ class GrpcServer final : public FrameChannel {
     }
   }
 
-  // The next message from the client, or nullptr once it has gone.
+  // The next message from the client, or nullptr once it has gone. A message that has
+  // arrived is returned before another Read is started: that Read would fill the same
+  // buffer while the caller still uses it, and its completion, if it came while send()
+  // drives the queue, would be dropped by the next call (a lost message: both sides
+  // then wait for each other until the watchdog fires).
   const std::string* next() override {
     ready_ = nullptr;
     for (;;) {
-      if (chat_ && !chat_reading_ && !closed_) read_chat();
-      if (upload_ && !upload_reading_ && !upload_done_) read_upload();
       if (ready_) return &ready_->data();
       if (closed_) return nullptr;
+      if (chat_ && !chat_reading_) read_chat();
+      if (upload_ && !upload_reading_ && !upload_done_) read_upload();
       step();
     }
   }
