@@ -1,12 +1,13 @@
 #include "harness/cleanup.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <mqueue.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 
 namespace ipcbench::cleanup {
@@ -29,6 +30,38 @@ struct PathSlot {
 PathSlot g_paths[kMaxPaths];
 std::atomic<pid_t> g_pids[kMaxPids];
 std::atomic<bool> g_installed{false};
+
+constexpr int kMaxDepth = 8;
+
+// Removes everything in the directory open as `fd`, subdirectories included (symbolic
+// links are removed, never followed). getdents64, not readdir: readdir allocates.
+// Entries removed while reading may make the kernel skip others, so each level is read
+// again from the start until a pass removes nothing.
+void empty_dir(int fd, int depth) {
+  alignas(dirent64) char buf[4096];
+  for (bool removed = true; removed;) {
+    removed = false;
+    ::lseek(fd, 0, SEEK_SET);
+    for (ssize_t n; (n = ::getdents64(fd, buf, sizeof buf)) > 0;) {
+      for (ssize_t off = 0; off < n;) {
+        const auto* d = reinterpret_cast<const dirent64*>(buf + off);
+        off += d->d_reclen;
+        const char* name = d->d_name;
+        if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+        if (::unlinkat(fd, name, 0) == 0) {
+          removed = true;
+          continue;
+        }
+        if (errno != EISDIR || depth >= kMaxDepth) continue;
+        int sub = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) continue;
+        empty_dir(sub, depth + 1);
+        ::close(sub);
+        removed |= ::unlinkat(fd, name, AT_REMOVEDIR) == 0;
+      }
+    }
+  }
+}
 
 void undo_everything() {
   for (auto& p : g_pids) {
@@ -109,31 +142,9 @@ void forget_path(int slot) {
 }
 
 void remove_dir(const char* path) {
-  int fd = ::open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = ::open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) {
-    // Raw getdents64: opendir/readdir allocate. Entries removed while reading may make
-    // the kernel skip others, so read again from the start until a pass removes nothing.
-    struct Dirent64 {
-      ino64_t d_ino;
-      off64_t d_off;
-      unsigned short d_reclen;
-      unsigned char d_type;
-      char d_name[1];
-    };
-    alignas(8) char buf[4096];
-    for (bool removed = true; removed;) {
-      removed = false;
-      ::lseek(fd, 0, SEEK_SET);
-      for (long n; (n = ::syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0;) {
-        for (long off = 0; off < n;) {
-          const auto* d = reinterpret_cast<const Dirent64*>(buf + off);
-          off += d->d_reclen;
-          const char* name = d->d_name;
-          if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
-          removed |= ::unlinkat(fd, name, 0) == 0;
-        }
-      }
-    }
+    empty_dir(fd, 0);
     ::close(fd);
   }
   ::rmdir(path);

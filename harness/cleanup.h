@@ -23,12 +23,13 @@ void install_signal_handlers();
 int add_path(const char* path);
 // Registers a POSIX message queue name ("/ipcbench-…"), removed with mq_unlink.
 int add_mqueue(const char* name);
-// Registers a directory: the handler removes its entries (not recursively), then it.
+// Registers a directory: the handler removes everything in it, then it.
 int add_dir(const char* path);
 void forget_path(int slot);  // any slot of the three above; -1 is ignored
 
-// Removes every entry of a directory (not recursively), then the directory. Safe in a
-// signal handler; also what an owner calls on a normal exit.
+// Removes everything in a directory (subdirectories too, 8 levels deep at most; symbolic
+// links removed, never followed), then the directory. Safe in a signal handler; also
+// what an owner calls on a normal exit, and what the sweep of dead runs uses.
 void remove_dir(const char* path);
 
 // After this call the first SIGINT or SIGTERM only kills the registered peers and is

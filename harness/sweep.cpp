@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "harness/cleanup.h"
+
 namespace ipcbench {
 namespace {
 
@@ -29,25 +31,6 @@ pid_t creator_pid(const std::string& name) {
 bool gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
 bool ours(const struct stat& st) { return st.st_uid == ::geteuid(); }
-
-// Removes path and, for a directory, everything below it (symbolic links are removed,
-// never followed).
-void remove_tree(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return;
-  if (!S_ISDIR(st.st_mode)) {
-    ::unlink(path.c_str());
-    return;
-  }
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") remove_tree(path + "/" + n);
-    }
-    ::closedir(d);
-  }
-  ::rmdir(path.c_str());
-}
 
 // POSIX message queues cannot be listed unless /dev/mqueue is mounted, but their names
 // are known: /ipcbench-<pid>-mq-<n>-{down,up}, n counting the run's links from 0. A
@@ -72,7 +55,7 @@ void sweep_dir(const std::string& base, bool directories, std::vector<std::strin
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0 || !ours(st)) continue;
     if (directories && S_ISDIR(st.st_mode)) {
-      remove_tree(path);
+      cleanup::remove_dir(path.c_str());
       removed.push_back(path);
       sweep_mqueues(pid, removed);  // a run that made queues made its directory first
     } else if (!directories && S_ISREG(st.st_mode) && ::unlink(path.c_str()) == 0) {
