@@ -140,7 +140,6 @@ class MqListener final : public Listener {
       mqd_t q = ::mq_open(names_[i].c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr);
       if (q == static_cast<mqd_t>(-1)) {
         int err = errno;
-        cleanup::forget_path(std::exchange(slots_[i], -1));  // not created: not ours
         unlink_all();
         throw SysError("mq_open " + names_[i] + " (depth " + std::to_string(lim.depth) +
                            ", message " + std::to_string(lim.msgsize) +
@@ -148,7 +147,6 @@ class MqListener final : public Listener {
                        err);
       }
       q_[i] = q;
-      created_[i] = true;
     }
     ep_.addresses = names_;
   }
@@ -188,18 +186,16 @@ class MqListener final : public Listener {
   }
 
  private:
-  // Removes the names this listener created (registered with cleanup or not: a full
-  // table must not turn into a leaked queue).
+  // Removes both names, registered with cleanup or not (a full table must not turn into
+  // a leaked queue). The names carry our pid: unlinking one that is gone does no harm.
   void unlink_all() {
     for (int i = 0; i < 2; ++i) {
-      if (created_[i]) ::mq_unlink(names_[i].c_str());
-      created_[i] = false;
+      ::mq_unlink(names_[i].c_str());
       cleanup::forget_path(std::exchange(slots_[i], -1));
     }
   }
   std::vector<std::string> names_;
   mqd_t q_[2] = {static_cast<mqd_t>(-1), static_cast<mqd_t>(-1)};
-  bool created_[2] = {false, false};
   int slots_[2] = {-1, -1};
   Endpoint ep_;
 };

@@ -59,7 +59,6 @@ class ShmListener final : public Listener {
     try {
       bip::permissions perm(0600);
       bip::shared_memory_object shm(bip::create_only, name_.c_str(), bip::read_write, perm);
-      created_ = true;
       shm.truncate(static_cast<bip::offset_t>(size));
       map_ = std::make_unique<RegionMapping>(bip::mapped_region(shm, bip::read_write, 0, size));
     } catch (const bip::interprocess_exception& e) {
@@ -78,16 +77,14 @@ class ShmListener final : public Listener {
   }
 
  private:
-  // Removes the object if this listener created it, registered with cleanup or not (a
-  // full table must not turn into a leaked segment).
+  // Removes the object, registered with cleanup or not (a full table must not turn into
+  // a leaked segment). The name carries our pid: removing one that is gone does no harm.
   void remove() {
-    if (created_) bip::shared_memory_object::remove(name_.c_str());
-    created_ = false;
+    bip::shared_memory_object::remove(name_.c_str());
     cleanup::forget_path(std::exchange(slot_, -1));
   }
   ShmOptions o_;
   std::string name_;
-  bool created_ = false;
   int slot_ = -1;
   std::unique_ptr<Mapping> map_;
   Endpoint ep_;
