@@ -77,6 +77,8 @@ def decide(ch: Change, threshold: float, alpha: float, tested: int = 1) -> None:
     worse = ch.change > threshold if ch.lower_is_better else ch.change < -threshold
     better = ch.change < -threshold if ch.lower_is_better else ch.change > threshold
     p = ch.p_adj if ch.p_adj is not None else ch.p
+    among = f" (Holm, {tested} cells)" if tested > 1 else ""
+    best = min_p_value(ch.n_base, ch.n_cand)
     if not (worse or better):
         ch.verdict, ch.why = "unchanged", f"within ±{threshold * 100:g} %"
     elif better:
@@ -86,19 +88,13 @@ def decide(ch: Change, threshold: float, alpha: float, tested: int = 1) -> None:
     elif p is None:
         ch.verdict, ch.why = REGRESSION, "threshold only: a side has no repetitions"
     elif p < alpha:
-        ch.verdict, ch.why = REGRESSION, f"p < {alpha:g}" + (
-            f" (Holm, {tested} cells)" if tested > 1 else "")
-    elif min_p_value(ch.n_base, ch.n_cand) * tested >= alpha:
-        best = min_p_value(ch.n_base, ch.n_cand)
+        ch.verdict, ch.why = REGRESSION, f"p < {alpha:g}{among}"
+    elif best * tested >= alpha:
         ch.verdict = "worse (untestable)"
-        ch.why = (f"{ch.n_base} vs {ch.n_cand} repetitions cannot reach p < {alpha:g}"
-                  + (f" among {tested} cells" if tested > 1 else "")
-                  + f" (smallest p = {best:.2g}"
-                  + (f", × {tested} = {min(1.0, best * tested):.2g}" if tested > 1 else "")
-                  + "); see the notes")
+        ch.why = (f"{ch.n_base} vs {ch.n_cand} repetitions cannot reach p < {alpha:g}{among} "
+                  f"(smallest p = {best:.2g}); see the notes")
     else:
-        ch.verdict, ch.why = "worse (not significant)", f"p ≥ {alpha:g}" + (
-            f" (Holm, {tested} cells)" if tested > 1 else "")
+        ch.verdict, ch.why = "worse (not significant)", f"p ≥ {alpha:g}{among}"
 
 
 def repetitions_needed(tested: int, alpha: float) -> int:

@@ -74,7 +74,6 @@ def mann_whitney_u(x: list[float], y: list[float]) -> tuple[float, float]:
     ranks = _midranks(both)
     u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2
     u = max(u1, n1 * n2 - u1)
-    ties = Counter(both)
     n = n1 + n2
     if n <= EXACT_MAX_VALUES:
         # Rank sums are symmetric about their mean even with ties, so the two-sided p
@@ -84,7 +83,7 @@ def mann_whitney_u(x: list[float], y: list[float]) -> tuple[float, float]:
         at_least = round(2 * u) + n1 * (n1 + 1)      # doubled rank sum for U = u
         p = 2 * sum(counts[at_least:]) / math.comb(n, n1)
     else:
-        tie_term = sum(t ** 3 - t for t in ties.values())
+        tie_term = sum(t ** 3 - t for t in Counter(both).values())
         sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
         if sigma == 0:
             return u1, 1.0
