@@ -7,7 +7,10 @@
 // A message in a ring is a 64-byte record header (its length) followed by the payload,
 // padded to 64 bytes, so every payload starts cache-line aligned. A message larger than
 // the free space streams through in pieces while the reader drains it, so messages
-// many times the ring's size work. Head and tail live on separate cache lines.
+// many times the ring's size work. Head and tail live on separate cache lines. A waiting
+// reader polls the next record's header and prefetches its first payload line with
+// each poll, so a small message's two lines cross together rather than one after the
+// other.
 //
 // Waiting: kSpin busy-polls (pause instruction) and never enters the kernel on the fast
 // path; kFutex spins briefly (kSpinBeforeSleep pauses), then sleeps on a futex in the
@@ -55,6 +58,7 @@ inline constexpr std::uint64_t kLinkMagic = 0x6970636272696e67ull;  // "ipcbring
 std::size_t link_bytes(std::size_t ring_bytes);
 
 // Writes a fresh LinkControl (the creator calls this once, before the peer maps it).
+// ring_bytes must be a power of two, 4 KiB or more (positions wrap with a mask).
 void init_link(void* base, std::size_t ring_bytes);
 
 // A mapping the channel keeps alive (unmaps, and for the creator removes, on close).

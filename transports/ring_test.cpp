@@ -81,6 +81,22 @@ void stress(WaitMode mode, bool zero_copy = false, std::size_t ring = kRingBytes
 TEST(Ring, SpinStressMixedSizesManyLaps) { stress(WaitMode::kSpin); }
 TEST(Ring, ZeroCopyStressWithSkipRecords) { stress(WaitMode::kSpin, true, 8u << 20); }
 TEST(Ring, FutexStressMixedSizesManyLaps) { stress(WaitMode::kFutex); }
+// Positions wrap with a mask: a small ring laps hundreds of times here.
+TEST(Ring, SmallRingManyLaps) { stress(WaitMode::kSpin, false, 64u << 10); }
+
+TEST(Ring, RingSizeMustBeAPowerOfTwo) {
+  const std::size_t ring = (1u << 20) + 4096;
+  const std::size_t size = link_bytes(ring);
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(base, MAP_FAILED);
+  EXPECT_THROW(init_link(base, ring), ProtocolError);
+  // A mapping whose control page claims such a size is not taken for a link either.
+  init_link(base, kRingBytes);
+  static_cast<LinkControl*>(base)->ring_bytes = ring;
+  EXPECT_THROW(make_ring_channel(std::make_unique<AnonMapping>(base, size, true), true,
+                                 WaitMode::kSpin, false, ::getpid()),
+               ProtocolError);
+}
 
 TEST(Ring, ClosedPartnerEndsTheLinkCleanly) {
   const std::size_t size = link_bytes(kRingBytes);
