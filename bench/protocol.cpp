@@ -35,14 +35,34 @@ std::uint32_t payload_digest(std::span<const std::byte> p) {
 }
 
 std::uint64_t payload_touch(std::span<const std::byte> p) {
-  std::uint64_t sum = 0;
+  // Four independent 16-byte sums per 64-byte line and a prefetch 2 KiB ahead, so the
+  // loads of many lines are in flight at once: a zero-copy reader then reads data the
+  // other core just wrote as fast as the lines cross (one running sum, or a compiler's
+  // choice of vectors, ran at 1/2 to 3/4 of that).
+  using V = std::uint64_t __attribute__((vector_size(16)));
+  constexpr std::size_t kAhead = 2048;
+  const std::byte* q = p.data();
+  const std::size_t n = p.size();
+  V a{}, b{}, c{}, d{};
+  auto line = [&](std::size_t at) {
+    V w[4];
+    std::memcpy(w, q + at, 64);
+    a += w[0], b += w[1], c += w[2], d += w[3];
+  };
   std::size_t i = 0;
-  for (; i + 8 <= p.size(); i += 8) {
+  for (; i + kAhead + 64 <= n; i += 64) {
+    __builtin_prefetch(q + i + kAhead);  // stays inside p: never the record after it
+    line(i);
+  }
+  for (; i + 64 <= n; i += 64) line(i);
+  V t = a + b + c + d;
+  std::uint64_t sum = t[0] + t[1];
+  for (; i + 8 <= n; i += 8) {
     std::uint64_t w;
-    std::memcpy(&w, p.data() + i, 8);
+    std::memcpy(&w, q + i, 8);
     sum += w;
   }
-  for (; i < p.size(); ++i) sum += static_cast<std::uint8_t>(p[i]);
+  for (; i < n; ++i) sum += static_cast<std::uint8_t>(q[i]);
   return sum;
 }
 

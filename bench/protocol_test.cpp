@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <vector>
 
 namespace ipcbench {
@@ -27,6 +28,33 @@ TEST(Protocol, EveryKindOfDamageIsNamed) {
   m[200] ^= std::byte{1};
   EXPECT_EQ(check_message(m, Kind::kData, 7, false), "") << "payload is only checked with verify";
   EXPECT_NE(check_message(m, Kind::kData, 7, true).find("checksum"), std::string::npos);
+}
+
+// The zero-copy reader's touch reads every byte: its sum is the plain sum of the
+// 8-byte words and the trailing bytes, whatever the length (inside and past the
+// prefetching loop, whole lines, words, bytes) and alignment.
+TEST(Protocol, TouchReadsEveryByte) {
+  std::vector<std::byte> buf((1u << 20) + 64);
+  for (std::size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<std::byte>(i * 131 + i / 7);
+  for (std::size_t off : {0u, 8u, 3u}) {
+    for (std::size_t n : {0u, 1u, 7u, 8u, 63u, 64u, 65u, 2111u, 2112u, 2185u, 4099u, 1u << 20}) {
+      std::span<const std::byte> p(buf.data() + off, n);
+      std::uint64_t want = 0;
+      std::size_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p.data() + i, 8);
+        want += w;
+      }
+      for (; i < n; ++i) want += static_cast<std::uint8_t>(p[i]);
+      EXPECT_EQ(payload_touch(p), want) << "offset " << off << " length " << n;
+      if (n == 0) continue;
+      std::byte saved = buf[off + n - 1];  // the last byte counts too
+      buf[off + n - 1] ^= std::byte{1};
+      EXPECT_NE(payload_touch(p), want) << "offset " << off << " length " << n;
+      buf[off + n - 1] = saved;
+    }
+  }
 }
 
 TEST(Protocol, DigestSeesEveryByteAndItsPosition) {
