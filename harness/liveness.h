@@ -19,6 +19,8 @@ class PeerWatch {
   // True once the watched process has exited. One poll() system call.
   bool gone() const;
   pid_t pid() const { return pid_; }
+  // Readable (POLLIN) once the process has exited: for a thread that blocks in poll().
+  int fd() const { return fd_.get(); }
 
  private:
   UniqueFd fd_;

@@ -1,0 +1,34 @@
+// The lock inside a Boost.Interprocess message_queue, reached so that it can be released
+// when the process holding it has died (boost-mq) and taken by tests that die with it.
+#pragma once
+
+#include <pthread.h>
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <string>
+
+namespace ipcbench {
+
+// Each boost-mq queue holds kBoostMqDepth messages of boost_mq_record_size(the run's
+// largest message) bytes.
+inline constexpr std::size_t kBoostMqDepth = 10;
+std::size_t boost_mq_record_size(std::size_t max_message);
+
+class QueueLock {
+ public:
+  // Maps the queue named `name` (shared memory, as Boost names it) and finds its lock;
+  // throws ProtocolError when the segment is not a queue of this depth and message size
+  // (a Boost whose layout differs from 1.74's).
+  QueueLock(const std::string& name, std::size_t depth, std::size_t msg_size);
+  pthread_mutex_t* get() { return mutex_; }
+  // Call only once every other process that uses the queue has exited. If the lock is
+  // held by a thread outside this process (so, by a dead one), releases it as glibc's
+  // unlock would and wakes a waiter; returns whether it did.
+  bool release_if_held_by_the_dead();
+
+ private:
+  boost::interprocess::mapped_region region_;
+  pthread_mutex_t* mutex_;
+};
+
+}  // namespace ipcbench

@@ -1,0 +1,322 @@
+// Boost.Interprocess message_queue (boost-mq): one queue per direction in POSIX shared
+// memory, named ipcbench-<pid>-bmq-<n>-{down,up}, created 0600 and removed as soon as the
+// peer has opened both (and on every exit path before that).
+//
+// Sizing: Boost preallocates depth x message size. Each queue holds kBoostMqDepth
+// messages of the run's largest message (plus RecordChannel's 4-byte length up to
+// 64 KiB), at most kMaxRecord: a larger message is split into records of that size,
+// never truncated.
+//
+// Liveness: Boost 1.74 copies every message in and out while holding the queue's
+// process-shared mutex, a plain (not robust) one, and takes it without a timeout,
+// also when a timed wait wakes up. A peer killed mid-copy would leave it locked for
+// good and this side blocked for ever. So each side keeps a guard thread, asleep in
+// poll() on the partner's pidfd: when the partner has exited, it releases any queue lock
+// that a thread outside this process still holds. The blocked call then goes on, finds
+// nothing more arriving, and the link ends like any other whose peer died. (Making the
+// mutex robust instead does not work: after EOWNERDEAD inside a timed wait, Boost loops
+// for ever on the unrecoverable lock.) Waits are timed, 10 ms slices, so that a partner
+// that died elsewhere is noticed too, as with posix-mq.
+#include <linux/futex.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/interprocess/ipc/message_queue.hpp>
+#include <boost/interprocess/permissions.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cstring>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "harness/cleanup.h"
+#include "harness/error.h"
+#include "harness/fd.h"
+#include "harness/liveness.h"
+#include "transports/boost_mq/boost_mq.h"
+#include "transports/framing.h"
+
+namespace ipcbench {
+
+namespace bip = boost::interprocess;
+using Header = bip::ipcdetail::mq_hdr_t<bip::offset_ptr<void>>;  // public in Boost 1.74
+
+QueueLock::QueueLock(const std::string& name, std::size_t depth, std::size_t msg_size) {
+  using Segment =
+      bip::ipcdetail::managed_open_or_create_impl<bip::shared_memory_object, 0, true, false>;
+  // interprocess_mutex holds a posix_mutex that holds the pthread_mutex_t, nothing else.
+  static_assert(std::is_standard_layout_v<bip::interprocess_mutex> &&
+                sizeof(bip::interprocess_mutex) == sizeof(pthread_mutex_t));
+  try {
+    bip::shared_memory_object shm(bip::open_only, name.c_str(), bip::read_write);
+    region_ = bip::mapped_region(shm, bip::read_write);
+  } catch (const bip::interprocess_exception& e) {
+    throw ProtocolError("boost-mq " + name + ": " + e.what());
+  }
+  auto* hdr = reinterpret_cast<Header*>(static_cast<char*>(region_.get_address()) +
+                                        Segment::ManagedOpenOrCreateUserOffset);
+  if (region_.get_size() < Segment::ManagedOpenOrCreateUserOffset + sizeof(Header) ||
+      hdr->m_max_num_msg != depth || hdr->m_max_msg_size != msg_size)
+    throw ProtocolError("boost-mq " + name +
+                        ": not a queue laid out as in Boost 1.74 (cannot reach its lock)");
+  mutex_ = reinterpret_cast<pthread_mutex_t*>(&hdr->m_mutex);
+}
+
+bool QueueLock::release_if_held_by_the_dead() {
+  // glibc's plain mutex: __lock is 0 (free), 1 (held) or 2 (held, maybe waiters);
+  // __owner is the holder's thread id. Released the way pthread_mutex_unlock does it
+  // (which would refuse, or under ThreadSanitizer report, a lock this thread never took).
+  auto& d = mutex_->__data;
+  pid_t owner = __atomic_load_n(&d.__owner, __ATOMIC_ACQUIRE);
+  if (owner <= 0 || __atomic_load_n(&d.__lock, __ATOMIC_ACQUIRE) == 0) return false;
+  if (::access(("/proc/self/task/" + std::to_string(owner)).c_str(), F_OK) == 0) return false;
+  d.__owner = 0;
+  __atomic_fetch_sub(&d.__nusers, 1u, __ATOMIC_RELAXED);
+  if (__atomic_exchange_n(&d.__lock, 0, __ATOMIC_RELEASE) > 1)
+    ::syscall(SYS_futex, &d.__lock, FUTEX_WAKE, 1, nullptr, nullptr, 0);  // shared: no PRIVATE
+  return true;
+}
+
+namespace {
+constexpr std::size_t kDepth = kBoostMqDepth;
+constexpr std::size_t kMaxRecord = std::size_t{1} << 20;
+constexpr std::size_t kLengthBytes = 4;  // RecordChannel's length prefix
+}  // namespace
+
+std::size_t boost_mq_record_size(std::size_t max_message) {
+  std::size_t r = max_message + kLengthBytes <= RecordChannel::kOneRecordBytes
+                      ? max_message + kLengthBytes
+                      : std::min(max_message, kMaxRecord);
+  return std::max<std::size_t>(r, 256);  // room for the hello and the control messages
+}
+
+namespace {
+
+// Boost takes absolute CLOCK_REALTIME deadlines as ptime; built from clock_gettime
+// (Boost's own universal_time() goes through gmtime_r on every call).
+boost::posix_time::ptime in_ms(long ms) {
+  static const boost::posix_time::ptime epoch(boost::gregorian::date(1970, 1, 1));
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return epoch + boost::posix_time::seconds(ts.tv_sec) +
+         boost::posix_time::microseconds(ts.tv_nsec / 1000 + ms * 1000);
+}
+
+using Queue = bip::message_queue;
+
+// Both queues of a link, and their locks, in the order this side uses them.
+struct Queues {
+  std::unique_ptr<Queue> in, out;
+  std::unique_ptr<QueueLock> locks[2];
+
+  // Opens (or, with create, makes: 0600, kDepth x msg bytes) the two named queues.
+  static Queues open(const std::string& in_name, const std::string& out_name, bool create,
+                     std::size_t msg) {
+    Queues q;
+    auto make = [&](const std::string& name) {
+      return create ? std::make_unique<Queue>(bip::create_only, name.c_str(), kDepth, msg,
+                                              bip::permissions(0600))
+                    : std::make_unique<Queue>(bip::open_only, name.c_str());
+    };
+    q.in = make(in_name);
+    q.out = make(out_name);
+    q.locks[0] = std::make_unique<QueueLock>(in_name, kDepth, q.in->get_max_msg_size());
+    q.locks[1] = std::make_unique<QueueLock>(out_name, kDepth, q.out->get_max_msg_size());
+    return q;
+  }
+};
+
+class BoostMqIo final : public RecordIo {
+ public:
+  BoostMqIo(Queues q, pid_t partner)
+      : q_(std::move(q)),
+        watch_(partner),
+        stop_(static_cast<int>(check_sys(::eventfd(0, EFD_CLOEXEC), "eventfd"))),
+        guard_([this] { guard(); }) {
+    max_ = static_cast<std::size_t>(q_.in->get_max_msg_size());
+    staging_.resize(std::max<std::size_t>(max_, q_.out->get_max_msg_size()));
+  }
+  ~BoostMqIo() override {
+    try {
+      q_.out->timed_send("", 0, 0, in_ms(50));  // the end marker: the partner's recv returns 0
+    } catch (const bip::interprocess_exception&) {
+    }
+    std::uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof one);
+    guard_.join();
+  }
+  std::size_t max_record() const override { return max_; }
+
+  void send_record(std::span<const std::byte> a, std::span<const std::byte> b) override {
+    const void* p = b.data();
+    std::size_t n = b.size();
+    if (!a.empty()) {  // send takes one buffer: stage prefix + body
+      std::memcpy(staging_.data(), a.data(), a.size());
+      if (!b.empty()) std::memcpy(staging_.data() + a.size(), b.data(), b.size());
+      p = staging_.data();
+      n = a.size() + b.size();
+    }
+    while (!boost_call([&] { return q_.out->timed_send(p, n, 0, in_ms(10)); }))
+      if (watch_.gone()) throw SysError("boost-mq send: the peer process is gone", EPIPE);
+  }
+
+  std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) override {
+    // Boost receives only into a buffer of the queue's full message size.
+    const bool direct = a.empty() && b.size() >= max_;
+    std::byte* p = direct ? b.data() : staging_.data();
+    std::size_t got = 0;
+    unsigned prio = 0;
+    while (!boost_call([&] { return q_.in->timed_receive(p, max_, got, prio, in_ms(10)); }))
+      if (watch_.gone()) return 0;
+    if (direct || got == 0) return got;
+    if (got > a.size() + b.size())
+      throw ProtocolError("boost-mq: message of " + std::to_string(got) +
+                          " bytes exceeds the receive buffer");
+    std::size_t in_a = std::min(got, a.size());
+    if (in_a > 0) std::memcpy(a.data(), p, in_a);
+    if (got > in_a) std::memcpy(b.data(), p + in_a, got - in_a);
+    return got;
+  }
+
+ private:
+  template <class Op>
+  static bool boost_call(Op op) {
+    try {
+      return op();
+    } catch (const bip::interprocess_exception& e) {
+      throw ProtocolError(std::string("boost-mq: ") + e.what());
+    }
+  }
+
+  // Sleeps until the partner exits (or we close), then frees what it died holding.
+  void guard() {
+    pollfd f[2] = {{watch_.fd(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    while (::poll(f, 2, -1) < 0 && errno == EINTR) {
+    }
+    if (f[0].revents & POLLIN)
+      for (auto& l : q_.locks) l->release_if_held_by_the_dead();
+  }
+
+  Queues q_;
+  PeerWatch watch_;
+  UniqueFd stop_;
+  std::size_t max_ = 0;
+  std::vector<std::byte> staging_;
+  std::thread guard_;  // last: it uses everything above
+};
+
+constexpr char kHello[] = "ipcbench-bmq-hello";
+
+class BoostMqListener final : public Listener {
+ public:
+  explicit BoostMqListener(std::size_t max_message) {
+    static std::atomic<unsigned> counter{0};
+    std::string base =
+        "ipcbench-" + std::to_string(::getpid()) + "-bmq-" + std::to_string(counter++);
+    names_ = {base + "-down", base + "-up"};
+    const std::size_t msg = boost_mq_record_size(max_message);
+    for (int i = 0; i < 2; ++i) slots_[i] = cleanup::add_path(("/dev/shm/" + names_[i]).c_str());
+    try {
+      q_ = Queues::open(names_[1], names_[0], true, msg);
+    } catch (const std::exception& e) {
+      remove_all();
+      throw ProtocolError("boost-mq: creating two queues of " + std::to_string(kDepth) + " x " +
+                          std::to_string(msg) + " bytes: " + e.what());
+    }
+    ep_.addresses = names_;
+  }
+  ~BoostMqListener() override { remove_all(); }
+  const Endpoint& endpoint() const override { return ep_; }
+
+  std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    // The peer announces itself (and its pid) on the up queue.
+    std::vector<std::byte> buf(q_.in->get_max_msg_size());
+    for (;;) {
+      std::size_t n = 0;
+      unsigned prio = 0;
+      bool got = false;
+      try {
+        got = q_.in->timed_receive(buf.data(), buf.size(), n, prio, in_ms(20));
+      } catch (const bip::interprocess_exception& e) {
+        throw ProtocolError(std::string("boost-mq: waiting for the peer: ") + e.what());
+      }
+      if (got) {
+        pid_t peer = 0;
+        if (n != sizeof kHello + sizeof peer || std::memcmp(buf.data(), kHello, sizeof kHello) != 0)
+          throw ProtocolError("boost-mq: the peer did not say hello");
+        std::memcpy(&peer, buf.data() + sizeof kHello, sizeof peer);
+        remove_all();  // both ends are open: the names are no longer needed
+        return std::make_unique<RecordChannel>(std::make_unique<BoostMqIo>(std::move(q_), peer));
+      }
+      if (wait.peer_alive && !wait.peer_alive())
+        throw ProtocolError("boost-mq: peer process exited before connecting");
+      if (std::chrono::steady_clock::now() >= wait.deadline)
+        throw ProtocolError("boost-mq: timed out waiting for the peer");
+    }
+  }
+
+ private:
+  // Removes both names, registered with cleanup or not (a full table must not turn into
+  // a leaked queue). The names carry our pid: removing one that is gone does no harm.
+  void remove_all() {
+    for (int i = 0; i < 2; ++i) {
+      Queue::remove(names_[i].c_str());
+      cleanup::forget_path(std::exchange(slots_[i], -1));
+    }
+  }
+  std::vector<std::string> names_;
+  Queues q_;
+  int slots_[2] = {-1, -1};
+  Endpoint ep_;
+};
+
+class BoostMqTransport final : public Transport {
+ public:
+  const TransportInfo& info() const override { return info_; }
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t max_message) const override {
+    return std::make_unique<BoostMqListener>(max_message);
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+    if (ep.addresses.size() != 2) throw ProtocolError("boost-mq: expected two queue names");
+    try {
+      Queues q = Queues::open(ep.addresses[0], ep.addresses[1], false, 0);
+      char hello[sizeof kHello + sizeof(pid_t)];
+      pid_t self = ::getpid();
+      std::memcpy(hello, kHello, sizeof kHello);
+      std::memcpy(hello + sizeof kHello, &self, sizeof self);
+      if (!q.out->timed_send(hello, sizeof hello, 0, in_ms(5000)))
+        throw ProtocolError("boost-mq: the hello did not fit in the queue");
+      return std::make_unique<RecordChannel>(
+          std::make_unique<BoostMqIo>(std::move(q), ::getppid()));
+    } catch (const bip::interprocess_exception& e) {
+      throw ProtocolError("boost-mq " + ep.addresses[0] + ": " + e.what());
+    }
+  }
+
+ private:
+  TransportInfo info_{
+      "boost-mq",
+      "message queue",
+      true,
+      "same host (any process, by queue name)",
+      "by queue name; decoupled: a sender need not wait for a reader until the queue is full",
+      kMaxFrameBytes,
+      "Boost.Interprocess message_queue, one per direction: " + std::to_string(kDepth) +
+          " messages of the run's largest message size (at most 1 MiB; larger messages "
+          "split), preallocated in /dev/shm; its lock made robust",
+      "blocking",
+      2 * static_cast<std::size_t>(Header::get_mem_size(kMaxRecord, kDepth)) + 2 * 4096};
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_boost_mq_transport() {
+  return std::make_unique<BoostMqTransport>();
+}
+
+}  // namespace ipcbench
