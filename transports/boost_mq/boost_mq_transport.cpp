@@ -308,7 +308,7 @@ class BoostMqTransport final : public Transport {
       kMaxFrameBytes,
       "Boost.Interprocess message_queue, one per direction: " + std::to_string(kDepth) +
           " messages of the run's largest message size (at most 1 MiB; larger messages "
-          "split), preallocated in /dev/shm; its lock made robust",
+          "split), preallocated in /dev/shm; a guard frees a lock the peer died holding",
       "blocking",
       2 * static_cast<std::size_t>(Header::get_mem_size(kMaxRecord, kDepth)) + 2 * 4096};
 };

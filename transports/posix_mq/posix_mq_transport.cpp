@@ -200,6 +200,20 @@ class MqListener final : public Listener {
   Endpoint ep_;
 };
 
+// The limits in force, and the queue shape chosen from them, for the record.
+std::string describe_limits() {
+  MqLimits l = choose_limits();
+  rlimit rl{};
+  std::string rlim = ::getrlimit(RLIMIT_MSGQUEUE, &rl) != 0 ? "unknown"
+                     : rl.rlim_cur == RLIM_INFINITY         ? "unlimited"
+                                                            : std::to_string(rl.rlim_cur);
+  return "depth " + std::to_string(l.depth) + " x " + std::to_string(l.msgsize) +
+         " bytes per queue (msg_max " +
+         std::to_string(read_limit("/proc/sys/fs/mqueue/msg_max", 10)) + ", msgsize_max " +
+         std::to_string(read_limit("/proc/sys/fs/mqueue/msgsize_max", 8192)) +
+         ", RLIMIT_MSGQUEUE " + rlim + ")";
+}
+
 class MqTransport final : public Transport {
  public:
   const TransportInfo& info() const override { return info_; }
@@ -237,8 +251,8 @@ class MqTransport final : public Transport {
                       "by queue name; decoupled: a sender need not wait for a reader until "
                       "the queue is full",
                       kMaxFrameBytes,
-                      "POSIX message queues (mq_open), one per direction, depth and message "
-                      "size from msg_max/msgsize_max/RLIMIT_MSGQUEUE; larger messages split"};
+                      "POSIX message queues (mq_open), one per direction: " + describe_limits() +
+                          "; larger messages split"};
 };
 
 }  // namespace
