@@ -74,7 +74,11 @@ bool QueueLock::release_if_held_by_the_dead() {
   auto& d = mutex_->__data;
   pid_t owner = __atomic_load_n(&d.__owner, __ATOMIC_ACQUIRE);
   if (owner <= 0 || __atomic_load_n(&d.__lock, __ATOMIC_ACQUIRE) == 0) return false;
-  if (::access(("/proc/self/task/" + std::to_string(owner)).c_str(), F_OK) == 0) return false;
+  auto ours = [](pid_t tid) {
+    return ::access(("/proc/self/task/" + std::to_string(tid)).c_str(), F_OK) == 0;
+  };
+  if (!ours(::gettid())) return false;  // no /proc: a dead holder and ours look alike
+  if (ours(owner)) return false;
   d.__owner = 0;
   __atomic_fetch_sub(&d.__nusers, 1u, __ATOMIC_RELAXED);
   if (__atomic_exchange_n(&d.__lock, 0, __ATOMIC_RELEASE) > 1)
