@@ -188,6 +188,30 @@ std::size_t RecordChannel::recv(std::span<std::byte> buf) {
   return len;
 }
 
+std::span<const std::byte> StagedRecords::join(std::span<const std::byte> a,
+                                               std::span<const std::byte> b) {
+  if (a.empty()) return b;
+  std::memcpy(stage_.data(), a.data(), a.size());
+  if (!b.empty()) std::memcpy(stage_.data() + a.size(), b.data(), b.size());
+  return {stage_.data(), a.size() + b.size()};
+}
+
+std::byte* StagedRecords::landing(std::span<std::byte> a, std::span<std::byte> b) {
+  return a.empty() && b.size() >= stage_.size() ? b.data() : stage_.data();
+}
+
+std::size_t StagedRecords::split(const std::byte* landed, std::size_t n, std::span<std::byte> a,
+                                 std::span<std::byte> b, const char* who) {
+  if (landed != stage_.data() || n == 0) return n;
+  if (n > a.size() + b.size())
+    throw ProtocolError(std::string(who) + ": message of " + std::to_string(n) +
+                        " bytes exceeds the receive buffer");
+  std::size_t in_a = std::min(n, a.size());
+  if (in_a > 0) std::memcpy(a.data(), stage_.data(), in_a);
+  if (n > in_a) std::memcpy(b.data(), stage_.data() + in_a, n - in_a);
+  return n;
+}
+
 SeqpacketIo::SeqpacketIo(UniqueFd sock) : fd_(std::move(sock)) {}
 
 void SeqpacketIo::send_record(std::span<const std::byte> a, std::span<const std::byte> b) {

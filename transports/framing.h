@@ -61,6 +61,25 @@ class RecordIo {
   virtual std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) = 0;
 };
 
+// For a queue API that sends and receives one buffer (message queues): a record's two
+// pieces joined into one buffer, and a received record split back into them.
+class StagedRecords {
+ public:
+  explicit StagedRecords(std::size_t max_record) : stage_(max_record) {}
+  // [a | b] as one buffer: b itself when a is empty, else both copied into the stage.
+  std::span<const std::byte> join(std::span<const std::byte> a, std::span<const std::byte> b);
+  // Where to receive a record of up to max_record bytes: straight into b when a is empty
+  // and b can hold any record, else the stage.
+  std::byte* landing(std::span<std::byte> a, std::span<std::byte> b);
+  // A record of n bytes received at `landed`: split over a then b; returns n. Throws
+  // ProtocolError (naming `who`) when it does not fit.
+  std::size_t split(const std::byte* landed, std::size_t n, std::span<std::byte> a,
+                    std::span<std::byte> b, const char* who);
+
+ private:
+  std::vector<std::byte> stage_;
+};
+
 class RecordChannel : public Channel {
  public:
   static constexpr std::size_t kOneRecordBytes = 64 * 1024;

@@ -138,6 +138,29 @@ TEST(RecordChannel, CloseBetweenRecordsOfOneMessageIsAnError) {
   }
 }
 
+// The one-buffer helpers of the message queues: a record's pieces joined and split back,
+// received in place when it can be, refused when it does not fit.
+TEST(StagedRecords, JoinsAndSplitsARecordsTwoPieces) {
+  StagedRecords st(64);
+  auto a = pattern(4, 1), b = pattern(20, 2);
+  std::span<const std::byte> rec = st.join(a, b);
+  ASSERT_EQ(rec.size(), 24u);
+  EXPECT_EQ(0, std::memcmp(rec.data(), a.data(), 4));
+  EXPECT_EQ(0, std::memcmp(rec.data() + 4, b.data(), 20));
+  EXPECT_EQ(st.join({}, b).data(), b.data());  // nothing to join: sent as it is
+
+  std::vector<std::byte> ra(4), rb(30), big(64);
+  std::byte* at = st.landing(ra, rb);
+  EXPECT_EQ(st.landing({}, big), big.data());  // room for any record: received in place
+  EXPECT_NE(at, rb.data());
+  std::memcpy(at, rec.data(), rec.size());
+  ASSERT_EQ(st.split(at, rec.size(), ra, rb, "q"), 24u);
+  EXPECT_EQ(0, std::memcmp(ra.data(), a.data(), 4));
+  EXPECT_EQ(0, std::memcmp(rb.data(), b.data(), 20));
+  std::vector<std::byte> tiny(10);
+  EXPECT_THROW(st.split(st.landing(ra, tiny), 24, ra, tiny, "q"), ProtocolError);
+}
+
 TEST(RecordChannel, ARecordDisagreeingWithItsLengthIsAnError) {
   auto [a, b] = sockpair(SOCK_SEQPACKET);
   SeqpacketChannel rx(std::move(b));

@@ -141,10 +141,9 @@ class BoostMqIo final : public RecordIo {
       : q_(std::move(q)),
         watch_(partner),
         stop_(static_cast<int>(check_sys(::eventfd(0, EFD_CLOEXEC), "eventfd"))),
-        guard_([this] { guard(); }) {
-    max_ = static_cast<std::size_t>(q_.in->get_max_msg_size());
-    staging_.resize(std::max<std::size_t>(max_, q_.out->get_max_msg_size()));
-  }
+        max_(static_cast<std::size_t>(q_.in->get_max_msg_size())),
+        stage_(max_),
+        guard_([this] { guard(); }) {}
   ~BoostMqIo() override {
     try {
       q_.out->timed_send("", 0, 0, in_ms(50));  // the end marker: the partner's recv returns 0
@@ -157,34 +156,18 @@ class BoostMqIo final : public RecordIo {
   std::size_t max_record() const override { return max_; }
 
   void send_record(std::span<const std::byte> a, std::span<const std::byte> b) override {
-    const void* p = b.data();
-    std::size_t n = b.size();
-    if (!a.empty()) {  // send takes one buffer: stage prefix + body
-      std::memcpy(staging_.data(), a.data(), a.size());
-      if (!b.empty()) std::memcpy(staging_.data() + a.size(), b.data(), b.size());
-      p = staging_.data();
-      n = a.size() + b.size();
-    }
-    while (!boost_call([&] { return q_.out->timed_send(p, n, 0, in_ms(10)); }))
+    std::span<const std::byte> rec = stage_.join(a, b);  // send takes one buffer
+    while (!boost_call([&] { return q_.out->timed_send(rec.data(), rec.size(), 0, in_ms(10)); }))
       if (watch_.gone()) throw SysError("boost-mq send: the peer process is gone", EPIPE);
   }
 
   std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) override {
-    // Boost receives only into a buffer of the queue's full message size.
-    const bool direct = a.empty() && b.size() >= max_;
-    std::byte* p = direct ? b.data() : staging_.data();
+    std::byte* p = stage_.landing(a, b);  // Boost receives only into a full-size buffer
     std::size_t got = 0;
     unsigned prio = 0;
     while (!boost_call([&] { return q_.in->timed_receive(p, max_, got, prio, in_ms(10)); }))
       if (watch_.gone()) return 0;
-    if (direct || got == 0) return got;
-    if (got > a.size() + b.size())
-      throw ProtocolError("boost-mq: message of " + std::to_string(got) +
-                          " bytes exceeds the receive buffer");
-    std::size_t in_a = std::min(got, a.size());
-    if (in_a > 0) std::memcpy(a.data(), p, in_a);
-    if (got > in_a) std::memcpy(b.data(), p + in_a, got - in_a);
-    return got;
+    return stage_.split(p, got, a, b, "boost-mq");
   }
 
  private:
@@ -209,8 +192,8 @@ class BoostMqIo final : public RecordIo {
   Queues q_;
   PeerWatch watch_;
   UniqueFd stop_;
-  std::size_t max_ = 0;
-  std::vector<std::byte> staging_;
+  std::size_t max_;
+  StagedRecords stage_;
   std::thread guard_;  // last: it uses everything above
 };
 

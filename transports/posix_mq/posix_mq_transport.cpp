@@ -58,14 +58,16 @@ timespec deadline_in(long ms) {
   return ts;
 }
 
+std::size_t queue_msgsize(mqd_t q) {
+  mq_attr a{};
+  check_sys(::mq_getattr(q, &a), "mq_getattr");
+  return static_cast<std::size_t>(a.mq_msgsize);
+}
+
 class MqIo final : public RecordIo {
  public:
-  MqIo(mqd_t rd, mqd_t wr, pid_t partner) : rd_(rd), wr_(wr), watch_(partner) {
-    mq_attr a{};
-    check_sys(::mq_getattr(wr_, &a), "mq_getattr");
-    max_ = static_cast<std::size_t>(a.mq_msgsize);
-    staging_.resize(max_);
-  }
+  MqIo(mqd_t rd, mqd_t wr, pid_t partner)
+      : rd_(rd), wr_(wr), watch_(partner), max_(queue_msgsize(wr)), stage_(max_) {}
   ~MqIo() override {
     timespec ts = deadline_in(50);
     ::mq_timedsend(wr_, "", 0, 0, &ts);  // the end marker: the partner's recv returns 0
@@ -75,17 +77,11 @@ class MqIo final : public RecordIo {
   std::size_t max_record() const override { return max_; }
 
   void send_record(std::span<const std::byte> a, std::span<const std::byte> b) override {
-    const char* p = reinterpret_cast<const char*>(b.data());
-    std::size_t n = b.size();
-    if (!a.empty()) {  // mq_send takes one buffer: stage prefix + body
-      std::memcpy(staging_.data(), a.data(), a.size());
-      if (!b.empty()) std::memcpy(staging_.data() + a.size(), b.data(), b.size());
-      p = reinterpret_cast<const char*>(staging_.data());
-      n = a.size() + b.size();
-    }
+    std::span<const std::byte> rec = stage_.join(a, b);  // mq_send takes one buffer
     for (;;) {
       timespec ts = deadline_in(10);
-      if (::mq_timedsend(wr_, p, n, 0, &ts) == 0) return;
+      if (::mq_timedsend(wr_, reinterpret_cast<const char*>(rec.data()), rec.size(), 0, &ts) == 0)
+        return;
       if (errno == EINTR) continue;
       if (errno != ETIMEDOUT) throw SysError("mq_send", errno);
       if (watch_.gone()) throw SysError("mq_send: the peer process is gone", EPIPE);
@@ -93,22 +89,11 @@ class MqIo final : public RecordIo {
   }
 
   std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) override {
-    const bool direct = a.empty() && b.size() >= max_;
-    char* p = direct ? reinterpret_cast<char*>(b.data()) : reinterpret_cast<char*>(staging_.data());
+    std::byte* p = stage_.landing(a, b);
     for (;;) {
       timespec ts = deadline_in(10);
-      ssize_t n = ::mq_timedreceive(rd_, p, max_, nullptr, &ts);
-      if (n >= 0) {
-        auto got = static_cast<std::size_t>(n);
-        if (direct || got == 0) return got;
-        if (got > a.size() + b.size())
-          throw ProtocolError("posix-mq: message of " + std::to_string(got) +
-                              " bytes exceeds the receive buffer");
-        std::size_t in_a = std::min(got, a.size());
-        if (in_a > 0) std::memcpy(a.data(), staging_.data(), in_a);
-        if (got > in_a) std::memcpy(b.data(), staging_.data() + in_a, got - in_a);
-        return got;
-      }
+      ssize_t n = ::mq_timedreceive(rd_, reinterpret_cast<char*>(p), max_, nullptr, &ts);
+      if (n >= 0) return stage_.split(p, static_cast<std::size_t>(n), a, b, "posix-mq");
       if (errno == EINTR) continue;
       if (errno != ETIMEDOUT) throw SysError("mq_receive", errno);
       if (watch_.gone()) return 0;
@@ -119,7 +104,7 @@ class MqIo final : public RecordIo {
   mqd_t rd_, wr_;
   PeerWatch watch_;
   std::size_t max_;
-  std::vector<std::byte> staging_;
+  StagedRecords stage_;
 };
 
 constexpr char kHello[] = "ipcbench-mq-hello";
