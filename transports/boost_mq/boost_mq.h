@@ -21,10 +21,11 @@ class QueueLock {
   // (a Boost whose layout differs from 1.74's).
   QueueLock(const std::string& name, std::size_t depth, std::size_t msg_size);
   pthread_mutex_t* get() { return mutex_; }
-  // Call only once every other process that uses the queue has exited. If the lock is
-  // held by a thread outside this process (so, by a dead one), releases it as glibc's
-  // unlock would and wakes a waiter; returns whether it did.
-  bool release_if_held_by_the_dead();
+  // Call only once every other process that uses the queue has exited: whether the lock
+  // is held by a thread outside this process (so, by a dead one).
+  bool held_by_the_dead() const;
+  // Releases a lock held_by_the_dead() as glibc's unlock would, and wakes a waiter.
+  void release();
 
  private:
   boost::interprocess::mapped_region region_;

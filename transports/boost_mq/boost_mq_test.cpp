@@ -1,5 +1,6 @@
 // boost-mq when the peer dies holding a queue's lock (as when killed mid-copy): the
-// other side sees the link end instead of blocking for good on a lock nobody releases.
+// other side fails with a clear error instead of blocking for good on a lock nobody
+// releases, and never hands on the record the peer was copying.
 #include "transports/boost_mq/boost_mq.h"
 
 #include <gtest/gtest.h>
@@ -75,22 +76,32 @@ void expect_lock_free(QueueLock& l) {
   ::pthread_mutex_unlock(l.get());
 }
 
-TEST(BoostMq, PeerDeadHoldingTheLockEndsTheLink) {
+void expect_died_holding_the_lock(Channel& ch) {
+  std::vector<std::byte> buf(kMax);
+  try {
+    std::size_t n = ch.recv(buf);
+    ADD_FAILURE() << "recv returned " << n << " after the peer died holding the lock";
+  } catch (const SysError& e) {
+    EXPECT_NE(std::string(e.what()).find("died holding a queue's lock"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(ch.send(std::span(buf).first(64)), SysError);  // the link stays failed
+}
+
+TEST(BoostMq, PeerDeadHoldingTheLockFailsTheLink) {
   Case c(std::chrono::milliseconds(0));
   c.release_peer();
   ASSERT_EQ(c.reap(), 0);  // it took the lock and died with it
-  std::vector<std::byte> buf(kMax);
-  EXPECT_EQ(c.ch->recv(buf), 0u);  // ended, as when a peer dies between messages
+  expect_died_holding_the_lock(*c.ch);
   expect_lock_free(*c.up_lock);
 }
 
-TEST(BoostMq, PeerDyingHoldingTheLockWhileWeWaitEndsTheLink) {
+TEST(BoostMq, PeerDyingHoldingTheLockWhileWeWaitFailsTheLink) {
   Case c(std::chrono::milliseconds(100));
   c.release_peer();
-  std::vector<std::byte> buf(kMax);
   // Inside a timed wait when the peer takes the lock and dies: the wait's re-lock is
   // what would block for ever.
-  EXPECT_EQ(c.ch->recv(buf), 0u);
+  expect_died_holding_the_lock(*c.ch);
   EXPECT_EQ(c.reap(), 0);
   expect_lock_free(*c.up_lock);
 }
@@ -99,9 +110,9 @@ TEST(BoostMq, ALockHeldByALiveThreadIsLeftAlone) {
   RunDir dir;
   auto listener = find_transport("boost-mq")->listen(dir, kMax);
   QueueLock l(listener->endpoint().addresses[0], kBoostMqDepth, boost_mq_record_size(kMax));
-  EXPECT_FALSE(l.release_if_held_by_the_dead());  // free
+  EXPECT_FALSE(l.held_by_the_dead());  // free
   ASSERT_EQ(::pthread_mutex_lock(l.get()), 0);
-  std::thread other([&] { EXPECT_FALSE(l.release_if_held_by_the_dead()); });
+  std::thread other([&] { EXPECT_FALSE(l.held_by_the_dead()); });
   other.join();
   EXPECT_EQ(::pthread_mutex_unlock(l.get()), 0);  // still ours
 }

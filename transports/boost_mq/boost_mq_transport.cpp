@@ -12,8 +12,9 @@
 // also when a timed wait wakes up. A peer killed mid-copy would leave it locked for
 // good and this side blocked for ever. So each side keeps a guard thread, asleep in
 // poll() on the partner's pidfd: when the partner has exited, it releases any queue lock
-// that a thread outside this process still holds. The blocked call then goes on, finds
-// nothing more arriving, and the link ends like any other whose peer died. (Making the
+// that a thread outside this process still holds. The blocked call then goes on and
+// fails with "the peer died holding a queue's lock" (what the peer was copying may be
+// torn; it is never handed on). (Making the
 // mutex robust instead does not work: after EOWNERDEAD inside a timed wait, Boost loops
 // for ever on the unrecoverable lock.) Waits are timed, 10 ms slices, so that a partner
 // that died elsewhere is noticed too, as with posix-mq.
@@ -67,23 +68,27 @@ QueueLock::QueueLock(const std::string& name, std::size_t depth, std::size_t msg
   mutex_ = reinterpret_cast<pthread_mutex_t*>(&hdr->m_mutex);
 }
 
-bool QueueLock::release_if_held_by_the_dead() {
-  // glibc's plain mutex: __lock is 0 (free), 1 (held) or 2 (held, maybe waiters);
-  // __owner is the holder's thread id. Released the way pthread_mutex_unlock does it
-  // (which would refuse, or under ThreadSanitizer report, a lock this thread never took).
-  auto& d = mutex_->__data;
+// glibc's plain mutex: __lock is 0 (free), 1 (held) or 2 (held, maybe waiters); __owner
+// is the holder's thread id.
+bool QueueLock::held_by_the_dead() const {
+  const auto& d = mutex_->__data;
   pid_t owner = __atomic_load_n(&d.__owner, __ATOMIC_ACQUIRE);
   if (owner <= 0 || __atomic_load_n(&d.__lock, __ATOMIC_ACQUIRE) == 0) return false;
   auto ours = [](pid_t tid) {
     return ::access(("/proc/self/task/" + std::to_string(tid)).c_str(), F_OK) == 0;
   };
   if (!ours(::gettid())) return false;  // no /proc: a dead holder and ours look alike
-  if (ours(owner)) return false;
+  return !ours(owner);
+}
+
+// Released the way pthread_mutex_unlock does it (which would refuse, or under
+// ThreadSanitizer report, a lock this thread never took).
+void QueueLock::release() {
+  auto& d = mutex_->__data;
   d.__owner = 0;
   __atomic_fetch_sub(&d.__nusers, 1u, __ATOMIC_RELAXED);
   if (__atomic_exchange_n(&d.__lock, 0, __ATOMIC_RELEASE) > 1)
     ::syscall(SYS_futex, &d.__lock, FUTEX_WAKE, 1, nullptr, nullptr, 0);  // shared: no PRIVATE
-  return true;
 }
 
 namespace {
@@ -172,12 +177,18 @@ class BoostMqIo final : public RecordIo {
 
  private:
   template <class Op>
-  static bool boost_call(Op op) {
+  bool boost_call(Op op) {
+    bool done = false;
     try {
-      return op();
+      done = op();
     } catch (const bip::interprocess_exception& e) {
       throw ProtocolError(std::string("boost-mq: ") + e.what());
     }
+    // Whatever the call returned, a record the peer was copying when it died is torn:
+    // never hand it on.
+    if (freed_.load(std::memory_order_acquire))
+      throw SysError("boost-mq: the peer died holding a queue's lock, mid-copy", EOWNERDEAD);
+    return done;
   }
 
   // Sleeps until the partner exits (or we close), then frees what it died holding.
@@ -186,7 +197,11 @@ class BoostMqIo final : public RecordIo {
     while (::poll(f, 2, -1) < 0 && errno == EINTR) {
     }
     if (f[0].revents & POLLIN)
-      for (auto& l : q_.locks) l->release_if_held_by_the_dead();
+      for (auto& l : q_.locks)
+        if (l->held_by_the_dead()) {
+          freed_.store(true, std::memory_order_release);  // before the lock can be taken
+          l->release();
+        }
   }
 
   Queues q_;
@@ -194,7 +209,8 @@ class BoostMqIo final : public RecordIo {
   UniqueFd stop_;
   std::size_t max_;
   StagedRecords stage_;
-  std::thread guard_;  // last: it uses everything above
+  std::atomic<bool> freed_{false};  // the guard released a lock the dead peer held
+  std::thread guard_;               // last: it uses everything above
 };
 
 constexpr char kHello[] = "ipcbench-bmq-hello";
