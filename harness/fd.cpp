@@ -43,13 +43,18 @@ std::size_t read_full(int fd, std::span<std::byte> buf, const char* what) {
   return got;
 }
 
+void SetupWait::check(const std::string& what) const {
+  if (peer_alive && !peer_alive())
+    throw ProtocolError(what + ": peer process exited before connecting");
+  if (std::chrono::steady_clock::now() >= deadline)
+    throw ProtocolError(what + ": timed out waiting for the peer");
+}
+
 void wait_fd(int fd, short events, const SetupWait& wait, const char* what) {
   using clock = std::chrono::steady_clock;
   for (;;) {
-    if (wait.peer_alive && !wait.peer_alive())
-      throw ProtocolError(std::string(what) + ": peer process exited before connecting");
+    wait.check(what);
     auto now = clock::now();
-    if (now >= wait.deadline) throw ProtocolError(std::string(what) + ": timed out");
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wait.deadline - now);
     int slice = static_cast<int>(std::min<long>(left.count() + 1, 50));
     pollfd p{fd, events, 0};

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 #include <span>
+#include <string>
 #include <utility>
 
 namespace ipcbench {
@@ -44,6 +45,9 @@ std::size_t read_full(int fd, std::span<std::byte> buf, const char* what);
 struct SetupWait {
   std::chrono::steady_clock::time_point deadline;
   std::function<bool()> peer_alive;
+  // For a wait loop: throws ProtocolError "<what>: peer process exited before connecting"
+  // or "<what>: timed out waiting for the peer" when it is time to give up.
+  void check(const std::string& what) const;
 };
 
 // Polls fd for `events` until ready. Throws ProtocolError on timeout or peer death.

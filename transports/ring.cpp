@@ -359,10 +359,7 @@ void init_link(void* base, std::size_t ring_bytes) {
 pid_t wait_for_peer(LinkControl& ctl, const SetupWait& wait) {
   for (;;) {
     if (pid_t pid = ctl.peer_pid.load(std::memory_order_acquire); pid > 0) return pid;
-    if (wait.peer_alive && !wait.peer_alive())
-      throw ProtocolError("shm: peer process exited before mapping the link");
-    if (std::chrono::steady_clock::now() >= wait.deadline)
-      throw ProtocolError("shm: timed out waiting for the peer to map the link");
+    wait.check("shm: mapping the link");
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
 }

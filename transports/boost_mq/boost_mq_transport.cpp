@@ -256,10 +256,7 @@ class BoostMqListener final : public Listener {
         remove_all();  // both ends are open: the names are no longer needed
         return std::make_unique<RecordChannel>(std::make_unique<BoostMqIo>(std::move(q_), peer));
       }
-      if (wait.peer_alive && !wait.peer_alive())
-        throw ProtocolError("boost-mq: peer process exited before connecting");
-      if (std::chrono::steady_clock::now() >= wait.deadline)
-        throw ProtocolError("boost-mq: timed out waiting for the peer");
+      wait.check("boost-mq");
     }
   }
 

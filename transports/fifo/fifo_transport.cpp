@@ -45,10 +45,7 @@ class FifoListener final : public Listener {
         break;
       }
       if (errno != ENXIO) throw SysError("open " + down, errno);
-      if (wait.peer_alive && !wait.peer_alive())
-        throw ProtocolError("fifo: peer process exited before opening " + down);
-      if (std::chrono::steady_clock::now() >= wait.deadline)
-        throw ProtocolError("fifo: timed out waiting for the peer to open " + down);
+      wait.check("fifo: opening " + down);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     // Until a writer has opened `up`, a read would see EOF; the peer's hello byte tells

@@ -163,10 +163,7 @@ class MqListener final : public Listener {
       }
       if (n < 0 && errno != ETIMEDOUT && errno != EINTR)
         throw SysError("mq_receive (hello)", errno);
-      if (wait.peer_alive && !wait.peer_alive())
-        throw ProtocolError("posix-mq: peer process exited before connecting");
-      if (std::chrono::steady_clock::now() >= wait.deadline)
-        throw ProtocolError("posix-mq: timed out waiting for the peer");
+      wait.check("posix-mq");
     }
   }
 
