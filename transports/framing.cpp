@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,7 +14,7 @@
 namespace ipcbench {
 namespace {
 
-constexpr std::size_t kPrefix = 4;
+constexpr std::size_t kPrefix = RecordChannel::kPrefixBytes;
 constexpr std::size_t kBufferBytes = 64 * 1024;
 // From this previous-message size on, a header read also reads the body into place.
 constexpr std::size_t kDirectBytes = 4096;
@@ -210,6 +211,22 @@ std::size_t StagedRecords::split(const std::byte* landed, std::size_t n, std::sp
   if (in_a > 0) std::memcpy(a.data(), stage_.data(), in_a);
   if (n > in_a) std::memcpy(b.data(), stage_.data() + in_a, n - in_a);
   return n;
+}
+
+std::vector<std::byte> queue_hello(std::string_view tag) {
+  std::vector<std::byte> h(tag.size() + sizeof(pid_t));
+  const pid_t self = ::getpid();
+  std::memcpy(h.data(), tag.data(), tag.size());
+  std::memcpy(h.data() + tag.size(), &self, sizeof self);
+  return h;
+}
+
+pid_t read_queue_hello(std::span<const std::byte> msg, std::string_view tag) {
+  pid_t peer = 0;
+  if (msg.size() != tag.size() + sizeof peer || std::memcmp(msg.data(), tag.data(), tag.size()))
+    throw ProtocolError(std::string(tag) + ": the peer did not say hello");
+  std::memcpy(&peer, msg.data() + tag.size(), sizeof peer);
+  return peer;
 }
 
 SeqpacketIo::SeqpacketIo(UniqueFd sock) : fd_(std::move(sock)) {}

@@ -14,8 +14,11 @@
 // 64 KiB to put the length in front.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "harness/fd.h"
@@ -80,9 +83,22 @@ class StagedRecords {
   std::vector<std::byte> stage_;
 };
 
+// The first record a message-queue peer sends, on its up queue: a tag naming the
+// transport, then the peer's pid (the listener then watches that process).
+std::vector<std::byte> queue_hello(std::string_view tag);
+// The pid in a hello with this tag; throws ProtocolError "<tag>: the peer did not say
+// hello" when msg is something else.
+pid_t read_queue_hello(std::span<const std::byte> msg, std::string_view tag);
+
 class RecordChannel : public Channel {
  public:
   static constexpr std::size_t kOneRecordBytes = 64 * 1024;
+  static constexpr std::size_t kPrefixBytes = 4;  // the length in front of a message
+  // The record size that carries every message up to max_message without splitting:
+  // [length | message] up to kOneRecordBytes, the bare body beyond.
+  static constexpr std::size_t whole_record_bytes(std::size_t max_message) {
+    return kPrefixBytes + max_message <= kOneRecordBytes ? kPrefixBytes + max_message : max_message;
+  }
   explicit RecordChannel(std::unique_ptr<RecordIo> io);
 
   void send(std::span<const std::byte> msg) override;

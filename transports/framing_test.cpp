@@ -161,6 +161,13 @@ TEST(StagedRecords, JoinsAndSplitsARecordsTwoPieces) {
   EXPECT_THROW(st.split(st.landing(ra, tiny), 24, ra, tiny, "q"), ProtocolError);
 }
 
+TEST(QueueHello, CarriesThePidAndRefusesAnythingElse) {
+  std::vector<std::byte> h = queue_hello("some-mq");
+  EXPECT_EQ(read_queue_hello(h, "some-mq"), ::getpid());
+  EXPECT_THROW(read_queue_hello(h, "other-mq"), ProtocolError);  // another tag
+  EXPECT_THROW(read_queue_hello(std::span(h).first(h.size() - 1), "some-mq"), ProtocolError);
+}
+
 TEST(RecordChannel, ARecordDisagreeingWithItsLengthIsAnError) {
   auto [a, b] = sockpair(SOCK_SEQPACKET);
   SeqpacketChannel rx(std::move(b));

@@ -3,9 +3,9 @@
 // peer has opened both (and on every exit path before that).
 //
 // Sizing: Boost preallocates depth x message size. Each queue holds kBoostMqDepth
-// messages of the run's largest message (plus RecordChannel's 4-byte length up to
-// 64 KiB), at most kMaxRecord: a larger message is split into records of that size,
-// never truncated.
+// records big enough for the run's largest message (RecordChannel::whole_record_bytes),
+// at most kMaxRecord: a larger message is split into records of that size, never
+// truncated.
 //
 // Liveness: Boost 1.74 copies every message in and out while holding the queue's
 // process-shared mutex, a plain (not robust) one, and takes it without a timeout,
@@ -29,7 +29,6 @@
 #include <boost/interprocess/ipc/message_queue.hpp>
 #include <boost/interprocess/permissions.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
-#include <cstring>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -94,13 +93,10 @@ void QueueLock::release() {
 namespace {
 constexpr std::size_t kDepth = kBoostMqDepth;
 constexpr std::size_t kMaxRecord = std::size_t{1} << 20;
-constexpr std::size_t kLengthBytes = 4;  // RecordChannel's length prefix
 }  // namespace
 
 std::size_t boost_mq_record_size(std::size_t max_message) {
-  std::size_t r = max_message + kLengthBytes <= RecordChannel::kOneRecordBytes
-                      ? max_message + kLengthBytes
-                      : std::min(max_message, kMaxRecord);
+  std::size_t r = std::min(RecordChannel::whole_record_bytes(max_message), kMaxRecord);
   return std::max<std::size_t>(r, 256);  // room for the hello and the control messages
 }
 
@@ -213,7 +209,7 @@ class BoostMqIo final : public RecordIo {
   std::thread guard_;               // last: it uses everything above
 };
 
-constexpr char kHello[] = "ipcbench-bmq-hello";
+constexpr char kHello[] = "boost-mq";
 
 class BoostMqListener final : public Listener {
  public:
@@ -249,10 +245,7 @@ class BoostMqListener final : public Listener {
         throw ProtocolError(std::string("boost-mq: waiting for the peer: ") + e.what());
       }
       if (got) {
-        pid_t peer = 0;
-        if (n != sizeof kHello + sizeof peer || std::memcmp(buf.data(), kHello, sizeof kHello) != 0)
-          throw ProtocolError("boost-mq: the peer did not say hello");
-        std::memcpy(&peer, buf.data() + sizeof kHello, sizeof peer);
+        pid_t peer = read_queue_hello(std::span(buf).first(n), kHello);
         remove_all();  // both ends are open: the names are no longer needed
         return std::make_unique<RecordChannel>(std::make_unique<BoostMqIo>(std::move(q_), peer));
       }
@@ -285,11 +278,8 @@ class BoostMqTransport final : public Transport {
     if (ep.addresses.size() != 2) throw ProtocolError("boost-mq: expected two queue names");
     try {
       Queues q = Queues::open(ep.addresses[0], ep.addresses[1], false, 0);
-      char hello[sizeof kHello + sizeof(pid_t)];
-      pid_t self = ::getpid();
-      std::memcpy(hello, kHello, sizeof kHello);
-      std::memcpy(hello + sizeof kHello, &self, sizeof self);
-      if (!q.out->timed_send(hello, sizeof hello, 0, in_ms(5000)))
+      std::vector<std::byte> hello = queue_hello(kHello);
+      if (!q.out->timed_send(hello.data(), hello.size(), 0, in_ms(5000)))
         throw ProtocolError("boost-mq: the hello did not fit in the queue");
       return std::make_unique<RecordChannel>(
           std::make_unique<BoostMqIo>(std::move(q), ::getppid()));

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
 #include <fstream>
 #include <thread>
 #include <utility>
@@ -107,7 +106,7 @@ class MqIo final : public RecordIo {
   StagedRecords stage_;
 };
 
-constexpr char kHello[] = "ipcbench-mq-hello";
+constexpr char kHello[] = "posix-mq";
 
 class MqListener final : public Listener {
  public:
@@ -152,11 +151,8 @@ class MqListener final : public Listener {
       buf.resize(static_cast<std::size_t>(a.mq_msgsize));
       ssize_t n = ::mq_timedreceive(q_[1], buf.data(), buf.size(), nullptr, &ts);
       if (n > 0) {
-        pid_t peer = 0;
-        if (static_cast<std::size_t>(n) != sizeof kHello + sizeof peer ||
-            std::memcmp(buf.data(), kHello, sizeof kHello) != 0)
-          throw ProtocolError("posix-mq: the peer did not say hello");
-        std::memcpy(&peer, buf.data() + sizeof kHello, sizeof peer);
+        pid_t peer = read_queue_hello(
+            std::as_bytes(std::span(buf).first(static_cast<std::size_t>(n))), kHello);
         unlink_all();  // both ends are open: the names are no longer needed
         auto io = std::make_unique<MqIo>(std::exchange(q_[1], -1), std::exchange(q_[0], -1), peer);
         return std::make_unique<RecordChannel>(std::move(io));
@@ -212,11 +208,8 @@ class MqTransport final : public Transport {
       ::mq_close(rd);
       throw SysError("mq_open " + ep.addresses[1], err);
     }
-    char hello[sizeof kHello + sizeof(pid_t)];
-    pid_t self = ::getpid();
-    std::memcpy(hello, kHello, sizeof kHello);
-    std::memcpy(hello + sizeof kHello, &self, sizeof self);
-    if (::mq_send(wr, hello, sizeof hello, 0) != 0) {
+    std::vector<std::byte> hello = queue_hello(kHello);
+    if (::mq_send(wr, reinterpret_cast<const char*>(hello.data()), hello.size(), 0) != 0) {
       int err = errno;
       ::mq_close(rd);
       ::mq_close(wr);
