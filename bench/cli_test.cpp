@@ -182,6 +182,38 @@ TEST(Cli, QuickSmokeRunOverEveryTransport) {
   EXPECT_TRUE(fs::is_empty(s.dir / "tmp")) << "the run left files behind";
 }
 
+// --floors measures every floor, one memcpy and one stream row per matrix size, and
+// each row carries what the report reads from it.
+TEST(Cli, FloorsRunAndCarryTheirFigures) {
+  Scratch s;
+  fs::path out = s.dir / "out.json";
+  Result r = run({"--floors", "--transports=pipe", "--sizes=64,64K", "--benchmark_filter=^floor/",
+                  "--benchmark_min_time=0.01", "--benchmark_out=" + out.string()},
+                 s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(slurp(out));
+  std::set<std::string> seen;
+  for (const auto& b : j.at("benchmarks")) {
+    std::string name = b.at("name");
+    EXPECT_FALSE(b.value("error_occurred", false)) << name << ": " << b.value("error_message", "");
+    std::string cell = name.substr(0, name.find("/manual_time"));
+    cell = cell.substr(0, cell.find("/real_time"));
+    seen.insert(cell);
+    if (cell.find("_rtt") != std::string::npos) {
+      EXPECT_GT(b.at("rtt_p50_ns").get<double>(), 0.0) << name;
+      EXPECT_NE(b.value("label", "").find("pin="), std::string::npos) << name;
+    } else if (cell.rfind("floor/memcpy/", 0) == 0 || cell.rfind("floor/shm_stream/", 0) == 0) {
+      EXPECT_GT(b.at("bytes_per_second").get<double>(), 0.0) << name;
+      EXPECT_EQ(std::to_string(b.at("msg_bytes").get<long>()), cell.substr(cell.rfind('/') + 1))
+          << name;
+    }
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"floor/cacheline_rtt", "floor/cacheline_pair_rtt",
+                                         "floor/futex_rtt", "floor/syscall", "floor/memcpy/64",
+                                         "floor/memcpy/65536", "floor/shm_stream/64",
+                                         "floor/shm_stream/65536"}));
+}
+
 // Repetitions run interleaved at random unless the command line says otherwise, and the
 // JSON says which.
 TEST(Cli, RepetitionsAreInterleavedByDefault) {

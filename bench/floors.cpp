@@ -9,10 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
 
+#include "bench/protocol.h"
 #include "bench/rtt_clock.h"
 #include "bench/workloads.h"
 #include "harness/aligned_buffer.h"
@@ -22,26 +25,39 @@
 namespace ipcbench {
 namespace {
 
+// The shared page of a floor. The round-trip floors hand a number back and forth:
+// through `ball` alone (one line written by both sides) or, for the pair floor, out
+// through `ball` and back through `back` (one line per direction, each written by one
+// side only). The stream floor moves bytes through the ring after this page,
+// `head` and `tail` counting bytes written and read.
 struct alignas(64) Shared {
-  std::atomic<std::uint32_t> ball;  // odd: the client served; even: the peer returned it
-  std::atomic<std::uint32_t> quit;
+  alignas(64) std::atomic<std::uint32_t> ball;
+  std::atomic<std::uint32_t> quit;  // beside `ball`: the partner polls no extra line
+  alignas(64) std::atomic<std::uint32_t> back;
+  alignas(64) std::atomic<std::uint64_t> head;
+  alignas(64) std::atomic<std::uint64_t> tail;
 };
+
+constexpr std::size_t kStreamRing = std::size_t{4} << 20;  // as the zero-copy transports'
+constexpr std::size_t kStreamPiece = 64 * 1024;            // as Outbox writes in place
 
 void futex(std::atomic<std::uint32_t>& w, int op, std::uint32_t val) {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), op, val, nullptr, nullptr, 0);
 }
 
-// Waits until ball == want, spinning or sleeping on the futex. The measuring side
-// (checked) gives up, now and then, when the run was interrupted (its partner is gone).
-inline void await(Shared& s, std::uint32_t want, bool sleep, bool checked) {
+// Waits until word == want, spinning or sleeping on the futex, or until quit is set. The
+// measuring side (checked) gives up, now and then, when the run was interrupted (its
+// partner is gone).
+inline void await(std::atomic<std::uint32_t>& word, const std::atomic<std::uint32_t>& quit,
+                  std::uint32_t want, bool sleep, bool checked) {
   for (std::uint32_t i = 1;; ++i) {
-    std::uint32_t v = s.ball.load(std::memory_order_acquire);
-    if (v == want || s.quit.load(std::memory_order_relaxed)) return;
+    std::uint32_t v = word.load(std::memory_order_acquire);
+    if (v == want || quit.load(std::memory_order_relaxed)) return;
     if (checked && (sleep || (i & 0xffff) == 0) && cleanup::interrupted())
       throw ProtocolError("interrupted");
     if (sleep) {
       timespec ts{0, checked ? 10'000'000 : 0};
-      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&s.ball), FUTEX_WAIT, v,
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, v,
                 checked ? &ts : nullptr, nullptr, 0);
     } else {
       __builtin_ia32_pause();
@@ -49,21 +65,26 @@ inline void await(Shared& s, std::uint32_t want, bool sleep, bool checked) {
   }
 }
 
-inline void serve(Shared& s, std::uint32_t v, bool sleep) {
-  s.ball.store(v, std::memory_order_release);
-  if (sleep) futex(s.ball, FUTEX_WAKE, 1);
+inline void serve(std::atomic<std::uint32_t>& word, std::uint32_t v, bool sleep) {
+  word.store(v, std::memory_order_release);
+  if (sleep) futex(word, FUTEX_WAKE, 1);
 }
 
-// A forked partner process (no exec: it only touches the shared page), pinned to cpu.
+// A forked partner process (no exec: it only touches the shared mapping), pinned to
+// cpu, running body(shared page, ring) until told to quit.
 class Partner {
  public:
-  Partner(int cpu, bool sleep) {
-    void* p =
-        ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  template <class Body>
+  Partner(int cpu, Body body) {
+    void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw SysError("mmap (floor)", errno);
     s_ = new (p) Shared{};
+    ring_ = static_cast<std::byte*>(p) + kPage;
     pid_ = ::fork();
-    if (pid_ < 0) throw SysError("fork (floor)", errno);
+    if (pid_ < 0) {
+      ::munmap(p, kBytes);
+      throw SysError("fork (floor)", errno);
+    }
     if (pid_ > 0) cleanup::add_pid(pid_);
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -75,10 +96,7 @@ class Partner {
         CPU_SET(cpu, &set);
         ::sched_setaffinity(0, sizeof set, &set);
       }
-      for (std::uint32_t v = 1; !s_->quit.load(); v += 2) {
-        await(*s_, v, sleep, false);
-        serve(*s_, v + 1, sleep);
-      }
+      body(*s_, ring_);
       ::_exit(0);
     }
   }
@@ -87,29 +105,45 @@ class Partner {
     futex(s_->ball, FUTEX_WAKE, 1);
     ::waitpid(pid_, nullptr, 0);
     cleanup::forget_pid(pid_);
-    ::munmap(s_, sizeof(Shared));
+    ::munmap(s_, kBytes);
   }
+  Partner(const Partner&) = delete;
+  Partner& operator=(const Partner&) = delete;
   Shared& shared() { return *s_; }
+  std::byte* ring() { return ring_; }
 
  private:
+  static constexpr std::size_t kPage = 4096;
+  static_assert(sizeof(Shared) <= kPage);
+  static constexpr std::size_t kBytes = kPage + kStreamRing;
   Shared* s_;
+  std::byte* ring_;
   pid_t pid_;
 };
 
-void round_trip_floor(benchmark::State& state, const Placement& pl, bool sleep) {
+// pair: out through `ball`, back through `back`; otherwise both ways through `ball`.
+void round_trip_floor(benchmark::State& state, const Placement& pl, bool sleep, bool pair) {
   try {
-    Partner partner(pl.peer_cpu, sleep);
+    Partner partner(pl.peer_cpu, [sleep, pair](Shared& s, std::byte*) {
+      std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
+      for (std::uint32_t v = 1; !s.quit.load(); v += 2) {
+        await(s.ball, s.quit, v, sleep, false);
+        serve(back, v + 1, sleep);
+      }
+    });
     Shared& s = partner.shared();
+    std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
+    const std::atomic<std::uint32_t> never{0};  // the measuring side is never told to quit
     std::uint32_t v = 1;
     for (int i = 0; i < 1000; ++i, v += 2) {  // warm-up
-      serve(s, v, sleep);
-      await(s, v + 1, sleep, true);
+      serve(s.ball, v, sleep);
+      await(back, never, v + 1, sleep, true);
     }
     RttClock clock;
     clock.start();
     for (auto _ : state) {
-      serve(s, v, sleep);
-      await(s, v + 1, sleep, true);
+      serve(s.ball, v, sleep);
+      await(back, never, v + 1, sleep, true);
       v += 2;
       state.SetIterationTime(static_cast<double>(clock.lap()) * 1e-9);
     }
@@ -117,6 +151,81 @@ void round_trip_floor(benchmark::State& state, const Placement& pl, bool sleep) 
     state.counters["client_cpu"] = pl.client_cpu;
     state.counters["peer_cpu"] = pl.peer_cpu;
     state.SetLabel("pin=" + pl.describe() + (sleep ? " wait=futex" : " wait=spin"));
+  } catch (const std::exception& e) {
+    fail_repetition(state, e.what());
+  }
+}
+
+// Bytes streamed from this process to the partner through a shared ring: we copy each
+// message in (64 KiB pieces, as a zero-copy sender writes in place), the partner reads
+// every byte where it lies (payload_touch, as a zero-copy receiver) and hands the space
+// back. No headers, no checks, no waiting strategy beyond spinning: what the two CPUs of
+// this placement move between them, the mark for a shared-memory transport doing the same.
+void stream_floor(benchmark::State& state, const Placement& pl, std::size_t size) {
+  constexpr std::uint64_t kMask = kStreamRing - 1;
+  try {
+    Partner partner(pl.peer_cpu, [](Shared& s, std::byte* ring) {
+      std::uint64_t r = 0, sink = 0;
+      for (;;) {
+        const std::uint64_t h = s.head.load(std::memory_order_acquire);
+        if (h == r) {
+          if (s.quit.load(std::memory_order_relaxed)) break;
+          __builtin_ia32_pause();
+          continue;
+        }
+        while (r < h) {  // release the space piece by piece, so the writer streams on
+          std::size_t n = std::min<std::uint64_t>({h - r, kStreamPiece, kStreamRing - (r & kMask)});
+          sink += payload_touch({ring + (r & kMask), n});
+          r += n;
+          s.tail.store(r, std::memory_order_release);
+        }
+      }
+      benchmark::DoNotOptimize(sink);
+    });
+    Shared& s = partner.shared();
+    std::byte* ring = partner.ring();
+    AlignedBuffer src(size);
+    std::memset(src.data(), 0x5a, size);
+    std::uint64_t w = 0, tail = 0;
+    std::uint32_t spins = 0;
+    auto wait_until = [&](auto done) {
+      while (!done()) {
+        __builtin_ia32_pause();
+        if ((++spins & 0xffff) == 0 && cleanup::interrupted()) throw ProtocolError("interrupted");
+      }
+    };
+    auto send = [&] {
+      for (std::size_t off = 0; off < size;) {
+        std::size_t n = std::min({size - off, kStreamPiece, kStreamRing - (w & kMask)});
+        wait_until([&] {
+          return kStreamRing - (w - tail) >= n ||
+                 kStreamRing - (w - (tail = s.tail.load(std::memory_order_acquire))) >= n;
+        });
+        std::memcpy(ring + (w & kMask), src.data() + off, n);
+        w += n;
+        off += n;
+        s.head.store(w, std::memory_order_release);
+      }
+    };
+    for (int i = 0; i < 8; ++i) send();  // warm-up: the ring's pages mapped on both sides
+    wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; });
+    const auto last = state.max_iterations;
+    benchmark::IterationCount i = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+      send();
+      if (++i == last) {  // the time ends when the partner has read every byte
+        wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; });
+        state.SetIterationTime(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      } else {
+        state.SetIterationTime(0);
+      }
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                            static_cast<std::int64_t>(size));
+    state.counters["msg_bytes"] = static_cast<double>(size);
+    state.SetLabel("pin=" + pl.describe());
   } catch (const std::exception& e) {
     fail_repetition(state, e.what());
   }
@@ -146,12 +255,17 @@ void memcpy_floor(benchmark::State& state, std::size_t size) {
 void register_floors(const Placement& placement, const std::vector<std::size_t>& sizes) {
   benchmark::RegisterBenchmark(
       "floor/cacheline_rtt",
-      [placement](benchmark::State& st) { round_trip_floor(st, placement, false); })
+      [placement](benchmark::State& st) { round_trip_floor(st, placement, false, false); })
+      ->UseManualTime()
+      ->Unit(benchmark::kNanosecond);
+  benchmark::RegisterBenchmark(
+      "floor/cacheline_pair_rtt",
+      [placement](benchmark::State& st) { round_trip_floor(st, placement, false, true); })
       ->UseManualTime()
       ->Unit(benchmark::kNanosecond);
   benchmark::RegisterBenchmark(
       "floor/futex_rtt",
-      [placement](benchmark::State& st) { round_trip_floor(st, placement, true); })
+      [placement](benchmark::State& st) { round_trip_floor(st, placement, true, false); })
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("floor/syscall", syscall_floor)->UseRealTime();
@@ -159,6 +273,12 @@ void register_floors(const Placement& placement, const std::vector<std::size_t>&
     benchmark::RegisterBenchmark(("floor/memcpy/" + std::to_string(size)).c_str(),
                                  [size](benchmark::State& st) { memcpy_floor(st, size); })
         ->UseRealTime();
+  }
+  for (std::size_t size : sizes) {
+    benchmark::RegisterBenchmark(
+        ("floor/shm_stream/" + std::to_string(size)).c_str(),
+        [placement, size](benchmark::State& st) { stream_floor(st, placement, size); })
+        ->UseManualTime();
   }
 }
 

@@ -3,11 +3,19 @@
 //
 //   floor/cacheline_rtt   two processes, pinned like the matrix, bounce one shared cache
 //                         line (an atomic): the least any shared-memory round trip costs
+//   floor/cacheline_pair_rtt  out through one line, back through another, each written
+//                         by one side: what any pair of one-way channels pays per round
+//                         trip (a single line handed back and forth moves once per
+//                         direction; a line per direction must also be taken back from
+//                         the side that polls it)
 //   floor/futex_rtt       the same hand-off, but each side sleeps on a futex and is woken
 //                         by the other: the least any blocking round trip costs
 //   floor/syscall         a null system call (getppid), ns per call
 //   floor/memcpy/<bytes>  single-thread memcpy between 64-byte-aligned buffers, one row
 //                         per matrix size: the most a copying transport can move
+//   floor/shm_stream/<bytes>  one process copies messages into a shared ring, the other
+//                         (on the placement's other CPU) reads every byte in place:
+//                         what the two CPUs move between them, one row per matrix size
 //
 // Round-trip floors are timed exactly as ping-pong cells are (RttClock), so the ratio
 // between a cell and its floor carries the same bookkeeping on both sides.

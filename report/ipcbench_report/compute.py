@@ -68,6 +68,10 @@ FLOOR_RULES = {
 # any other strategy (spin-then-futex, unknown) may use either hand-off.
 RTT_FLOORS = {"blocking": ("futex_rtt",), "spin": ("cacheline_rtt",)}
 ANY_RTT_FLOOR = ("futex_rtt", "cacheline_rtt")
+# Floors shown for context (floors table, plots) but never a cell's multiple: the round
+# trip over one line per direction (what any pair of one-way channels pays), and the
+# bytes/s the placement's two CPUs move between them through shared memory.
+CONTEXT_RTT_FLOORS = ("cacheline_pair_rtt",)
 
 
 @dataclass
@@ -77,6 +81,7 @@ class Floors:
     rtt: dict[str, float] = field(default_factory=dict)      # floor name -> p50 ns
     syscall_ns: float | None = None
     memcpy: dict[int, float] = field(default_factory=dict)   # bytes -> bytes/s
+    shm_stream: dict[int, float] = field(default_factory=dict)  # bytes -> bytes/s
     cells: list[tuple[Cell, str, float]] = field(default_factory=list)
 
     def multiple(self, rule: str, value: float, cell: Cell, size: int):
@@ -105,12 +110,13 @@ def floors_of(run: Run) -> Floors:
         if value is None or value <= 0:
             continue
         f.cells.append((cell, metric, value))
-        if cell.floor in ANY_RTT_FLOOR and metric == "rtt_p50_ns":
+        if cell.floor in ANY_RTT_FLOOR + CONTEXT_RTT_FLOORS and metric == "rtt_p50_ns":
             f.rtt[cell.floor] = value
         elif cell.floor == "syscall" and metric == "ns_per_call":
             f.syscall_ns = value
-        elif cell.floor == "memcpy" and metric == "bytes_per_second" and cell.size:
-            f.memcpy[cell.size] = value
+        elif cell.floor in ("memcpy", "shm_stream") and metric == "bytes_per_second" \
+                and cell.size:
+            getattr(f, cell.floor)[cell.size] = value
     return f
 
 

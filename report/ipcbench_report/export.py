@@ -13,7 +13,7 @@ transport; their ``extra`` says so as well.
   "lower_value"?, "upper_value"?}}}`` with the built-in measures ``latency`` (ns: p50
   round trip, or ns per call) and ``throughput`` (operations/s: messages/s);
   lower/upper are the smallest and largest repetition. Cells with neither counter
-  (``floor/memcpy/*``: bytes/s only) have no BMF entry.
+  (``floor/memcpy/*``, ``floor/shm_stream/*``: bytes/s only) have no BMF entry.
 
 Failed cells are left out and named in the returned list of skipped cells.
 """

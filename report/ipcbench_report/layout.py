@@ -269,13 +269,20 @@ def _floors_section(model: ReportModel) -> Section:
             for r in model.runs for cell, metric, value in model.floors[r.label].cells]
     if not rows:
         return Section("Machine floors", [Para(
-            "No floor/* cells in these inputs (floor/cacheline_rtt, floor/futex_rtt, "
-            "floor/syscall, floor/memcpy/<bytes>).")])
+            "No floor/* cells in these inputs (floor/cacheline_rtt, "
+            "floor/cacheline_pair_rtt, floor/futex_rtt, floor/syscall, floor/memcpy/<bytes>, "
+            "floor/shm_stream/<bytes>).")])
     return Section("Machine floors", [
         Table(["run", "floor", "metric", "median", "CV"], rows),
         Para("Floors are limits of the machine measured in the same run and placement, "
              "not transports: they appear here, as (×N) in the comparison and as grey "
-             "dashed lines in the plots (one shade per run).")])
+             "dashed lines in the plots (one shade per run). Two are context only, never "
+             "a (×N): floor/cacheline_pair_rtt, the round trip over one line per "
+             "direction, each written by one side (what any pair of one-way channels "
+             "pays; floor/cacheline_rtt bounces a single line), and "
+             "floor/shm_stream/<bytes>, what the placement's two CPUs move between them "
+             "through shared memory (floor/memcpy is one core copying within its own "
+             "caches).")])
 
 
 def _noise_section(model: ReportModel) -> Section:

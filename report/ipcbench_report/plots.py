@@ -25,7 +25,9 @@ from ipcbench_report.layout import fmt_size  # noqa: E402
 _PALETTE = [*colormaps["tab10"].colors, *colormaps["tab20b"].colors[::4]]
 _RUN_STYLES = ["-", ":", "-.", (0, (3, 1, 1, 1, 1, 1))]
 _FLOOR_GREYS = ["#333333", "#777777", "#aaaaaa", "#cccccc"]     # one shade per run
-_RTT_FLOOR_DASHES = {"cacheline_rtt": (0, (6, 3)), "futex_rtt": (0, (2, 2))}
+_RTT_FLOOR_DASHES = {"cacheline_rtt": (0, (6, 3)), "cacheline_pair_rtt": (0, (6, 1, 1, 1)),
+                     "futex_rtt": (0, (2, 2))}
+_BANDWIDTH_FLOOR_DASHES = {"memcpy": "--", "shm_stream": (0, (1, 1))}
 _SPECTRUM = [("p50", "rtt_p50_ns"), ("p90", "rtt_p90_ns"), ("p99", "rtt_p99_ns"),
              ("p99.9", "rtt_p999_ns"), ("max", "rtt_max_ns")]
 FILES = ("rtt_vs_size.png", "throughput_vs_size.png", "rtt_spectrum_64B.png")
@@ -175,13 +177,16 @@ def _throughput_floors(ax, model, counter, scale):
         f = model.floors[r.label]
         suffix = f" ({r.label})" if len(model.runs) > 1 else ""
         grey = _FLOOR_GREYS[i % len(_FLOOR_GREYS)]
-        if counter == "bytes_per_second" and f.memcpy:
-            xs = sorted(f.memcpy)
-            ys = [f.memcpy[x] * scale for x in xs]
+        for name, dash in _BANDWIDTH_FLOOR_DASHES.items():
+            by_size = getattr(f, name)
+            if counter != "bytes_per_second" or not by_size:
+                continue
+            xs = sorted(by_size)
+            ys = [by_size[x] * scale for x in xs]
             if len(xs) == 1:
-                ax.axhline(ys[0], ls="--", color=grey, label=f"floor/memcpy{suffix}")
+                ax.axhline(ys[0], ls=dash, color=grey, label=f"floor/{name}{suffix}")
             else:
-                ax.plot(xs, ys, ls="--", color=grey, label=f"floor/memcpy{suffix}")
+                ax.plot(xs, ys, ls=dash, color=grey, label=f"floor/{name}{suffix}")
         if counter == "items_per_second" and f.syscall_ns:
             ax.axhline(1e9 / f.syscall_ns, ls="--", color=grey,
                        label=f"1 floor/syscall per message{suffix}")

@@ -245,6 +245,47 @@ def test_floors_listed_and_not_transports(with_floors):
     assert {r["transport"] for r in csv_rows if r["cell"] in floors} == {""}
 
 
+def test_context_floors_are_shown_but_never_a_multiple(tmp_path):
+    """floor/cacheline_pair_rtt and floor/shm_stream/<bytes> are listed and drawn, but every
+    (×N) still comes from floor/cacheline_rtt, floor/futex_rtt and floor/memcpy, even
+    when a context floor is the lower bound (made so here: half the cache-line round
+    trip, a third of memcpy)."""
+    doc = copy.deepcopy(load(A))
+    derived = {"floor/cacheline_rtt/manual_time":
+               ("floor/cacheline_pair_rtt/manual_time", "rtt_p50_ns", 0.5),
+               "floor/memcpy/1048576/real_time":
+               ("floor/shm_stream/1048576/manual_time", "bytes_per_second", 1 / 3)}
+    for b in list(doc["benchmarks"]):
+        if b["run_name"] in derived:
+            name, key, factor = derived[b["run_name"]]
+            c = copy.deepcopy(b)
+            c["name"] = c["name"].replace(c["run_name"], name)
+            c["run_name"] = name
+            if key in c:
+                c[key] *= factor
+            doc["benchmarks"].append(c)
+    path = save(doc, tmp_path / "context-floors.json")
+    res = report("render", path, "--out", tmp_path / "report")
+    assert res.returncode == 0, res.stderr
+    md = (tmp_path / "report" / "report.md").read_text()
+    listed = [r[1] for r in table(md, "Machine floors")[1]]
+    assert "floor/cacheline_pair_rtt" in listed and "floor/shm_stream/1048576" in listed
+    header, rows = table(md, "Comparison")
+    cacheline = medians(doc, "floor/cacheline_rtt/manual_time", "rtt_p50_ns")
+    memcpy = medians(doc, "floor/memcpy/1048576/real_time", "bytes_per_second")
+    spinning = [r for r in rows if _wait(doc, f"pingpong/{r[0]}/64/manual_time") == "spin"]
+    assert spinning
+    for row in spinning:
+        rtt = medians(doc, f"pingpong/{row[0]}/64/manual_time", "rtt_p50_ns")
+        assert_shown(row[header.index("RTT p50 64 B (µs)")].split("×")[1], rtt / cacheline)
+    for row in rows:
+        gbps = medians(doc, f"throughput/{row[0]}/1048576/manual_time", "bytes_per_second")
+        assert_shown(row[header.index("throughput 1 MiB (GB/s)")].split("×")[1],
+                     memcpy / gbps)
+    for png in ("rtt_vs_size.png", "throughput_vs_size.png"):
+        assert (tmp_path / "report" / png).stat().st_size > 0
+
+
 def test_shown_helper():
     assert shown("19.8 (×172)") == (19.8, 0.05 + 1e-12)
     assert shown("514")[1] == 0.5 + 1e-12
