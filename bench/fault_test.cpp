@@ -1,6 +1,7 @@
 // Fault injection against the real runner: for every transport and both workloads the
-// peer is killed (SIGKILL) at a random moment or stalled (SIGSTOP); the runner itself is
-// interrupted (SIGINT); and a crashed run's leftovers are swept. After each: the faulted
+// peer is killed (SIGKILL) at a random moment or stalled (SIGSTOP), and so is the partner
+// of each kind of machine floor; the runner itself is interrupted (SIGINT); and a crashed
+// run's leftovers are swept. After each: the faulted
 // cell is an error row, the next cell passes, the results file parses, and nothing with
 // our prefix and no peer process remains.
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -43,8 +45,8 @@ pid_t start(const std::vector<std::string>& args, const Scratch& s) {
 using testing_support::slurp;
 using testing_support::wait_exit;
 
-// Live peer processes of `parent` (children whose command line has --peer).
-std::set<pid_t> peers_of(pid_t parent) {
+// Live children of `parent` whose command line has `needle`.
+std::set<pid_t> children_of(pid_t parent, const std::string& needle) {
   std::set<pid_t> out;
   for (const auto& e : fs::directory_iterator("/proc")) {
     pid_t pid = static_cast<pid_t>(std::strtol(e.path().filename().c_str(), nullptr, 10));
@@ -62,12 +64,15 @@ std::set<pid_t> peers_of(pid_t parent) {
       if (ppid != parent || state == 'Z') continue;
       std::ifstream cmd(e.path() / "cmdline");
       std::string c((std::istreambuf_iterator<char>(cmd)), {});
-      if (c.find("--peer") != std::string::npos) out.insert(pid);
+      if (c.find(needle) != std::string::npos) out.insert(pid);
     } catch (const std::exception&) {
     }
   }
   return out;
 }
+
+// Peer processes of a run (started with --peer).
+std::set<pid_t> peers_of(pid_t parent) { return children_of(parent, "--peer"); }
 
 pid_t wait_for_peer(pid_t parent, std::set<pid_t>& seen) {
   for (auto end = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < end;) {
@@ -196,6 +201,68 @@ INSTANTIATE_TEST_SUITE_P(EveryTransportAndWorkload, Fault, ::testing::ValuesIn(a
                          [](const auto& info) {
                            std::string n =
                                info.param.transport->info().name + "_" + info.param.workload;
+                           for (char& ch : n)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
+
+// A floor's partner (forked, not a --peer) killed or stopped mid-measurement: the floor
+// fails with a clear error, within the cell timeout, the run says so in its exit status,
+// and the partner is gone.
+struct FloorCase {
+  const char* floor;
+  int signal;
+};
+
+void PrintTo(const FloorCase& c, std::ostream* os) { *os << c.floor << "/" << strsignal(c.signal); }
+
+class FloorFault : public ::testing::TestWithParam<FloorCase> {};
+
+TEST_P(FloorFault, PartnerFaultFailsTheFloor) {
+  Scratch s;
+  const FloorCase c = GetParam();
+  pid_t run =
+      start({"--floors", "--transports=pipe", "--sizes=64K",
+             std::string("--benchmark_filter=^floor/") + c.floor + "/", "--benchmark_min_time=30",
+             "--cell-timeout=2", "--benchmark_out=" + (s.dir / "out.json").string()},
+            s);
+  ASSERT_GT(run, 0);
+  // The partner is a fork of the runner (same command line), one per run of the floor
+  // function: Google Benchmark calls it with growing iteration counts, so the first
+  // partners live for milliseconds. Fault one that has lived for a while.
+  pid_t partner = -1;
+  for (auto end = std::chrono::steady_clock::now() + 20s;
+       partner < 0 && std::chrono::steady_clock::now() < end;) {
+    auto p = children_of(run, "--floors");
+    std::this_thread::sleep_for(200ms);
+    if (!p.empty() && children_of(run, "--floors").count(*p.begin())) partner = *p.begin();
+  }
+  ASSERT_GT(partner, 0) << slurp(s.dir / "stderr");
+  ::kill(partner, c.signal);
+  int status = wait_exit(run);
+  EXPECT_EQ(status, 1) << "one floor failed: " << slurp(s.dir / "stderr");
+  const auto j = results(s);
+  const auto& rows = j.at("benchmarks");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_NE(rows[0]
+                .value("error_message", "")
+                .find(c.signal == SIGKILL ? "the partner process died"
+                                          : "did not answer within the cell timeout"),
+            std::string::npos)
+      << rows[0].dump();
+  EXPECT_TRUE(all_gone({partner})) << "the floor's partner outlived the run";
+}
+
+INSTANTIATE_TEST_SUITE_P(SpinSleepStream, FloorFault,
+                         ::testing::Values(FloorCase{"cacheline_pair_rtt", SIGKILL},
+                                           FloorCase{"cacheline_pair_rtt", SIGSTOP},
+                                           FloorCase{"futex_rtt", SIGKILL},
+                                           FloorCase{"futex_rtt", SIGSTOP},
+                                           FloorCase{"shm_stream/65536", SIGKILL},
+                                           FloorCase{"shm_stream/65536", SIGSTOP}),
+                         [](const auto& info) {
+                           std::string n = std::string(info.param.floor) + "_" +
+                                           (info.param.signal == SIGKILL ? "killed" : "stopped");
                            for (char& ch : n)
                              if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;

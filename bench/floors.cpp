@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <set>
 #include <string>
 
 #include "bench/protocol.h"
@@ -21,6 +22,7 @@
 #include "harness/aligned_buffer.h"
 #include "harness/cleanup.h"
 #include "harness/error.h"
+#include "harness/liveness.h"
 
 namespace ipcbench {
 namespace {
@@ -45,37 +47,14 @@ void futex(std::atomic<std::uint32_t>& w, int op, std::uint32_t val) {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), op, val, nullptr, nullptr, 0);
 }
 
-// Waits until word == want, spinning or sleeping on the futex, or until quit is set. The
-// measuring side (checked) gives up, now and then, when the run was interrupted (its
-// partner is gone).
-inline void await(std::atomic<std::uint32_t>& word, const std::atomic<std::uint32_t>& quit,
-                  std::uint32_t want, bool sleep, bool checked) {
-  for (std::uint32_t i = 1;; ++i) {
-    std::uint32_t v = word.load(std::memory_order_acquire);
-    if (v == want || quit.load(std::memory_order_relaxed)) return;
-    if (checked && (sleep || (i & 0xffff) == 0) && cleanup::interrupted())
-      throw ProtocolError("interrupted");
-    if (sleep) {
-      timespec ts{0, checked ? 10'000'000 : 0};
-      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, v,
-                checked ? &ts : nullptr, nullptr, 0);
-    } else {
-      __builtin_ia32_pause();
-    }
-  }
-}
-
-inline void serve(std::atomic<std::uint32_t>& word, std::uint32_t v, bool sleep) {
-  word.store(v, std::memory_order_release);
-  if (sleep) futex(word, FUTEX_WAKE, 1);
-}
-
 // A forked partner process (no exec: it only touches the shared mapping), pinned to
 // cpu, running body(shared page, ring) until told to quit.
 class Partner {
  public:
+  using Clock = std::chrono::steady_clock;
   template <class Body>
-  Partner(int cpu, Body body) {
+  Partner(int cpu, std::chrono::milliseconds stall_timeout, Body body)
+      : stall_timeout_(stall_timeout) {
     void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw SysError("mmap (floor)", errno);
     s_ = new (p) Shared{};
@@ -85,7 +64,10 @@ class Partner {
       ::munmap(p, kBytes);
       throw SysError("fork (floor)", errno);
     }
-    if (pid_ > 0) cleanup::add_pid(pid_);
+    if (pid_ > 0) {
+      cleanup::add_pid(pid_);
+      watch_ = PeerWatch(pid_);
+    }
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::signal(SIGINT, SIG_DFL);  // not the runner's graceful handler: just go
@@ -101,6 +83,7 @@ class Partner {
     }
   }
   ~Partner() {
+    if (failed_) ::kill(pid_, SIGKILL);  // a stopped partner would never see `quit`
     s_->quit.store(1);
     futex(s_->ball, FUTEX_WAKE, 1);
     ::waitpid(pid_, nullptr, 0);
@@ -111,6 +94,20 @@ class Partner {
   Partner& operator=(const Partner&) = delete;
   Shared& shared() { return *s_; }
   std::byte* ring() { return ring_; }
+  // For the measuring side's wait loops, asked now and then during one wait (`since`:
+  // zero before the first ask): throws when the run was interrupted, the partner died,
+  // or it has not answered within the cell timeout (stopped or stuck: it is then killed
+  // when the floor ends).
+  void check(Clock::time_point& since) const {
+    if (cleanup::interrupted()) throw ProtocolError("interrupted");
+    if (watch_.gone()) throw ProtocolError("floor: the partner process died");
+    const auto now = Clock::now();
+    if (since == Clock::time_point{}) since = now;
+    if (now - since <= stall_timeout_) return;
+    failed_ = true;
+    throw ProtocolError("floor: the partner did not answer within the cell timeout (" +
+                        std::to_string(stall_timeout_.count()) + " ms)");
+  }
 
  private:
   static constexpr std::size_t kPage = 4096;
@@ -119,41 +116,66 @@ class Partner {
   Shared* s_;
   std::byte* ring_;
   pid_t pid_;
+  PeerWatch watch_;
+  std::chrono::milliseconds stall_timeout_;
+  mutable bool failed_ = false;  // it stopped answering: end it rather than wait for it
 };
 
-// pair: out through `ball`, back through `back`; otherwise both ways through `ball`.
-void round_trip_floor(benchmark::State& state, const Placement& pl, bool sleep, bool pair) {
-  try {
-    Partner partner(pl.peer_cpu, [sleep, pair](Shared& s, std::byte*) {
-      std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
-      for (std::uint32_t v = 1; !s.quit.load(); v += 2) {
-        await(s.ball, s.quit, v, sleep, false);
-        serve(back, v + 1, sleep);
-      }
-    });
-    Shared& s = partner.shared();
-    std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
-    const std::atomic<std::uint32_t> never{0};  // the measuring side is never told to quit
-    std::uint32_t v = 1;
-    for (int i = 0; i < 1000; ++i, v += 2) {  // warm-up
-      serve(s.ball, v, sleep);
-      await(back, never, v + 1, sleep, true);
+// Waits until word == want, spinning or sleeping on the futex, or until quit is set. The
+// measuring side passes its partner, to give up when the run was interrupted or the
+// partner died: asked now and then (a sleeper every 4th 10 ms wait), never per hand-off.
+inline void await(std::atomic<std::uint32_t>& word, const std::atomic<std::uint32_t>& quit,
+                  std::uint32_t want, bool sleep, const Partner* partner) {
+  Partner::Clock::time_point since{};
+  for (std::uint32_t i = 1;; ++i) {
+    std::uint32_t v = word.load(std::memory_order_acquire);
+    if (v == want || quit.load(std::memory_order_relaxed)) return;
+    if (partner && (i & (sleep ? 3u : 0xffffu)) == 0) partner->check(since);
+    if (sleep) {
+      timespec ts{0, partner ? 10'000'000 : 0};
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, v,
+                partner ? &ts : nullptr, nullptr, 0);
+    } else {
+      __builtin_ia32_pause();
     }
-    RttClock clock;
-    clock.start();
-    for (auto _ : state) {
-      serve(s.ball, v, sleep);
-      await(back, never, v + 1, sleep, true);
-      v += 2;
-      state.SetIterationTime(static_cast<double>(clock.lap()) * 1e-9);
-    }
-    record_rtt(state, clock.histogram());
-    state.counters["client_cpu"] = pl.client_cpu;
-    state.counters["peer_cpu"] = pl.peer_cpu;
-    state.SetLabel("pin=" + pl.describe() + (sleep ? " wait=futex" : " wait=spin"));
-  } catch (const std::exception& e) {
-    fail_repetition(state, e.what());
   }
+}
+
+inline void serve(std::atomic<std::uint32_t>& word, std::uint32_t v, bool sleep) {
+  word.store(v, std::memory_order_release);
+  if (sleep) futex(word, FUTEX_WAKE, 1);
+}
+
+// pair: out through `ball`, back through `back`; otherwise both ways through `ball`.
+void round_trip_floor(benchmark::State& state, const Placement& pl,
+                      std::chrono::milliseconds stall_timeout, bool sleep, bool pair) {
+  Partner partner(pl.peer_cpu, stall_timeout, [sleep, pair](Shared& s, std::byte*) {
+    std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
+    for (std::uint32_t v = 1; !s.quit.load(); v += 2) {
+      await(s.ball, s.quit, v, sleep, nullptr);
+      serve(back, v + 1, sleep);
+    }
+  });
+  Shared& s = partner.shared();
+  std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
+  const std::atomic<std::uint32_t> never{0};  // the measuring side is never told to quit
+  std::uint32_t v = 1;
+  for (int i = 0; i < 1000; ++i, v += 2) {  // warm-up
+    serve(s.ball, v, sleep);
+    await(back, never, v + 1, sleep, &partner);
+  }
+  RttClock clock;
+  clock.start();
+  for (auto _ : state) {
+    serve(s.ball, v, sleep);
+    await(back, never, v + 1, sleep, &partner);
+    v += 2;
+    state.SetIterationTime(static_cast<double>(clock.lap()) * 1e-9);
+  }
+  record_rtt(state, clock.histogram());
+  state.counters["client_cpu"] = pl.client_cpu;
+  state.counters["peer_cpu"] = pl.peer_cpu;
+  state.SetLabel("pin=" + pl.describe() + (sleep ? " wait=futex" : " wait=spin"));
 }
 
 // Bytes streamed from this process to the partner through a shared ring: we copy each
@@ -161,74 +183,71 @@ void round_trip_floor(benchmark::State& state, const Placement& pl, bool sleep, 
 // every byte where it lies (payload_touch, as a zero-copy receiver) and hands the space
 // back. No headers, no checks, no waiting strategy beyond spinning: what the two CPUs of
 // this placement move between them, the mark for a shared-memory transport doing the same.
-void stream_floor(benchmark::State& state, const Placement& pl, std::size_t size) {
+void stream_floor(benchmark::State& state, const Placement& pl,
+                  std::chrono::milliseconds stall_timeout, std::size_t size) {
   constexpr std::uint64_t kMask = kStreamRing - 1;
-  try {
-    Partner partner(pl.peer_cpu, [](Shared& s, std::byte* ring) {
-      std::uint64_t r = 0, sink = 0;
-      for (;;) {
-        const std::uint64_t h = s.head.load(std::memory_order_acquire);
-        if (h == r) {
-          if (s.quit.load(std::memory_order_relaxed)) break;
-          __builtin_ia32_pause();
-          continue;
-        }
-        while (r < h) {  // release the space piece by piece, so the writer streams on
-          std::size_t n = std::min<std::uint64_t>({h - r, kStreamPiece, kStreamRing - (r & kMask)});
-          sink += payload_touch({ring + (r & kMask), n});
-          r += n;
-          s.tail.store(r, std::memory_order_release);
-        }
-      }
-      benchmark::DoNotOptimize(sink);
-    });
-    Shared& s = partner.shared();
-    std::byte* ring = partner.ring();
-    AlignedBuffer src(size);
-    std::memset(src.data(), 0x5a, size);
-    std::uint64_t w = 0, tail = 0;
-    std::uint32_t spins = 0;
-    auto wait_until = [&](auto done) {
-      while (!done()) {
+  Partner partner(pl.peer_cpu, stall_timeout, [](Shared& s, std::byte* ring) {
+    std::uint64_t r = 0, sink = 0;
+    for (;;) {
+      const std::uint64_t h = s.head.load(std::memory_order_acquire);
+      if (h == r) {
+        if (s.quit.load(std::memory_order_relaxed)) break;
         __builtin_ia32_pause();
-        if ((++spins & 0xffff) == 0 && cleanup::interrupted()) throw ProtocolError("interrupted");
+        continue;
       }
-    };
-    auto send = [&] {
-      for (std::size_t off = 0; off < size;) {
-        std::size_t n = std::min({size - off, kStreamPiece, kStreamRing - (w & kMask)});
-        wait_until([&] {
-          return kStreamRing - (w - tail) >= n ||
-                 kStreamRing - (w - (tail = s.tail.load(std::memory_order_acquire))) >= n;
-        });
-        std::memcpy(ring + (w & kMask), src.data() + off, n);
-        w += n;
-        off += n;
-        s.head.store(w, std::memory_order_release);
-      }
-    };
-    for (int i = 0; i < 8; ++i) send();  // warm-up: the ring's pages mapped on both sides
-    wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; });
-    const auto last = state.max_iterations;
-    benchmark::IterationCount i = 0;
-    auto t0 = std::chrono::steady_clock::now();
-    for (auto _ : state) {
-      send();
-      if (++i == last) {  // the time ends when the partner has read every byte
-        wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; });
-        state.SetIterationTime(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      } else {
-        state.SetIterationTime(0);
+      while (r < h) {  // release the space piece by piece, so the writer streams on
+        std::size_t n = std::min<std::uint64_t>({h - r, kStreamPiece, kStreamRing - (r & kMask)});
+        sink += payload_touch({ring + (r & kMask), n});
+        r += n;
+        s.tail.store(r, std::memory_order_release);
       }
     }
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
-                            static_cast<std::int64_t>(size));
-    state.counters["msg_bytes"] = static_cast<double>(size);
-    state.SetLabel("pin=" + pl.describe());
-  } catch (const std::exception& e) {
-    fail_repetition(state, e.what());
+    benchmark::DoNotOptimize(sink);
+  });
+  Shared& s = partner.shared();
+  std::byte* ring = partner.ring();
+  AlignedBuffer src(size);
+  std::memset(src.data(), 0x5a, size);
+  std::uint64_t w = 0, tail = 0;
+  auto wait_until = [&](auto done) {
+    Partner::Clock::time_point since{};
+    for (std::uint32_t i = 1; !done(); ++i) {
+      __builtin_ia32_pause();
+      if ((i & 0xffff) == 0) partner.check(since);
+    }
+  };
+  auto send = [&] {
+    for (std::size_t off = 0; off < size;) {
+      std::size_t n = std::min({size - off, kStreamPiece, kStreamRing - (w & kMask)});
+      wait_until([&] {
+        return kStreamRing - (w - tail) >= n ||
+               kStreamRing - (w - (tail = s.tail.load(std::memory_order_acquire))) >= n;
+      });
+      std::memcpy(ring + (w & kMask), src.data() + off, n);
+      w += n;
+      off += n;
+      s.head.store(w, std::memory_order_release);
+    }
+  };
+  for (int i = 0; i < 8; ++i) send();  // warm-up: the ring's pages mapped on both sides
+  wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; });
+  const auto last = state.max_iterations;
+  benchmark::IterationCount i = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    send();
+    if (++i == last) {  // the time ends when the partner has read every byte
+      wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; });
+      state.SetIterationTime(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    } else {
+      state.SetIterationTime(0);
+    }
   }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(size));
+  state.counters["msg_bytes"] = static_cast<double>(size);
+  state.SetLabel("pin=" + pl.describe());
 }
 
 void syscall_floor(benchmark::State& state) {
@@ -250,36 +269,52 @@ void memcpy_floor(benchmark::State& state, std::size_t size) {
   state.counters["msg_bytes"] = static_cast<double>(size);
 }
 
+// Floors that failed (their partner died or stalled, the run was interrupted), by name.
+std::set<std::string>& failed() {
+  static std::set<std::string> names;
+  return names;
+}
+
+// Registers a floor; an exception fails the repetition, with its message, and the floor.
+template <class Body>
+benchmark::internal::Benchmark* add_floor(const std::string& name, Body body) {
+  return benchmark::RegisterBenchmark(name.c_str(), [name, body](benchmark::State& st) {
+    try {
+      body(st);
+    } catch (const std::exception& e) {
+      failed().insert(name);
+      fail_repetition(st, e.what());
+    }
+  });
+}
+
 }  // namespace
 
-void register_floors(const Placement& placement, const std::vector<std::size_t>& sizes) {
-  benchmark::RegisterBenchmark(
-      "floor/cacheline_rtt",
-      [placement](benchmark::State& st) { round_trip_floor(st, placement, false, false); })
+std::size_t failed_floors() { return failed().size(); }
+
+void register_floors(const Placement& pl, const std::vector<std::size_t>& sizes,
+                     std::chrono::milliseconds limit) {
+  add_floor("floor/cacheline_rtt",
+            [pl, limit](benchmark::State& st) { round_trip_floor(st, pl, limit, false, false); })
       ->UseManualTime()
       ->Unit(benchmark::kNanosecond);
-  benchmark::RegisterBenchmark(
-      "floor/cacheline_pair_rtt",
-      [placement](benchmark::State& st) { round_trip_floor(st, placement, false, true); })
+  add_floor("floor/cacheline_pair_rtt",
+            [pl, limit](benchmark::State& st) { round_trip_floor(st, pl, limit, false, true); })
       ->UseManualTime()
       ->Unit(benchmark::kNanosecond);
-  benchmark::RegisterBenchmark(
-      "floor/futex_rtt",
-      [placement](benchmark::State& st) { round_trip_floor(st, placement, true, false); })
+  add_floor("floor/futex_rtt",
+            [pl, limit](benchmark::State& st) { round_trip_floor(st, pl, limit, true, false); })
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("floor/syscall", syscall_floor)->UseRealTime();
-  for (std::size_t size : sizes) {
-    benchmark::RegisterBenchmark(("floor/memcpy/" + std::to_string(size)).c_str(),
-                                 [size](benchmark::State& st) { memcpy_floor(st, size); })
-        ->UseRealTime();
-  }
-  for (std::size_t size : sizes) {
-    benchmark::RegisterBenchmark(
-        ("floor/shm_stream/" + std::to_string(size)).c_str(),
-        [placement, size](benchmark::State& st) { stream_floor(st, placement, size); })
-        ->UseManualTime();
-  }
+  add_floor("floor/syscall", syscall_floor)->UseRealTime();
+  for (std::size_t size : sizes)
+    add_floor("floor/memcpy/" + std::to_string(size), [size](benchmark::State& st) {
+      memcpy_floor(st, size);
+    })->UseRealTime();
+  for (std::size_t size : sizes)
+    add_floor("floor/shm_stream/" + std::to_string(size), [pl, limit, size](benchmark::State& st) {
+      stream_floor(st, pl, limit, size);
+    })->UseManualTime();
 }
 
 }  // namespace ipcbench

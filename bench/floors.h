@@ -21,6 +21,7 @@
 // between a cell and its floor carries the same bookkeeping on both sides.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <vector>
 
@@ -28,6 +29,12 @@
 
 namespace ipcbench {
 
-void register_floors(const Placement& placement, const std::vector<std::size_t>& sizes);
+// stall_timeout (--cell-timeout): a floor whose partner stops answering for this long
+// fails, as does one whose partner died.
+void register_floors(const Placement& placement, const std::vector<std::size_t>& sizes,
+                     std::chrono::milliseconds stall_timeout);
+
+// How many floors failed in this run (each is an error row in the results).
+std::size_t failed_floors();
 
 }  // namespace ipcbench

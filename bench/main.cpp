@@ -293,7 +293,7 @@ int main_impl(int argc, char** argv) {
                  swept.size());
   cleanup::enable_graceful_interrupt();
   Runner runner(opts, placement);
-  if (opts.floors) register_floors(placement, opts.sizes);
+  if (opts.floors) register_floors(placement, opts.sizes, opts.cell_timeout);
   for (Workload w : opts.workloads) {
     for (const Transport* t : opts.transports) {
       for (std::size_t size : opts.sizes) {
@@ -336,7 +336,7 @@ int main_impl(int argc, char** argv) {
   } else {
     benchmark::RunSpecifiedBenchmarks();
   }
-  std::size_t failed = runner.failed_cells();
+  std::size_t failed = runner.failed_cells() + failed_floors();
   benchmark::Shutdown();
   if (int sig = cleanup::interrupted()) {
     std::fprintf(stderr, "ipcbench: interrupted by signal %d; finished cells are in the results\n",
