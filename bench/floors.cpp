@@ -40,7 +40,7 @@ struct alignas(64) Shared {
   alignas(64) std::atomic<std::uint64_t> tail;
 };
 
-constexpr std::size_t kStreamRing = std::size_t{4} << 20;  // as the zero-copy transports'
+constexpr std::size_t kStreamRing = std::size_t{8} << 20;  // as the zero-copy transport's
 constexpr std::size_t kStreamPiece = 64 * 1024;            // as Outbox writes in place
 
 void futex(std::atomic<std::uint32_t>& w, int op, std::uint32_t val) {

@@ -144,11 +144,11 @@ std::unique_ptr<Transport> make_shm_futex_transport() {
 }
 
 std::unique_ptr<Transport> make_shm_spin_zerocopy_transport() {
-  constexpr std::size_t kZeroCopyRing = std::size_t{4} << 20;
+  constexpr std::size_t kZeroCopyRing = std::size_t{8} << 20;
   return std::make_unique<ShmTransport>(
       ShmOptions{WaitMode::kSpin, true, kZeroCopyRing},
       shm_info("shm-spin-zerocopy", "spin", kZeroCopyRing, kZeroCopyRing - 64,
-               "4 MiB rings; both sides busy-poll; the sender writes each message in place "
+               "8 MiB rings; both sides busy-poll; the sender writes each message in place "
                "in the ring (loan/commit) and the receiver reads it there (view/release)"));
 }
 
