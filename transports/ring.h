@@ -30,7 +30,7 @@ namespace ipcbench {
 
 enum class WaitMode { kSpin, kFutex };
 
-inline constexpr std::size_t kRingBytes = std::size_t{1} << 20;  // per direction
+inline constexpr std::size_t kRingBytes = std::size_t{4} << 20;  // per direction
 inline constexpr int kSpinBeforeSleep = 100;
 // Largest message a ring link carries (it streams through the ring in pieces).
 inline constexpr std::size_t kMaxRingMessage = std::size_t{256} << 20;

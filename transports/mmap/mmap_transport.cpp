@@ -81,7 +81,7 @@ TransportInfo mmap_info(const char* name, const char* wait, const char* how) {
       "same host (any process, by path)",
       "by file path; both sides map the same file (MAP_SHARED)",
       kMaxRingMessage,
-      std::string("memory-mapped file in the run directory, two 1 MiB SPSC rings; ") + how,
+      std::string("memory-mapped file in the run directory, two 4 MiB SPSC rings; ") + how,
       wait};
 }
 

@@ -133,14 +133,14 @@ std::unique_ptr<Transport> make_shm_spin_transport() {
   return std::make_unique<ShmTransport>(
       ShmOptions{WaitMode::kSpin, false, kRingBytes},
       shm_info("shm-spin", "spin", kRingBytes, kMaxRingMessage,
-               "1 MiB rings; both sides busy-poll (a core each); messages copied in and out"));
+               "4 MiB rings; both sides busy-poll (a core each); messages copied in and out"));
 }
 
 std::unique_ptr<Transport> make_shm_futex_transport() {
   return std::make_unique<ShmTransport>(
       ShmOptions{WaitMode::kFutex, false, kRingBytes},
       shm_info("shm-futex", "spin-then-futex", kRingBytes, kMaxRingMessage,
-               "1 MiB rings; a short spin, then sleep on a futex; messages copied in and out"));
+               "4 MiB rings; a short spin, then sleep on a futex; messages copied in and out"));
 }
 
 std::unique_ptr<Transport> make_shm_spin_zerocopy_transport() {
