@@ -229,7 +229,8 @@ void stream_floor(benchmark::State& state, const Placement& pl,
       s.head.store(w, std::memory_order_release);
     }
   };
-  for (int i = 0; i < 8; ++i) send();  // warm-up: the ring's pages mapped on both sides
+  do send();  // warm-up: one lap, so every page of the ring is mapped on both sides
+  while (w < kStreamRing);
   wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; });
   const auto last = state.max_iterations;
   benchmark::IterationCount i = 0;
