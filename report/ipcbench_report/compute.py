@@ -69,8 +69,9 @@ FLOOR_RULES = {
 RTT_FLOORS = {"blocking": ("futex_rtt",), "spin": ("cacheline_rtt",)}
 ANY_RTT_FLOOR = ("futex_rtt", "cacheline_rtt")
 # Floors shown for context (floors table, plots) but never a cell's multiple: the round
-# trip over one line per direction (what any pair of one-way channels pays), and the
-# bytes/s the placement's two CPUs move between them through shared memory.
+# trip over one line per direction (what any pair of one-way channels pays) here, and
+# floor/shm_stream (bytes/s the placement's two CPUs move through shared memory), kept
+# in Floors.shm_stream.
 CONTEXT_RTT_FLOORS = ("cacheline_pair_rtt",)
 
 
