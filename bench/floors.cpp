@@ -232,18 +232,10 @@ void stream_floor(benchmark::State& state, const Placement& pl,
   do send();  // warm-up: one lap, so every page of the ring is mapped on both sides
   while (w < kStreamRing);
   wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; });
-  const auto last = state.max_iterations;
-  benchmark::IterationCount i = 0;
-  auto t0 = std::chrono::steady_clock::now();
+  StreamClock clock(state);
   for (auto _ : state) {
-    send();
-    if (++i == last) {  // the time ends when the partner has read every byte
-      wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; });
-      state.SetIterationTime(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    } else {
-      state.SetIterationTime(0);
-    }
+    send();  // the time ends when the partner has read every byte
+    clock.lap([&] { wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; }); });
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                           static_cast<std::int64_t>(size));

@@ -15,11 +15,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-inline std::uint64_t ns_between(Clock::time_point a, Clock::time_point b) {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
-}
-
 // Runs untimed round trips (or one-way messages plus a sync) for about `budget` or
 // `max_msgs` messages, whichever comes first: caches, page tables and socket buffers warm.
 constexpr auto kWarmupBudget = std::chrono::milliseconds(20);
@@ -135,21 +130,14 @@ void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   sync(s, in);
 
   auto cpu_before = s.cpu_sample();
-  const auto last = state.max_iterations;
-  benchmark::IterationCount i = 0;
-  auto t0 = Clock::now();
   Watchdog& dog = s.watchdog();
+  StreamClock clock(state);
   for (auto _ : state) {
     std::uint32_t seq = s.next_seq();
     stamp(out.begin(), seq, Kind::kData, digest);
     out.finish();
     dog.progress(seq);
-    if (++i == last) {
-      sync(s, in);  // the peer has received and checked every message
-      state.SetIterationTime(static_cast<double>(ns_between(t0, Clock::now())) * 1e-9);
-    } else {
-      state.SetIterationTime(0);
-    }
+    clock.lap([&] { sync(s, in); });  // the peer has received and checked every message
   }
 
   record_cpu(state, cpu_before, s.cpu_sample(), static_cast<double>(state.iterations()));

@@ -12,6 +12,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -24,6 +25,30 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size);
 // The rtt_* counters of a round-trip histogram (ping-pong cells and round-trip floors).
 void record_rtt(benchmark::State& state, const Histogram& hist);
 void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size);
+
+// Times a one-way stream as a whole (throughput cells, the stream floor): a message still
+// in flight when the loop ends must count, so every iteration reports 0 s except the
+// last, which first drains (waits until the receiver has everything) and then reports
+// the time since the clock was made.
+class StreamClock {
+ public:
+  explicit StreamClock(benchmark::State& state)
+      : state_(state), last_(state.max_iterations), t0_(std::chrono::steady_clock::now()) {}
+  // Call at the end of every iteration.
+  template <class Drain>
+  void lap(Drain drain) {
+    if (++i_ != last_) return state_.SetIterationTime(0);
+    drain();
+    state_.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count());
+  }
+
+ private:
+  benchmark::State& state_;
+  const benchmark::IterationCount last_;
+  benchmark::IterationCount i_ = 0;
+  const std::chrono::steady_clock::time_point t0_;
+};
 
 // Marks this repetition of a cell failed with `why`, wherever it failed: before its
 // timed loop started (set-up, warm-up) or inside it. Google Benchmark checks that every
