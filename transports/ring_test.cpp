@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -98,6 +99,24 @@ TEST(Ring, RingSizeMustBeAPowerOfTwo) {
   EXPECT_THROW(make_ring_channel(std::make_unique<AnonMapping>(base, size, true), true,
                                  WaitMode::kSpin, false, ::getpid()),
                ProtocolError);
+}
+
+// Pages are mapped before the first message, not faulted in one by one during it.
+TEST(Ring, ChannelMapsEveryPageOfTheLinkUpFront) {
+  const std::size_t size = link_bytes(kRingBytes);
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(base, MAP_FAILED);
+  init_link(base, kRingBytes);
+  const std::size_t pages = size / 4096;
+  auto resident = [&] {
+    std::vector<unsigned char> vec(pages);
+    EXPECT_EQ(::mincore(base, size, vec.data()), 0);
+    return std::count_if(vec.begin(), vec.end(), [](unsigned char v) { return v & 1; });
+  };
+  EXPECT_LT(resident(), 4);  // only the control page has been written so far
+  auto peer = make_ring_channel(std::make_unique<AnonMapping>(base, size, true), false,
+                                WaitMode::kSpin, false, ::getpid());
+  EXPECT_EQ(resident(), static_cast<std::ptrdiff_t>(pages));
 }
 
 TEST(Ring, ClosedPartnerEndsTheLinkCleanly) {
