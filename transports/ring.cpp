@@ -341,8 +341,7 @@ class RingChannel final : public Channel {
 };
 
 // Maps every page of the link into this process, writable, before the first message.
-// Otherwise each side takes a page fault every 4 KiB through the first lap of a ring
-// (and a file mapping one more per page whenever writeback has cleaned it): a
+// Otherwise each side takes a page fault every 4 KiB through the first lap of a ring: a
 // spin-then-futex side kept waiting that long by a fault goes to sleep, and its partner
 // then does too, so the channel settles into paying a futex wake-up per message.
 void prefault(void* base, std::size_t bytes) {
