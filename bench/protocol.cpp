@@ -35,26 +35,38 @@ std::uint32_t payload_digest(std::span<const std::byte> p) {
 }
 
 std::uint64_t payload_touch(std::span<const std::byte> p) {
-  // Four independent 16-byte sums per 64-byte line and a prefetch 2 KiB ahead, so the
-  // loads of many lines are in flight at once: a zero-copy reader then reads data the
-  // other core just wrote as fast as the lines cross (one running sum, or a compiler's
-  // choice of vectors, ran at 1/2 to 3/4 of that).
+  // Four lines per step into four independent 16-byte sums, and every line prefetched
+  // 2 KiB ahead, so the loads of many lines are in flight at once: a zero-copy reader
+  // then reads data the other core just wrote as fast as the lines cross. (One running
+  // sum, or a compiler's choice of vectors, ran at 1/2 to 3/4 of that; one line per step
+  // at 0.8 to 0.9 of it.)
   using V = std::uint64_t __attribute__((vector_size(16)));
-  constexpr std::size_t kAhead = 2048;
+  constexpr std::size_t kStep = 256, kAhead = 2048;
   const std::byte* q = p.data();
   const std::size_t n = p.size();
   V a{}, b{}, c{}, d{};
-  auto line = [&](std::size_t at) {
-    V w[4];
-    std::memcpy(w, q + at, 64);
-    a += w[0], b += w[1], c += w[2], d += w[3];
+  auto load = [q](std::size_t at) {
+    V w;
+    std::memcpy(&w, q + at, sizeof w);
+    return w;
+  };
+  auto step = [&](std::size_t at) {  // sum k takes the k-th 16 bytes of each line
+    a += (load(at) + load(at + 64)) + (load(at + 128) + load(at + 192));
+    b += (load(at + 16) + load(at + 80)) + (load(at + 144) + load(at + 208));
+    c += (load(at + 32) + load(at + 96)) + (load(at + 160) + load(at + 224));
+    d += (load(at + 48) + load(at + 112)) + (load(at + 176) + load(at + 240));
   };
   std::size_t i = 0;
-  for (; i + kAhead + 64 <= n; i += 64) {
-    __builtin_prefetch(q + i + kAhead);  // stays inside p: never the record after it
-    line(i);
+  for (; i + kAhead + kStep <= n; i += kStep) {
+    const std::byte* ahead = q + i + kAhead;  // stays inside p: never the record after it
+    __builtin_prefetch(ahead);
+    __builtin_prefetch(ahead + 64);
+    __builtin_prefetch(ahead + 128);
+    __builtin_prefetch(ahead + 192);
+    step(i);
   }
-  for (; i + 64 <= n; i += 64) line(i);
+  for (; i + kStep <= n; i += kStep) step(i);
+  for (; i + 16 <= n; i += 16) a += load(i);
   V t = a + b + c + d;
   std::uint64_t sum = t[0] + t[1];
   for (; i + 8 <= n; i += 8) {

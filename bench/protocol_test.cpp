@@ -37,7 +37,8 @@ TEST(Protocol, TouchReadsEveryByte) {
   std::vector<std::byte> buf((1u << 20) + 64);
   for (std::size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<std::byte>(i * 131 + i / 7);
   for (std::size_t off : {0u, 8u, 3u}) {
-    for (std::size_t n : {0u, 1u, 7u, 8u, 63u, 64u, 65u, 2111u, 2112u, 2185u, 4099u, 1u << 20}) {
+    for (std::size_t n : {0u, 1u, 7u, 8u, 63u, 64u, 65u, 255u, 256u, 2111u, 2112u, 2185u, 2303u,
+                          2305u, 4099u, 1u << 20}) {
       std::span<const std::byte> p(buf.data() + off, n);
       std::uint64_t want = 0;
       std::size_t i = 0;
