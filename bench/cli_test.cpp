@@ -147,7 +147,7 @@ TEST(Cli, QuickSmokeRunOverEveryTransport) {
   auto j = nlohmann::json::parse(slurp(out));
   const auto& ctx = j.at("context");
   for (const char* k : {"ipcbench_version", "ipcbench_git_commit", "kernel", "cpu_model",
-                        "pin_mode", "dev_shm_bytes", "benchmark_library_version"})
+                        "pin_mode", "dev_shm_bytes", "run_dir_fs", "benchmark_library_version"})
     EXPECT_TRUE(ctx.contains(k)) << k;
   std::set<std::string> seen;
   for (const auto& b : j.at("benchmarks")) {

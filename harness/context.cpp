@@ -5,7 +5,12 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdlib>
 #include <fstream>
+#include <sstream>
+
+#include "harness/run_dir.h"
 
 namespace ipcbench {
 namespace {
@@ -29,7 +34,41 @@ std::string cpu_model() {
   return "unavailable";
 }
 
+// A mount table field: spaces, tabs, newlines and backslashes come octal-escaped.
+std::string unescape_mount_field(const std::string& f) {
+  std::string out;
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    if (f[i] == '\\' && i + 3 < f.size()) {  // \NNN
+      out += static_cast<char>(std::strtol(f.substr(i + 1, 3).c_str(), nullptr, 8));
+      i += 3;
+    } else {
+      out += f[i];
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string file_system_of(const std::string& path) {
+  char real[PATH_MAX];
+  if (::realpath(path.c_str(), real) == nullptr) return "unavailable";
+  const std::string target = real;
+  std::ifstream mounts("/proc/self/mounts");
+  std::string line, best_type = "unavailable";
+  std::size_t best_len = 0;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    std::string dev, dir, type;
+    if (!(fields >> dev >> dir >> type)) continue;
+    dir = unescape_mount_field(dir);
+    const bool above =
+        dir == "/" || target == dir || (target.starts_with(dir) && target[dir.size()] == '/');
+    // >=: a later mount on the same point hides the earlier one.
+    if (above && dir.size() >= best_len) best_len = dir.size(), best_type = type;
+  }
+  return best_type;
+}
 
 std::vector<std::pair<std::string, std::string>> machine_context() {
   std::vector<std::pair<std::string, std::string>> c;
@@ -50,6 +89,9 @@ std::vector<std::pair<std::string, std::string>> machine_context() {
   } else {
     c.emplace_back("dev_shm_bytes", "unavailable");
   }
+  const std::string base = run_dir_base();
+  c.emplace_back("run_dir_base", base);
+  c.emplace_back("run_dir_fs", file_system_of(base));
   c.emplace_back("libc", std::string("glibc ") + gnu_get_libc_version());
   c.emplace_back("pipe_max_size", first_line("/proc/sys/fs/pipe-max-size"));
   c.emplace_back("net_core_wmem_default", first_line("/proc/sys/net/core/wmem_default"));

@@ -11,4 +11,8 @@ namespace ipcbench {
 // A value that cannot be read is "unavailable", never omitted.
 std::vector<std::pair<std::string, std::string>> machine_context();
 
+// The type of the file system holding path ("tmpfs", "ext4", …) from the mount table:
+// the longest mount point above it. "unavailable" when it cannot be told.
+std::string file_system_of(const std::string& path);
+
 }  // namespace ipcbench

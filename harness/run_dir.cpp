@@ -17,7 +17,9 @@ bool usable_dir(const char* p) {
   return p && *p && ::stat(p, &st) == 0 && S_ISDIR(st.st_mode) && ::access(p, W_OK | X_OK) == 0;
 }
 
-std::string base_dir() {
+}  // namespace
+
+std::string run_dir_base() {
   for (const char* env : {"XDG_RUNTIME_DIR", "TMPDIR"}) {
     const char* v = std::getenv(env);
     if (usable_dir(v)) return v;
@@ -25,10 +27,8 @@ std::string base_dir() {
   return "/tmp";
 }
 
-}  // namespace
-
 RunDir::RunDir() {
-  std::string tmpl = base_dir() + "/ipcbench-" + std::to_string(::getpid()) + "-XXXXXX";
+  std::string tmpl = run_dir_base() + "/ipcbench-" + std::to_string(::getpid()) + "-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) throw SysError("mkdtemp " + tmpl, errno);

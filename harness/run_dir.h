@@ -11,6 +11,9 @@
 
 namespace ipcbench {
 
+// <base>: where every run's directory is made.
+std::string run_dir_base();
+
 class RunDir {
  public:
   RunDir();

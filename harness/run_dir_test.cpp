@@ -11,6 +11,7 @@
 #include <string>
 
 #include "harness/cleanup.h"
+#include "harness/context.h"
 
 namespace ipcbench {
 namespace {
@@ -66,6 +67,23 @@ TEST(RunDir, DestructorRemovesWhatTheTransportsLeft) {
   }
   struct stat st {};
   EXPECT_NE(::stat(path.c_str(), &st), 0) << path << " left behind";
+}
+
+// The context says where run directories are made and on what file system: on tmpfs a
+// mapped file (mmap-*) is plain memory, on a disk file system the kernel writes it back.
+TEST(RunDir, ContextNamesTheBaseAndItsFileSystem) {
+  EXPECT_EQ(file_system_of("/proc/self"), "proc");
+  EXPECT_EQ(file_system_of("/proc"), "proc");
+  EXPECT_NE(file_system_of("/"), "unavailable");
+  EXPECT_EQ(file_system_of("/no/such/path"), "unavailable");
+  std::string base, fs;
+  for (const auto& [k, v] : machine_context()) {
+    if (k == "run_dir_base") base = v;
+    if (k == "run_dir_fs") fs = v;
+  }
+  EXPECT_EQ(base, run_dir_base());
+  EXPECT_EQ(fs, file_system_of(base));
+  EXPECT_NE(fs, "unavailable");
 }
 
 }  // namespace

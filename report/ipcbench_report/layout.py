@@ -107,7 +107,7 @@ def _measured_section(model: ReportModel) -> Section:
             "wait_strategy", "verify_payload", "repetitions", "ipcbench_version",
             "ipcbench_git_commit", "ipcbench_build_type", "benchmark_library_version",
             "library_build_type", "kernel", "cpu_model", "cpus_online", "clocksource",
-            "cell labels"]
+            "run_dir_fs", "cell labels"]
     rows = []
     for key in keys:
         row = [Text(key)]

@@ -131,6 +131,17 @@ def test_states_what_was_measured(single):
     assert "★★★★☆" in md and "Local performance (★ 1–5)" in md
 
 
+def test_states_the_run_directory_file_system(tmp_path):
+    """Where the mmap-* files lived (tmpfs: memory; a disk file system: written back) is
+    part of what was measured; results from before the key show a dash."""
+    doc = copy.deepcopy(load(A))
+    doc["context"]["run_dir_fs"] = "tmpfs"
+    out = tmp_path / "report"
+    res = report("render", save(doc, tmp_path / "fs.json"), A, "--out", out)
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"\| run_dir_fs \| tmpfs \| — \|", (out / "report.md").read_text())
+
+
 def test_several_runs_are_labelled_with_pin_mode(several):
     md = (several / "report.md").read_text()
     header, rows = table(md, "Comparison")
