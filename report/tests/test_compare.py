@@ -120,6 +120,17 @@ def test_pin_mode_difference_is_stated():
     assert "pin_mode differs (baseline cross, candidate same)" in res.stdout
 
 
+def test_run_directory_file_system_difference_is_stated(tmp_path):
+    """A memory-mapped file on ext4 is not one on tmpfs: the notes say the runs differ."""
+    a = load(A)
+    cand = copy.deepcopy(a)
+    a["context"]["run_dir_fs"], cand["context"]["run_dir_fs"] = "tmpfs", "ext4"
+    res = report("compare", save(a, tmp_path / "a.json"), save(cand, tmp_path / "c.json"))
+    assert "run_dir_fs differs (baseline tmpfs, candidate ext4)" in res.stdout
+    same = report("compare", save(a, tmp_path / "a.json"), save(a, tmp_path / "a2.json"))
+    assert "run_dir_fs differs" not in same.stdout
+
+
 def test_one_sided_cells_listed_and_new_failures_fail(tmp_path):
     a = load(A)
     cand = copy.deepcopy(a)
