@@ -324,7 +324,8 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("random_interleaving", interleaved ? "true" : "false");
   benchmark::AddCustomContext("message_header_bytes", std::to_string(kHeaderBytes));
   benchmark::AddCustomContext("latency_metric",
-                              "rtt_* = full round trip (request + reply), CLOCK_MONOTONIC");
+                              "rtt_* = full round trip (request + reply), one CLOCK_MONOTONIC "
+                              "read per round trip, taken while the next request is in flight");
   benchmark::AddCustomContext("wait_strategy",
                               "per cell: wait= in the label (blocking, spin, spin-then-futex)");
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));

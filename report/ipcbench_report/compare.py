@@ -130,9 +130,10 @@ def _change(bc: Cell, cc: Cell) -> Change:
 def compare(baseline: Run, candidate: Run, threshold: float, alpha: float) -> Comparison:
     """Compare every cell by id; one-sided cells are listed, not fatal."""
     cmp = Comparison(baseline, candidate, threshold, alpha)
-    # run_dir_fs: socket files, FIFOs and mapped files live there (tmpfs or a disk).
+    # run_dir_fs: socket files, FIFOs and mapped files live there (tmpfs or a disk);
+    # latency_metric: how round trips were timed.
     for key in ("pin_mode", "wait_strategy", "host_name", "verify_payload", "cpu_model",
-                "run_dir_fs"):
+                "run_dir_fs", "latency_metric"):
         b, c = baseline.ctx(key), candidate.ctx(key)
         if b != c:
             cmp.notes.append(f"{key} differs (baseline {b}, candidate {c}): the runs are "

@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 import re
 
+import pytest
+
 from conftest import A, B, R9A, R9B, SAME, load, medians, report, save, scaled, table
 
 PIPE64 = "pingpong/pipe/64/manual_time"            # tied repetitions in quick-reps-a
@@ -120,15 +122,22 @@ def test_pin_mode_difference_is_stated():
     assert "pin_mode differs (baseline cross, candidate same)" in res.stdout
 
 
-def test_run_directory_file_system_difference_is_stated(tmp_path):
-    """A memory-mapped file on ext4 is not one on tmpfs: the notes say the runs differ."""
+@pytest.mark.parametrize("key, base, cand", [
+    # a memory-mapped file on tmpfs is not one on ext4
+    ("run_dir_fs", "tmpfs", "ext4"),
+    # round trips timed another way (the clock once read after the reply)
+    ("latency_metric", "rtt_* = full round trip (request + reply), CLOCK_MONOTONIC",
+     "rtt_* = full round trip (request + reply), one CLOCK_MONOTONIC read per round trip, "
+     "taken while the next request is in flight"),
+])
+def test_unlike_runs_are_noted(tmp_path, key, base, cand):
     a = load(A)
-    cand = copy.deepcopy(a)
-    a["context"]["run_dir_fs"], cand["context"]["run_dir_fs"] = "tmpfs", "ext4"
-    res = report("compare", save(a, tmp_path / "a.json"), save(cand, tmp_path / "c.json"))
-    assert "run_dir_fs differs (baseline tmpfs, candidate ext4)" in res.stdout
+    c = copy.deepcopy(a)
+    a["context"][key], c["context"][key] = base, cand
+    res = report("compare", save(a, tmp_path / "a.json"), save(c, tmp_path / "c.json"))
+    assert f"{key} differs (baseline {base}, candidate {cand})" in res.stdout
     same = report("compare", save(a, tmp_path / "a.json"), save(a, tmp_path / "a2.json"))
-    assert "run_dir_fs differs" not in same.stdout
+    assert f"{key} differs" not in same.stdout
 
 
 def test_one_sided_cells_listed_and_new_failures_fail(tmp_path):
