@@ -268,6 +268,38 @@ INSTANTIATE_TEST_SUITE_P(SpinSleepStream, FloorFault,
                            return n;
                          });
 
+// With interleaved repetitions a floor may run right after a matrix cell. The cell's peer
+// must be gone by then: a spin transport's peer busy-polls the very CPU the floor's
+// partner is pinned to, and the two would share it (the stream floor ran at half speed).
+TEST(Floors, NoPeerLivesWhileAFloorRuns) {
+  Scratch s;
+  pid_t run = start({"--floors", "--transports=shm-spin", "--workloads=pingpong", "--sizes=64",
+                     "--benchmark_filter=^(floor/cacheline_rtt|floor/shm_stream|pingpong)/",
+                     "--benchmark_repetitions=5", "--benchmark_min_time=0.05",
+                     "--benchmark_out=" + (s.dir / "out.json").string()},
+                    s);
+  ASSERT_GT(run, 0);
+  int status = -1, floors_after_a_peer = 0;
+  bool peer_seen = false;
+  std::string clash;
+  while (::waitpid(run, &status, WNOHANG) == 0) {
+    // A peer seen both before and after the partner was seen was alive with it.
+    auto before = peers_of(run);
+    auto partners = children_of(run, "--floors");
+    auto after = peers_of(run);
+    peer_seen |= !before.empty();
+    if (partners.empty() || !peer_seen) continue;
+    ++floors_after_a_peer;
+    for (pid_t p : before)
+      if (after.count(p))
+        clash = "peer " + std::to_string(p) + " beside floor partner " +
+                std::to_string(*partners.begin());
+  }
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(s.dir / "stderr");
+  EXPECT_GT(floors_after_a_peer, 0) << "no floor ran after a matrix cell: nothing was checked";
+  EXPECT_EQ(clash, "");
+}
+
 TEST(Interrupt, SigintKeepsFinishedCellsAndCleansUp) {
   Scratch s;
   pid_t run =

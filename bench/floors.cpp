@@ -272,11 +272,14 @@ std::set<std::string>& failed() {
   return names;
 }
 
-// Registers a floor; an exception fails the repetition, with its message, and the floor.
+// Registers a floor, run after quiet(); an exception fails the repetition, with its
+// message, and the floor.
 template <class Body>
-benchmark::internal::Benchmark* add_floor(const std::string& name, Body body) {
-  return benchmark::RegisterBenchmark(name.c_str(), [name, body](benchmark::State& st) {
+benchmark::internal::Benchmark* add_floor(const std::string& name,
+                                          const std::function<void()>& quiet, Body body) {
+  return benchmark::RegisterBenchmark(name.c_str(), [name, quiet, body](benchmark::State& st) {
     try {
+      quiet();
       body(st);
     } catch (const std::exception& e) {
       failed().insert(name);
@@ -290,28 +293,28 @@ benchmark::internal::Benchmark* add_floor(const std::string& name, Body body) {
 std::size_t failed_floors() { return failed().size(); }
 
 void register_floors(const Placement& pl, const std::vector<std::size_t>& sizes,
-                     std::chrono::milliseconds limit) {
-  add_floor("floor/cacheline_rtt",
+                     std::chrono::milliseconds limit, std::function<void()> quiet) {
+  add_floor("floor/cacheline_rtt", quiet,
             [pl, limit](benchmark::State& st) { round_trip_floor(st, pl, limit, false, false); })
       ->UseManualTime()
       ->Unit(benchmark::kNanosecond);
-  add_floor("floor/cacheline_pair_rtt",
+  add_floor("floor/cacheline_pair_rtt", quiet,
             [pl, limit](benchmark::State& st) { round_trip_floor(st, pl, limit, false, true); })
       ->UseManualTime()
       ->Unit(benchmark::kNanosecond);
-  add_floor("floor/futex_rtt",
+  add_floor("floor/futex_rtt", quiet,
             [pl, limit](benchmark::State& st) { round_trip_floor(st, pl, limit, true, false); })
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
-  add_floor("floor/syscall", syscall_floor)->UseRealTime();
+  add_floor("floor/syscall", quiet, syscall_floor)->UseRealTime();
   for (std::size_t size : sizes)
-    add_floor("floor/memcpy/" + std::to_string(size), [size](benchmark::State& st) {
+    add_floor("floor/memcpy/" + std::to_string(size), quiet, [size](benchmark::State& st) {
       memcpy_floor(st, size);
     })->UseRealTime();
   for (std::size_t size : sizes)
-    add_floor("floor/shm_stream/" + std::to_string(size), [pl, limit, size](benchmark::State& st) {
-      stream_floor(st, pl, limit, size);
-    })->UseManualTime();
+    add_floor("floor/shm_stream/" + std::to_string(size), quiet,
+              [pl, limit, size](benchmark::State& st) { stream_floor(st, pl, limit, size); })
+        ->UseManualTime();
 }
 
 }  // namespace ipcbench

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "harness/placement.h"
@@ -30,9 +31,11 @@
 namespace ipcbench {
 
 // stall_timeout (--cell-timeout): a floor whose partner stops answering for this long
-// fails, as does one whose partner died.
+// fails, as does one whose partner died. quiet runs before every run of a floor and must
+// stop whatever else the run keeps going on the placement's CPUs (the matrix's live peer,
+// which may be busy-polling the partner's CPU), so that a floor measures the machine alone.
 void register_floors(const Placement& placement, const std::vector<std::size_t>& sizes,
-                     std::chrono::milliseconds stall_timeout);
+                     std::chrono::milliseconds stall_timeout, std::function<void()> quiet);
 
 // How many floors failed in this run (each is an error row in the results).
 std::size_t failed_floors();

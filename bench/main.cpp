@@ -79,6 +79,8 @@ class Runner {
   }
 
   std::size_t failed_cells() const { return failed_.size(); }
+  // Ends the live peer session, if any (its peer may be busy-polling a CPU).
+  void end_session() { session_.reset(); }
 
  private:
   PeerSession& session_for(const Transport* t) {
@@ -293,7 +295,9 @@ int main_impl(int argc, char** argv) {
                  swept.size());
   cleanup::enable_graceful_interrupt();
   Runner runner(opts, placement);
-  if (opts.floors) register_floors(placement, opts.sizes, opts.cell_timeout);
+  // With interleaved repetitions a floor may follow a matrix cell: its peer goes first.
+  if (opts.floors)
+    register_floors(placement, opts.sizes, opts.cell_timeout, [&runner] { runner.end_session(); });
   for (Workload w : opts.workloads) {
     for (const Transport* t : opts.transports) {
       for (std::size_t size : opts.sizes) {
