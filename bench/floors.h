@@ -17,8 +17,8 @@
 //                         (on the placement's other CPU) reads every byte in place:
 //                         what the two CPUs move between them, one row per matrix size
 //
-// Round-trip floors are timed exactly as ping-pong cells are (RttClock), so the ratio
-// between a cell and its floor carries the same bookkeeping on both sides.
+// Round-trip floors are timed exactly as ping-pong cells are (RttClock, read while the
+// next hand-off is in flight), so a cell and its floor are measured the same way.
 #pragma once
 
 #include <chrono>

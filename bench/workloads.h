@@ -1,7 +1,8 @@
 // The workloads, each written once against Channel; none knows which transport it drives.
 //
 // pingpong    the client sends an N-byte message, the peer returns it; every round trip
-//             is timed (two clock reads) into a histogram; one iteration = one round trip.
+//             is timed into a histogram (one clock read, taken while the next request
+//             is in flight); one iteration = one round trip.
 // throughput  the client streams N-byte messages one way; after the last one of a run
 //             it sends kSync and the run's clock stops only when the peer's kAck arrives,
 //             so no message still in flight is counted.
