@@ -68,6 +68,12 @@ StreamChannel::StreamChannel(UniqueFd sock) : rd_(std::move(sock)), rbuf_(kBuffe
 void StreamChannel::send(std::span<const std::byte> msg) {
   check_len(msg.size(), kMaxFrameBytes);
   auto len = static_cast<std::uint32_t>(msg.size());
+  if (msg.size() <= kStagedBytes) {
+    // One write of a copy: cheaper than the kernel's import of a two-piece iovec.
+    std::memcpy(stage_.data(), &len, kPrefix);
+    std::memcpy(stage_.data() + kPrefix, msg.data(), msg.size());
+    return write_all(wfd(), std::span(stage_).first(kPrefix + msg.size()), "send (stream)");
+  }
   iovec iov[2] = {{&len, kPrefix}, {const_cast<std::byte*>(msg.data()), msg.size()}};
   writev_all(wfd(), iov, 2, "send (stream)");
 }

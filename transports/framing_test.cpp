@@ -29,8 +29,10 @@ template <class Ch>
 void stream_sizes(int type) {
   auto [a, b] = sockpair(type);
   Ch tx(std::move(a)), rx(std::move(b));
-  // Sizes that move both ways across the direct-read threshold and the 64 KiB buffer.
-  std::vector<std::size_t> sizes = {1, 63, 4095, 4096, 70000, 5, 1 << 20, 17, 65536, 65537, 3};
+  // Sizes that move both ways across the staged-send limit (1 KiB), the direct-read
+  // threshold and the 64 KiB buffer.
+  std::vector<std::size_t> sizes = {1, 63,      1024, 1025,  4095,  4096, 70000,
+                                    5, 1 << 20, 17,   65536, 65537, 1024, 3};
   std::thread sender([&] {
     for (std::size_t i = 0; i < sizes.size(); ++i)
       tx.send(pattern(sizes[i], static_cast<unsigned>(i)));
