@@ -14,7 +14,7 @@
 namespace ipcbench {
 namespace {
 
-constexpr std::size_t kPrefix = RecordChannel::kPrefixBytes;
+constexpr std::size_t kPrefix = kLengthPrefixBytes;
 constexpr std::size_t kBufferBytes = 64 * 1024;
 // From this previous-message size on, a header read also reads the body into place.
 constexpr std::size_t kDirectBytes = 4096;
