@@ -1,11 +1,17 @@
 // ipcbench-lat-reference: the simplest possible ping-pong, in the style of lmbench's
-// lat_pipe / lat_unix / lat_tcp, as a yardstick for the suite's own figures.
+// lat_pipe / lat_unix / lat_tcp, as a yardstick for the suite's own figures, and the
+// simplest one-way TCP stream, in the style of lmbench's bw_tcp.
 //
 //   ipcbench-lat-reference pipe|unix|tcp SIZE ROUNDTRIPS CLIENT_CPU PEER_CPU
+//   ipcbench-lat-reference tcp-bw SIZE MESSAGES CLIENT_CPU PEER_CPU
 //
 // fork()ed child as the peer, one write + one read per direction, no framing, no
 // header, no checks beyond the byte count; every round trip timed with the same clock
 // the suite uses. Prints one line: "<mech> size=<n> rtt_p50_ns=<x> rtt_mean_ns=<y>".
+// tcp-bw writes MESSAGES writes of SIZE bytes, each read back by the peer in reads of
+// SIZE, and stops the clock when the peer's one-byte acknowledgement of the last one
+// arrives, as the suite's throughput workload does; prints
+// "tcp-bw size=<n> bytes_per_second=<x>".
 // scripts/fidelity.sh runs it beside ipcbench; it is not part of the matrix.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -55,14 +61,16 @@ bool xfer(int fd, char* buf, std::size_t n, bool write_side) {
 
 int main(int argc, char** argv) {
   if (argc != 6) {
-    std::fprintf(stderr, "usage: %s pipe|unix|tcp SIZE ROUNDTRIPS CLIENT_CPU PEER_CPU\n", argv[0]);
+    std::fprintf(stderr, "usage: %s pipe|unix|tcp|tcp-bw SIZE COUNT CLIENT_CPU PEER_CPU\n",
+                 argv[0]);
     return 2;
   }
   std::string mech = argv[1];
   std::size_t size = std::strtoul(argv[2], nullptr, 10);
   long rounds = std::strtol(argv[3], nullptr, 10);
   int client_cpu = std::atoi(argv[4]), peer_cpu = std::atoi(argv[5]);
-  if (size == 0 || rounds <= 0 || (mech != "pipe" && mech != "unix" && mech != "tcp")) {
+  const bool stream = mech == "tcp-bw";
+  if (size == 0 || rounds <= 0 || (mech != "pipe" && mech != "unix" && mech != "tcp" && !stream)) {
     std::fprintf(stderr, "ipcbench-lat-reference: bad arguments\n");
     return 2;
   }
@@ -98,12 +106,19 @@ int main(int argc, char** argv) {
     pin(peer_cpu);
     if (c_rd >= 0) close(c_rd);  // so the client's close reaches us as EOF
     if (c_wr >= 0 && c_wr != c_rd) close(c_wr);
-    if (mech == "tcp") {
+    if (p_rd < 0) {
       p_rd = p_wr = accept(listen_fd, nullptr, nullptr);
       int one = 1;
       setsockopt(p_rd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     std::vector<char> buf(size);
+    if (stream) {  // a run of `rounds` messages, then a one-byte ack; until EOF
+      for (bool more = true; more;) {
+        for (long i = 0; i < rounds && more; ++i) more = xfer(p_rd, buf.data(), size, false);
+        if (more) more = xfer(p_wr, buf.data(), 1, true);
+      }
+      _exit(0);
+    }
     while (xfer(p_rd, buf.data(), size, false) && xfer(p_wr, buf.data(), size, true)) {
     }
     _exit(0);
@@ -111,13 +126,29 @@ int main(int argc, char** argv) {
   pin(client_cpu);
   if (p_rd >= 0) close(p_rd);
   if (p_wr >= 0 && p_wr != p_rd) close(p_wr);
-  if (mech == "tcp") {
+  if (c_rd < 0) {
     c_rd = c_wr = socket(AF_INET, SOCK_STREAM, 0);
     if (connect(c_rd, reinterpret_cast<sockaddr*>(&addr), sizeof addr)) die("connect");
     int one = 1;
     setsockopt(c_rd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
   std::vector<char> buf(size, 'x');
+  if (stream) {
+    auto run = [&] {  // `rounds` messages and the peer's ack of the last
+      for (long i = 0; i < rounds; ++i)
+        if (!xfer(c_wr, buf.data(), size, true)) die("peer");
+      if (!xfer(c_rd, buf.data(), 1, false)) die("peer");
+    };
+    run();  // warm-up
+    auto t0 = std::chrono::steady_clock::now();
+    run();
+    std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    close(c_wr);
+    waitpid(pid, nullptr, 0);
+    std::printf("tcp-bw size=%zu bytes_per_second=%.0f\n", size,
+                static_cast<double>(size) * static_cast<double>(rounds) / dt.count());
+    return 0;
+  }
   std::vector<std::int64_t> rtt(static_cast<std::size_t>(rounds));
   for (long i = -rounds / 10; i < rounds; ++i) {  // the first tenth warms up
     auto t0 = std::chrono::steady_clock::now();

@@ -5,7 +5,8 @@ Alternates, round after round, ipcbench and each reference tool at the same plac
 and message size, then prints the medians and their ratios as a Markdown table:
 
   tcp  ping-pong 64 B   sockperf ping-pong (prints half the round trip: doubled here)
-  tcp  throughput 64 KiB iperf3 with 64 KiB writes
+  tcp  throughput 64 KiB iperf3 with 64 KiB writes, and ipcbench-lat-reference tcp-bw
+                       (lmbench bw_tcp-style: a bare write loop, a bare read loop)
   pipe ping-pong       perf bench sched pipe (same CPU only: it cannot pin two processes
                        apart), and ipcbench-lat-reference (lmbench lat_pipe-style)
   uds  ping-pong 64 B   ipcbench-lat-reference (lmbench lat_unix-style)
@@ -91,6 +92,12 @@ def reference(build, mech, size, rounds, cpus):
     return float(re.search(r"rtt_p50_ns=([0-9.]+)", out).group(1))
 
 
+def bw_reference(build, size, count, cpus):
+    out = run([f"{build}/ipcbench-lat-reference", "tcp-bw", str(size), str(count),
+               str(cpus[0]), str(cpus[1])])
+    return float(re.search(r"bytes_per_second=([0-9.]+)", out).group(1))
+
+
 def zmq_reference(build, mode, endpoint, size, count, cpus):
     """Runs the local (binding) side on cpus[1] and the remote side on cpus[0]."""
     local_mode, remote_mode = (("lat-local", "lat-remote") if mode == "lat"
@@ -166,7 +173,7 @@ def main():
         cpus = (0, 0) if placement == "same" else (0, 1)
         pin = f"--pin={cpus[0]},{cpus[1]}"
         s = {k: [] for k in ("tcp", "uds", "pipe", "pipe16", "thr", "sockperf", "iperf3",
-                             "ref_tcp", "ref_unix", "ref_pipe", "perf_pipe")}
+                             "ref_bw", "ref_tcp", "ref_unix", "ref_pipe", "perf_pipe")}
         for r in range(a.rounds):
             print(f"[{placement}] round {r + 1}/{a.rounds}", file=sys.stderr)
             res = ipcbench(a.build, ["--transports=tcp,uds,pipe", "--sizes=64",
@@ -178,6 +185,7 @@ def main():
                                      "--workloads=throughput", pin], a.seconds)
             s["thr"].append(res["throughput/tcp/65536"]["bytes_per_second"])
             s["iperf3"].append(iperf3_bps(cpus, 65536, max(2, int(a.seconds))))
+            s["ref_bw"].append(bw_reference(a.build, 65536, 30000, cpus))
             rounds = 50000 if placement == "same" else 30000
             for mech, key in (("tcp", "ref_tcp"), ("unix", "ref_unix"), ("pipe", "ref_pipe")):
                 s[key].append(reference(a.build, mech, 64, rounds, cpus))
@@ -193,6 +201,8 @@ def main():
             ("pingpong/pipe/64 rtt p50 (ns)", placement, s["pipe"], "lat_pipe-style reference", s["ref_pipe"]),
             ("throughput/tcp/65536 (GB/s)", placement, [v / 1e9 for v in s["thr"]],
              "iperf3 -l 64K", [v / 1e9 for v in s["iperf3"]]),
+            ("throughput/tcp/65536 (GB/s)", placement, [v / 1e9 for v in s["thr"]],
+             "bw_tcp-style reference", [v / 1e9 for v in s["ref_bw"]]),
         ]
         if placement == "same":
             rows.append(("pingpong/pipe/16 rtt mean (ns)", placement, s["pipe16"],
