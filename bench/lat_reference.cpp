@@ -8,9 +8,9 @@
 // fork()ed child as the peer, one write + one read per direction, no framing, no
 // header, no checks beyond the byte count; every round trip timed with the same clock
 // the suite uses. Prints one line: "<mech> size=<n> rtt_p50_ns=<x> rtt_mean_ns=<y>".
-// tcp-bw writes MESSAGES writes of SIZE bytes, each read back by the peer in reads of
-// SIZE, and stops the clock when the peer's one-byte acknowledgement of the last one
-// arrives, as the suite's throughput workload does; prints
+// tcp-bw sends MESSAGES writes of SIZE bytes, which the peer reads SIZE bytes at a
+// time, and stops the clock when the peer's one-byte acknowledgement of the last one
+// arrives, as the suite's throughput workload does. It prints
 // "tcp-bw size=<n> bytes_per_second=<x>".
 // scripts/fidelity.sh runs it beside ipcbench; it is not part of the matrix.
 #include <netinet/in.h>
