@@ -85,11 +85,6 @@ class Partner {
   ~Partner() {
     if (failed_) ::kill(pid_, SIGKILL);  // a stopped partner would never see `quit`
     s_->quit.store(1);
-    // Move `ball` as well: a sleeping partner that read it just before `quit` was set
-    // would otherwise enter FUTEX_WAIT after this wake and sleep on, with no timeout,
-    // while waitpid below waits for it (a --floors run hung so, once, in CI). Changed,
-    // the word makes that FUTEX_WAIT return at once, and the partner then sees `quit`.
-    s_->ball.fetch_add(1, std::memory_order_release);
     futex(s_->ball, FUTEX_WAKE, 1);
     ::waitpid(pid_, nullptr, 0);
     cleanup::forget_pid(pid_);
