@@ -132,6 +132,11 @@ int main(int argc, char** argv) {
     int one = 1;
     setsockopt(c_rd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
+  auto end_peer = [&] {  // EOF for the peer, then wait for it to go
+    close(c_wr);
+    if (c_rd != c_wr) close(c_rd);
+    waitpid(pid, nullptr, 0);
+  };
   std::vector<char> buf(size, 'x');
   if (stream) {
     auto run = [&] {  // `rounds` messages and the peer's ack of the last
@@ -143,8 +148,7 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     run();
     std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-    close(c_wr);
-    waitpid(pid, nullptr, 0);
+    end_peer();
     std::printf("tcp-bw size=%zu bytes_per_second=%.0f\n", size,
                 static_cast<double>(size) * static_cast<double>(rounds) / dt.count());
     return 0;
@@ -156,9 +160,7 @@ int main(int argc, char** argv) {
     auto t1 = std::chrono::steady_clock::now();
     if (i >= 0) rtt[static_cast<std::size_t>(i)] = (t1 - t0).count();
   }
-  close(c_wr);
-  if (c_rd != c_wr) close(c_rd);
-  waitpid(pid, nullptr, 0);
+  end_peer();
   double mean = 0;
   for (auto v : rtt) mean += static_cast<double>(v);
   mean /= static_cast<double>(rtt.size());

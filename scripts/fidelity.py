@@ -86,16 +86,11 @@ def perf_pipe_mean_ns(cpu, loops):
     return float(re.search(r"([0-9.]+) usecs/op", out).group(1)) * 1000.0
 
 
-def reference(build, mech, size, rounds, cpus):
-    out = run([f"{build}/ipcbench-lat-reference", mech, str(size), str(rounds),
+def reference(build, mech, size, count, cpus, figure="rtt_p50_ns"):
+    """ipcbench-lat-reference's `figure`: rtt_p50_ns, or bytes_per_second for tcp-bw."""
+    out = run([f"{build}/ipcbench-lat-reference", mech, str(size), str(count),
                str(cpus[0]), str(cpus[1])])
-    return float(re.search(r"rtt_p50_ns=([0-9.]+)", out).group(1))
-
-
-def bw_reference(build, size, count, cpus):
-    out = run([f"{build}/ipcbench-lat-reference", "tcp-bw", str(size), str(count),
-               str(cpus[0]), str(cpus[1])])
-    return float(re.search(r"bytes_per_second=([0-9.]+)", out).group(1))
+    return float(re.search(figure + r"=([0-9.]+)", out).group(1))
 
 
 def zmq_reference(build, mode, endpoint, size, count, cpus):
@@ -185,7 +180,7 @@ def main():
                                      "--workloads=throughput", pin], a.seconds)
             s["thr"].append(res["throughput/tcp/65536"]["bytes_per_second"])
             s["iperf3"].append(iperf3_bps(cpus, 65536, max(2, int(a.seconds))))
-            s["ref_bw"].append(bw_reference(a.build, 65536, 30000, cpus))
+            s["ref_bw"].append(reference(a.build, "tcp-bw", 65536, 30000, cpus, "bytes_per_second"))
             rounds = 50000 if placement == "same" else 30000
             for mech, key in (("tcp", "ref_tcp"), ("unix", "ref_unix"), ("pipe", "ref_pipe")):
                 s[key].append(reference(a.build, mech, 64, rounds, cpus))

@@ -49,13 +49,7 @@ constexpr auto kCloseGrace = std::chrono::milliseconds(500);
 // grpc_shutdown. So each process keeps the library initialised until it exits: servers
 // and channels still shut down and close their sockets; only the threads' teardown is
 // left to the process's exit.
-void keep_grpc_until_exit() {
-  static const bool held = [] {
-    grpc_init();
-    return true;
-  }();
-  (void)held;
-}
+void keep_grpc_until_exit() { [[maybe_unused]] static const bool held = (grpc_init(), true); }
 
 std::span<const std::byte> bytes_of(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
