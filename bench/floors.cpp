@@ -2,6 +2,7 @@
 
 #include <benchmark/benchmark.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <set>
@@ -82,11 +84,39 @@ class Partner {
       ::_exit(0);
     }
   }
-  ~Partner() {
-    if (failed_) ::kill(pid_, SIGKILL);  // a stopped partner would never see `quit`
+  // Ends the partner once the timed loop is over, and fails the floor if it died during
+  // the run (a partner killed after its last hand-off is noticed only here) or does not
+  // exit within the cell timeout (stopped or asleep: it is then killed).
+  void finish() {
     s_->quit.store(1);
+    // Move `ball` as well as setting `quit`: a sleeping partner that read both just
+    // before would otherwise enter FUTEX_WAIT after this wake and sleep on. Changed, the
+    // word makes that FUTEX_WAIT return at once, and the partner then sees `quit`.
+    s_->ball.fetch_add(1, std::memory_order_release);
     futex(s_->ball, FUTEX_WAKE, 1);
-    ::waitpid(pid_, nullptr, 0);
+    pollfd pfd{watch_.fd(), POLLIN, 0};
+    int ready;
+    while ((ready = ::poll(&pfd, 1, static_cast<int>(stall_timeout_.count()))) < 0 &&
+           errno == EINTR && !cleanup::interrupted()) {
+    }
+    if (ready <= 0) ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    reaped_ = true;
+    if (ready <= 0) {
+      if (cleanup::interrupted()) throw ProtocolError("interrupted");
+      throw stalled();
+    }
+    if (WIFSIGNALED(status))
+      throw ProtocolError("floor: the partner process died (signal " +
+                          std::to_string(WTERMSIG(status)) + ")");
+  }
+  // Without finish() the floor failed: the partner is killed, not waited for.
+  ~Partner() {
+    if (!reaped_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
     cleanup::forget_pid(pid_);
     ::munmap(s_, kBytes);
   }
@@ -104,12 +134,14 @@ class Partner {
     const auto now = Clock::now();
     if (since == Clock::time_point{}) since = now;
     if (now - since <= stall_timeout_) return;
-    failed_ = true;
-    throw ProtocolError("floor: the partner did not answer within the cell timeout (" +
-                        std::to_string(stall_timeout_.count()) + " ms)");
+    throw stalled();
   }
 
  private:
+  ProtocolError stalled() const {
+    return ProtocolError("floor: the partner did not answer within the cell timeout (" +
+                         std::to_string(stall_timeout_.count()) + " ms)");
+  }
   static constexpr std::size_t kPage = 4096;
   static_assert(sizeof(Shared) <= kPage);
   static constexpr std::size_t kBytes = kPage + kStreamRing;
@@ -118,7 +150,7 @@ class Partner {
   pid_t pid_;
   PeerWatch watch_;
   std::chrono::milliseconds stall_timeout_;
-  mutable bool failed_ = false;  // it stopped answering: end it rather than wait for it
+  bool reaped_ = false;
 };
 
 // Waits until word == want, spinning or sleeping on the futex, or until quit is set. The
@@ -176,6 +208,7 @@ void round_trip_floor(benchmark::State& state, const Placement& pl,
     state.SetIterationTime(static_cast<double>(clock.lap()) * 1e-9);
   }
   await(back, never, v + 1, sleep, &partner);
+  partner.finish();
   record_rtt(state, clock.histogram());
   state.counters["client_cpu"] = pl.client_cpu;
   state.counters["peer_cpu"] = pl.peer_cpu;
@@ -241,6 +274,7 @@ void stream_floor(benchmark::State& state, const Placement& pl,
     send();  // the time ends when the partner has read every byte
     clock.lap([&] { wait_until([&] { return s.tail.load(std::memory_order_acquire) == w; }); });
   }
+  partner.finish();
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                           static_cast<std::int64_t>(size));
   state.counters["msg_bytes"] = static_cast<double>(size);
