@@ -61,6 +61,7 @@ class Partner {
     if (p == MAP_FAILED) throw SysError("mmap (floor)", errno);
     s_ = new (p) Shared{};
     ring_ = static_cast<std::byte*>(p) + kPage;
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ < 0) {
       ::munmap(p, kBytes);
@@ -68,11 +69,18 @@ class Partner {
     }
     if (pid_ > 0) {
       cleanup::add_pid(pid_);
-      watch_ = PeerWatch(pid_);
+      try {
+        watch_ = PeerWatch(pid_);
+      } catch (...) {  // no destructor runs: end the partner here
+        reap(true);
+        ::munmap(p, kBytes);
+        throw;
+      }
     }
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      ::signal(SIGINT, SIG_DFL);  // not the runner's graceful handler: just go
+      if (::getppid() != parent) ::_exit(1);  // the runner died before prctl took effect
+      ::signal(SIGINT, SIG_DFL);              // not the runner's graceful handler: just go
       ::signal(SIGTERM, SIG_DFL);
       if (cpu >= 0) {
         cpu_set_t set;
@@ -99,25 +107,16 @@ class Partner {
     while ((ready = ::poll(&pfd, 1, static_cast<int>(stall_timeout_.count()))) < 0 &&
            errno == EINTR && !cleanup::interrupted()) {
     }
-    if (ready <= 0) ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    reaped_ = true;
-    if (ready <= 0) {
-      if (cleanup::interrupted()) throw ProtocolError("interrupted");
-      throw stalled();
-    }
+    const int status = reap(ready <= 0);
+    if (cleanup::interrupted()) throw ProtocolError("interrupted");  // its handler killed it
+    if (ready <= 0) throw stalled();
     if (WIFSIGNALED(status))
       throw ProtocolError("floor: the partner process died (signal " +
                           std::to_string(WTERMSIG(status)) + ")");
   }
   // Without finish() the floor failed: the partner is killed, not waited for.
   ~Partner() {
-    if (!reaped_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    cleanup::forget_pid(pid_);
+    if (!reaped_) reap(true);
     ::munmap(s_, kBytes);
   }
   Partner(const Partner&) = delete;
@@ -138,6 +137,16 @@ class Partner {
   }
 
  private:
+  // Waits for the partner to end (killing it first if asked) and forgets its pid at
+  // once, before another process can take it. Returns the wait status.
+  int reap(bool kill) {
+    if (kill) ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    cleanup::forget_pid(pid_);
+    reaped_ = true;
+    return status;
+  }
   ProtocolError stalled() const {
     return ProtocolError("floor: the partner did not answer within the cell timeout (" +
                          std::to_string(stall_timeout_.count()) + " ms)");
