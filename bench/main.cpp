@@ -61,7 +61,7 @@ class Runner {
     }
     try {
       PeerSession& s = session_for(t);
-      dog_.arm(s.child().pid(), opts_.cell_timeout);
+      dog_.arm(s.child().pid(), opts_.cell_timeout, [&s] { s.channel().abort(); });
       if (w == Workload::kPingpong)
         run_pingpong(state, s, size);
       else

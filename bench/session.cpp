@@ -58,6 +58,13 @@ std::pair<CpuUse, CpuUse> PeerSession::cpu_sample() {
 }
 
 PeerSession::~PeerSession() {
+  // Ending the link can block too (boost-mq's stop message waits for a queue lock that a
+  // stopped peer holds; a publish waits on a broker that stopped answering): the
+  // watchdog bounds it, as it bounds a cell. (Not armed for a child already reaped: its
+  // pid may be another process's by now.)
+  constexpr std::chrono::milliseconds kGrace(2000);
+  const bool live = child_.alive();
+  if (live && channel_) dog_.arm(child_.pid(), kGrace, [this] { channel_->abort(); });
   if (channel_ && !broken_) {
     try {
       std::byte stop[kHeaderBytes];
@@ -66,8 +73,10 @@ PeerSession::~PeerSession() {
     } catch (const std::exception&) {
     }
   }
+  if (live) dog_.arm(child_.pid(), kGrace);  // no hook into the channel as it goes
   channel_.reset();  // closing our end also ends a peer that missed the stop
-  child_.finish(std::chrono::milliseconds(2000));
+  dog_.disarm();
+  child_.finish(kGrace);
 }
 
 std::string PeerSession::explain(const std::string& what) {

@@ -17,10 +17,12 @@ Watchdog::~Watchdog() {
   thread_.join();
 }
 
-void Watchdog::arm(pid_t pid, std::chrono::steady_clock::duration timeout) {
+void Watchdog::arm(pid_t pid, std::chrono::steady_clock::duration timeout,
+                   std::function<void()> on_fire) {
   {
     std::lock_guard lk(mu_);
     pid_ = pid;
+    on_fire_ = std::move(on_fire);
     timeout_ = timeout;
     seen_ = progress_.load(std::memory_order_relaxed);
     deadline_ = std::chrono::steady_clock::now() + timeout;
@@ -33,6 +35,7 @@ void Watchdog::arm(pid_t pid, std::chrono::steady_clock::duration timeout) {
 void Watchdog::disarm() {
   std::lock_guard lk(mu_);
   armed_ = false;
+  on_fire_ = nullptr;
 }
 
 void Watchdog::loop() {
@@ -55,6 +58,7 @@ void Watchdog::loop() {
       armed_ = false;
       fired_ = true;
       if (pid_ > 0) ::kill(pid_, SIGKILL);
+      if (on_fire_) on_fire_();
     }
   }
 }

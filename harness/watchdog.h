@@ -5,7 +5,8 @@
 //
 // Killing the peer is what unblocks the benchmark side, whatever it is blocked in: the
 // kernel closes the peer's descriptors, so a read sees EOF and a write sees EPIPE, and
-// the cell ends with an error instead of hanging the matrix.
+// the cell ends with an error instead of hanging the matrix. A link that waits on a
+// third party (a broker) is given an extra `on_fire` to unblock it.
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -26,7 +28,9 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  void arm(pid_t pid, std::chrono::steady_clock::duration timeout);
+  // on_fire runs on the watchdog's thread after the kill; never after disarm() returns.
+  void arm(pid_t pid, std::chrono::steady_clock::duration timeout,
+           std::function<void()> on_fire = {});
   void disarm();
   // Called by the measuring thread as it goes; costs one relaxed store.
   void progress(std::uint64_t n) { progress_.store(n, std::memory_order_relaxed); }
@@ -38,6 +42,7 @@ class Watchdog {
   std::mutex mu_;
   std::condition_variable cv_;
   pid_t pid_ = -1;
+  std::function<void()> on_fire_;
   std::chrono::steady_clock::time_point deadline_;
   std::chrono::steady_clock::duration timeout_{};
   std::atomic<std::uint64_t> progress_{0};

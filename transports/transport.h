@@ -59,6 +59,11 @@ class Channel {
   // until release().
   virtual bool view(std::span<const std::byte>* /*out*/) { return false; }
   virtual void release() {}
+
+  // Called from another thread (the watchdog) when the cell stalled, after the peer was
+  // killed: makes a send or recv blocked on something else than the peer (a broker)
+  // fail soon. Killing the peer is enough for every direct link, hence the default.
+  virtual void abort() {}
 };
 
 // How the peer reaches a listener: addresses for its command line (paths, host:port,

@@ -4,6 +4,7 @@
 #include <amqp_tcp_socket.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "harness/test_support.h"
 
@@ -87,46 +89,92 @@ TEST(Amqp, NoQueueIsLeftOnTheBroker) {
     }
 }
 
-TEST(Amqp, BrokerStoppedMidRunIsACleanError) {
-  if (!broker_installed()) GTEST_SKIP() << "rabbitmq-server is not installed";
-  Scratch s;
-  // AMQP 3000-4499 (epmd +10000, distribution +20000): apart from test.sh's broker.
-  const int port = 3000 + static_cast<int>(::getpid() % 1500);
-  const fs::path dir = s.dir / "broker";
-  ASSERT_EQ(broker("start", dir, port), 0) << "private broker did not start";
-  struct Stop {
-    fs::path dir;
-    int port;
-    ~Stop() { broker("stop", dir, port); }
-  } stop{dir, port};
+// A private broker (its own node, data and ports) and an ipcbench run against it, for
+// faults the shared broker of test.sh must not suffer.
+class PrivateBroker : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!broker_installed()) GTEST_SKIP() << "rabbitmq-server is not installed";
+    // AMQP 3000-4499 (epmd +10000, distribution +20000): apart from test.sh's broker.
+    port_ = 3000 + static_cast<int>(::getpid() % 1500);
+    dir_ = s_.dir / "broker";
+    ASSERT_EQ(broker("start", dir_, port_), 0) << "private broker did not start";
+    started_ = true;
+    std::ifstream pidfile(dir_ / "rabbitmq.pid");
+    ASSERT_TRUE(pidfile >> beam_) << "no broker pid file";
+  }
+  void TearDown() override {
+    if (beam_ > 0) ::kill(beam_, SIGCONT);  // a stopped node would not hear "stop"
+    if (started_) broker("stop", dir_, port_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Starts ipcbench with IPCBENCH_AMQP_URL naming this broker.
+  pid_t run(const std::vector<std::string>& args) {
+    const std::string url = "amqp://guest:guest@" + address();
+    const char* before = std::getenv("IPCBENCH_AMQP_URL");
+    std::string saved = before ? before : "";
+    ::setenv("IPCBENCH_AMQP_URL", url.c_str(), 1);
+    std::vector<std::string> argv{IPCBENCH_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--benchmark_out=" + (s_.dir / "out.json").string());
+    pid_t pid = spawn_captured(argv, s_);
+    if (before)
+      ::setenv("IPCBENCH_AMQP_URL", saved.c_str(), 1);
+    else
+      ::unsetenv("IPCBENCH_AMQP_URL");
+    return pid;
+  }
+  // The run's rows after it ended with `status`: the AMQP cell failed with an error that
+  // names the broker (never its credentials), the uds cell after it did not.
+  void expect_amqp_cell_failed(int status) {
+    EXPECT_EQ(status, 1) << "one cell failed: " << slurp(s_.dir / "stderr");
+    auto b = results(s_).at("benchmarks");
+    ASSERT_EQ(b.size(), 2u);
+    EXPECT_TRUE(b[0].value("error_occurred", false)) << b[0].dump();
+    const std::string msg = b[0].value("error_message", "");
+    EXPECT_NE(msg.find(address()), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("guest"), std::string::npos) << "credentials in: " << msg;
+    EXPECT_FALSE(b[1].value("error_occurred", false)) << b[1].value("error_message", "");
+  }
 
-  const std::string url = "amqp://guest:guest@127.0.0.1:" + std::to_string(port);
-  const char* before = std::getenv("IPCBENCH_AMQP_URL");
-  std::string saved = before ? before : "";
-  ::setenv("IPCBENCH_AMQP_URL", url.c_str(), 1);
-  pid_t run = spawn_captured({IPCBENCH_BINARY, "--transports=amqp,uds", "--workloads=pingpong",
-                              "--sizes=64", "--benchmark_min_time=6", "--cell-timeout=30",
-                              "--benchmark_out=" + (s.dir / "out.json").string()},
-                             s);
-  if (before)
-    ::setenv("IPCBENCH_AMQP_URL", saved.c_str(), 1);
-  else
-    ::unsetenv("IPCBENCH_AMQP_URL");
-  ASSERT_GT(run, 0);
+  Scratch s_;
+  fs::path dir_;
+  int port_ = 0;
+  pid_t beam_ = 0;  // the broker's Erlang VM
+  bool started_ = false;
+};
+
+TEST_F(PrivateBroker, BrokerKilledMidRunIsACleanError) {
+  pid_t r = run({"--transports=amqp,uds", "--workloads=pingpong", "--sizes=64",
+                 "--benchmark_min_time=6", "--cell-timeout=30"});
+  ASSERT_GT(r, 0);
   std::this_thread::sleep_for(1500ms);  // the amqp cell is running
-  // The broker dies: its Erlang VM is killed outright.
-  std::ifstream pidfile(dir / "rabbitmq.pid");
-  pid_t beam = 0;
-  ASSERT_TRUE(pidfile >> beam) << "no broker pid file";
-  ASSERT_EQ(::kill(beam, SIGKILL), 0);
-  EXPECT_EQ(wait_exit(run), 1) << "one cell failed: " << slurp(s.dir / "stderr");
-  auto b = results(s).at("benchmarks");
-  ASSERT_EQ(b.size(), 2u);
-  EXPECT_TRUE(b[0].value("error_occurred", false)) << b[0].dump();
-  const std::string msg = b[0].value("error_message", "");
-  EXPECT_NE(msg.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << msg;
-  EXPECT_EQ(msg.find("guest"), std::string::npos) << "credentials in: " << msg;
-  EXPECT_FALSE(b[1].value("error_occurred", false)) << b[1].value("error_message", "");
+  ASSERT_EQ(::kill(beam_, SIGKILL), 0);
+  beam_ = 0;
+  expect_amqp_cell_failed(wait_exit(r));
+}
+
+// A broker that stops answering (stopped here; a memory or disk alarm blocks publishers
+// the same way) leaves a publish or a confirm wait with nothing to return: the watchdog
+// must end the cell, not only kill the peer.
+TEST_F(PrivateBroker, BrokerThatStopsAnsweringIsACleanError) {
+  pid_t r = run({"--transports=amqp-durable,uds", "--workloads=pingpong", "--sizes=64",
+                 "--benchmark_min_time=6", "--cell-timeout=3"});
+  ASSERT_GT(r, 0);
+  std::this_thread::sleep_for(1500ms);  // the amqp-durable ping-pong cell is running
+  ASSERT_EQ(::kill(beam_, SIGSTOP), 0);
+  int status = -1;
+  for (auto end = std::chrono::steady_clock::now() + 60s;
+       status < 0 && std::chrono::steady_clock::now() < end;) {
+    if (::waitpid(r, &status, WNOHANG) == 0) status = -1;
+    std::this_thread::sleep_for(100ms);
+  }
+  if (status < 0) {
+    ::kill(r, SIGKILL);
+    wait_exit(r);
+    FAIL() << "the run still hung 60 s after the broker stopped";
+  }
+  expect_amqp_cell_failed(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
 }  // namespace

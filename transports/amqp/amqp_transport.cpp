@@ -14,6 +14,8 @@
 // message looks every kSliceMs, a sender every kProbeBytes or kSliceMs.
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +26,7 @@
 #include <thread>
 
 #include "harness/error.h"
+#include "harness/fd.h"
 #include "transports/transport.h"
 
 namespace ipcbench {
@@ -99,6 +102,10 @@ class Connection {
       throw SysError("amqp: cannot reach the broker at " + where_ + " (" + amqp_error_string2(rc) +
                          "; start one with ./scripts/broker.sh start or set IPCBENCH_AMQP_URL)",
                      ECONNREFUSED);
+    // Our own descriptor of the socket, for abort(): rabbitmq-c closes its own on an RPC
+    // timeout, and that number may then name another file.
+    abort_fd_ = UniqueFd(::fcntl(amqp_socket_get_sockfd(sock), F_DUPFD_CLOEXEC, 0));
+    if (!abort_fd_.valid()) fail_sys("cannot duplicate the socket", errno);
     amqp_set_rpc_timeout(conn_, &tv);
     check(amqp_login(conn_, b.vhost.c_str(), 0, kFrameMax, 0, AMQP_SASL_METHOD_PLAIN,
                      b.user.c_str(), b.password.c_str()),
@@ -136,6 +143,9 @@ class Connection {
     throw SysError("amqp: " + what + " (broker " + where_ + ")", err);
   }
   void lost() { open_ = false; }
+  // From another thread: a publish or a wait blocked on a broker that stopped answering
+  // (stopped, or blocking publishers on a memory or disk alarm) fails at once.
+  void abort() { ::shutdown(abort_fd_.get(), SHUT_RDWR); }
 
   void declare(const std::string& queue, bool durable) {
     amqp_table_entry_t e{};
@@ -175,6 +185,7 @@ class Connection {
   };
   std::unique_ptr<amqp_connection_state_t_, Destroy> owned_;  // freed even if set-up fails
   amqp_connection_state_t conn_;
+  UniqueFd abort_fd_;
   std::string where_;
   bool open_ = true;
   bool questions_ = true;  // channel 2 open
@@ -204,6 +215,11 @@ class AmqpChannel final : public Channel {
       pub_.remove(in_);
     } catch (const std::exception&) {
     }
+  }
+
+  void abort() override {
+    pub_.abort();
+    sub_.abort();
   }
 
   // Waits until the partner consumes its queue (the link is up).
