@@ -107,14 +107,16 @@ class Partner {
     while ((ready = ::poll(&pfd, 1, static_cast<int>(stall_timeout_.count()))) < 0 &&
            errno == EINTR && !cleanup::interrupted()) {
     }
+    const int poll_errno = errno;
     const int status = reap(ready <= 0);
     if (cleanup::interrupted()) throw ProtocolError("interrupted");  // its handler killed it
-    if (ready <= 0) throw stalled();
+    if (ready < 0) throw SysError("poll (floor partner)", poll_errno);
+    if (ready == 0) throw stalled();
     if (WIFSIGNALED(status))
       throw ProtocolError("floor: the partner process died (signal " +
                           std::to_string(WTERMSIG(status)) + ")");
   }
-  // Without finish() the floor failed: the partner is killed, not waited for.
+  // Without finish() the floor failed: the partner is killed (and reaped).
   ~Partner() {
     if (!reaped_) reap(true);
     ::munmap(s_, kBytes);
@@ -137,12 +139,13 @@ class Partner {
   }
 
  private:
-  // Waits for the partner to end (killing it first if asked) and forgets its pid at
-  // once, before another process can take it. Returns the wait status.
+  // Waits for the partner to end (killing it first if asked) and forgets its pid right
+  // away, so that an interrupt now kills no process that took it. Returns the status.
   int reap(bool kill) {
     if (kill) ::kill(pid_, SIGKILL);
     int status = 0;
-    ::waitpid(pid_, &status, 0);
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
     cleanup::forget_pid(pid_);
     reaped_ = true;
     return status;

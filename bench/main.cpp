@@ -84,7 +84,7 @@ class Runner {
 
  private:
   PeerSession& session_for(const Transport* t) {
-    if (session_ && session_->config().transport == t && !session_->broken()) return *session_;
+    if (session_ && session_->config().transport == t) return *session_;
     session_.reset();
     if (!dir_) dir_.emplace();
     std::size_t max_size = 0;

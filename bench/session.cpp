@@ -58,14 +58,14 @@ std::pair<CpuUse, CpuUse> PeerSession::cpu_sample() {
 }
 
 PeerSession::~PeerSession() {
-  // Ending the link can block too (boost-mq's stop message waits for a queue lock that a
-  // stopped peer holds; a publish waits on a broker that stopped answering): the
-  // watchdog bounds it, as it bounds a cell. (Not armed for a child already reaped: its
-  // pid may be another process's by now.)
+  // Ending the link can block too: boost-mq's stop message waits for a queue lock that
+  // a stopped peer holds, a publish waits on a broker that stopped answering. The
+  // watchdog bounds the stop as it bounds a cell; it kills the peer only while it is
+  // ours (an already reaped pid may be another process's by now).
   constexpr std::chrono::milliseconds kGrace(2000);
-  const bool live = child_.alive();
-  if (live && channel_) dog_.arm(child_.pid(), kGrace, [this] { channel_->abort(); });
-  if (channel_ && !broken_) {
+  const pid_t pid = child_.alive() ? child_.pid() : -1;
+  if (channel_) {
+    dog_.arm(pid, kGrace, [this] { channel_->abort(); });
     try {
       std::byte stop[kHeaderBytes];
       stamp(stop, next_seq(), Kind::kStop, 0);
@@ -73,7 +73,9 @@ PeerSession::~PeerSession() {
     } catch (const std::exception&) {
     }
   }
-  if (live) dog_.arm(child_.pid(), kGrace);  // no hook into the channel as it goes
+  // Closing the link runs without the hook, as the channel goes; a link that waits on
+  // its broker here is bounded by the broker client's own RPC timeouts.
+  dog_.arm(pid, kGrace);
   channel_.reset();  // closing our end also ends a peer that missed the stop
   dog_.disarm();
   child_.finish(kGrace);

@@ -3,7 +3,7 @@
 // Google Benchmark calls a cell's function several times (to find an iteration count,
 // then per repetition); a session outlives those calls, so the peer is spawned and
 // connected once per transport, not once per call. A session that saw any error is
-// marked broken and never reused.
+// ended at once and never reused.
 #pragma once
 
 #include <chrono>
@@ -48,8 +48,6 @@ class PeerSession {
   // call it outside timed regions).
   std::pair<CpuUse, CpuUse> cpu_sample();
 
-  bool broken() const { return broken_; }
-  void mark_broken() { broken_ = true; }
   // Turns a failure into the text of the cell's error: names a watchdog kill or the
   // peer's exit status.
   std::string explain(const std::string& what);
@@ -60,7 +58,6 @@ class PeerSession {
   ChildProcess child_;
   std::unique_ptr<Channel> channel_;
   std::uint32_t seq_ = 0;
-  bool broken_ = false;
   bool in_setup_ = true;
 };
 

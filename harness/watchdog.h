@@ -28,7 +28,9 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  // on_fire runs on the watchdog's thread after the kill; never after disarm() returns.
+  // on_fire runs on the watchdog's thread after killing the peer (if pid > 0), holding
+  // the watchdog's lock: it must not block, throw, or call arm/disarm. It never runs
+  // after disarm() or the next arm() has returned.
   void arm(pid_t pid, std::chrono::steady_clock::duration timeout,
            std::function<void()> on_fire = {});
   void disarm();

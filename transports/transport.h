@@ -62,7 +62,8 @@ class Channel {
 
   // Called from another thread (the watchdog) when the cell stalled, after the peer was
   // killed: makes a send or recv blocked on something else than the peer (a broker)
-  // fail soon. Killing the peer is enough for every direct link, hence the default.
+  // fail soon. Must not block or throw. Killing the peer is enough for every direct
+  // link, hence the default.
   virtual void abort() {}
 };
 

@@ -130,22 +130,28 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   amqp_connection_state_t get() { return conn_; }
-  const std::string& where() const { return where_; }
+  // The broker's address, for messages; says so when the watchdog cut the connection.
+  std::string where() const {
+    return aborted_.load() ? where_ + ", connection shut down by the watchdog" : where_;
+  }
 
   void check(const amqp_rpc_reply_t& r, const char* what) {
     if (r.reply_type == AMQP_RESPONSE_NORMAL) return;
     if (r.reply_type != AMQP_RESPONSE_LIBRARY_EXCEPTION || r.library_error != AMQP_STATUS_TIMEOUT)
       open_ = false;  // the connection is not usable any more
-    throw ProtocolError("amqp: " + std::string(what) + " at " + where_ + ": " + describe(r));
+    throw ProtocolError("amqp: " + std::string(what) + " at " + where() + ": " + describe(r));
   }
   [[noreturn]] void fail_sys(const std::string& what, int err) {
     open_ = false;
-    throw SysError("amqp: " + what + " (broker " + where_ + ")", err);
+    throw SysError("amqp: " + what + " (broker " + where() + ")", err);
   }
   void lost() { open_ = false; }
   // From another thread: a publish or a wait blocked on a broker that stopped answering
   // (stopped, or blocking publishers on a memory or disk alarm) fails at once.
-  void abort() { ::shutdown(abort_fd_.get(), SHUT_RDWR); }
+  void abort() {
+    aborted_.store(true);
+    ::shutdown(abort_fd_.get(), SHUT_RDWR);
+  }
 
   void declare(const std::string& queue, bool durable) {
     amqp_table_entry_t e{};
@@ -186,6 +192,7 @@ class Connection {
   std::unique_ptr<amqp_connection_state_t_, Destroy> owned_;  // freed even if set-up fails
   amqp_connection_state_t conn_;
   UniqueFd abort_fd_;
+  std::atomic<bool> aborted_{false};
   std::string where_;
   bool open_ = true;
   bool questions_ = true;  // channel 2 open
