@@ -282,7 +282,10 @@ def _floors_section(model: ReportModel) -> Section:
              "pays; floor/cacheline_rtt bounces a single line), and "
              "floor/shm_stream/<bytes>, what the placement's two CPUs move between them "
              "through shared memory (floor/memcpy is one core copying within its own "
-             "caches).")])
+             "caches). floor/shm_stream is a mark for bulk streaming: it publishes each "
+             "message through a shared counter whose line crosses once per message, so "
+             "for small messages that crossing sets it, and rings that signal inside "
+             "their records can beat it.")])
 
 
 def _noise_section(model: ReportModel) -> Section:
