@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -43,8 +45,9 @@ int broker(const std::string& command, const fs::path& dir, int port) {
   return std::system(line.c_str());  // test-made arguments only
 }
 
-// Whether a queue of that name exists on the broker at url (passive declare).
-bool queue_exists(const std::string& url, const std::string& name) {
+// The consumers of the queue of that name on the broker at url (passive declare);
+// nothing when there is no such queue.
+std::optional<std::uint32_t> queue_consumers(const std::string& url, const std::string& name) {
   std::string u = url;
   amqp_connection_info ci{};
   if (amqp_parse_url(u.data(), &ci) != AMQP_STATUS_OK) throw std::runtime_error("bad url");
@@ -56,12 +59,16 @@ bool queue_exists(const std::string& url, const std::string& name) {
   }
   amqp_login(c, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
   amqp_channel_open(c, 1);
-  amqp_queue_declare(c, 1, amqp_cstring_bytes(name.c_str()), 1, 0, 0, 0, amqp_empty_table);
-  bool exists = amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL;
-  if (exists) amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
+  auto* ok =
+      amqp_queue_declare(c, 1, amqp_cstring_bytes(name.c_str()), 1, 0, 0, 0, amqp_empty_table);
+  std::optional<std::uint32_t> consumers;
+  if (amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL && ok) {
+    consumers = ok->consumer_count;
+    amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
+  }
   amqp_connection_close(c, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(c);
-  return exists;
+  return consumers;
 }
 
 nlohmann::json results(const Scratch& s) {
@@ -85,7 +92,7 @@ TEST(Amqp, NoQueueIsLeftOnTheBroker) {
   for (int n = 1; n <= 4; ++n)
     for (const char* end : {"-req", "-rep"}) {
       std::string q = "ipcbench-" + std::to_string(run) + "-amqp-" + std::to_string(n) + end;
-      EXPECT_FALSE(queue_exists(url, q)) << q << " left on the broker";
+      EXPECT_FALSE(queue_consumers(url, q)) << q << " left on the broker";
     }
 }
 
@@ -166,11 +173,13 @@ TEST_F(PrivateBroker, BrokerThatStopsAnsweringIsACleanError) {
   pid_t r = run({"--transports=amqp-durable,uds", "--workloads=throughput", "--sizes=64",
                  "--benchmark_min_time=6", "--cell-timeout=3"});
   ASSERT_GT(r, 0);
-  // Stop the broker once the link is up and streaming (its queue exists), not in set-up.
+  // Stop the broker once the link is up (the peer consumes its queue) and streaming, not
+  // in set-up.
   const std::string queue = "ipcbench-" + std::to_string(r) + "-amqp-1-req";
   bool linked = false;
   for (auto end = std::chrono::steady_clock::now() + 60s;
-       !(linked = queue_exists(url(), queue)) && std::chrono::steady_clock::now() < end;)
+       !(linked = queue_consumers(url(), queue).value_or(0) > 0) &&
+       std::chrono::steady_clock::now() < end;)
     std::this_thread::sleep_for(100ms);
   if (!linked) {
     ::kill(r, SIGKILL);
