@@ -3,11 +3,8 @@
 #include <benchmark/benchmark.h>
 #include <linux/futex.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +22,7 @@
 #include "harness/cleanup.h"
 #include "harness/error.h"
 #include "harness/liveness.h"
+#include "harness/process.h"
 
 namespace ipcbench {
 namespace {
@@ -57,44 +55,15 @@ class Partner {
   template <class Body>
   Partner(int cpu, std::chrono::milliseconds stall_timeout, Body body)
       : stall_timeout_(stall_timeout) {
-    void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw SysError("mmap (floor)", errno);
-    s_ = new (p) Shared{};
-    ring_ = static_cast<std::byte*>(p) + kPage;
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) {
-      ::munmap(p, kBytes);
-      throw SysError("fork (floor)", errno);
-    }
-    if (pid_ > 0) {
-      cleanup::add_pid(pid_);
-      try {
-        watch_ = PeerWatch(pid_);
-      } catch (...) {  // no destructor runs: end the partner here
-        reap(true);
-        ::munmap(p, kBytes);
-        throw;
-      }
-    }
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);  // the runner died before prctl took effect
-      ::signal(SIGINT, SIG_DFL);              // not the runner's graceful handler: just go
-      ::signal(SIGTERM, SIG_DFL);
-      if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        ::sched_setaffinity(0, sizeof set, &set);
-      }
-      body(*s_, ring_);
-      ::_exit(0);
-    }
+    s_ = new (pages_.base) Shared{};
+    ring_ = static_cast<std::byte*>(pages_.base) + kPage;
+    child_ = ChildProcess::fork_run(cpu, [&] { body(*s_, ring_); });
+    watch_ = PeerWatch(child_.pid());  // should this throw, child_ ends the partner
   }
   // Ends the partner once the timed loop is over, and fails the floor if it died during
   // the run (a partner killed after its last hand-off is noticed only here) or does not
-  // exit within the cell timeout (stopped or asleep: it is then killed).
+  // exit within the cell timeout (stopped or asleep: it is then killed). Without it, the
+  // floor failed and child_ kills the partner.
   void finish() {
     s_->quit.store(1);
     // Move `ball` as well as setting `quit`: a sleeping partner that read both just
@@ -108,18 +77,12 @@ class Partner {
            errno == EINTR && !cleanup::interrupted()) {
     }
     const int poll_errno = errno;
-    const int status = reap(ready <= 0);
-    if (cleanup::interrupted()) throw ProtocolError("interrupted");  // its handler killed it
+    const std::string how = child_.finish(std::chrono::milliseconds(0));  // reaps, or kills
+    if (cleanup::interrupted()) throw ProtocolError("interrupted");       // its handler killed it
     if (ready < 0) throw SysError("poll (floor partner)", poll_errno);
     if (ready == 0) throw stalled();
-    if (WIFSIGNALED(status))
-      throw ProtocolError("floor: the partner process died (signal " +
-                          std::to_string(WTERMSIG(status)) + ")");
-  }
-  // Without finish() the floor failed: the partner is killed (and reaped).
-  ~Partner() {
-    if (!reaped_) reap(true);
-    ::munmap(s_, kBytes);
+    if (how != describe_wait_status(0))
+      throw ProtocolError("floor: the partner process died (" + how + ")");
   }
   Partner(const Partner&) = delete;
   Partner& operator=(const Partner&) = delete;
@@ -139,17 +102,6 @@ class Partner {
   }
 
  private:
-  // Waits for the partner to end (killing it first if asked) and forgets its pid right
-  // away, so that an interrupt now kills no process that took it. Returns the status.
-  int reap(bool kill) {
-    if (kill) ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    cleanup::forget_pid(pid_);
-    reaped_ = true;
-    return status;
-  }
   ProtocolError stalled() const {
     return ProtocolError("floor: the partner did not answer within the cell timeout (" +
                          std::to_string(stall_timeout_.count()) + " ms)");
@@ -157,12 +109,23 @@ class Partner {
   static constexpr std::size_t kPage = 4096;
   static_assert(sizeof(Shared) <= kPage);
   static constexpr std::size_t kBytes = kPage + kStreamRing;
+  // The shared page and the stream ring, mapped before the fork: both processes use them.
+  struct Pages {
+    Pages()
+        : base(::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)) {
+      if (base == MAP_FAILED) throw SysError("mmap (floor)", errno);
+    }
+    ~Pages() { ::munmap(base, kBytes); }
+    Pages(const Pages&) = delete;
+    Pages& operator=(const Pages&) = delete;
+    void* base;
+  };
+  std::chrono::milliseconds stall_timeout_;
+  Pages pages_;  // declared before child_: unmapped only once the partner is gone
   Shared* s_;
   std::byte* ring_;
-  pid_t pid_;
+  ChildProcess child_;
   PeerWatch watch_;
-  std::chrono::milliseconds stall_timeout_;
-  bool reaped_ = false;
 };
 
 // Waits until word == want, spinning or sleeping on the futex, or until quit is set. The

@@ -39,6 +39,15 @@ std::string describe_wait_status(int status) {
 
 namespace {
 
+// Pins the calling process to cpu (-1: leaves it); 0 or errno.
+int pin_self(int cpu) {
+  if (cpu < 0) return 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return ::sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : errno;
+}
+
 // Runs in the child between fork and exec: only async-signal-safe calls.
 [[noreturn]] void child_exec(const SpawnOptions& opts, char* const* argv, pid_t parent,
                              int err_fd) {
@@ -55,12 +64,7 @@ namespace {
     if (::fcntl(fd, F_SETFD, 0) != 0) fail(errno);
   }
   if (::fcntl(err_fd, F_SETFD, FD_CLOEXEC) != 0) fail(errno);
-  if (opts.cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(opts.cpu, &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0) fail(errno);
-  }
+  if (int err = pin_self(opts.cpu)) fail(err);
   ::signal(SIGPIPE, SIG_DFL);
   ::execv(argv[0], argv);
   fail(errno);
@@ -83,10 +87,7 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
   if (pid < 0) throw SysError("fork", errno);
   if (pid == 0) child_exec(opts, argv.data(), parent, err_w.get());
 
-  ChildProcess child;
-  child.pid_ = pid;
-  child.exited_ = false;
-  cleanup::add_pid(pid);
+  ChildProcess child(pid);
   err_w.reset();
   int child_errno = 0;
   std::size_t n =
@@ -97,6 +98,24 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
   }
   return child;
 }
+
+ChildProcess ChildProcess::fork_run(int cpu, const std::function<void()>& body) {
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) throw SysError("fork", errno);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
+    ::signal(SIGINT, SIG_DFL);                // not the parent's graceful handlers: just go
+    ::signal(SIGTERM, SIG_DFL);
+    pin_self(cpu);
+    body();
+    ::_exit(0);
+  }
+  return ChildProcess(pid);
+}
+
+ChildProcess::ChildProcess(pid_t pid) : pid_(pid), exited_(false) { cleanup::add_pid(pid); }
 
 ChildProcess::ChildProcess(ChildProcess&& o) noexcept
     : pid_(std::exchange(o.pid_, -1)),

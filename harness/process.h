@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ class ChildProcess {
  public:
   // Throws SysError when fork fails or when exec fails in the child.
   static ChildProcess spawn(const SpawnOptions& opts);
+  // Forks a child that runs body() without exec (it works on memory shared before the
+  // fork), pinned to cpu (-1: not pinned), with SIGINT/SIGTERM at their defaults, and
+  // exits 0 when body returns. Throws SysError when fork fails.
+  static ChildProcess fork_run(int cpu, const std::function<void()>& body);
 
   ChildProcess() = default;
   ChildProcess(ChildProcess&& o) noexcept;
@@ -40,6 +45,7 @@ class ChildProcess {
   void kill_now();
 
  private:
+  explicit ChildProcess(pid_t pid);  // a child just forked: ours to reap
   void reap(bool block);
   pid_t pid_ = -1;
   int status_ = 0;
