@@ -92,7 +92,7 @@ class Runner {
     session_ = std::make_unique<PeerSession>(
         *dir_, dog_,
         SessionConfig{t, placement_, opts_.verify, max_size, opts_.cell_timeout,
-                      std::max(opts_.cell_timeout, kMinSetupTimeout)});
+                      std::max(opts_.cell_timeout, kMinSetupTimeout), ""});
     return *session_;
   }
 

@@ -106,7 +106,8 @@ int run_peer(const PeerArgs& a) {
 }
 
 std::vector<std::string> peer_command(const PeerArgs& a) {
-  std::vector<std::string> argv = {self_exe(), "--peer", "--transport=" + a.transport,
+  std::vector<std::string> argv = {a.program.empty() ? self_exe() : a.program, "--peer",
+                                   "--transport=" + a.transport,
                                    "--max-size=" + std::to_string(a.max_size), "--role=" + a.role};
   for (const auto& addr : a.addresses) argv.push_back("--address=" + addr);
   if (a.verify) argv.push_back("--verify");

@@ -20,12 +20,13 @@ struct PeerArgs {
   std::size_t max_size = 0;
   bool verify = false;
   std::string role = "bench";
+  std::string program;  // the executable to run; empty: this one
 };
 
 // Returns the process exit status; never throws.
 int run_peer(const PeerArgs& args);
 
-// The command line that starts a peer (argv[0] = this executable).
+// The command line that starts a peer (argv[0] = args.program, or this executable).
 std::vector<std::string> peer_command(const PeerArgs& args);
 
 }  // namespace ipcbench

@@ -25,14 +25,27 @@ std::size_t expect(Channel& ch, std::span<std::byte> buf, Kind kind, std::uint32
 PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
     : dog_(dog), config_(std::move(config)) {
   std::unique_ptr<Listener> listener = config_.transport->listen(dir, config_.max_size);
-  PeerArgs args{config_.transport->info().name, listener->endpoint().addresses, config_.max_size,
-                config_.verify, "bench"};
+  PeerArgs args{config_.transport->info().name,
+                listener->endpoint().addresses,
+                config_.max_size,
+                config_.verify,
+                "bench",
+                config_.peer_program};
   SpawnOptions so{peer_command(args), listener->endpoint().inherit_fds, config_.placement.peer_cpu};
   child_ = ChildProcess::spawn(so);
   auto deadline = std::chrono::steady_clock::now() + config_.setup_timeout;
-  dog_.arm(child_.pid(), config_.setup_timeout);
+  // Killing the peer does not end a wait on something else: the first connection on a
+  // TCP port may be a stranger's that never speaks, an AMQP link waits on its broker.
+  // So the watchdog also aborts the link, once there is one. It sets `fired` before it
+  // looks for the link, we look at `fired` after publishing it: one of us sees the other.
+  std::atomic<Channel*> link{nullptr};
+  dog_.arm(child_.pid(), config_.setup_timeout, [&link] {
+    if (Channel* c = link.load()) c->abort();
+  });
   try {
     channel_ = listener->accept(SetupWait{deadline, [this] { return child_.alive(); }});
+    link.store(channel_.get());
+    if (dog_.fired()) channel_->abort();
     std::byte ready[kHeaderBytes];
     expect(*channel_, ready, Kind::kReady, 0, false);
   } catch (const std::exception& e) {

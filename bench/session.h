@@ -28,6 +28,7 @@ struct SessionConfig {
   std::size_t max_size = 0;                        // largest message the peer must take
   std::chrono::milliseconds timeout{60000};        // a cell without progress for this long fails
   std::chrono::milliseconds setup_timeout{60000};  // starting and connecting the peer
+  std::string peer_program;                        // the peer's executable; empty: this one
 };
 
 class PeerSession {

@@ -37,9 +37,9 @@ Link open_link(const Transport& t, std::size_t max_size) {
   Link l;
   auto listener = t.listen(*l.dir, max_size);
   l.ep = listener->endpoint();
-  PeerArgs args{t.info().name, listener->endpoint().addresses, max_size, false, "echo"};
+  PeerArgs args{t.info().name,  listener->endpoint().addresses, max_size, false, "echo",
+                IPCBENCH_BINARY};
   std::vector<std::string> argv = peer_command(args);
-  argv[0] = IPCBENCH_BINARY;
   l.peer = ChildProcess::spawn({argv, listener->endpoint().inherit_fds, -1});
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   l.ch = listener->accept({deadline, [&l] { return l.peer.alive(); }});

@@ -78,6 +78,16 @@ void StreamChannel::send(std::span<const std::byte> msg) {
   writev_all(wfd(), iov, 2, "send (stream)");
 }
 
+void StreamChannel::abort() {
+  aborted_.store(true);
+  ::shutdown(rfd(), SHUT_RDWR);  // ENOTSOCK on a pipe: nothing to do
+}
+
+std::size_t StreamChannel::ended() const {
+  if (aborted_.load()) throw ProtocolError("recv (stream): connection shut down by the watchdog");
+  return 0;
+}
+
 void StreamChannel::compact() {
   if (pos_ == end_) {
     pos_ = end_ = 0;
@@ -113,7 +123,7 @@ std::size_t StreamChannel::recv(std::span<std::byte> buf) {
         if (errno == EINTR) continue;
         throw SysError("recv (stream)", errno);
       }
-      if (n == 0) return 0;
+      if (n == 0) return ended();
       if (static_cast<std::size_t>(n) < need) {
         end_ += static_cast<std::size_t>(n);
         continue;
@@ -136,7 +146,7 @@ std::size_t StreamChannel::recv(std::span<std::byte> buf) {
       throw SysError("recv (stream)", errno);
     }
     if (n == 0) {
-      if (buffered() == 0) return 0;
+      if (buffered() == 0) return ended();
       closed_mid_message(buffered(), kPrefix);
     }
     end_ += static_cast<std::size_t>(n);

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -43,11 +44,16 @@ class StreamChannel final : public Channel {
 
   void send(std::span<const std::byte> msg) override;
   std::size_t recv(std::span<std::byte> buf) override;
+  // Shuts a socket link down, so that a read blocked on a connection that is not the
+  // peer's (a stranger that reached the listening port first) returns. Pipes and FIFOs
+  // admit no stranger: for them killing the peer is enough, and this does nothing.
+  void abort() override;
 
  private:
   int rfd() const { return rd_.get(); }
   int wfd() const { return wr_.valid() ? wr_.get() : rd_.get(); }
   std::size_t buffered() const { return end_ - pos_; }
+  std::size_t ended() const;  // the end of the link: 0, or an error after abort()
   void compact();
   void stash(const std::byte* p, std::size_t n);  // put bytes back in front of the buffer
   void read_body(std::span<std::byte> dst, std::size_t have, std::size_t len);
@@ -59,6 +65,7 @@ class StreamChannel final : public Channel {
   std::vector<std::byte> rbuf_;
   std::size_t pos_ = 0, end_ = 0;
   std::size_t last_len_ = 0;  // size of the previous message, a hint for the next read
+  std::atomic<bool> aborted_{false};
 };
 
 // One record (datagram) at a time over a transport that keeps boundaries. A record is

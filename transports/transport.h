@@ -60,10 +60,10 @@ class Channel {
   virtual bool view(std::span<const std::byte>* /*out*/) { return false; }
   virtual void release() {}
 
-  // Called from another thread (the watchdog) when the cell stalled, after the peer was
-  // killed: makes a send or recv blocked on something else than the peer (a broker)
-  // fail soon. Must not block or throw. Killing the peer is enough for every direct
-  // link, hence the default.
+  // Called from another thread (the watchdog) when a cell or the set-up stalled, after
+  // the peer was killed: makes a send or recv blocked on something else than the peer
+  // (a broker, a stranger's connection) fail soon. Must not block or throw. Killing the
+  // peer is enough for a link nobody else can reach, hence the default.
   virtual void abort() {}
 };
 
