@@ -124,6 +124,9 @@ int main(int argc, char** argv) {
     _exit(0);
   }
   pin(client_cpu);
+  // The peer's alone: should it die before accepting, our connection is then refused
+  // rather than left waiting in the backlog of a socket we keep open.
+  if (listen_fd >= 0) close(listen_fd);
   if (p_rd >= 0) close(p_rd);
   if (p_wr >= 0 && p_wr != p_rd) close(p_wr);
   if (c_rd < 0) {

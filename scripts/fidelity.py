@@ -30,9 +30,49 @@ import tempfile
 import time
 
 
-def run(cmd, merge_stderr=False):
-    return subprocess.run(cmd, check=True, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE).stdout
+# Beyond the seconds it is asked to measure for, no step of a round takes more than a few
+# seconds; one that runs this much longer has hung (a stopped process, a port taken by
+# something else) and is killed.
+STEP_TIMEOUT = 300
+
+
+class StepFailed(Exception):
+    """A tool failed, hung or printed no figure; main() prints it as one line."""
+
+
+def run(cmd, merge_stderr=False, timeout=STEP_TIMEOUT):
+    """The stdout of cmd; StepFailed when it fails or outlives `timeout` seconds (it is
+    then killed)."""
+    try:
+        return subprocess.run(cmd, check=True, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                              timeout=timeout).stdout
+    except subprocess.TimeoutExpired:
+        raise StepFailed(f"{' '.join(cmd)}: no result within {timeout:g} s, killed") from None
+    except subprocess.CalledProcessError as e:
+        last = (e.stderr or e.stdout or "").strip().splitlines()
+        raise StepFailed(f"{' '.join(cmd)}: exit status {e.returncode}"
+                         + (f": {last[-1]}" if last else "")) from None
+    except OSError as e:
+        raise StepFailed(f"{cmd[0]}: {e.strerror}") from None
+
+
+def figure(pattern, out, what):
+    """The first group of `pattern` in a tool's output; StepFailed when it is not there."""
+    m = re.search(pattern, out)
+    if not m:
+        raise StepFailed(f"{what}: no figure in its output")
+    return float(m.group(1))
+
+
+def stop(server):
+    """Ends a server started for one measurement, whatever state it is in."""
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def free_port():
@@ -45,7 +85,8 @@ def free_port():
 def ipcbench(build, args, seconds):
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         run([f"{build}/ipcbench", f"--benchmark_min_time={seconds}",
-             f"--benchmark_out={f.name}", "--benchmark_out_format=json", *args])
+             f"--benchmark_out={f.name}", "--benchmark_out_format=json", *args],
+            timeout=STEP_TIMEOUT + 10 * seconds)
         data = json.load(open(f.name))
     return {b["name"].split("/manual_time")[0]: b for b in data["benchmarks"]}
 
@@ -59,11 +100,10 @@ def sockperf_rtt(cpus, size, seconds):
         time.sleep(0.5)
         out = run(["taskset", "-c", str(cpus[0]), "sockperf", "ping-pong", "--tcp",
                    "-i", "127.0.0.1", "-p", port, "-m", str(size), "-t", str(seconds)],
-                  merge_stderr=True)
+                  merge_stderr=True, timeout=STEP_TIMEOUT + seconds)
     finally:
-        srv.terminate()
-        srv.wait()
-    half = float(re.search(r"percentile 50\.000 =\s*([0-9.]+)", out).group(1))
+        stop(srv)
+    half = figure(r"percentile 50\.000 =\s*([0-9.]+)", out, "sockperf")
     return 2 * half * 1000.0  # µs one way -> ns round trip
 
 
@@ -74,23 +114,27 @@ def iperf3_bps(cpus, length, seconds):
     try:
         time.sleep(0.5)
         out = json.loads(run(["taskset", "-c", str(cpus[0]), "iperf3", "-c", "127.0.0.1",
-                              "-p", port, "-l", str(length), "-t", str(seconds), "--json"]))
+                              "-p", port, "-l", str(length), "-t", str(seconds), "--json"],
+                             timeout=STEP_TIMEOUT + seconds))
     finally:
-        srv.wait(timeout=10)
+        try:
+            srv.wait(timeout=10)  # -1: it ends by itself after one test
+        except subprocess.TimeoutExpired:
+            stop(srv)  # the client never reached it
     return out["end"]["sum_received"]["bits_per_second"] / 8.0
 
 
 def perf_pipe_mean_ns(cpu, loops):
     out = run(["taskset", "-c", str(cpu), "perf", "bench", "sched", "pipe", "-l", str(loops)],
               merge_stderr=True)
-    return float(re.search(r"([0-9.]+) usecs/op", out).group(1)) * 1000.0
+    return figure(r"([0-9.]+) usecs/op", out, "perf bench sched pipe") * 1000.0
 
 
-def reference(build, mech, size, count, cpus, figure="rtt_p50_ns"):
-    """ipcbench-lat-reference's `figure`: rtt_p50_ns, or bytes_per_second for tcp-bw."""
+def reference(build, mech, size, count, cpus, what="rtt_p50_ns"):
+    """ipcbench-lat-reference's figure `what`: rtt_p50_ns, or bytes_per_second for tcp-bw."""
     out = run([f"{build}/ipcbench-lat-reference", mech, str(size), str(count),
                str(cpus[0]), str(cpus[1])])
-    return float(re.search(figure + r"=([0-9.]+)", out).group(1))
+    return figure(what + r"=([0-9.]+)", out, "ipcbench-lat-reference")
 
 
 def zmq_reference(build, mode, endpoint, size, count, cpus):
@@ -108,15 +152,21 @@ def zmq_reference(build, mode, endpoint, size, count, cpus):
     try:
         remote = subprocess.run(["taskset", "-c", str(cpus[0]), tool, remote_mode, endpoint,
                                  str(size), str(count)], check=True, text=True,
-                                stdout=subprocess.PIPE, env=env).stdout
+                                stdout=subprocess.PIPE, env=env, timeout=STEP_TIMEOUT).stdout
         out = local.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired:
+        raise StepFailed(f"ipcbench-zmq-reference {mode} {endpoint}: no result within its "
+                         "time, killed") from None
+    except subprocess.CalledProcessError as e:
+        raise StepFailed(f"ipcbench-zmq-reference {remote_mode}: exit status {e.returncode}") \
+            from None
     finally:
         if local.poll() is None:
             local.kill()
             local.wait()
     if mode == "lat":
-        return 2 * float(re.search(r"average latency: ([0-9.]+)", remote).group(1)) * 1000.0
-    return float(re.search(r"mean throughput: ([0-9.]+) \[msg/s\]", out).group(1))
+        return 2 * figure(r"average latency: ([0-9.]+)", remote, "ipcbench-zmq-reference") * 1000.0
+    return figure(r"mean throughput: ([0-9.]+) \[msg/s\]", out, "ipcbench-zmq-reference")
 
 
 def zmq_rows(a):
@@ -214,4 +264,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except StepFailed as e:
+        print(f"fidelity: {e}", file=sys.stderr)
+        sys.exit(1)
