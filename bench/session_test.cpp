@@ -1,15 +1,18 @@
-// A peer session's set-up ends within its timeout whatever reached the listener first.
-// Any local process can connect to the TCP port (and any host, with --bind): here a
-// stranger connects before the peer is even started, and never speaks.
+// A peer session copes with whatever reaches its listener first. Any local process can
+// connect to a TCP port (and any host, with --bind): here a stranger connects before the
+// peer is even started, and never speaks.
 #include "bench/session.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <future>
 #include <string>
+#include <thread>
 
 #include "harness/error.h"
 #include "harness/fd.h"
@@ -43,6 +46,7 @@ class StrangerFirst final : public Transport {
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override { return tcp_.connect(ep); }
   int stranger() const { return stranger_.get(); }
+  void leave() const { stranger_.reset(); }  // the stranger closes its connection
 
  private:
   const Transport& tcp_;
@@ -73,6 +77,34 @@ TEST(PeerSession, AStrangerFirstOnTheTcpPortFailsTheSetUpInTime) {
             std::string::npos)
       << err;
   EXPECT_NE(err.find("watchdog: no progress within 1500 ms"), std::string::npos) << err;
+}
+
+// ZeroMQ takes the stranger's connection and waits for its handshake, while the peer
+// connects beside it: the set-up succeeds. The stranger leaving later must not end the
+// link: a receive that waits for the peer (stopped for a moment here) still gets its
+// reply.
+TEST(PeerSession, AStrangerOnTheZmqTcpPortLeavesTheLinkAlone) {
+  const Transport* zmq = find_transport("zmq-tcp");
+  if (!zmq) GTEST_SKIP() << "built without ZeroMQ";
+  StrangerFirst t(*zmq);
+  RunDir dir;
+  Watchdog dog;
+  SessionConfig cfg{&t, resolve_placement("none"), false, 64, 5000ms, 5000ms, IPCBENCH_BINARY};
+  PeerSession s(dir, dog, cfg);
+  t.leave();
+  std::this_thread::sleep_for(200ms);  // its disconnection reaches the socket's monitor
+  const pid_t peer = s.child().pid();
+  ASSERT_EQ(::kill(peer, SIGSTOP), 0);
+  std::thread resume([peer] {
+    std::this_thread::sleep_for(300ms);  // several of the receiver's 50-ms wait slices
+    ::kill(peer, SIGCONT);
+  });
+  try {
+    s.cpu_sample();  // one round trip
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+  resume.join();
 }
 
 }  // namespace

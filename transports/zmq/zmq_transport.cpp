@@ -8,7 +8,10 @@
 //
 // ZeroMQ hides connections, so a dead partner would leave a blocking call waiting for
 // ever: every blocking call here waits in slices of kSliceMs and, between slices, reads
-// the socket monitor; a DISCONNECTED event ends the link (recv returns 0, send throws).
+// the socket monitor. The partner is there once a ZMTP handshake has succeeded; the link
+// ends (recv returns 0, send throws) when, after that, no connection is left. Anyone can
+// connect to a tcp:// port: a stranger's connection, which never completes a handshake,
+// neither stands for the partner nor ends the link when it goes.
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,7 +56,8 @@ class ZmqLink {
       sock_.set(zmq::sockopt::rcvtimeo, kSliceMs);
       sock_.set(zmq::sockopt::sndtimeo, kSliceMs);
       if (!binding) sock_.set(zmq::sockopt::reconnect_ivl, -1);  // a lost link stays lost
-      int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED;
+      int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                   ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
       if (zmq_socket_monitor(sock_.handle(), kMonitor, events) != 0) throw zmq::error_t();
       mon_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
       mon_.connect(kMonitor);
@@ -71,7 +75,8 @@ class ZmqLink {
   zmq::socket_t& sock() { return sock_; }
 
   // Reads pending monitor events (waiting up to wait_ms for the first) and notes whether
-  // the partner has connected and whether it has gone since.
+  // the partner has connected and whether it has gone since. Every connection, the
+  // partner's or a stranger's, is one ACCEPTED or CONNECTED and one DISCONNECTED.
   void poll_events(int wait_ms) {
     zmq::pollitem_t item{mon_.handle(), 0, ZMQ_POLLIN, 0};
     while (zmq::poll(&item, 1, std::chrono::milliseconds(wait_ms)) > 0) {
@@ -80,19 +85,21 @@ class ZmqLink {
       (void)mon_.recv(addr, zmq::recv_flags::dontwait);
       std::uint16_t id = 0;
       if (ev.size() >= sizeof id) std::memcpy(&id, ev.data(), sizeof id);
-      if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_CONNECTED) connected_ = true;
-      if (id == ZMQ_EVENT_DISCONNECTED) gone_ = true;
+      if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_CONNECTED) ++open_;
+      if (id == ZMQ_EVENT_DISCONNECTED && open_ > 0) --open_;
+      if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) connected_ = true;
       wait_ms = 0;
     }
   }
   bool connected() const { return connected_; }
-  bool gone() const { return gone_; }
+  bool gone() const { return connected_ && open_ == 0; }
 
  private:
   zmq::context_t ctx_;
   zmq::socket_t sock_;
   zmq::socket_t mon_;
-  bool connected_ = false, gone_ = false;
+  bool connected_ = false;
+  int open_ = 0;  // connections now open
 };
 
 class ZmqChannel final : public Channel {
