@@ -23,16 +23,21 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The real TCP transport, with a stranger's connection queued on the listening port
-// before the listener is handed back, so before the peer starts: the runner accepts
-// the stranger first.
+// What connects to the port before the peer: a silent stranger, one that speaks
+// another protocol, or an impostor that presents the peer's token (anyone who can read
+// the peer's command line can) and then says nothing more.
+enum class Stranger { kSilent, kChatty, kImpostor };
+
+// A real network transport, with a stranger's connection made to the listening port
+// before the listener is handed back, so before the peer starts. addresses[0..1] of
+// its endpoint are the host and the port.
 class StrangerFirst final : public Transport {
  public:
-  explicit StrangerFirst(const Transport& tcp) : tcp_(tcp) {}
-  const TransportInfo& info() const override { return tcp_.info(); }
+  StrangerFirst(const Transport& real, Stranger kind) : real_(real), kind_(kind) {}
+  const TransportInfo& info() const override { return real_.info(); }
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t max_message) const override {
-    std::unique_ptr<Listener> l = tcp_.listen(dir, max_message);
-    const std::vector<std::string>& a = l->endpoint().addresses;  // host, port
+    std::unique_ptr<Listener> l = real_.listen(dir, max_message);
+    const std::vector<std::string>& a = l->endpoint().addresses;
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<std::uint16_t>(std::stoi(a.at(1))));
@@ -42,27 +47,72 @@ class StrangerFirst final : public Transport {
     if (!stranger_.valid() ||
         ::connect(stranger_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
       throw SysError("stranger's connect", errno);
+    std::string says = kind_ == Stranger::kChatty     ? "GET / HTTP/1.1\r\nHost: x\r\n\r\n" + a[0]
+                       : kind_ == Stranger::kImpostor ? a.at(2)
+                                                      : "";
+    write_all(stranger_.get(), std::as_bytes(std::span(says.data(), says.size())), "stranger");
     return l;
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override { return tcp_.connect(ep); }
+  std::unique_ptr<Channel> connect(const Endpoint& ep) const override { return real_.connect(ep); }
   int stranger() const { return stranger_.get(); }
   void leave() const { stranger_.reset(); }  // the stranger closes its connection
 
  private:
-  const Transport& tcp_;
+  const Transport& real_;
+  Stranger kind_;
   mutable UniqueFd stranger_;
 };
 
-TEST(PeerSession, AStrangerFirstOnTheTcpPortFailsTheSetUpInTime) {
-  const Transport* tcp = find_transport("tcp");
-  ASSERT_NE(tcp, nullptr);
-  StrangerFirst t(*tcp);
+SessionConfig config(const Transport& t, std::chrono::milliseconds setup_timeout) {
+  return {&t, resolve_placement("none"), false, 64, 5000ms, setup_timeout, IPCBENCH_BINARY};
+}
+
+// A round trip with the peer held up (stopped) for 300 ms: several of the receiving
+// side's wait slices pass before the reply comes.
+void slow_round_trip(PeerSession& s) {
+  const pid_t peer = s.child().pid();
+  ASSERT_EQ(::kill(peer, SIGSTOP), 0);
+  std::thread resume([peer] {
+    std::this_thread::sleep_for(300ms);
+    ::kill(peer, SIGCONT);
+  });
+  try {
+    s.cpu_sample();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+  resume.join();
+}
+
+class TcpStranger : public ::testing::TestWithParam<Stranger> {};
+
+// The peer's connection is the one that presents the token; the stranger's is passed
+// over, and its leaving later changes nothing.
+TEST_P(TcpStranger, IsPassedOverAndTheLinkWorks) {
+  StrangerFirst t(*find_transport("tcp"), GetParam());
   RunDir dir;
   Watchdog dog;
-  SessionConfig cfg{&t, resolve_placement("none"), false, 64, 2000ms, 1500ms, IPCBENCH_BINARY};
+  PeerSession s(dir, dog, config(t, 5000ms));
+  s.cpu_sample();
+  t.leave();
+  slow_round_trip(s);
+}
+
+INSTANTIATE_TEST_SUITE_P(SilentOrChatty, TcpStranger,
+                         ::testing::Values(Stranger::kSilent, Stranger::kChatty),
+                         [](const auto& info) {
+                           return info.param == Stranger::kSilent ? "Silent" : "Chatty";
+                         });
+
+// Whatever holds the link during set-up, the set-up ends within its timeout: here an
+// impostor took the peer's place and never answers.
+TEST(PeerSession, AnImpostorOnTheTcpPortFailsTheSetUpInTime) {
+  StrangerFirst t(*find_transport("tcp"), Stranger::kImpostor);
+  RunDir dir;
+  Watchdog dog;
   auto setup = std::async(std::launch::async, [&]() -> std::string {
     try {
-      PeerSession s(dir, dog, cfg);
+      PeerSession s(dir, dog, config(t, 1500ms));
       return "the set-up succeeded";
     } catch (const ProtocolError& e) {
       return e.what();
@@ -70,7 +120,7 @@ TEST(PeerSession, AStrangerFirstOnTheTcpPortFailsTheSetUpInTime) {
   });
   if (setup.wait_for(30s) != std::future_status::ready) {
     ::shutdown(t.stranger(), SHUT_RDWR);  // lets the set-up return, so the test can end
-    ADD_FAILURE() << "the set-up was still waiting on the stranger 30 s into a 1.5-s timeout";
+    ADD_FAILURE() << "the set-up was still waiting on the impostor 30 s into a 1.5-s timeout";
   }
   const std::string err = setup.get();
   EXPECT_NE(err.find("peer set-up: recv (stream): connection shut down by the watchdog"),
@@ -81,30 +131,17 @@ TEST(PeerSession, AStrangerFirstOnTheTcpPortFailsTheSetUpInTime) {
 
 // ZeroMQ takes the stranger's connection and waits for its handshake, while the peer
 // connects beside it: the set-up succeeds. The stranger leaving later must not end the
-// link: a receive that waits for the peer (stopped for a moment here) still gets its
-// reply.
+// link, not even while a receive waits for the peer.
 TEST(PeerSession, AStrangerOnTheZmqTcpPortLeavesTheLinkAlone) {
   const Transport* zmq = find_transport("zmq-tcp");
   if (!zmq) GTEST_SKIP() << "built without ZeroMQ";
-  StrangerFirst t(*zmq);
+  StrangerFirst t(*zmq, Stranger::kSilent);
   RunDir dir;
   Watchdog dog;
-  SessionConfig cfg{&t, resolve_placement("none"), false, 64, 5000ms, 5000ms, IPCBENCH_BINARY};
-  PeerSession s(dir, dog, cfg);
+  PeerSession s(dir, dog, config(t, 5000ms));
   t.leave();
   std::this_thread::sleep_for(200ms);  // its disconnection reaches the socket's monitor
-  const pid_t peer = s.child().pid();
-  ASSERT_EQ(::kill(peer, SIGSTOP), 0);
-  std::thread resume([peer] {
-    std::this_thread::sleep_for(300ms);  // several of the receiver's 50-ms wait slices
-    ::kill(peer, SIGCONT);
-  });
-  try {
-    s.cpu_sample();  // one round trip
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << e.what();
-  }
-  resume.join();
+  slow_round_trip(s);
 }
 
 }  // namespace

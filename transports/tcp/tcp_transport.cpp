@@ -1,11 +1,20 @@
 // TCP over loopback (127.0.0.1 unless --bind says otherwise, ephemeral port),
 // TCP_NODELAY on both ends.
+//
+// Any local process can connect to the port (any host, with --bind). So the listener
+// makes a token, the peer gets it on its command line and sends it first on the
+// connection, and the listener takes the connection that presents it: strangers'
+// connections, silent or not, are read alongside and closed once they fail to.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
+#include <vector>
 
 #include "harness/error.h"
 #include "transports/framing.h"
@@ -19,11 +28,27 @@ void set_nodelay(int fd) {
   check_sys(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), "TCP_NODELAY");
 }
 
+constexpr std::size_t kTokenBytes = 32;    // 16 random bytes in hex
+constexpr std::size_t kMaxStrangers = 16;  // connections read at once; the oldest go first
+
+std::string make_token() {
+  unsigned char r[kTokenBytes / 2];
+  if (::getrandom(r, sizeof r, 0) != static_cast<ssize_t>(sizeof r))
+    throw SysError("getrandom", errno);
+  std::string t;
+  for (unsigned char b : r) {
+    t += "0123456789abcdef"[b >> 4];
+    t += "0123456789abcdef"[b & 15];
+  }
+  return t;
+}
+
 class TcpListener final : public Listener {
  public:
   TcpListener() {
-    fd_.reset(static_cast<int>(
-        check_sys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket AF_INET")));
+    // Non-blocking: a connection reset between poll and accept must not block accept.
+    fd_.reset(static_cast<int>(check_sys(
+        ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket AF_INET")));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     const std::string& host = bind_address();
@@ -31,21 +56,58 @@ class TcpListener final : public Listener {
       throw ProtocolError("tcp: bad IPv4 address '" + host + "'");
     a.sin_port = 0;
     check_sys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind " + host + ":0");
-    check_sys(::listen(fd_.get(), 1), "listen tcp");
+    check_sys(::listen(fd_.get(), static_cast<int>(kMaxStrangers)), "listen tcp");
     socklen_t len = sizeof a;
     check_sys(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len), "getsockname");
-    ep_.addresses = {host, std::to_string(ntohs(a.sin_port))};
+    ep_.addresses = {host, std::to_string(ntohs(a.sin_port)), token_};
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
-    UniqueFd c = accept_one(fd_.get(), wait, "accept (tcp)");
-    fd_.reset();
-    set_nodelay(c.get());
-    return std::make_unique<StreamChannel>(std::move(c));
+    struct Caller {
+      UniqueFd fd;
+      std::string said;
+    };
+    std::vector<Caller> callers;
+    for (;;) {
+      wait.check("accept (tcp)");
+      std::vector<pollfd> p{{fd_.get(), POLLIN, 0}};
+      for (const Caller& c : callers) p.push_back({c.fd.get(), POLLIN, 0});
+      if (::poll(p.data(), p.size(), 50) < 0) {
+        if (errno == EINTR) continue;
+        throw SysError("poll (tcp accept)", errno);
+      }
+      // Read before accepting: p[i + 1] is callers[i] until the list changes.
+      for (std::size_t i = callers.size(); i-- > 0;) {
+        if (!p[i + 1].revents) continue;
+        Caller& c = callers[i];
+        char buf[kTokenBytes];
+        ssize_t n = ::read(c.fd.get(), buf, kTokenBytes - c.said.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n > 0) c.said.append(buf, static_cast<std::size_t>(n));
+        if (n > 0 && c.said.size() < kTokenBytes) continue;
+        if (c.said == token_) {
+          UniqueFd peer = std::move(c.fd);
+          fd_.reset();
+          set_nodelay(peer.get());
+          return std::make_unique<StreamChannel>(std::move(peer));
+        }
+        callers.erase(callers.begin() + static_cast<std::ptrdiff_t>(i));  // a stranger
+      }
+      if (p[0].revents & POLLIN) {
+        int c = ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+          throw SysError("accept (tcp)", errno);
+        if (c >= 0) {
+          if (callers.size() == kMaxStrangers) callers.erase(callers.begin());
+          callers.push_back({UniqueFd(c), {}});
+        }
+      }
+    }
   }
 
  private:
   UniqueFd fd_;
+  std::string token_ = make_token();
   Endpoint ep_;
 };
 
@@ -56,7 +118,8 @@ class TcpTransport final : public Transport {
     return std::make_unique<TcpListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
-    if (ep.addresses.size() != 2) throw ProtocolError("tcp: expected host and port");
+    if (ep.addresses.size() != 3 || ep.addresses[2].size() != kTokenBytes)
+      throw ProtocolError("tcp: expected host, port and token");
     sockaddr_in a{};
     a.sin_family = AF_INET;
     if (::inet_pton(AF_INET, ep.addresses[0].c_str(), &a.sin_addr) != 1)
@@ -71,6 +134,8 @@ class TcpTransport final : public Transport {
         static_cast<int>(check_sys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")));
     check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a),
               "connect " + ep.addresses[0] + ":" + p);
+    const std::string& token = ep.addresses[2];
+    write_all(fd.get(), std::as_bytes(std::span(token.data(), token.size())), "send (tcp token)");
     set_nodelay(fd.get());
     return std::make_unique<StreamChannel>(std::move(fd));
   }
@@ -82,7 +147,8 @@ class TcpTransport final : public Transport {
                       "network (measured on 127.0.0.1)",
                       "by address and port; connection-oriented, one connection per client",
                       kMaxFrameBytes,
-                      "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing"};
+                      "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing; the "
+                      "peer presents a token first, other connections are closed"};
 };
 
 }  // namespace
