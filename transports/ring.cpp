@@ -19,6 +19,7 @@ constexpr std::uint32_t kProducerClosed = 1, kConsumerClosed = 2;
 constexpr std::size_t kRecord = 64;
 constexpr std::size_t kPageBytes = 4096;
 constexpr std::size_t kStreamBytes = 64 * 1024;
+constexpr int kWarmLinesPerPoll = 8;
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
@@ -90,6 +91,7 @@ class RingChannel final : public Channel {
       hdr->pos.store(start + 1, std::memory_order_release);
       wpos_ = start + total;
       publish();
+      plan_warm(total);
       return;
     }
     // Larger than the ring: header first, then the payload streams through in pieces
@@ -151,8 +153,10 @@ class RingChannel final : public Channel {
     RecordHeader* hdr = header_at(out_data_, loan_start_);
     hdr->len = loan_len_;
     hdr->pos.store(loan_start_ + 1, std::memory_order_release);
-    wpos_ = loan_start_ + kRecord + round_up(loan_len_, kRecord);
+    const std::size_t total = kRecord + round_up(loan_len_, kRecord);
+    wpos_ = loan_start_ + total;
     publish();
+    plan_warm(total);
   }
 
   bool view(std::span<const std::byte>* out) override {
@@ -209,6 +213,22 @@ class RingChannel final : public Channel {
       rpos_ += cap_ - at(rpos_);
       release_tail();
     }
+  }
+
+  // Warming. Writing a record whose lines are not in this core's cache fetches each one
+  // (from the shared cache, or from the reader, which read it a lap ago) before the store
+  // completes, and the reader cannot see the record until the last has arrived. So after
+  // publishing a record, a side notes the lines its next record would take if it is as
+  // large (within the free space), and while it waits for a message it fetches them, a
+  // few per poll; the next send then writes into its own cache. The first two lines are
+  // left alone: the reader is polling them.
+  void plan_warm(std::size_t total) {
+    warm_from_ = wpos_ + 2 * kRecord;
+    warm_to_ = wpos_ + std::min<std::uint64_t>(total, cap_ - (wpos_ - tail_cache_));
+  }
+  void warm_some() {
+    for (int i = 0; i < kWarmLinesPerPoll && warm_from_ < warm_to_; ++i, warm_from_ += kRecord)
+      __builtin_prefetch(out_data_ + at(warm_from_), 0, 3);
   }
 
   // Offset of an absolute position in a ring (its size is a power of two).
@@ -279,6 +299,7 @@ class RingChannel final : public Channel {
     auto ready = [&] {
       bool here = hdr.pos.load(std::memory_order_acquire) == want;
       __builtin_prefetch(payload, 0, 3);
+      if (!here) warm_some();
       return ended || here;
     };
     wait(ready, in_->consumer_sleeping, in_->data_seq, [&] {
@@ -338,6 +359,7 @@ class RingChannel final : public Channel {
   std::byte *out_data_, *in_data_;
   std::uint64_t wpos_ = 0, rpos_ = 0;
   std::uint64_t tail_cache_ = 0;
+  std::uint64_t warm_from_ = 0, warm_to_ = 0;  // lines of the next record still to fetch
 };
 
 // Maps every page of the link into this process, writable, before the first message.

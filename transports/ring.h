@@ -10,7 +10,9 @@
 // many times the ring's size work. Head and tail live on separate cache lines. A waiting
 // reader polls the next record's header and prefetches its first payload line with
 // each poll, so a small message's two lines cross together rather than one after the
-// other. Both sides map every page of the link before the first message.
+// other. While a side waits for a message, it fetches into its cache the lines its
+// next record will take if it is as large as its last, so that the next send writes
+// into its own cache. Both sides map every page of the link before the first message.
 //
 // Waiting: kSpin busy-polls (pause instruction) and never enters the kernel on the fast
 // path; kFutex spins briefly (kSpinBeforeSleep pauses), then sleeps on a futex in the
