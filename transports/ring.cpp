@@ -114,6 +114,7 @@ class RingChannel final : public Channel {
       if (done == len) wpos_ = round_up(wpos_, kRecord);
       publish();
     }
+    warm_to_ = warm_from_;  // an earlier plan would point into this message's lines
   }
 
   std::size_t recv(std::span<std::byte> buf) override {
