@@ -34,10 +34,11 @@ PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
   SpawnOptions so{peer_command(args), listener->endpoint().inherit_fds, config_.placement.peer_cpu};
   child_ = ChildProcess::spawn(so);
   auto deadline = std::chrono::steady_clock::now() + config_.setup_timeout;
-  // Killing the peer does not end a wait on something else: the first connection on a
-  // TCP port may be a stranger's that never speaks, an AMQP link waits on its broker.
-  // So the watchdog also aborts the link, once there is one. It sets `fired` before it
-  // looks for the link, we look at `fired` after publishing it: one of us sees the other.
+  // Killing the peer does not end a wait on something else: an AMQP link waits on its
+  // broker, a ZeroMQ socket may hold a stranger's connection, a TCP connection may be an
+  // impostor's that presented the peer's token. So the watchdog also aborts the link,
+  // once there is one. It sets `fired` before it looks for the link, we look at `fired`
+  // after publishing it: one of us sees the other.
   std::atomic<Channel*> link{nullptr};
   dog_.arm(child_.pid(), config_.setup_timeout, [&link] {
     if (Channel* c = link.load()) c->abort();
@@ -48,6 +49,8 @@ PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
     if (dog_.fired()) channel_->abort();
     std::byte ready[kHeaderBytes];
     expect(*channel_, ready, Kind::kReady, 0, false);
+    // A ready message already queued is still read after the abort; the peer is dead.
+    if (dog_.fired()) throw ProtocolError("the peer was killed as it became ready");
   } catch (const std::exception& e) {
     dog_.disarm();
     throw ProtocolError(explain(std::string("peer set-up: ") + e.what()));

@@ -1,6 +1,6 @@
 // A peer session copes with whatever reaches its listener first. Any local process can
 // connect to a TCP port (and any host, with --bind): here a stranger connects before the
-// peer is even started, and never speaks.
+// peer is even started.
 #include "bench/session.h"
 
 #include <arpa/inet.h>
@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <future>
 #include <string>
 #include <thread>
@@ -51,16 +52,22 @@ class StrangerFirst final : public Transport {
                        : kind_ == Stranger::kImpostor ? a.at(2)
                                                       : "";
     write_all(stranger_.get(), std::as_bytes(std::span(says.data(), says.size())), "stranger");
+    fd_.store(stranger_.get());
     return l;
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override { return real_.connect(ep); }
-  int stranger() const { return stranger_.get(); }
-  void leave() const { stranger_.reset(); }  // the stranger closes its connection
+  // The stranger shuts its connection down (from any thread) or closes it.
+  void hang_up() const { ::shutdown(fd_.load(), SHUT_RDWR); }
+  void leave() const {
+    fd_.store(-1);
+    stranger_.reset();
+  }
 
  private:
   const Transport& real_;
   Stranger kind_;
   mutable UniqueFd stranger_;
+  mutable std::atomic<int> fd_{-1};  // stranger_'s descriptor, for hang_up()
 };
 
 SessionConfig config(const Transport& t, std::chrono::milliseconds setup_timeout) {
@@ -104,10 +111,9 @@ INSTANTIATE_TEST_SUITE_P(SilentOrChatty, TcpStranger,
                            return info.param == Stranger::kSilent ? "Silent" : "Chatty";
                          });
 
-// Whatever holds the link during set-up, the set-up ends within its timeout: here an
-// impostor took the peer's place and never answers.
-TEST(PeerSession, AnImpostorOnTheTcpPortFailsTheSetUpInTime) {
-  StrangerFirst t(*find_transport("tcp"), Stranger::kImpostor);
+// Sets a session up with a 1.5-s set-up timeout; returns its error. A set-up still
+// going 30 s later fails the test (the stranger then hangs up, so that it can end).
+std::string setup_error(const StrangerFirst& t) {
   RunDir dir;
   Watchdog dog;
   auto setup = std::async(std::launch::async, [&]() -> std::string {
@@ -119,10 +125,16 @@ TEST(PeerSession, AnImpostorOnTheTcpPortFailsTheSetUpInTime) {
     }
   });
   if (setup.wait_for(30s) != std::future_status::ready) {
-    ::shutdown(t.stranger(), SHUT_RDWR);  // lets the set-up return, so the test can end
-    ADD_FAILURE() << "the set-up was still waiting on the impostor 30 s into a 1.5-s timeout";
+    t.hang_up();
+    ADD_FAILURE() << "the set-up was still going 30 s into a 1.5-s timeout";
   }
-  const std::string err = setup.get();
+  return setup.get();
+}
+
+// Whatever holds the link during set-up, the set-up ends within its timeout: here an
+// impostor took the peer's place and never answers.
+TEST(PeerSession, AnImpostorOnTheTcpPortFailsTheSetUpInTime) {
+  const std::string err = setup_error(StrangerFirst(*find_transport("tcp"), Stranger::kImpostor));
   EXPECT_NE(err.find("peer set-up: recv (stream): connection shut down by the watchdog"),
             std::string::npos)
       << err;
@@ -142,6 +154,45 @@ TEST(PeerSession, AStrangerOnTheZmqTcpPortLeavesTheLinkAlone) {
   t.leave();
   std::this_thread::sleep_for(200ms);  // its disconnection reaches the socket's monitor
   slow_round_trip(s);
+}
+
+// A stranger that speaks first, and not ZMTP 3 (here HTTP), is taken by ZeroMQ for an
+// old-protocol peer and gets the PAIR socket's one slot; the peer is turned away. The
+// set-up cannot succeed then, but it ends within its timeout.
+TEST(PeerSession, AChattyStrangerFirstOnTheZmqTcpPortFailsTheSetUpInTime) {
+  const Transport* zmq = find_transport("zmq-tcp");
+  if (!zmq) GTEST_SKIP() << "built without ZeroMQ";
+  const std::string err = setup_error(StrangerFirst(*zmq, Stranger::kChatty));
+  EXPECT_NE(err.find("peer set-up: zmq recv: link shut down by the watchdog"), std::string::npos)
+      << err;
+}
+
+// While a stranger's connection stays open, ZeroMQ's link cannot tell that the peer
+// died; the watchdog's abort ends the wait, within the cell timeout as for every link.
+TEST(PeerSession, APeerDeadBesideAZmqStrangerFailsTheCellInTime) {
+  const Transport* zmq = find_transport("zmq-tcp");
+  if (!zmq) GTEST_SKIP() << "built without ZeroMQ";
+  StrangerFirst t(*zmq, Stranger::kSilent);
+  RunDir dir;
+  Watchdog dog;
+  PeerSession s(dir, dog, config(t, 5000ms));
+  dog.arm(s.child().pid(), 1000ms, [&s] { s.channel().abort(); });  // as a cell does
+  ASSERT_EQ(::kill(s.child().pid(), SIGKILL), 0);
+  auto cell = std::async(std::launch::async, [&]() -> std::string {
+    std::byte buf[64];
+    try {
+      return s.channel().recv(buf) == 0 ? "the link ended" : "a message arrived";
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  });
+  if (cell.wait_for(10s) != std::future_status::ready) {
+    t.hang_up();
+    ADD_FAILURE() << "the receive was still waiting 10 s into a 1-s cell timeout";
+  }
+  const std::string err = cell.get();
+  dog.disarm();
+  EXPECT_EQ(err, "zmq recv: link shut down by the watchdog");
 }
 
 }  // namespace

@@ -5,8 +5,9 @@
 //
 // Killing the peer is what unblocks the benchmark side, whatever it is blocked in: the
 // kernel closes the peer's descriptors, so a read sees EOF and a write sees EPIPE, and
-// the cell ends with an error instead of hanging the matrix. A link that waits on a
-// third party (a broker) is given an extra `on_fire` to unblock it.
+// the cell ends with an error instead of hanging the matrix. A link that waits on
+// something else (a broker, a stranger's connection) is given an extra `on_fire` to
+// unblock it.
 #pragma once
 
 #include <sys/types.h>

@@ -50,9 +50,12 @@ def run(cmd, merge_stderr=False, timeout=STEP_TIMEOUT):
     except subprocess.TimeoutExpired:
         raise StepFailed(f"{' '.join(cmd)}: no result within {timeout:g} s, killed") from None
     except subprocess.CalledProcessError as e:
-        last = (e.stderr or e.stdout or "").strip().splitlines()
+        said = (e.stderr or e.stdout or "").strip()
+        # A tool asked for JSON (iperf3 --json) puts its error there.
+        m = re.search(r'"error":\s*"([^"]*)"', said)
+        last = m.group(1) if m else (said.splitlines() or [""])[-1]
         raise StepFailed(f"{' '.join(cmd)}: exit status {e.returncode}"
-                         + (f": {last[-1]}" if last else "")) from None
+                         + (f": {last}" if last else "")) from None
     except OSError as e:
         raise StepFailed(f"{cmd[0]}: {e.strerror}") from None
 
@@ -160,6 +163,8 @@ def zmq_reference(build, mode, endpoint, size, count, cpus):
     except subprocess.CalledProcessError as e:
         raise StepFailed(f"ipcbench-zmq-reference {remote_mode}: exit status {e.returncode}") \
             from None
+    except OSError as e:
+        raise StepFailed(f"{tool}: {e.strerror}") from None
     finally:
         if local.poll() is None:
             local.kill()
@@ -267,5 +272,8 @@ if __name__ == "__main__":
     try:
         main()
     except StepFailed as e:
-        print(f"fidelity: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(f"fidelity: {e}")
+    except KeyError as e:  # a cell missing from ipcbench's results, a key from iperf3's
+        sys.exit(f"fidelity: no {e} in a tool's results")
+    except (OSError, ValueError) as e:  # a server that would not start, unreadable JSON
+        sys.exit(f"fidelity: {e}")

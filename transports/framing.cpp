@@ -78,9 +78,10 @@ void StreamChannel::send(std::span<const std::byte> msg) {
   writev_all(wfd(), iov, 2, "send (stream)");
 }
 
-void StreamChannel::abort() {
+void StreamChannel::abort() noexcept {
+  if (wr_.valid()) return;  // a pair of pipes or FIFOs: no socket to shut down
   aborted_.store(true);
-  ::shutdown(rfd(), SHUT_RDWR);  // ENOTSOCK on a pipe: nothing to do
+  ::shutdown(rfd(), SHUT_RDWR);
 }
 
 std::size_t StreamChannel::ended() const {

@@ -45,9 +45,9 @@ class StreamChannel final : public Channel {
   void send(std::span<const std::byte> msg) override;
   std::size_t recv(std::span<std::byte> buf) override;
   // Shuts a socket link down, so that a read blocked on a connection that is not the
-  // peer's (a stranger that reached the listening port first) returns. Pipes and FIFOs
-  // admit no stranger: for them killing the peer is enough, and this does nothing.
-  void abort() override;
+  // peer's (whoever else got through the listener) returns. Pipes and FIFOs admit no
+  // one else: for them killing the peer is enough, and this does nothing.
+  void abort() noexcept override;
 
  private:
   int rfd() const { return rd_.get(); }

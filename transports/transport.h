@@ -64,7 +64,7 @@ class Channel {
   // the peer was killed: makes a send or recv blocked on something else than the peer
   // (a broker, a stranger's connection) fail soon. Must not block or throw. Killing the
   // peer is enough for a link nobody else can reach, hence the default.
-  virtual void abort() {}
+  virtual void abort() noexcept {}
 };
 
 // How the peer reaches a listener: addresses for its command line (paths, host:port,

@@ -36,6 +36,12 @@ def test_a_failed_step_says_its_status_and_last_words():
         f.run(["sh", "-c", "echo first >&2; echo second >&2; exit 3"])
 
 
+def test_a_json_tool_s_error_is_quoted_not_its_last_brace():
+    f = load()
+    with pytest.raises(f.StepFailed, match=r"exit status 1: unable to connect to server$"):
+        f.run(["sh", "-c", 'printf \'{\n "error": "unable to connect to server"\n}\n\'; exit 1'])
+
+
 def test_output_without_the_figure_is_an_error_not_a_traceback():
     f = load()
     assert f.figure(r"rtt_p50_ns=([0-9.]+)", "tcp size=64 rtt_p50_ns=123", "x") == 123.0

@@ -148,7 +148,7 @@ class Connection {
   void lost() { open_ = false; }
   // From another thread: a publish or a wait blocked on a broker that stopped answering
   // (stopped, or blocking publishers on a memory or disk alarm) fails at once.
-  void abort() {
+  void abort() noexcept {
     aborted_.store(true);
     ::shutdown(abort_fd_.get(), SHUT_RDWR);
   }
@@ -224,7 +224,7 @@ class AmqpChannel final : public Channel {
     }
   }
 
-  void abort() override {
+  void abort() noexcept override {
     pub_.abort();
     sub_.abort();
   }

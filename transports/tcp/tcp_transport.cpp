@@ -4,7 +4,8 @@
 // Any local process can connect to the port (any host, with --bind). So the listener
 // makes a token, the peer gets it on its command line and sends it first on the
 // connection, and the listener takes the connection that presents it: strangers'
-// connections, silent or not, are read alongside and closed once they fail to.
+// connections, silent or not, are read alongside and closed once they fail to. (It
+// keeps out accidents, not impostors: a local user can read the peer's command line.)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,7 +13,6 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <charconv>
 #include <vector>
 
@@ -134,9 +134,9 @@ class TcpTransport final : public Transport {
         static_cast<int>(check_sys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")));
     check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a),
               "connect " + ep.addresses[0] + ":" + p);
+    set_nodelay(fd.get());
     const std::string& token = ep.addresses[2];
     write_all(fd.get(), std::as_bytes(std::span(token.data(), token.size())), "send (tcp token)");
-    set_nodelay(fd.get());
     return std::make_unique<StreamChannel>(std::move(fd));
   }
 

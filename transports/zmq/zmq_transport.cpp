@@ -10,11 +10,13 @@
 // ever: every blocking call here waits in slices of kSliceMs and, between slices, reads
 // the socket monitor. The partner is there once a ZMTP handshake has succeeded; the link
 // ends (recv returns 0, send throws) when, after that, no connection is left. Anyone can
-// connect to a tcp:// port: a stranger's connection, which never completes a handshake,
-// neither stands for the partner nor ends the link when it goes.
+// connect to a tcp:// port: a silent stranger's connection, which never completes a
+// handshake, neither stands for the partner nor ends the link when it goes. While one
+// stays, the partner's death goes unseen; the watchdog's abort() then ends the wait.
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <zmq.hpp>
@@ -85,7 +87,7 @@ class ZmqLink {
       (void)mon_.recv(addr, zmq::recv_flags::dontwait);
       std::uint16_t id = 0;
       if (ev.size() >= sizeof id) std::memcpy(&id, ev.data(), sizeof id);
-      if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_CONNECTED) ++open_;
+      if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_CONNECTED) ++open_, opened_ = true;
       if (id == ZMQ_EVENT_DISCONNECTED && open_ > 0) --open_;
       if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) connected_ = true;
       wait_ms = 0;
@@ -93,12 +95,14 @@ class ZmqLink {
   }
   bool connected() const { return connected_; }
   bool gone() const { return connected_ && open_ == 0; }
+  // A connection was made and none is left (a partner that hung up during the handshake).
+  bool dropped() const { return opened_ && open_ == 0; }
 
  private:
   zmq::context_t ctx_;
   zmq::socket_t sock_;
   zmq::socket_t mon_;
-  bool connected_ = false;
+  bool connected_ = false, opened_ = false;
   int open_ = 0;  // connections now open
 };
 
@@ -131,8 +135,13 @@ class ZmqChannel final : public Channel {
     return true;
   }
   void release() override {}
+  void abort() noexcept override { aborted_.store(true); }
 
  private:
+  void check_aborted(const char* what) const {
+    if (aborted_.load(std::memory_order_relaxed))
+      throw ProtocolError(std::string("zmq ") + what + ": link shut down by the watchdog");
+  }
   // Sends m (zmq takes its content). Throws once the partner has gone.
   void push(zmq::message_t& m) {
     for (;;) {
@@ -143,6 +152,7 @@ class ZmqChannel final : public Channel {
       }
       link_->poll_events(0);
       if (link_->gone()) throw SysError("zmq send: the partner disconnected", EPIPE);
+      check_aborted("send");
     }
   }
   // Receives the next message into in_; false when the partner has gone.
@@ -162,11 +172,13 @@ class ZmqChannel final : public Channel {
           return false;
         }
       }
+      check_aborted("recv");
     }
   }
 
   std::unique_ptr<ZmqLink> link_;
   zmq::message_t out_, in_;
+  std::atomic<bool> aborted_{false};
 };
 
 class ZmqListener final : public Listener {
@@ -233,7 +245,7 @@ class ZmqTransport final : public Transport {
     // Connecting is asynchronous in ZeroMQ: wait until the link is up.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!link->connected()) {
-      if (link->gone() || std::chrono::steady_clock::now() > deadline)
+      if (link->dropped() || std::chrono::steady_clock::now() > deadline)
         throw ProtocolError("zmq: could not connect to " + to);
       link->poll_events(kSliceMs);
     }
