@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <string>
 #include <thread>
@@ -111,12 +112,23 @@ INSTANTIATE_TEST_SUITE_P(SilentOrChatty, TcpStranger,
                            return info.param == Stranger::kSilent ? "Silent" : "Chatty";
                          });
 
-// Sets a session up with a 1.5-s set-up timeout; returns its error. A set-up still
-// going 30 s later fails the test (the stranger then hangs up, so that it can end).
+// Runs `step` (which says how it ended) on another thread. A step still going after
+// `limit` fails the test; the stranger then hangs up, so that the step can end.
+std::string within(std::chrono::seconds limit, const StrangerFirst& t,
+                   const std::function<std::string()>& step) {
+  auto done = std::async(std::launch::async, step);
+  if (done.wait_for(limit) != std::future_status::ready) {
+    t.hang_up();
+    ADD_FAILURE() << "still going " << limit.count() << " s on";
+  }
+  return done.get();
+}
+
+// Sets a session up with a 1.5-s set-up timeout (allowed 30 s); returns its error.
 std::string setup_error(const StrangerFirst& t) {
   RunDir dir;
   Watchdog dog;
-  auto setup = std::async(std::launch::async, [&]() -> std::string {
+  return within(30s, t, [&]() -> std::string {
     try {
       PeerSession s(dir, dog, config(t, 1500ms));
       return "the set-up succeeded";
@@ -124,11 +136,6 @@ std::string setup_error(const StrangerFirst& t) {
       return e.what();
     }
   });
-  if (setup.wait_for(30s) != std::future_status::ready) {
-    t.hang_up();
-    ADD_FAILURE() << "the set-up was still going 30 s into a 1.5-s timeout";
-  }
-  return setup.get();
 }
 
 // Whatever holds the link during set-up, the set-up ends within its timeout: here an
@@ -141,19 +148,28 @@ TEST(PeerSession, AnImpostorOnTheTcpPortFailsTheSetUpInTime) {
   EXPECT_NE(err.find("watchdog: no progress within 1500 ms"), std::string::npos) << err;
 }
 
+// A zmq-tcp session set up while a silent stranger's connection, made first, is open.
+class ZmqBesideAStranger : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const Transport* zmq = find_transport("zmq-tcp");
+    if (!zmq) GTEST_SKIP() << "built without ZeroMQ";
+    t_ = std::make_unique<StrangerFirst>(*zmq, Stranger::kSilent);
+    s_ = std::make_unique<PeerSession>(dir_, dog_, config(*t_, 5000ms));
+  }
+  RunDir dir_;
+  Watchdog dog_;
+  std::unique_ptr<StrangerFirst> t_;
+  std::unique_ptr<PeerSession> s_;  // goes first, while the watchdog lives
+};
+
 // ZeroMQ takes the stranger's connection and waits for its handshake, while the peer
 // connects beside it: the set-up succeeds. The stranger leaving later must not end the
 // link, not even while a receive waits for the peer.
-TEST(PeerSession, AStrangerOnTheZmqTcpPortLeavesTheLinkAlone) {
-  const Transport* zmq = find_transport("zmq-tcp");
-  if (!zmq) GTEST_SKIP() << "built without ZeroMQ";
-  StrangerFirst t(*zmq, Stranger::kSilent);
-  RunDir dir;
-  Watchdog dog;
-  PeerSession s(dir, dog, config(t, 5000ms));
-  t.leave();
+TEST_F(ZmqBesideAStranger, TheStrangerLeavingLeavesTheLinkAlone) {
+  t_->leave();
   std::this_thread::sleep_for(200ms);  // its disconnection reaches the socket's monitor
-  slow_round_trip(s);
+  slow_round_trip(*s_);
 }
 
 // A stranger that speaks first, and not ZMTP 3 (here HTTP), is taken by ZeroMQ for an
@@ -169,16 +185,11 @@ TEST(PeerSession, AChattyStrangerFirstOnTheZmqTcpPortFailsTheSetUpInTime) {
 
 // While a stranger's connection stays open, ZeroMQ's link cannot tell that the peer
 // died; the watchdog's abort ends the wait, within the cell timeout as for every link.
-TEST(PeerSession, APeerDeadBesideAZmqStrangerFailsTheCellInTime) {
-  const Transport* zmq = find_transport("zmq-tcp");
-  if (!zmq) GTEST_SKIP() << "built without ZeroMQ";
-  StrangerFirst t(*zmq, Stranger::kSilent);
-  RunDir dir;
-  Watchdog dog;
-  PeerSession s(dir, dog, config(t, 5000ms));
-  dog.arm(s.child().pid(), 1000ms, [&s] { s.channel().abort(); });  // as a cell does
+TEST_F(ZmqBesideAStranger, APeerDeadBesideItFailsTheCellInTime) {
+  PeerSession& s = *s_;
+  dog_.arm(s.child().pid(), 1000ms, [&s] { s.channel().abort(); });  // as a cell does
   ASSERT_EQ(::kill(s.child().pid(), SIGKILL), 0);
-  auto cell = std::async(std::launch::async, [&]() -> std::string {
+  const std::string err = within(10s, *t_, [&]() -> std::string {
     std::byte buf[64];
     try {
       return s.channel().recv(buf) == 0 ? "the link ended" : "a message arrived";
@@ -186,12 +197,7 @@ TEST(PeerSession, APeerDeadBesideAZmqStrangerFailsTheCellInTime) {
       return e.what();
     }
   });
-  if (cell.wait_for(10s) != std::future_status::ready) {
-    t.hang_up();
-    ADD_FAILURE() << "the receive was still waiting 10 s into a 1-s cell timeout";
-  }
-  const std::string err = cell.get();
-  dog.disarm();
+  dog_.disarm();
   EXPECT_EQ(err, "zmq recv: link shut down by the watchdog");
 }
 

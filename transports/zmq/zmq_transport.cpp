@@ -87,7 +87,10 @@ class ZmqLink {
       (void)mon_.recv(addr, zmq::recv_flags::dontwait);
       std::uint16_t id = 0;
       if (ev.size() >= sizeof id) std::memcpy(&id, ev.data(), sizeof id);
-      if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_CONNECTED) ++open_, opened_ = true;
+      if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_CONNECTED) {
+        ++open_;
+        opened_ = true;
+      }
       if (id == ZMQ_EVENT_DISCONNECTED && open_ > 0) --open_;
       if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) connected_ = true;
       wait_ms = 0;
