@@ -15,9 +15,11 @@
 // into its own cache. Both sides map every page of the link before the first message.
 //
 // Waiting: kSpin busy-polls (pause instruction) and never enters the kernel on the fast
-// path; kFutex spins briefly (kSpinBeforeSleep pauses), then sleeps on a futex in the
-// shared mapping and is woken by the other side. Either way a waiting side notices,
-// within milliseconds, that its partner closed or died (pidfd), and fails cleanly.
+// path; kFutex spins for up to twice its own measured wake-up latency (the time from
+// the other side's FUTEX_WAKE to this side running again, learned as it goes and held
+// between kMinSpinNs and kMaxSpinNs), then sleeps on a futex in the shared mapping and
+// is woken by the other side. Either way a waiting side notices, within milliseconds,
+// that its partner closed or died (pidfd), and fails cleanly.
 #pragma once
 
 #include <atomic>
@@ -33,17 +35,25 @@ namespace ipcbench {
 enum class WaitMode { kSpin, kFutex };
 
 inline constexpr std::size_t kRingBytes = std::size_t{4} << 20;  // per direction
-inline constexpr int kSpinBeforeSleep = 100;
+// Spin-then-futex: bounds of the spin before sleeping, and its first guess of the
+// wake-up latency (before this side has slept once).
+inline constexpr std::int64_t kMinSpinNs = 2'000, kMaxSpinNs = 200'000;
+inline constexpr std::int64_t kFirstWakeupGuessNs = 5'000;
 // Largest message a ring link carries (it streams through the ring in pieces).
 inline constexpr std::size_t kMaxRingMessage = std::size_t{256} << 20;
 
+// Where one side of a ring sleeps (kFutex) and the other wakes it.
+struct alignas(64) Doorbell {
+  std::atomic<std::uint32_t> seq;       // the futex word: bumped by every wake
+  std::atomic<std::uint32_t> sleeping;  // set by the side about to sleep
+  std::atomic<std::int64_t> woken_ns;   // CLOCK_MONOTONIC when the last wake was sent
+};
+
 struct alignas(64) RingHeader {
-  alignas(64) std::atomic<std::uint64_t> head;      // bytes published by the producer
-  alignas(64) std::atomic<std::uint64_t> tail;      // bytes released by the consumer
-  alignas(64) std::atomic<std::uint32_t> data_seq;  // futex: "data arrived"
-  std::atomic<std::uint32_t> consumer_sleeping;
-  alignas(64) std::atomic<std::uint32_t> space_seq;  // futex: "space freed"
-  std::atomic<std::uint32_t> producer_sleeping;
+  alignas(64) std::atomic<std::uint64_t> head;    // bytes published by the producer
+  alignas(64) std::atomic<std::uint64_t> tail;    // bytes released by the consumer
+  Doorbell data;                                  // the consumer sleeps here for data
+  Doorbell space;                                 // the producer sleeps here for space
   alignas(64) std::atomic<std::uint32_t> closed;  // kProducerClosed | kConsumerClosed
 };
 

@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -136,6 +138,38 @@ TEST(Ring, ClosedPartnerEndsTheLinkCleanly) {
   EXPECT_EQ(client->recv(buf), 0u);
   closer.join();
   EXPECT_THROW(client->send(pattern(4u << 20, 1)), SysError);
+}
+
+// A spin-then-futex side spins for a bounded time (its wake-up latency, at most
+// kMaxSpinNs), then sleeps: kept waiting 300 ms, it uses a small part of that in CPU.
+TEST(Ring, AFutexSideKeptWaitingSleepsInsteadOfSpinning) {
+  const std::size_t size = link_bytes(kRingBytes);
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(base, MAP_FAILED);
+  init_link(base, kRingBytes);
+  auto peer = make_ring_channel(std::make_unique<AnonMapping>(base, size, true), false,
+                                WaitMode::kFutex, false, ::getpid());
+  auto client = make_ring_channel(std::make_unique<AnonMapping>(base, size, false), true,
+                                  WaitMode::kFutex, false, ::getpid());
+  auto thread_cpu = [] {
+    rusage ru{};
+    ::getrusage(RUSAGE_THREAD, &ru);
+    return std::chrono::seconds(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           std::chrono::microseconds(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  };
+  std::chrono::microseconds used{};
+  std::size_t got = 0;
+  std::thread reader([&] {
+    std::vector<std::byte> buf(64);
+    const auto before = thread_cpu();
+    got = peer->recv(buf);
+    used = thread_cpu() - before;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  client->send(pattern(64, 1));
+  reader.join();
+  EXPECT_EQ(got, 64u);
+  EXPECT_LT(used, std::chrono::milliseconds(100)) << "the waiting side spun instead of sleeping";
 }
 
 }  // namespace

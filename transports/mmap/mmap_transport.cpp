@@ -1,5 +1,5 @@
 // A memory-mapped file (MAP_SHARED) in the run's private directory, holding two rings.
-// mmap-spin busy-polls; mmap-futex spins briefly, then sleeps on a futex in the file.
+// mmap-spin busy-polls; mmap-futex spins for a bounded time, then sleeps on a futex in the file.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -95,7 +95,8 @@ std::unique_ptr<Transport> make_mmap_spin_transport() {
 std::unique_ptr<Transport> make_mmap_futex_transport() {
   return std::make_unique<MmapTransport>(
       WaitMode::kFutex,
-      mmap_info("mmap-futex", "spin-then-futex", "a short spin, then sleep on a futex"));
+      mmap_info("mmap-futex", "spin-then-futex",
+                "spin up to twice the measured wake-up latency, then sleep on a futex"));
 }
 
 }  // namespace ipcbench

@@ -140,7 +140,8 @@ std::unique_ptr<Transport> make_shm_futex_transport() {
   return std::make_unique<ShmTransport>(
       ShmOptions{WaitMode::kFutex, false, kRingBytes},
       shm_info("shm-futex", "spin-then-futex", kRingBytes, kMaxRingMessage,
-               "4 MiB rings; a short spin, then sleep on a futex; messages copied in and out"));
+               "4 MiB rings; spin up to twice the measured wake-up latency, then sleep on a futex; "
+               "messages copied in and out"));
 }
 
 std::unique_ptr<Transport> make_shm_spin_zerocopy_transport() {
