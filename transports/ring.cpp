@@ -360,10 +360,11 @@ class RingChannel final : public Channel {
       }
     }
     for (;;) {
+      // Stamped before the flag goes up: every wake the flag brings is stamped later.
+      const std::int64_t slept = now_ns();
       std::uint32_t v = bell.seq.load(std::memory_order_acquire);
       bell.sleeping.exchange(1, std::memory_order_seq_cst);
       if (ready()) break;
-      const std::int64_t slept = now_ns();
       futex_wait(bell.seq, v);
       bell.sleeping.store(0, std::memory_order_relaxed);
       if (bell.seq.load(std::memory_order_acquire) != v) learn_wakeup(bell, slept);
