@@ -34,10 +34,11 @@ inline void cpu_relax() {
 #endif
 }
 
-void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) {
+// True when a FUTEX_WAKE ended the sleep (not the timeout, nor a word that had changed).
+bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) {
   timespec ts{0, 10'000'000};  // wake up now and then to check on the partner
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr,
-            0);
+  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts,
+                   nullptr, 0) == 0;
 }
 
 void futex_wake(std::atomic<std::uint32_t>& word) {
@@ -275,7 +276,8 @@ class RingChannel final : public Channel {
     if (bell.sleeping.fetch_add(0, std::memory_order_seq_cst)) wake(bell);
   }
   static void wake(Doorbell& bell) {
-    bell.woken_ns.store(now_ns(), std::memory_order_relaxed);
+    std::int64_t unstamped = 0;  // the first wake of a sleep stamps it, later ones leave it
+    bell.woken_ns.compare_exchange_strong(unstamped, now_ns(), std::memory_order_relaxed);
     bell.seq.fetch_add(1, std::memory_order_release);
     futex_wake(bell.seq);
   }
@@ -360,14 +362,14 @@ class RingChannel final : public Channel {
       }
     }
     for (;;) {
-      // Stamped before the flag goes up: every wake the flag brings is stamped later.
-      const std::int64_t slept = now_ns();
+      // Cleared before the flag goes up: the first wake the flag brings stamps it.
+      bell.woken_ns.store(0, std::memory_order_relaxed);
       std::uint32_t v = bell.seq.load(std::memory_order_acquire);
       bell.sleeping.exchange(1, std::memory_order_seq_cst);
       if (ready()) break;
-      futex_wait(bell.seq, v);
+      const bool woken = futex_wait(bell.seq, v);
       bell.sleeping.store(0, std::memory_order_relaxed);
-      if (bell.seq.load(std::memory_order_acquire) != v) learn_wakeup(bell, slept);
+      if (woken && bell.seq.load(std::memory_order_acquire) != v) learn_wakeup(bell);
       if (ready()) return;
       check_partner();
     }
@@ -384,10 +386,10 @@ class RingChannel final : public Channel {
   // bounds what a spin can waste at twice what sleeping costs. W is learned from the
   // wakes this side receives (the waker stamps the time) and smoothed.
   std::int64_t spin_budget_ns() const { return std::clamp(2 * wakeup_ns_, kMinSpinNs, kMaxSpinNs); }
-  void learn_wakeup(const Doorbell& bell, std::int64_t slept) {
+  void learn_wakeup(const Doorbell& bell) {
     const std::int64_t sent = bell.woken_ns.load(std::memory_order_relaxed);
-    if (sent < slept) return;  // a wake from before this sleep
-    const std::int64_t w = std::min(now_ns() - sent, kMaxSpinNs);
+    if (sent == 0) return;
+    const std::int64_t w = std::clamp<std::int64_t>(now_ns() - sent, 0, kMaxSpinNs);
     wakeup_ns_ += (w - wakeup_ns_) / 4;
   }
 

@@ -46,7 +46,7 @@ inline constexpr std::size_t kMaxRingMessage = std::size_t{256} << 20;
 struct alignas(64) Doorbell {
   std::atomic<std::uint32_t> seq;       // the futex word: bumped by every wake
   std::atomic<std::uint32_t> sleeping;  // set by the side about to sleep
-  std::atomic<std::int64_t> woken_ns;   // CLOCK_MONOTONIC when the last wake was sent
+  std::atomic<std::int64_t> woken_ns;   // CLOCK_MONOTONIC of the first wake sent to a sleep
 };
 
 struct alignas(64) RingHeader {

@@ -140,7 +140,7 @@ TEST(Ring, ClosedPartnerEndsTheLinkCleanly) {
   EXPECT_THROW(client->send(pattern(4u << 20, 1)), SysError);
 }
 
-// A spin-then-futex side spins for a bounded time (its wake-up latency, at most
+// A spin-then-futex side spins for a bounded time (twice its wake-up latency, at most
 // kMaxSpinNs), then sleeps: kept waiting 300 ms, it uses a small part of that in CPU.
 TEST(Ring, AFutexSideKeptWaitingSleepsInsteadOfSpinning) {
   const std::size_t size = link_bytes(kRingBytes);
