@@ -37,19 +37,29 @@ class AnonMapping final : public Mapping {
 
 using testing_support::pattern;
 
+// Both ends of a link in one anonymous shared mapping. The peer side is made first: it
+// announces itself, as a peer process would. The client owns the mapping and, declared
+// first, is destroyed last.
+struct Link {
+  std::unique_ptr<Channel> client, peer;
+};
+Link open_link(WaitMode mode, bool zero_copy = false, std::size_t ring = kRingBytes) {
+  const std::size_t size = link_bytes(ring);
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) throw SysError("mmap (test link)", errno);
+  init_link(base, ring);
+  Link l;
+  l.peer = make_ring_channel(std::make_unique<AnonMapping>(base, size, false), false, mode,
+                             zero_copy, ::getpid());
+  l.client = make_ring_channel(std::make_unique<AnonMapping>(base, size, true), true, mode,
+                               zero_copy, ::getpid());
+  return l;
+}
+
 // Mixed sizes, many laps; the largest messages are 3x the default 1 MiB ring, so they
 // stream through it in pieces.
 void stress(WaitMode mode, bool zero_copy = false, std::size_t ring = std::size_t{1} << 20) {
-  const std::size_t size = link_bytes(ring);
-  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(base, MAP_FAILED);
-  init_link(base, ring);
-  // The peer side first: it announces itself, as a peer process would. It owns the
-  // mapping and so is destroyed last.
-  auto peer = make_ring_channel(std::make_unique<AnonMapping>(base, size, true), false, mode,
-                                zero_copy, ::getpid());
-  auto client = make_ring_channel(std::make_unique<AnonMapping>(base, size, false), true, mode,
-                                  zero_copy, ::getpid());
+  auto [client, peer] = open_link(mode, zero_copy, ring);
   const std::vector<std::size_t> sizes = {64,     1,     4095, (1u << 20) - 64, 1u << 20, 3u << 20,
                                           100000, 65536, 17,   (1u << 20) + 1};
   constexpr int kRounds = 60;
@@ -122,14 +132,7 @@ TEST(Ring, ChannelMapsEveryPageOfTheLinkUpFront) {
 }
 
 TEST(Ring, ClosedPartnerEndsTheLinkCleanly) {
-  const std::size_t size = link_bytes(kRingBytes);
-  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(base, MAP_FAILED);
-  init_link(base, kRingBytes);
-  auto peer = make_ring_channel(std::make_unique<AnonMapping>(base, size, false), false,
-                                WaitMode::kFutex, false, ::getpid());
-  auto client = make_ring_channel(std::make_unique<AnonMapping>(base, size, true), true,
-                                  WaitMode::kFutex, false, ::getpid());
+  auto [client, peer] = open_link(WaitMode::kFutex);
   std::thread closer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
     peer.reset();
@@ -143,14 +146,7 @@ TEST(Ring, ClosedPartnerEndsTheLinkCleanly) {
 // A spin-then-futex side spins for a bounded time (twice its wake-up latency, at most
 // kMaxSpinNs), then sleeps: kept waiting 300 ms, it uses a small part of that in CPU.
 TEST(Ring, AFutexSideKeptWaitingSleepsInsteadOfSpinning) {
-  const std::size_t size = link_bytes(kRingBytes);
-  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(base, MAP_FAILED);
-  init_link(base, kRingBytes);
-  auto peer = make_ring_channel(std::make_unique<AnonMapping>(base, size, true), false,
-                                WaitMode::kFutex, false, ::getpid());
-  auto client = make_ring_channel(std::make_unique<AnonMapping>(base, size, false), true,
-                                  WaitMode::kFutex, false, ::getpid());
+  auto [client, peer] = open_link(WaitMode::kFutex);
   auto thread_cpu = [] {  // exact, unlike getrusage's tick-sampled split
     timespec ts{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
