@@ -179,6 +179,16 @@ def _comparison_section(model: ReportModel) -> Section:
     else:
         notes.append("No floor/* cells in these inputs, so no multiples of the machine "
                      "floor are shown.")
+    below = [f"{row.transport} {c.title} (×{fmt(row.entries[c.key].multiple)})"
+             for row in model.rows for c in model.columns
+             if (row.entries[c.key].multiple or 1) < 1]
+    if below:
+        notes.append(f"Below the floor (×N under 1): {', '.join(below[:6])}"
+                     + (f" and {len(below) - 6} more" if len(below) > 6 else "")
+                     + ". A floor is measured minutes apart from the cells; on a virtual "
+                     "machine the host can move the CPUs between the two (see the floors' "
+                     "CV, and repeat with --benchmark_repetitions). Read a multiple near 1 "
+                     "as at the floor, not beyond it.")
     if not any(c in CPU_COLUMNS for c in model.columns):
         notes.append("CPU per message: not measured in these inputs "
                      "(counters cpu_client_ns_per_msg, cpu_peer_ns_per_msg, "

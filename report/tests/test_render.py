@@ -256,6 +256,56 @@ def test_floors_listed_and_not_transports(with_floors):
     assert {r["transport"] for r in csv_rows if r["cell"] in floors} == {""}
 
 
+def _below_floor(md: str) -> tuple[set[str], list[str]]:
+    """Cells the Comparison table shows under their floor, as the note names them, and
+    the note's own list (empty when it has none)."""
+    header, rows = table(md, "Comparison")
+    titles = [re.sub(r" \([^()]*\)$", "", h) for h in header]
+    below = {f"{row[0]} {titles[i]} (×{m.group(1)})" for row in rows
+             for i, text in enumerate(row) if (m := re.search(r"\(×([0-9.]+)\)", text))
+             and float(m.group(1)) < 1}
+    section = md.split("## Comparison\n", 1)[1].split("\n## ", 1)[0]
+    note = [ln for ln in section.splitlines() if ln.startswith("- Below the floor")]
+    if not note:
+        return below, []
+    listed = note[0].split(": ", 1)[1].split(". A floor")[0]
+    listed = re.sub(r" and \d+ more$", "", listed)
+    return below, re.findall(r"[^,]+?\(×[0-9.]+\)", listed)
+
+
+@pytest.mark.parametrize("futex_factor", [None, 1.3, 3.0])
+def test_cells_below_their_floor_are_named(tmp_path, futex_factor):
+    """A figure faster than the floor that should bound it is named under the table, with
+    why that happens; none below, no note. The fixture has cells below their floor (an
+    early quick run); None lowers every floor out of reach, the others raise the futex
+    floor past pipe's round trip (3×: more cells than the note lists)."""
+    doc = copy.deepcopy(load(A))
+    pipe = medians(doc, "pingpong/pipe/64/manual_time", "rtt_p50_ns")
+    for name in floor_cells(doc):
+        for b in iterations(doc, name):
+            if futex_factor is None:  # every floor a thousandth of its cost
+                for key, f in (("rtt_p50_ns", 1e-3), ("ns_per_call", 1e-3),
+                               ("bytes_per_second", 1e3)):
+                    if key in b:
+                        b[key] *= f
+            elif name == "floor/futex_rtt/manual_time":
+                b["rtt_p50_ns"] = pipe * futex_factor
+    path = save(doc, tmp_path / "below.json")
+    res = report("render", path, "--out", tmp_path / "report")
+    assert res.returncode == 0, res.stderr
+    md = (tmp_path / "report" / "report.md").read_text()
+    below, listed = _below_floor(md)
+    assert bool(below) == (futex_factor is not None)
+    listed = [x.strip() for x in listed]
+    assert set(listed) <= below and len(set(listed)) == len(listed) == min(6, len(below))
+    assert (f"and {len(below) - 6} more." in md) == (len(below) > 6)
+    if futex_factor:
+        assert any(x.startswith("pipe RTT p50 64 B (×") for x in below)
+        assert "the host can move the CPUs" in md
+    if futex_factor == 3.0:
+        assert len(below) > 6
+
+
 def test_context_floors_are_shown_but_never_a_multiple(tmp_path):
     """floor/cacheline_pair_rtt and floor/shm_stream/<bytes> are listed and drawn, but every
     (×N) still comes from floor/cacheline_rtt, floor/futex_rtt and floor/memcpy, even
