@@ -4,6 +4,7 @@
 #include "bench/session.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -11,8 +12,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <string>
 #include <thread>
 
@@ -26,13 +29,27 @@ namespace {
 using namespace std::chrono_literals;
 
 // What connects to the port before the peer: a silent stranger, one that speaks
-// another protocol, or an impostor that presents the peer's token (anyone who can read
-// the peer's command line can) and then says nothing more.
+// another protocol, or an impostor that presents the peer's token (a process of the
+// peer's own user can read it from the pipe the peer inherits) and then says nothing
+// more.
 enum class Stranger { kSilent, kChatty, kImpostor };
+
+// tcp's token, read from the pipe the peer will inherit (addresses[2] is its number)
+// without taking it out: tee copies what a pipe holds into another.
+std::string peek_token(const std::string& fd_number) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) throw SysError("pipe2", errno);
+  UniqueFd r(p[0]), w(p[1]);
+  const ssize_t n = ::tee(std::stoi(fd_number), w.get(), 4096, SPLICE_F_NONBLOCK);
+  if (n < 0) throw SysError("tee (tcp token)", errno);
+  std::string token(static_cast<std::size_t>(n), '\0');
+  read_full(r.get(), std::as_writable_bytes(std::span(token)), "read (tcp token)");
+  return token;
+}
 
 // A real network transport, with a stranger's connection made to the listening port
 // before the listener is handed back, so before the peer starts. addresses[0..1] of
-// its endpoint are the host and the port.
+// its endpoint are the host and the port; tcp's addresses[2] names the token's pipe.
 class StrangerFirst final : public Transport {
  public:
   StrangerFirst(const Transport& real, Stranger kind) : real_(real), kind_(kind) {}
@@ -49,8 +66,9 @@ class StrangerFirst final : public Transport {
     if (!stranger_.valid() ||
         ::connect(stranger_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
       throw SysError("stranger's connect", errno);
+    if (real_.info().name == "tcp") token_ = peek_token(a.at(2));
     std::string says = kind_ == Stranger::kChatty     ? "GET / HTTP/1.1\r\nHost: x\r\n\r\n" + a[0]
-                       : kind_ == Stranger::kImpostor ? a.at(2)
+                       : kind_ == Stranger::kImpostor ? token_
                                                       : "";
     write_all(stranger_.get(), std::as_bytes(std::span(says.data(), says.size())), "stranger");
     fd_.store(stranger_.get());
@@ -63,12 +81,15 @@ class StrangerFirst final : public Transport {
     fd_.store(-1);
     stranger_.reset();
   }
+  // tcp's token, as the peer got it (empty for other transports).
+  const std::string& token() const { return token_; }
 
  private:
   const Transport& real_;
   Stranger kind_;
   mutable UniqueFd stranger_;
   mutable std::atomic<int> fd_{-1};  // stranger_'s descriptor, for hang_up()
+  mutable std::string token_;
 };
 
 SessionConfig config(const Transport& t, std::chrono::milliseconds setup_timeout) {
@@ -104,6 +125,21 @@ TEST_P(TcpStranger, IsPassedOverAndTheLinkWorks) {
   s.cpu_sample();
   t.leave();
   slow_round_trip(s);
+}
+
+// The token that sets the peer's connection apart is not on the peer's command line,
+// which any local user can read (/proc/PID/cmdline, ps).
+TEST(PeerSession, TheTcpTokenStaysOffThePeersCommandLine) {
+  StrangerFirst t(*find_transport("tcp"), Stranger::kSilent);
+  RunDir dir;
+  Watchdog dog;
+  PeerSession s(dir, dog, config(t, 5000ms));
+  s.cpu_sample();  // the link works: the peer presented the token
+  std::ifstream f("/proc/" + std::to_string(s.child().pid()) + "/cmdline", std::ios::binary);
+  const std::string cmdline{std::istreambuf_iterator<char>(f), {}};
+  ASSERT_EQ(t.token().size(), 32u);
+  ASSERT_NE(cmdline.find("--transport=tcp"), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find(t.token()), std::string::npos) << cmdline;
 }
 
 INSTANTIATE_TEST_SUITE_P(SilentOrChatty, TcpStranger,

@@ -1,9 +1,11 @@
 #include "harness/fd.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <string>
 
 #include "harness/error.h"
@@ -13,6 +15,15 @@ namespace ipcbench {
 void UniqueFd::reset(int fd) {
   if (fd_ >= 0) ::close(fd_);
   fd_ = fd;
+}
+
+UniqueFd adopt_inherited_fd(const std::string& number, const std::string& what) {
+  int fd = -1;
+  auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), fd);
+  if (ec != std::errc() || p != number.data() + number.size() || fd < 0)
+    throw ProtocolError(what + ": bad descriptor number '" + number + "'");
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) throw SysError(what + ": descriptor " + number, errno);
+  return UniqueFd(fd);
 }
 
 void write_all(int fd, std::span<const std::byte> buf, const char* what) {

@@ -36,6 +36,11 @@ class UniqueFd {
 // including EPIPE when the reader is gone (SIGPIPE is ignored by the suite).
 void write_all(int fd, std::span<const std::byte> buf, const char* what);
 
+// Takes over a descriptor this process inherited, named by its number on the command
+// line, and closes it on any further exec. Throws ProtocolError "<what>: bad descriptor
+// number '<number>'" when `number` is not one, SysError when no such descriptor is open.
+UniqueFd adopt_inherited_fd(const std::string& number, const std::string& what);
+
 // Reads exactly buf.size() bytes. Returns the number read, which is less than
 // buf.size() only when the peer closed (EOF). Throws SysError on failure.
 std::size_t read_full(int fd, std::span<std::byte> buf, const char* what);

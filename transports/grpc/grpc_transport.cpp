@@ -127,10 +127,9 @@ struct Call {
 
 class GrpcServer final : public FrameChannel {
  public:
-  GrpcServer(const std::string& address, bool uds, int ready_fd, bool streaming)
+  GrpcServer(const std::string& address, bool uds, UniqueFd ready, bool streaming)
       : streaming_(streaming) {
     keep_grpc_until_exit();
-    UniqueFd ready(ready_fd);
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort(uds ? "unix:" + address : address + ":0", grpc::InsecureServerCredentials(),
@@ -534,9 +533,8 @@ class GrpcTransport final : public Transport {
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
     if (ep.addresses.size() != 2)
       throw ProtocolError(info_.name + ": expected an address and a descriptor");
-    int fd = parse_int(ep.addresses[1], "descriptor");
-    check_sys(::fcntl(fd, F_SETFD, FD_CLOEXEC), "fcntl");
-    return std::make_unique<GrpcServer>(ep.addresses[0], uds_, fd, streaming_);
+    return std::make_unique<GrpcServer>(
+        ep.addresses[0], uds_, adopt_inherited_fd(ep.addresses[1], info_.name), streaming_);
   }
 
  private:

@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <charconv>
-
 #include "harness/error.h"
 #include "transports/framing.h"
 
@@ -37,14 +35,6 @@ class PipeListener final : public Listener {
   Endpoint ep_;
 };
 
-int parse_fd(const std::string& s) {
-  int fd = -1;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), fd);
-  if (ec != std::errc() || p != s.data() + s.size() || fd < 0)
-    throw ProtocolError("pipe: bad descriptor number '" + s + "'");
-  return fd;
-}
-
 class PipeTransport final : public Transport {
  public:
   const TransportInfo& info() const override { return info_; }
@@ -53,10 +43,8 @@ class PipeTransport final : public Transport {
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
     if (ep.addresses.size() != 2) throw ProtocolError("pipe: expected two descriptors");
-    UniqueFd rd(parse_fd(ep.addresses[0])), wr(parse_fd(ep.addresses[1]));
-    // Not inherited any further than this process.
-    check_sys(::fcntl(rd.get(), F_SETFD, FD_CLOEXEC), "fcntl");
-    check_sys(::fcntl(wr.get(), F_SETFD, FD_CLOEXEC), "fcntl");
+    UniqueFd rd = adopt_inherited_fd(ep.addresses[0], "pipe");
+    UniqueFd wr = adopt_inherited_fd(ep.addresses[1], "pipe");
     return std::make_unique<StreamChannel>(std::move(rd), std::move(wr));
   }
 

@@ -2,11 +2,13 @@
 // TCP_NODELAY on both ends.
 //
 // Any local process can connect to the port (any host, with --bind). So the listener
-// makes a token, the peer gets it on its command line and sends it first on the
-// connection, and the listener takes the connection that presents it: strangers'
-// connections, silent or not, are read alongside and closed once they fail to. (It
-// keeps out accidents, not impostors: a local user can read the peer's command line.)
+// makes a token, the peer reads it from a pipe it inherits (never its command line,
+// which every local user can read) and sends it first on the connection, and the
+// listener takes the connection that presents it: strangers' connections, silent or
+// not, are read alongside and closed once they fail to. (Only a process that may reach
+// the peer's descriptors, its own user's, could learn the token.)
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -59,7 +61,15 @@ class TcpListener final : public Listener {
     check_sys(::listen(fd_.get(), static_cast<int>(kMaxStrangers)), "listen tcp");
     socklen_t len = sizeof a;
     check_sys(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len), "getsockname");
-    ep_.addresses = {host, std::to_string(ntohs(a.sin_port)), token_};
+    // The token waits in a pipe the peer inherits: 32 bytes fit its buffer at once.
+    int t[2];
+    check_sys(::pipe2(t, O_CLOEXEC), "pipe2 (tcp token)");
+    token_r_.reset(t[0]);
+    UniqueFd token_w(t[1]);
+    write_all(token_w.get(), std::as_bytes(std::span(token_.data(), token_.size())),
+              "write (tcp token)");
+    ep_.addresses = {host, std::to_string(ntohs(a.sin_port)), std::to_string(token_r_.get())};
+    ep_.inherit_fds = {token_r_.get()};
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
@@ -67,6 +77,7 @@ class TcpListener final : public Listener {
       UniqueFd fd;
       std::string said;
     };
+    token_r_.reset();  // the peer holds its copy now
     std::vector<Caller> callers;
     for (;;) {
       wait.check("accept (tcp)");
@@ -108,6 +119,7 @@ class TcpListener final : public Listener {
  private:
   UniqueFd fd_;
   std::string token_ = make_token();
+  UniqueFd token_r_;
   Endpoint ep_;
 };
 
@@ -118,8 +130,12 @@ class TcpTransport final : public Transport {
     return std::make_unique<TcpListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
-    if (ep.addresses.size() != 3 || ep.addresses[2].size() != kTokenBytes)
-      throw ProtocolError("tcp: expected host, port and token");
+    if (ep.addresses.size() != 3)
+      throw ProtocolError("tcp: expected host, port and the token's descriptor");
+    std::string token(kTokenBytes, '\0');
+    if (read_full(adopt_inherited_fd(ep.addresses[2], "tcp token").get(),
+                  std::as_writable_bytes(std::span(token)), "read (tcp token)") != kTokenBytes)
+      throw ProtocolError("tcp: the token's descriptor did not hold a token");
     sockaddr_in a{};
     a.sin_family = AF_INET;
     if (::inet_pton(AF_INET, ep.addresses[0].c_str(), &a.sin_addr) != 1)
@@ -135,7 +151,6 @@ class TcpTransport final : public Transport {
     check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a),
               "connect " + ep.addresses[0] + ":" + p);
     set_nodelay(fd.get());
-    const std::string& token = ep.addresses[2];
     write_all(fd.get(), std::as_bytes(std::span(token.data(), token.size())), "send (tcp token)");
     return std::make_unique<StreamChannel>(std::move(fd));
   }
@@ -148,7 +163,8 @@ class TcpTransport final : public Transport {
                       "by address and port; connection-oriented, one connection per client",
                       kMaxFrameBytes,
                       "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing; the "
-                      "peer presents a token first, other connections are closed"};
+                      "peer presents a token (handed over in an inherited pipe) first, other "
+                      "connections are closed"};
 };
 
 }  // namespace
