@@ -156,6 +156,20 @@ def _entry_text(entry, col) -> Text:
                 "warn" if warn else "")
 
 
+def _below_floor(model: ReportModel) -> list[str]:
+    """The comparison table's figures shown under 1× their floor, lowest first, named as
+    the table names them (with the run when there are several)."""
+    multi = len(model.runs) > 1
+    found = []
+    for row in model.rows:
+        for c in model.columns:
+            m = row.entries[c.key].multiple
+            if m is not None and float(fmt(m)) < 1:   # as shown: 0.9996 reads ×1
+                run = f" ({row.run.label})" if multi else ""
+                found.append((m, f"{row.transport}{run} {c.title} (×{fmt(m)})"))
+    return [name for _, name in sorted(found, key=lambda f: f[0])]
+
+
 def _comparison_section(model: ReportModel) -> Section:
     multi = len(model.runs) > 1
     headers = ["transport"] + (["run"] if multi else []) + ["wait"] + [
@@ -179,16 +193,17 @@ def _comparison_section(model: ReportModel) -> Section:
     else:
         notes.append("No floor/* cells in these inputs, so no multiples of the machine "
                      "floor are shown.")
-    below = [f"{row.transport} {c.title} (×{fmt(row.entries[c.key].multiple)})"
-             for row in model.rows for c in model.columns
-             if (row.entries[c.key].multiple or 1) < 1]
+    below = _below_floor(model)
     if below:
-        notes.append(f"Below the floor (×N under 1): {', '.join(below[:6])}"
+        notes.append(f"Below the floor (×N under 1, lowest first): {', '.join(below[:6])}"
                      + (f" and {len(below) - 6} more" if len(below) > 6 else "")
-                     + ". A floor is measured minutes apart from the cells; on a virtual "
-                     "machine the host can move the CPUs between the two (see the floors' "
-                     "CV, and repeat with --benchmark_repetitions). Read a multiple near 1 "
-                     "as at the floor, not beyond it.")
+                     + ". Such a cell ran faster than the floor meant to bound it. Either "
+                     "the two were measured in different host states (floors run before "
+                     "the matrix, or among its cells when repetitions are interleaved, and "
+                     "on a virtual machine the host can move the CPUs in between; see the "
+                     "floors' CV), or the floor does not bound that cell (a receiver that "
+                     "drains several queued messages per system call spends less CPU per "
+                     "message than one call). Read a multiple near 1 as at the floor.")
     if not any(c in CPU_COLUMNS for c in model.columns):
         notes.append("CPU per message: not measured in these inputs "
                      "(counters cpu_client_ns_per_msg, cpu_peer_ns_per_msg, "

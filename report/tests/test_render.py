@@ -256,54 +256,70 @@ def test_floors_listed_and_not_transports(with_floors):
     assert {r["transport"] for r in csv_rows if r["cell"] in floors} == {""}
 
 
-def _below_floor(md: str) -> tuple[set[str], list[str]]:
-    """Cells the Comparison table shows under their floor, as the note names them, and
-    the note's own list (empty when it has none)."""
+def _below_floor(md: str) -> tuple[dict[str, float], list[str], str]:
+    """Cells the Comparison table shows under their floor, named as the note names them
+    (with the run when the table has a run column), with their multiples; the note's own
+    list; and the note ("" when there is none)."""
     header, rows = table(md, "Comparison")
     titles = [re.sub(r" \([^()]*\)$", "", h) for h in header]
-    below = {f"{row[0]} {titles[i]} (×{m.group(1)})" for row in rows
-             for i, text in enumerate(row) if (m := re.search(r"\(×([0-9.]+)\)", text))
-             and float(m.group(1)) < 1}
+    multi = "run" in header
+    below = {}
+    for row in rows:
+        who = f"{row[0]} ({row[1]})" if multi else row[0]
+        for i, text in enumerate(row):
+            m = re.search(r"\(×([0-9.]+)\)", text)
+            if m and float(m.group(1)) < 1:
+                below[f"{who} {titles[i]} (×{m.group(1)})"] = float(m.group(1))
     section = md.split("## Comparison\n", 1)[1].split("\n## ", 1)[0]
     note = [ln for ln in section.splitlines() if ln.startswith("- Below the floor")]
     if not note:
-        return below, []
-    listed = note[0].split(": ", 1)[1].split(". A floor")[0]
+        return below, [], ""
+    listed = note[0].split(": ", 1)[1].split(". Such a cell")[0]
     listed = re.sub(r" and \d+ more$", "", listed)
-    return below, re.findall(r"[^,]+?\(×[0-9.]+\)", listed)
+    return below, [x.strip() for x in re.findall(r"[^,]+?\(×[0-9.]+\)", listed)], note[0]
 
 
-@pytest.mark.parametrize("futex_factor", [None, 1.3, 3.0])
-def test_cells_below_their_floor_are_named(tmp_path, futex_factor):
-    """A figure faster than the floor that should bound it is named under the table, with
-    why that happens; none below, no note. The fixture has cells below their floor (an
-    early quick run); None lowers every floor out of reach, the others raise the futex
-    floor past pipe's round trip (3×: more cells than the note lists)."""
-    doc = copy.deepcopy(load(A))
-    pipe = medians(doc, "pingpong/pipe/64/manual_time", "rtt_p50_ns")
-    for name in floor_cells(doc):
-        for b in iterations(doc, name):
-            if futex_factor is None:  # every floor a thousandth of its cost
-                for key, f in (("rtt_p50_ns", 1e-3), ("ns_per_call", 1e-3),
-                               ("bytes_per_second", 1e3)):
-                    if key in b:
-                        b[key] *= f
-            elif name == "floor/futex_rtt/manual_time":
-                b["rtt_p50_ns"] = pipe * futex_factor
-    path = save(doc, tmp_path / "below.json")
-    res = report("render", path, "--out", tmp_path / "report")
+@pytest.mark.parametrize("futex_factor,runs", [(None, 1), (1.3, 1), (3.0, 1), (1.3, 2),
+                                                (1.0004, 1)])
+def test_cells_below_their_floor_are_named(tmp_path, futex_factor, runs):
+    """A figure faster than the floor that should bound it is named under the table,
+    lowest first, with why that can happen; none below, no note. The fixtures have cells
+    below their floor (early quick runs); None lowers every floor out of reach, the
+    others raise the futex floor past pipe's round trip (3×: more cells than the note
+    lists; two runs: each name carries its run; 1.0004: pipe at ×0.9996, shown as ×1,
+    is not named)."""
+    paths = []
+    for k, src in enumerate([A, B][:runs]):
+        doc = copy.deepcopy(load(src))
+        pipe = medians(doc, "pingpong/pipe/64/manual_time", "rtt_p50_ns")
+        for name in floor_cells(doc):
+            for b in iterations(doc, name):
+                if futex_factor is None:  # every floor a thousandth of its cost
+                    for key, f in (("rtt_p50_ns", 1e-3), ("ns_per_call", 1e-3),
+                                   ("bytes_per_second", 1e3)):
+                        if key in b:
+                            b[key] *= f
+                elif name == "floor/futex_rtt/manual_time":
+                    b["rtt_p50_ns"] = pipe * futex_factor
+        paths.append(save(doc, tmp_path / f"below-{k}.json"))
+    res = report("render", *paths, "--out", tmp_path / "report")
     assert res.returncode == 0, res.stderr
     md = (tmp_path / "report" / "report.md").read_text()
-    below, listed = _below_floor(md)
-    assert bool(below) == (futex_factor is not None)
-    listed = [x.strip() for x in listed]
-    assert set(listed) <= below and len(set(listed)) == len(listed) == min(6, len(below))
-    assert (f"and {len(below) - 6} more." in md) == (len(below) > 6)
-    if futex_factor:
-        assert any(x.startswith("pipe RTT p50 64 B (×") for x in below)
-        assert "the host can move the CPUs" in md
+    below, listed, note = _below_floor(md)
+    assert bool(below) == (futex_factor is not None) == bool(note)
+    assert set(listed) <= set(below) and len(set(listed)) == len(listed) == min(6, len(below))
+    assert [below[x] for x in listed] == sorted(below.values())[:len(listed)]
+    assert (f" and {len(below) - 6} more. " in note) == (len(below) > 6)
+    if futex_factor == 1.3:
+        assert [x for x in below if x.startswith("pipe")]
+        assert "the host can move the CPUs" in note and "does not bound" in note
     if futex_factor == 3.0:
         assert len(below) > 6
+    if futex_factor == 1.0004:
+        header, rows = table(md, "Comparison")
+        pipe_row = next(r for r in rows if r[0] == "pipe")
+        assert "(×1)" in pipe_row[header.index("RTT p50 64 B (µs)")]
+        assert not [x for x in listed if x.startswith("pipe RTT p50 64 B")]
 
 
 def test_context_floors_are_shown_but_never_a_multiple(tmp_path):
