@@ -1,12 +1,47 @@
 #include "transports/socket_util.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "harness/error.h"
 
 namespace ipcbench {
+
+PeerToken PeerToken::make() {
+  unsigned char r[kBytes / 2];
+  if (::getrandom(r, sizeof r, 0) != static_cast<ssize_t>(sizeof r))
+    throw SysError("getrandom", errno);
+  PeerToken t;
+  for (unsigned char b : r) {
+    t.text += "0123456789abcdef"[b >> 4];
+    t.text += "0123456789abcdef"[b & 15];
+  }
+  int p[2];
+  check_sys(::pipe2(p, O_CLOEXEC), "pipe2 (peer token)");
+  t.pipe.reset(p[0]);
+  UniqueFd w(p[1]);
+  // 32 bytes fit an empty pipe's buffer at once; the write end closes here.
+  write_all(w.get(), std::as_bytes(std::span(t.text.data(), t.text.size())), "write (peer token)");
+  return t;
+}
+
+std::string take_peer_token(const std::string& fd_number, const std::string& what) {
+  // The whole token was in the pipe before this process started: one read that never
+  // waits (a peer started by hand with another descriptor must not hang here).
+  UniqueFd fd = adopt_inherited_fd(fd_number, what + " token");
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  check_sys(flags < 0 ? -1 : ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK), "fcntl (peer token)");
+  std::string token(PeerToken::kBytes, '\0');
+  ssize_t n;
+  while ((n = ::read(fd.get(), token.data(), token.size())) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(token.size()))
+    throw ProtocolError(what + ": descriptor " + fd_number + " did not hold the peer's token");
+  return token;
+}
 
 UniqueFd accept_one(int listen_fd, const SetupWait& wait, const char* what) {
   wait_fd(listen_fd, POLLIN, wait, what);

@@ -2,17 +2,14 @@
 // TCP_NODELAY on both ends.
 //
 // Any local process can connect to the port (any host, with --bind). So the listener
-// makes a token, the peer reads it from a pipe it inherits (never its command line,
-// which every local user can read) and sends it first on the connection, and the
-// listener takes the connection that presents it: strangers' connections, silent or
-// not, are read alongside and closed once they fail to. (Only a process that may reach
-// the peer's descriptors, its own user's, could learn the token.)
+// makes a token (PeerToken: the peer inherits it in a pipe, not on its command line),
+// the peer sends it first on the connection, and the listener takes the connection that
+// presents it: strangers' connections, silent or not, are read alongside and closed once
+// they fail to. (Processes of the peer's own user, or root, could still learn it.)
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -30,20 +27,8 @@ void set_nodelay(int fd) {
   check_sys(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), "TCP_NODELAY");
 }
 
-constexpr std::size_t kTokenBytes = 32;    // 16 random bytes in hex
+constexpr std::size_t kTokenBytes = PeerToken::kBytes;
 constexpr std::size_t kMaxStrangers = 16;  // connections read at once; the oldest go first
-
-std::string make_token() {
-  unsigned char r[kTokenBytes / 2];
-  if (::getrandom(r, sizeof r, 0) != static_cast<ssize_t>(sizeof r))
-    throw SysError("getrandom", errno);
-  std::string t;
-  for (unsigned char b : r) {
-    t += "0123456789abcdef"[b >> 4];
-    t += "0123456789abcdef"[b & 15];
-  }
-  return t;
-}
 
 class TcpListener final : public Listener {
  public:
@@ -61,15 +46,8 @@ class TcpListener final : public Listener {
     check_sys(::listen(fd_.get(), static_cast<int>(kMaxStrangers)), "listen tcp");
     socklen_t len = sizeof a;
     check_sys(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len), "getsockname");
-    // The token waits in a pipe the peer inherits: 32 bytes fit its buffer at once.
-    int t[2];
-    check_sys(::pipe2(t, O_CLOEXEC), "pipe2 (tcp token)");
-    token_r_.reset(t[0]);
-    UniqueFd token_w(t[1]);
-    write_all(token_w.get(), std::as_bytes(std::span(token_.data(), token_.size())),
-              "write (tcp token)");
-    ep_.addresses = {host, std::to_string(ntohs(a.sin_port)), std::to_string(token_r_.get())};
-    ep_.inherit_fds = {token_r_.get()};
+    ep_.addresses = {host, std::to_string(ntohs(a.sin_port)), std::to_string(token_.pipe.get())};
+    ep_.inherit_fds = {token_.pipe.get()};
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
@@ -77,7 +55,8 @@ class TcpListener final : public Listener {
       UniqueFd fd;
       std::string said;
     };
-    token_r_.reset();  // the peer holds its copy now
+    token_.pipe.reset();  // the peer holds its copy now
+    ep_.inherit_fds.clear();
     std::vector<Caller> callers;
     for (;;) {
       wait.check("accept (tcp)");
@@ -96,7 +75,7 @@ class TcpListener final : public Listener {
         if (n < 0 && errno == EINTR) continue;
         if (n > 0) c.said.append(buf, static_cast<std::size_t>(n));
         if (n > 0 && c.said.size() < kTokenBytes) continue;
-        if (c.said == token_) {
+        if (c.said == token_.text) {
           UniqueFd peer = std::move(c.fd);
           fd_.reset();
           set_nodelay(peer.get());
@@ -118,8 +97,7 @@ class TcpListener final : public Listener {
 
  private:
   UniqueFd fd_;
-  std::string token_ = make_token();
-  UniqueFd token_r_;
+  PeerToken token_ = PeerToken::make();
   Endpoint ep_;
 };
 
@@ -132,10 +110,7 @@ class TcpTransport final : public Transport {
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
     if (ep.addresses.size() != 3)
       throw ProtocolError("tcp: expected host, port and the token's descriptor");
-    std::string token(kTokenBytes, '\0');
-    if (read_full(adopt_inherited_fd(ep.addresses[2], "tcp token").get(),
-                  std::as_writable_bytes(std::span(token)), "read (tcp token)") != kTokenBytes)
-      throw ProtocolError("tcp: the token's descriptor did not hold a token");
+    const std::string token = take_peer_token(ep.addresses[2], "tcp");
     sockaddr_in a{};
     a.sin_family = AF_INET;
     if (::inet_pton(AF_INET, ep.addresses[0].c_str(), &a.sin_addr) != 1)

@@ -10,15 +10,20 @@
 // ever: every blocking call here waits in slices of kSliceMs and, between slices, reads
 // the socket monitor. The partner is there once a ZMTP handshake has succeeded; the link
 // ends (recv returns 0, send throws) when, after that, no connection is left. Anyone can
-// connect to a tcp:// port: a silent stranger's connection, which never completes a
-// handshake, neither stands for the partner nor ends the link when it goes. While one
-// stays, the partner's death goes unseen; the watchdog's abort() then ends the wait.
+// connect to a tcp:// port, so over tcp:// the peer logs in (ZMTP PLAIN) with a token it
+// inherits in a pipe, and the binding side's ZAP handler turns every other handshake
+// away. A silent stranger's connection, which never completes a handshake, neither
+// stands for the partner nor ends the link when it goes. While one stays, the partner's
+// death goes unseen; the watchdog's abort() then ends the wait.
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <string_view>
+#include <thread>
+#include <vector>
 #include <zmq.hpp>
 
 #include "harness/error.h"
@@ -47,11 +52,87 @@ int hwm_for(std::size_t max_message) {
   throw SysError("zmq " + what + ": " + e.what(), e.num());
 }
 
-// A context, the PAIR socket and the monitor of its connection events.
+constexpr const char* kZapDomain = "ipcbench";
+constexpr const char* kPeerUser = "ipcbench-peer";
+
+// Approves the handshakes of a socket with ZMTP PLAIN on (ZeroMQ's ZAP, RFC 27): only a
+// login with `token` as password. Without it, a stranger that spoke first on the port,
+// and not ZMTP 3 (say HTTP), was taken for an old-protocol peer and got the PAIR
+// socket's one slot, and the peer was turned away. Runs on a thread of its own, in the
+// socket's context, until destroyed.
+class ZapHandler {
+ public:
+  ZapHandler(zmq::context_t& ctx, std::string token)
+      : sock_(ctx, zmq::socket_type::rep), token_(std::move(token)) {
+    sock_.set(zmq::sockopt::linger, 0);
+    sock_.bind("inproc://zeromq.zap.01");  // before any handshake needs it
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ZapHandler() {
+    stop_.store(true);
+    thread_.join();
+  }
+  ZapHandler(const ZapHandler&) = delete;
+  ZapHandler& operator=(const ZapHandler&) = delete;
+
+ private:
+  void serve() {
+    try {
+      zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
+      while (!stop_.load()) {
+        if (!poll_in(item)) continue;
+        std::vector<zmq::message_t> req;  // version, request id, domain, address,
+        do {                              // identity, mechanism, credentials…
+          req.emplace_back();
+          if (!sock_.recv(req.back(), zmq::recv_flags::none)) return;
+        } while (req.back().more());
+        const bool ok = req.size() == 8 && req[5].to_string_view() == "PLAIN" &&
+                        req[6].to_string_view() == kPeerUser && req[7].to_string_view() == token_;
+        const std::string_view reply[] = {"1.0",
+                                          req.size() > 1 ? req[1].to_string_view() : "",
+                                          ok ? "200" : "400",
+                                          ok ? "OK" : "not the peer",
+                                          "",
+                                          ""};
+        for (std::size_t i = 0; i < std::size(reply); ++i)
+          sock_.send(zmq::buffer(reply[i]),
+                     i + 1 < std::size(reply) ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      }
+    } catch (const zmq::error_t&) {
+      // the context is ending; ZeroMQ then refuses any handshake still asking
+    }
+  }
+  // A request is waiting (within a slice); a signal that interrupts the wait is no end.
+  static bool poll_in(zmq::pollitem_t& item) {
+    try {
+      return zmq::poll(&item, 1, std::chrono::milliseconds(kSliceMs)) > 0;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) return false;
+      throw;
+    }
+  }
+
+  zmq::socket_t sock_;
+  std::string token_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// A context, the PAIR socket and the monitor of its connection events. With a token, the
+// socket logs in with it (connecting) or admits only who does (binding).
 class ZmqLink {
  public:
-  ZmqLink(int hwm, bool binding) : ctx_(1), sock_(ctx_, zmq::socket_type::pair) {
+  ZmqLink(int hwm, bool binding, const std::string& token = "")
+      : ctx_(1), sock_(ctx_, zmq::socket_type::pair) {
     try {
+      if (!token.empty() && binding) {
+        zap_ = std::make_unique<ZapHandler>(ctx_, token);
+        sock_.set(zmq::sockopt::zap_domain, kZapDomain);
+        sock_.set(zmq::sockopt::plain_server, 1);
+      } else if (!token.empty()) {
+        sock_.set(zmq::sockopt::plain_username, kPeerUser);
+        sock_.set(zmq::sockopt::plain_password, token);
+      }
       sock_.set(zmq::sockopt::sndhwm, hwm);
       sock_.set(zmq::sockopt::rcvhwm, hwm);
       sock_.set(zmq::sockopt::linger, kLingerMs);
@@ -105,6 +186,7 @@ class ZmqLink {
   zmq::context_t ctx_;
   zmq::socket_t sock_;
   zmq::socket_t mon_;
+  std::unique_ptr<ZapHandler> zap_;  // ends before the context does
   bool connected_ = false, opened_ = false;
   int open_ = 0;  // connections now open
 };
@@ -187,7 +269,8 @@ class ZmqChannel final : public Channel {
 class ZmqListener final : public Listener {
  public:
   ZmqListener(RunDir& dir, bool ipc, std::size_t max_message)
-      : link_(std::make_unique<ZmqLink>(hwm_for(max_message), true)) {
+      : token_(ipc ? PeerToken{} : PeerToken::make()),
+        link_(std::make_unique<ZmqLink>(hwm_for(max_message), true, token_.text)) {
     std::string hwm = std::to_string(hwm_for(max_message));
     try {
       if (ipc) {
@@ -203,7 +286,9 @@ class ZmqListener final : public Listener {
       } else {
         link_->sock().bind("tcp://" + bind_address() + ":*");
         std::string last = link_->sock().get(zmq::sockopt::last_endpoint);
-        ep_.addresses = {bind_address(), last.substr(last.rfind(':') + 1), hwm};
+        ep_.addresses = {bind_address(), last.substr(last.rfind(':') + 1),
+                         std::to_string(token_.pipe.get()), hwm};
+        ep_.inherit_fds = {token_.pipe.get()};
       }
     } catch (const zmq::error_t& e) {
       fail("bind", e);
@@ -211,6 +296,8 @@ class ZmqListener final : public Listener {
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    token_.pipe.reset();  // the peer holds its copy now
+    ep_.inherit_fds.clear();
     while (!link_->connected()) {
       if (!wait.peer_alive()) throw ProtocolError("zmq: the peer exited before connecting");
       if (std::chrono::steady_clock::now() > wait.deadline)
@@ -221,6 +308,7 @@ class ZmqListener final : public Listener {
   }
 
  private:
+  PeerToken token_;  // tcp:// only
   std::unique_ptr<ZmqLink> link_;
   Endpoint ep_;
 };
@@ -233,11 +321,12 @@ class ZmqTransport final : public Transport {
     return std::make_unique<ZmqListener>(dir, ipc_, max_message);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
-    const std::size_t want = ipc_ ? 2 : 3;
+    const std::size_t want = ipc_ ? 2 : 4;
     if (ep.addresses.size() != want)
       throw ProtocolError(info_.name + ": expected " + std::to_string(want) + " addresses");
     int hwm = std::stoi(ep.addresses.back());
-    auto link = std::make_unique<ZmqLink>(hwm, false);
+    const std::string token = ipc_ ? "" : take_peer_token(ep.addresses[2], info_.name);
+    auto link = std::make_unique<ZmqLink>(hwm, false, token);
     std::string to =
         ipc_ ? "ipc://" + ep.addresses[0] : "tcp://" + ep.addresses[0] + ":" + ep.addresses[1];
     try {
@@ -274,7 +363,9 @@ TransportInfo zmq_info(const char* name, bool ipc) {
                      std::string(ipc ? "ZeroMQ PAIR sockets over ipc:// (Unix socket file 0600 in "
                                        "the run directory, own uid only)"
                                      : "ZeroMQ PAIR sockets over tcp://127.0.0.1, ephemeral "
-                                       "port (ZeroMQ sets TCP_NODELAY)") +
+                                       "port (ZeroMQ sets TCP_NODELAY); the peer logs in "
+                                       "(ZMTP PLAIN) with a token, other handshakes are "
+                                       "refused") +
                          kOptions};
   info.built_on = ipc ? "uds" : "tcp";  // libzmq's ipc:// is a Unix stream socket
   return info;
