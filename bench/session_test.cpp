@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -181,6 +182,24 @@ std::string within(std::chrono::seconds limit, const StrangerFirst& t,
   return done.get();
 }
 
+// Kills the session's peer, with the watchdog armed for `timeout` as a cell arms it, and
+// says how the receive that follows ended (allowed 10 s).
+std::string recv_with_the_peer_killed(PeerSession& s, Watchdog& dog,
+                                      std::chrono::milliseconds timeout, const StrangerFirst& t) {
+  dog.arm(s.child().pid(), timeout, [&s] { s.channel().abort(); });
+  if (::kill(s.child().pid(), SIGKILL) != 0) return "kill: " + std::string(strerror(errno));
+  const std::string end = within(10s, t, [&]() -> std::string {
+    std::byte buf[64];
+    try {
+      return s.channel().recv(buf) == 0 ? "the link ended" : "a message arrived";
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  });
+  dog.disarm();
+  return end;
+}
+
 // Sets a session up with a 1.5-s set-up timeout (allowed 30 s); returns its error.
 std::string setup_error(const StrangerFirst& t) {
   RunDir dir;
@@ -243,18 +262,7 @@ TEST_P(ZmqTurnsAway, TheStrangerButTheLinkWorks) {
   Watchdog dog;
   PeerSession s(dir, dog, config(t, 5000ms));
   slow_round_trip(s);
-  dog.arm(s.child().pid(), 5000ms, [&s] { s.channel().abort(); });  // as a cell does
-  ASSERT_EQ(::kill(s.child().pid(), SIGKILL), 0);
-  const std::string end = within(10s, t, [&]() -> std::string {
-    std::byte buf[64];
-    try {
-      return s.channel().recv(buf) == 0 ? "the link ended" : "a message arrived";
-    } catch (const std::exception& e) {
-      return e.what();
-    }
-  });
-  dog.disarm();
-  EXPECT_EQ(end, "the link ended");
+  EXPECT_EQ(recv_with_the_peer_killed(s, dog, 5000ms, t), "the link ended");
 }
 
 INSTANTIATE_TEST_SUITE_P(ChattyOrZmtp, ZmqTurnsAway,
@@ -266,19 +274,8 @@ INSTANTIATE_TEST_SUITE_P(ChattyOrZmtp, ZmqTurnsAway,
 // While a stranger's connection stays open, ZeroMQ's link cannot tell that the peer
 // died; the watchdog's abort ends the wait, within the cell timeout as for every link.
 TEST_F(ZmqBesideAStranger, APeerDeadBesideItFailsTheCellInTime) {
-  PeerSession& s = *s_;
-  dog_.arm(s.child().pid(), 1000ms, [&s] { s.channel().abort(); });  // as a cell does
-  ASSERT_EQ(::kill(s.child().pid(), SIGKILL), 0);
-  const std::string err = within(10s, *t_, [&]() -> std::string {
-    std::byte buf[64];
-    try {
-      return s.channel().recv(buf) == 0 ? "the link ended" : "a message arrived";
-    } catch (const std::exception& e) {
-      return e.what();
-    }
-  });
-  dog_.disarm();
-  EXPECT_EQ(err, "zmq recv: link shut down by the watchdog");
+  EXPECT_EQ(recv_with_the_peer_killed(*s_, dog_, 1000ms, *t_),
+            "zmq recv: link shut down by the watchdog");
 }
 
 }  // namespace
