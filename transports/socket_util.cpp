@@ -31,12 +31,13 @@ PeerToken PeerToken::make() {
 std::string take_peer_token(const std::string& fd_number, const std::string& what) {
   // The whole token was in the pipe before this process started: one read that never
   // waits (a peer started by hand with another descriptor must not hang here).
+  // (poll, not O_NONBLOCK: that would change a descriptor shared with others, a terminal)
   UniqueFd fd = adopt_inherited_fd(fd_number, what + " token");
-  const int flags = ::fcntl(fd.get(), F_GETFL);
-  check_sys(flags < 0 ? -1 : ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK), "fcntl (peer token)");
+  pollfd p{fd.get(), POLLIN, 0};
   std::string token(PeerToken::kBytes, '\0');
-  ssize_t n;
-  while ((n = ::read(fd.get(), token.data(), token.size())) < 0 && errno == EINTR) {
+  ssize_t n = -1;
+  while (::poll(&p, 1, 0) == 1 && (n = ::read(fd.get(), token.data(), token.size())) < 0 &&
+         errno == EINTR) {
   }
   if (n != static_cast<ssize_t>(token.size()))
     throw ProtocolError(what + ": descriptor " + fd_number + " did not hold the peer's token");

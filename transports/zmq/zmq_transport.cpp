@@ -11,16 +11,20 @@
 // the socket monitor. The partner is there once a ZMTP handshake has succeeded; the link
 // ends (recv returns 0, send throws) when, after that, no connection is left. Anyone can
 // connect to a tcp:// port, so over tcp:// the peer logs in (ZMTP PLAIN) with a token it
-// inherits in a pipe, and the binding side's ZAP handler turns every other handshake
-// away. A silent stranger's connection, which never completes a handshake, neither
-// stands for the partner nor ends the link when it goes. While one stays, the partner's
-// death goes unseen; the watchdog's abort() then ends the wait.
+// inherits in a pipe: ZeroMQ then refuses a stranger that speaks another protocol or
+// offers another mechanism, and the binding side's ZAP handler refuses any other login
+// until the peer is in (after that ZeroMQ refuses every login). A silent stranger's
+// connection, which never completes a handshake, neither stands for the partner nor ends
+// the link when it goes, nor does a refused login's, which ZeroMQ keeps open until the
+// stranger closes it (or 30 s pass). While one stays, the partner's death goes unseen;
+// the watchdog's abort() then ends the wait.
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -55,11 +59,12 @@ int hwm_for(std::size_t max_message) {
 constexpr const char* kZapDomain = "ipcbench";
 constexpr const char* kPeerUser = "ipcbench-peer";
 
-// Approves the handshakes of a socket with ZMTP PLAIN on (ZeroMQ's ZAP, RFC 27): only a
-// login with `token` as password. Without it, a stranger that spoke first on the port,
-// and not ZMTP 3 (say HTTP), was taken for an old-protocol peer and got the PAIR
-// socket's one slot, and the peer was turned away. Runs on a thread of its own, in the
-// socket's context, until destroyed.
+// Judges the logins of a socket with ZMTP PLAIN on (ZeroMQ's ZAP, RFC 27): only the
+// peer's user with `token` as password gets in. (Turning PLAIN on is itself what makes
+// ZeroMQ refuse a stranger that speaks first and not ZMTP 3, say HTTP, which it would
+// otherwise take for an old-protocol peer and give the PAIR socket's one slot, or one
+// that offers another mechanism.) Runs on a thread of its own, in the socket's context,
+// until destroyed; with no handler, ZeroMQ refuses every login outright.
 class ZapHandler {
  public:
   ZapHandler(zmq::context_t& ctx, std::string token)
@@ -74,6 +79,10 @@ class ZapHandler {
   }
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
+  // Why the handler stopped before it was told to; empty while it runs.
+  std::string failure() const {
+    return failed_.load(std::memory_order_acquire) ? failure_ : std::string();
+  }
 
  private:
   void serve() {
@@ -82,11 +91,14 @@ class ZapHandler {
       while (!stop_.load()) {
         if (!poll_in(item)) continue;
         std::vector<zmq::message_t> req;  // version, request id, domain, address,
-        do {                              // identity, mechanism, credentials…
+        do {                              // routing id, mechanism, user, password
           req.emplace_back();
-          if (!sock_.recv(req.back(), zmq::recv_flags::none)) return;
+          if (!sock_.recv(req.back(), zmq::recv_flags::dontwait))
+            throw std::runtime_error("a ZAP request ended early");
         } while (req.back().more());
-        const bool ok = req.size() == 8 && req[5].to_string_view() == "PLAIN" &&
+        const bool ok = req.size() == 8 && req[0].to_string_view() == "1.0" &&
+                        req[2].to_string_view() == kZapDomain &&
+                        req[5].to_string_view() == "PLAIN" &&
                         req[6].to_string_view() == kPeerUser && req[7].to_string_view() == token_;
         const std::string_view reply[] = {"1.0",
                                           req.size() > 1 ? req[1].to_string_view() : "",
@@ -98,9 +110,13 @@ class ZapHandler {
           sock_.send(zmq::buffer(reply[i]),
                      i + 1 < std::size(reply) ? zmq::send_flags::sndmore : zmq::send_flags::none);
       }
-    } catch (const zmq::error_t&) {
-      // the context is ending; ZeroMQ then refuses any handshake still asking
+    } catch (const std::exception& e) {
+      failure_ = e.what();
+      failed_.store(true, std::memory_order_release);
     }
+    // Closed, the handler makes ZeroMQ refuse later logins at once, rather than leave
+    // them waiting for an answer that never comes.
+    sock_.close();
   }
   // A request is waiting (within a slice); a signal that interrupts the wait is no end.
   static bool poll_in(zmq::pollitem_t& item) {
@@ -115,6 +131,8 @@ class ZapHandler {
   zmq::socket_t sock_;
   std::string token_;
   std::atomic<bool> stop_{false};
+  std::string failure_;  // written before failed_ is set
+  std::atomic<bool> failed_{false};
   std::thread thread_;
 };
 
@@ -143,6 +161,7 @@ class ZmqLink {
                    ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
       if (zmq_socket_monitor(sock_.handle(), kMonitor, events) != 0) throw zmq::error_t();
       mon_ = zmq::socket_t(ctx_, zmq::socket_type::pair);
+      mon_.set(zmq::sockopt::rcvhwm, 0);  // no event dropped, however many strangers come
       mon_.connect(kMonitor);
     } catch (const zmq::error_t& e) {
       fail("socket set-up", e);
@@ -178,6 +197,10 @@ class ZmqLink {
     }
   }
   bool connected() const { return connected_; }
+  // Why the login check stopped, if it did; ends it once the peer is in (ZeroMQ then
+  // refuses any later login outright, and no thread wakes during the measurements).
+  std::string login_check_failure() const { return zap_ ? zap_->failure() : std::string(); }
+  void end_login_check() { zap_.reset(); }
   bool gone() const { return connected_ && open_ == 0; }
   // A connection was made and none is left (a partner that hung up during the handshake).
   bool dropped() const { return opened_ && open_ == 0; }
@@ -302,8 +325,11 @@ class ZmqListener final : public Listener {
       if (!wait.peer_alive()) throw ProtocolError("zmq: the peer exited before connecting");
       if (std::chrono::steady_clock::now() > wait.deadline)
         throw ProtocolError("zmq: timed out waiting for the peer to connect");
+      if (std::string why = link_->login_check_failure(); !why.empty())
+        throw ProtocolError("zmq: the login check failed: " + why);
       link_->poll_events(kSliceMs);
     }
+    link_->end_login_check();
     return std::make_unique<ZmqChannel>(std::move(link_));
   }
 
@@ -364,8 +390,8 @@ TransportInfo zmq_info(const char* name, bool ipc) {
                                        "the run directory, own uid only)"
                                      : "ZeroMQ PAIR sockets over tcp://127.0.0.1, ephemeral "
                                        "port (ZeroMQ sets TCP_NODELAY); the peer logs in "
-                                       "(ZMTP PLAIN) with a token, other handshakes are "
-                                       "refused") +
+                                       "(ZMTP PLAIN) with a token, other logins and "
+                                       "protocols are refused") +
                          kOptions};
   info.built_on = ipc ? "uds" : "tcp";  // libzmq's ipc:// is a Unix stream socket
   return info;
