@@ -493,6 +493,7 @@ class GrpcListener final : public Listener {
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
     ready_w_.reset();  // the peer holds it now: its exit shows as end of file
+    ep_.inherit_fds.clear();
     std::string line;
     while (line.find('\n') == std::string::npos) {
       wait_fd(ready_r_.get(), POLLIN, wait, "grpc server start");

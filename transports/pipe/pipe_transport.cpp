@@ -42,7 +42,8 @@ class PipeTransport final : public Transport {
     return std::make_unique<PipeListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
-    if (ep.addresses.size() != 2) throw ProtocolError("pipe: expected two descriptors");
+    if (ep.addresses.size() != 2 || ep.addresses[0] == ep.addresses[1])
+      throw ProtocolError("pipe: expected two different descriptors");
     UniqueFd rd = adopt_inherited_fd(ep.addresses[0], "pipe");
     UniqueFd wr = adopt_inherited_fd(ep.addresses[1], "pipe");
     return std::make_unique<StreamChannel>(std::move(rd), std::move(wr));
