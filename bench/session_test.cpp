@@ -14,15 +14,14 @@
 
 #include <atomic>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <future>
-#include <iterator>
 #include <string>
 #include <thread>
 
 #include "harness/error.h"
 #include "harness/fd.h"
+#include "harness/test_support.h"
 #include "transports/registry.h"
 
 namespace ipcbench {
@@ -54,13 +53,13 @@ std::string zmtp_wrong_login() {
   return zmtp_greeting("PLAIN") + '\x04' + static_cast<char>(hello.size()) + hello;
 }
 
-// The peer's token, read from the pipe the peer will inherit (addresses[2] is its number)
-// without taking it out: tee copies what a pipe holds into another.
-std::string peek_token(const std::string& fd_number) {
+// The peer's token, read from the pipe the peer will inherit without taking it out: tee
+// copies what a pipe holds into another.
+std::string peek_token(int token_pipe) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) throw SysError("pipe2", errno);
   UniqueFd r(p[0]), w(p[1]);
-  const ssize_t n = ::tee(std::stoi(fd_number), w.get(), 4096, SPLICE_F_NONBLOCK);
+  const ssize_t n = ::tee(token_pipe, w.get(), 4096, SPLICE_F_NONBLOCK);
   if (n < 0) throw SysError("tee (peer token)", errno);
   std::string token(static_cast<std::size_t>(n), '\0');
   read_full(r.get(), std::as_writable_bytes(std::span(token)), "read (peer token)");
@@ -69,8 +68,8 @@ std::string peek_token(const std::string& fd_number) {
 
 // A real network transport, with a stranger's connection made to the listening port
 // before the listener is handed back, so before the peer starts. addresses[0..1] of
-// its endpoint are the host and the port; tcp's and zmq-tcp's addresses[2] names the
-// token's pipe.
+// its endpoint are the host and the port; the one descriptor it hands the peer, if any,
+// is the token's pipe (tcp, zmq-tcp).
 class StrangerFirst final : public Transport {
  public:
   StrangerFirst(const Transport& real, Stranger kind) : real_(real), kind_(kind) {}
@@ -87,7 +86,7 @@ class StrangerFirst final : public Transport {
     if (!stranger_.valid() ||
         ::connect(stranger_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
       throw SysError("stranger's connect", errno);
-    if (real_.info().name == "tcp" || real_.info().name == "zmq-tcp") token_ = peek_token(a.at(2));
+    if (const auto& fds = l->endpoint().inherit_fds; !fds.empty()) token_ = peek_token(fds[0]);
     std::string says = kind_ == Stranger::kChatty       ? "GET / HTTP/1.1\r\nHost: x\r\n\r\n" + a[0]
                        : kind_ == Stranger::kZmtp       ? zmtp_greeting("NULL")
                        : kind_ == Stranger::kWrongLogin ? zmtp_wrong_login()
@@ -174,8 +173,8 @@ TEST_P(TokenOffTheCommandLine, OfThePeer) {
   Watchdog dog;
   PeerSession s(dir, dog, config(t, 5000ms));
   s.cpu_sample();  // the link works: the peer presented the token
-  std::ifstream f("/proc/" + std::to_string(s.child().pid()) + "/cmdline", std::ios::binary);
-  const std::string cmdline{std::istreambuf_iterator<char>(f), {}};
+  const std::string cmdline =
+      testing_support::slurp("/proc/" + std::to_string(s.child().pid()) + "/cmdline");
   ASSERT_EQ(t.token().size(), 32u);
   ASSERT_NE(cmdline.find(std::string("--transport=") + GetParam()), std::string::npos) << cmdline;
   EXPECT_EQ(cmdline.find(t.token()), std::string::npos) << cmdline;

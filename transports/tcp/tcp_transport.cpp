@@ -27,7 +27,6 @@ void set_nodelay(int fd) {
   check_sys(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), "TCP_NODELAY");
 }
 
-constexpr std::size_t kTokenBytes = PeerToken::kBytes;
 constexpr std::size_t kMaxStrangers = 16;  // connections read at once; the oldest go first
 
 class TcpListener final : public Listener {
@@ -70,11 +69,11 @@ class TcpListener final : public Listener {
       for (std::size_t i = callers.size(); i-- > 0;) {
         if (!p[i + 1].revents) continue;
         Caller& c = callers[i];
-        char buf[kTokenBytes];
-        ssize_t n = ::read(c.fd.get(), buf, kTokenBytes - c.said.size());
+        char buf[PeerToken::kBytes];
+        ssize_t n = ::read(c.fd.get(), buf, PeerToken::kBytes - c.said.size());
         if (n < 0 && errno == EINTR) continue;
         if (n > 0) c.said.append(buf, static_cast<std::size_t>(n));
-        if (n > 0 && c.said.size() < kTokenBytes) continue;
+        if (n > 0 && c.said.size() < PeerToken::kBytes) continue;
         if (c.said == token_.text) {
           UniqueFd peer = std::move(c.fd);
           fd_.reset();
