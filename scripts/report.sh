@@ -2,6 +2,9 @@
 # Renders, compares and exports ipcbench results (Python package in report/).
 #   scripts/report.sh render RESULTS.json… --out DIR
 #   scripts/report.sh compare BASELINE.json CANDIDATE.json [--threshold PCT] [--alpha A]
+#                     [--allow-missing] [--out FILE]
+#     exit 0: no regression; 1: a regression, or baseline cells missing from the candidate
+#     (unless --allow-missing); 2: bad input, or no transport cell compared at all
 #   scripts/report.sh export RESULTS.json --format github-action-benchmark|bmf --out DIR
 # Needs a python3 with matplotlib (Debian: /usr/bin/python3 + python3-matplotlib);
 # IPCBENCH_PYTHON picks another interpreter.

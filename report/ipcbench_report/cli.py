@@ -1,7 +1,9 @@
 """Command line: ``render``, ``compare`` and ``export`` (run through scripts/report.sh).
 
-Exit status: 0 success; 1 ``compare`` found a regression; 2 bad input or output (one
-line on stderr, no partial output left behind) or an internal error.
+Exit status: 0 success; 1 ``compare`` failed the gate (a regression, or cells of the
+baseline missing from the candidate without ``--allow-missing``); 2 bad input or output
+(one line on stderr, no partial output left behind: input that is not an ipcbench
+result, or a ``compare`` that compared no transport cell) or an internal error.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ def _render(args) -> int:
 
 def _compare(args) -> int:
     baseline, candidate = load_runs([args.baseline, args.candidate])
-    result = compare(baseline, candidate, args.threshold / 100, args.alpha)
+    result = compare(baseline, candidate, args.threshold / 100, args.alpha,
+                     args.allow_missing)
     text = to_markdown(result)
     if args.out:
         write_file(args.out, text)
     sys.stdout.write(text)
-    return 1 if result.regressions else 0
+    return 1 if result.failed else 0
 
 
 def _export(args) -> int:
@@ -90,10 +93,13 @@ def parser() -> argparse.ArgumentParser:
                        "Mann-Whitney U test over repetitions, p-values adjusted by Holm's "
                        "method over all tested cells; Markdown on stdout. Exit 1 when a "
                        "cell is worse by more than --threshold with adjusted p < --alpha "
-                       "(threshold alone without repetitions) or newly fails. Gate with "
-                       "--benchmark_repetitions=9 on both sides (interleaved, ipcbench's "
-                       "default): the notes say when the repetitions are too few for the "
-                       "number of cells.")
+                       "(threshold alone without repetitions), when a larger share of a "
+                       "cell's repetitions failed in the candidate than in the baseline, "
+                       "or when cells of the baseline are missing from the candidate "
+                       "(unless --allow-missing); exit 2 when no transport cell could be "
+                       "compared. Gate with --benchmark_repetitions=9 on both sides "
+                       "(interleaved, ipcbench's default): the notes say when the "
+                       "repetitions are too few for the number of cells.")
     c.add_argument("baseline", type=Path, metavar="BASELINE.json")
     c.add_argument("candidate", type=Path, metavar="CANDIDATE.json")
     c.add_argument("--threshold", type=_percent, default=5.0, metavar="PCT",
@@ -101,6 +107,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--alpha", type=_alpha, default=0.05, metavar="A",
                    help="chance of any false alarm over the whole comparison (Holm; "
                    "default 0.05)")
+    c.add_argument("--allow-missing", action="store_true",
+                   help="cells of the baseline missing from the candidate do not fail the "
+                   "comparison (they are still listed)")
     c.add_argument("--out", type=Path, metavar="FILE", help="also write the Markdown here")
     c.set_defaults(func=_compare)
 

@@ -5,24 +5,32 @@ compared (Holm), and a verdict.
 Decision rule (``decide``): a cell is a **regression** when its median is worse by more
 than the threshold AND either its Holm-adjusted p < alpha (both sides have ≥ 2
 repetitions) or a side has no repetitions (then the threshold alone decides, and the
-table says so). A cell that succeeded in the baseline and fails in the candidate is a
-regression too. The Holm correction runs over every transport cell that was tested, so
-``alpha`` bounds the chance that two runs of the same build raise any false alarm at all
-— with ~150 cells tested at 0.05 each, about 4 would otherwise "regress" by chance.
-When the repetitions are too few for even one cell to reach alpha, a worse cell is
-reported as untestable and does not fail the comparison; the notes say how many
-repetitions the comparison needs.
+table says so). A cell with **new failed repetitions** is a regression whatever its
+surviving repetitions say (``_new_failures``): a larger share of the candidate's
+repetitions failed than of the baseline's (any failed repetition when none failed in the
+baseline). A cell that failed in every repetition of both runs was measured in neither:
+it is reported as failing and skipped, not a regression of the change. The Holm
+correction runs over every transport cell that was tested, so ``alpha`` bounds the
+chance that two runs of the same build raise any false alarm at all — with ~150 cells
+tested at 0.05 each, about 4 would otherwise "regress" by chance. When the repetitions
+are too few for even one cell to reach alpha, a worse cell is reported as untestable and
+does not fail the comparison; the notes say how many repetitions the comparison needs.
+
+The gate (``Comparison.failed``) also fails when cells of the baseline are missing from
+the candidate, unless ``allow_missing``; and ``compare`` refuses (``ReportError``, exit 2)
+when no transport cell was compared at all: a gate that compared nothing must not pass.
 
 Machine floors (``floor/*`` cells) are compared in a table of their own for context but
 never regress by being slower: they measure the machine, not the code, and a floor that
-moved says the runs were not on equal machines. A floor that newly fails still regresses
-(the suite's own floor code broke).
+moved says the runs were not on equal machines. A floor with new failed repetitions
+still regresses (the suite's own floor code broke).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ipcbench_report import ReportError
 from ipcbench_report.layout import fmt_metric
 from ipcbench_report.model import Cell, Run
 from ipcbench_report.render_md import table
@@ -52,6 +60,8 @@ class Change:
     p_adj: float | None = None           # Holm-adjusted over the tested transport cells
     verdict: str = ""
     why: str = ""
+    skipped: str = ""                    # why the cell was not compared ("" = compared)
+    failures: str = ""                   # failed repetitions that are not new
 
 
 @dataclass
@@ -60,6 +70,7 @@ class Comparison:
     candidate: Run
     threshold: float                     # fraction, 0.05 = 5 %
     alpha: float
+    allow_missing: bool = False          # cells only in the baseline do not fail the gate
     changes: list[Change] = field(default_factory=list)       # transport cells
     floors: list[Change] = field(default_factory=list)        # floor/* cells
     only_baseline: list[str] = field(default_factory=list)
@@ -69,6 +80,30 @@ class Comparison:
     @property
     def regressions(self) -> list[Change]:
         return [c for c in self.changes + self.floors if c.verdict == REGRESSION]
+
+    @property
+    def compared(self) -> list[Change]:
+        """Cells of both runs that were compared (transport cells and floors)."""
+        return [c for c in self.changes + self.floors if not c.skipped]
+
+    @property
+    def missing(self) -> list[str]:
+        """Cells of the baseline missing from the candidate that fail the gate."""
+        return [] if self.allow_missing else self.only_baseline
+
+    @property
+    def failed(self) -> bool:
+        """The gate's verdict: a regression, or baseline cells missing (not allowed)."""
+        return bool(self.regressions or self.missing)
+
+    def skipped(self) -> dict[str, int]:
+        """Why cells were not compared -> how many, in a fixed order, zero counts left out."""
+        reasons = {"only in the baseline": len(self.only_baseline),
+                   "only in the candidate": len(self.only_candidate)}
+        for c in self.changes + self.floors:
+            if c.skipped:
+                reasons[c.skipped] = reasons.get(c.skipped, 0) + 1
+        return {why: n for why, n in reasons.items() if n}
 
 
 def decide(ch: Change, threshold: float, alpha: float, tested: int = 1) -> None:
@@ -105,31 +140,63 @@ def repetitions_needed(tested: int, alpha: float) -> int:
     return n
 
 
+def _failed(cell: Cell) -> str:
+    """``k of n repetitions failed (messages)``."""
+    return (f"{len(cell.errors)} of {cell.repetitions} repetitions failed "
+            f"({'; '.join(dict.fromkeys(cell.errors))})")
+
+
+def _new_failures(bc: Cell, cc: Cell) -> str:
+    """Why the candidate's failed repetitions are new, ``""`` when they are not: new when
+    a larger share of the candidate's repetitions failed than of the baseline's, so any
+    failed repetition is new when none failed in the baseline. (Repetitions are not
+    paired across runs and error messages carry run details, so the share decides.)"""
+    if not cc.errors or len(cc.errors) / cc.repetitions <= len(bc.errors) / bc.repetitions:
+        return ""
+    base = f"{len(bc.errors)} of {bc.repetitions}" if bc.errors else "none"
+    return (f"new failure: {'; '.join(dict.fromkeys(cc.errors))} ({len(cc.errors)} of "
+            f"{cc.repetitions} repetitions failed; in the baseline {base})")
+
+
 def _change(bc: Cell, cc: Cell) -> Change:
     metric, lower = bc.primary()
     ch = Change(bc.id, metric, lower)
-    if not bc.ok or not cc.ok:
-        ch.verdict, ch.why = {
-            (True, False): (REGRESSION, "new failure: " + "; ".join(dict.fromkeys(cc.errors))),
-            (False, True): ("fixed", "failed in the baseline"),
-            (False, False): ("failing", "failed on both sides"),
-        }[(bc.ok, cc.ok)]
+    if not bc.ok and not cc.ok:
+        ch.verdict, ch.skipped = "failing", "failed in every repetition of both runs"
+        eb, ec = "; ".join(dict.fromkeys(bc.errors)), "; ".join(dict.fromkeys(cc.errors))
+        ch.why = ("failed in every repetition of both runs, so measured in neither: not a "
+                  "regression of the change (" + (eb if eb == ec else
+                                                  f"baseline: {eb}; candidate: {ec}") + ")")
         return ch
     xb, xc = bc.values(metric), cc.values(metric)
     ch.base, ch.cand, ch.n_base, ch.n_cand = bc.median(metric), cc.median(metric), \
         len(xb), len(xc)
-    if not xc or not ch.base:
-        ch.verdict, ch.why = "not comparable", f"{metric} missing or zero"
+    if ch.base and ch.cand is not None:
+        ch.change = (ch.cand - ch.base) / ch.base    # shown; the verdict may not use it
+    new = _new_failures(bc, cc)
+    if new:                              # whatever the surviving repetitions say
+        ch.verdict, ch.why = REGRESSION, new
         return ch
-    ch.change = (ch.cand - ch.base) / ch.base
+    ch.failures = "; ".join(f"{side}: {_failed(c)}" for side, c in
+                            (("baseline", bc), ("candidate", cc)) if c.errors)
+    if not bc.ok:
+        ch.verdict, ch.why = "fixed", "failed in every repetition of the baseline"
+        return ch
+    if ch.change is None:
+        ch.verdict, ch.why = "not comparable", f"{metric} missing or zero"
+        ch.skipped = f"{metric} missing or zero"
+        return ch
     if len(xb) >= 2 and len(xc) >= 2:
         ch.p = mann_whitney_u(xb, xc)[1]
     return ch                            # decided once every cell has its p-value
 
 
-def compare(baseline: Run, candidate: Run, threshold: float, alpha: float) -> Comparison:
-    """Compare every cell by id; one-sided cells are listed, not fatal."""
-    cmp = Comparison(baseline, candidate, threshold, alpha)
+def compare(baseline: Run, candidate: Run, threshold: float, alpha: float,
+            allow_missing: bool = False) -> Comparison:
+    """Compare every cell by id; one-sided cells are listed (those only in the baseline
+    fail the gate unless ``allow_missing``). ``ReportError`` when no transport cell could
+    be compared."""
+    cmp = Comparison(baseline, candidate, threshold, alpha, allow_missing)
     # run_dir_fs: socket files, FIFOs and mapped files live there (tmpfs or a disk);
     # latency_metric: how round trips were timed.
     for key in ("pin_mode", "wait_strategy", "host_name", "verify_payload", "cpu_model",
@@ -145,14 +212,15 @@ def compare(baseline: Run, candidate: Run, threshold: float, alpha: float) -> Co
         else:
             (cmp.floors if bc.kind == "floor" else cmp.changes).append(_change(bc, cc))
     cmp.only_candidate = [cid for cid in candidate.cells if cid not in baseline.cells]
+    _refuse_if_nothing_compared(cmp)
     tested = [c for c in cmp.changes if c.p is not None]
     for c, p_adj in zip(tested, holm([c.p for c in tested])):
         c.p_adj = p_adj
     for c in cmp.changes:
-        if c.change is not None:
+        if c.change is not None and not c.verdict:
             decide(c, threshold, alpha, len(tested))
     for c in cmp.floors:                 # not gated on speed: no correction, no verdict
-        if c.change is None:
+        if c.change is None or c.verdict:
             continue
         decide(c, threshold, alpha)
         if c.verdict == REGRESSION or c.verdict.startswith("worse"):
@@ -182,10 +250,28 @@ def compare(baseline: Run, candidate: Run, threshold: float, alpha: float) -> Co
                 f"The {side} ran each cell's repetitions back to back (random_interleaving "
                 "false): they share one moment of the machine, so the test sees less "
                 "noise than there is between runs and may flag the machine's drift.")
-    if any(c.p is None and c.change is not None for c in cmp.changes):
+    if any(c.why.startswith("threshold only") for c in cmp.changes):
         cmp.notes.append("Cells without repetitions on a side are decided by the "
                          "threshold alone (no statistical test).")
     return cmp
+
+
+def _refuse_if_nothing_compared(cmp: Comparison) -> None:
+    if any(not c.skipped for c in cmp.changes):
+        return
+    b, c = cmp.baseline, cmp.candidate
+    common = len(cmp.changes) + len(cmp.floors)
+    if not common:
+        why = (f"{b.path} and {c.path} have no cell in common ({len(b.cells)} and "
+               f"{len(c.cells)} cells)")
+    else:
+        skipped = sorted({ch.skipped for ch in cmp.changes})
+        why = (f"of the {common} cells in both {b.path} and {c.path}, "
+               + (f"{len(cmp.floors)} are machine floors (not gated) and " if cmp.floors
+                  else "")
+               + (f"the {len(cmp.changes)} transport cells were skipped "
+                  f"({', '.join(skipped)})" if cmp.changes else "none is a transport cell"))
+    raise ReportError(f"nothing to gate on: no transport cell was compared; {why}")
 
 
 def _table(changes: list[Change]) -> str:
@@ -194,10 +280,27 @@ def _table(changes: list[Change]) -> str:
              "—" if c.change is None else f"{c.change * 100:+.1f} %",
              "—" if c.p is None else f"{c.p:.3g}",
              "—" if c.p_adj is None else f"{c.p_adj:.3g}", f"{c.n_base}/{c.n_cand}",
-             f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict, c.why]
+             f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict,
+             c.why + (f"; {c.failures}" if c.failures else "")]
             for c in changes]
     return table(["cell", "metric", "baseline", "candidate", "change", "p", "p (Holm)",
                   "reps", "verdict", "why"], rows)
+
+
+def _counts(cmp: Comparison) -> str:
+    """``21 compared (16 transport cells, 5 machine floors), 2 skipped: 2 only in the
+    candidate.``"""
+    floors = sum(1 for c in cmp.floors if not c.skipped)
+    cells = len(cmp.compared) - floors
+    text = f"{len(cmp.compared)} compared ({cells} transport cells" + (
+        f", {floors} machine floors)" if floors else ")")
+    skipped = cmp.skipped()
+    if skipped:
+        allowed = " (accepted: --allow-missing)" if cmp.allow_missing else ""
+        text += f", {sum(skipped.values())} skipped: " + ", ".join(
+            f"{n} {why}" + (allowed if why == "only in the baseline" else "")
+            for why, n in skipped.items())
+    return text + "."
 
 
 def to_markdown(cmp: Comparison) -> str:
@@ -208,18 +311,25 @@ def to_markdown(cmp: Comparison) -> str:
              "",
              f"**{len(regs)} regression(s)**" + (": " + ", ".join(c.cell for c in regs)
                                                  if regs else ""),
-             "",
-             f"Baseline {cmp.baseline.label} (pin={cmp.baseline.pin_mode}), candidate "
-             f"{cmp.candidate.label} (pin={cmp.candidate.pin_mode}). A cell regresses when "
-             f"its median is worse by more than {cmp.threshold * 100:g} % and its "
-             f"Holm-adjusted p < {cmp.alpha:g}, or when it newly fails. " + METHOD, ""]
+             ""]
+    if cmp.missing:
+        lines += [f"**{len(cmp.missing)} cell(s) of the baseline missing from the "
+                  "candidate** (this fails the comparison; --allow-missing accepts it): "
+                  + ", ".join(cmp.missing), ""]
+    lines += [_counts(cmp), "",
+              f"Baseline {cmp.baseline.label} (pin={cmp.baseline.pin_mode}), candidate "
+              f"{cmp.candidate.label} (pin={cmp.candidate.pin_mode}). A cell regresses "
+              f"when its median is worse by more than {cmp.threshold * 100:g} % and its "
+              f"Holm-adjusted p < {cmp.alpha:g}, or when a larger share of its "
+              "repetitions failed in the candidate than in the baseline (any failed "
+              "repetition where none failed before). " + METHOD, ""]
     lines += [f"- {n}" for n in cmp.notes] + ([""] if cmp.notes else [])
     lines.append(_table(cmp.changes))
     if cmp.floors:
         lines += ["", "## Machine floors", "",
                   "Limits of the machine measured in each run (floor/*), not transports: "
                   "compared for context, a slower floor never fails the comparison (only "
-                  "a newly failing one does).", "", _table(cmp.floors)]
+                  "one with new failed repetitions does).", "", _table(cmp.floors)]
     for what, ids in (("Only in the baseline", cmp.only_baseline),
                       ("Only in the candidate", cmp.only_candidate)):
         if ids:

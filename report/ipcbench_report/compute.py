@@ -244,6 +244,13 @@ def disagreements(run: Run, stars: dict[str, int | None]) -> list[str]:
     return notes
 
 
+def classic_pairs(stars: dict[str, int | None]) -> int:
+    """Pairs of transports with local stars and classic ratings that differ: the pairs on
+    which the measured order can agree or disagree with the classic one."""
+    rated = [c.stars for t, s in stars.items() if s and (c := classic_for(t))]
+    return sum(a != b for i, a in enumerate(rated) for b in rated[i + 1:])
+
+
 def stars_text(n: int) -> str:
     return "★" * n + "☆" * (5 - n)
 
@@ -331,6 +338,11 @@ class ReportModel:
     comparability: list[str]
     layers: list[Layer] = field(default_factory=list)
     relative: list[Layer] = field(default_factory=list)
+    # run label -> pairs checked against the classic order (``classic_pairs``), for runs
+    # without a disagreement note
+    classic_agree: dict[str, int] = field(default_factory=dict)
+    cells: int = 0                                # cells of all runs
+    cv_cells: int = 0                             # ... whose primary metric has a CV
 
     def transports(self) -> list[str]:
         return list(dict.fromkeys(t for r in self.runs for t in r.transports()))
@@ -364,18 +376,23 @@ def build(runs: list[Run]) -> ReportModel:
                                     for c in columns})
             for t in order for r in runs if t in r.transports()]     # grouped by transport
     stars = {r.label: ratings(r) for r in runs}
-    notes = [n for r in runs for n in disagreements(r, stars[r.label])]
-    noise = []
+    by_run = {r.label: disagreements(r, stars[r.label]) for r in runs}
+    notes = [n for r in runs for n in by_run[r.label]]
+    noise, cv_cells = [], 0
     for r in runs:
         for c in r.cells.values():
             metric, _ = c.primary()
             cv = c.cv(metric)
+            cv_cells += cv is not None
             if cv is not None and cv > CV_WARN:
                 noise.append(Noise(r, c, metric, cv))
     errors = [(r, c) for r in runs for c in r.cells.values() if c.errors]
     model = ReportModel(runs, columns, rows, floors, stars, notes, noise, errors,
                         _comparability(runs), [x for r in runs for x in layers(r)],
-                        [x for r in runs for x in relative(r)])
+                        [x for r in runs for x in relative(r)],
+                        {r.label: classic_pairs(stars[r.label]) for r in runs
+                         if not by_run[r.label]},
+                        sum(len(r.cells) for r in runs), cv_cells)
     waits = sorted(model.waits())
     if len(waits) > 1:
         model.comparability.append(

@@ -190,9 +190,12 @@ def _comparison_section(model: ReportModel) -> Section:
         notes.append("(×N) is the cost relative to the machine floor measured in the same "
                      "run (1 = as fast as the floor): "
                      + "; ".join(FLOOR_RULES[r] for r in rules) + ".")
-    else:
+    elif not any(r.floors() for r in model.runs):
         notes.append("No floor/* cells in these inputs, so no multiples of the machine "
                      "floor are shown.")
+    else:
+        notes.append("No multiples of the machine floor are shown: no floor/* cell of "
+                     "these inputs that succeeded bounds a figure of this table.")
     below = _below_floor(model)
     if below:
         notes.append(f"Below the floor (×N under 1, lowest first): {', '.join(below[:6])}"
@@ -239,10 +242,21 @@ def _transports_section(model: ReportModel) -> Section:
             row.append(Text(stars_text(s) if s else "—"))
         row.append(_t(d.get("summary", "—")))
         rows.append(row)
-    notes = model.disagreements or ["The measured order agrees with the classic ratings."]
+    notes = list(model.disagreements)
+    for r in model.runs:
+        pairs = model.classic_agree.get(r.label)
+        if pairs:
+            notes.append(f"{r.label}: the measured order agrees with the classic ratings: "
+                         "no transport rates higher here than one with a higher classic "
+                         f"rating ({pairs} pair(s) of rated transports in classic categories "
+                         "of different rating).")
+        elif pairs == 0:
+            notes.append(f"{r.label}: not set against the classic ratings: no two transports "
+                         "with a local rating fall in classic categories of different "
+                         "rating.")
     return Section("Transports: qualitative criteria and local performance", [
         Table(headers, rows), Para(STAR_RULE), Para(CLASSIC_NOTE),
-        Para("Where the data disagrees with the classic rating:"), Bullets(notes)])
+        Para("The measured order against the classic ratings:"), Bullets(notes)])
 
 
 def _pairs_table(model: ReportModel, pairs: list) -> Table:
@@ -271,7 +285,8 @@ def _layers_section(model: ReportModel) -> Section:
     if not model.layers:
         return Section("Price of each layer", [Para(
             "No transport of these inputs is built on another transport that was also "
-            "measured (e.g. zmq-ipc or grpc-uds together with uds).")])
+            "measured in the same run at 64 B or 64 KiB (e.g. zmq-ipc or grpc-uds together "
+            "with uds).")])
     return Section("Price of each layer", [_pairs_table(model, model.layers), Para(
         "A transport built on another (its built_on in --list-transports=json) against "
         "that mechanism measured in the same run. " + RATIO_NOTE)])
@@ -280,7 +295,8 @@ def _layers_section(model: ReportModel) -> Section:
 def _relative_section(model: ReportModel) -> Section:
     if not model.relative:
         return Section(f"Every transport against {RELATIVE_BASE}", [Para(
-            f"These inputs have no {RELATIVE_BASE} cells to compare with.")])
+            f"No run of these inputs measured {RELATIVE_BASE} and another transport at "
+            f"64 B or 64 KiB, so there is nothing to set against {RELATIVE_BASE}.")])
     return Section(f"Every transport against {RELATIVE_BASE}", [
         _pairs_table(model, model.relative), Para(
             f"Each transport against a plain Unix stream socket ({RELATIVE_BASE}) of the "
@@ -300,9 +316,10 @@ def _floors_section(model: ReportModel) -> Section:
     return Section("Machine floors", [
         Table(["run", "floor", "metric", "median", "CV"], rows),
         Para("Floors are limits of the machine measured in the same run and placement, "
-             "not transports: they appear here, as (×N) in the comparison and as grey "
-             "dashed lines in the plots (one shade per run). Two are context only, never "
-             "a (×N): floor/cacheline_pair_rtt, the round trip over one line per "
+             "not transports: they appear here, as (×N) in the comparison where one "
+             "bounds a figure, and as grey dashed lines in the plots (one shade per "
+             "run). Two are context only, never a (×N): floor/cacheline_pair_rtt, the "
+             "round trip over one line per "
              "direction, each written by one side (what any pair of one-way channels "
              "pays; floor/cacheline_rtt bounces a single line), and "
              "floor/shm_stream/<bytes>, what the placement's two CPUs move between them "
@@ -318,8 +335,19 @@ def _noise_section(model: ReportModel) -> Section:
              f"{fmt_pct(n.cv)} of the mean over {len(n.cell.values(n.metric))} "
              "repetitions — the result may be unstable; rerun with more repetitions or "
              "on a quieter machine." for n in model.noise]
-    if not items:
-        items = [f"Every cell's primary metric has a CV at or below {CV_WARN * 100:.0f} %."]
+    limit = f"{CV_WARN * 100:.0f} %"
+    without = model.cells - model.cv_cells
+    why = "fewer than two successful repetitions, or a zero mean"
+    if not model.cv_cells:
+        items.append(f"No cell has a CV ({why}), so the noise is unknown.")
+    elif not items and not without:
+        items.append(f"Every cell's primary metric has a CV at or below {limit} "
+                     f"({model.cells} cells).")
+    elif not items:
+        items.append(f"Every cell with a CV ({model.cv_cells} of {model.cells}) has it at "
+                     f"or below {limit}; {without} other cell(s) have none ({why}).")
+    elif without:
+        items.append(f"{without} of {model.cells} cells have no CV ({why}).")
     items += [f"{r.label}: no repetitions (1 run per cell), so the CV is unknown; use "
               "--benchmark_repetitions=5 or more." for r in model.runs
               if r.max_repetitions() < 2]

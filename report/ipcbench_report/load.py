@@ -2,14 +2,23 @@
 
 Contract: ``load_runs(paths)`` returns one ``Run`` per path, labelled uniquely, or raises
 ``ReportError`` with a one-line reason (unreadable file, not JSON, not Google Benchmark
-output, no benchmarks, a non-finite value in a repetition row). Aggregate rows
-(``run_type: aggregate``) are skipped: medians and CVs come from the repetition rows.
+output, not an ipcbench result, no benchmarks, a non-finite value in a repetition row).
+Aggregate rows (``run_type: aggregate``) are skipped: medians and CVs come from the
+repetition rows.
+
+What makes Google Benchmark output an ipcbench result (``_check_ipcbench``): the context
+key ``ipcbench_version``, which the runner always writes (bench/main.cpp), and every
+benchmark named as the runner names its cells, ``<workload>/<transport>/<bytes>`` or
+``floor/<name>[/<bytes>]`` (Google Benchmark's ``/manual_time``-style suffixes aside),
+each transport listed in the context's ``ipcbench_transports`` when the file has that key.
+Another tool's output (``BM_Foo/8``) is refused rather than read as a transport "8".
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from ipcbench_report import ReportError
@@ -68,6 +77,45 @@ def _repetition(row: dict, where: str) -> dict[str, float]:
     return rep
 
 
+def _run_name(row: dict) -> str:
+    """The benchmark's name without Google Benchmark's aggregate suffix."""
+    run_name = row.get("run_name")
+    return run_name if isinstance(run_name, str) and run_name else row["name"]
+
+
+# A cell as the runner names it (after ``cell_id``): a matrix cell or a machine floor.
+_MATRIX_CELL = re.compile(r"[a-z][a-z0-9_]*/[a-z0-9][a-z0-9_.+-]*/[0-9]+")
+_FLOOR_CELL = re.compile(r"floor/[a-z0-9_]+(/[0-9]+)?")
+_CELL_FORMS = "<workload>/<transport>/<bytes> or floor/<name>[/<bytes>]"
+
+
+def _check_ipcbench(path: Path, context: dict, rows: list) -> list[dict]:
+    """The context's transport descriptions (``ipcbench_transports``), or ``ReportError``
+    when the file is not an ipcbench result (see the module contract)."""
+    def refuse(why: str):
+        raise ReportError(f"{path} is not an ipcbench result: {why}")
+
+    version = context.get("ipcbench_version")
+    if not isinstance(version, str) or not version:
+        refuse("its context has no 'ipcbench_version', which every ipcbench run writes")
+    info = _transports_info(path, context)
+    listed = {str(t.get("name")) for t in info}
+    for row in rows:
+        if not isinstance(row, dict) or row.get("run_type") == "aggregate" \
+                or not isinstance(row.get("name"), str):
+            continue                     # aggregates are skipped; bad rows named later
+        cid = cell_id(_run_name(row))
+        if cid.startswith("floor/"):
+            if not _FLOOR_CELL.fullmatch(cid):
+                refuse(f"benchmark '{row['name']}' is not named {_CELL_FORMS}")
+        elif not _MATRIX_CELL.fullmatch(cid):
+            refuse(f"benchmark '{row['name']}' is not named {_CELL_FORMS}")
+        elif info and cid.split("/")[1] not in listed:
+            refuse(f"benchmark '{row['name']}' names transport '{cid.split('/')[1]}', "
+                   "which the context's 'ipcbench_transports' does not list")
+    return info
+
+
 def _transports_info(path: Path, context: dict) -> list[dict]:
     raw = context.get("ipcbench_transports")
     if raw is None:
@@ -89,6 +137,7 @@ def load_run(path: Path) -> Run:
             and isinstance(doc.get("benchmarks"), list)):
         raise ReportError(f"{path} is not Google Benchmark JSON output (expected an "
                           "object with 'context' and a 'benchmarks' list)")
+    info = _check_ipcbench(path, doc["context"], doc["benchmarks"])
     if not doc["benchmarks"]:
         raise ReportError(f"{path} has an empty 'benchmarks' list: no cell was run")
     cells: dict[str, Cell] = {}
@@ -98,7 +147,7 @@ def load_run(path: Path) -> Run:
             raise ReportError(f"{where} is not an object with a 'name'")
         if row.get("run_type") == "aggregate":
             continue
-        name = row.get("run_name") or row["name"]
+        name = _run_name(row)
         cell = cells.setdefault(cell_id(name), Cell(id=cell_id(name), name=name))
         cell.label = cell.label or str(row.get("label", ""))
         if row.get("error_occurred"):
@@ -108,8 +157,7 @@ def load_run(path: Path) -> Run:
     if not cells:
         raise ReportError(f"{path} has only aggregate rows; rerun without "
                           "--benchmark_report_aggregates_only")
-    return Run(path=path, context=doc["context"], cells=cells,
-               transports_info=_transports_info(path, doc["context"]))
+    return Run(path=path, context=doc["context"], cells=cells, transports_info=info)
 
 
 def _unique(labels: list[str]) -> bool:

@@ -22,6 +22,15 @@ SAME, ERRORS = FIXTURES / "quick-same.json", FIXTURES / "errors.json"
 # shm-spin at 64 B and 1 MiB, with floors): what a CI gate compares.
 R9A, R9B = FIXTURES / "reps9-a.json", FIXTURES / "reps9-b.json"
 LAYERS = FIXTURES / "layers.json"  # uds, zmq-ipc, grpc-uds, grpc-stream-uds at 64 B, 64 KiB
+# Cut from reps9-a / reps9-b (pipe only, repetition rows only): pingpong/pipe/64 succeeds
+# 9 times in the baseline; in the candidate 7 of its 9 repetitions fail (watchdog) and
+# the 2 survivors are baseline repetitions made 40 % slower. throughput/pipe/64 fails in
+# every repetition of both runs; throughput/pipe/1048576 is the two honest runs.
+PARTIAL_BASE = FIXTURES / "partial-fail-base.json"
+PARTIAL_CAND = FIXTURES / "partial-fail-cand.json"
+# Hand-made: 3 repetitions (±1 %) of p50 RTT at 64 B and bytes/s at 1 MiB chosen so that
+# shm-spin, posix-mq, pipe and uds score 1, 0.75, 0.5 and 0 on both metrics.
+STARS = FIXTURES / "stars-known.json"
 
 sys.path.insert(0, str(ROOT / "report"))
 

@@ -1,6 +1,9 @@
-"""Bad input: exactly one line on stderr, exit 2, no output (partial or not) left."""
+"""Bad input: exactly one line on stderr, exit 2, no output (partial or not) left; every
+subcommand refuses the same way (the loader refuses)."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 
@@ -17,16 +20,54 @@ def _with_nan(run_type: str) -> dict:
     return doc
 
 
+def _other_tool() -> dict:
+    """Another program's Google Benchmark JSON: its own context, a benchmark BM_Foo/8
+    (what used to be reported as a transport named "8")."""
+    row = {"name": "BM_Foo/8", "family_index": 0, "per_family_instance_index": 0,
+           "run_name": "BM_Foo/8", "run_type": "iteration", "repetitions": 1,
+           "repetition_index": 0, "threads": 1, "iterations": 1000, "real_time": 12.5,
+           "cpu_time": 12.4, "time_unit": "ns", "bytes_per_second": 6.4e8}
+    return {"context": {"date": "2026-12-01T10:00:00+00:00", "host_name": "ci",
+                        "executable": "./foo_benchmark", "num_cpus": 2, "mhz_per_cpu": 2096,
+                        "cpu_scaling_enabled": False, "caches": [],
+                        "library_build_type": "release"},
+            "benchmarks": [row, dict(row, name="BM_Foo/64", run_name="BM_Foo/64")]}
+
+
+def _with_row(name: str) -> dict:
+    """quick-reps-a (an ipcbench result) plus one repetition row named ``name``."""
+    doc = load(A)
+    row = copy.deepcopy(next(b for b in doc["benchmarks"] if b["run_type"] == "iteration"))
+    row["name"] = row["run_name"] = name
+    doc["benchmarks"].append(row)
+    return doc
+
+
 CASES = {
     "malformed": lambda p: p.write_text(A.read_text()[:5000]),
     "not-gbench": lambda p: p.write_text('{"foo": 1}'),
     "missing": lambda p: None,
     "empty-benchmarks": lambda p: save(dict(load(A), benchmarks=[]), p),
     "nan-in-repetition": lambda p: save(_with_nan("iteration"), p),
+    "other-tool": lambda p: save(_other_tool(), p),
+    "other-tool-with-version": lambda p: save(
+        dict(_other_tool(), context=dict(_other_tool()["context"], ipcbench_version="0.1.0")),
+        p),
+    "foreign-benchmark": lambda p: save(_with_row("BM_Foo/8"), p),
+    "unlisted-transport": lambda p: save(_with_row("pingpong/foo/64/manual_time"), p),
 }
 EXPECT = {"malformed": "is not valid JSON", "not-gbench": "not Google Benchmark JSON",
           "missing": "cannot read", "empty-benchmarks": "empty 'benchmarks' list",
-          "nan-in-repetition": "'rtt_p50_ns' is not a finite number"}
+          "nan-in-repetition": "'rtt_p50_ns' is not a finite number",
+          "other-tool": "is not an ipcbench result: its context has no 'ipcbench_version', "
+                        "which every ipcbench run writes",
+          "other-tool-with-version": "is not an ipcbench result: benchmark 'BM_Foo/8' is not "
+                                     "named <workload>/<transport>/<bytes> or "
+                                     "floor/<name>[/<bytes>]",
+          "foreign-benchmark": "is not an ipcbench result: benchmark 'BM_Foo/8' is not named",
+          "unlisted-transport": "is not an ipcbench result: benchmark "
+                                "'pingpong/foo/64/manual_time' names transport 'foo', which "
+                                "the context's 'ipcbench_transports' does not list"}
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -50,6 +91,9 @@ def test_render_bad_input(bad, tmp_path):
     _one_line(res, EXPECT[case])
     assert not out.exists() and not list((tmp_path / "out").glob("*"))
     assert res.stdout == ""
+    res = report("render", path, "--out", out)          # alone, too
+    _one_line(res, EXPECT[case])
+    assert not out.exists() and not list((tmp_path / "out").glob("*"))
 
 
 def test_compare_bad_input(bad):

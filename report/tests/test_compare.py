@@ -1,5 +1,6 @@
 """``report.sh compare``: exit 0 on identical runs and on two honest runs, 1 on a cell
-made 50 % slower (when the repetitions allow a verdict), listing of one-sided cells.
+made 50 % slower (when the repetitions allow a verdict), on new failed repetitions and
+on cells missing from the candidate, 2 when nothing was compared; one-sided cells.
 Table columns: cell, metric, baseline, candidate, change, p, p (Holm), reps, verdict,
 why."""
 
@@ -10,7 +11,8 @@ import re
 
 import pytest
 
-from conftest import A, B, R9A, R9B, SAME, load, medians, report, save, scaled, table
+from conftest import (A, B, ERRORS, LAYERS, PARTIAL_BASE, PARTIAL_CAND, R9A, R9B, SAME,
+                      floor_cells, load, medians, report, save, scaled, table)
 
 PIPE64 = "pingpong/pipe/64/manual_time"            # tied repetitions in quick-reps-a
 # Distinct repetitions, and quick-reps-a and -b agree on it (many cells of the two honest
@@ -140,31 +142,140 @@ def test_unlike_runs_are_noted(tmp_path, key, base, cand):
     assert f"{key} differs" not in same.stdout
 
 
-def test_one_sided_cells_listed_and_new_failures_fail(tmp_path):
-    a = load(A)
-    cand = copy.deepcopy(a)
+TCP_GONE = ["pingpong/tcp/64", "throughput/tcp/64", "throughput/tcp/4096",
+            "throughput/tcp/65536", "throughput/tcp/1048576"]
+
+
+def _one_sided(tmp_path) -> tuple[dict, object]:
+    """quick-reps-a without its throughput/tcp cells and with pingpong/tcp/64 renamed
+    pingpong/tcp/128: 5 cells only in the baseline, 1 only in the candidate."""
+    cand = copy.deepcopy(load(A))
     cand["benchmarks"] = [b for b in cand["benchmarks"]
                           if not b["run_name"].startswith("throughput/tcp/")]
     for b in cand["benchmarks"]:
         if b["run_name"] == "pingpong/tcp/64/manual_time":
             b["run_name"] = b["name"] = "pingpong/tcp/128/manual_time"
-    cand_path = save(cand, tmp_path / "cand.json")
+    return cand, save(cand, tmp_path / "cand.json")
+
+
+def _cells(doc: dict) -> set[str]:
+    return {re.sub(r"/(manual|real)_time$", "", b["run_name"]) for b in doc["benchmarks"]}
+
+
+def test_cells_missing_from_the_candidate_fail_unless_allowed(tmp_path):
+    cand, cand_path = _one_sided(tmp_path)
+    res = report("compare", A, cand_path)
+    assert res.returncode == 1, res.stdout
+    assert "**0 regression(s)**" in res.stdout
+    missing = re.search(r"\*\*5 cell\(s\) of the baseline missing from the candidate\*\* "
+                        r"\(this fails the comparison; --allow-missing accepts it\): (.*)",
+                        res.stdout)
+    assert missing and missing.group(1).split(", ") == TCP_GONE
+    floors = len(floor_cells(load(A)))
+    both = len(_cells(load(A)) & _cells(cand))
+    counts = (f"{both} compared ({both - floors} transport cells, {floors} machine floors), "
+              "6 skipped: 5 only in the baseline{}, 1 only in the candidate.")
+    assert counts.format("") in res.stdout
+
     out = tmp_path / "cmp.md"
-    res = report("compare", A, cand_path, "--out", out)
+    res = report("compare", A, cand_path, "--allow-missing", "--out", out)
     assert res.returncode == 0, res.stdout
     assert out.read_text() == res.stdout
+    assert "missing from the candidate**" not in res.stdout
+    assert counts.format(" (accepted: --allow-missing)") in res.stdout
     only = re.search(r"Only in the baseline: (.*)", res.stdout).group(1)
-    assert only.split(", ") == ["pingpong/tcp/64", "throughput/tcp/64",
-                                "throughput/tcp/4096", "throughput/tcp/65536",
-                                "throughput/tcp/1048576"]
+    assert only.split(", ") == TCP_GONE
     assert "Only in the candidate: pingpong/tcp/128" in res.stdout
 
+    # the other way round, pingpong/tcp/128 is missing; cells only in the candidate
+    # never fail the gate
+    assert report("compare", cand_path, A).returncode == 1
+    fewer = dict(load(A), benchmarks=[b for b in load(A)["benchmarks"]
+                                      if not b["run_name"].startswith("throughput/tcp/")])
+    assert report("compare", save(fewer, tmp_path / "fewer.json"), A).returncode == 0
+
+
+def test_new_failures_fail(tmp_path):
+    cand, _ = _one_sided(tmp_path)
     for b in cand["benchmarks"]:
         if b["run_name"] == PIPE64 and b["run_type"] == "iteration":
             b["error_occurred"], b["error_message"] = True, "injected"
-    res = report("compare", A, save(cand, tmp_path / "broken.json"))
+    res = report("compare", A, save(cand, tmp_path / "broken.json"), "--allow-missing")
     assert res.returncode == 1
     assert "new failure: injected" in _verdicts(res.stdout)["pingpong/pipe/64"][9]
+
+
+def _nothing_compared(res, expect: str, out=None):
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("report: nothing to gate on: no "
+                                                   "transport cell was compared; "), res.stderr
+    assert expect in lines[0], lines[0]
+    assert res.stdout == "" and (out is None or not out.exists())
+
+
+def test_no_cell_in_common_exits_2(tmp_path):
+    """A gate that compared nothing must not pass (it said "0 regression(s)", exit 0)."""
+    out = tmp_path / "cmp.md"
+    _nothing_compared(report("compare", ERRORS, LAYERS, "--out", out),
+                      "have no cell in common (8 and 16 cells)", out)
+    _nothing_compared(report("compare", ERRORS, LAYERS, "--allow-missing"),
+                      "have no cell in common")
+
+
+def test_only_floors_or_failing_cells_in_common_exit_2(tmp_path):
+    """Floors are not gated and cells that failed in every repetition of both runs were
+    measured in neither: with nothing else in common, nothing was compared."""
+    doc = load(A)
+    floors = save(dict(doc, benchmarks=[b for b in doc["benchmarks"]
+                                        if b["run_name"].startswith("floor/")]),
+                  tmp_path / "floors-only.json")
+    n = len(floor_cells(doc))
+    _nothing_compared(report("compare", A, floors, "--allow-missing"),
+                      f"of the {n} cells in both {A} and {floors}, {n} are machine floors "
+                      "(not gated) and none is a transport cell")
+    _nothing_compared(report("compare", ERRORS, ERRORS),
+                      "the 8 transport cells were skipped (failed in every repetition of "
+                      "both runs)")
+
+
+def test_failed_repetitions_new_in_the_candidate_regress():
+    """7 of 9 candidate repetitions fail and the 2 survivors are 40 % slower: 9 vs 2
+    repetitions cannot reach p < alpha, which used to pass as "worse (untestable)"; any
+    failed repetition the baseline did not have is a regression. A cell that failed in
+    every repetition of both runs is said to, and is neither compared nor a regression."""
+    res = report("compare", PARTIAL_BASE, PARTIAL_CAND)
+    assert res.returncode == 1, res.stdout
+    assert "**1 regression(s)**: pingpong/pipe/64\n" in res.stdout
+    assert "2 compared (2 transport cells), 1 skipped: 1 failed in every repetition of both " \
+           "runs." in res.stdout
+    rows = _verdicts(res.stdout)
+    message = next(b["error_message"] for b in load(PARTIAL_CAND)["benchmarks"]
+                   if b["run_name"] == PIPE64 and b.get("error_occurred"))
+    ping = rows["pingpong/pipe/64"]
+    assert ping[8] == "**REGRESSION**" and ping[7] == "9/2" and ping[4].startswith("+")
+    assert ping[9] == (f"new failure: {message} (7 of 9 repetitions failed; in the "
+                       "baseline none)")
+    failing = rows["throughput/pipe/64"]
+    assert failing[8] == "failing"
+    assert failing[9].startswith("failed in every repetition of both runs, so measured in "
+                                 "neither: not a regression of the change (peer set-up: ")
+    assert rows["throughput/pipe/1048576"][8] == "unchanged"
+
+
+def test_failed_repetitions_not_new_do_not_regress():
+    """The same share failed in both runs (the candidate against itself), or fewer in the
+    candidate: not a regression; the table still says how many failed."""
+    res = report("compare", PARTIAL_CAND, PARTIAL_CAND)
+    assert res.returncode == 0, res.stdout
+    row = _verdicts(res.stdout)["pingpong/pipe/64"]
+    assert row[8] == "unchanged" and row[7] == "2/2"
+    assert "baseline: 7 of 9 repetitions failed (" in row[9]
+    assert "candidate: 7 of 9 repetitions failed (" in row[9]
+    res = report("compare", PARTIAL_CAND, PARTIAL_BASE)
+    assert res.returncode == 0, res.stdout
+    row = _verdicts(res.stdout)["pingpong/pipe/64"]
+    assert "REGRESSION" not in row[8] and "baseline: 7 of 9 repetitions failed" in row[9]
 
 
 def test_bad_options_exit_2():
