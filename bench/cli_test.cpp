@@ -86,6 +86,77 @@ TEST(Cli, UnwritableOutput) {
   expect_usage_error({"--benchmark_out=/nonexistent-dir/x.json"}, "/nonexistent-dir/x.json");
 }
 
+// The library's flags are checked like the suite's own: one line, exit 2, and no results
+// file at all (neither under its name nor a temporary one beside it).
+TEST(Cli, BadBenchmarkFlagsLeaveNoResultsFile) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--benchmark_repetitions=-3", "--benchmark_repetitions: '-3'"},
+      {"--benchmark_repetitions=0", "--benchmark_repetitions: '0'"},
+      {"--benchmark_repetitions=2x", "--benchmark_repetitions: '2x'"},
+      {"--benchmark_min_time=0.1s", "--benchmark_min_time: '0.1s'"},
+      {"--benchmark_min_time=0", "--benchmark_min_time: '0'"},
+      {"--benchmark_out_format=xml", "--benchmark_out_format: 'xml'"},
+      {"--benchmark_format=yaml", "--benchmark_format: 'yaml'"},
+      {"--benchmark_filter=[", "is not a regular expression"},
+      {"--benchmark_filter=no-cell-is-named-so", "matches no cell"},
+      {"--benchmark_out=" + std::string("/tmp"), "is a directory"},
+  };
+  for (const auto& [flag, needle] : cases) {
+    Scratch s;
+    const fs::path out = s.dir / "out.json";
+    Result r = run({"--transports=pipe", "--sizes=64", "--benchmark_min_time=0.01", flag,
+                    "--benchmark_out=" + out.string()},
+                   s);
+    if (flag.starts_with("--benchmark_out=")) r = run({flag}, s);
+    EXPECT_EQ(r.status, 2) << flag << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << flag << ": " << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << flag << ": " << r.err;
+    for (const auto& e : fs::directory_iterator(s.dir))
+      EXPECT_TRUE(e.path().filename() == "tmp" || e.path().filename() == "stdout" ||
+                  e.path().filename() == "stderr" || e.path().filename() == ".ipcbench-run")
+          << flag << " left " << e.path();
+  }
+}
+
+// --help answers with the suite's options and the library's flags, -h too, and exits 0.
+TEST(Cli, HelpShowsBothTheSuitesOptionsAndTheLibrarysFlags) {
+  for (const char* flag : {"--help", "-h"}) {
+    Scratch s;
+    Result r = run({"--transports=pipe", flag}, s);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("--transports=a,b"), std::string::npos) << flag;
+    EXPECT_NE(r.out.find("exit status"), std::string::npos) << flag;
+    EXPECT_NE(r.out.find("[--benchmark_filter=<regex>]"), std::string::npos) << flag << r.out;
+  }
+}
+
+// Two busy-polling sides on one CPU measure the scheduler: such cells and spinning floors
+// are error rows that say why; a blocking transport on one CPU is measured.
+TEST(Cli, SpinningSidesOnOneCpuAreNotMeasured) {
+  Scratch s;
+  const fs::path out = s.dir / "out.json";
+  Result r = run({"--pin=same", "--transports=pipe,shm-spin", "--workloads=pingpong", "--sizes=64",
+                  "--floors", "--benchmark_filter=pingpong|floor/cacheline",
+                  "--benchmark_min_time=0.01", "--benchmark_out=" + out.string()},
+                 s);
+  EXPECT_EQ(r.status, 1) << r.err;
+  auto j = nlohmann::json::parse(slurp(out));
+  std::set<std::string> refused, measured;
+  for (const auto& b : j.at("benchmarks")) {
+    std::string name = b.at("name");
+    name = name.substr(0, name.find("/manual_time"));
+    if (b.value("error_occurred", false)) {
+      EXPECT_NE(b.value("error_message", "").find("busy-poll"), std::string::npos) << b.dump();
+      refused.insert(name);
+    } else {
+      measured.insert(name);
+    }
+  }
+  EXPECT_EQ(refused, (std::set<std::string>{"pingpong/shm-spin/64", "floor/cacheline_rtt",
+                                            "floor/cacheline_pair_rtt"}));
+  EXPECT_EQ(measured, std::set<std::string>{"pingpong/pipe/64"});
+}
+
 // /dev/shm too small for a shm link: refused up front. Needs a private mount namespace
 // (root, unshare) to shrink /dev/shm; skipped where that is not allowed.
 TEST(Cli, DevShmTooSmall) {

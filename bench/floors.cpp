@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <set>
+#include <stdexcept>
 #include <string>
 
 #include "bench/protocol.h"
@@ -156,6 +157,8 @@ inline void serve(std::atomic<std::uint32_t>& word, std::uint32_t v, bool sleep)
 // pair: out through `ball`, back through `back`; otherwise both ways through `ball`.
 void round_trip_floor(benchmark::State& state, const Placement& pl,
                       std::chrono::milliseconds stall_timeout, bool sleep, bool pair) {
+  if (std::string why = pl.spinning_refused(); !sleep && !why.empty())
+    throw std::runtime_error(why);
   Partner partner(pl.peer_cpu, stall_timeout, [sleep, pair](Shared& s, std::byte*) {
     std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
     for (std::uint32_t v = 1; !s.quit.load(); v += 2) {
@@ -197,6 +200,7 @@ void round_trip_floor(benchmark::State& state, const Placement& pl,
 // this placement move between them, the mark for a shared-memory transport doing the same.
 void stream_floor(benchmark::State& state, const Placement& pl,
                   std::chrono::milliseconds stall_timeout, std::size_t size) {
+  if (std::string why = pl.spinning_refused(); !why.empty()) throw std::runtime_error(why);
   constexpr std::uint64_t kMask = kStreamRing - 1;
   Partner partner(pl.peer_cpu, stall_timeout, [](Shared& s, std::byte* ring) {
     std::uint64_t r = 0, sink = 0;

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "bench/floors.h"
+#include "bench/gbench_run.h"
 #include "bench/options.h"
 #include "bench/peer.h"
 #include "bench/session.h"
@@ -51,6 +51,11 @@ class Runner {
       session_.reset();
       failed_.emplace(name, "interrupted");
       fail_repetition(state, "not run: interrupted by signal " + std::to_string(sig));
+      return;
+    }
+    if (std::string why = placement_.spinning_refused(); t->info().wait == "spin" && !why.empty()) {
+      failed_.emplace(name, why);
+      fail_repetition(state, why);
       return;
     }
     // A cell that failed once is failed: its remaining repetitions are not run (a stalled
@@ -119,14 +124,29 @@ class FiniteJsonReporter : public benchmark::JSONReporter {
   }
 };
 
-bool json_file_requested(int argc, char** argv) {
-  bool out = false, json = true;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a.rfind("--benchmark_out=", 0) == 0) out = true;
-    if (a.rfind("--benchmark_out_format=", 0) == 0) json = a.ends_with("=json");
-  }
-  return out && json;
+// The --benchmark_out file named on the command line, or "".
+std::string out_file_requested(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view a = argv[i]; a.starts_with("--benchmark_out="))
+      return std::string(a.substr(std::strlen("--benchmark_out=")));
+  return {};
+}
+
+bool json_format_requested(int argc, char** argv) {
+  bool json = true;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view a = argv[i]; a.starts_with("--benchmark_out_format="))
+      json = a.ends_with("=json");
+  return json;
+}
+
+// --help: the suite's options, then the library's flags (Google Benchmark alone would
+// answer --help with its own list and exit).
+void print_help() {
+  std::fputs(usage_text(), stdout);
+  std::fputs("\nGoogle Benchmark's own flags (the library's help):\n", stdout);
+  std::fflush(stdout);
+  benchmark::PrintDefaultHelp();
 }
 
 int run_peer_main(int argc, char** argv) {
@@ -197,21 +217,6 @@ void print_transports(SuiteOptions::List mode) {
   }
 }
 
-// Refuses an unwritable --benchmark_out before any cell runs (Google Benchmark would
-// only notice after the whole matrix).
-void check_out_file(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a.rfind("--benchmark_out=", 0) != 0) continue;
-    std::string path(a.substr(std::strlen("--benchmark_out=")));
-    bool existed = std::ifstream(path).good();
-    std::ofstream f(path, std::ios::app);
-    if (!f) throw UsageError("--benchmark_out: cannot write '" + path + "'");
-    f.close();
-    if (!existed) std::remove(path.c_str());
-  }
-}
-
 // Freed heap memory stays mapped. Libraries that allocate per message (ZeroMQ, gRPC,
 // protobuf) would otherwise take page faults whenever glibc hands the top of the heap
 // back to the kernel and the next message grows it again: a cost set by allocation
@@ -238,6 +243,17 @@ int main_impl(int argc, char** argv) {
   keep_heap_mapped();
   cleanup::install_signal_handlers();
   if (argc > 1 && std::strcmp(argv[1], "--peer") == 0) return run_peer_main(argc, argv);
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      print_help();
+      return 0;
+    }
+  try {
+    check_benchmark_flags(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ipcbench: %s\n", e.what());
+    return 2;
+  }
 
   // --quick shortens every cell through the library's own flag (a per-benchmark
   // MinTime() would add "/min_time:…" to every name). Repetitions are interleaved at
@@ -261,16 +277,30 @@ int main_impl(int argc, char** argv) {
   if (quick && !min_time_given) args.insert(args.begin() + 1, quick_min_time);
   if (!interleave && repetitions > 1) args.insert(args.begin() + 1, interleaving);
   const bool interleaved = interleave.value_or(repetitions > 1);
+  // The results go to a temporary file beside the one asked for (see ResultsFile).
+  const std::string out_path = out_file_requested(argc, argv);
+  const bool json_file = !out_path.empty() && json_format_requested(argc, argv);
+  std::optional<ResultsFile> results;
+  std::string temp_out_arg;
+  try {
+    if (!out_path.empty()) {
+      results.emplace(out_path);
+      temp_out_arg = "--benchmark_out=" + results->temp_path();
+      for (char*& a : args)
+        if (std::string_view(a).starts_with("--benchmark_out=")) a = temp_out_arg.data();
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ipcbench: %s\n", e.what());
+    return 2;
+  }
   args.push_back(nullptr);
   argc = static_cast<int>(args.size()) - 1;
   argv = args.data();
-  const bool json_file = json_file_requested(argc, argv);  // before Initialize eats the flags
 
   SuiteOptions opts;
   Placement placement;
   try {
-    check_out_file(argc, argv);
-    benchmark::Initialize(&argc, argv);
+    benchmark::Initialize(&argc, argv, print_help);
     std::vector<std::string> rest(argv + 1, argv + argc);
     opts = parse_suite_options(rest);
     placement = resolve_placement(opts.pin_spec);
@@ -279,10 +309,6 @@ int main_impl(int argc, char** argv) {
     std::fprintf(stderr, "ipcbench: %s\n", e.what());
     return 2;
   }
-  if (opts.help) {
-    std::fputs(usage_text(), stdout);
-    return 0;
-  }
   if (opts.list != SuiteOptions::List::kNone) {
     print_transports(opts.list);
     return 0;
@@ -290,9 +316,6 @@ int main_impl(int argc, char** argv) {
   if (!placement.note.empty()) std::fprintf(stderr, "ipcbench: note: %s\n", placement.note.c_str());
   pin_this_thread(placement.client_cpu);
 
-  if (auto swept = sweep_stale_objects(); !swept.empty())
-    std::fprintf(stderr, "ipcbench: removed %zu object(s) left by runs that no longer exist\n",
-                 swept.size());
   cleanup::enable_graceful_interrupt();
   Runner runner(opts, placement);
   // With interleaved repetitions a floor may follow a matrix cell: its peer goes first.
@@ -335,14 +358,26 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));
   benchmark::AddCustomContext("ipcbench_transports", transports_json(opts.transports, false));
 
-  if (json_file) {
-    FiniteJsonReporter file_reporter;
-    benchmark::RunSpecifiedBenchmarks(nullptr, &file_reporter);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
+  // Leftovers of dead runs are swept just before the first cell: never for a listing or
+  // a filter that matches nothing.
+  RunGate display(benchmark::CreateDefaultDisplayReporter(), [] {
+    if (auto swept = sweep_stale_objects(); !swept.empty())
+      std::fprintf(stderr, "ipcbench: removed %zu object(s) left by runs that no longer exist\n",
+                   swept.size());
+  });
+  FiniteJsonReporter json_reporter;
+  const std::size_t cells =
+      benchmark::RunSpecifiedBenchmarks(&display, json_file ? &json_reporter : nullptr);
   std::size_t failed = runner.failed_cells() + failed_floors();
   benchmark::Shutdown();
+  if (cells == 0) {
+    std::fprintf(stderr, "ipcbench: %s\n",
+                 no_cell_reason(display.library_errors(), benchmark::GetBenchmarkFilter()).c_str());
+    return 2;
+  }
+  if (!display.library_errors().empty()) std::fputs(display.library_errors().c_str(), stderr);
+  // Also after an interrupt: the finished cells are whole. A listing writes no file.
+  if (results && display.started()) results->commit();
   if (int sig = cleanup::interrupted()) {
     std::fprintf(stderr, "ipcbench: interrupted by signal %d; finished cells are in the results\n",
                  sig);
@@ -363,7 +398,7 @@ int main(int argc, char** argv) {
   try {
     return ipcbench::main_impl(argc, argv);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "ipcbench: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "ipcbench: internal error: %s\n", e.what());
+    return 3;
   }
 }

@@ -154,8 +154,6 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       o.list = SuiteOptions::List::kText;
     } else if (a == "--list-transports=json") {
       o.list = SuiteOptions::List::kJson;
-    } else if (a == "--help" || a == "-h") {
-      o.help = true;
     } else {
       throw UsageError("unknown option '" + arg + "' (see --help)");
     }
@@ -221,14 +219,23 @@ suite options:
   --cell-timeout=SEC   a cell that makes no progress for SEC seconds fails (default 60);
                        starting a peer may take max(SEC, 10) seconds
   --list-transports[=json]  describe every transport and exit
+  --help, -h           this text, then Google Benchmark's own flags
 
-useful Google Benchmark flags:
-  --benchmark_out=FILE --benchmark_out_format=json   write the results as JSON
-  --benchmark_filter=REGEX  --benchmark_repetitions=N  --benchmark_min_time=SECONDS
+useful Google Benchmark flags (checked before anything runs):
+  --benchmark_out=FILE --benchmark_out_format=json   write the results as JSON; FILE
+                       appears only once the run has produced results (written beside it
+                       under a temporary name, then renamed)
+  --benchmark_filter=REGEX   cells to run; one that matches no cell is an error
+  --benchmark_repetitions=N  (1..100000)
+  --benchmark_min_time=SECONDS   a bare number, e.g. 0.5
   --benchmark_enable_random_interleaving=BOOL   on by default with repetitions > 1: the
                        repetitions of all cells run in random order, so each cell's spread
                        covers the whole run's noise (report.sh compare relies on that)
   --benchmark_list_tests
+
+exit status: 0 every cell measured; 1 some cells failed (each is an error row in the
+results); 2 bad input (one line on stderr, no results file); 3 internal error (no
+results file); 128+N interrupted by signal N (the finished cells are in the results).
 )";
 }
 

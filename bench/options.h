@@ -34,7 +34,6 @@ struct SuiteOptions {
   bool floors = false;
   std::chrono::milliseconds cell_timeout{60000};
   enum class List { kNone, kText, kJson } list = List::kNone;
-  bool help = false;
 };
 
 // "64", "4K"/"4k"/"4KiB", "1M", "1G" (binary multiples). Throws UsageError.

@@ -34,6 +34,17 @@ int parse_cpu(std::string_view s, const std::vector<int>& allowed) {
 
 }  // namespace
 
+std::string Placement::spinning_refused() const {
+  bool one_cpu = client_cpu >= 0 && client_cpu == peer_cpu;
+  bool unpinned_one = client_cpu < 0 && peer_cpu < 0 && cpus_allowed == 1;
+  if (!one_cpu && !unpinned_one) return {};
+  std::string where = one_cpu ? "CPU " + std::to_string(client_cpu) + " (--pin=" + mode + ")"
+                              : "the one CPU this process may use";
+  return "not run: both sides busy-poll and would share " + where +
+         ", so the figure would be the scheduler's time slice, not the transport; "
+         "give them two CPUs (--pin=cross)";
+}
+
 std::string Placement::describe() const {
   return mode + " client_cpu=" + std::to_string(client_cpu) +
          " peer_cpu=" + std::to_string(peer_cpu);
@@ -42,6 +53,7 @@ std::string Placement::describe() const {
 Placement resolve_placement(std::string_view spec) {
   std::vector<int> cpus = allowed_cpus();
   Placement p;
+  p.cpus_allowed = static_cast<int>(cpus.size());
   if (spec == "none") {
     p.mode = "none";
   } else if (spec == "same") {

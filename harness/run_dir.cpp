@@ -8,6 +8,7 @@
 
 #include "harness/cleanup.h"
 #include "harness/error.h"
+#include "harness/ipc_name.h"
 
 namespace ipcbench {
 namespace {
@@ -28,11 +29,7 @@ std::string run_dir_base() {
 }
 
 RunDir::RunDir() {
-  std::string tmpl = run_dir_base() + "/ipcbench-" + std::to_string(::getpid()) + "-XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (::mkdtemp(buf.data()) == nullptr) throw SysError("mkdtemp " + tmpl, errno);
-  path_ = buf.data();  // mkdtemp creates it 0700
+  path_ = ipc_name::make_private_dir(run_dir_base(), "");
   slot_ = cleanup::add_dir(path_.c_str());
 }
 

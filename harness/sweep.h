@@ -1,11 +1,17 @@
 // Removing what crashed runs left behind.
 //
 // A run killed with SIGKILL cannot clean up; its peers die with it (PR_SET_PDEATHSIG),
-// but its private directory and any shared-memory object it had not yet unlinked stay.
-// Every such name carries the creating pid ("ipcbench-<pid>-…"), so the next run removes
-// the ones whose pid no longer exists and that belong to the same user. A live run's
-// objects are never touched. POSIX message queues cannot be listed unless /dev/mqueue is
-// mounted; for every dead run whose directory is found, its queue names are tried.
+// but its private directory and any shared-memory object or queue it had not yet
+// unlinked stay. Every such object is named by harness/ipc_name.h, with the creator's
+// stamp, and the sweep removes one only with proof that this suite made it and that its
+// maker is gone (Fate::kGone): a name that parses, an owner that is this user, a regular
+// file or a directory (never a symbolic link, never followed), and for a directory a
+// marker inside that repeats the stamp. Anything else (a user's look-alike directory, a
+// live run, a run of another boot or PID namespace) is left alone.
+//
+// POSIX message queues can be listed only where /dev/mqueue is mounted; elsewhere the
+// queue names of every dead run found (by its directory or its /dev/shm objects) are
+// tried, as ipc_name::nth gives them. Broker queues expire in the broker (x-expires).
 #pragma once
 
 #include <string>
@@ -13,7 +19,12 @@
 
 namespace ipcbench {
 
-// Returns the paths removed.
+// Sweeps the run-directory bases ($XDG_RUNTIME_DIR, $TMPDIR, /tmp), /dev/shm and the
+// queues. Returns the names removed. Call it only before a real run.
 std::vector<std::string> sweep_stale_objects();
+
+// The same over given places (for tests).
+std::vector<std::string> sweep_stale_objects(const std::vector<std::string>& dir_bases,
+                                             const std::string& shm_dir);
 
 }  // namespace ipcbench

@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "harness/ipc_name.h"
 #include "harness/sweep.h"
 
 namespace ipcbench::testing_support {
@@ -39,9 +40,7 @@ Scratch::Scratch(const char* stem) {
     return true;
   }();
   (void)swept;
-  std::string name = "ipcbench-" + std::to_string(::getpid()) + "-" + stem + "-XXXXXX";
-  std::string t = (fs::temp_directory_path() / name).string();
-  dir = ::mkdtemp(t.data());
+  dir = ipc_name::make_private_dir(fs::temp_directory_path().string(), stem);
   fs::create_directories(dir / "tmp");
 }
 

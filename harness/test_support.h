@@ -17,7 +17,7 @@ std::string slurp(const std::filesystem::path& p);
 
 // A private scratch directory (removed at the end) with a tmp/ inside that child runs
 // use as TMPDIR and XDG_RUNTIME_DIR, so whatever a run leaves behind shows up there.
-// Named like every object of the suite, ipcbench-<pid>-<stem>-XXXXXX in the temp dir, so
+// Named and marked like every directory of the suite (ipc_name::make_private_dir), so
 // the sweep removes it when the test process died without its destructors (a ctest
 // timeout, a sanitizer abort, SIGTERM); the first Scratch of a process runs that sweep.
 struct Scratch {

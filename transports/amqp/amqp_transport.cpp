@@ -4,7 +4,7 @@
 //   amqp-durable  durable queues, persistent messages, each publish confirmed by the
 //                 broker before send() returns, each delivery acknowledged
 //
-// Two queues per link, named per run (ipcbench-<pid>-amqp-<n>-req/-rep) and deleted at
+// Two queues per link, named per run (<stamp>-amqp-<n>-req/-rep, harness/ipc_name.h) and deleted at
 // the end; they also carry x-expires so the broker drops them if the run dies. Each side
 // publishes on one connection and consumes on another, as RabbitMQ advises. The broker
 // is IPCBENCH_AMQP_URL (default: the private node of scripts/broker.sh); messages name
@@ -27,6 +27,7 @@
 
 #include "harness/error.h"
 #include "harness/fd.h"
+#include "harness/ipc_name.h"
 #include "transports/transport.h"
 
 namespace ipcbench {
@@ -326,10 +327,7 @@ class AmqpChannel final : public Channel {
   std::size_t unprobed_bytes_ = 0;
 };
 
-std::string queue_base() {
-  static std::atomic<int> next{0};
-  return "ipcbench-" + std::to_string(::getpid()) + "-amqp-" + std::to_string(++next);
-}
+std::string queue_base() { return ipc_name::next(ipc_name::Kind::kAmqp); }
 
 class AmqpListener final : public Listener {
  public:

@@ -1,6 +1,6 @@
 // Boost.Interprocess message_queue (boost-mq): one queue per direction in POSIX shared
-// memory, named ipcbench-<pid>-bmq-<n>-{down,up}, created 0600 and removed as soon as the
-// peer has opened both (and on every exit path before that).
+// memory, named <stamp>-bmq-<n>-{down,up} (harness/ipc_name.h), created 0600 and removed as soon as
+// the peer has opened both (and on every exit path before that).
 //
 // Sizing: Boost preallocates depth x message size. Each queue holds kBoostMqDepth
 // records big enough for the run's largest message (RecordChannel::whole_record_bytes),
@@ -37,6 +37,7 @@
 #include "harness/cleanup.h"
 #include "harness/error.h"
 #include "harness/fd.h"
+#include "harness/ipc_name.h"
 #include "harness/liveness.h"
 #include "transports/boost_mq/boost_mq.h"
 #include "transports/framing.h"
@@ -214,9 +215,7 @@ constexpr char kHello[] = "boost-mq";
 class BoostMqListener final : public Listener {
  public:
   explicit BoostMqListener(std::size_t max_message) {
-    static std::atomic<unsigned> counter{0};
-    std::string base =
-        "ipcbench-" + std::to_string(::getpid()) + "-bmq-" + std::to_string(counter++);
+    std::string base = ipc_name::next(ipc_name::Kind::kBoostMq);
     names_ = {base + "-down", base + "-up"};
     const std::size_t msg = boost_mq_record_size(max_message);
     for (int i = 0; i < 2; ++i) slots_[i] = cleanup::add_path(("/dev/shm/" + names_[i]).c_str());

@@ -1,5 +1,5 @@
 // POSIX message queues (mq_open): one queue per direction, named
-// /ipcbench-<pid>-mq-<n>-{down,up}, created 0600 and unlinked as soon as the peer has
+// /<stamp>-mq-<n>-{down,up} (harness/ipc_name.h), created 0600 and unlinked as soon as the peer has
 // opened both. Queue depth and message size honour the system limits
 // (/proc/sys/fs/mqueue/msg_max, msgsize_max) and RLIMIT_MSGQUEUE; a message larger than
 // one queue message is split into several, never truncated (RecordChannel).
@@ -9,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <fstream>
 #include <thread>
 #include <utility>
@@ -17,6 +16,7 @@
 
 #include "harness/cleanup.h"
 #include "harness/error.h"
+#include "harness/ipc_name.h"
 #include "harness/liveness.h"
 #include "transports/framing.h"
 
@@ -111,9 +111,7 @@ constexpr char kHello[] = "posix-mq";
 class MqListener final : public Listener {
  public:
   MqListener() {
-    static std::atomic<unsigned> counter{0};
-    std::string base =
-        "/ipcbench-" + std::to_string(::getpid()) + "-mq-" + std::to_string(counter++);
+    std::string base = ipc_name::next(ipc_name::Kind::kMqueue);
     names_ = {base + "-down", base + "-up"};
     MqLimits lim = choose_limits();
     mq_attr attr{};

@@ -1,10 +1,9 @@
 // POSIX shared memory through Boost.Interprocess (shared_memory_object + mapped_region),
-// holding two rings. The object is named ipcbench-<pid>-<n>, created 0600, and removed as
-// soon as the peer has mapped it (and on every exit path before that).
+// holding two rings. The object is named <stamp>-shm-<n> (harness/ipc_name.h), created 0600, and
+// removed as soon as the peer has mapped it (and on every exit path before that).
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/permissions.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -12,6 +11,7 @@
 
 #include "harness/cleanup.h"
 #include "harness/error.h"
+#include "harness/ipc_name.h"
 #include "transports/ring.h"
 
 namespace ipcbench {
@@ -28,10 +28,7 @@ class RegionMapping final : public Mapping {
   bip::mapped_region region_;
 };
 
-std::string unique_shm_name() {
-  static std::atomic<unsigned> counter{0};
-  return "ipcbench-" + std::to_string(::getpid()) + "-shm-" + std::to_string(counter++);
-}
+std::string unique_shm_name() { return ipc_name::next(ipc_name::Kind::kShm); }
 
 void check_dev_shm(std::size_t need) {
   struct statvfs sv {};

@@ -1,0 +1,215 @@
+// The sweep removes a crashed run's objects only with proof that this suite made them and
+// that their maker is gone; everything else survives it.
+#include "harness/sweep.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <mqueue.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "harness/ipc_name.h"
+#include "harness/test_support.h"
+
+namespace ipcbench {
+namespace {
+
+namespace fs = std::filesystem;
+using testing_support::Scratch;
+
+// A run's places inside a scratch directory: bases for run directories and a stand-in for
+// /dev/shm (queues are real: they cannot be put elsewhere).
+struct Places {
+  Scratch s{"sweep-test"};
+  fs::path base = s.dir / "tmp";
+  fs::path shm = s.dir / "shm";
+  Places() { fs::create_directories(shm); }
+  std::vector<std::string> sweep() const {
+    return sweep_stale_objects({base.string()}, shm.string());
+  }
+};
+
+void touch(const fs::path& p) { std::ofstream(p).put('x'); }
+
+// A directory named and marked with the given stamp, as make_private_dir would have made
+// it for that process.
+fs::path marked_dir(const fs::path& base, const RunStamp& st) {
+  fs::path d = base / (st.text() + "-abc123");
+  fs::create_directories(d);
+  std::ofstream(d / ipc_name::kMarker) << st.text() << "\n";
+  touch(d / "uds-0.sock");
+  return d;
+}
+
+// What a child process made before it exited: its run directory, a shm object and a
+// queue, named as the suite names them.
+struct DeadRun {
+  fs::path dir, shm_object;
+  std::string queue;
+};
+
+DeadRun make_and_die(const Places& p) {
+  int fds[2];
+  EXPECT_EQ(::pipe(fds), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(fds[0]);
+    std::string d = ipc_name::make_private_dir(p.base.string(), "");
+    std::string shm = (p.shm / ipc_name::next(ipc_name::Kind::kShm)).string();
+    std::string q = ipc_name::next(ipc_name::Kind::kMqueue) + "-up";
+    touch(shm);
+    mqd_t m = ::mq_open(q.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600, nullptr);
+    if (m == static_cast<mqd_t>(-1)) ::_exit(3);
+    ::mq_close(m);
+    std::string all = d + "\n" + shm + "\n" + q + "\n";
+    if (::write(fds[1], all.data(), all.size()) != static_cast<ssize_t>(all.size())) ::_exit(4);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string got;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, n);
+  ::close(fds[0]);
+  EXPECT_EQ(testing_support::wait_exit(child), 0);
+  DeadRun r;
+  std::size_t a = got.find('\n'), b = got.find('\n', a + 1);
+  r.dir = got.substr(0, a);
+  r.shm_object = got.substr(a + 1, b - a - 1);
+  r.queue = got.substr(b + 1, got.size() - b - 2);
+  return r;
+}
+
+bool queue_exists(const std::string& q) {
+  mqd_t m = ::mq_open(q.c_str(), O_RDONLY);
+  if (m == static_cast<mqd_t>(-1)) return false;
+  ::mq_close(m);
+  return true;
+}
+
+TEST(Sweep, ADeadRunsDirectoryShmObjectAndQueueGo) {
+  Places p;
+  DeadRun r = make_and_die(p);
+  ASSERT_TRUE(fs::exists(r.dir / ipc_name::kMarker));
+  ASSERT_TRUE(queue_exists(r.queue));
+  auto removed = p.sweep();
+  EXPECT_FALSE(fs::exists(r.dir));
+  EXPECT_FALSE(fs::exists(r.shm_object));
+  EXPECT_FALSE(queue_exists(r.queue)) << "queue " << r.queue << " not swept";
+  EXPECT_EQ(removed.size(), 3u);
+}
+
+TEST(Sweep, AUsersLookAlikesSurvive) {
+  Places p;
+  std::optional<RunStamp> dead = RunStamp::parse(make_and_die(p).dir.filename().string());
+  ASSERT_TRUE(dead);
+  p.sweep();  // the dead run's own objects go first
+  // A user's results directory, an old-style name with a dead pid, a directory with a
+  // dead run's stamp but no marker, one whose marker names another stamp, a link to a
+  // marked directory, and a shm file that is a link.
+  fs::path user = p.base / "ipcbench-2024-12-04-results";
+  fs::create_directories(user);
+  touch(user / "notes.txt");
+  fs::path old = p.base / ("ipcbench-" + std::to_string(dead->pid) + "-abcdef");
+  fs::create_directories(old);
+  fs::path unmarked = p.base / (dead->text() + "-unmark");
+  fs::create_directories(unmarked);
+  fs::path wrong = marked_dir(p.base, *dead);
+  RunStamp other = *dead;
+  other.start += 1;
+  std::ofstream(wrong / ipc_name::kMarker) << other.text() << "\n";
+  fs::path target = marked_dir(p.s.dir, *dead);
+  fs::path link = p.base / (dead->text() + "-link00");
+  fs::create_directory_symlink(target, link);
+  fs::path shm_link = p.shm / (dead->text() + "-shm-9");
+  fs::create_symlink(user / "notes.txt", shm_link);
+
+  EXPECT_TRUE(p.sweep().empty());
+  for (const fs::path& kept : {user / "notes.txt", old, unmarked, wrong, target / "uds-0.sock"})
+    EXPECT_TRUE(fs::exists(kept)) << kept << " was removed";
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_TRUE(fs::is_symlink(shm_link));
+}
+
+TEST(Sweep, AReusedPidDoesNotProtectADeadRun) {
+  Places p;
+  // Our own pid with another start time: the process that made it is gone, and ours,
+  // alive under the same number, must not keep its objects.
+  RunStamp reused = RunStamp::self();
+  reused.start -= 1;
+  fs::path d = marked_dir(p.base, reused);
+  fs::path shm = p.shm / ipc_name::nth(reused, ipc_name::Kind::kShm, 0);
+  touch(shm);
+  EXPECT_EQ(fate_of(reused), Fate::kGone);
+  p.sweep();
+  EXPECT_FALSE(fs::exists(d));
+  EXPECT_FALSE(fs::exists(shm));
+}
+
+TEST(Sweep, ALiveRunsObjectsStayAndUnprovableOnesToo) {
+  Places p;
+  int go[2], made[2];
+  ASSERT_EQ(::pipe(go), 0);
+  ASSERT_EQ(::pipe(made), 0);
+  pid_t child = ::fork();
+  if (child == 0) {  // a live run: makes its objects, then waits to be told to exit
+    std::string d = ipc_name::make_private_dir(p.base.string(), "");
+    touch(p.shm / ipc_name::next(ipc_name::Kind::kShm));
+    char c = 'x';
+    if (::write(made[1], &c, 1) != 1) ::_exit(3);
+    while (::read(go[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    ::_exit(0);
+  }
+  char c;
+  ASSERT_EQ(::read(made[0], &c, 1), 1);
+  auto live = RunStamp::of(child);
+  ASSERT_TRUE(live);
+  EXPECT_EQ(fate_of(*live), Fate::kAlive);
+  // The same facts in another PID namespace or another boot prove nothing.
+  RunStamp other_ns = *live, other_boot = *live;  // two other scopes
+  other_ns.scope += 1;
+  other_ns.pid = 999999;
+  other_boot.scope ^= 0x80000000;
+  other_boot.pid = 999999;
+  fs::path ns_dir = marked_dir(p.base, other_ns), boot_dir = marked_dir(p.base, other_boot);
+  EXPECT_EQ(fate_of(other_ns), Fate::kUnknown);
+  EXPECT_EQ(fate_of(other_boot), Fate::kUnknown);
+
+  EXPECT_TRUE(p.sweep().empty());
+  std::size_t live_objects = 0;
+  for (const auto& e : fs::directory_iterator(p.base))
+    live_objects += e.path() != ns_dir && e.path() != boot_dir;
+  for (const auto& e : fs::directory_iterator(p.shm)) live_objects += e.is_regular_file();
+  EXPECT_EQ(live_objects, 2u) << "the live run's directory and shm object";
+  EXPECT_TRUE(fs::exists(ns_dir));
+  EXPECT_TRUE(fs::exists(boot_dir));
+
+  ASSERT_EQ(::write(go[1], "x", 1), 1);
+  EXPECT_EQ(testing_support::wait_exit(child), 0);
+  EXPECT_EQ(fate_of(*live), Fate::kGone);
+  EXPECT_EQ(p.sweep().size(), 2u) << "once it has exited, its objects go";
+  for (int fd : {go[0], go[1], made[0], made[1]}) ::close(fd);
+}
+
+TEST(IpcName, StampsRoundTripAndRefuseLookAlikes) {
+  RunStamp me = RunStamp::self();
+  EXPECT_GT(me.start, 0u);
+  EXPECT_GT(me.scope, 0u);
+  EXPECT_EQ(RunStamp::parse(me.text()), me);
+  EXPECT_EQ(RunStamp::parse(ipc_name::nth(me, ipc_name::Kind::kMqueue, 7) + "-up"), me);
+  EXPECT_TRUE(RunStamp::parse("ipcbench-1.2.3-shm-0"));
+  for (const char* bad : {"ipcbench-2024-12-04-results", "ipcbench-123-abcdef", "ipcbench-",
+                          "ipcbench-1.2", "ipcbench-1.2.3x", "ipcbench-0.2.3", "xipcbench-1.2.3",
+                          "ipcbench-1.2.3.4", "ipcbench-A.2.3"})
+    EXPECT_FALSE(RunStamp::parse(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace ipcbench
