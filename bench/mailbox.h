@@ -16,20 +16,27 @@ namespace ipcbench {
 
 class Outbox {
  public:
-  // prototype: the cell's message (payload pattern; the header is stamped per message).
-  Outbox(Channel& ch, std::span<const std::byte> prototype) : ch_(ch), own_(prototype.size()) {
+  // prototype: the cell's message (payload pattern; the header is stamped per message,
+  // the pattern's sequence marks are written per message).
+  Outbox(Channel& ch, std::span<const std::byte> prototype)
+      : ch_(ch), pattern_(prototype), own_(prototype.size()) {
     std::memcpy(own_.data(), prototype.data(), prototype.size());
   }
-  // Space for the next message, holding the payload; stamp the header, then finish().
-  std::span<std::byte> begin() {
+  // Space for message seq, holding the payload with seq's marks; stamp the header, then
+  // finish().
+  std::span<std::byte> begin(std::uint32_t seq) {
     std::span<std::byte> l = ch_.loan(own_.size());
     loaned_ = !l.empty();
-    if (!loaned_) return own_;
-    // The payload, written in place in pieces: one large memcpy would take glibc's
-    // non-temporal path, which sends the data to DRAM instead of to the reader's cache.
-    for (std::size_t off = 0; off < own_.size(); off += kPiece)
-      std::memcpy(l.data() + off, own_.data() + off, std::min(kPiece, own_.size() - off));
-    return l;
+    if (loaned_) {
+      // The payload, written in place in pieces: one large memcpy would take glibc's
+      // non-temporal path, which sends the data to DRAM instead of to the reader's cache.
+      for (std::size_t off = 0; off < own_.size(); off += kPiece)
+        std::memcpy(l.data() + off, own_.data() + off, std::min(kPiece, own_.size() - off));
+    }
+    std::span<std::byte> msg = loaned_ ? l : std::span<std::byte>(own_);
+    if (msg.size() > kHeaderBytes)
+      mark_payload(msg.subspan(kHeaderBytes), pattern_.subspan(kHeaderBytes), seq);
+    return msg;
   }
   void finish() {
     if (loaned_)
@@ -41,6 +48,7 @@ class Outbox {
  private:
   static constexpr std::size_t kPiece = 64 * 1024;
   Channel& ch_;
+  std::span<const std::byte> pattern_;  // the caller's prototype, alive while we are
   AlignedBuffer own_;
   bool loaned_ = false;
 };

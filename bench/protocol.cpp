@@ -9,29 +9,75 @@
 
 namespace ipcbench {
 
-std::uint32_t payload_digest(std::span<const std::byte> p) {
-  // xxHash64-style lanes: multiply, rotate, multiply; then a full avalanche of each lane.
-  constexpr std::uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full;
-  auto avalanche = [](std::uint64_t h) {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 33);
-  };
+namespace {
+
+constexpr std::uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full;
+constexpr std::size_t kNoMark = ~std::size_t{0};
+
+std::uint64_t avalanche(std::uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 33);
+}
+
+std::uint64_t mark_value(std::uint32_t seq, std::size_t offset) {
+  return avalanche((std::uint64_t{seq} << 32 | (offset / 8)) * kP1 + kP2);
+}
+
+// The marked offsets of an n-byte payload, in order: first_mark(n), then next_mark(n, o).
+// Every one but the single mark of a payload under 32 bytes starts a 32-byte block.
+std::size_t last_block(std::size_t n) { return (n / 32 - 1) * 32; }  // n >= 32
+std::size_t first_mark(std::size_t n) { return n >= 8 ? 0 : kNoMark; }
+std::size_t next_mark(std::size_t n, std::size_t o) {
+  if (n < 32 || o >= last_block(n)) return kNoMark;
+  return std::min(o - o % kMarkStride + kMarkStride, last_block(n));
+}
+
+// xxHash64-style lanes: multiply, rotate, multiply; then a full avalanche of each lane.
+// With marked, the marks of seq are undone as the words are read.
+std::uint32_t digest(std::span<const std::byte> p, bool marked, std::uint32_t seq) {
   std::uint64_t lane[4] = {kP1, kP2, kP1 ^ kP2, kP2 * 3};
   std::size_t i = 0, n = p.size();
+  std::size_t mark = marked ? first_mark(n) : kNoMark;
   for (; i + 32 <= n; i += 32) {
-    for (int k = 0; k < 4; ++k) {
-      std::uint64_t w;
-      std::memcpy(&w, p.data() + i + 8 * k, 8);
-      lane[k] = std::rotl(lane[k] + w * kP2, 31) * kP1;
+    std::uint64_t w[4];
+    std::memcpy(w, p.data() + i, 32);
+    if (i == mark) {
+      w[0] ^= mark_value(seq, i);
+      mark = next_mark(n, i);
     }
+    for (int k = 0; k < 4; ++k) lane[k] = std::rotl(lane[k] + w[k] * kP2, 31) * kP1;
   }
   std::uint64_t h = n;
   for (std::uint64_t l : lane) h = (h ^ avalanche(l)) * kP1;
-  for (; i < n; ++i) h = std::rotl(h ^ static_cast<std::uint8_t>(p[i]) * kP2, 23) * kP1;
+  const std::uint64_t small_mark = mark == 0 ? mark_value(seq, 0) : 0;  // under 32 bytes
+  for (; i < n; ++i) {
+    auto b = static_cast<std::uint8_t>(p[i]);
+    if (i < 8) b ^= static_cast<std::uint8_t>(small_mark >> (8 * i));
+    h = std::rotl(h ^ b * kP2, 23) * kP1;
+  }
   return static_cast<std::uint32_t>(avalanche(h));
+}
+
+}  // namespace
+
+std::uint32_t payload_digest(std::span<const std::byte> p) { return digest(p, false, 0); }
+
+std::uint32_t marked_digest(std::span<const std::byte> p, std::uint32_t seq) {
+  return digest(p, true, seq);
+}
+
+void mark_payload(std::span<std::byte> payload, std::span<const std::byte> pattern,
+                  std::uint32_t seq) {
+  const std::size_t n = payload.size();
+  for (std::size_t o = first_mark(n); o != kNoMark; o = next_mark(n, o)) {
+    std::uint64_t w;
+    std::memcpy(&w, pattern.data() + o, 8);
+    w ^= mark_value(seq, o);
+    std::memcpy(payload.data() + o, &w, 8);
+  }
 }
 
 std::uint64_t payload_touch(std::span<const std::byte> p) {
@@ -137,9 +183,12 @@ std::string check_message(std::span<const std::byte> msg, Kind kind, std::uint32
   if (msg.size() < kHeaderBytes)
     return "message of " + std::to_string(msg.size()) + " bytes is shorter than its header";
   MsgHeader h = read_header(msg);
-  if (h.kind != kind)
+  if (h.kind != kind) {
+    char code[16];
+    std::snprintf(code, sizeof code, "0x%08x", static_cast<std::uint32_t>(h.kind));
     return std::string("expected a ") + kind_name(kind) + " message, got kind " +
-           kind_name(h.kind) + " (0x" + std::to_string(static_cast<std::uint32_t>(h.kind)) + ")";
+           kind_name(h.kind) + " (" + code + ")";
+  }
   if (h.len != msg.size())
     return "length mismatch: header says " + std::to_string(h.len) + ", " +
            std::to_string(msg.size()) + " bytes arrived";
@@ -147,7 +196,8 @@ std::string check_message(std::span<const std::byte> msg, Kind kind, std::uint32
     return "sequence mismatch: expected " + std::to_string(seq) + ", got " + std::to_string(h.seq);
   if (verify) {
     std::uint32_t want = h.check ^ header_mix(h.seq, h.len, h.kind);
-    if (payload_digest(msg.subspan(kHeaderBytes)) != want)
+    auto payload = msg.subspan(kHeaderBytes);
+    if ((carries_marks(h.kind) ? marked_digest(payload, h.seq) : payload_digest(payload)) != want)
       return "payload checksum mismatch in message " + std::to_string(seq);
   }
   return {};

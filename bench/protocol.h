@@ -3,8 +3,9 @@
 // The header carries a sequence number, the message's length, its kind and a checksum
 // over the header fields and the payload. Receivers always check kind, sequence and
 // length; with --verify they also recompute the payload checksum. The payload is a
-// fixed pseudo-random pattern per cell, so the sender's per-message work is writing 16
-// bytes; the checksum of the payload is computed once per cell.
+// pseudo-random pattern per cell carrying sequence marks (below), so the sender's
+// per-message work is the 16-byte header and one 8-byte word per 4 KiB; the checksum of
+// the pattern is computed once per cell.
 #pragma once
 
 #include <cstddef>
@@ -26,8 +27,9 @@ enum class Kind : std::uint32_t {
   kStats = 0x53544154,  // client → peer: report your CPU use; peer → client: CpuUse payload
 };
 
-// CPU use so far of the calling thread (the one that drives the channel) and context
-// switches of its process, as carried by a kStats reply.
+// CPU time so far of the whole process (every thread, CLOCK_PROCESS_CPUTIME_ID, so the
+// I/O threads of ZeroMQ and gRPC count) and context switches of the process, as carried
+// by a kStats reply.
 struct CpuUse {
   std::uint64_t cpu_ns = 0;
   std::uint64_t voluntary_switches = 0, involuntary_switches = 0;
@@ -67,6 +69,21 @@ inline void write_header(std::span<std::byte> msg, const MsgHeader& h) {
 // Fills msg[kHeaderBytes..] with the cell's pattern and returns its digest.
 std::uint32_t fill_payload(std::span<std::byte> msg, std::uint64_t seed);
 
+// Sequence marks. The payload of a ping or data message is the cell's pattern with some
+// 8-byte words XORed with a value of the message's sequence number: the word at offset 0,
+// every kMarkStride bytes after it, and the first word of the payload's last whole 32-byte
+// block (a payload under 8 bytes has none; under 32, the first word only). A body from
+// another message (stale, replayed or misdelivered under a fresh header) therefore fails
+// the --verify checksum, which is computed with the marks undone.
+inline constexpr std::size_t kMarkStride = 4096;
+// Writes seq's marks into payload, whose unmarked content is pattern (of the same size).
+void mark_payload(std::span<std::byte> payload, std::span<const std::byte> pattern,
+                  std::uint32_t seq);
+// payload_digest of the unmarked pattern, read from a payload carrying seq's marks.
+std::uint32_t marked_digest(std::span<const std::byte> payload, std::uint32_t seq);
+// Whether messages of this kind carry sequence marks (ping and data do).
+inline bool carries_marks(Kind k) { return k == Kind::kPing || k == Kind::kData; }
+
 // Stamps seq/len/kind/check into msg, given the payload's digest.
 inline void stamp(std::span<std::byte> msg, std::uint32_t seq, Kind kind, std::uint32_t digest) {
   auto len = static_cast<std::uint32_t>(msg.size());
@@ -80,7 +97,7 @@ inline bool reply_ok(std::span<const std::byte> reply, std::size_t size, std::ui
   if (reply.size() != size || size < kHeaderBytes) return false;
   MsgHeader h = read_header(reply);
   if (h.seq != seq || h.kind != Kind::kPing || h.len != size) return false;
-  return !verify || payload_digest(reply.subspan(kHeaderBytes)) ==
+  return !verify || marked_digest(reply.subspan(kHeaderBytes), seq) ==
                         (h.check ^ header_mix(h.seq, h.len, h.kind));
 }
 

@@ -86,7 +86,7 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
 
   Watchdog& dog = s.watchdog();
   auto request = [&](std::uint32_t seq) {
-    stamp(out.begin(), seq, Kind::kPing, digest);
+    stamp(out.begin(seq), seq, Kind::kPing, digest);
     out.finish();
   };
   auto take_reply = [&](std::uint32_t seq) {
@@ -134,7 +134,8 @@ void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
 
   auto warm_end = Clock::now() + kWarmupBudget;
   for (int i = 0; i < kWarmupMsgs && Clock::now() < warm_end; ++i) {
-    stamp(out.begin(), s.next_seq(), Kind::kData, digest);
+    std::uint32_t seq = s.next_seq();
+    stamp(out.begin(seq), seq, Kind::kData, digest);
     out.finish();
   }
   sync(s, in);
@@ -144,7 +145,7 @@ void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   StreamClock clock(state);
   for (auto _ : state) {
     std::uint32_t seq = s.next_seq();
-    stamp(out.begin(), seq, Kind::kData, digest);
+    stamp(out.begin(seq), seq, Kind::kData, digest);
     out.finish();
     dog.progress(seq);
     clock.lap([&] { sync(s, in); });  // the peer has received and checked every message
