@@ -29,9 +29,7 @@ struct Result {
 
 using testing_support::slurp;
 
-struct Scratch : testing_support::Scratch {
-  Scratch() : testing_support::Scratch("cli-test") {}
-};
+using Scratch = testing_support::Scratch;
 
 // Runs argv (argv[0] a path) with stdout/stderr captured.
 Result run_argv(std::vector<std::string> argv, const Scratch& s) {
@@ -116,6 +114,50 @@ TEST(Cli, BadBenchmarkFlagsLeaveNoResultsFile) {
                   e.path().filename() == "stderr" || e.path().filename() == ".ipcbench-run")
           << flag << " left " << e.path();
   }
+}
+
+// The library takes its flags' defaults from BENCHMARK_* variables: checked the same way,
+// and BENCHMARK_OUT is written whole or not at all like --benchmark_out.
+TEST(Cli, BenchmarkEnvironmentIsCheckedLikeTheFlags) {
+  for (const char* env : {"BENCHMARK_REPETITIONS=0", "BENCHMARK_MIN_TIME=1s",
+                          "BENCHMARK_FORMAT=xml", "BENCHMARK_OUT_FORMAT=yaml"}) {
+    Scratch s;
+    Result r = run_argv({"/usr/bin/env", env, IPCBENCH_BINARY, "--transports=pipe", "--sizes=64",
+                         "--benchmark_out=" + (s.dir / "out.json").string()},
+                        s);
+    EXPECT_EQ(r.status, 2) << env << ": " << r.err;
+    // The library may warn first: it reads the variables before main() runs.
+    EXPECT_EQ(r.err.find("ipcbench: "), r.err.rfind("ipcbench: ")) << env << ": " << r.err;
+    EXPECT_NE(r.err.find("ipcbench: environment variable"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(s.dir / "out.json")) << env;
+  }
+  Scratch s;
+  Result r = run_argv(
+      {"/usr/bin/env", "BENCHMARK_OUT=" + (s.dir / "env.json").string(), IPCBENCH_BINARY,
+       "--transports=pipe", "--sizes=64", "--workloads=pingpong", "--benchmark_min_time=0.01"},
+      s);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(s.dir / "env.json")).at("benchmarks").size(), 1u);
+}
+
+// A results file the library could not write whole (a full file system) is not renamed
+// into place: exit 3, no file. Needs a private mount namespace (root, unshare) for a tiny
+// file system; skipped where that is not allowed.
+TEST(Cli, AResultsFileNotWrittenWholeIsNotKept) {
+  Scratch s;
+  const fs::path full = s.dir / "full";
+  fs::create_directories(full);
+  Result r =
+      run_argv({"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+                "mount -t tmpfs -o size=4k tmpfs \"$1\" || exit 77; shift; exec \"$@\"", "sh",
+                full.string(), IPCBENCH_BINARY, "--transports=pipe,uds", "--sizes=64",
+                "--benchmark_min_time=0.01", "--benchmark_out=" + (full / "r.json").string()},
+               s);
+  if (r.status == 77 || r.err.find("unshare") != std::string::npos)
+    GTEST_SKIP() << "no private mount namespace here: " << r.err;
+  EXPECT_EQ(r.status, 3) << r.err;
+  EXPECT_NE(r.err.find("not written whole"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(full / "r.json"));
 }
 
 // --help answers with the suite's options and the library's flags, -h too, and exits 0.

@@ -32,9 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-struct Scratch : testing_support::Scratch {
-  Scratch() : testing_support::Scratch("fault-test") {}
-};
+using Scratch = testing_support::Scratch;
 
 pid_t start(const std::vector<std::string>& args, const Scratch& s) {
   std::vector<std::string> argv = {IPCBENCH_BINARY};
@@ -346,6 +344,13 @@ TEST(Sweep, AKilledRunsDirectoryGoesAtTheNextRealRunOnly) {
   const std::vector<std::string> left = leftovers(s, run);
   ASSERT_EQ(left.size(), 1u) << "the killed run's directory";
   EXPECT_FALSE(fs::exists(out)) << "a killed run left a results file under its final name";
+  auto partials = [&s] {
+    std::vector<std::string> p;
+    for (const auto& e : fs::directory_iterator(s.dir))
+      if (e.path().filename().string().starts_with(".out.json.")) p.push_back(e.path());
+    return p;
+  };
+  EXPECT_EQ(partials().size(), 1u) << "its temporary results file";
 
   for (std::vector<std::string> args : {std::vector<std::string>{"--benchmark_list_tests"},
                                         {"--help"},
@@ -354,10 +359,13 @@ TEST(Sweep, AKilledRunsDirectoryGoesAtTheNextRealRunOnly) {
     wait_exit(start(args, s));
     EXPECT_EQ(leftovers(s, run), left) << args[0] << " swept";
   }
-  pid_t real = start(
-      {"--transports=pipe", "--workloads=pingpong", "--sizes=64", "--benchmark_min_time=0.01"}, s);
+  pid_t real = start({"--transports=pipe", "--workloads=pingpong", "--sizes=64",
+                      "--benchmark_min_time=0.01", "--benchmark_out=" + out.string()},
+                     s);
   EXPECT_EQ(wait_exit(real), 0) << slurp(s.dir / "stderr");
   EXPECT_TRUE(leftovers(s, run).empty());
+  EXPECT_TRUE(partials().empty()) << "the dead run's temporary file stayed: " << partials()[0];
+  EXPECT_TRUE(fs::exists(out));
   EXPECT_NE(slurp(s.dir / "stderr").find("left by runs that no longer exist"), std::string::npos);
 }
 

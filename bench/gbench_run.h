@@ -20,23 +20,34 @@
 namespace ipcbench {
 
 // Throws UsageError naming the flag when a value of --benchmark_repetitions,
-// --benchmark_min_time, --benchmark_format, --benchmark_out_format or --benchmark_out is
-// one the library would misread, or when --benchmark_out is given more than once.
+// --benchmark_min_time, --benchmark_format, --benchmark_out_format, --benchmark_color or
+// --benchmark_out is one the library would misread or answer with its help and exit 0,
+// or when --benchmark_out is given more than once. The library also takes each flag's
+// default from the environment (BENCHMARK_REPETITIONS, …): those are checked the same way.
 void check_benchmark_flags(const std::vector<std::string>& args);
+
+// The value a flag of the library will have: the last "--benchmark_<name>=" in args, else
+// the environment's BENCHMARK_<NAME>, else "".
+std::string benchmark_flag(const std::vector<std::string>& args, const std::string& name);
 
 class ResultsFile {
  public:
-  // Creates "<dir>/.<name>.partial-<pid>" beside `path` (registered with cleanup, so a
-  // signal removes it). Throws UsageError when that cannot be written or `path` is a
-  // directory.
+  // Creates "<dir>/.<name>.<stamp>.partial" beside `path` (the stamp of harness/ipc_name.h),
+  // first removing such files of this name whose run is provably gone (a SIGKILL leaves
+  // one). It is removed by a signal (cleanup), by exit() (the library exits on some
+  // input) and by the destructor, unless committed. Throws UsageError when it cannot be
+  // written or `path` is a directory.
   explicit ResultsFile(std::string path);
-  ~ResultsFile();  // removes the temporary file unless commit() ran
+  ~ResultsFile();
   ResultsFile(const ResultsFile&) = delete;
   ResultsFile& operator=(const ResultsFile&) = delete;
 
   const std::string& temp_path() const { return temp_; }
-  // Renames the temporary file to the final name. Throws SysError.
-  void commit();
+  // Checks that the library wrote the file whole (not empty; JSON ends with its closing
+  // brace: the library ignores write errors such as a full disk), flushes it to disk and
+  // renames it to the final name. Throws std::runtime_error when it is not whole, SysError
+  // when the rename fails.
+  void commit(bool json);
 
  private:
   std::string path_, temp_;

@@ -124,22 +124,6 @@ class FiniteJsonReporter : public benchmark::JSONReporter {
   }
 };
 
-// The --benchmark_out file named on the command line, or "".
-std::string out_file_requested(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view a = argv[i]; a.starts_with("--benchmark_out="))
-      return std::string(a.substr(std::strlen("--benchmark_out=")));
-  return {};
-}
-
-bool json_format_requested(int argc, char** argv) {
-  bool json = true;
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view a = argv[i]; a.starts_with("--benchmark_out_format="))
-      json = a.ends_with("=json");
-  return json;
-}
-
 // --help: the suite's options, then the library's flags (Google Benchmark alone would
 // answer --help with its own list and exit).
 void print_help() {
@@ -244,12 +228,13 @@ int main_impl(int argc, char** argv) {
   cleanup::install_signal_handlers();
   if (argc > 1 && std::strcmp(argv[1], "--peer") == 0) return run_peer_main(argc, argv);
   for (int i = 1; i < argc; ++i)
-    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+    if (std::string_view a = argv[i]; a == "--help" || a.starts_with("--help=") || a == "-h") {
       print_help();
       return 0;
     }
+  const std::vector<std::string> given(argv + 1, argv + argc);
   try {
-    check_benchmark_flags(std::vector<std::string>(argv + 1, argv + argc));
+    check_benchmark_flags(given);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ipcbench: %s\n", e.what());
     return 2;
@@ -260,15 +245,14 @@ int main_impl(int argc, char** argv) {
   // random across cells by default: back to back, a cell's repetitions share one moment
   // of a noisy machine, and a comparison of two runs then mistakes the machine's drift
   // between them for a change. An explicit flag wins in both cases.
-  bool min_time_given = false, quick = false;
+  const bool min_time_given = !benchmark_flag(given, "min_time").empty();
+  const std::string reps = benchmark_flag(given, "repetitions");
+  const long repetitions = reps.empty() ? 1 : std::strtol(reps.c_str(), nullptr, 10);
+  bool quick = false;
   std::optional<bool> interleave;
-  long repetitions = 1;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
-    if (a.starts_with("--benchmark_min_time")) min_time_given = true;
     if (a == "--quick") quick = true;
-    if (a.starts_with("--benchmark_repetitions="))
-      repetitions = std::strtol(argv[i] + std::strlen("--benchmark_repetitions="), nullptr, 10);
     if (a.starts_with("--benchmark_enable_random_interleaving")) interleave = flag_value(a);
   }
   std::vector<char*> args(argv, argv + argc);
@@ -277,17 +261,21 @@ int main_impl(int argc, char** argv) {
   if (quick && !min_time_given) args.insert(args.begin() + 1, quick_min_time);
   if (!interleave && repetitions > 1) args.insert(args.begin() + 1, interleaving);
   const bool interleaved = interleave.value_or(repetitions > 1);
-  // The results go to a temporary file beside the one asked for (see ResultsFile).
-  const std::string out_path = out_file_requested(argc, argv);
-  const bool json_file = !out_path.empty() && json_format_requested(argc, argv);
+  // The results go to a temporary file beside the one asked for (see ResultsFile), also
+  // when the environment names it (BENCHMARK_OUT).
+  const std::string out_path = benchmark_flag(given, "out");
+  const std::string out_format = benchmark_flag(given, "out_format");
+  const bool json_file = !out_path.empty() && (out_format.empty() || out_format == "json");
   std::optional<ResultsFile> results;
   std::string temp_out_arg;
   try {
     if (!out_path.empty()) {
       results.emplace(out_path);
       temp_out_arg = "--benchmark_out=" + results->temp_path();
-      for (char*& a : args)
-        if (std::string_view(a).starts_with("--benchmark_out=")) a = temp_out_arg.data();
+      ::unsetenv("BENCHMARK_OUT");
+      std::erase_if(args,
+                    [](char* a) { return std::string_view(a).starts_with("--benchmark_out="); });
+      args.push_back(temp_out_arg.data());
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ipcbench: %s\n", e.what());
@@ -377,7 +365,7 @@ int main_impl(int argc, char** argv) {
   }
   if (!display.library_errors().empty()) std::fputs(display.library_errors().c_str(), stderr);
   // Also after an interrupt: the finished cells are whole. A listing writes no file.
-  if (results && display.started()) results->commit();
+  if (results && display.started()) results->commit(json_file);
   if (int sig = cleanup::interrupted()) {
     std::fprintf(stderr, "ipcbench: interrupted by signal %d; finished cells are in the results\n",
                  sig);

@@ -235,7 +235,10 @@ useful Google Benchmark flags (checked before anything runs):
 
 exit status: 0 every cell measured; 1 some cells failed (each is an error row in the
 results); 2 bad input (one line on stderr, no results file); 3 internal error (no
-results file); 128+N interrupted by signal N (the finished cells are in the results).
+results file); 128+N interrupted by signal N (after a first SIGINT or SIGTERM the
+finished cells are in the results; after SIGHUP or a second signal there is no file).
+Google Benchmark also reads its flags from BENCHMARK_<FLAG> environment variables;
+they are checked like the flags.
 )";
 }
 

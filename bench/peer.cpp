@@ -60,8 +60,7 @@ int run_bench(Channel& ch, const PeerArgs& a) {
         break;
       }
       default:
-        throw ProtocolError("unexpected message kind " +
-                            std::to_string(static_cast<std::uint32_t>(kind)));
+        throw ProtocolError("unexpected message kind " + describe_kind(kind));
     }
     in.done();
     ++expected;

@@ -27,9 +27,10 @@ std::uint64_t mark_value(std::uint32_t seq, std::size_t offset) {
 }
 
 // The marked offsets of an n-byte payload, in order: first_mark(n), then next_mark(n, o).
-// Every one but the single mark of a payload under 32 bytes starts a 32-byte block.
+// Every one but the single mark of a payload under 32 bytes starts a 32-byte block; a
+// payload under 8 bytes takes as many bytes of its mark as it has.
 std::size_t last_block(std::size_t n) { return (n / 32 - 1) * 32; }  // n >= 32
-std::size_t first_mark(std::size_t n) { return n >= 8 ? 0 : kNoMark; }
+std::size_t first_mark(std::size_t n) { return n > 0 ? 0 : kNoMark; }
 std::size_t next_mark(std::size_t n, std::size_t o) {
   if (n < 32 || o >= last_block(n)) return kNoMark;
   return std::min(o - o % kMarkStride + kMarkStride, last_block(n));
@@ -73,10 +74,11 @@ void mark_payload(std::span<std::byte> payload, std::span<const std::byte> patte
                   std::uint32_t seq) {
   const std::size_t n = payload.size();
   for (std::size_t o = first_mark(n); o != kNoMark; o = next_mark(n, o)) {
-    std::uint64_t w;
-    std::memcpy(&w, pattern.data() + o, 8);
+    const std::size_t len = std::min<std::size_t>(8, n - o);
+    std::uint64_t w = 0;
+    std::memcpy(&w, pattern.data() + o, len);
     w ^= mark_value(seq, o);
-    std::memcpy(payload.data() + o, &w, 8);
+    std::memcpy(payload.data() + o, &w, len);
   }
 }
 
@@ -178,17 +180,20 @@ const char* kind_name(Kind k) {
 }
 }  // namespace
 
+std::string describe_kind(Kind k) {
+  char code[16];
+  std::snprintf(code, sizeof code, "0x%08x", static_cast<std::uint32_t>(k));
+  return std::string(kind_name(k)) + " (" + code + ")";
+}
+
 std::string check_message(std::span<const std::byte> msg, Kind kind, std::uint32_t seq,
                           bool verify) {
   if (msg.size() < kHeaderBytes)
     return "message of " + std::to_string(msg.size()) + " bytes is shorter than its header";
   MsgHeader h = read_header(msg);
-  if (h.kind != kind) {
-    char code[16];
-    std::snprintf(code, sizeof code, "0x%08x", static_cast<std::uint32_t>(h.kind));
+  if (h.kind != kind)
     return std::string("expected a ") + kind_name(kind) + " message, got kind " +
-           kind_name(h.kind) + " (" + code + ")";
-  }
+           describe_kind(h.kind);
   if (h.len != msg.size())
     return "length mismatch: header says " + std::to_string(h.len) + ", " +
            std::to_string(msg.size()) + " bytes arrived";

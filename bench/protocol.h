@@ -72,9 +72,10 @@ std::uint32_t fill_payload(std::span<std::byte> msg, std::uint64_t seed);
 // Sequence marks. The payload of a ping or data message is the cell's pattern with some
 // 8-byte words XORed with a value of the message's sequence number: the word at offset 0,
 // every kMarkStride bytes after it, and the first word of the payload's last whole 32-byte
-// block (a payload under 8 bytes has none; under 32, the first word only). A body from
-// another message (stale, replayed or misdelivered under a fresh header) therefore fails
-// the --verify checksum, which is computed with the marks undone.
+// block (under 32 bytes, the first word only; under 8, as many bytes as there are). A body
+// from another message (stale, replayed or misdelivered under a fresh header) therefore
+// fails the --verify checksum, which is computed with the marks undone; so does a body
+// partly from another message wherever a stale part covers a mark (at least every 4 KiB).
 inline constexpr std::size_t kMarkStride = 4096;
 // Writes seq's marks into payload, whose unmarked content is pattern (of the same size).
 void mark_payload(std::span<std::byte> payload, std::span<const std::byte> pattern,
@@ -100,6 +101,9 @@ inline bool reply_ok(std::span<const std::byte> reply, std::size_t size, std::ui
   return !verify || marked_digest(reply.subspan(kHeaderBytes), seq) ==
                         (h.check ^ header_mix(h.seq, h.len, h.kind));
 }
+
+// "ping (0x50494e47)": a kind's name and its value in hex.
+std::string describe_kind(Kind k);
 
 // Checks a received message. Returns an empty string when it is what was expected, or
 // a one-line description of what is wrong. With verify, the payload checksum too.

@@ -37,7 +37,7 @@ constexpr int kMaxDepth = 8;
 // links are removed, never followed). getdents64, not readdir: readdir allocates.
 // Entries removed while reading may make the kernel skip others, so each level is read
 // again from the start until a pass removes nothing.
-void empty_dir(int fd, int depth) {
+void empty_dir(int fd, int depth, const char* keep = nullptr) {
   alignas(dirent64) char buf[4096];
   for (bool removed = true; removed;) {
     removed = false;
@@ -48,6 +48,7 @@ void empty_dir(int fd, int depth) {
         off += d->d_reclen;
         const char* name = d->d_name;
         if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+        if (keep && std::strcmp(name, keep) == 0) continue;
         if (::unlinkat(fd, name, 0) == 0) {
           removed = true;
           continue;
@@ -141,13 +142,14 @@ void forget_path(int slot) {
   if (slot >= 0 && slot < kMaxPaths) g_paths[slot].state.store(kFree);
 }
 
-void remove_dir(const char* path) {
+bool remove_dir(const char* path, const char* last) {
   int fd = ::open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) {
-    empty_dir(fd, 0);
+    empty_dir(fd, 0, last);
+    if (last) ::unlinkat(fd, last, 0);
     ::close(fd);
   }
-  ::rmdir(path);
+  return ::rmdir(path) == 0 || errno == ENOENT;
 }
 
 void add_pid(pid_t pid) {

@@ -28,9 +28,11 @@ int add_dir(const char* path);
 void forget_path(int slot);  // any slot of the three above; -1 is ignored
 
 // Removes everything in a directory (subdirectories too, 8 levels deep at most; symbolic
-// links removed, never followed), then the directory. Safe in a signal handler; also
+// links removed, never followed), then the directory. With `last`, the entry of that name
+// goes after all others (the sweep keeps a directory's marker, its proof, until nothing
+// else is left). Returns whether the directory is gone. Safe in a signal handler; also
 // what an owner calls on a normal exit, and what the sweep of dead runs uses.
-void remove_dir(const char* path);
+bool remove_dir(const char* path, const char* last = nullptr);
 
 // After this call the first SIGINT or SIGTERM only kills the registered peers and is
 // remembered (interrupted() returns its number): the runner then skips the remaining

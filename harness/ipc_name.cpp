@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <cstdio>
 #include <vector>
 
 #include "harness/cleanup.h"
@@ -45,43 +44,53 @@ std::uint64_t start_time(pid_t pid) {
   return 0;
 }
 
-std::uint64_t pid_namespace(pid_t pid) {
-  std::string link = "/proc/" + std::to_string(pid) + "/ns/pid";
+// The inode of a namespace of pid ("pid", "time"), or 0 when it cannot be read.
+std::uint64_t ns_inode(pid_t pid, const std::string& kind) {
+  std::string link = "/proc/" + std::to_string(pid) + "/ns/" + kind;
   char buf[64];
   ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
   std::string_view s(buf, n > 0 ? static_cast<std::size_t>(n) : 0);  // "pid:[4026531836]"
-  if (!s.starts_with("pid:[") || !s.ends_with("]")) return 0;
+  if (!s.starts_with(kind + ":[") || !s.ends_with("]")) return 0;
   std::uint64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data() + 5, s.data() + s.size() - 1, v);
+  const char* first = s.data() + kind.size() + 2;
+  auto [end, ec] = std::from_chars(first, s.data() + s.size() - 1, v);
   return ec == std::errc() && end == s.data() + s.size() - 1 ? v : 0;
 }
 
-// 32 bits of a hash (FNV-1a, then a final mix) of the boot id and the PID namespace.
+// 32 bits of a hash (FNV-1a, then a final mix) of the boot id, the PID namespace and the
+// time namespace (start times in /proc are shifted by the reader's time namespace), or 0
+// when they cannot be read, or when /proc is not this PID namespace's (then /proc/<pid>
+// would name other processes).
 std::uint32_t scope_of(pid_t pid) {
+  char self[32];
+  ssize_t n = ::readlink("/proc/self", self, sizeof self - 1);
+  if (n <= 0 || std::string_view(self, static_cast<std::size_t>(n)) != std::to_string(::getpid()))
+    return 0;
   std::string id = read_small("/proc/sys/kernel/random/boot_id");
-  std::uint64_t ns = pid_namespace(pid);
-  if (id.size() < 32 || ns == 0) return 0;
+  std::uint64_t ns = ns_inode(pid, "pid"), time_ns = ns_inode(pid, "time");
+  if (id.size() < 32 || ns == 0) return 0;  // kernels before 5.6 have no time namespace
   std::uint64_t h = 0xcbf29ce484222325ull;
-  for (char c : id + ":" + std::to_string(ns))
+  for (char c : id + ":" + std::to_string(ns) + ":" + std::to_string(time_ns))
     h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
   h ^= h >> 29;
   auto v = static_cast<std::uint32_t>(h ^ (h >> 32));
   return v ? v : 1;
 }
 
-// Parses one lower-case hex field ending at `stop` (or at the end of the name).
+// Parses one base-36 field (digits and lower-case letters) ending at `stop` (or, for '-',
+// at the end of the name).
 template <typename T>
-bool hex_field(std::string_view& s, char stop, T* out) {
+bool b36_field(std::string_view& s, char stop, T* out) {
   std::size_t end = s.find(stop);
   if (end == std::string_view::npos) {
     if (stop != '-') return false;
     end = s.size();
   }
   std::string_view f = s.substr(0, end);
-  if (f.empty() || f.size() > 16) return false;
+  if (f.empty() || f.size() > 13) return false;
   for (char c : f)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), *out, 16);
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'))) return false;
+  auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), *out, 36);
   if (ec != std::errc() || p != f.data() + f.size()) return false;
   s.remove_prefix(std::min(s.size(), end + 1));
   return true;
@@ -104,10 +113,12 @@ const char* kind_word(ipc_name::Kind k) {
 }  // namespace
 
 std::string RunStamp::text() const {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "ipcbench-%llx.%llx.%x", static_cast<unsigned long long>(pid),
-                static_cast<unsigned long long>(start), scope);
-  return buf;
+  auto b36 = [](std::uint64_t v) {
+    char buf[16];  // 2^64 takes 13 digits in base 36
+    return std::string(buf, std::to_chars(buf, buf + sizeof buf, v, 36).ptr);
+  };
+  return std::string(kPrefix) + b36(static_cast<std::uint64_t>(pid)) + "." + b36(start) + "." +
+         b36(scope);
 }
 
 std::optional<RunStamp> RunStamp::parse(std::string_view name) {
@@ -116,8 +127,8 @@ std::optional<RunStamp> RunStamp::parse(std::string_view name) {
   name.remove_prefix(kPrefix.size());
   RunStamp s;
   std::uint64_t pid = 0;
-  if (!hex_field(name, '.', &pid) || !hex_field(name, '.', &s.start) ||
-      !hex_field(name, '-', &s.scope))
+  if (!b36_field(name, '.', &pid) || !b36_field(name, '.', &s.start) ||
+      !b36_field(name, '-', &s.scope))
     return std::nullopt;
   if (pid == 0 || pid > 0x7fffffff) return std::nullopt;
   s.pid = static_cast<pid_t>(pid);
@@ -167,9 +178,9 @@ std::string next(Kind kind) {
   return nth(RunStamp::self(), kind, counters[static_cast<int>(kind)]++);
 }
 
-std::string make_private_dir(const std::string& base, std::string_view stem) {
+std::string make_private_dir(const std::string& base) {
   const std::string stamp = RunStamp::self().text();
-  std::string tmpl = base + "/" + stamp + (stem.empty() ? "" : "-") + std::string(stem) + "-XXXXXX";
+  std::string tmpl = base + "/" + stamp + "-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) throw SysError("mkdtemp " + tmpl, errno);  // 0700

@@ -2,22 +2,25 @@
 // crashed run's leftovers carry.
 //
 // Every name starts with the creating process's stamp,
-//   ipcbench-<pid>.<start>.<scope>   (each field in lower-case hex)
+//   ipcbench-<pid>.<start>.<scope>   (each field in base 36: 0-9, a-z)
 // pid: the process; start: its start time in clock ticks since boot (/proc/<pid>/stat,
-// field 22); scope: 32 bits of a hash of the kernel's boot id and the inode of the
-// process's PID namespace (/proc/self/ns/pid). A pid alone proves nothing: the kernel
+// field 22); scope: 32 bits of a hash of the kernel's boot id and the inodes of the
+// process's PID and time namespaces (/proc/<pid>/ns/pid, …/time: start times read through
+// /proc are shifted by the reader's time namespace). A pid alone proves nothing: the kernel
 // reuses pids, and a run in another PID namespace that shares /tmp or /dev/shm has pids of
 // its own. With the stamp, a name's creator is provably gone only when it was made in this
-// boot and this PID namespace (the same scope) and /proc holds no process with that pid
-// and start time. (The scope is hashed to keep names short: a socket path must fit in
-// 108 bytes. Two scopes collide with odds of 1 in 2^32.)
+// boot and these namespaces (the same scope) and /proc holds no process with that pid and
+// start time. Where /proc is not this PID namespace's own, the scope is 0: nothing made
+// there is ever swept. (Base 36 and a hashed scope keep the stamp short, 30 characters at most
+// for any pid and ten years of uptime: a socket path in a run directory must fit in 108
+// bytes. Two scopes collide with odds of 1 in 2^32.)
 //
 // What carries the stamp:
 //   run directory   <base>/<stamp>-XXXXXX, 0700, with a marker file (kMarker)
 //                   written first that holds the stamp again; the sweep removes a
 //                   directory only when both agree (so a user's look-alike directory, or
 //                   one whose marker is missing, is never touched);
-//   test scratch    <base>/<stamp>-<stem>-XXXXXX, made and marked the same way;
+//   test scratch    <base>/<stamp>-XXXXXX, made and marked the same way;
 //   shm objects     /dev/shm/<stamp>-shm-<n> (shm-*), <stamp>-bmq-<n>-{down,up} (boost-mq);
 //   POSIX queues    /<stamp>-mq-<n>-{down,up};
 //   broker queues   <stamp>-amqp-<n>-{req,rep} (the broker expires them on its own).
@@ -71,9 +74,9 @@ std::string next(Kind kind);
 // The name of kind's n-th object made by the process with this stamp (what next() gave).
 std::string nth(const RunStamp& s, Kind kind, unsigned n);
 
-// Makes "<base>/<stamp>-XXXXXX" (with a stem: "<base>/<stamp>-<stem>-XXXXXX") 0700 with
-// its marker inside, and returns the path. Throws SysError.
-std::string make_private_dir(const std::string& base, std::string_view stem);
+// Makes "<base>/<stamp>-XXXXXX" 0700 with its marker inside, and returns the path.
+// Throws SysError.
+std::string make_private_dir(const std::string& base);
 // True when path is a directory (not a link) of this user whose name and marker carry
 // the same stamp.
 bool is_marked_dir(const std::string& path, const RunStamp& s);

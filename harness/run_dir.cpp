@@ -29,7 +29,7 @@ std::string run_dir_base() {
 }
 
 RunDir::RunDir() {
-  path_ = ipc_name::make_private_dir(run_dir_base(), "");
+  path_ = ipc_name::make_private_dir(run_dir_base());
   slot_ = cleanup::add_dir(path_.c_str());
 }
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <mqueue.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -16,6 +17,7 @@ namespace {
 
 // The queues a run made count from 0; a run makes far fewer links than this.
 constexpr unsigned kMaxQueuesTried = 4096;
+constexpr long kMqueueMagic = 0x19800202;  // statfs f_type of the mqueue file system
 
 struct Sweep {
   std::vector<std::string> removed;
@@ -42,8 +44,7 @@ struct Sweep {
         continue;
       auto s = RunStamp::parse(name);
       if (!ipc_name::is_marked_dir(path, *s) || !dead_maker(name)) continue;
-      cleanup::remove_dir(path.c_str());
-      removed.push_back(path);
+      if (cleanup::remove_dir(path.c_str(), ipc_name::kMarker)) removed.push_back(path);
     }
     ::closedir(d);
   }
@@ -84,8 +85,8 @@ std::vector<std::string> sweep_stale_objects(const std::vector<std::string>& dir
   Sweep s;
   for (const auto& b : dir_bases) s.dirs(b);
   s.files(shm_dir, false);
-  struct stat st {};
-  if (::stat("/dev/mqueue", &st) == 0 && S_ISDIR(st.st_mode))
+  struct statfs fs {};
+  if (::statfs("/dev/mqueue", &fs) == 0 && fs.f_type == kMqueueMagic)
     s.files("/dev/mqueue", true);
   else
     s.queues_of_dead_runs();

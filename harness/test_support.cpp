@@ -34,13 +34,13 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-Scratch::Scratch(const char* stem) {
+Scratch::Scratch() {
   static const bool swept = [] {
     sweep_stale_objects();  // scratch of test processes that were killed, among others
     return true;
   }();
   (void)swept;
-  dir = ipc_name::make_private_dir(fs::temp_directory_path().string(), stem);
+  dir = ipc_name::make_private_dir(fs::temp_directory_path().string());
   fs::create_directories(dir / "tmp");
 }
 

@@ -22,7 +22,7 @@ std::string slurp(const std::filesystem::path& p);
 // timeout, a sanitizer abort, SIGTERM); the first Scratch of a process runs that sweep.
 struct Scratch {
   std::filesystem::path dir;
-  explicit Scratch(const char* stem);
+  Scratch();
   ~Scratch();
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;

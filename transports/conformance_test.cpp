@@ -16,6 +16,7 @@
 #include "bench/peer.h"
 #include "harness/cleanup.h"
 #include "harness/error.h"
+#include "harness/ipc_name.h"
 #include "harness/process.h"
 #include "harness/run_dir.h"
 #include "harness/test_support.h"
@@ -138,10 +139,10 @@ TEST_P(Conformance, IpcObjectsAreCreatedPrivate) {
 
 std::vector<std::string> our_shm_objects() {
   std::vector<std::string> found;
-  std::string prefix = "ipcbench-" + std::to_string(::getpid()) + "-";
   if (DIR* d = ::opendir("/dev/shm")) {
     while (dirent* e = ::readdir(d))
-      if (std::string(e->d_name).rfind(prefix, 0) == 0) found.push_back(e->d_name);
+      if (auto st = RunStamp::parse(e->d_name); st && st->pid == ::getpid())
+        found.push_back(e->d_name);
     ::closedir(d);
   }
   return found;

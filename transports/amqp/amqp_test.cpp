@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "harness/ipc_name.h"
 #include "harness/test_support.h"
 
 namespace ipcbench {
@@ -29,9 +30,7 @@ using testing_support::slurp;
 using testing_support::spawn_captured;
 using testing_support::wait_exit;
 
-struct Scratch : testing_support::Scratch {
-  Scratch() : testing_support::Scratch("amqp-test") {}
-};
+using Scratch = testing_support::Scratch;
 
 const char* kBrokerSh = IPCBENCH_SOURCE_DIR "/scripts/broker.sh";
 
@@ -84,14 +83,16 @@ TEST(Amqp, NoQueueIsLeftOnTheBroker) {
                               "--quick", "--benchmark_out=" + (s.dir / "out.json").string()},
                              s);
   ASSERT_GT(run, 0);
+  const std::optional<RunStamp> stamp = RunStamp::of(run);  // read while it runs
   ASSERT_EQ(wait_exit(run), 0) << slurp(s.dir / "stderr");
+  ASSERT_TRUE(stamp);
   const nlohmann::json j = results(s);  // the loop below reads into it
   for (const auto& b : j.at("benchmarks"))
     EXPECT_FALSE(b.value("error_occurred", false)) << b.value("error_message", "");
-  // Queues are ipcbench-<pid>-amqp-<n>-req/-rep, one pair per link.
-  for (int n = 1; n <= 4; ++n)
+  // Queues are <stamp>-amqp-<n>-req/-rep, one pair per link, n from 0.
+  for (unsigned n = 0; n < 4; ++n)
     for (const char* end : {"-req", "-rep"}) {
-      std::string q = "ipcbench-" + std::to_string(run) + "-amqp-" + std::to_string(n) + end;
+      std::string q = ipc_name::nth(*stamp, ipc_name::Kind::kAmqp, n) + end;
       EXPECT_FALSE(queue_consumers(url, q)) << q << " left on the broker";
     }
 }
@@ -175,7 +176,9 @@ TEST_F(PrivateBroker, BrokerThatStopsAnsweringIsACleanError) {
   ASSERT_GT(r, 0);
   // Stop the broker once the link is up (the peer consumes its queue) and streaming, not
   // in set-up.
-  const std::string queue = "ipcbench-" + std::to_string(r) + "-amqp-1-req";
+  const std::optional<RunStamp> stamp = RunStamp::of(r);
+  ASSERT_TRUE(stamp);
+  const std::string queue = ipc_name::nth(*stamp, ipc_name::Kind::kAmqp, 0) + "-req";
   bool linked = false;
   for (auto end = std::chrono::steady_clock::now() + 60s;
        !(linked = queue_consumers(url(), queue).value_or(0) > 0) &&
