@@ -4,7 +4,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/random.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <vector>
 
 #include "harness/error.h"
 
@@ -44,12 +48,76 @@ std::string take_peer_token(const std::string& fd_number, const std::string& wha
   return token;
 }
 
-UniqueFd accept_one(int listen_fd, const SetupWait& wait, const char* what) {
-  wait_fd(listen_fd, POLLIN, wait, what);
+bool same_uid(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  check_sys(::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len), "getsockopt SO_PEERCRED");
+  return cred.uid == ::geteuid();
+}
+
+UniqueFd listen_unix_private(const std::string& path, int type, int backlog) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path)
+    throw ProtocolError("unix socket path too long (" + std::to_string(path.size()) +
+                        " bytes): " + path);
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(static_cast<int>(
+      check_sys(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket AF_UNIX")));
+  int rc;
+  {
+    // The umask is process-wide, and restored as soon as bind returns. This runs in the
+    // benchmark process (uds, uds-seqpacket) and in a gRPC peer before gRPC starts (the
+    // peer has no thread of its own): in both, files are made only by the thread that
+    // sets up the link, here. The other threads there may be (the watchdog, ZeroMQ's
+    // and gRPC's, the boost-mq guard) create none, so no other file gets this mask.
+    ScopedUmask private_files(0177);
+    rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+  check_sys(rc, "bind " + path);
+  check_sys(::listen(fd.get(), backlog), "listen " + path);
+  return fd;
+}
+
+UniqueFd accept_with_token(int listen_fd, const std::string& token, bool unix_same_uid,
+                           const SetupWait& wait, const char* what) {
+  struct Caller {
+    UniqueFd fd;
+    std::string said;
+  };
+  std::vector<Caller> callers;
   for (;;) {
-    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) return UniqueFd(fd);
-    if (errno != EINTR) throw SysError(what, errno);
+    wait.check(what);
+    std::vector<pollfd> p{{listen_fd, POLLIN, 0}};
+    for (const Caller& c : callers) p.push_back({c.fd.get(), POLLIN, 0});
+    if (::poll(p.data(), p.size(), 50) < 0) {
+      if (errno == EINTR) continue;
+      throw SysError(std::string("poll (") + what + ")", errno);
+    }
+    // Read before accepting: p[i + 1] is callers[i] until the list changes.
+    for (std::size_t i = callers.size(); i-- > 0;) {
+      if (!p[i + 1].revents) continue;
+      Caller& c = callers[i];
+      char buf[PeerToken::kBytes];
+      // At most the rest of the token: what follows it is the peer's first message.
+      ssize_t n = ::read(c.fd.get(), buf, PeerToken::kBytes - c.said.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n > 0) c.said.append(buf, static_cast<std::size_t>(n));
+      if (n > 0 && c.said.size() < PeerToken::kBytes) continue;
+      if (c.said == token) return std::move(c.fd);
+      callers.erase(callers.begin() + static_cast<std::ptrdiff_t>(i));  // a stranger
+    }
+    if (p[0].revents & POLLIN) {
+      int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        throw SysError(what, errno);
+      if (c >= 0) {
+        UniqueFd fd(c);
+        if (unix_same_uid && !same_uid(fd.get())) continue;  // another user: closed
+        if (callers.size() == static_cast<std::size_t>(kMaxCallers)) callers.erase(callers.begin());
+        callers.push_back({std::move(fd), {}});
+      }
+    }
   }
 }
 
@@ -67,14 +135,6 @@ void set_bind_address(const std::string& ipv4) {
   if (::inet_pton(AF_INET, ipv4.c_str(), &a) != 1)
     throw ProtocolError("'" + ipv4 + "' is not an IPv4 address");
   bind_address_storage() = ipv4;
-}
-
-void require_same_uid(int fd) {
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  check_sys(::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len), "getsockopt SO_PEERCRED");
-  if (cred.uid != ::geteuid())
-    throw ProtocolError("unix socket: refused a peer running as uid " + std::to_string(cred.uid));
 }
 
 }  // namespace ipcbench

@@ -10,11 +10,15 @@
 
 namespace ipcbench {
 
-// Waits (bounded by `wait`) for a connection on a listening socket and accepts it.
-UniqueFd accept_one(int listen_fd, const SetupWait& wait, const char* what);
+// Whether the connected Unix socket's peer runs as our own (effective) uid (SO_PEERCRED:
+// the credentials it had when it connected).
+bool same_uid(int fd);
 
-// Throws ProtocolError unless the connected Unix socket's peer runs as our own uid.
-void require_same_uid(int fd);
+// A listening Unix socket of `type` (SOCK_STREAM, SOCK_SEQPACKET) bound to `path`, close-on-
+// exec and non-blocking. The socket file is 0600 from the moment it exists: bind runs
+// under umask 0177 (ScopedUmask), not chmod after it, which would leave a window in
+// which the file has the process's usual mode.
+UniqueFd listen_unix_private(const std::string& path, int type, int backlog);
 
 // The IPv4 address network transports (tcp, zmq-tcp, grpc-tcp) listen on: 127.0.0.1
 // unless the user gives one (--bind). Set once, before any transport listens.
@@ -22,10 +26,11 @@ const std::string& bind_address();
 // Throws ProtocolError unless `ipv4` is a dotted IPv4 address.
 void set_bind_address(const std::string& ipv4);
 
-// A token that tells the peer's connection from a stranger's on a network port. The
-// listener makes it and writes it into a pipe the peer inherits, not onto the peer's
-// command line, which other local users can usually read (ps); only processes of the
-// same user (or root) can reach a process's descriptors. The peer takes it from there.
+// A token that tells the peer's connection from a stranger's on a network port or a
+// socket file. The listener makes it and writes it into a pipe the peer inherits, not onto
+// the peer's command line, which other local users can usually read (ps); only processes
+// of the same user (or root) can reach a process's descriptors. The peer takes it from
+// there.
 struct PeerToken {
   static constexpr std::size_t kBytes = 32;  // 16 random bytes in hex
   static PeerToken make();                   // the listener's side
@@ -36,8 +41,22 @@ struct PeerToken {
 // The peer's side: reads the token from the inherited pipe named by `fd_number`.
 std::string take_peer_token(const std::string& fd_number, const std::string& what);
 
-// Sets the process umask for one scope: for libraries that create socket files
-// themselves (ZeroMQ, gRPC), so the file is private from the moment it exists.
+// Connections accept_with_token reads at once, and the listening sockets' backlog.
+inline constexpr int kMaxCallers = 16;
+
+// Waits (bounded by `wait`) on a non-blocking listening socket for the connection whose
+// first PeerToken::kBytes bytes are `token`, and returns it; nothing after the token has
+// been read from it. Every other connection is closed: at once when `unix_same_uid` and
+// its process runs as another uid, else once it has sent kBytes that are not the token
+// or hung up. Up to kMaxCallers connections are read at once (the oldest are dropped
+// first), so silent strangers cannot keep the peer out.
+UniqueFd accept_with_token(int listen_fd, const std::string& token, bool unix_same_uid,
+                           const SetupWait& wait, const char* what);
+
+// Sets the process umask for one scope, so that a socket file is private from the moment
+// it exists (bind has no mode argument; ZeroMQ and gRPC create theirs themselves). The
+// umask is the whole process's: this is safe only where no other thread of the process
+// creates files meanwhile, which each user states.
 class ScopedUmask {
  public:
   explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}

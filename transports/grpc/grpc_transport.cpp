@@ -16,10 +16,23 @@
 // The server runs gRPC's asynchronous API on the peer's own thread (no hand-off to a
 // gRPC worker thread); the client uses the synchronous API, as most users do.
 // Message size limits are raised to the suite's 256 MiB.
+//
+// Who may call: any local process can connect to a TCP port, and gRPC's insecure
+// credentials check nobody. So the benchmark process makes a token (PeerToken), the peer
+// inherits it in a pipe (not on its command line), and the client sends it in the
+// metadata of every call. The server looks it up as each call arrives, before the call
+// counts for anything: a call without it is answered UNAUTHENTICATED and touches no
+// state of the link (it cannot take the greeting, the Attach or the Chat slot, nor
+// deliver a message). Over a Unix socket the server also accepts the connections itself
+// and closes, as it accepts it, any from a process of another uid (SO_PEERCRED); the
+// others it hands to gRPC (AddInsecureChannelFromFd). The socket file is 0600 from its
+// creation, in the 0700 run directory.
 #include <fcntl.h>
 #include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/server_posix.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -27,6 +40,7 @@
 #include <cstring>
 #include <deque>
 #include <list>
+#include <thread>
 
 #include "harness/error.h"
 #include "harness/run_dir.h"
@@ -42,6 +56,8 @@ using rpc::Frame;
 
 constexpr int kMaxGrpcBytes = static_cast<int>(kMaxFrameBytes) + 4096;  // message + framing
 constexpr auto kCloseGrace = std::chrono::milliseconds(500);
+// The call metadata key that carries the run's token (lower case, as HTTP/2 wants).
+constexpr const char* kTokenKey = "ipcbench-token";
 
 // gRPC tears itself down when its last server, channel or completion queue goes: that
 // joins its executor threads, and one of them can first sit out a poll of up to 10 s.
@@ -122,26 +138,27 @@ struct Call {
   grpc::ServerAsyncReaderWriter<Frame, Frame> chat;  // Chat
   Tag arrived{Tag::kArrived, this}, io{Tag::kIo, this}, finished{Tag::kFinished, this},
       done{Tag::kDone, this};
-  int pending = 0;  // completions still to come for this call
+  int pending = 0;       // completions still to come for this call
+  bool refused = false;  // answered with an error as it arrived; no part of the link
 };
 
 class GrpcServer final : public FrameChannel {
  public:
-  GrpcServer(const std::string& address, bool uds, UniqueFd ready, bool streaming)
-      : streaming_(streaming) {
+  GrpcServer(const std::string& address, bool uds, UniqueFd ready, std::string token,
+             bool streaming)
+      : streaming_(streaming), token_(std::move(token)) {
+    // The socket file first: gRPC (initialised next) starts threads of its own, and
+    // listen_unix_private sets the process's umask for a moment.
+    if (uds) listen_fd_ = listen_unix_private(address, SOCK_STREAM, kMaxCallers);
     keep_grpc_until_exit();
     grpc::ServerBuilder b;
     int port = 0;
-    b.AddListeningPort(uds ? "unix:" + address : address + ":0", grpc::InsecureServerCredentials(),
-                       uds ? nullptr : &port);
+    if (!uds) b.AddListeningPort(address + ":0", grpc::InsecureServerCredentials(), &port);
     b.SetMaxReceiveMessageSize(kMaxGrpcBytes);
     b.SetMaxSendMessageSize(kMaxGrpcBytes);
     b.RegisterService(&service_);
     cq_ = b.AddCompletionQueue();
-    {
-      ScopedUmask private_files(0177);  // the socket file is 0600 from its creation
-      server_ = b.BuildAndStart();
-    }
+    server_ = b.BuildAndStart();
     if (!server_) throw ProtocolError("grpc: the server could not start on " + address);
     if (streaming_) {
       request(Call::kChat);
@@ -150,11 +167,23 @@ class GrpcServer final : public FrameChannel {
       request(Call::kExchange);
       request(Call::kUpload);
     }
+    if (uds) {
+      int p[2];
+      check_sys(::pipe2(p, O_CLOEXEC), "pipe2 (grpc accept stop)");
+      stop_r_.reset(p[0]);
+      stop_w_.reset(p[1]);
+    }
     std::string line = std::to_string(port) + "\n";  // "serving" (and the TCP port)
     write_all(ready.get(), std::as_bytes(std::span(line)), "write (grpc server ready)");
+    // Last, as nothing can fail after it; connections wait in the backlog until then.
+    if (uds) acceptor_ = std::thread([this] { accept_connections(); });
   }
 
   ~GrpcServer() override {
+    if (acceptor_.joinable()) {
+      stop_w_.reset();  // the acceptor sees the hang-up and returns
+      acceptor_.join();
+    }
     server_->Shutdown(std::chrono::system_clock::now() + kCloseGrace);
     cq_->Shutdown();
     void* tag;
@@ -222,6 +251,58 @@ class GrpcServer final : public FrameChannel {
         break;
     }
   }
+  // Over a Unix socket: accepts connections until told to stop, closes those from
+  // another uid at once, and hands the others to the server. Runs on a thread of its own
+  // (the peer's thread waits on the completion queue); touches nothing else of the link.
+  void accept_connections() {
+    pollfd p[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
+    for (;;) {
+      if (::poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (p[1].revents) return;
+      // gRPC wants a non-blocking descriptor; it takes it over.
+      int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) continue;
+        return;  // no more connections: the client's, if not in yet, times out
+      }
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::geteuid()) {
+        ::close(fd);  // another user's process
+        continue;
+      }
+      grpc::AddInsecureChannelFromFd(server_.get(), fd);
+    }
+  }
+
+  // Whether the call carries the run's token: one lookup and one compare, no allocation.
+  bool authentic(const grpc::ServerContext& ctx) const {
+    const auto& md = ctx.client_metadata();
+    auto it = md.find(grpc::string_ref(kTokenKey));
+    return it != md.end() && it->second == grpc::string_ref(token_);
+  }
+  // Answers a call that has just arrived with an error; it is then only waited for.
+  void refuse(Call* c, grpc::StatusCode code, const char* why) {
+    c->refused = true;
+    ++c->pending;
+    const grpc::Status st(code, why);
+    switch (c->kind) {
+      case Call::kExchange:
+      case Call::kAttach:
+        c->unary.FinishWithError(st, &c->finished);
+        break;
+      case Call::kUpload:
+        c->upload.FinishWithError(st, &c->finished);
+        break;
+      case Call::kChat:
+        c->chat.Finish(st, &c->finished);
+        break;
+    }
+  }
+
   void forget(Call* c) {
     calls_.remove_if([c](const std::unique_ptr<Call>& p) { return p.get() == c; });
   }
@@ -257,22 +338,28 @@ class GrpcServer final : public FrameChannel {
         break;
       case Tag::kFinished:
         break;
-      case Tag::kDone:  // the Attach call ended: the client is gone
-        closed_ = true;
+      case Tag::kDone:  // an Attach call ended: if the client's, the client is gone
+        if (c == attach_) closed_ = true;
         break;
     }
-    // Exchange and Upload calls are one per message or run: free them once nothing of
-    // theirs is outstanding. The one Attach and the one Chat live as long as the link.
-    if (c->pending == 0 && (c->kind == Call::kExchange || c->kind == Call::kUpload) &&
+    // Exchange and Upload calls are one per message or run, refused calls one per
+    // attempt: free them once nothing of theirs is outstanding. The client's Attach and
+    // Chat live as long as the link.
+    if (c->pending == 0 && (c->refused || c->kind == Call::kExchange || c->kind == Call::kUpload) &&
         c != answering_ && c != upload_)
       forget(c);
   }
   void on_arrival(Call* c) {
+    // A call of each kind stays requested, so that whoever calls is answered.
+    request(c->kind);
+    if (!authentic(c->ctx))
+      return refuse(c, grpc::StatusCode::UNAUTHENTICATED, "not the benchmark's client");
     switch (c->kind) {
       case Call::kAttach:
-        break;  // held open until the client leaves
+        if (attach_) return refuse(c, grpc::StatusCode::ALREADY_EXISTS, "already attached");
+        attach_ = c;  // held open until the client leaves
+        break;
       case Call::kExchange:
-        request(Call::kExchange);
         if (!c->in.data().empty()) {
           answering_ = c;
           ready_ = &c->in;
@@ -285,11 +372,12 @@ class GrpcServer final : public FrameChannel {
         }
         break;
       case Call::kUpload:
-        request(Call::kUpload);
+        if (upload_) return refuse(c, grpc::StatusCode::ALREADY_EXISTS, "an upload is running");
         upload_ = c;
         upload_done_ = false;
         break;
       case Call::kChat:
+        if (chat_) return refuse(c, grpc::StatusCode::ALREADY_EXISTS, "already chatting");
         chat_ = c;
         break;
     }
@@ -339,11 +427,15 @@ class GrpcServer final : public FrameChannel {
   }
 
   bool streaming_;
+  std::string token_;
+  UniqueFd listen_fd_, stop_r_, stop_w_;  // Unix socket only
+  std::thread acceptor_;
   Bench::AsyncService service_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::unique_ptr<grpc::Server> server_;
   std::list<std::unique_ptr<Call>> calls_;
   std::deque<std::string> outbox_;
+  Call* attach_ = nullptr;     // the client's Attach
   Call* answering_ = nullptr;  // an Exchange waiting for its reply
   Call* upload_ = nullptr;     // an Upload in progress
   Call* chat_ = nullptr;       // the Chat stream
@@ -364,10 +456,18 @@ std::shared_ptr<grpc::Channel> open_channel(const std::string& target) {
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
+// Every call the client makes carries the run's token. (ClientContext keeps metadata in
+// a map of strings: adding it allocates, as making the context itself does; a context
+// serves one call only.)
+void add_token(grpc::ClientContext& ctx, const std::string& token) {
+  ctx.AddMetadata(kTokenKey, token);
+}
+
 class GrpcUnaryClient final : public FrameChannel {
  public:
-  explicit GrpcUnaryClient(std::shared_ptr<grpc::Channel> ch)
-      : channel_(std::move(ch)), stub_(Bench::NewStub(channel_)) {
+  GrpcUnaryClient(std::shared_ptr<grpc::Channel> ch, std::string token)
+      : channel_(std::move(ch)), stub_(Bench::NewStub(channel_)), token_(std::move(token)) {
+    add_token(attach_ctx_, token_);
     attach_ = stub_->AsyncAttach(&attach_ctx_, Frame(), &attach_cq_);
     attach_->Finish(&attach_reply_, &attach_status_, this);
   }
@@ -378,6 +478,7 @@ class GrpcUnaryClient final : public FrameChannel {
         (void)upload_->Finish();
       } else if (held_) {  // deliver the last message (a stop), briefly
         grpc::ClientContext ctx;
+        add_token(ctx, token_);
         ctx.set_deadline(std::chrono::system_clock::now() + kCloseGrace);
         Frame reply;
         (void)stub_->Exchange(&ctx, request_, &reply);
@@ -397,6 +498,7 @@ class GrpcUnaryClient final : public FrameChannel {
     if (held_) {  // two sends in a row: a run of messages goes up one Upload stream
       if (!upload_) {
         upload_ctx_ = std::make_unique<grpc::ClientContext>();
+        add_token(*upload_ctx_, token_);
         upload_ = stub_->Upload(upload_ctx_.get(), &reply_);
       }
       if (!upload_->Write(request_)) throw SysError("grpc: Upload stream broken", EPIPE);
@@ -415,6 +517,7 @@ class GrpcUnaryClient final : public FrameChannel {
       return finish_upload();
     }
     grpc::ClientContext ctx;
+    add_token(ctx, token_);
     if (held_) {
       held_ = false;
       st = stub_->Exchange(&ctx, request_, &reply_);
@@ -437,6 +540,7 @@ class GrpcUnaryClient final : public FrameChannel {
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Bench::Stub> stub_;
+  std::string token_;
   Frame request_, reply_;
   bool held_ = false;
   std::unique_ptr<grpc::ClientContext> upload_ctx_;
@@ -450,8 +554,11 @@ class GrpcUnaryClient final : public FrameChannel {
 
 class GrpcStreamClient final : public FrameChannel {
  public:
-  explicit GrpcStreamClient(std::shared_ptr<grpc::Channel> ch)
-      : channel_(std::move(ch)), stub_(Bench::NewStub(channel_)), stream_(stub_->Chat(&ctx_)) {}
+  GrpcStreamClient(std::shared_ptr<grpc::Channel> ch, const std::string& token)
+      : channel_(std::move(ch)), stub_(Bench::NewStub(channel_)) {
+    add_token(ctx_, token);
+    stream_ = stub_->Chat(&ctx_);
+  }
   ~GrpcStreamClient() override {
     ctx_.TryCancel();
     (void)stream_->Finish();
@@ -478,7 +585,7 @@ class GrpcStreamClient final : public FrameChannel {
 // ----------------------------------------------------------------------------------
 
 // Listens for "the server is up" on a pipe the peer inherits; the server reports its
-// TCP port there. Then connects.
+// TCP port there. Then connects. The token goes to the peer in a second pipe.
 class GrpcListener final : public Listener {
  public:
   GrpcListener(RunDir& dir, bool uds, bool streaming) : uds_(uds), streaming_(streaming) {
@@ -487,12 +594,13 @@ class GrpcListener final : public Listener {
     ready_r_.reset(p[0]);
     ready_w_.reset(p[1]);
     where_ = uds ? dir.make_path("grpc") : bind_address();
-    ep_.addresses = {where_, std::to_string(ready_w_.get())};
-    ep_.inherit_fds = {ready_w_.get()};
+    ep_.addresses = {where_, std::to_string(ready_w_.get()), std::to_string(token_.pipe.get())};
+    ep_.inherit_fds = {ready_w_.get(), token_.pipe.get()};
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
     ready_w_.reset();  // the peer holds it now: its exit shows as end of file
+    token_.pipe.reset();
     ep_.inherit_fds.clear();
     std::string line;
     while (line.find('\n') == std::string::npos) {
@@ -512,13 +620,14 @@ class GrpcListener final : public Listener {
         std::chrono::system_clock::now() + (wait.deadline - std::chrono::steady_clock::now());
     if (!ch->WaitForConnected(deadline))  // false only once the deadline has passed
       throw ProtocolError("grpc: timed out connecting to " + target);
-    if (streaming_) return std::make_unique<GrpcStreamClient>(std::move(ch));
-    return std::make_unique<GrpcUnaryClient>(std::move(ch));
+    if (streaming_) return std::make_unique<GrpcStreamClient>(std::move(ch), token_.text);
+    return std::make_unique<GrpcUnaryClient>(std::move(ch), token_.text);
   }
 
  private:
   bool uds_, streaming_;
   UniqueFd ready_r_, ready_w_;
+  PeerToken token_ = PeerToken::make();
   std::string where_;
   Endpoint ep_;
 };
@@ -532,10 +641,12 @@ class GrpcTransport final : public Transport {
     return std::make_unique<GrpcListener>(dir, uds_, streaming_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
-    if (ep.addresses.size() != 2)
-      throw ProtocolError(info_.name + ": expected an address and a descriptor");
-    return std::make_unique<GrpcServer>(
-        ep.addresses[0], uds_, adopt_inherited_fd(ep.addresses[1], info_.name), streaming_);
+    if (ep.addresses.size() != 3)
+      throw ProtocolError(info_.name + ": expected an address and two descriptors");
+    UniqueFd ready = adopt_inherited_fd(ep.addresses[1], info_.name);
+    std::string token = take_peer_token(ep.addresses[2], info_.name);
+    return std::make_unique<GrpcServer>(ep.addresses[0], uds_, std::move(ready), std::move(token),
+                                        streaming_);
   }
 
  private:
@@ -555,8 +666,10 @@ TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
       "client calls a typed service (protobuf contract); the server is a separate process",
       kMaxFrameBytes,
       std::string("gRPC C++ ") + grpc::Version() + ", insecure credentials, " +
-          (uds ? "unix: socket 0600 in the run directory" : "127.0.0.1, ephemeral port") + "; " +
-          how + "; protobuf bytes payload; max message size raised to 256 MiB"};
+          (uds ? "unix: socket 0600 in the run directory, own uid only"
+               : "127.0.0.1, ephemeral port") +
+          "; every call carries a token in its metadata, others are refused; " + how +
+          "; protobuf bytes payload; max message size raised to 256 MiB"};
   info.built_on = uds ? "uds" : "tcp";
   return info;
 }

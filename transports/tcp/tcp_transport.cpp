@@ -9,11 +9,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <charconv>
-#include <vector>
 
 #include "harness/error.h"
 #include "transports/framing.h"
@@ -26,8 +24,6 @@ void set_nodelay(int fd) {
   int one = 1;
   check_sys(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), "TCP_NODELAY");
 }
-
-constexpr std::size_t kMaxStrangers = 16;  // connections read at once; the oldest go first
 
 class TcpListener final : public Listener {
  public:
@@ -42,7 +38,7 @@ class TcpListener final : public Listener {
       throw ProtocolError("tcp: bad IPv4 address '" + host + "'");
     a.sin_port = 0;
     check_sys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind " + host + ":0");
-    check_sys(::listen(fd_.get(), static_cast<int>(kMaxStrangers)), "listen tcp");
+    check_sys(::listen(fd_.get(), kMaxCallers), "listen tcp");
     socklen_t len = sizeof a;
     check_sys(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len), "getsockname");
     ep_.addresses = {host, std::to_string(ntohs(a.sin_port)), std::to_string(token_.pipe.get())};
@@ -50,48 +46,12 @@ class TcpListener final : public Listener {
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
-    struct Caller {
-      UniqueFd fd;
-      std::string said;
-    };
     token_.pipe.reset();  // the peer holds its copy now
     ep_.inherit_fds.clear();
-    std::vector<Caller> callers;
-    for (;;) {
-      wait.check("accept (tcp)");
-      std::vector<pollfd> p{{fd_.get(), POLLIN, 0}};
-      for (const Caller& c : callers) p.push_back({c.fd.get(), POLLIN, 0});
-      if (::poll(p.data(), p.size(), 50) < 0) {
-        if (errno == EINTR) continue;
-        throw SysError("poll (tcp accept)", errno);
-      }
-      // Read before accepting: p[i + 1] is callers[i] until the list changes.
-      for (std::size_t i = callers.size(); i-- > 0;) {
-        if (!p[i + 1].revents) continue;
-        Caller& c = callers[i];
-        char buf[PeerToken::kBytes];
-        ssize_t n = ::read(c.fd.get(), buf, PeerToken::kBytes - c.said.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n > 0) c.said.append(buf, static_cast<std::size_t>(n));
-        if (n > 0 && c.said.size() < PeerToken::kBytes) continue;
-        if (c.said == token_.text) {
-          UniqueFd peer = std::move(c.fd);
-          fd_.reset();
-          set_nodelay(peer.get());
-          return std::make_unique<StreamChannel>(std::move(peer));
-        }
-        callers.erase(callers.begin() + static_cast<std::ptrdiff_t>(i));  // a stranger
-      }
-      if (p[0].revents & POLLIN) {
-        int c = ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-        if (c < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-          throw SysError("accept (tcp)", errno);
-        if (c >= 0) {
-          if (callers.size() == kMaxStrangers) callers.erase(callers.begin());
-          callers.push_back({UniqueFd(c), {}});
-        }
-      }
-    }
+    UniqueFd peer = accept_with_token(fd_.get(), token_.text, false, wait, "accept (tcp)");
+    fd_.reset();
+    set_nodelay(peer.get());
+    return std::make_unique<StreamChannel>(std::move(peer));
   }
 
  private:

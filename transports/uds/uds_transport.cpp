@@ -1,7 +1,10 @@
 // Unix domain sockets: SOCK_STREAM ("uds", framed by the suite) and SOCK_SEQPACKET
 // ("uds-seqpacket", boundaries kept by the kernel). The socket file lives in the run
-// directory, mode 0600; the server accepts only a peer of its own uid.
-#include <sys/stat.h>
+// directory (0700), mode 0600 from the moment it exists. The listener refuses a
+// connection from a process of another uid at once and takes the one that presents the
+// run's token (PeerToken: the peer inherits it in a pipe) first, as tcp does: a process
+// of our own uid that is not the peer cannot take its place unless it reads the token
+// from the peer (which processes of the same user, or root, could do).
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -15,16 +18,6 @@
 namespace ipcbench {
 namespace {
 
-sockaddr_un make_addr(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path)
-    throw ProtocolError("unix socket path too long (" + std::to_string(path.size()) +
-                        " bytes): " + path);
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-  return a;
-}
-
 std::unique_ptr<Channel> wrap(UniqueFd fd, int type) {
   if (type == SOCK_SEQPACKET)
     return std::make_unique<RecordChannel>(std::make_unique<SeqpacketIo>(std::move(fd)));
@@ -35,18 +28,15 @@ class UdsListener final : public Listener {
  public:
   UdsListener(RunDir& dir, int type) : type_(type) {
     std::string path = dir.make_path(type == SOCK_SEQPACKET ? "uds-seqpacket" : "uds");
-    sockaddr_un a = make_addr(path);
-    fd_.reset(
-        static_cast<int>(check_sys(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0), "socket AF_UNIX")));
-    check_sys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind " + path);
-    check_sys(::chmod(path.c_str(), 0600), "chmod " + path);
-    check_sys(::listen(fd_.get(), 1), "listen " + path);
-    ep_.addresses = {path};
+    fd_ = listen_unix_private(path, type, kMaxCallers);
+    ep_.addresses = {path, std::to_string(token_.pipe.get())};
+    ep_.inherit_fds = {token_.pipe.get()};
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
-    UniqueFd c = accept_one(fd_.get(), wait, "accept (unix socket)");
-    require_same_uid(c.get());
+    token_.pipe.reset();  // the peer holds its copy now
+    ep_.inherit_fds.clear();
+    UniqueFd c = accept_with_token(fd_.get(), token_.text, true, wait, "accept (unix socket)");
     fd_.reset();
     return wrap(std::move(c), type_);
   }
@@ -54,6 +44,7 @@ class UdsListener final : public Listener {
  private:
   int type_;
   UniqueFd fd_;
+  PeerToken token_ = PeerToken::make();
   Endpoint ep_;
 };
 
@@ -65,12 +56,21 @@ class UdsTransport final : public Transport {
     return std::make_unique<UdsListener>(dir, type_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
-    if (ep.addresses.size() != 1) throw ProtocolError("uds: expected one path");
-    sockaddr_un a = make_addr(ep.addresses[0]);
+    if (ep.addresses.size() != 2)
+      throw ProtocolError(info_.name + ": expected a path and the token's descriptor");
+    const std::string token = take_peer_token(ep.addresses[1], info_.name);
+    const std::string& path = ep.addresses[0];
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path)
+      throw ProtocolError(info_.name + ": socket path too long: " + path);
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
     UniqueFd fd(
         static_cast<int>(check_sys(::socket(AF_UNIX, type_ | SOCK_CLOEXEC, 0), "socket AF_UNIX")));
-    check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a),
-              "connect " + ep.addresses[0]);
+    check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "connect " + path);
+    // The token first (for SOCK_SEQPACKET one record of its own).
+    write_all(fd.get(), std::as_bytes(std::span(token.data(), token.size())),
+              "send (unix socket token)");
     return wrap(std::move(fd), type_);
   }
 
@@ -87,8 +87,8 @@ std::unique_ptr<Transport> make_uds_transport() {
       TransportInfo{"uds", "byte stream", false, "same host (any process, by path)",
                     "by socket path; connection-oriented, one connection per client",
                     kMaxFrameBytes,
-                    "Unix domain socket, SOCK_STREAM, socket file 0600 in the run directory; "
-                    "length-prefix framing"});
+                    "Unix domain socket, SOCK_STREAM, socket file 0600 in the run directory, "
+                    "own uid only; the peer presents a token first; length-prefix framing"});
 }
 
 std::unique_ptr<Transport> make_uds_seqpacket_transport() {
@@ -98,7 +98,8 @@ std::unique_ptr<Transport> make_uds_seqpacket_transport() {
                     "by socket path; connection-oriented, one connection per client",
                     kMaxFrameBytes,
                     "Unix domain socket, SOCK_SEQPACKET: the kernel keeps record boundaries; "
-                    "messages over 64 KiB travel as several records"});
+                    "messages over 64 KiB travel as several records; socket file 0600, own uid "
+                    "only; the peer presents a token first"});
 }
 
 }  // namespace ipcbench

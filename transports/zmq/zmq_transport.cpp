@@ -10,14 +10,17 @@
 // ever: every blocking call here waits in slices of kSliceMs and, between slices, reads
 // the socket monitor. The partner is there once a ZMTP handshake has succeeded; the link
 // ends (recv returns 0, send throws) when, after that, no connection is left. Anyone can
-// connect to a tcp:// port, so over tcp:// the peer logs in (ZMTP PLAIN) with a token it
-// inherits in a pipe: ZeroMQ then refuses a stranger that speaks another protocol or
-// offers another mechanism, and the binding side's ZAP handler refuses any other login
-// until the peer is in (after that ZeroMQ refuses every login). A silent stranger's
-// connection, which never completes a handshake, neither stands for the partner nor ends
-// the link when it goes, nor does a refused login's, which ZeroMQ keeps open until the
-// stranger closes it (or 30 s pass). While one stays, the partner's death goes unseen;
-// the watchdog's abort() then ends the wait.
+// connect to a tcp:// port; an ipc:// socket file is 0600 in the 0700 run directory, and
+// ZeroMQ closes a connection from another uid as it accepts it (ZMQ_IPC_FILTER_UID).
+// Over both, the peer logs in (ZMTP PLAIN) with a token it inherits in a pipe, so that
+// neither a stranger on the port nor another process of our own uid takes its place:
+// ZeroMQ refuses a stranger that speaks another protocol or offers another mechanism,
+// and the binding side's ZAP handler refuses any other login until the peer is in (after
+// that ZeroMQ refuses every login). A silent stranger's connection, which never completes
+// a handshake, neither stands for the partner nor ends the link when it goes, nor does a
+// refused login's, which ZeroMQ keeps open until the stranger closes it (or 30 s pass).
+// While one stays, the partner's death goes unseen; the watchdog's abort() then ends the
+// wait.
 #include <unistd.h>
 
 #include <algorithm>
@@ -292,27 +295,32 @@ class ZmqChannel final : public Channel {
 class ZmqListener final : public Listener {
  public:
   ZmqListener(RunDir& dir, bool ipc, std::size_t max_message)
-      : token_(ipc ? PeerToken{} : PeerToken::make()),
-        link_(std::make_unique<ZmqLink>(hwm_for(max_message), true, token_.text)) {
+      : link_(std::make_unique<ZmqLink>(hwm_for(max_message), true, token_.text)) {
     std::string hwm = std::to_string(hwm_for(max_message));
     try {
       if (ipc) {
         std::string path = dir.make_path("zmq");
-        {
-          ScopedUmask private_files(0177);  // the socket file is 0600 from its creation
-          link_->sock().bind("ipc://" + path);
-        }
-        int uid = static_cast<int>(::getuid());  // and accepts only our own uid
+        // Only our own uid gets in (SO_PEERCRED, checked at accept). Set before bind:
+        // libzmq copies a socket's options into the listener that bind creates, so an
+        // option set later never reaches it.
+        int uid = static_cast<int>(::geteuid());
         if (zmq_setsockopt(link_->sock().handle(), ZMQ_IPC_FILTER_UID, &uid, sizeof uid) != 0)
           throw zmq::error_t();
-        ep_.addresses = {path, hwm};
+        {
+          // The socket file is 0600 from its creation. libzmq binds on this thread; the
+          // umask is restored at once, and no other thread of the benchmark process makes
+          // files (see listen_unix_private).
+          ScopedUmask private_files(0177);
+          link_->sock().bind("ipc://" + path);
+        }
+        ep_.addresses = {path, std::to_string(token_.pipe.get()), hwm};
       } else {
         link_->sock().bind("tcp://" + bind_address() + ":*");
         std::string last = link_->sock().get(zmq::sockopt::last_endpoint);
         ep_.addresses = {bind_address(), last.substr(last.rfind(':') + 1),
                          std::to_string(token_.pipe.get()), hwm};
-        ep_.inherit_fds = {token_.pipe.get()};
       }
+      ep_.inherit_fds = {token_.pipe.get()};
     } catch (const zmq::error_t& e) {
       fail("bind", e);
     }
@@ -334,7 +342,7 @@ class ZmqListener final : public Listener {
   }
 
  private:
-  PeerToken token_;  // tcp:// only
+  PeerToken token_ = PeerToken::make();
   std::unique_ptr<ZmqLink> link_;
   Endpoint ep_;
 };
@@ -347,11 +355,11 @@ class ZmqTransport final : public Transport {
     return std::make_unique<ZmqListener>(dir, ipc_, max_message);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
-    const std::size_t want = ipc_ ? 2 : 4;
+    const std::size_t want = ipc_ ? 3 : 4;
     if (ep.addresses.size() != want)
       throw ProtocolError(info_.name + ": expected " + std::to_string(want) + " addresses");
     int hwm = std::stoi(ep.addresses.back());
-    const std::string token = ipc_ ? "" : take_peer_token(ep.addresses[2], info_.name);
+    const std::string token = take_peer_token(ep.addresses[want - 2], info_.name);
     auto link = std::make_unique<ZmqLink>(hwm, false, token);
     std::string to =
         ipc_ ? "ipc://" + ep.addresses[0] : "tcp://" + ep.addresses[0] + ":" + ep.addresses[1];
@@ -387,7 +395,8 @@ TransportInfo zmq_info(const char* name, bool ipc) {
                      "by endpoint; brokerless, peers may start in any order",
                      std::size_t{256} << 20,
                      std::string(ipc ? "ZeroMQ PAIR sockets over ipc:// (Unix socket file 0600 in "
-                                       "the run directory, own uid only)"
+                                       "the run directory, own uid only); the peer logs in "
+                                       "(ZMTP PLAIN) with a token, other logins are refused"
                                      : "ZeroMQ PAIR sockets over tcp://127.0.0.1, ephemeral "
                                        "port (ZeroMQ sets TCP_NODELAY); the peer logs in "
                                        "(ZMTP PLAIN) with a token, other logins and "
