@@ -22,8 +22,10 @@ std::uint64_t avalanche(std::uint64_t h) {
   return h ^ (h >> 33);
 }
 
+// Distinct for distinct sequence numbers at one offset (an odd multiplier is a bijection
+// mod 2^64); one multiply, as the sender pays it per mark. The digest does the mixing.
 std::uint64_t mark_value(std::uint32_t seq, std::size_t offset) {
-  return avalanche((std::uint64_t{seq} << 32 | (offset / 8)) * kP1 + kP2);
+  return (std::uint64_t{seq} + 1) * kP1 ^ (offset * kP2);
 }
 
 // The marked offsets of an n-byte payload, in order: first_mark(n), then next_mark(n, o).
@@ -37,19 +39,25 @@ std::size_t next_mark(std::size_t n, std::size_t o) {
 }
 
 // xxHash64-style lanes: multiply, rotate, multiply; then a full avalanche of each lane.
-// With marked, the marks of seq are undone as the words are read.
-std::uint32_t digest(std::span<const std::byte> p, bool marked, std::uint32_t seq) {
+// Marked: the marks of seq are undone as the words are read (a separate instance, so the
+// unmarked digest keeps its plain loop).
+template <bool Marked>
+std::uint32_t digest(std::span<const std::byte> p, std::uint32_t seq) {
   std::uint64_t lane[4] = {kP1, kP2, kP1 ^ kP2, kP2 * 3};
   std::size_t i = 0, n = p.size();
-  std::size_t mark = marked ? first_mark(n) : kNoMark;
+  std::size_t mark = Marked ? first_mark(n) : kNoMark;
   for (; i + 32 <= n; i += 32) {
-    std::uint64_t w[4];
-    std::memcpy(w, p.data() + i, 32);
-    if (i == mark) {
-      w[0] ^= mark_value(seq, i);
-      mark = next_mark(n, i);
+    for (int k = 0; k < 4; ++k) {
+      std::uint64_t w;
+      std::memcpy(&w, p.data() + i + 8 * k, 8);
+      if constexpr (Marked) {
+        if (k == 0 && i == mark) {
+          w ^= mark_value(seq, i);
+          mark = next_mark(n, i);
+        }
+      }
+      lane[k] = std::rotl(lane[k] + w * kP2, 31) * kP1;
     }
-    for (int k = 0; k < 4; ++k) lane[k] = std::rotl(lane[k] + w[k] * kP2, 31) * kP1;
   }
   std::uint64_t h = n;
   for (std::uint64_t l : lane) h = (h ^ avalanche(l)) * kP1;
@@ -64,10 +72,10 @@ std::uint32_t digest(std::span<const std::byte> p, bool marked, std::uint32_t se
 
 }  // namespace
 
-std::uint32_t payload_digest(std::span<const std::byte> p) { return digest(p, false, 0); }
+std::uint32_t payload_digest(std::span<const std::byte> p) { return digest<false>(p, 0); }
 
 std::uint32_t marked_digest(std::span<const std::byte> p, std::uint32_t seq) {
-  return digest(p, true, seq);
+  return digest<true>(p, seq);
 }
 
 void mark_payload(std::span<std::byte> payload, std::span<const std::byte> pattern,
