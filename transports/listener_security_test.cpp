@@ -512,6 +512,9 @@ std::string stranger_calls(const std::string& target, const std::string& token, 
     if (!token.empty()) ctx->AddMetadata("ipcbench-token", token);
     return ctx;
   };
+  // Long enough for a loaded machine (a refusal comes back at once; only a call the
+  // server wrongly holds, which fails the test anyway, waits it out).
+  constexpr auto kStrangerWait = 10s;
   rpc::Frame msg, reply;
   msg.set_data(std::string(64, 's'));
   std::string out;
@@ -520,7 +523,7 @@ std::string stranger_calls(const std::string& target, const std::string& token, 
            std::to_string(static_cast<int>(st.error_code()));
   };
   if (stream) {
-    auto ctx = context(3s);
+    auto ctx = context(kStrangerWait);
     auto chat = stub->Chat(ctx.get());
     chat->Write(msg);
     // An echo means the server took this stream for the link.
@@ -529,19 +532,19 @@ std::string stranger_calls(const std::string& target, const std::string& token, 
     return out;
   }
   {
-    auto ctx = context(1s);  // held open by a server that takes it for the client's
+    auto ctx = context(kStrangerWait);  // held open by a server that takes it for the client's
     note("Attach", stub->Attach(ctx.get(), rpc::Frame(), &reply));
   }
   {
-    auto ctx = context(2s);
+    auto ctx = context(kStrangerWait);
     note("Exchange", stub->Exchange(ctx.get(), msg, &reply));
   }
   {
-    auto ctx = context(1s);  // asks for the server's next message
+    auto ctx = context(kStrangerWait);  // asks for the server's next message
     note("EmptyExchange", stub->Exchange(ctx.get(), rpc::Frame(), &reply));
   }
   {
-    auto ctx = context(2s);
+    auto ctx = context(kStrangerWait);
     auto up = stub->Upload(ctx.get(), &reply);
     up->Write(msg);
     up->WritesDone();

@@ -54,7 +54,7 @@ UniqueFd accept_with_token(int listen_fd, const std::string& token, bool unix_sa
                            const SetupWait& wait, const char* what);
 
 // Sets the process umask for one scope, so that a socket file is private from the moment
-// it exists (bind has no mode argument; ZeroMQ and gRPC create theirs themselves). The
+// it exists (bind has no mode argument; ZeroMQ creates its socket file itself). The
 // umask is the whole process's: this is safe only where no other thread of the process
 // creates files meanwhile, which each user states.
 class ScopedUmask {

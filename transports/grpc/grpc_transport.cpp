@@ -21,9 +21,13 @@
 // credentials check nobody. So the benchmark process makes a token (PeerToken), the peer
 // inherits it in a pipe (not on its command line), and the client sends it in the
 // metadata of every call. The server looks it up as each call arrives, before the call
-// counts for anything: a call without it is answered UNAUTHENTICATED and touches no
-// state of the link (it cannot take the greeting, the Attach or the Chat slot, nor
-// deliver a message). Over a Unix socket the server also accepts the connections itself
+// counts for anything: a call without it touches no state of the link (it cannot take
+// the greeting, the Attach or the Chat slot, nor deliver a message). A call of the
+// methods this server serves is answered UNAUTHENTICATED; one of the other mode's methods
+// (Chat on a unary server, the unary ones on a streaming server) is never answered and
+// waits out its caller's deadline. gRPC has read the call's request message (up to the
+// 256 MiB limit) before the check: a stranger can make the peer hold memory, not count.
+// Over a Unix socket the server also accepts the connections itself
 // and closes, as it accepts it, any from a process of another uid (SO_PEERCRED); the
 // others it hands to gRPC (AddInsecureChannelFromFd). The socket file is 0600 from its
 // creation, in the 0700 run directory.
@@ -149,7 +153,13 @@ class GrpcServer final : public FrameChannel {
       : streaming_(streaming), token_(std::move(token)) {
     // The socket file first: gRPC (initialised next) starts threads of its own, and
     // listen_unix_private sets the process's umask for a moment.
-    if (uds) listen_fd_ = listen_unix_private(address, SOCK_STREAM, kMaxCallers);
+    if (uds) {
+      listen_fd_ = listen_unix_private(address, SOCK_STREAM, kMaxCallers);
+      int p[2];
+      check_sys(::pipe2(p, O_CLOEXEC), "pipe2 (grpc accept stop)");
+      stop_r_.reset(p[0]);
+      stop_w_.reset(p[1]);
+    }
     keep_grpc_until_exit();
     grpc::ServerBuilder b;
     int port = 0;
@@ -167,30 +177,18 @@ class GrpcServer final : public FrameChannel {
       request(Call::kExchange);
       request(Call::kUpload);
     }
-    if (uds) {
-      int p[2];
-      check_sys(::pipe2(p, O_CLOEXEC), "pipe2 (grpc accept stop)");
-      stop_r_.reset(p[0]);
-      stop_w_.reset(p[1]);
-    }
     std::string line = std::to_string(port) + "\n";  // "serving" (and the TCP port)
-    write_all(ready.get(), std::as_bytes(std::span(line)), "write (grpc server ready)");
+    try {
+      write_all(ready.get(), std::as_bytes(std::span(line)), "write (grpc server ready)");
+    } catch (...) {  // the benchmark side gave up: shut down before the members go
+      shut_down();
+      throw;
+    }
     // Last, as nothing can fail after it; connections wait in the backlog until then.
     if (uds) acceptor_ = std::thread([this] { accept_connections(); });
   }
 
-  ~GrpcServer() override {
-    if (acceptor_.joinable()) {
-      stop_w_.reset();  // the acceptor sees the hang-up and returns
-      acceptor_.join();
-    }
-    server_->Shutdown(std::chrono::system_clock::now() + kCloseGrace);
-    cq_->Shutdown();
-    void* tag;
-    bool ok;
-    while (cq_->Next(&tag, &ok)) {
-    }
-  }
+  ~GrpcServer() override { shut_down(); }
 
   void send(std::span<const std::byte> msg) override {
     if (streaming_) {
@@ -230,6 +228,21 @@ class GrpcServer final : public FrameChannel {
   }
 
  private:
+  // Stops accepting, then shuts the server and its queue down (the calls it still holds
+  // refer to calls_, which must outlive this).
+  void shut_down() {
+    if (acceptor_.joinable()) {
+      stop_w_.reset();  // the acceptor sees the hang-up and returns
+      acceptor_.join();
+    }
+    server_->Shutdown(std::chrono::system_clock::now() + kCloseGrace);
+    cq_->Shutdown();
+    void* tag;
+    bool ok;
+    while (cq_->Next(&tag, &ok)) {
+    }
+  }
+
   void request(Call::Kind kind) {
     calls_.push_back(std::make_unique<Call>(kind));
     Call* c = calls_.back().get();
@@ -257,16 +270,15 @@ class GrpcServer final : public FrameChannel {
   void accept_connections() {
     pollfd p[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
     for (;;) {
-      if (::poll(p, 2, -1) < 0) {
-        if (errno == EINTR) continue;
-        return;
-      }
+      if (::poll(p, 2, -1) < 0 && errno != EINTR) return;
       if (p[1].revents) return;
       // gRPC wants a non-blocking descriptor; it takes it over.
       int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) {
-        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) continue;
-        return;  // no more connections: the client's, if not in yet, times out
+        // Out of descriptors or memory (a flood of connections, say) passes: try again in
+        // a while rather than stop accepting for good; the stop pipe still ends the wait.
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) ::poll(&p[1], 1, 100);
+        continue;
       }
       ucred cred{};
       socklen_t len = sizeof cred;
