@@ -34,8 +34,7 @@ class Outbox {
         std::memcpy(l.data() + off, own_.data() + off, std::min(kPiece, own_.size() - off));
     }
     std::span<std::byte> msg = loaned_ ? l : std::span<std::byte>(own_);
-    if (msg.size() > kHeaderBytes)
-      mark_payload(msg.subspan(kHeaderBytes), pattern_.subspan(kHeaderBytes), seq);
+    mark_payload(msg.subspan(kHeaderBytes), pattern_.subspan(kHeaderBytes), seq);
     return msg;
   }
   void finish() {

@@ -233,12 +233,6 @@ int main_impl(int argc, char** argv) {
       return 0;
     }
   const std::vector<std::string> given(argv + 1, argv + argc);
-  try {
-    check_benchmark_flags(given);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ipcbench: %s\n", e.what());
-    return 2;
-  }
 
   // --quick shortens every cell through the library's own flag (a per-benchmark
   // MinTime() would add "/min_time:…" to every name). Repetitions are interleaved at
@@ -269,6 +263,7 @@ int main_impl(int argc, char** argv) {
   std::optional<ResultsFile> results;
   std::string temp_out_arg;
   try {
+    check_benchmark_flags(given);  // before anything reads them, a file included
     if (!out_path.empty()) {
       results.emplace(out_path);
       temp_out_arg = "--benchmark_out=" + results->temp_path();

@@ -6,6 +6,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -21,15 +22,13 @@ constexpr long kMqueueMagic = 0x19800202;  // statfs f_type of the mqueue file s
 
 struct Sweep {
   std::vector<std::string> removed;
-  std::set<std::pair<pid_t, std::uint64_t>> dead_runs;  // whose queue names to try
-  std::vector<RunStamp> dead;
+  std::vector<RunStamp> dead;  // runs found gone, whose queue names to try
 
-  // The stamp of a dead run's object named `name`, or nullopt.
-  std::optional<RunStamp> dead_maker(const std::string& name) {
-    auto s = RunStamp::parse(name);
-    if (!s || fate_of(*s) != Fate::kGone) return std::nullopt;
-    if (dead_runs.insert({s->pid, s->start}).second) dead.push_back(*s);
-    return s;
+  // Whether the run that stamped s is gone (and remembers it).
+  bool gone(const RunStamp& s) {
+    if (fate_of(s) != Fate::kGone) return false;
+    if (std::find(dead.begin(), dead.end(), s) == dead.end()) dead.push_back(s);
+    return true;
   }
 
   void dirs(const std::string& base) {
@@ -37,13 +36,13 @@ struct Sweep {
     if (!d) return;
     while (dirent* e = ::readdir(d)) {
       std::string name = e->d_name;
-      if (!RunStamp::parse(name)) continue;  // cheap test first: most entries are not ours
+      auto s = RunStamp::parse(name);
+      if (!s) continue;  // cheap test first: most entries are not ours
       std::string path = base + "/" + name;
       struct stat st {};
-      if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())
+      if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() ||
+          !ipc_name::is_marked_dir(path, *s) || !gone(*s))
         continue;
-      auto s = RunStamp::parse(name);
-      if (!ipc_name::is_marked_dir(path, *s) || !dead_maker(name)) continue;
       if (cleanup::remove_dir(path.c_str(), ipc_name::kMarker)) removed.push_back(path);
     }
     ::closedir(d);
@@ -54,14 +53,15 @@ struct Sweep {
     if (!d) return;
     while (dirent* e = ::readdir(d)) {
       std::string name = e->d_name;
-      if (!RunStamp::parse(name)) continue;
+      auto s = RunStamp::parse(name);
+      if (!s) continue;
       std::string path = dir + "/" + name;
       struct stat st {};
       if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
-          !dead_maker(name))
+          !gone(*s))
         continue;
-      bool gone = queues ? ::mq_unlink(("/" + name).c_str()) == 0 : ::unlink(path.c_str()) == 0;
-      if (gone) removed.push_back(queues ? "/" + name : path);
+      bool unlinked = queues ? ::mq_unlink(("/" + name).c_str()) == 0 : ::unlink(path.c_str()) == 0;
+      if (unlinked) removed.push_back(queues ? "/" + name : path);
     }
     ::closedir(d);
   }

@@ -55,13 +55,18 @@ bool same_uid(int fd) {
   return cred.uid == ::geteuid();
 }
 
-UniqueFd listen_unix_private(const std::string& path, int type, int backlog) {
+sockaddr_un unix_address(const std::string& path) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   if (path.size() >= sizeof a.sun_path)
     throw ProtocolError("unix socket path too long (" + std::to_string(path.size()) +
                         " bytes): " + path);
   std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  return a;
+}
+
+UniqueFd listen_unix_private(const std::string& path, int type, int backlog) {
+  sockaddr_un a = unix_address(path);
   UniqueFd fd(static_cast<int>(
       check_sys(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket AF_UNIX")));
   int rc;

@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <string>
 
@@ -13,6 +14,10 @@ namespace ipcbench {
 // Whether the connected Unix socket's peer runs as our own (effective) uid (SO_PEERCRED:
 // the credentials it had when it connected).
 bool same_uid(int fd);
+
+// The address of a Unix socket file. Throws ProtocolError when the path does not fit
+// (108 bytes with its terminating NUL).
+sockaddr_un unix_address(const std::string& path);
 
 // A listening Unix socket of `type` (SOCK_STREAM, SOCK_SEQPACKET) bound to `path`, close-on-
 // exec and non-blocking. The socket file is 0600 from the moment it exists: bind runs

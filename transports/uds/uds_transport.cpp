@@ -8,8 +8,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include "harness/error.h"
 #include "harness/run_dir.h"
 #include "transports/framing.h"
@@ -60,11 +58,7 @@ class UdsTransport final : public Transport {
       throw ProtocolError(info_.name + ": expected a path and the token's descriptor");
     const std::string token = take_peer_token(ep.addresses[1], info_.name);
     const std::string& path = ep.addresses[0];
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    if (path.size() >= sizeof a.sun_path)
-      throw ProtocolError(info_.name + ": socket path too long: " + path);
-    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    sockaddr_un a = unix_address(path);
     UniqueFd fd(
         static_cast<int>(check_sys(::socket(AF_UNIX, type_ | SOCK_CLOEXEC, 0), "socket AF_UNIX")));
     check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "connect " + path);
