@@ -16,13 +16,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/liveness.h"
 #include "bench/protocol.h"
 #include "bench/rtt_clock.h"
 #include "bench/workloads.h"
 #include "harness/aligned_buffer.h"
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/liveness.h"
 #include "harness/process.h"
 
 namespace ipcbench {

@@ -12,11 +12,11 @@
 #include <cstring>
 #include <iostream>
 
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/fd.h"
+#include "base/ipc_name.h"
 #include "bench/options.h"
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/fd.h"
-#include "harness/ipc_name.h"
 #include "version.h"
 
 namespace ipcbench {

@@ -32,7 +32,7 @@ std::string benchmark_flag(const std::vector<std::string>& args, const std::stri
 
 class ResultsFile {
  public:
-  // Creates "<dir>/.<name>.<stamp>.partial" beside `path` (the stamp of harness/ipc_name.h),
+  // Creates "<dir>/.<name>.<stamp>.partial" beside `path` (the stamp of base/ipc_name.h),
   // first removing such files of this name whose run is provably gone (a SIGKILL leaves
   // one). It is removed by a signal (cleanup), by exit() (the library exits on some
   // input) and by the destructor, unless committed. Throws UsageError when it cannot be

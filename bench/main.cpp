@@ -13,16 +13,16 @@
 #include <string>
 #include <vector>
 
+#include "base/cleanup.h"
+#include "base/run_dir.h"
 #include "bench/floors.h"
 #include "bench/gbench_run.h"
 #include "bench/options.h"
 #include "bench/peer.h"
 #include "bench/session.h"
 #include "bench/workloads.h"
-#include "harness/cleanup.h"
 #include "harness/context.h"
 #include "harness/placement.h"
-#include "harness/run_dir.h"
 #include "harness/sweep.h"
 #include "harness/watchdog.h"
 #include "transports/registry.h"

@@ -4,10 +4,10 @@
 #include <exception>
 #include <vector>
 
+#include "base/error.h"
 #include "bench/mailbox.h"
 #include "bench/protocol.h"
 #include "harness/aligned_buffer.h"
-#include "harness/error.h"
 #include "harness/process.h"
 #include "transports/registry.h"
 

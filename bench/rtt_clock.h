@@ -1,5 +1,5 @@
 // Round-trip timing for the ping-pong loop, shared with the bookkeeping micro-benchmark
-// (bench/bookkeeping_bench.cpp) so that what is measured there is what runs here.
+// (tools/bookkeeping_bench.cpp) so that what is measured there is what runs here.
 //
 // One clock read per round trip, and each lap ends where the next begins, so every
 // nanosecond of the loop belongs to exactly one round trip. Callers take the lap just

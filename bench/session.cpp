@@ -2,9 +2,9 @@
 
 #include <cstring>
 
+#include "base/error.h"
 #include "bench/peer.h"
 #include "bench/protocol.h"
-#include "harness/error.h"
 
 namespace ipcbench {
 

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "base/run_dir.h"
 #include "bench/protocol.h"
 #include "harness/placement.h"
 #include "harness/process.h"
-#include "harness/run_dir.h"
 #include "harness/watchdog.h"
 #include "transports/transport.h"
 

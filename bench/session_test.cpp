@@ -19,9 +19,9 @@
 #include <string>
 #include <thread>
 
-#include "harness/error.h"
-#include "harness/fd.h"
-#include "harness/test_support.h"
+#include "base/error.h"
+#include "base/fd.h"
+#include "tests/test_support.h"
 #include "transports/registry.h"
 
 namespace ipcbench {

@@ -3,11 +3,11 @@
 #include <chrono>
 #include <vector>
 
+#include "base/error.h"
 #include "bench/mailbox.h"
 #include "bench/protocol.h"
 #include "bench/rtt_clock.h"
 #include "harness/aligned_buffer.h"
-#include "harness/error.h"
 #include "harness/histogram.h"
 
 namespace ipcbench {

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/run_dir.h"
+#include "base/run_dir.h"
 
 namespace ipcbench {
 namespace {

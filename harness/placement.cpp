@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "harness/error.h"
+#include "base/error.h"
 
 namespace ipcbench {
 namespace {

@@ -15,9 +15,9 @@
 #include <thread>
 #include <utility>
 
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/fd.h"
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/fd.h"
 
 namespace ipcbench {
 

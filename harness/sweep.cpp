@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <set>
 
-#include "harness/cleanup.h"
-#include "harness/ipc_name.h"
+#include "base/cleanup.h"
+#include "base/ipc_name.h"
 
 namespace ipcbench {
 namespace {

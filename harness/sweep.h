@@ -2,7 +2,7 @@
 //
 // A run killed with SIGKILL cannot clean up; its peers die with it (PR_SET_PDEATHSIG),
 // but its private directory and any shared-memory object or queue it had not yet
-// unlinked stay. Every such object is named by harness/ipc_name.h, with the creator's
+// unlinked stay. Every such object is named by base/ipc_name.h, with the creator's
 // stamp, and the sweep removes one only with proof that this suite made it and that its
 // maker is gone (Fate::kGone): a name that parses, an owner that is this user, a regular
 // file or a directory (never a symbolic link, never followed), and for a directory a

@@ -51,7 +51,7 @@ fi
 run_suite build -DCMAKE_BUILD_TYPE=Release
 
 echo "== report tests"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider report/tests
+/usr/bin/python3 -m pytest -q -p no:cacheprovider report/tests tools
 if [ "$sanitizers" = 1 ]; then
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DIPCBENCH_SANITIZE=address;undefined"
   TSAN_OPTIONS="halt_on_error=1 suppressions=$root/scripts/tsan.supp" run_suite build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \

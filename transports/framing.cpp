@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "harness/error.h"
+#include "base/error.h"
 
 namespace ipcbench {
 namespace {

@@ -25,7 +25,7 @@
 #include <string_view>
 #include <vector>
 
-#include "harness/fd.h"
+#include "base/fd.h"
 #include "transports/transport.h"
 
 namespace ipcbench {

@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "harness/error.h"
+#include "base/error.h"
 
 namespace ipcbench {
 namespace {

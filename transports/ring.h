@@ -27,7 +27,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "harness/liveness.h"
+#include "base/liveness.h"
 #include "transports/transport.h"
 
 namespace ipcbench {

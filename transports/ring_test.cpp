@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "harness/error.h"
-#include "harness/test_support.h"
+#include "base/error.h"
+#include "tests/test_support.h"
 
 namespace ipcbench {
 namespace {

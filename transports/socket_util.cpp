@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "harness/error.h"
+#include "base/error.h"
 
 namespace ipcbench {
 

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "harness/fd.h"
+#include "base/fd.h"
 
 namespace ipcbench {
 

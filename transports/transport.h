@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/fd.h"
+#include "base/fd.h"
 
 namespace ipcbench {
 

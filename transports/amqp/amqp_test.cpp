@@ -18,8 +18,8 @@
 #include <thread>
 #include <vector>
 
-#include "harness/ipc_name.h"
-#include "harness/test_support.h"
+#include "base/ipc_name.h"
+#include "tests/test_support.h"
 
 namespace ipcbench {
 namespace {

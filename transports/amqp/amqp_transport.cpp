@@ -4,7 +4,7 @@
 //   amqp-durable  durable queues, persistent messages, each publish confirmed by the
 //                 broker before send() returns, each delivery acknowledged
 //
-// Two queues per link, named per run (<stamp>-amqp-<n>-req/-rep, harness/ipc_name.h) and deleted at
+// Two queues per link, named per run (<stamp>-amqp-<n>-req/-rep, base/ipc_name.h) and deleted at
 // the end; they also carry x-expires so the broker drops them if the run dies. Each side
 // publishes on one connection and consumes on another, as RabbitMQ advises. The broker
 // is IPCBENCH_AMQP_URL (default: the private node of scripts/broker.sh); messages name
@@ -25,9 +25,9 @@
 #include <memory>
 #include <thread>
 
-#include "harness/error.h"
-#include "harness/fd.h"
-#include "harness/ipc_name.h"
+#include "base/error.h"
+#include "base/fd.h"
+#include "base/ipc_name.h"
 #include "transports/transport.h"
 
 namespace ipcbench {

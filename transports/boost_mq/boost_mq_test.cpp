@@ -10,9 +10,9 @@
 #include <chrono>
 #include <thread>
 
-#include "harness/error.h"
-#include "harness/fd.h"
-#include "harness/run_dir.h"
+#include "base/error.h"
+#include "base/fd.h"
+#include "base/run_dir.h"
 #include "transports/registry.h"
 
 namespace ipcbench {

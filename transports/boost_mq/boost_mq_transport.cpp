@@ -1,5 +1,5 @@
 // Boost.Interprocess message_queue (boost-mq): one queue per direction in POSIX shared
-// memory, named <stamp>-bmq-<n>-{down,up} (harness/ipc_name.h), created 0600 and removed as soon as
+// memory, named <stamp>-bmq-<n>-{down,up} (base/ipc_name.h), created 0600 and removed as soon as
 // the peer has opened both (and on every exit path before that).
 //
 // Sizing: Boost preallocates depth x message size. Each queue holds kBoostMqDepth
@@ -34,11 +34,11 @@
 #include <utility>
 #include <vector>
 
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/fd.h"
-#include "harness/ipc_name.h"
-#include "harness/liveness.h"
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/fd.h"
+#include "base/ipc_name.h"
+#include "base/liveness.h"
 #include "transports/boost_mq/boost_mq.h"
 #include "transports/framing.h"
 

@@ -7,8 +7,8 @@
 
 #include <thread>
 
-#include "harness/error.h"
-#include "harness/run_dir.h"
+#include "base/error.h"
+#include "base/run_dir.h"
 #include "transports/framing.h"
 
 namespace ipcbench {

@@ -46,8 +46,8 @@
 #include <list>
 #include <thread>
 
-#include "harness/error.h"
-#include "harness/run_dir.h"
+#include "base/error.h"
+#include "base/run_dir.h"
 #include "transports/framing.h"
 #include "transports/grpc/ipcbench.grpc.pb.h"
 #include "transports/socket_util.h"

@@ -4,8 +4,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "harness/error.h"
-#include "harness/run_dir.h"
+#include "base/error.h"
+#include "base/run_dir.h"
 #include "transports/ring.h"
 
 namespace ipcbench {

@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "harness/error.h"
+#include "base/error.h"
 #include "transports/framing.h"
 
 namespace ipcbench {

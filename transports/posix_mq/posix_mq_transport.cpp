@@ -1,5 +1,5 @@
 // POSIX message queues (mq_open): one queue per direction, named
-// /<stamp>-mq-<n>-{down,up} (harness/ipc_name.h), created 0600 and unlinked as soon as the peer has
+// /<stamp>-mq-<n>-{down,up} (base/ipc_name.h), created 0600 and unlinked as soon as the peer has
 // opened both. Queue depth and message size honour the system limits
 // (/proc/sys/fs/mqueue/msg_max, msgsize_max) and RLIMIT_MSGQUEUE; a message larger than
 // one queue message is split into several, never truncated (RecordChannel).
@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/ipc_name.h"
-#include "harness/liveness.h"
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/ipc_name.h"
+#include "base/liveness.h"
 #include "transports/framing.h"
 
 namespace ipcbench {

@@ -1,5 +1,5 @@
 // POSIX shared memory through Boost.Interprocess (shared_memory_object + mapped_region),
-// holding two rings. The object is named <stamp>-shm-<n> (harness/ipc_name.h), created 0600, and
+// holding two rings. The object is named <stamp>-shm-<n> (base/ipc_name.h), created 0600, and
 // removed as soon as the peer has mapped it (and on every exit path before that).
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -9,9 +9,9 @@
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <utility>
 
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/ipc_name.h"
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/ipc_name.h"
 #include "transports/ring.h"
 
 namespace ipcbench {

@@ -13,7 +13,7 @@
 
 #include <charconv>
 
-#include "harness/error.h"
+#include "base/error.h"
 #include "transports/framing.h"
 #include "transports/socket_util.h"
 

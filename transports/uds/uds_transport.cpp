@@ -8,8 +8,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "harness/error.h"
-#include "harness/run_dir.h"
+#include "base/error.h"
+#include "base/run_dir.h"
 #include "transports/framing.h"
 #include "transports/socket_util.h"
 

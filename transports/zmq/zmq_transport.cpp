@@ -33,8 +33,8 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "harness/error.h"
-#include "harness/run_dir.h"
+#include "base/error.h"
+#include "base/run_dir.h"
 #include "transports/socket_util.h"
 #include "transports/transport.h"
 

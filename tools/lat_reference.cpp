@@ -12,7 +12,7 @@
 // time, and stops the clock when the peer's one-byte acknowledgement of the last one
 // arrives, as the suite's throughput workload does. It prints
 // "tcp-bw size=<n> bytes_per_second=<x>".
-// scripts/fidelity.sh runs it beside ipcbench; it is not part of the matrix.
+// tools/fidelity.sh runs it beside ipcbench; it is not part of the matrix.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>

@@ -1,5 +1,5 @@
 // The run directory goes away on a signal however many paths a long run handed out.
-#include "harness/run_dir.h"
+#include "base/run_dir.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 
 #include <string>
 
-#include "harness/cleanup.h"
+#include "base/cleanup.h"
 #include "harness/context.h"
 
 namespace ipcbench {

@@ -14,7 +14,7 @@
 #include <set>
 #include <sstream>
 
-#include "harness/test_support.h"
+#include "tests/test_support.h"
 #include "transports/registry.h"
 
 namespace ipcbench {

@@ -1,4 +1,4 @@
-"""scripts/fidelity.py runs other tools: one that fails, hangs or prints no figure ends
+"""tools/fidelity.py runs other tools: one that fails, hangs or prints no figure ends
 the script with one clear line, never a traceback or a wait without end."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from pathlib import Path
 
-SCRIPT = ROOT / "scripts" / "fidelity.py"
+SCRIPT = Path(__file__).resolve().parent / "fidelity.py"
 
 
 def load():

@@ -1,4 +1,4 @@
-#include "harness/run_dir.h"
+#include "base/run_dir.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <vector>
 
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/ipc_name.h"
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/ipc_name.h"
 
 namespace ipcbench {
 namespace {

@@ -1,4 +1,4 @@
-#include "harness/ipc_name.h"
+#include "base/ipc_name.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,9 +9,9 @@
 #include <charconv>
 #include <vector>
 
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/fd.h"
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/fd.h"
 
 namespace ipcbench {
 namespace {

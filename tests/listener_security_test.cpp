@@ -38,13 +38,13 @@
 #include <thread>
 #include <vector>
 
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/fd.h"
+#include "base/run_dir.h"
 #include "bench/peer.h"
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/fd.h"
 #include "harness/process.h"
-#include "harness/run_dir.h"
-#include "harness/test_support.h"
+#include "tests/test_support.h"
 #include "transports/registry.h"
 #include "transports/socket_util.h"
 

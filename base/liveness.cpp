@@ -1,10 +1,10 @@
-#include "harness/liveness.h"
+#include "base/liveness.h"
 
 #include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "harness/error.h"
+#include "base/error.h"
 
 namespace ipcbench {
 

@@ -1,4 +1,4 @@
-#include "harness/fd.h"
+#include "base/fd.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -8,7 +8,7 @@
 #include <charconv>
 #include <string>
 
-#include "harness/error.h"
+#include "base/error.h"
 
 namespace ipcbench {
 

@@ -1,4 +1,4 @@
-#include "harness/test_support.h"
+#include "tests/test_support.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -10,7 +10,7 @@
 #include <random>
 #include <sstream>
 
-#include "harness/ipc_name.h"
+#include "base/ipc_name.h"
 #include "harness/sweep.h"
 
 namespace ipcbench::testing_support {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures ipcbench side by side with sockperf, iperf3, perf bench and an lmbench-style
 # reference ping-pong on this machine, and prints medians and ratios (Markdown).
-# Options go to scripts/fidelity.py (--rounds N --seconds S --placements same,cross;
+# Options go to tools/fidelity.py (--rounds N --seconds S --placements same,cross;
 # --zmq: the ZeroMQ transports against the method of libzmq's perf programs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,4 +10,4 @@ cd "$root"
 ipcbench_install_deps sockperf iperf3 linux-perf
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target ipcbench ipcbench-lat-reference ipcbench-zmq-reference >/dev/null
-exec /usr/bin/python3 scripts/fidelity.py --build build "$@"
+exec /usr/bin/python3 tools/fidelity.py --build build "$@"

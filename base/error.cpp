@@ -1,4 +1,4 @@
-#include "harness/error.h"
+#include "base/error.h"
 
 #include <cstring>
 

@@ -1,6 +1,6 @@
 // The run's private directory: every socket file, FIFO and mapped file lives here.
 //
-// Created 0700 as <base>/<stamp>-XXXXXX (harness/ipc_name.h), where <base> is
+// Created 0700 as <base>/<stamp>-XXXXXX (base/ipc_name.h), where <base> is
 // $XDG_RUNTIME_DIR when it is a writable directory, else $TMPDIR, else /tmp. The destructor removes
 // whatever is in it and the directory itself; the directory is registered with cleanup so a signal
 // does the same, however many paths a long run handed out.

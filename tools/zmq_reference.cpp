@@ -1,4 +1,4 @@
-// The yardstick for the ZeroMQ transports (scripts/fidelity.sh --zmq): the method of
+// The yardstick for the ZeroMQ transports (tools/fidelity.sh --zmq): the method of
 // libzmq's own perf programs (local_lat/remote_lat, local_thr/remote_thr), which Debian
 // does not ship, rebuilt on the same public libzmq C API. Not part of the matrix.
 //

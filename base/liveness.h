@@ -7,7 +7,7 @@
 
 #include <sys/types.h>
 
-#include "harness/fd.h"
+#include "base/fd.h"
 
 namespace ipcbench {
 

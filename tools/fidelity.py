@@ -17,7 +17,7 @@ the method of libzmq's perf programs (local_lat/remote_lat print half the mean r
 trip: doubled here and compared with rtt_mean_ns; local_thr/remote_thr count messages
 per second from the first to the last message received), at 64 B and 64 KiB.
 
-Run through scripts/fidelity.sh, which installs the tools and builds first.
+Run through tools/fidelity.sh, which installs the tools and builds first.
 """
 import argparse
 import json

@@ -15,8 +15,8 @@
 #include <fstream>
 #include <string>
 
-#include "harness/ipc_name.h"
-#include "harness/test_support.h"
+#include "base/ipc_name.h"
+#include "tests/test_support.h"
 
 namespace ipcbench {
 namespace {

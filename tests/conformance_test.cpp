@@ -13,13 +13,13 @@
 #include <random>
 #include <thread>
 
+#include "base/cleanup.h"
+#include "base/error.h"
+#include "base/ipc_name.h"
+#include "base/run_dir.h"
 #include "bench/peer.h"
-#include "harness/cleanup.h"
-#include "harness/error.h"
-#include "harness/ipc_name.h"
 #include "harness/process.h"
-#include "harness/run_dir.h"
-#include "harness/test_support.h"
+#include "tests/test_support.h"
 #include "transports/registry.h"
 
 namespace ipcbench {

@@ -1,4 +1,4 @@
-#include "harness/cleanup.h"
+#include "base/cleanup.h"
 
 #include <dirent.h>
 #include <fcntl.h>

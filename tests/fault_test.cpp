@@ -22,8 +22,8 @@
 #include <sstream>
 #include <thread>
 
-#include "harness/ipc_name.h"
-#include "harness/test_support.h"
+#include "base/ipc_name.h"
+#include "tests/test_support.h"
 #include "transports/registry.h"
 
 namespace ipcbench {
