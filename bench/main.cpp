@@ -149,6 +149,8 @@ int run_peer_main(int argc, char** argv) {
       a.max_size = parse_size(*v3);
     else if (auto v4 = val("--role="))
       a.role = *v4;
+    else if (auto v5 = val("--setup-timeout-ms="))
+      a.setup_timeout = std::chrono::milliseconds(parse_size(*v5));
     else if (s == "--verify")
       a.verify = true;
     else {

@@ -1,5 +1,8 @@
 #include "bench/peer.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <vector>
@@ -86,7 +89,12 @@ int run_peer(const PeerArgs& a) {
   }
   std::unique_ptr<Channel> ch;
   try {
-    ch = t->connect(Endpoint{a.addresses, {}});
+    // The benchmark side spawned us: while it lives it waits for us, and once it is gone
+    // (we were re-parented) nobody will ever answer.
+    const pid_t parent = ::getppid();
+    SetupWait wait{std::chrono::steady_clock::now() + a.setup_timeout,
+                   [parent] { return ::getppid() == parent; }};
+    ch = t->connect(Endpoint{a.addresses, {}}, wait);
     return a.role == "echo" ? run_echo(*ch, a) : run_bench(*ch, a);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ipcbench peer (%s): %s\n", a.transport.c_str(), e.what());
@@ -110,6 +118,7 @@ std::vector<std::string> peer_command(const PeerArgs& a) {
                                    "--max-size=" + std::to_string(a.max_size), "--role=" + a.role};
   for (const auto& addr : a.addresses) argv.push_back("--address=" + addr);
   if (a.verify) argv.push_back("--verify");
+  argv.push_back("--setup-timeout-ms=" + std::to_string(a.setup_timeout.count()));
   return argv;
 }
 

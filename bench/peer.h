@@ -1,6 +1,6 @@
 // The peer process: the far end of every cell, the same binary run as
 //   ipcbench --peer --transport=NAME --address=A [--address=B] --max-size=N
-//            [--verify] [--role=bench|echo]
+//            [--verify] [--role=bench|echo] [--setup-timeout-ms=N]
 // role bench (default) speaks the workload protocol (bench/protocol.h): it sends
 // kReady once connected, echoes kPing, consumes kData, answers kSync with kAck, and
 // exits on kStop or when the link closes. Any check that fails is sent back as kError
@@ -8,6 +8,7 @@
 // its content (the conformance tests use it).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@ struct PeerArgs {
   bool verify = false;
   std::string role = "bench";
   std::string program;  // the executable to run; empty: this one
+  // How long connecting may take, counted from the peer's start (--setup-timeout-ms).
+  std::chrono::milliseconds setup_timeout{60000};
 };
 
 // Returns the process exit status; never throws.

@@ -30,7 +30,8 @@ PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
                 config_.max_size,
                 config_.verify,
                 "bench",
-                config_.peer_program};
+                config_.peer_program,
+                config_.setup_timeout};
   SpawnOptions so{peer_command(args), listener->endpoint().inherit_fds, config_.placement.peer_cpu};
   child_ = ChildProcess::spawn(so);
   auto deadline = std::chrono::steady_clock::now() + config_.setup_timeout;

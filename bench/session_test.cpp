@@ -96,7 +96,9 @@ class StrangerFirst final : public Transport {
     fd_.store(stranger_.get());
     return l;
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override { return real_.connect(ep); }
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
+    return real_.connect(ep, wait);
+  }
   // The stranger shuts its connection down (from any thread) or closes it.
   void hang_up() const { ::shutdown(fd_.load(), SHUT_RDWR); }
   // What the stranger has been sent, read until `until` appears or 5 s pass.

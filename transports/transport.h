@@ -92,7 +92,12 @@ class Transport {
   // the largest message the link will carry (transports that preallocate size by it).
   virtual std::unique_ptr<Listener> listen(RunDir& run_dir, std::size_t max_message) const = 0;
   // In the peer process: connects to an endpoint (inherit_fds are already in place).
-  virtual std::unique_ptr<Channel> connect(const Endpoint& endpoint) const = 0;
+  // Bounded by wait.deadline, the same kind of deadline accept() gets (wait.peer_alive
+  // asks whether the benchmark side still lives); a connect that cannot complete by then
+  // throws ProtocolError naming the transport. Transports whose connect never waits on
+  // the other side ignore it.
+  virtual std::unique_ptr<Channel> connect(const Endpoint& endpoint,
+                                           const SetupWait& wait) const = 0;
 };
 
 }  // namespace ipcbench

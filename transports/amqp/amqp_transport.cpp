@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -36,6 +37,9 @@ namespace {
 constexpr int kSliceMs = 50;
 constexpr std::size_t kProbeBytes = std::size_t{16} << 20;
 constexpr int kQueueExpiresMs = 60000;
+// How long the benchmark side gives the broker to answer while listening (listen has no
+// set-up deadline: the peer is not started yet); the peer uses what is left of its own.
+constexpr std::chrono::milliseconds kListenBrokerWait{5000};
 constexpr int kFrameMax = 131072;
 constexpr const char* kDefaultUrl = "amqp://guest:guest@127.0.0.1:5673";
 constexpr const char* kQueuePrefix = "queue=";
@@ -93,11 +97,14 @@ std::string describe(const amqp_rpc_reply_t& r) {
 // (declare, consumer count, delete) so that a refused question never closes channel 1.
 class Connection {
  public:
-  Connection(const BrokerAddress& b, bool confirms)
+  // within: how long opening the connection (and every later broker question) may take.
+  Connection(const BrokerAddress& b, bool confirms, std::chrono::milliseconds within)
       : owned_(amqp_new_connection()), conn_(owned_.get()), where_(b.shown) {
     amqp_socket_t* sock = amqp_tcp_socket_new(conn_);
     if (!sock) fail_sys("cannot create a socket", ENOMEM);
-    timeval tv{5, 0};
+    within = std::max(within, std::chrono::milliseconds(1));
+    timeval tv{static_cast<time_t>(within.count() / 1000),
+               static_cast<suseconds_t>(within.count() % 1000 * 1000)};
     int rc = amqp_socket_open_noblock(sock, b.host.c_str(), b.port, &tv);
     if (rc != AMQP_STATUS_OK)
       throw SysError("amqp: cannot reach the broker at " + where_ + " (" + amqp_error_string2(rc) +
@@ -203,10 +210,12 @@ class AmqpChannel final : public Channel {
  public:
   // out: the queue this side publishes to (its partner consumes it); in: the queue this
   // side consumes. owner: this side deletes both at the end.
-  AmqpChannel(const BrokerAddress& b, bool durable, std::string out, std::string in, bool owner)
+  // within: how long each broker connection may take to open.
+  AmqpChannel(const BrokerAddress& b, bool durable, std::string out, std::string in, bool owner,
+              std::chrono::milliseconds within)
       : durable_(durable),
-        pub_(b, durable),
-        sub_(b, false),
+        pub_(b, durable, within),
+        sub_(b, false, within),
         out_(std::move(out)),
         in_(std::move(in)),
         owner_(owner) {
@@ -334,7 +343,7 @@ class AmqpListener final : public Listener {
   explicit AmqpListener(bool durable) {
     std::string base = queue_base();
     std::string req = base + "-req", rep = base + "-rep";
-    ch_ = std::make_unique<AmqpChannel>(parse_broker(), durable, req, rep, true);
+    ch_ = std::make_unique<AmqpChannel>(parse_broker(), durable, req, rep, true, kListenBrokerWait);
     ep_.addresses = {kQueuePrefix + req, kQueuePrefix + rep};
   }
   const Endpoint& endpoint() const override { return ep_; }
@@ -355,7 +364,7 @@ class AmqpTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<AmqpListener>(durable_);
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
     auto queue = [&](std::size_t i) {
       const std::string& a = ep.addresses.at(i);
       if (a.rfind(kQueuePrefix, 0) != 0) throw ProtocolError("amqp: bad address '" + a + "'");
@@ -363,7 +372,11 @@ class AmqpTransport final : public Transport {
     };
     if (ep.addresses.size() != 2) throw ProtocolError("amqp: expected two queues");
     // The peer publishes replies to the second queue and consumes the first.
-    return std::make_unique<AmqpChannel>(parse_broker(), durable_, queue(1), queue(0), false);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        wait.deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      throw ProtocolError("amqp: the set-up deadline passed before connecting");
+    return std::make_unique<AmqpChannel>(parse_broker(), durable_, queue(1), queue(0), false, left);
   }
 
  private:

@@ -29,7 +29,7 @@ pid_t peer_that_dies_holding_the_lock(const Transport& t, const Endpoint& ep, in
   try {
     // Mapped before connecting: once connected, the names are gone.
     QueueLock lock(ep.addresses[1], kBoostMqDepth, boost_mq_record_size(kMax));
-    auto ch = t.connect(ep);
+    auto ch = t.connect(ep, {std::chrono::steady_clock::now() + std::chrono::seconds(10), {}});
     char c;
     if (::read(go, &c, 1) != 1) ::_exit(2);
     std::this_thread::sleep_for(delay);

@@ -273,13 +273,15 @@ class BoostMqTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir&, std::size_t max_message) const override {
     return std::make_unique<BoostMqListener>(max_message);
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
     if (ep.addresses.size() != 2) throw ProtocolError("boost-mq: expected two queue names");
     try {
       Queues q = Queues::open(ep.addresses[0], ep.addresses[1], false, 0);
       std::vector<std::byte> hello = queue_hello(kHello);
-      if (!q.out->timed_send(hello.data(), hello.size(), 0, in_ms(5000)))
-        throw ProtocolError("boost-mq: the hello did not fit in the queue");
+      // A full queue is a listener that is not reading: retry in slices until the
+      // set-up deadline, failing fast when the benchmark side is gone.
+      while (!q.out->timed_send(hello.data(), hello.size(), 0, in_ms(20)))
+        wait.check("boost-mq: sending the hello to " + ep.addresses[1]);
       return std::make_unique<RecordChannel>(
           std::make_unique<BoostMqIo>(std::move(q), ::getppid()));
     } catch (const bip::interprocess_exception& e) {

@@ -69,7 +69,7 @@ class FifoTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<FifoListener>(dir);
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     if (ep.addresses.size() != 2) throw ProtocolError("fifo: expected two paths");
     // Same order as the listener: our read end first, then our write end.
     UniqueFd rd(static_cast<int>(check_sys(::open(ep.addresses[0].c_str(), O_RDONLY | O_CLOEXEC),

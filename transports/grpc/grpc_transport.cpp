@@ -652,7 +652,7 @@ class GrpcTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<GrpcListener>(dir, uds_, streaming_);
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     if (ep.addresses.size() != 3)
       throw ProtocolError(info_.name + ": expected an address and two descriptors");
     UniqueFd ready = adopt_inherited_fd(ep.addresses[1], info_.name);

@@ -58,7 +58,7 @@ class MmapTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<MmapListener>(dir, mode_);
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     if (ep.addresses.size() != 1) throw ProtocolError("mmap: expected one path");
     const std::string& path = ep.addresses[0];
     UniqueFd fd(

@@ -41,7 +41,7 @@ class PipeTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<PipeListener>();
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     if (ep.addresses.size() != 2 || ep.addresses[0] == ep.addresses[1])
       throw ProtocolError("pipe: expected two different descriptors");
     UniqueFd rd = adopt_inherited_fd(ep.addresses[0], "pipe");

@@ -196,7 +196,7 @@ class MqTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<MqListener>();
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     if (ep.addresses.size() != 2) throw ProtocolError("posix-mq: expected two queue names");
     mqd_t rd = ::mq_open(ep.addresses[0].c_str(), O_RDONLY | O_CLOEXEC);
     if (rd == static_cast<mqd_t>(-1)) throw SysError("mq_open " + ep.addresses[0], errno);

@@ -94,7 +94,7 @@ class ShmTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<ShmListener>(o_);
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     if (ep.addresses.size() != 1) throw ProtocolError("shm: expected one object name");
     try {
       bip::shared_memory_object shm(bip::open_only, ep.addresses[0].c_str(), bip::read_write);

@@ -66,7 +66,7 @@ class TcpTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<TcpListener>();
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     if (ep.addresses.size() != 3)
       throw ProtocolError("tcp: expected host, port and the token's descriptor");
     const std::string token = take_peer_token(ep.addresses[2], "tcp");

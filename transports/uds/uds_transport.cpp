@@ -53,7 +53,7 @@ class UdsTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<UdsListener>(dir, type_);
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     if (ep.addresses.size() != 2)
       throw ProtocolError(info_.name + ": expected a path and the token's descriptor");
     const std::string token = take_peer_token(ep.addresses[1], info_.name);

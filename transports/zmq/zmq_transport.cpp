@@ -354,7 +354,7 @@ class ZmqTransport final : public Transport {
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t max_message) const override {
     return std::make_unique<ZmqListener>(dir, ipc_, max_message);
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
     const std::size_t want = ipc_ ? 3 : 4;
     if (ep.addresses.size() != want)
       throw ProtocolError(info_.name + ": expected " + std::to_string(want) + " addresses");
@@ -369,10 +369,9 @@ class ZmqTransport final : public Transport {
       fail("connect " + to, e);
     }
     // Connecting is asynchronous in ZeroMQ: wait until the link is up.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!link->connected()) {
-      if (link->dropped() || std::chrono::steady_clock::now() > deadline)
-        throw ProtocolError("zmq: could not connect to " + to);
+      if (link->dropped()) throw ProtocolError(info_.name + ": could not connect to " + to);
+      wait.check(info_.name + ": connecting to " + to);
       link->poll_events(kSliceMs);
     }
     return std::make_unique<ZmqChannel>(std::move(link));
