@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "bench/protocol.h"
+#include "transports/endpoint_reader.h"
 #include "transports/registry.h"
 
 namespace ipcbench {
@@ -129,8 +130,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       }
     } else if (key == "--bind") {
       need_value();
-      in_addr ia{};
-      if (::inet_pton(AF_INET, std::string(value).c_str(), &ia) != 1)
+      if (!parse_ipv4(std::string(value)))
         throw UsageError("--bind: '" + std::string(value) + "' is not an IPv4 address");
       o.bind = value;
     } else if (key == "--pin") {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "transports/endpoint_reader.h"
 
 namespace ipcbench {
 
@@ -136,9 +137,7 @@ std::string& bind_address_storage() {
 const std::string& bind_address() { return bind_address_storage(); }
 
 void set_bind_address(const std::string& ipv4) {
-  in_addr a{};
-  if (::inet_pton(AF_INET, ipv4.c_str(), &a) != 1)
-    throw ProtocolError("'" + ipv4 + "' is not an IPv4 address");
+  if (!parse_ipv4(ipv4)) throw ProtocolError("'" + ipv4 + "' is not an IPv4 address");
   bind_address_storage() = ipv4;
 }
 

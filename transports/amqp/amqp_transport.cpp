@@ -29,6 +29,7 @@
 #include "base/error.h"
 #include "base/fd.h"
 #include "base/ipc_name.h"
+#include "transports/endpoint_reader.h"
 #include "transports/transport.h"
 
 namespace ipcbench {
@@ -370,7 +371,7 @@ class AmqpTransport final : public Transport {
       if (a.rfind(kQueuePrefix, 0) != 0) throw ProtocolError("amqp: bad address '" + a + "'");
       return a.substr(std::strlen(kQueuePrefix));
     };
-    if (ep.addresses.size() != 2) throw ProtocolError("amqp: expected two queues");
+    EndpointReader(ep, info_.name, {"request queue", "reply queue"});
     // The peer publishes replies to the second queue and consumes the first.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         wait.deadline - std::chrono::steady_clock::now());

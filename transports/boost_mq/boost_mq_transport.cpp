@@ -40,6 +40,7 @@
 #include "base/ipc_name.h"
 #include "base/liveness.h"
 #include "transports/boost_mq/boost_mq.h"
+#include "transports/endpoint_reader.h"
 #include "transports/framing.h"
 
 namespace ipcbench {
@@ -274,7 +275,7 @@ class BoostMqTransport final : public Transport {
     return std::make_unique<BoostMqListener>(max_message);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
-    if (ep.addresses.size() != 2) throw ProtocolError("boost-mq: expected two queue names");
+    EndpointReader(ep, "boost-mq", {"down queue", "up queue"});
     try {
       Queues q = Queues::open(ep.addresses[0], ep.addresses[1], false, 0);
       std::vector<std::byte> hello = queue_hello(kHello);

@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "base/run_dir.h"
+#include "transports/endpoint_reader.h"
 #include "transports/framing.h"
 
 namespace ipcbench {
@@ -70,7 +71,7 @@ class FifoTransport final : public Transport {
     return std::make_unique<FifoListener>(dir);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    if (ep.addresses.size() != 2) throw ProtocolError("fifo: expected two paths");
+    EndpointReader(ep, "fifo", {"down path", "up path"});
     // Same order as the listener: our read end first, then our write end.
     UniqueFd rd(static_cast<int>(check_sys(::open(ep.addresses[0].c_str(), O_RDONLY | O_CLOEXEC),
                                            "open " + ep.addresses[0])));

@@ -48,6 +48,7 @@
 
 #include "base/error.h"
 #include "base/run_dir.h"
+#include "transports/endpoint_reader.h"
 #include "transports/framing.h"
 #include "transports/grpc/ipcbench.grpc.pb.h"
 #include "transports/socket_util.h"
@@ -653,10 +654,9 @@ class GrpcTransport final : public Transport {
     return std::make_unique<GrpcListener>(dir, uds_, streaming_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    if (ep.addresses.size() != 3)
-      throw ProtocolError(info_.name + ": expected an address and two descriptors");
-    UniqueFd ready = adopt_inherited_fd(ep.addresses[1], info_.name);
-    std::string token = take_peer_token(ep.addresses[2], info_.name);
+    EndpointReader r(ep, info_.name, {"address", "ready pipe", "token pipe"});
+    UniqueFd ready = r.inherited_fd(1);
+    std::string token = r.token(2);
     return std::make_unique<GrpcServer>(ep.addresses[0], uds_, std::move(ready), std::move(token),
                                         streaming_);
   }

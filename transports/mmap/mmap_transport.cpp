@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/run_dir.h"
+#include "transports/endpoint_reader.h"
 #include "transports/ring.h"
 
 namespace ipcbench {
@@ -59,8 +60,7 @@ class MmapTransport final : public Transport {
     return std::make_unique<MmapListener>(dir, mode_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    if (ep.addresses.size() != 1) throw ProtocolError("mmap: expected one path");
-    const std::string& path = ep.addresses[0];
+    const std::string& path = EndpointReader(ep, info_.name, {"file path"}).text(0);
     UniqueFd fd(
         static_cast<int>(check_sys(::open(path.c_str(), O_RDWR | O_CLOEXEC), "open " + path)));
     auto map = std::make_unique<FileMapping>(fd.get(), link_bytes(kRingBytes));

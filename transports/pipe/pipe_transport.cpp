@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "transports/endpoint_reader.h"
 #include "transports/framing.h"
 
 namespace ipcbench {
@@ -42,10 +43,10 @@ class PipeTransport final : public Transport {
     return std::make_unique<PipeListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    if (ep.addresses.size() != 2 || ep.addresses[0] == ep.addresses[1])
-      throw ProtocolError("pipe: expected two different descriptors");
-    UniqueFd rd = adopt_inherited_fd(ep.addresses[0], "pipe");
-    UniqueFd wr = adopt_inherited_fd(ep.addresses[1], "pipe");
+    EndpointReader r(ep, "pipe", {"read end", "write end"});
+    if (r.text(0) == r.text(1)) throw ProtocolError("pipe: the two ends are one descriptor");
+    UniqueFd rd = r.inherited_fd(0);
+    UniqueFd wr = r.inherited_fd(1);
     return std::make_unique<StreamChannel>(std::move(rd), std::move(wr));
   }
 

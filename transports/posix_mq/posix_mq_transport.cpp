@@ -18,6 +18,7 @@
 #include "base/error.h"
 #include "base/ipc_name.h"
 #include "base/liveness.h"
+#include "transports/endpoint_reader.h"
 #include "transports/framing.h"
 
 namespace ipcbench {
@@ -197,7 +198,7 @@ class MqTransport final : public Transport {
     return std::make_unique<MqListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    if (ep.addresses.size() != 2) throw ProtocolError("posix-mq: expected two queue names");
+    EndpointReader(ep, "posix-mq", {"down queue", "up queue"});
     mqd_t rd = ::mq_open(ep.addresses[0].c_str(), O_RDONLY | O_CLOEXEC);
     if (rd == static_cast<mqd_t>(-1)) throw SysError("mq_open " + ep.addresses[0], errno);
     mqd_t wr = ::mq_open(ep.addresses[1].c_str(), O_WRONLY | O_CLOEXEC);

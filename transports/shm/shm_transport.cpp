@@ -12,6 +12,7 @@
 #include "base/cleanup.h"
 #include "base/error.h"
 #include "base/ipc_name.h"
+#include "transports/endpoint_reader.h"
 #include "transports/ring.h"
 
 namespace ipcbench {
@@ -95,7 +96,7 @@ class ShmTransport final : public Transport {
     return std::make_unique<ShmListener>(o_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    if (ep.addresses.size() != 1) throw ProtocolError("shm: expected one object name");
+    EndpointReader(ep, info_.name, {"object name"});
     try {
       bip::shared_memory_object shm(bip::open_only, ep.addresses[0].c_str(), bip::read_write);
       auto map = std::make_unique<RegionMapping>(bip::mapped_region(shm, bip::read_write));

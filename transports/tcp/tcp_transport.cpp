@@ -14,6 +14,7 @@
 #include <charconv>
 
 #include "base/error.h"
+#include "transports/endpoint_reader.h"
 #include "transports/framing.h"
 #include "transports/socket_util.h"
 
@@ -34,8 +35,9 @@ class TcpListener final : public Listener {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     const std::string& host = bind_address();
-    if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1)
-      throw ProtocolError("tcp: bad IPv4 address '" + host + "'");
+    auto ip = parse_ipv4(host);
+    if (!ip) throw ProtocolError("tcp: bind address '" + host + "' is not an IPv4 address");
+    a.sin_addr = *ip;
     a.sin_port = 0;
     check_sys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind " + host + ":0");
     check_sys(::listen(fd_.get(), kMaxCallers), "listen tcp");
@@ -67,19 +69,13 @@ class TcpTransport final : public Transport {
     return std::make_unique<TcpListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    if (ep.addresses.size() != 3)
-      throw ProtocolError("tcp: expected host, port and the token's descriptor");
-    const std::string token = take_peer_token(ep.addresses[2], "tcp");
+    EndpointReader r(ep, "tcp", {"host", "port", "token pipe"});
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    if (::inet_pton(AF_INET, ep.addresses[0].c_str(), &a.sin_addr) != 1)
-      throw ProtocolError("tcp: bad IPv4 address '" + ep.addresses[0] + "'");
-    unsigned port = 0;
-    const std::string& p = ep.addresses[1];
-    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-    if (ec != std::errc() || end != p.data() + p.size() || port == 0 || port > 65535)
-      throw ProtocolError("tcp: bad port '" + p + "'");
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr = r.ipv4(0);
+    a.sin_port = htons(r.port(1));
+    const std::string token = r.token(2);
+    const std::string& p = r.text(1);
     UniqueFd fd(
         static_cast<int>(check_sys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")));
     check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a),

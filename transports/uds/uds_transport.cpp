@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/run_dir.h"
+#include "transports/endpoint_reader.h"
 #include "transports/framing.h"
 #include "transports/socket_util.h"
 
@@ -54,10 +55,9 @@ class UdsTransport final : public Transport {
     return std::make_unique<UdsListener>(dir, type_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    if (ep.addresses.size() != 2)
-      throw ProtocolError(info_.name + ": expected a path and the token's descriptor");
-    const std::string token = take_peer_token(ep.addresses[1], info_.name);
-    const std::string& path = ep.addresses[0];
+    EndpointReader r(ep, info_.name, {"socket path", "token pipe"});
+    const std::string token = r.token(1);
+    const std::string& path = r.text(0);
     sockaddr_un a = unix_address(path);
     UniqueFd fd(
         static_cast<int>(check_sys(::socket(AF_UNIX, type_ | SOCK_CLOEXEC, 0), "socket AF_UNIX")));

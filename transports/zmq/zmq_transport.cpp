@@ -35,6 +35,7 @@
 
 #include "base/error.h"
 #include "base/run_dir.h"
+#include "transports/endpoint_reader.h"
 #include "transports/socket_util.h"
 #include "transports/transport.h"
 
@@ -355,11 +356,12 @@ class ZmqTransport final : public Transport {
     return std::make_unique<ZmqListener>(dir, ipc_, max_message);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
-    const std::size_t want = ipc_ ? 3 : 4;
-    if (ep.addresses.size() != want)
-      throw ProtocolError(info_.name + ": expected " + std::to_string(want) + " addresses");
-    int hwm = std::stoi(ep.addresses.back());
-    const std::string token = take_peer_token(ep.addresses[want - 2], info_.name);
+    EndpointReader r = ipc_ ? EndpointReader(ep, info_.name, {"socket path", "token pipe", "hwm"})
+                            : EndpointReader(ep, info_.name, {"host", "port", "token pipe", "hwm"});
+    const std::size_t n = ep.addresses.size();
+    if (!ipc_) r.port(1);
+    int hwm = static_cast<int>(r.count(n - 1));
+    const std::string token = r.token(n - 2);
     auto link = std::make_unique<ZmqLink>(hwm, false, token);
     std::string to =
         ipc_ ? "ipc://" + ep.addresses[0] : "tcp://" + ep.addresses[0] + ":" + ep.addresses[1];

@@ -1,0 +1,83 @@
+#include "transports/endpoint_reader.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "base/error.h"
+
+namespace ipcbench {
+namespace {
+
+// The message of the ProtocolError f throws ("" when it throws none).
+template <typename F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const ProtocolError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(EndpointReader, AWrongCountNamesTheTransportAndTheFieldsItExpected) {
+  Endpoint ep{{"127.0.0.1", "80"}, {}};
+  EXPECT_EQ(error_of([&] {
+              EndpointReader(ep, "tcp", {"host", "port", "token pipe"});
+            }),
+            "tcp: expected 3 addresses (host, port, token pipe), got 2");
+  EXPECT_EQ(error_of([&] { EndpointReader(ep, "tcp", {"host", "port"}); }), "");
+}
+
+TEST(EndpointReader, ABadPortIsOneClearError) {
+  for (const char* bad : {"0", "65536", "80x", "", "-1"}) {
+    Endpoint ep{{bad}, {}};
+    EndpointReader r(ep, "tcp", {"port"});
+    EXPECT_EQ(error_of([&] { r.port(0); }),
+              "tcp: port: '" + std::string(bad) + "' is not a port (1-65535)");
+  }
+  Endpoint ok{{"65535"}, {}};
+  EXPECT_EQ(EndpointReader(ok, "tcp", {"port"}).port(0), 65535);
+}
+
+TEST(EndpointReader, ABadIpv4AddressIsOneClearError) {
+  for (const char* bad : {"1.2.3", "localhost", "::1", "256.0.0.1"}) {
+    Endpoint ep{{bad}, {}};
+    EndpointReader r(ep, "zmq-tcp", {"host"});
+    EXPECT_EQ(error_of([&] { r.ipv4(0); }),
+              "zmq-tcp: host: '" + std::string(bad) + "' is not an IPv4 address");
+  }
+  Endpoint ok{{"127.0.0.1"}, {}};
+  EXPECT_EQ(ntohl(EndpointReader(ok, "tcp", {"host"}).ipv4(0).s_addr), 0x7f000001u);
+}
+
+TEST(EndpointReader, ABadDescriptorIsOneClearError) {
+  Endpoint garbage{{"seven"}, {}};
+  EXPECT_EQ(error_of([&] { EndpointReader(garbage, "pipe", {"read end"}).inherited_fd(0); }),
+            "pipe: read end: 'seven' is not a descriptor number");
+  // A number no descriptor has: one past the highest this test could have open.
+  int probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(probe, 0);
+  std::string closed = std::to_string(probe);
+  ::close(probe);
+  Endpoint gone{{closed}, {}};
+  EXPECT_EQ(error_of([&] { EndpointReader(gone, "pipe", {"read end"}).inherited_fd(0); }),
+            "pipe: read end: '" + closed + "' is not an open inherited descriptor");
+  EXPECT_EQ(error_of([&] { EndpointReader(gone, "uds", {"token pipe"}).token(0); }),
+            "uds: token pipe: '" + closed + "' is not an open inherited descriptor");
+}
+
+TEST(EndpointReader, AnOpenDescriptorIsAdoptedCloseOnExec) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);  // without O_CLOEXEC, as a peer inherits it
+  ::close(p[1]);
+  Endpoint ep{{std::to_string(p[0])}, {}};
+  UniqueFd fd = EndpointReader(ep, "pipe", {"read end"}).inherited_fd(0);
+  EXPECT_EQ(fd.get(), p[0]);
+  EXPECT_EQ(::fcntl(fd.get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+}
+
+}  // namespace
+}  // namespace ipcbench
