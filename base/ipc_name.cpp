@@ -1,12 +1,15 @@
 #include "base/ipc_name.h"
 
 #include <fcntl.h>
+#include <mqueue.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <utility>
 #include <vector>
 
 #include "base/cleanup.h"
@@ -211,6 +214,28 @@ bool is_marked_dir(const std::string& path, const RunStamp& s) {
   char buf[128];
   ssize_t n = ::read(mark.get(), buf, sizeof buf);
   return n > 0 && std::string_view(buf, static_cast<std::size_t>(n)) == s.text() + "\n";
+}
+
+OwnedNames::OwnedNames(Kind kind, std::initializer_list<const char*> suffixes) : kind_(kind) {
+  const std::string base = next(kind);
+  for (const char* suffix : suffixes) {
+    names_.push_back(base + suffix);
+    // shm objects and boost-mq queues (shm objects too) are files in /dev/shm.
+    slots_.push_back(kind == Kind::kMqueue
+                         ? cleanup::add_mqueue(names_.back().c_str())
+                         : cleanup::add_path(("/dev/shm/" + names_.back()).c_str()));
+  }
+}
+
+void OwnedNames::remove() noexcept {
+  if (std::exchange(removed_, true)) return;
+  for (std::size_t i = 0; i < names_.size(); ++i) {
+    if (kind_ == Kind::kMqueue)
+      ::mq_unlink(names_[i].c_str());
+    else
+      ::shm_unlink(("/" + names_[i]).c_str());
+    cleanup::forget_path(std::exchange(slots_[i], -1));
+  }
 }
 
 }  // namespace ipc_name

@@ -30,10 +30,13 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ipcbench {
 
@@ -73,6 +76,31 @@ enum class Kind { kShm, kBoostMq, kMqueue, kAmqp };
 std::string next(Kind kind);
 // The name of kind's n-th object made by the process with this stamp (what next() gave).
 std::string nth(const RunStamp& s, Kind kind, unsigned n);
+
+// Owns the names of one object outside the run directory (a shm object: suffix "";
+// a queue pair: "-down", "-up"): all of them "<next(kind)><suffix>". The names are
+// registered with cleanup (base/cleanup.h) before the caller creates anything, so a
+// signal at any point removes what exists; remove() (or the destructor) unlinks every
+// name, registered or not (a full table must not turn into a leak; unlinking a name that
+// was never created does no harm), and unregisters it. Only shm, boost-mq and POSIX
+// queue names: a broker's queues are deleted through the broker, which also expires them.
+class OwnedNames {
+ public:
+  OwnedNames(Kind kind, std::initializer_list<const char*> suffixes);
+  ~OwnedNames() { remove(); }
+  OwnedNames(const OwnedNames&) = delete;
+  OwnedNames& operator=(const OwnedNames&) = delete;
+  const std::string& operator[](std::size_t i) const { return names_.at(i); }
+  const std::vector<std::string>& all() const { return names_; }
+  // Unlinks and unregisters every name; later calls do nothing. Never throws.
+  void remove() noexcept;
+
+ private:
+  Kind kind_;
+  std::vector<std::string> names_;
+  std::vector<int> slots_;
+  bool removed_ = false;
+};
 
 // Makes "<base>/<stamp>-XXXXXX" 0700 with its marker inside, and returns the path.
 // Throws SysError.

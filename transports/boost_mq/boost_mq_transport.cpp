@@ -216,20 +216,16 @@ constexpr char kHello[] = "boost-mq";
 class BoostMqListener final : public Listener {
  public:
   explicit BoostMqListener(std::size_t max_message) {
-    std::string base = ipc_name::next(ipc_name::Kind::kBoostMq);
-    names_ = {base + "-down", base + "-up"};
     const std::size_t msg = boost_mq_record_size(max_message);
-    for (int i = 0; i < 2; ++i) slots_[i] = cleanup::add_path(("/dev/shm/" + names_[i]).c_str());
     try {
       q_ = Queues::open(names_[1], names_[0], true, msg);
     } catch (const std::exception& e) {
-      remove_all();
+      names_.remove();
       throw ProtocolError("boost-mq: creating two queues of " + std::to_string(kDepth) + " x " +
                           std::to_string(msg) + " bytes: " + e.what());
     }
-    ep_.addresses = names_;
+    ep_.addresses = names_.all();
   }
-  ~BoostMqListener() override { remove_all(); }
   const Endpoint& endpoint() const override { return ep_; }
 
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
@@ -246,7 +242,7 @@ class BoostMqListener final : public Listener {
       }
       if (got) {
         pid_t peer = read_queue_hello(std::span(buf).first(n), kHello);
-        remove_all();  // both ends are open: the names are no longer needed
+        names_.remove();  // both ends are open: the names are no longer needed
         return std::make_unique<RecordChannel>(std::make_unique<BoostMqIo>(std::move(q_), peer));
       }
       wait.check("boost-mq");
@@ -254,17 +250,8 @@ class BoostMqListener final : public Listener {
   }
 
  private:
-  // Removes both names, registered with cleanup or not (a full table must not turn into
-  // a leaked queue). The names carry our pid: removing one that is gone does no harm.
-  void remove_all() {
-    for (int i = 0; i < 2; ++i) {
-      Queue::remove(names_[i].c_str());
-      cleanup::forget_path(std::exchange(slots_[i], -1));
-    }
-  }
-  std::vector<std::string> names_;
+  ipc_name::OwnedNames names_{ipc_name::Kind::kBoostMq, {"-down", "-up"}};
   Queues q_;
-  int slots_[2] = {-1, -1};
   Endpoint ep_;
 };
 

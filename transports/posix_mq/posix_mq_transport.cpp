@@ -112,18 +112,15 @@ constexpr char kHello[] = "posix-mq";
 class MqListener final : public Listener {
  public:
   MqListener() {
-    std::string base = ipc_name::next(ipc_name::Kind::kMqueue);
-    names_ = {base + "-down", base + "-up"};
     MqLimits lim = choose_limits();
     mq_attr attr{};
     attr.mq_maxmsg = lim.depth;
     attr.mq_msgsize = lim.msgsize;
     for (int i = 0; i < 2; ++i) {
-      slots_[i] = cleanup::add_mqueue(names_[i].c_str());
       mqd_t q = ::mq_open(names_[i].c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr);
       if (q == static_cast<mqd_t>(-1)) {
         int err = errno;
-        unlink_all();
+        names_.remove();
         throw SysError("mq_open " + names_[i] + " (depth " + std::to_string(lim.depth) +
                            ", message " + std::to_string(lim.msgsize) +
                            " bytes; see msg_max, msgsize_max and RLIMIT_MSGQUEUE)",
@@ -131,12 +128,11 @@ class MqListener final : public Listener {
       }
       q_[i] = q;
     }
-    ep_.addresses = names_;
+    ep_.addresses = names_.all();
   }
   ~MqListener() override {
     for (mqd_t q : q_)
       if (q != static_cast<mqd_t>(-1)) ::mq_close(q);
-    unlink_all();
   }
   const Endpoint& endpoint() const override { return ep_; }
 
@@ -152,7 +148,7 @@ class MqListener final : public Listener {
       if (n > 0) {
         pid_t peer = read_queue_hello(
             std::as_bytes(std::span(buf).first(static_cast<std::size_t>(n))), kHello);
-        unlink_all();  // both ends are open: the names are no longer needed
+        names_.remove();  // both ends are open: the names are no longer needed
         auto io = std::make_unique<MqIo>(std::exchange(q_[1], -1), std::exchange(q_[0], -1), peer);
         return std::make_unique<RecordChannel>(std::move(io));
       }
@@ -163,17 +159,8 @@ class MqListener final : public Listener {
   }
 
  private:
-  // Removes both names, registered with cleanup or not (a full table must not turn into
-  // a leaked queue). The names carry our pid: unlinking one that is gone does no harm.
-  void unlink_all() {
-    for (int i = 0; i < 2; ++i) {
-      ::mq_unlink(names_[i].c_str());
-      cleanup::forget_path(std::exchange(slots_[i], -1));
-    }
-  }
-  std::vector<std::string> names_;
+  ipc_name::OwnedNames names_{ipc_name::Kind::kMqueue, {"-down", "-up"}};
   mqd_t q_[2] = {static_cast<mqd_t>(-1), static_cast<mqd_t>(-1)};
-  int slots_[2] = {-1, -1};
   Endpoint ep_;
 };
 

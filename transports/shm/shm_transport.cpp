@@ -29,8 +29,6 @@ class RegionMapping final : public Mapping {
   bip::mapped_region region_;
 };
 
-std::string unique_shm_name() { return ipc_name::next(ipc_name::Kind::kShm); }
-
 void check_dev_shm(std::size_t need) {
   struct statvfs sv {};
   if (::statvfs("/dev/shm", &sv) != 0) return;  // not mounted there: let shm_open say why
@@ -49,41 +47,31 @@ struct ShmOptions {
 
 class ShmListener final : public Listener {
  public:
-  explicit ShmListener(ShmOptions o) : o_(o), name_(unique_shm_name()) {
+  explicit ShmListener(ShmOptions o) : o_(o), name_(ipc_name::Kind::kShm, {""}) {
     const std::size_t size = link_bytes(o_.ring_bytes);
     check_dev_shm(size);
-    std::string dev_path = "/dev/shm/" + name_;
-    slot_ = cleanup::add_path(dev_path.c_str());
     try {
       bip::permissions perm(0600);
-      bip::shared_memory_object shm(bip::create_only, name_.c_str(), bip::read_write, perm);
+      bip::shared_memory_object shm(bip::create_only, name_[0].c_str(), bip::read_write, perm);
       shm.truncate(static_cast<bip::offset_t>(size));
       map_ = std::make_unique<RegionMapping>(bip::mapped_region(shm, bip::read_write, 0, size));
     } catch (const bip::interprocess_exception& e) {
-      remove();
-      throw ProtocolError("shm " + name_ + ": " + e.what());
+      name_.remove();
+      throw ProtocolError("shm " + name_[0] + ": " + e.what());
     }
     init_link(map_->base(), o_.ring_bytes);
-    ep_.addresses = {name_};
+    ep_.addresses = {name_[0]};
   }
-  ~ShmListener() override { remove(); }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
     pid_t peer = wait_for_peer(*static_cast<LinkControl*>(map_->base()), wait);
-    remove();
+    name_.remove();  // both sides have it mapped: the name is no longer needed
     return make_ring_channel(std::move(map_), true, o_.mode, o_.zero_copy, peer);
   }
 
  private:
-  // Removes the object, registered with cleanup or not (a full table must not turn into
-  // a leaked segment). The name carries our pid: removing one that is gone does no harm.
-  void remove() {
-    bip::shared_memory_object::remove(name_.c_str());
-    cleanup::forget_path(std::exchange(slot_, -1));
-  }
   ShmOptions o_;
-  std::string name_;
-  int slot_ = -1;
+  ipc_name::OwnedNames name_;
   std::unique_ptr<Mapping> map_;
   Endpoint ep_;
 };
