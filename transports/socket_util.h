@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/fd.h"
+#include "transports/transport.h"
 
 namespace ipcbench {
 
@@ -42,6 +43,12 @@ struct PeerToken {
   std::string text;
   UniqueFd pipe;  // read end: goes in Endpoint::inherit_fds; closed (and taken out of
                   // inherit_fds) once the peer has it
+  // In accept(), once the peer is spawned: the peer inherited the pipe, so our end closes
+  // and the endpoint stops listing descriptors to inherit.
+  void handed_over(Endpoint& ep) {
+    pipe.reset();
+    ep.inherit_fds.clear();
+  }
 };
 // The peer's side: reads the token from the inherited pipe named by `fd_number`.
 std::string take_peer_token(const std::string& fd_number, const std::string& what);

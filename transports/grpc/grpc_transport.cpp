@@ -613,8 +613,7 @@ class GrpcListener final : public Listener {
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
     ready_w_.reset();  // the peer holds it now: its exit shows as end of file
-    token_.pipe.reset();
-    ep_.inherit_fds.clear();
+    token_.handed_over(ep_);
     std::string line;
     while (line.find('\n') == std::string::npos) {
       wait_fd(ready_r_.get(), POLLIN, wait, "grpc server start");

@@ -48,8 +48,7 @@ class TcpListener final : public Listener {
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
-    token_.pipe.reset();  // the peer holds its copy now
-    ep_.inherit_fds.clear();
+    token_.handed_over(ep_);
     UniqueFd peer = accept_with_token(fd_.get(), token_.text, false, wait, "accept (tcp)");
     fd_.reset();
     set_nodelay(peer.get());

@@ -33,8 +33,7 @@ class UdsListener final : public Listener {
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
-    token_.pipe.reset();  // the peer holds its copy now
-    ep_.inherit_fds.clear();
+    token_.handed_over(ep_);
     UniqueFd c = accept_with_token(fd_.get(), token_.text, true, wait, "accept (unix socket)");
     fd_.reset();
     return wrap(std::move(c), type_);

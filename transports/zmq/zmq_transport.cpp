@@ -328,8 +328,7 @@ class ZmqListener final : public Listener {
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
-    token_.pipe.reset();  // the peer holds its copy now
-    ep_.inherit_fds.clear();
+    token_.handed_over(ep_);
     while (!link_->connected()) {
       if (!wait.peer_alive()) throw ProtocolError("zmq: the peer exited before connecting");
       if (std::chrono::steady_clock::now() > wait.deadline)
