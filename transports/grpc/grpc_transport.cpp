@@ -644,46 +644,44 @@ class GrpcListener final : public Listener {
   Endpoint ep_;
 };
 
-class GrpcTransport final : public Transport {
+class GrpcTransport final : public TransportBase {
  public:
   GrpcTransport(bool uds, bool streaming, TransportInfo info)
-      : uds_(uds), streaming_(streaming), info_(std::move(info)) {}
-  const TransportInfo& info() const override { return info_; }
+      : TransportBase(std::move(info)), uds_(uds), streaming_(streaming) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<GrpcListener>(dir, uds_, streaming_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep) const override {
     if (ep.addresses.size() != 3)
-      throw ProtocolError(info_.name + ": expected an address and two descriptors");
-    UniqueFd ready = adopt_inherited_fd(ep.addresses[1], info_.name);
-    std::string token = take_peer_token(ep.addresses[2], info_.name);
+      throw ProtocolError(name() + ": expected an address and two descriptors");
+    UniqueFd ready = adopt_inherited_fd(ep.addresses[1], name());
+    std::string token = take_peer_token(ep.addresses[2], name());
     return std::make_unique<GrpcServer>(ep.addresses[0], uds_, std::move(ready), std::move(token),
                                         streaming_);
   }
 
  private:
   bool uds_, streaming_;
-  TransportInfo info_;
 };
 
 TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
   std::string how = streaming ? "one bidirectional stream (Chat) for the whole link"
                               : "unary Exchange per request/reply; client-streaming Upload "
                                 "for a run of one-way messages, acknowledged by its reply";
-  TransportInfo info{
-      name,
-      "RPC",
-      true,
-      uds ? "same host (by unix: socket path)" : "network (measured on 127.0.0.1)",
-      "client calls a typed service (protobuf contract); the server is a separate process",
-      kMaxFrameBytes,
-      std::string("gRPC C++ ") + grpc::Version() + ", insecure credentials, " +
-          (uds ? "unix: socket 0600 in the run directory, own uid only"
-               : "127.0.0.1, ephemeral port") +
-          "; every call carries a token in its metadata, others are refused; " + how +
-          "; protobuf bytes payload; max message size raised to 256 MiB"};
-  info.built_on = uds ? "uds" : "tcp";
-  return info;
+  return {.name = name,
+          .family = TransportFamily::kRpc,
+          .paradigm = "RPC",
+          .kernel_boundaries = true,
+          .reach = uds ? "same host (by unix: socket path)" : "network (measured on 127.0.0.1)",
+          .coupling =
+              "client calls a typed service (protobuf contract); the server is a separate process",
+          .max_message = kMaxFrameBytes,
+          .summary = std::string("gRPC C++ ") + grpc::Version() + ", insecure credentials, " +
+                     (uds ? "unix: socket 0600 in the run directory, own uid only"
+                          : "127.0.0.1, ephemeral port") +
+                     "; every call carries a token in its metadata, others are refused; " + how +
+                     "; protobuf bytes payload; max message size raised to 256 MiB",
+          .built_on = uds ? "uds" : "tcp"};
 }
 
 }  // namespace

@@ -87,10 +87,9 @@ class ShmListener final : public Listener {
   Endpoint ep_;
 };
 
-class ShmTransport final : public Transport {
+class ShmTransport final : public TransportBase {
  public:
-  ShmTransport(ShmOptions o, TransportInfo info) : o_(o), info_(std::move(info)) {}
-  const TransportInfo& info() const override { return info_; }
+  ShmTransport(ShmOptions o, TransportInfo info) : TransportBase(std::move(info)), o_(o) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<ShmListener>(o_);
   }
@@ -108,20 +107,20 @@ class ShmTransport final : public Transport {
 
  private:
   ShmOptions o_;
-  TransportInfo info_;
 };
 
 TransportInfo shm_info(const char* name, const char* wait, std::size_t ring_bytes,
                        std::size_t max_message, const std::string& how) {
-  return TransportInfo{name,
-                       "shared memory",
-                       true,
-                       "same host (any process, by name)",
-                       "by shared-memory object name; both sides map the same object",
-                       max_message,
-                       "POSIX shared memory via Boost.Interprocess, two SPSC rings; " + how,
-                       wait,
-                       link_bytes(ring_bytes)};
+  return {.name = name,
+          .family = TransportFamily::kSharedMemory,
+          .paradigm = "shared memory",
+          .kernel_boundaries = true,
+          .reach = "same host (any process, by name)",
+          .coupling = "by shared-memory object name; both sides map the same object",
+          .max_message = max_message,
+          .summary = "POSIX shared memory via Boost.Interprocess, two SPSC rings; " + how,
+          .wait = wait,
+          .dev_shm_bytes = link_bytes(ring_bytes)};
 }
 
 }  // namespace
