@@ -1,7 +1,6 @@
 #include "bench/floors.h"
 
 #include <benchmark/benchmark.h>
-#include <linux/futex.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -19,6 +18,7 @@
 #include "base/cleanup.h"
 #include "base/error.h"
 #include "base/liveness.h"
+#include "base/wait.h"
 #include "bench/protocol.h"
 #include "bench/rtt_clock.h"
 #include "bench/workloads.h"
@@ -44,10 +44,6 @@ struct alignas(64) Shared {
 constexpr std::size_t kStreamRing = std::size_t{8} << 20;  // as the zero-copy transport's
 constexpr std::size_t kStreamPiece = 64 * 1024;            // as Outbox writes in place
 
-void futex(std::atomic<std::uint32_t>& w, int op, std::uint32_t val) {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&w), op, val, nullptr, nullptr, 0);
-}
-
 // A forked partner process (no exec: it only touches the shared mapping), pinned to
 // cpu, running body(shared page, ring) until told to quit.
 class Partner {
@@ -71,7 +67,7 @@ class Partner {
     // before would otherwise enter FUTEX_WAIT after this wake and sleep on. Changed, the
     // word makes that FUTEX_WAIT return at once, and the partner then sees `quit`.
     s_->ball.fetch_add(1, std::memory_order_release);
-    futex(s_->ball, FUTEX_WAKE, 1);
+    futex_wake(s_->ball);
     pollfd pfd{watch_.fd(), POLLIN, 0};
     int ready;
     while ((ready = ::poll(&pfd, 1, static_cast<int>(stall_timeout_.count()))) < 0 &&
@@ -139,19 +135,19 @@ inline void await(std::atomic<std::uint32_t>& word, const std::atomic<std::uint3
     std::uint32_t v = word.load(std::memory_order_acquire);
     if (v == want || quit.load(std::memory_order_relaxed)) return;
     if (partner && (i & (sleep ? 3u : 0xffffu)) == 0) partner->check(since);
-    if (sleep) {
-      timespec ts{0, partner ? 10'000'000 : 0};
-      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, v,
-                partner ? &ts : nullptr, nullptr, 0);
+    if (sleep && partner) {
+      futex_wait(word, v, std::chrono::milliseconds(10));
+    } else if (sleep) {
+      futex_wait(word, v);
     } else {
-      __builtin_ia32_pause();
+      cpu_relax();
     }
   }
 }
 
 inline void serve(std::atomic<std::uint32_t>& word, std::uint32_t v, bool sleep) {
   word.store(v, std::memory_order_release);
-  if (sleep) futex(word, FUTEX_WAKE, 1);
+  if (sleep) futex_wake(word);
 }
 
 // pair: out through `ball`, back through `back`; otherwise both ways through `ball`.
@@ -208,7 +204,7 @@ void stream_floor(benchmark::State& state, const Placement& pl,
       const std::uint64_t h = s.head.load(std::memory_order_acquire);
       if (h == r) {
         if (s.quit.load(std::memory_order_relaxed)) break;
-        __builtin_ia32_pause();
+        cpu_relax();
         continue;
       }
       while (r < h) {  // release the space piece by piece, so the writer streams on
@@ -228,7 +224,7 @@ void stream_floor(benchmark::State& state, const Placement& pl,
   auto wait_until = [&](auto done) {
     Partner::Clock::time_point since{};
     for (std::uint32_t i = 1; !done(); ++i) {
-      __builtin_ia32_pause();
+      cpu_relax();
       if ((i & 0xffff) == 0) partner.check(since);
     }
   };

@@ -177,7 +177,8 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
   for (std::size_t k = 0; k < list.size(); ++k) {
     const TransportInfo& i = list[k]->info();
     out += std::string(pretty ? "\n  " : "") + "{\"name\": \"" + json_escape(i.name) +
-           "\", \"paradigm\": \"" + json_escape(i.paradigm) +
+           "\", \"family\": \"" + family_name(i.family) + "\", \"paradigm\": \"" +
+           json_escape(i.paradigm) +
            "\", \"kernel_boundaries\": " + (i.kernel_boundaries ? "true" : "false") +
            ", \"reach\": \"" + json_escape(i.reach) + "\", \"coupling\": \"" +
            json_escape(i.coupling) + "\", \"max_message\": " + std::to_string(i.max_message) +

@@ -235,6 +235,9 @@ TEST(Cli, ListTransportsJsonParses) {
   ASSERT_EQ(j.size(), all_transports().size());
   for (const auto& t : j) {
     EXPECT_TRUE(t.at("name").is_string());
+    const Transport* known = find_transport(t.at("name").get<std::string>());
+    ASSERT_NE(known, nullptr) << t.at("name");
+    EXPECT_EQ(t.at("family").get<std::string>(), family_name(known->info().family));
     EXPECT_TRUE(t.at("kernel_boundaries").is_boolean());
     EXPECT_GT(t.at("max_message").get<std::uint64_t>(), 0u);
   }

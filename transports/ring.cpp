@@ -1,18 +1,18 @@
 #include "transports/ring.h"
 
-#include <linux/futex.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <string>
 #include <thread>
 
 #include "base/error.h"
+#include "base/wait.h"
 
 namespace ipcbench {
 namespace {
@@ -26,24 +26,8 @@ constexpr std::uint32_t kPausesPerClockRead = 32;
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-// True when a FUTEX_WAKE ended the sleep (not the timeout, nor a word that had changed).
-bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) {
-  timespec ts{0, 10'000'000};  // wake up now and then to check on the partner
-  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts,
-                   nullptr, 0) == 0;
-}
-
-void futex_wake(std::atomic<std::uint32_t>& word) {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
-}
+// A sleeping side wakes up this often to check on its partner.
+constexpr std::chrono::milliseconds kSleepSlice{10};
 
 // CLOCK_MONOTONIC in ns: one clock for both processes.
 std::int64_t now_ns() {
@@ -367,7 +351,7 @@ class RingChannel final : public Channel {
       std::uint32_t v = bell.seq.load(std::memory_order_acquire);
       bell.sleeping.exchange(1, std::memory_order_seq_cst);
       if (ready()) break;
-      const bool woken = futex_wait(bell.seq, v);
+      const bool woken = futex_wait(bell.seq, v, kSleepSlice);
       bell.sleeping.store(0, std::memory_order_relaxed);
       if (woken && bell.seq.load(std::memory_order_acquire) != v) learn_wakeup(bell);
       if (ready()) return;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/fd.h"
@@ -22,20 +23,44 @@ namespace ipcbench {
 
 class RunDir;
 
+// The kind of IPC mechanism a transport is: a short fixed vocabulary, so the report can
+// group and rate transports without knowing their names. Names as written in
+// --list-transports=json and the results' `ipcbench_transports` context:
+//   "pipes"          the kernel carries a byte stream between two ends that share
+//                    descriptors or a path (pipe, FIFO)
+//   "sockets"        connection-oriented socket endpoints, one connection per client
+//                    (Unix domain sockets, TCP)
+//   "shared memory"  both processes map the same memory and exchange messages through
+//                    rings in it (mmap'ed file, POSIX shared memory)
+//   "message queues" messages wait in a queue between sender and receiver: in the kernel,
+//                    in shared memory, in a library's I/O thread or in a broker
+//                    (POSIX mq, Boost.Interprocess, ZeroMQ, AMQP)
+//   "RPC"            the client calls a typed service in the other process (gRPC)
+// kUnset is what a description that forgot its family holds; no registered transport
+// may keep it (tests/registry checks).
+enum class TransportFamily { kUnset, kPipes, kSockets, kSharedMemory, kMessageQueues, kRpc };
+
+// The family's name as listed above; "" for kUnset.
+const char* family_name(TransportFamily f);
+// Every family of the vocabulary except kUnset, in the order listed above.
+std::span<const TransportFamily> transport_families();
+
 // What a transport is, for --list-transports and the report. Plain facts, no figures.
+// Written with designated initializers, in this order (see TransportBase).
 struct TransportInfo {
-  std::string name;               // registry name, e.g. "uds-seqpacket"
-  std::string paradigm;           // "byte stream", "message stream", "shared memory", "RPC", …
-  bool kernel_boundaries;         // true: the kernel keeps message boundaries (no framing)
-  std::string reach;              // "same host" or "network"
-  std::string coupling;           // how the two sides find and depend on each other
-  std::size_t max_message;        // largest message the transport carries, in bytes
-  std::string summary;            // one line: what the peers actually do
-  std::string wait = "blocking";  // how a side waits: "blocking", "spin", "spin-then-futex"
-  std::size_t dev_shm_bytes = 0;  // room one link takes in /dev/shm (0: none)
-  std::string built_on = "";      // the registered transport this one is a layer over, if any
-  std::string needs = "";         // a service that must be running (a broker); such
-                                  // transports run only when named (or with "all")
+  std::string name;  // registry name, e.g. "uds-seqpacket"
+  TransportFamily family = TransportFamily::kUnset;
+  std::string paradigm;            // "byte stream", "message stream", "shared memory", "RPC", …
+  bool kernel_boundaries = false;  // true: the kernel keeps message boundaries (no framing)
+  std::string reach;               // "same host" or "network"
+  std::string coupling;            // how the two sides find and depend on each other
+  std::size_t max_message = 0;     // largest message the transport carries, in bytes
+  std::string summary;             // one line: what the peers actually do
+  std::string wait = "blocking";   // how a side waits: "blocking", "spin", "spin-then-futex"
+  std::size_t dev_shm_bytes = 0;   // room one link takes in /dev/shm (0: none)
+  std::string built_on = "";       // the registered transport this one is a layer over, if any
+  std::string needs = "";          // a service that must be running (a broker); such
+                                   // transports run only when named (or with "all")
 };
 
 // One connected, bidirectional link that carries whole messages of 1 byte or more.
@@ -98,6 +123,21 @@ class Transport {
   // the other side ignore it.
   virtual std::unique_ptr<Channel> connect(const Endpoint& endpoint,
                                            const SetupWait& wait) const = 0;
+};
+
+// What every transport derives from: it owns the description and answers info(), so a
+// transport only states its facts, once, e.g.
+//   PipeTransport() : TransportBase({.name = "pipe", .family = TransportFamily::kPipes, …}) {}
+class TransportBase : public Transport {
+ public:
+  explicit TransportBase(TransportInfo info) : info_(std::move(info)) {}
+  const TransportInfo& info() const final { return info_; }
+
+ protected:
+  const std::string& name() const { return info_.name; }
+
+ private:
+  TransportInfo info_;
 };
 
 }  // namespace ipcbench

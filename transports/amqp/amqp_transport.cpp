@@ -358,10 +358,10 @@ class AmqpListener final : public Listener {
   Endpoint ep_;
 };
 
-class AmqpTransport final : public Transport {
+class AmqpTransport final : public TransportBase {
  public:
-  AmqpTransport(bool durable, TransportInfo info) : durable_(durable), info_(std::move(info)) {}
-  const TransportInfo& info() const override { return info_; }
+  AmqpTransport(bool durable, TransportInfo info)
+      : TransportBase(std::move(info)), durable_(durable) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<AmqpListener>(durable_);
   }
@@ -371,7 +371,7 @@ class AmqpTransport final : public Transport {
       if (a.rfind(kQueuePrefix, 0) != 0) throw ProtocolError("amqp: bad address '" + a + "'");
       return a.substr(std::strlen(kQueuePrefix));
     };
-    EndpointReader(ep, info_.name, {"request queue", "reply queue"});
+    EndpointReader(ep, name(), {"request queue", "reply queue"});
     // The peer publishes replies to the second queue and consumes the first.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         wait.deadline - std::chrono::steady_clock::now());
@@ -382,25 +382,25 @@ class AmqpTransport final : public Transport {
 
  private:
   bool durable_;
-  TransportInfo info_;
 };
 
 TransportInfo amqp_info(const char* name, bool durable) {
-  TransportInfo info{
-      name,
-      "message queue (brokered)",
-      true,
-      "network (via a broker; measured on 127.0.0.1)",
-      "decoupled by a broker: producers and consumers know only queue names; the broker "
-      "stores, routes and (durable) persists",
-      std::size_t{64} << 20,
-      std::string("RabbitMQ via rabbitmq-c (AMQP 0-9-1), default exchange, a request and a "
-                  "reply queue per link, separate publishing and consuming connections; ") +
-          (durable ? "durable queues, persistent messages, every publish confirmed by the broker "
-                     "before it counts, every delivery acknowledged"
-                   : "transient queues, no publisher confirms, no consumer acks")};
-  info.needs = "AMQP broker (IPCBENCH_AMQP_URL or ./scripts/broker.sh start)";
-  return info;
+  return {.name = name,
+          .family = TransportFamily::kMessageQueues,
+          .paradigm = "message queue (brokered)",
+          .kernel_boundaries = true,
+          .reach = "network (via a broker; measured on 127.0.0.1)",
+          .coupling =
+              "decoupled by a broker: producers and consumers know only queue names; "
+              "the broker stores, routes and (durable) persists",
+          .max_message = std::size_t{64} << 20,
+          .summary = std::string("RabbitMQ via rabbitmq-c (AMQP 0-9-1), default exchange, a "
+                                 "request and a reply queue per link, separate publishing and "
+                                 "consuming connections; ") +
+                     (durable ? "durable queues, persistent messages, every publish confirmed "
+                                "by the broker before it counts, every delivery acknowledged"
+                              : "transient queues, no publisher confirms, no consumer acks"),
+          .needs = "AMQP broker (IPCBENCH_AMQP_URL or ./scripts/broker.sh start)"};
 }
 
 }  // namespace

@@ -255,9 +255,26 @@ class BoostMqListener final : public Listener {
   Endpoint ep_;
 };
 
-class BoostMqTransport final : public Transport {
+class BoostMqTransport final : public TransportBase {
  public:
-  const TransportInfo& info() const override { return info_; }
+  BoostMqTransport()
+      : TransportBase(
+            {.name = "boost-mq",
+             .family = TransportFamily::kMessageQueues,
+             .paradigm = "message queue",
+             .kernel_boundaries = true,
+             .reach = "same host (any process, by queue name)",
+             .coupling = "by queue name; decoupled: a sender need not wait for a reader until "
+                         "the queue is full",
+             .max_message = kMaxFrameBytes,
+             .summary =
+                 "Boost.Interprocess message_queue, one per direction: " + std::to_string(kDepth) +
+                 " messages of the run's largest message size (at most 1 MiB; larger "
+                 "messages split), preallocated in /dev/shm; a guard frees a lock the "
+                 "peer died holding",
+             .dev_shm_bytes =
+                 2 * static_cast<std::size_t>(Header::get_mem_size(kMaxRecord, kDepth)) +
+                 2 * 4096}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t max_message) const override {
     return std::make_unique<BoostMqListener>(max_message);
   }
@@ -276,20 +293,6 @@ class BoostMqTransport final : public Transport {
       throw ProtocolError("boost-mq " + ep.addresses[0] + ": " + e.what());
     }
   }
-
- private:
-  TransportInfo info_{
-      "boost-mq",
-      "message queue",
-      true,
-      "same host (any process, by queue name)",
-      "by queue name; decoupled: a sender need not wait for a reader until the queue is full",
-      kMaxFrameBytes,
-      "Boost.Interprocess message_queue, one per direction: " + std::to_string(kDepth) +
-          " messages of the run's largest message size (at most 1 MiB; larger messages "
-          "split), preallocated in /dev/shm; a guard frees a lock the peer died holding",
-      "blocking",
-      2 * static_cast<std::size_t>(Header::get_mem_size(kMaxRecord, kDepth)) + 2 * 4096};
 };
 
 }  // namespace

@@ -64,9 +64,19 @@ class FifoListener final : public Listener {
   Endpoint ep_;
 };
 
-class FifoTransport final : public Transport {
+class FifoTransport final : public TransportBase {
  public:
-  const TransportInfo& info() const override { return info_; }
+  FifoTransport()
+      : TransportBase({.name = "fifo",
+                       .family = TransportFamily::kPipes,
+                       .paradigm = "byte stream",
+                       .kernel_boundaries = false,
+                       .reach = "same host (any process, by path)",
+                       .coupling = "by file path; both ends must be open at once, no "
+                                   "connection per client",
+                       .max_message = kMaxFrameBytes,
+                       .summary = "two named pipes (mkfifo, 0600) in the private run "
+                                  "directory; length-prefix framing"}) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<FifoListener>(dir);
   }
@@ -80,16 +90,6 @@ class FifoTransport final : public Transport {
     write_all(wr.get(), std::span(&kHello, 1), "fifo: write hello");
     return std::make_unique<StreamChannel>(std::move(rd), std::move(wr));
   }
-
- private:
-  TransportInfo info_{"fifo",
-                      "byte stream",
-                      false,
-                      "same host (any process, by path)",
-                      "by file path; both ends must be open at once, no connection per client",
-                      kMaxFrameBytes,
-                      "two named pipes (mkfifo, 0600) in the private run directory; "
-                      "length-prefix framing"};
 };
 
 }  // namespace

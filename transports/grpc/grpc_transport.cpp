@@ -644,16 +644,15 @@ class GrpcListener final : public Listener {
   Endpoint ep_;
 };
 
-class GrpcTransport final : public Transport {
+class GrpcTransport final : public TransportBase {
  public:
   GrpcTransport(bool uds, bool streaming, TransportInfo info)
-      : uds_(uds), streaming_(streaming), info_(std::move(info)) {}
-  const TransportInfo& info() const override { return info_; }
+      : TransportBase(std::move(info)), uds_(uds), streaming_(streaming) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<GrpcListener>(dir, uds_, streaming_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    EndpointReader r(ep, info_.name, {"address", "ready pipe", "token pipe"});
+    EndpointReader r(ep, name(), {"address", "ready pipe", "token pipe"});
     UniqueFd ready = r.inherited_fd(1);
     std::string token = r.token(2);
     return std::make_unique<GrpcServer>(ep.addresses[0], uds_, std::move(ready), std::move(token),
@@ -662,27 +661,26 @@ class GrpcTransport final : public Transport {
 
  private:
   bool uds_, streaming_;
-  TransportInfo info_;
 };
 
 TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
   std::string how = streaming ? "one bidirectional stream (Chat) for the whole link"
                               : "unary Exchange per request/reply; client-streaming Upload "
                                 "for a run of one-way messages, acknowledged by its reply";
-  TransportInfo info{
-      name,
-      "RPC",
-      true,
-      uds ? "same host (by unix: socket path)" : "network (measured on 127.0.0.1)",
-      "client calls a typed service (protobuf contract); the server is a separate process",
-      kMaxFrameBytes,
-      std::string("gRPC C++ ") + grpc::Version() + ", insecure credentials, " +
-          (uds ? "unix: socket 0600 in the run directory, own uid only"
-               : "127.0.0.1, ephemeral port") +
-          "; every call carries a token in its metadata, others are refused; " + how +
-          "; protobuf bytes payload; max message size raised to 256 MiB"};
-  info.built_on = uds ? "uds" : "tcp";
-  return info;
+  return {.name = name,
+          .family = TransportFamily::kRpc,
+          .paradigm = "RPC",
+          .kernel_boundaries = true,
+          .reach = uds ? "same host (by unix: socket path)" : "network (measured on 127.0.0.1)",
+          .coupling =
+              "client calls a typed service (protobuf contract); the server is a separate process",
+          .max_message = kMaxFrameBytes,
+          .summary = std::string("gRPC C++ ") + grpc::Version() + ", insecure credentials, " +
+                     (uds ? "unix: socket 0600 in the run directory, own uid only"
+                          : "127.0.0.1, ephemeral port") +
+                     "; every call carries a token in its metadata, others are refused; " + how +
+                     "; protobuf bytes payload; max message size raised to 256 MiB",
+          .built_on = uds ? "uds" : "tcp"};
 }
 
 }  // namespace

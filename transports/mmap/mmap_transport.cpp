@@ -52,15 +52,14 @@ class MmapListener final : public Listener {
   Endpoint ep_;
 };
 
-class MmapTransport final : public Transport {
+class MmapTransport final : public TransportBase {
  public:
-  MmapTransport(WaitMode mode, TransportInfo info) : mode_(mode), info_(std::move(info)) {}
-  const TransportInfo& info() const override { return info_; }
+  MmapTransport(WaitMode mode, TransportInfo info) : TransportBase(std::move(info)), mode_(mode) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<MmapListener>(dir, mode_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    const std::string& path = EndpointReader(ep, info_.name, {"file path"}).text(0);
+    const std::string& path = EndpointReader(ep, name(), {"file path"}).text(0);
     UniqueFd fd(
         static_cast<int>(check_sys(::open(path.c_str(), O_RDWR | O_CLOEXEC), "open " + path)));
     auto map = std::make_unique<FileMapping>(fd.get(), link_bytes(kRingBytes));
@@ -70,19 +69,19 @@ class MmapTransport final : public Transport {
 
  private:
   WaitMode mode_;
-  TransportInfo info_;
 };
 
 TransportInfo mmap_info(const char* name, const char* wait, const char* how) {
-  return TransportInfo{
-      name,
-      "shared memory",
-      true,
-      "same host (any process, by path)",
-      "by file path; both sides map the same file (MAP_SHARED)",
-      kMaxRingMessage,
-      std::string("memory-mapped file in the run directory, two 4 MiB SPSC rings; ") + how,
-      wait};
+  return {.name = name,
+          .family = TransportFamily::kSharedMemory,
+          .paradigm = "shared memory",
+          .kernel_boundaries = true,
+          .reach = "same host (any process, by path)",
+          .coupling = "by file path; both sides map the same file (MAP_SHARED)",
+          .max_message = kMaxRingMessage,
+          .summary =
+              std::string("memory-mapped file in the run directory, two 4 MiB SPSC rings; ") + how,
+          .wait = wait};
 }
 
 }  // namespace

@@ -36,9 +36,18 @@ class PipeListener final : public Listener {
   Endpoint ep_;
 };
 
-class PipeTransport final : public Transport {
+class PipeTransport final : public TransportBase {
  public:
-  const TransportInfo& info() const override { return info_; }
+  PipeTransport()
+      : TransportBase({.name = "pipe",
+                       .family = TransportFamily::kPipes,
+                       .paradigm = "byte stream",
+                       .kernel_boundaries = false,
+                       .reach = "same host (parent and child)",
+                       .coupling = "parent and child only: the descriptors are inherited",
+                       .max_message = kMaxFrameBytes,
+                       .summary = "two anonymous pipes; the child inherits its ends; "
+                                  "length-prefix framing"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<PipeListener>();
   }
@@ -49,15 +58,6 @@ class PipeTransport final : public Transport {
     UniqueFd wr = r.inherited_fd(1);
     return std::make_unique<StreamChannel>(std::move(rd), std::move(wr));
   }
-
- private:
-  TransportInfo info_{"pipe",
-                      "byte stream",
-                      false,
-                      "same host (parent and child)",
-                      "parent and child only: the descriptors are inherited",
-                      kMaxFrameBytes,
-                      "two anonymous pipes; the child inherits its ends; length-prefix framing"};
 };
 
 }  // namespace

@@ -178,9 +178,19 @@ std::string describe_limits() {
          ", RLIMIT_MSGQUEUE " + rlim + ")";
 }
 
-class MqTransport final : public Transport {
+class MqTransport final : public TransportBase {
  public:
-  const TransportInfo& info() const override { return info_; }
+  MqTransport()
+      : TransportBase({.name = "posix-mq",
+                       .family = TransportFamily::kMessageQueues,
+                       .paradigm = "message queue",
+                       .kernel_boundaries = true,
+                       .reach = "same host (any process, by queue name)",
+                       .coupling = "by queue name; decoupled: a sender need not wait for a "
+                                   "reader until the queue is full",
+                       .max_message = kMaxFrameBytes,
+                       .summary = "POSIX message queues (mq_open), one per direction: " +
+                                  describe_limits() + "; larger messages split"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<MqListener>();
   }
@@ -203,17 +213,6 @@ class MqTransport final : public Transport {
     }
     return std::make_unique<RecordChannel>(std::make_unique<MqIo>(rd, wr, ::getppid()));
   }
-
- private:
-  TransportInfo info_{"posix-mq",
-                      "message queue",
-                      true,
-                      "same host (any process, by queue name)",
-                      "by queue name; decoupled: a sender need not wait for a reader until "
-                      "the queue is full",
-                      kMaxFrameBytes,
-                      "POSIX message queues (mq_open), one per direction: " + describe_limits() +
-                          "; larger messages split"};
 };
 
 }  // namespace

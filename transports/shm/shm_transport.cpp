@@ -76,15 +76,14 @@ class ShmListener final : public Listener {
   Endpoint ep_;
 };
 
-class ShmTransport final : public Transport {
+class ShmTransport final : public TransportBase {
  public:
-  ShmTransport(ShmOptions o, TransportInfo info) : o_(o), info_(std::move(info)) {}
-  const TransportInfo& info() const override { return info_; }
+  ShmTransport(ShmOptions o, TransportInfo info) : TransportBase(std::move(info)), o_(o) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<ShmListener>(o_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    EndpointReader(ep, info_.name, {"object name"});
+    EndpointReader(ep, name(), {"object name"});
     try {
       bip::shared_memory_object shm(bip::open_only, ep.addresses[0].c_str(), bip::read_write);
       auto map = std::make_unique<RegionMapping>(bip::mapped_region(shm, bip::read_write));
@@ -97,20 +96,20 @@ class ShmTransport final : public Transport {
 
  private:
   ShmOptions o_;
-  TransportInfo info_;
 };
 
 TransportInfo shm_info(const char* name, const char* wait, std::size_t ring_bytes,
                        std::size_t max_message, const std::string& how) {
-  return TransportInfo{name,
-                       "shared memory",
-                       true,
-                       "same host (any process, by name)",
-                       "by shared-memory object name; both sides map the same object",
-                       max_message,
-                       "POSIX shared memory via Boost.Interprocess, two SPSC rings; " + how,
-                       wait,
-                       link_bytes(ring_bytes)};
+  return {.name = name,
+          .family = TransportFamily::kSharedMemory,
+          .paradigm = "shared memory",
+          .kernel_boundaries = true,
+          .reach = "same host (any process, by name)",
+          .coupling = "by shared-memory object name; both sides map the same object",
+          .max_message = max_message,
+          .summary = "POSIX shared memory via Boost.Interprocess, two SPSC rings; " + how,
+          .wait = wait,
+          .dev_shm_bytes = link_bytes(ring_bytes)};
 }
 
 }  // namespace

@@ -61,9 +61,20 @@ class TcpListener final : public Listener {
   Endpoint ep_;
 };
 
-class TcpTransport final : public Transport {
+class TcpTransport final : public TransportBase {
  public:
-  const TransportInfo& info() const override { return info_; }
+  TcpTransport()
+      : TransportBase(
+            {.name = "tcp",
+             .family = TransportFamily::kSockets,
+             .paradigm = "byte stream",
+             .kernel_boundaries = false,
+             .reach = "network (measured on 127.0.0.1)",
+             .coupling = "by address and port; connection-oriented, one connection per client",
+             .max_message = kMaxFrameBytes,
+             .summary = "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing; "
+                        "the peer presents a token (handed over in an inherited pipe) first, "
+                        "other connections are closed"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
     return std::make_unique<TcpListener>();
   }
@@ -83,17 +94,6 @@ class TcpTransport final : public Transport {
     write_all(fd.get(), std::as_bytes(std::span(token.data(), token.size())), "send (tcp token)");
     return std::make_unique<StreamChannel>(std::move(fd));
   }
-
- private:
-  TransportInfo info_{"tcp",
-                      "byte stream",
-                      false,
-                      "network (measured on 127.0.0.1)",
-                      "by address and port; connection-oriented, one connection per client",
-                      kMaxFrameBytes,
-                      "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing; the "
-                      "peer presents a token (handed over in an inherited pipe) first, other "
-                      "connections are closed"};
 };
 
 }  // namespace

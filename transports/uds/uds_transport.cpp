@@ -46,15 +46,14 @@ class UdsListener final : public Listener {
   Endpoint ep_;
 };
 
-class UdsTransport final : public Transport {
+class UdsTransport final : public TransportBase {
  public:
-  UdsTransport(int type, TransportInfo info) : type_(type), info_(std::move(info)) {}
-  const TransportInfo& info() const override { return info_; }
+  UdsTransport(int type, TransportInfo info) : TransportBase(std::move(info)), type_(type) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
     return std::make_unique<UdsListener>(dir, type_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    EndpointReader r(ep, info_.name, {"socket path", "token pipe"});
+    EndpointReader r(ep, name(), {"socket path", "token pipe"});
     const std::string token = r.token(1);
     const std::string& path = r.text(0);
     sockaddr_un a = unix_address(path);
@@ -69,7 +68,6 @@ class UdsTransport final : public Transport {
 
  private:
   int type_;
-  TransportInfo info_;
 };
 
 }  // namespace
@@ -77,22 +75,32 @@ class UdsTransport final : public Transport {
 std::unique_ptr<Transport> make_uds_transport() {
   return std::make_unique<UdsTransport>(
       SOCK_STREAM,
-      TransportInfo{"uds", "byte stream", false, "same host (any process, by path)",
-                    "by socket path; connection-oriented, one connection per client",
-                    kMaxFrameBytes,
-                    "Unix domain socket, SOCK_STREAM, socket file 0600 in the run directory, "
-                    "own uid only; the peer presents a token first; length-prefix framing"});
+      TransportInfo{.name = "uds",
+                    .family = TransportFamily::kSockets,
+                    .paradigm = "byte stream",
+                    .kernel_boundaries = false,
+                    .reach = "same host (any process, by path)",
+                    .coupling = "by socket path; connection-oriented, one connection per client",
+                    .max_message = kMaxFrameBytes,
+                    .summary =
+                        "Unix domain socket, SOCK_STREAM, socket file 0600 in the run directory, "
+                        "own uid only; the peer presents a token first; length-prefix framing"});
 }
 
 std::unique_ptr<Transport> make_uds_seqpacket_transport() {
   return std::make_unique<UdsTransport>(
       SOCK_SEQPACKET,
-      TransportInfo{"uds-seqpacket", "message stream", true, "same host (any process, by path)",
-                    "by socket path; connection-oriented, one connection per client",
-                    kMaxFrameBytes,
-                    "Unix domain socket, SOCK_SEQPACKET: the kernel keeps record boundaries; "
-                    "messages over 64 KiB travel as several records; socket file 0600, own uid "
-                    "only; the peer presents a token first"});
+      TransportInfo{.name = "uds-seqpacket",
+                    .family = TransportFamily::kSockets,
+                    .paradigm = "message stream",
+                    .kernel_boundaries = true,
+                    .reach = "same host (any process, by path)",
+                    .coupling = "by socket path; connection-oriented, one connection per client",
+                    .max_message = kMaxFrameBytes,
+                    .summary =
+                        "Unix domain socket, SOCK_SEQPACKET: the kernel keeps record boundaries; "
+                        "messages over 64 KiB travel as several records; socket file 0600, own uid "
+                        "only; the peer presents a token first"});
 }
 
 }  // namespace ipcbench

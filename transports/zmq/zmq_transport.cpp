@@ -347,16 +347,15 @@ class ZmqListener final : public Listener {
   Endpoint ep_;
 };
 
-class ZmqTransport final : public Transport {
+class ZmqTransport final : public TransportBase {
  public:
-  ZmqTransport(bool ipc, TransportInfo info) : ipc_(ipc), info_(std::move(info)) {}
-  const TransportInfo& info() const override { return info_; }
+  ZmqTransport(bool ipc, TransportInfo info) : TransportBase(std::move(info)), ipc_(ipc) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t max_message) const override {
     return std::make_unique<ZmqListener>(dir, ipc_, max_message);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
-    EndpointReader r = ipc_ ? EndpointReader(ep, info_.name, {"socket path", "token pipe", "hwm"})
-                            : EndpointReader(ep, info_.name, {"host", "port", "token pipe", "hwm"});
+    EndpointReader r = ipc_ ? EndpointReader(ep, name(), {"socket path", "token pipe", "hwm"})
+                            : EndpointReader(ep, name(), {"host", "port", "token pipe", "hwm"});
     const std::size_t n = ep.addresses.size();
     if (!ipc_) r.port(1);
     int hwm = static_cast<int>(r.count(n - 1));
@@ -371,8 +370,8 @@ class ZmqTransport final : public Transport {
     }
     // Connecting is asynchronous in ZeroMQ: wait until the link is up.
     while (!link->connected()) {
-      if (link->dropped()) throw ProtocolError(info_.name + ": could not connect to " + to);
-      wait.check(info_.name + ": connecting to " + to);
+      if (link->dropped()) throw ProtocolError(name() + ": could not connect to " + to);
+      wait.check(name() + ": connecting to " + to);
       link->poll_events(kSliceMs);
     }
     return std::make_unique<ZmqChannel>(std::move(link));
@@ -380,7 +379,6 @@ class ZmqTransport final : public Transport {
 
  private:
   bool ipc_;
-  TransportInfo info_;
 };
 
 const char* kOptions =
@@ -388,22 +386,22 @@ const char* kOptions =
     "LINGER=100 ms, 1 I/O thread, reconnect off";
 
 TransportInfo zmq_info(const char* name, bool ipc) {
-  TransportInfo info{name,
-                     "messaging",
-                     true,
-                     ipc ? "same host (by ipc:// path)" : "network (measured on 127.0.0.1)",
-                     "by endpoint; brokerless, peers may start in any order",
-                     std::size_t{256} << 20,
-                     std::string(ipc ? "ZeroMQ PAIR sockets over ipc:// (Unix socket file 0600 in "
+  return {.name = name,
+          .family = TransportFamily::kMessageQueues,
+          .paradigm = "messaging",
+          .kernel_boundaries = true,
+          .reach = ipc ? "same host (by ipc:// path)" : "network (measured on 127.0.0.1)",
+          .coupling = "by endpoint; brokerless, peers may start in any order",
+          .max_message = std::size_t{256} << 20,
+          .summary = std::string(ipc ? "ZeroMQ PAIR sockets over ipc:// (Unix socket file 0600 in "
                                        "the run directory, own uid only); the peer logs in "
                                        "(ZMTP PLAIN) with a token, other logins are refused"
                                      : "ZeroMQ PAIR sockets over tcp://127.0.0.1, ephemeral "
                                        "port (ZeroMQ sets TCP_NODELAY); the peer logs in "
                                        "(ZMTP PLAIN) with a token, other logins and "
                                        "protocols are refused") +
-                         kOptions};
-  info.built_on = ipc ? "uds" : "tcp";  // libzmq's ipc:// is a Unix stream socket
-  return info;
+                     kOptions,
+          .built_on = ipc ? "uds" : "tcp"};  // libzmq's ipc:// is a Unix stream socket
 }
 
 }  // namespace

@@ -1,0 +1,32 @@
+#include "transports/transport.h"
+
+#include <array>
+
+namespace ipcbench {
+
+const char* family_name(TransportFamily f) {
+  switch (f) {
+    case TransportFamily::kUnset:
+      return "";
+    case TransportFamily::kPipes:
+      return "pipes";
+    case TransportFamily::kSockets:
+      return "sockets";
+    case TransportFamily::kSharedMemory:
+      return "shared memory";
+    case TransportFamily::kMessageQueues:
+      return "message queues";
+    case TransportFamily::kRpc:
+      return "RPC";
+  }
+  return "";
+}
+
+std::span<const TransportFamily> transport_families() {
+  static constexpr std::array kAll{TransportFamily::kPipes, TransportFamily::kSockets,
+                                   TransportFamily::kSharedMemory, TransportFamily::kMessageQueues,
+                                   TransportFamily::kRpc};
+  return kAll;
+}
+
+}  // namespace ipcbench
