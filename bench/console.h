@@ -6,8 +6,10 @@
 //   one line per cell holding the medians (Google Benchmark's median aggregate); a cell
 //   with fewer than two measured repetitions shows the one it has, or its error.
 // - stderr, only when it is a terminal: one line updated in place with cells done, the
-//   total and an estimate of the time left; cleared at the end. Not on a terminal (a
-//   log), there is none: the stdout lines already say what finished.
+//   total and an estimate of the time left; cleared at the end. A cell counts once all
+//   its repetitions are done (Google Benchmark 1.7.1 reports them together), so with
+//   interleaved repetitions most cells finish late and the estimate runs high early. Not on a
+//   terminal (a log), there is none: the stdout lines already say what finished.
 #pragma once
 
 #include <benchmark/benchmark.h>
