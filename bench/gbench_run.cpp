@@ -156,6 +156,26 @@ bool RunGate::ReportContext(const Context& c) {
   return inner_->ReportContext(c);
 }
 
+namespace {
+class Decline : public benchmark::BenchmarkReporter {
+ public:
+  Decline() {
+    SetOutputStream(&sink_);
+    SetErrorStream(&sink_);
+  }
+  bool ReportContext(const Context&) override { return false; }
+  void ReportRuns(const std::vector<Run>&) override {}
+
+ private:
+  std::ostringstream sink_;
+};
+}  // namespace
+
+std::size_t matching_cells(bool out_file) {
+  Decline display, file;
+  return benchmark::RunSpecifiedBenchmarks(&display, out_file ? &file : nullptr);
+}
+
 std::string no_cell_reason(const std::string& library_errors, const std::string& filter) {
   if (library_errors.find("Could not compile") != std::string::npos) {
     std::string why = library_errors.substr(library_errors.find(':') + 1);

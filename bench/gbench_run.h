@@ -74,6 +74,11 @@ class RunGate : public benchmark::BenchmarkReporter {
   bool started_ = false;
 };
 
+// How many cells the library will run for the current flags (its own filter), found by
+// asking it to run them with reporters that decline (nothing runs, nothing is written).
+// out_file: --benchmark_out is set (the library then wants a file reporter).
+std::size_t matching_cells(bool out_file);
+
 // The one line for a run the library ended before its first cell (a filter that is not
 // a regular expression or matches nothing), from what it said.
 std::string no_cell_reason(const std::string& library_errors, const std::string& filter);

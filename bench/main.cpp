@@ -1,6 +1,7 @@
 // ipcbench: the benchmark runner (and, with --peer, the peer process).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cmath>
@@ -15,6 +16,7 @@
 
 #include "base/cleanup.h"
 #include "base/run_dir.h"
+#include "bench/console.h"
 #include "bench/floors.h"
 #include "bench/gbench_run.h"
 #include "bench/options.h"
@@ -124,11 +126,11 @@ class FiniteJsonReporter : public benchmark::JSONReporter {
   }
 };
 
-// --help: the suite's options, then the library's flags (Google Benchmark alone would
-// answer --help with its own list and exit).
-void print_help() {
-  std::fputs(usage_text(), stdout);
-  std::fputs("\nGoogle Benchmark's own flags (the library's help):\n", stdout);
+// --help: the suite's options (Google Benchmark alone would answer --help with its own
+// list and exit); --help=benchmark: the library's flags.
+void print_help() { std::fputs(usage_text(), stdout); }
+void print_library_help() {
+  std::fputs("Google Benchmark's own flags (ipcbench --help: the suite's options):\n", stdout);
   std::fflush(stdout);
   benchmark::PrintDefaultHelp();
 }
@@ -232,7 +234,14 @@ int main_impl(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--peer") == 0) return run_peer_main(argc, argv);
   for (int i = 1; i < argc; ++i)
     if (std::string_view a = argv[i]; a == "--help" || a.starts_with("--help=") || a == "-h") {
-      print_help();
+      if (a == "--help=benchmark") {
+        print_library_help();
+      } else if (a.starts_with("--help=")) {
+        std::fprintf(stderr, "ipcbench: %s: say --help or --help=benchmark\n", argv[i]);
+        return 2;
+      } else {
+        print_help();
+      }
       return 0;
     }
   const std::vector<std::string> given(argv + 1, argv + argc);
@@ -344,9 +353,17 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));
   benchmark::AddCustomContext("ipcbench_transports", transports_json(opts.transports, false));
 
+  // The table (bench/console.h) unless a --benchmark_format (or BENCHMARK_FORMAT) asks
+  // for Google Benchmark's own output.
+  std::unique_ptr<benchmark::BenchmarkReporter> shown;
+  if (benchmark_flag(given, "format").empty())
+    shown = std::make_unique<ConsoleTable>(repetitions, matching_cells(results.has_value()),
+                                           ::isatty(STDERR_FILENO) ? stderr : nullptr);
+  else
+    shown.reset(benchmark::CreateDefaultDisplayReporter());
   // Leftovers of dead runs are swept just before the first cell: never for a listing or
   // a filter that matches nothing.
-  RunGate display(benchmark::CreateDefaultDisplayReporter(), [] {
+  RunGate display(shown.get(), [] {
     if (auto swept = sweep_stale_objects(); !swept.empty())
       std::fprintf(stderr, "ipcbench: removed %zu object(s) left by runs that no longer exist\n",
                    swept.size());

@@ -196,44 +196,69 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
 }
 
 const char* usage_text() {
-  return R"(usage: ipcbench [suite options] [Google Benchmark flags]
+  return R"(usage: ipcbench [options]
 
-Runs the matrix workload x transport x size; every peer is a separate process.
-Benchmarks are named <workload>/<transport>/<bytes>.
+Measures inter-process communication on this machine: every cell of the matrix
+workload x transport x size runs against a peer in a separate process. Cells are
+named <workload>/<transport>/<bytes>.
 
-suite options:
-  --transports=a,b     transports to run (default: all that need no broker; "all": every
-                       one; see --list-transports)
+What to run:
+  --transports=a,b     transports; "all": every one (see --list-transports)
+                       default: every transport that needs no broker
   --workloads=a,b      pingpong (round-trip latency), throughput (one-way stream)
-  --sizes=64,4K,1M     message sizes in bytes, header included (min 16; K/M/G = 2^10/20/30)
-                       default 64 B .. 1 MiB in steps of x4; --quick: 64, 4K, 64K, 1M
-  --pin=MODE           cross (default): client and peer on two different CPUs
-                       same: both on one CPU;  none: not pinned;  A,B: client CPU A, peer CPU B
-  --quick              short runs (min time 0.05 s) and fewer sizes, for CI
-  --verify             check every payload byte (checksum) on receipt, not only header
-  --floors             also measure the machine's floors first (floor/...: cache-line and
-                       futex round trips, null syscall, memcpy at each size)
-  --bind=IPV4          address tcp, zmq-tcp and grpc-tcp listen on (default 127.0.0.1;
-                       e.g. a NIC's address to include its driver path; 0.0.0.0 exposes
-                       the benchmark's ports to the network)
-  --cell-timeout=SEC   a cell that makes no progress for SEC seconds fails (default 60);
-                       starting a peer may take max(SEC, 10) seconds
-  --list-transports[=json]  describe every transport and exit
-  --help, -h           this text, then Google Benchmark's own flags
+                       default: both
+  --sizes=64,4K,1M     message sizes, 16-byte header included; K/M/G = 2^10/20/30
+                       default: 64 B to 1 MiB in steps of x4 (--quick: 64,4K,64K,1M)
+  --floors             also measure the machine's floors (cache-line and futex round
+                       trips, null syscall, memcpy and a shared-memory stream at each
+                       size); default: off
+  --benchmark_filter=REGEX  only the cells whose name matches (one that matches
+                       none is an error); default: all
 
-useful Google Benchmark flags (checked before anything runs):
-  --benchmark_out=FILE --benchmark_out_format=json   write the results as JSON; FILE
-                       appears only once the run has produced results (written beside it
-                       under a temporary name, then renamed)
-  --benchmark_filter=REGEX   cells to run; one that matches no cell is an error
-  --benchmark_repetitions=N  (1..100000)
-  --benchmark_min_time=SECONDS   a bare number, e.g. 0.5
-  --benchmark_enable_random_interleaving=BOOL   on by default with repetitions > 1: the
-                       repetitions of all cells run in random order, so each cell's spread
-                       covers the whole run's noise (report.sh compare relies on that)
-  --benchmark_list_tests
+How to run it:
+  --pin=MODE           cross: client and peer on two CPUs; same: both on one CPU;
+                       none: not pinned; A,B: client on CPU A, peer on CPU B
+                       default: cross
+  --quick              short cells (--benchmark_min_time=0.05) and fewer sizes, for CI
+  --verify             check every payload byte on receipt, not only the header
+  --cell-timeout=SEC   a cell that makes no progress for SEC seconds fails; starting
+                       a peer may take max(SEC, 10) seconds; default: 60
+  --bind=IPV4          address tcp, zmq-tcp and grpc-tcp listen on (a NIC's address
+                       includes its driver; 0.0.0.0 exposes the ports to the
+                       network); default: 127.0.0.1
+  --benchmark_repetitions=N   run every cell N times (1..100000); default: 1
+  --benchmark_min_time=SEC    measure each cell at least SEC seconds, a bare number
+                       (e.g. 0.5); default: 0.5 (--quick: 0.05)
+  --benchmark_enable_random_interleaving=BOOL   run the repetitions of all cells in
+                       random order, so each cell's spread covers the whole run's
+                       noise (report.sh compare relies on it); default: on when N > 1
 
-exit status: 0 every cell measured; 1 some cells failed (each is an error row in the
+Output:
+  stdout               one line per finished cell: RTT p50 and p99 (ping-pong),
+                       messages/s and GB/s (throughput), CPU per message of both
+                       processes, a floor's figure, or a failed cell's error; with
+                       N > 1 repetitions, the median of each
+  stderr               on a terminal only: cells done / total and the time left
+  --benchmark_out=FILE every result and the run's context (machine, placement, the
+                       transports' descriptions) as JSON; FILE appears once the run
+                       has produced results; default: none
+  --benchmark_out_format=json|console|csv   the file's format; default: json
+  --benchmark_format=console|json|csv   print Google Benchmark's own output instead
+                       of the table (console: its table); default: the table above
+
+Listing:
+  --list-transports[=json]   describe every transport and exit
+  --benchmark_list_tests     name the cells that would run and exit
+  --help, -h           this text
+  --help=benchmark     Google Benchmark's own flags (the library's help)
+
+Examples:
+  ipcbench --quick                      the quick matrix, every transport
+  ipcbench --transports=uds,tcp,shm-spin --workloads=pingpong --sizes=64,64K \
+           --benchmark_repetitions=5 --benchmark_out=run.json
+  ipcbench --floors --benchmark_filter=^floor/ --benchmark_format=console
+
+Exit status: 0 every cell measured; 1 some cells failed (each is an error row in the
 results); 2 bad input (one line on stderr, no results file); 3 internal error (no
 results file); 128+N interrupted by signal N (after a first SIGINT or SIGTERM the
 finished cells are in the results; after SIGHUP or a second signal there is no file).

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -160,16 +162,148 @@ TEST(Cli, AResultsFileNotWrittenWholeIsNotKept) {
   EXPECT_FALSE(fs::exists(full / "r.json"));
 }
 
-// --help answers with the suite's options and the library's flags, -h too, and exits 0.
-TEST(Cli, HelpShowsBothTheSuitesOptionsAndTheLibrarysFlags) {
+// --help answers with the suite's options in groups, with defaults and examples, -h
+// too, and exits 0; --help=benchmark gives the library's own flags.
+TEST(Cli, HelpGroupsTheOptionsAndPointsAtTheLibrarysFlags) {
   for (const char* flag : {"--help", "-h"}) {
     Scratch s;
     Result r = run({"--transports=pipe", flag}, s);
     EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_NE(r.out.find("--transports=a,b"), std::string::npos) << flag;
-    EXPECT_NE(r.out.find("exit status"), std::string::npos) << flag;
-    EXPECT_NE(r.out.find("[--benchmark_filter=<regex>]"), std::string::npos) << flag << r.out;
+    for (const char* part :
+         {"What to run:", "How to run it:", "Output:", "Listing:", "Examples:", "--transports=a,b",
+          "default: cross", "default: 127.0.0.1", "--help=benchmark", "Exit status"})
+      EXPECT_NE(r.out.find(part), std::string::npos) << flag << " lacks " << part;
+    EXPECT_EQ(r.out.find("[--benchmark_filter=<regex>]"), std::string::npos) << flag;
   }
+  Scratch s;
+  Result r = run({"--help=benchmark"}, s);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("[--benchmark_filter=<regex>]"), std::string::npos) << r.out;
+  expect_usage_error({"--help=everything"}, "--help=benchmark");
+}
+
+// The console of a run: a header and one line per cell with its figures, read from the
+// results file; nothing machine-readable on stdout or stderr, and no progress line when
+// stderr is not a terminal. The file keeps every cell and the transports' descriptions.
+TEST(Cli, ConsoleShowsOneLinePerCellWithItsFigures) {
+  Scratch s;
+  const fs::path out = s.dir / "out.json";
+  Result r = run({"--transports=pipe", "--sizes=64,4K", "--floors",
+                  "--benchmark_filter=pipe|syscall|memcpy/64/|cacheline_rtt",
+                  "--benchmark_min_time=0.01", "--benchmark_out=" + out.string()},
+                 s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.find_first_of("{}[]\""), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find_first_of("{}[]\""), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("cells done"), std::string::npos) << r.err;
+  std::map<std::string, std::vector<std::string>> rows;
+  std::istringstream in(r.out);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line.rfind("cell ", 0), 0u) << line;
+  for (const char* h : {"rtt p50 us", "rtt p99 us", "msg/s", "GB/s", "cpu us/msg"})
+    EXPECT_NE(line.find(h), std::string::npos) << line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string x; words >> x;) w.push_back(x);
+    ASSERT_FALSE(w.empty());
+    EXPECT_FALSE(rows.count(w[0])) << "two lines for " << w[0];
+    rows[w[0]] = w;
+  }
+  auto near = [](const std::string& shown, double value) {
+    double v = std::stod(shown);
+    if (shown.back() == 'k') v *= 1e3;
+    if (shown.back() == 'M') v *= 1e6;
+    return std::abs(v - value) <= 0.01 * value;
+  };
+  auto j = nlohmann::json::parse(slurp(out));
+  ASSERT_EQ(j.at("benchmarks").size(), rows.size()) << r.out;
+  for (const auto& b : j.at("benchmarks")) {
+    std::string name = b.at("name");
+    name = name.substr(0, name.find("/manual_time"));
+    name = name.substr(0, name.find("/real_time"));
+    ASSERT_TRUE(rows.count(name)) << name << " has no line\n" << r.out;
+    const auto& w = rows[name];
+    if (name.starts_with("pingpong/")) {
+      ASSERT_EQ(w.size(), 4u) << name;
+      EXPECT_TRUE(near(w[1], b.at("rtt_p50_ns").get<double>() / 1e3)) << name << " " << w[1];
+      EXPECT_TRUE(near(w[2], b.at("rtt_p99_ns").get<double>() / 1e3)) << name << " " << w[2];
+      EXPECT_TRUE(near(w[3], (b.at("cpu_client_ns_per_msg").get<double>() +
+                              b.at("cpu_peer_ns_per_msg").get<double>()) /
+                                 1e3))
+          << name << " " << w[3];
+    } else if (name.starts_with("throughput/")) {
+      ASSERT_EQ(w.size(), 4u) << name;
+      EXPECT_TRUE(near(w[1], b.at("items_per_second").get<double>())) << name << " " << w[1];
+      EXPECT_TRUE(near(w[2], b.at("bytes_per_second").get<double>() / 1e9)) << name << " " << w[2];
+    } else if (name == "floor/syscall") {
+      ASSERT_EQ(w.size(), 5u) << name;
+      EXPECT_TRUE(near(w[1], b.at("ns_per_call").get<double>())) << name << " " << w[1];
+    } else if (name == "floor/cacheline_rtt") {
+      ASSERT_EQ(w.size(), 3u) << name;
+      EXPECT_TRUE(near(w[1], b.at("rtt_p50_ns").get<double>() / 1e3)) << name << " " << w[1];
+    } else {
+      ASSERT_EQ(w.size(), 2u) << name;
+      EXPECT_TRUE(near(w[1], b.at("bytes_per_second").get<double>() / 1e9)) << name << " " << w[1];
+    }
+  }
+  auto transports =
+      nlohmann::json::parse(j.at("context").at("ipcbench_transports").get<std::string>());
+  ASSERT_EQ(transports.size(), 1u);
+  EXPECT_EQ(transports.at(0).at("name"), "pipe");
+}
+
+// On a terminal, stderr carries a progress line updated in place: cells done / total.
+TEST(Cli, ProgressGoesToATerminalsStderr) {
+  Scratch s;
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  winsize ws{};
+  ws.ws_col = 200;
+  ::ioctl(master, TIOCSWINSZ, &ws);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+  ASSERT_GE(slave, 0);
+  const std::string stdout_path = (s.dir / "stdout").string();
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, slave, 2);
+  posix_spawn_file_actions_addclose(&fa, master);
+  std::vector<std::string> args = {
+      IPCBENCH_BINARY,        "--transports=pipe",         "--sizes=64,4K",
+      "--workloads=pingpong", "--benchmark_min_time=0.01", "--benchmark_repetitions=2"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  ASSERT_EQ(::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(slave);
+  std::string tty;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(master, buf, sizeof buf)) > 0;) tty.append(buf, n);
+  ::close(master);
+  EXPECT_EQ(testing_support::wait_exit(pid), 0) << tty;
+  for (const char* part : {"0/2 cells done", "1/2 cells done", "2/2 cells done", "left", "\r"})
+    EXPECT_NE(tty.find(part), std::string::npos) << part << " not in " << tty;
+  EXPECT_EQ(tty.find('\n'), std::string::npos) << "the progress line is not updated in place";
+  std::string table = slurp(s.dir / "stdout");
+  EXPECT_NE(table.find("medians of 2 repetitions"), std::string::npos) << table;
+  EXPECT_EQ(lines(table), 3) << table;  // the header and one line per cell
+}
+
+// Google Benchmark's own console output stays one flag away.
+TEST(Cli, LibrarysConsoleFormatOnRequest) {
+  Scratch s;
+  Result r = run({"--transports=pipe", "--sizes=64", "--workloads=pingpong",
+                  "--benchmark_min_time=0.01", "--benchmark_format=console"},
+                 s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("Iterations"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pingpong/pipe/64/manual_time"), std::string::npos) << r.out;
 }
 
 // Two busy-polling sides on one CPU measure the scheduler: such cells and spinning floors
@@ -197,6 +331,13 @@ TEST(Cli, SpinningSidesOnOneCpuAreNotMeasured) {
   EXPECT_EQ(refused, (std::set<std::string>{"pingpong/shm-spin/64", "floor/cacheline_rtt",
                                             "floor/cacheline_pair_rtt"}));
   EXPECT_EQ(measured, std::set<std::string>{"pingpong/pipe/64"});
+  for (const std::string& cell : refused) {  // the console line says why
+    std::size_t at = r.out.find(cell + " ");
+    ASSERT_NE(at, std::string::npos) << cell << "\n" << r.out;
+    std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+    EXPECT_NE(line.find("failed: "), std::string::npos) << line;
+    EXPECT_NE(line.find("busy-poll"), std::string::npos) << line;
+  }
 }
 
 // /dev/shm too small for a shm link: refused up front. Needs a private mount namespace
