@@ -268,7 +268,7 @@ def _rank_panel(ax, model, series, kind, counter, scale, want, lower):
     bars, failed = [], []
     for run, t, style in series:
         cell = run.cell(kind, t, size) if size else None
-        name = t + (f" ({run.label})" if multi else "")
+        name = t + (f" #{model.runs.index(run) + 1}" if multi else "")
         if cell is not None and not cell.ok:
             failed.append(name)
         elif cell is not None and cell.median(counter):
@@ -320,17 +320,19 @@ def _ranking(model, outdir) -> Path:
                     thr_ax.axvline(value * 1e-9, ls=dash, lw=1.2,
                                    color=_FLOOR_GREYS[i % len(_FLOOR_GREYS)],
                                    label=f"floor/{name}/{thr_size}{suffix}")
-    # Best on top: the short round-trip bars leave the upper right free, the long
-    # throughput bars the lower right.
-    for ax, corner in ((rtt_ax, "upper right"), (thr_ax, "lower right")):
+    for ax in (rtt_ax, thr_ax):
         xs = [p.get_width() for p in ax.patches] + [
             line.get_xdata()[0] for line in ax.get_lines()]
         if xs:
             ax.set_xlim(min(xs) / 2, max(xs) * 3)   # room for value labels and floors
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc=corner, fontsize=8, title="machine floors",
-                      title_fontsize=8, framealpha=0.9)
-    fig.suptitle(f"Transports ranked, best on top — {_subtitle(model)}", fontsize=10)
+            # Under the axes, where no bar or value label can be hidden by it.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8,
+                      title="machine floors", title_fontsize=8, frameon=False)
+    runs = "; ".join(f"#{i + 1} = {r.label}" for i, r in enumerate(model.runs)) \
+        if len(model.runs) > 1 else ""
+    fig.suptitle(f"Transports ranked, best on top — {_subtitle(model)}"
+                 + (f"\nruns: {runs}" if runs else ""), fontsize=10)
     fig.tight_layout()
     return _save(fig, outdir / FILES[3])
 
