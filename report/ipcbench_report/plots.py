@@ -288,10 +288,11 @@ def _rank_panel(ax, model, series, kind, counter, scale, want, lower):
     ax.grid(True, axis="x", which="major", alpha=0.3)
     for y, (v, _, _) in zip(ys, bars):
         ax.annotate(fmt(v), (v, y), xytext=(3, 0), textcoords="offset points",
-                    va="center", fontsize=8)
+                    va="center", fontsize=8,     # readable across a floor line
+                    bbox=dict(fc="white", ec="none", pad=0.3, alpha=0.8))
     if failed:
-        ax.set_xlabel(ax.get_xlabel() + "\n× failed: " + ", ".join(failed),
-                      color="#a00000")
+        ax.text(0.5, -0.13, "× failed: " + ", ".join(failed), transform=ax.transAxes,
+                ha="center", va="top", color="#a00000", fontsize=9)
     return size
 
 
@@ -327,7 +328,7 @@ def _ranking(model, outdir) -> Path:
             ax.set_xlim(min(xs) / 2, max(xs) * 3)   # room for value labels and floors
         if ax.get_legend_handles_labels()[0]:
             # Under the axes, where no bar or value label can be hidden by it.
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8,
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8,
                       title="machine floors", title_fontsize=8, frameon=False)
     runs = "; ".join(f"#{i + 1} = {r.label}" for i, r in enumerate(model.runs)) \
         if len(model.runs) > 1 else ""
