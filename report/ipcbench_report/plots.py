@@ -1,9 +1,12 @@
 """``ReportModel`` -> PNG plots (matplotlib, Agg, no pyplot state).
 
-Contract: ``render(model, outdir)`` writes every plot into ``outdir`` and returns
-(path, caption) pairs. One series per (run, transport): colour = transport, line style =
-run; the legend names each transport once and each run once. Failed cells are drawn as
-× on the bottom edge, floors as grey dashed lines (one shade per run).
+Contract: ``render(model, outdir)`` writes the plots over message size into ``outdir``
+and returns (path, caption) pairs; ``ranking(model, outdir)`` writes the picture that
+ranks the transports (horizontal bars, best on top) and returns its (path, caption).
+``FILES`` names all of them. One series per (run, transport): colour = transport, line
+style = run; the legend names each transport once and each run once. Failed cells are
+drawn as × on the bottom edge (named under the panel in the ranking), floors as grey
+dashed lines (one shade per run).
 """
 
 from __future__ import annotations
