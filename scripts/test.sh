@@ -7,9 +7,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/deps.sh
 # python3-scipy and libbenchmark-tools only serve cross-checks of the report's statistics
-# against scipy and of our JSON against Google Benchmark's own compare.py.
+# against scipy and of our JSON against Google Benchmark's own compare.py; chromium opens
+# the rendered report headless (report/tests/test_browser.py).
 ipcbench_install_deps clang-format python3-pytest python3-scipy libbenchmark-tools \
-  rabbitmq-server
+  rabbitmq-server chromium
 
 sanitizers=0
 [ "${CI:-}" = "true" ] && sanitizers=1

@@ -28,6 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "report"))
+from ipcbench_report import ReportError  # noqa: E402  (after the path above)
+from ipcbench_report.load import load_run  # noqa: E402
 
 
 # Beyond the seconds it is asked to measure for, no step of a round takes more than a few
@@ -85,13 +90,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def results(path):
+    """Each cell of an ipcbench result file (read by the report package's loader) as
+    {counter: median over its repetitions}; StepFailed with the loader's reason when
+    the file is not an ipcbench result, or naming a cell that failed."""
+    try:
+        cells = load_run(Path(path)).cells
+    except ReportError as e:
+        raise StepFailed(str(e)) from None
+    out = {}
+    for cid, cell in cells.items():
+        if not cell.ok:
+            why = "; ".join(dict.fromkeys(cell.errors))
+            raise StepFailed(f"ipcbench cell {cid} failed: {why}")
+        out[cid] = {k: cell.median(k) for k in cell.counters()}
+    return out
+
+
 def ipcbench(build, args, seconds):
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         run([f"{build}/ipcbench", f"--benchmark_min_time={seconds}",
              f"--benchmark_out={f.name}", "--benchmark_out_format=json", *args],
             timeout=STEP_TIMEOUT + 10 * seconds)
-        data = json.load(open(f.name))
-    return {b["name"].split("/manual_time")[0]: b for b in data["benchmarks"]}
+        return results(f.name)
 
 
 def sockperf_rtt(cpus, size, seconds):

@@ -4,6 +4,8 @@ the script with one clear line, never a traceback or a wait without end."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import statistics
 import subprocess
 import sys
 import time
@@ -58,3 +60,37 @@ def test_a_missing_tool_ends_the_script_with_one_line(tmp_path):
     last = p.stderr.strip().splitlines()[-1]
     assert last == f"fidelity: {tmp_path / 'nowhere'}/ipcbench: No such file or directory"
     assert "Traceback" not in p.stderr
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "report" / "tests" / "fixtures"
+
+
+def test_results_are_read_through_the_report_loader():
+    f = load()
+    doc = json.loads((FIXTURES / "reps9-a.json").read_text())
+    reps = [b["rtt_p50_ns"] for b in doc["benchmarks"]
+            if b["run_name"] == "pingpong/uds/64/manual_time" and b["run_type"] == "iteration"]
+    assert len(reps) == 9
+    assert f.results(FIXTURES / "reps9-a.json")["pingpong/uds/64"]["rtt_p50_ns"] \
+        == statistics.median(reps)
+
+
+def test_a_file_that_is_not_an_ipcbench_result_is_refused_with_the_loader_s_reason(
+        tmp_path):
+    f = load()
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"context": {"host_name": "x"}, "benchmarks": [
+        {"name": "BM_Foo/8", "run_name": "BM_Foo/8", "run_type": "iteration",
+         "iterations": 1, "real_time": 1.0, "cpu_time": 1.0, "time_unit": "ns"}]}))
+    with pytest.raises(f.StepFailed, match=r"^.*other\.json is not an ipcbench result: its "
+                       r"context has no 'ipcbench_version'"):
+        f.results(other)
+
+
+def test_a_failed_cell_is_named_not_a_missing_key(tmp_path):
+    f = load()
+    doc = json.loads((FIXTURES / "errors.json").read_text())
+    failed = next(b for b in doc["benchmarks"] if b.get("error_occurred"))
+    with pytest.raises(f.StepFailed, match=r"^ipcbench cell .* failed: "):
+        f.results(FIXTURES / "errors.json")
+    assert failed["error_message"]

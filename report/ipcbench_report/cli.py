@@ -27,7 +27,7 @@ def _render(args) -> int:
     model = compute.build(runs)
     names = {"index.html", "report.md", "results.csv", *plots.FILES}
     with atomic_dir(args.out, names) as tmp:
-        doc = layout.document(model, plots.render(model, tmp))
+        doc = layout.document(model, plots.render(model, tmp), plots.ranking(model, tmp))
         (tmp / "index.html").write_text(render_html.render(doc), encoding="utf-8")
         (tmp / "report.md").write_text(render_md.render(doc), encoding="utf-8")
         (tmp / "results.csv").write_text(render_csv.render(runs), encoding="utf-8")

@@ -134,7 +134,7 @@ def _measured_section(model: ReportModel) -> Section:
                      "Debian's build of the benchmark library itself; ipcbench's own code "
                      "was built as ipcbench_build_type says.")
     notes += model.comparability
-    return Section("What was measured", [
+    return Section(MEASURED, [
         Table(["key"] + [r.label for r in model.runs], rows), Bullets(notes)])
 
 
@@ -211,36 +211,33 @@ def _comparison_section(model: ReportModel) -> Section:
         notes.append("CPU per message: not measured in these inputs "
                      "(counters cpu_client_ns_per_msg, cpu_peer_ns_per_msg, "
                      "ctx_switches_per_msg).")
-    return Section("Comparison", [Table(headers, rows), Bullets(notes)])
+    return Section(COMPARISON, [Table(headers, rows), Bullets(notes)])
 
 
-def _transports_section(model: ReportModel) -> Section:
+def _transports_info(model: ReportModel) -> dict[str, dict]:
     info: dict[str, dict] = {}
     for r in model.runs:
         for t in r.transports_info:
             info.setdefault(str(t.get("name")), t)
+    return info
+
+
+def _transports_section(model: ReportModel) -> Section:
     multi = len(model.runs) > 1
-    headers = ["transport", "paradigm", "wait", "kernel keeps boundaries", "reach",
-               "coupling", "max message", "classic category", "classic"] + \
+    headers = ["transport", "classic category", "classic"] + \
         [f"local performance ({r.label})" if multi else "local performance"
-         for r in model.runs] + ["summary"]
+         for r in model.runs] + ["wait", "paradigm"]
+    info = _transports_info(model)
     rows = []
     for t in model.transports():
-        d = info.get(t, {})
         c = classic_for(t)
-        kb = d.get("kernel_boundaries")
-        mm = d.get("max_message")
-        wait = ", ".join(model.waits(t)) or "—"
-        row = [Text(t), _t(d.get("paradigm", "—")), _t(wait),
-               Text("—" if kb is None else ("yes" if kb else "no")),
-               _t(d.get("reach", "—")), _t(d.get("coupling", "—")),
-               Text(fmt_size(mm) if isinstance(mm, int) else "—"),
-               Text(c.title if c else "— (no classic rating)"),
+        row = [Text(t), Text(c.title if c else "— (no classic rating)"),
                Text(stars_text(c.stars) if c else "—")]
         for r in model.runs:
             s = model.stars[r.label].get(t)
             row.append(Text(stars_text(s) if s else "—"))
-        row.append(_t(d.get("summary", "—")))
+        row += [_t(", ".join(model.waits(t)) or "—"),
+                _t(info.get(t, {}).get("paradigm", "—"))]
         rows.append(row)
     notes = list(model.disagreements)
     for r in model.runs:
@@ -254,9 +251,29 @@ def _transports_section(model: ReportModel) -> Section:
             notes.append(f"{r.label}: not set against the classic ratings: no two transports "
                          "with a local rating fall in classic categories of different "
                          "rating.")
-    return Section("Transports: qualitative criteria and local performance", [
+    return Section(STARS, [
         Table(headers, rows), Para(STAR_RULE), Para(CLASSIC_NOTE),
         Para("The measured order against the classic ratings:"), Bullets(notes)])
+
+
+def _criteria_section(model: ReportModel) -> Section:
+    info = _transports_info(model)
+    rows = []
+    for t in model.transports():
+        d = info.get(t, {})
+        kb = d.get("kernel_boundaries")
+        mm = d.get("max_message")
+        rows.append([Text(t), _t(d.get("paradigm", "—")),
+                     _t(", ".join(model.waits(t)) or "—"),
+                     Text("—" if kb is None else ("yes" if kb else "no")),
+                     _t(d.get("reach", "—")), _t(d.get("coupling", "—")),
+                     Text(fmt_size(mm) if isinstance(mm, int) else "—"),
+                     _t(d.get("summary", "—"))])
+    return Section(CRITERIA, [Table(
+        ["transport", "paradigm", "wait", "kernel keeps boundaries", "reach", "coupling",
+         "max message", "summary"], rows), Para(
+        "From the run's transport descriptions (context key ipcbench_transports); "
+        "wait as in the comparison table above.")])
 
 
 def _pairs_table(model: ReportModel, pairs: list) -> Table:
@@ -283,11 +300,11 @@ RATIO_NOTE = ("RTT × is the transport's round trip ÷ the other's (p50 medians)
 
 def _layers_section(model: ReportModel) -> Section:
     if not model.layers:
-        return Section("Price of each layer", [Para(
+        return Section(LAYERS, [Para(
             "No transport of these inputs is built on another transport that was also "
             "measured in the same run at 64 B or 64 KiB (e.g. zmq-ipc or grpc-uds together "
             "with uds).")])
-    return Section("Price of each layer", [_pairs_table(model, model.layers), Para(
+    return Section(LAYERS, [_pairs_table(model, model.layers), Para(
         "A transport built on another (its built_on in --list-transports=json) against "
         "that mechanism measured in the same run. " + RATIO_NOTE)])
 
@@ -309,11 +326,11 @@ def _floors_section(model: ReportModel) -> Section:
              Text(fmt_pct(cell.cv(metric)))]
             for r in model.runs for cell, metric, value in model.floors[r.label].cells]
     if not rows:
-        return Section("Machine floors", [Para(
+        return Section(FLOORS, [Para(
             "No floor/* cells in these inputs (floor/cacheline_rtt, "
             "floor/cacheline_pair_rtt, floor/futex_rtt, floor/syscall, floor/memcpy/<bytes>, "
             "floor/shm_stream/<bytes>).")])
-    return Section("Machine floors", [
+    return Section(FLOORS, [
         Table(["run", "floor", "metric", "median", "CV"], rows),
         Para("Floors are limits of the machine measured in the same run and placement, "
              "not transports: they appear here, as (×N) in the comparison where one "
@@ -351,13 +368,13 @@ def _noise_section(model: ReportModel) -> Section:
     items += [f"{r.label}: no repetitions (1 run per cell), so the CV is unknown; use "
               "--benchmark_repetitions=5 or more." for r in model.runs
               if r.max_repetitions() < 2]
-    return Section("Noise (coefficient of variation)", [Bullets(items)])
+    return Section(NOISE, [Bullets(items)])
 
 
 def _errors_section(model: ReportModel) -> Section:
     items = [f"{r.label}: {c.id}: {len(c.errors)} of {c.repetitions} repetition(s) "
              f"failed: {'; '.join(dict.fromkeys(c.errors))}" for r, c in model.errors]
-    return Section("Errors", [Bullets(items or ["No cell failed."])])
+    return Section(ERRORS, [Bullets(items or ["No cell failed."])])
 
 
 def _cells_section(model: ReportModel) -> Section:
@@ -371,16 +388,37 @@ def _cells_section(model: ReportModel) -> Section:
                          Text(fmt_metric(metric, value)) if c.ok
                          else Text("error", "; ".join(c.errors), "error"),
                          Text(fmt_pct(c.cv(metric))), Text(c.label or "—")])
-    return Section("All cells", [Table(
+    return Section(CELLS, [Table(
         ["run", "cell", "ok/reps", "primary metric", "median", "CV", "label"], rows,
         optional=True)])
 
 
-def document(model: ReportModel, figures: list[tuple[Path, str]]) -> Document:
-    """The report as sections; ``figures`` are (PNG path, caption) pairs."""
-    plots = Section("Plots", [Figures(figures)])
+def _ranking_section(model: ReportModel, ranking: tuple[Path, str]) -> Section:
+    return Section(RANKING, [Figures([ranking])])
+
+
+# Section headings say what a reader learns there (tests find tables by them).
+STARS = "Measured stars beside the classic ratings"
+CRITERIA = "What each transport is: qualitative criteria"
+RANKING = "Which transport is fastest"
+COMPARISON = "Latency, throughput and CPU per transport, against the machine floors"
+LAYERS = "What each layer costs over the transport under it"
+FLOORS = "Machine floors: the fastest this machine hands off, calls and copies"
+PLOTS = "How the figures change with message size"
+NOISE = "How steady the figures are (coefficient of variation)"
+ERRORS = "Cells that failed"
+CELLS = "Every cell's primary figure"
+MEASURED = "The run: machine, build and settings"
+
+
+def document(model: ReportModel, figures: list[tuple[Path, str]],
+             ranking: tuple[Path, str]) -> Document:
+    """The report as sections, the answer first (measured stars beside the classic
+    ratings, then the ranking picture), the run's context last; ``figures`` are the
+    detail plots and ``ranking`` the ranking picture, as (PNG path, caption) pairs."""
     return Document("ipcbench report: " + ", ".join(r.label for r in model.runs), [
-        _measured_section(model), _comparison_section(model), _layers_section(model),
+        _transports_section(model), _ranking_section(model, ranking),
+        _comparison_section(model), _criteria_section(model), _layers_section(model),
         _relative_section(model),
-        _transports_section(model), _floors_section(model), plots, _noise_section(model), _errors_section(model),
-        _cells_section(model)])
+        _floors_section(model), Section(PLOTS, [Figures(figures)]), _noise_section(model),
+        _errors_section(model), _cells_section(model), _measured_section(model)])

@@ -1,13 +1,17 @@
 """``ReportModel`` -> PNG plots (matplotlib, Agg, no pyplot state).
 
-Contract: ``render(model, outdir)`` writes every plot into ``outdir`` and returns
-(path, caption) pairs. One series per (run, transport): colour = transport, line style =
-run; the legend names each transport once and each run once. Failed cells are drawn as
-× on the bottom edge, floors as grey dashed lines (one shade per run).
+Contract: ``render(model, outdir)`` writes the plots over message size into ``outdir``
+and returns (path, caption) pairs; ``ranking(model, outdir)`` writes the picture that
+ranks the transports (horizontal bars, best on top) and returns its (path, caption).
+``FILES`` names all of them. One series per (run, transport): colour = transport, line
+style = run; the legend names each transport once and each run once. Failed cells are
+drawn as × on the bottom edge (named under the panel in the ranking), floors as grey
+dashed lines (one shade per run).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
 from ipcbench_report.compute import SMALL, ReportModel  # noqa: E402
-from ipcbench_report.layout import fmt_size  # noqa: E402
+from ipcbench_report.layout import fmt, fmt_size  # noqa: E402
 
 # 15 distinguishable colours: tab10, then the dark shades of tab20b.
 _PALETTE = [*colormaps["tab10"].colors, *colormaps["tab20b"].colors[::4]]
@@ -30,7 +34,8 @@ _RTT_FLOOR_DASHES = {"cacheline_rtt": (0, (6, 3)), "cacheline_pair_rtt": (0, (6,
 _BANDWIDTH_FLOOR_DASHES = {"memcpy": "--", "shm_stream": (0, (1, 1))}
 _SPECTRUM = [("p50", "rtt_p50_ns"), ("p90", "rtt_p90_ns"), ("p99", "rtt_p99_ns"),
              ("p99.9", "rtt_p999_ns"), ("max", "rtt_max_ns")]
-FILES = ("rtt_vs_size.png", "throughput_vs_size.png", "rtt_spectrum_64B.png")
+FILES = ("rtt_vs_size.png", "throughput_vs_size.png", "rtt_spectrum_64B.png", "ranking.png")
+RANK_RTT_SIZE, RANK_THROUGHPUT_SIZE = SMALL, 64 * 1024
 _ERROR_PROXY = Line2D([], [], marker="x", ls="", color="#444444", markersize=8,
                       label="× failed cell (see Errors)")
 
@@ -137,11 +142,12 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _rtt_floor_lines(ax, model, scale):
+def _rtt_floor_lines(ax, model, scale, vertical=False):
     for i, r in enumerate(model.runs):
         for name, ns in model.floors[r.label].rtt.items():
             suffix = f" ({r.label})" if len(model.runs) > 1 else ""
-            ax.axhline(ns * scale, ls=_RTT_FLOOR_DASHES[name], lw=1.2,
+            line = ax.axvline if vertical else ax.axhline
+            line(ns * scale, ls=_RTT_FLOOR_DASHES[name], lw=1.2,
                        color=_FLOOR_GREYS[i % len(_FLOOR_GREYS)],
                        label=f"floor/{name}{suffix}")
 
@@ -250,8 +256,103 @@ def _spectrum(model, outdir) -> Path:
     return _save(fig, outdir / FILES[2])
 
 
+def _nearest(sizes, want: int) -> int | None:
+    """The measured size closest to ``want`` (on a log scale; the larger on a tie)."""
+    return min(sorted(set(sizes), reverse=True),
+               key=lambda s: abs(math.log(s / want)), default=None)
+
+
+def _rank_panel(ax, model, series, kind, counter, scale, want, lower):
+    """Horizontal bars of ``counter`` at the size nearest ``want``, best on top; failed
+    cells named under the bars. Returns the size shown (None: nothing measured)."""
+    multi = len(model.runs) > 1
+    size = _nearest([c.size for r in model.runs for c in r.cells.values()
+                     if c.kind == kind and c.size], want)
+    bars, failed = [], []
+    for run, t, style in series:
+        cell = run.cell(kind, t, size) if size else None
+        name = t + (f" #{model.runs.index(run) + 1}" if multi else "")
+        if cell is not None and not cell.ok:
+            failed.append(name)
+        elif cell is not None and cell.median(counter):
+            bars.append((cell.median(counter) * scale, name, style["color"]))
+    bars.sort(key=lambda b: b[0], reverse=not lower)
+    if not bars:
+        ax.set_yticks([])
+        ax.set_xticks([])
+        ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center")
+        return size
+    ys = range(len(bars))
+    ax.barh(ys, [b[0] for b in bars], color=[b[2] for b in bars], height=0.7)
+    ax.set_yticks(ys, [b[1] for b in bars])
+    ax.invert_yaxis()                       # best on top
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(_tick))
+    ax.grid(True, axis="x", which="major", alpha=0.3)
+    for y, (v, _, _) in zip(ys, bars):
+        ax.annotate(fmt(v), (v, y), xytext=(3, 0), textcoords="offset points",
+                    va="center", fontsize=8,     # readable across a floor line
+                    bbox=dict(fc="white", ec="none", pad=0.3, alpha=0.8))
+    if failed:
+        ax.text(0.5, -0.13, "× failed: " + ", ".join(failed), transform=ax.transAxes,
+                ha="center", va="top", color="#a00000", fontsize=9)
+    return size
+
+
+def _ranking(model, outdir) -> Path:
+    series = _Series(model)
+    n = max(1, len(model.rows))
+    fig = Figure(figsize=(12, 1.6 + 0.32 * n))
+    rtt_ax, thr_ax = fig.subplots(1, 2)
+    rtt_ax.set_xlabel("round-trip time p50, µs (log scale; shorter is better)")
+    thr_ax.set_xlabel("throughput, GB/s one way (log scale; longer is better)")
+    rtt_size = _rank_panel(rtt_ax, model, series, "pingpong", "rtt_p50_ns", 1e-3,
+                           RANK_RTT_SIZE, True)
+    thr_size = _rank_panel(thr_ax, model, series, "throughput", "bytes_per_second", 1e-9,
+                           RANK_THROUGHPUT_SIZE, False)
+    rtt_ax.set_title(f"Round trip at {fmt_size(rtt_size)}", fontsize=10)
+    thr_ax.set_title(f"Throughput at {fmt_size(thr_size)}", fontsize=10)
+    if rtt_ax.has_data():
+        _rtt_floor_lines(rtt_ax, model, 1e-3, vertical=True)
+    if thr_ax.has_data() and thr_size:
+        for i, r in enumerate(model.runs):
+            f = model.floors[r.label]
+            suffix = f" ({r.label})" if len(model.runs) > 1 else ""
+            for name, dash in _BANDWIDTH_FLOOR_DASHES.items():
+                value = getattr(f, name).get(thr_size)
+                if value:
+                    thr_ax.axvline(value * 1e-9, ls=dash, lw=1.2,
+                                   color=_FLOOR_GREYS[i % len(_FLOOR_GREYS)],
+                                   label=f"floor/{name}/{thr_size}{suffix}")
+    for ax in (rtt_ax, thr_ax):
+        xs = [p.get_width() for p in ax.patches] + [
+            line.get_xdata()[0] for line in ax.get_lines()]
+        if xs:
+            ax.set_xlim(min(xs) / 2, max(xs) * 3)   # room for value labels and floors
+        if ax.get_legend_handles_labels()[0]:
+            # Under the axes, where no bar or value label can be hidden by it.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8,
+                      title="machine floors", title_fontsize=8, frameon=False)
+    runs = "; ".join(f"#{i + 1} = {r.label}" for i, r in enumerate(model.runs)) \
+        if len(model.runs) > 1 else ""
+    fig.suptitle(f"Transports ranked, best on top — {_subtitle(model)}"
+                 + (f"\nruns: {runs}" if runs else ""), fontsize=10)
+    fig.tight_layout()
+    return _save(fig, outdir / FILES[3])
+
+
+def ranking(model: ReportModel, outdir: Path) -> tuple[Path, str]:
+    """Write the ranking picture into ``outdir``; return (path, caption)."""
+    return (_ranking(model, outdir),
+            "Transports ranked by round-trip time p50 at 64 B and by one-way throughput "
+            "at 64 KiB (or the measured sizes nearest them, as the panel titles say): "
+            "medians, log scale, best on top; grey lines are the machine floors where "
+            "the run measured them")
+
+
 def render(model: ReportModel, outdir: Path) -> list[tuple[Path, str]]:
-    """Write the plots into ``outdir``; return (path, caption) pairs."""
+    """Write the detail plots into ``outdir``; return (path, caption) pairs (the
+    ranking picture is ``ranking``)."""
     return [
         (_rtt_vs_size(model, outdir),
          "Round-trip time p50 vs message size (log-log); shaded band up to p99"),

@@ -12,11 +12,13 @@ from html import escape
 
 import pytest
 
+from ipcbench_report import layout as headings
+
 from conftest import (A, B, ERRORS, SAME, STARS, assert_shown, floor_cells, iterations,
                       load, medians, report, save, shown, table, transports)
 
 OUTPUTS = {"index.html", "report.md", "results.csv", "rtt_vs_size.png",
-           "throughput_vs_size.png", "rtt_spectrum_64B.png"}
+           "throughput_vs_size.png", "rtt_spectrum_64B.png", "ranking.png"}
 NS_PER_UNIT = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # Comparison-table column -> (cell, counter, display scale).
 COLUMNS = {
@@ -61,13 +63,13 @@ def test_html_is_self_contained(several):
     assert not [u for u in links if re.match(r"(https?:)?//", u, re.I)]
     assert not re.search(r"<(script|link|iframe)\b", html, re.I)
     imgs = re.findall(r"<img[^>]*\bsrc=\"([^\"]+)\"", html)
-    assert len(imgs) == 3 and all(s.startswith("data:image/png;base64,") for s in imgs)
+    assert len(imgs) == 4 and all(s.startswith("data:image/png;base64,") for s in imgs)
     assert "position:sticky" in html
 
 
 def test_markdown_table_equals_json_medians(single):
     doc = load(A)
-    header, rows = table((single / "report.md").read_text(), "Comparison")
+    header, rows = table((single / "report.md").read_text(), headings.COMPARISON)
     assert [r[0] for r in rows] == transports(doc)          # no floor among them
     for row in rows:
         for title, (cell, counter, scale) in COLUMNS.items():
@@ -113,7 +115,7 @@ def test_cv_warning_is_shown(single):
 
 def test_states_what_was_measured(single):
     md = (single / "report.md").read_text()
-    header, rows = table(md, "Comparison")
+    header, rows = table(md, headings.COMPARISON)
     doc = load(A)
     info = {t["name"]: t["wait"] for t in json.loads(doc["context"]["ipcbench_transports"])}
     for row in rows:                  # the labels' wait=, which agree with the context
@@ -144,7 +146,7 @@ def test_states_the_run_directory_file_system(tmp_path):
 
 def test_several_runs_are_labelled_with_pin_mode(several):
     md = (several / "report.md").read_text()
-    header, rows = table(md, "Comparison")
+    header, rows = table(md, headings.COMPARISON)
     assert header[:2] == ["transport", "run"]
     labels = {r[1] for r in rows}
     assert len(labels) == 4 and all("pin=" in label for label in labels)
@@ -161,7 +163,7 @@ def test_several_runs_are_labelled_with_pin_mode(several):
 
 def test_failed_cells_show_error(several):
     md = (several / "report.md").read_text()
-    header, rows = table(md, "Comparison")
+    header, rows = table(md, headings.COMPARISON)
     doc = load(ERRORS)
     p50 = header.index("RTT p50 64 B (µs)")
     row = next(r for r in rows if r[0] == "pipe" and r[p50] == "error")
@@ -170,7 +172,7 @@ def test_failed_cells_show_error(several):
     message = doc["benchmarks"][0]["error_message"]
     html = (several / "index.html").read_text()
     assert f'class="error" title="{escape(message)}"' in html
-    errors = md.split("## Errors\n", 1)[1].split("\n## ", 1)[0]
+    errors = md.split(f"## {headings.ERRORS}\n", 1)[1].split("\n## ", 1)[0]
     for b in doc["benchmarks"]:
         assert b["run_name"].removesuffix("/manual_time") in errors
     assert message in errors
@@ -202,7 +204,7 @@ def with_floors(request, tmp_path_factory):
 
 def test_floor_multiples(with_floors):
     doc, out = with_floors
-    header, rows = table((out / "report.md").read_text(), "Comparison")
+    header, rows = table((out / "report.md").read_text(), headings.COMPARISON)
     futex = medians(doc, "floor/futex_rtt/manual_time", "rtt_p50_ns")
     cacheline = medians(doc, "floor/cacheline_rtt/manual_time", "rtt_p50_ns")
     assert (cacheline < futex) == (doc["context"]["pin_mode"] == "cross")
@@ -243,9 +245,9 @@ def test_floors_listed_and_not_transports(with_floors):
     doc, out = with_floors
     md = (out / "report.md").read_text()
     floors = [re.sub(r"/(manual|real)_time$", "", f) for f in floor_cells(doc)]
-    _, rows = table(md, "Machine floors")
+    _, rows = table(md, headings.FLOORS)
     assert [r[1] for r in rows] == floors and len(floors) == 7
-    for section in ("Comparison", "Transports: qualitative criteria and local performance"):
+    for section in (headings.COMPARISON, headings.STARS, headings.CRITERIA):
         assert [r[0] for r in table(md, section)[1]] == transports(doc), section
     assert "CPU per message: not measured" not in md
     assert "The transports differ in wait strategy" in md
@@ -260,7 +262,7 @@ def _below_floor(md: str) -> tuple[dict[str, float], list[str], str]:
     """Cells the Comparison table shows under their floor, named as the note names them
     (with the run when the table has a run column), with their multiples; the note's own
     list; and the note ("" when there is none)."""
-    header, rows = table(md, "Comparison")
+    header, rows = table(md, headings.COMPARISON)
     titles = [re.sub(r" \([^()]*\)$", "", h) for h in header]
     multi = "run" in header
     below = {}
@@ -270,7 +272,7 @@ def _below_floor(md: str) -> tuple[dict[str, float], list[str], str]:
             m = re.search(r"\(×([0-9.]+)\)", text)
             if m and float(m.group(1)) < 1:
                 below[f"{who} {titles[i]} (×{m.group(1)})"] = float(m.group(1))
-    section = md.split("## Comparison\n", 1)[1].split("\n## ", 1)[0]
+    section = md.split(f"## {headings.COMPARISON}\n", 1)[1].split("\n## ", 1)[0]
     note = [ln for ln in section.splitlines() if ln.startswith("- Below the floor")]
     if not note:
         return below, [], ""
@@ -316,7 +318,7 @@ def test_cells_below_their_floor_are_named(tmp_path, futex_factor, runs):
     if futex_factor == 3.0:
         assert len(below) > 6
     if futex_factor == 1.0004:
-        header, rows = table(md, "Comparison")
+        header, rows = table(md, headings.COMPARISON)
         pipe_row = next(r for r in rows if r[0] == "pipe")
         assert "(×1)" in pipe_row[header.index("RTT p50 64 B (µs)")]
         assert not [x for x in listed if x.startswith("pipe RTT p50 64 B")]
@@ -345,9 +347,9 @@ def test_context_floors_are_shown_but_never_a_multiple(tmp_path):
     res = report("render", path, "--out", tmp_path / "report")
     assert res.returncode == 0, res.stderr
     md = (tmp_path / "report" / "report.md").read_text()
-    listed = [r[1] for r in table(md, "Machine floors")[1]]
+    listed = [r[1] for r in table(md, headings.FLOORS)[1]]
     assert "floor/cacheline_pair_rtt" in listed and "floor/shm_stream/1048576" in listed
-    header, rows = table(md, "Comparison")
+    header, rows = table(md, headings.COMPARISON)
     cacheline = medians(doc, "floor/cacheline_rtt/manual_time", "rtt_p50_ns")
     memcpy = medians(doc, "floor/memcpy/1048576/real_time", "bytes_per_second")
     spinning = [r for r in rows if _wait(doc, f"pingpong/{r[0]}/64/manual_time") == "spin"]
@@ -378,7 +380,7 @@ def test_price_of_each_layer(tmp_path):
     doc = load(LAYERS)
     built_on = {t["name"]: t["built_on"]
                 for t in json.loads(doc["context"]["ipcbench_transports"])}
-    header, rows = table((out / "report.md").read_text(), "Price of each layer")
+    header, rows = table((out / "report.md").read_text(), headings.LAYERS)
     assert header[1] == "against"
     assert {(r[0], r[header.index("size")]) for r in rows} == {
         (t, s) for t in ("zmq-ipc", "grpc-uds", "grpc-stream-uds") for s in ("64 B", "64 KiB")}
@@ -423,7 +425,7 @@ def test_every_transport_against_uds(tmp_path):
 
 # --- findings: stated only when the data behind them is there ----------------------
 
-TRANSPORTS = "Transports: qualitative criteria and local performance"
+TRANSPORTS = headings.STARS
 AGREES = "the measured order agrees with the classic ratings"
 
 
@@ -503,7 +505,8 @@ def test_cv_claim_only_over_cells_with_a_cv(tmp_path):
     """'Every CV ≤ 10 %' needs CVs: without repetitions (quick-same) none is known."""
     out = tmp_path / "same"
     assert report("render", SAME, "--out", out).returncode == 0
-    noise = (out / "report.md").read_text().split("## Noise", 1)[1].split("\n## ", 1)[0]
+    noise = (out / "report.md").read_text().split(f"## {headings.NOISE}", 1)[1]
+    noise = noise.split("\n## ", 1)[0]
     assert "Every cell" not in noise
     assert "No cell has a CV (fewer than two successful repetitions, or a zero mean), so " \
            "the noise is unknown." in noise
@@ -526,7 +529,7 @@ def test_absence_sentences_are_true(tmp_path):
         if b["run_name"].startswith("floor/") and b["run_type"] == "iteration":
             b["error_occurred"], b["error_message"] = True, "injected"
     md = _render_md(tmp_path, doc, "failed-floors")
-    comparison = md.split("## Comparison\n", 1)[1].split("\n## ", 1)[0]
+    comparison = md.split(f"## {headings.COMPARISON}\n", 1)[1].split("\n## ", 1)[0]
     assert "No floor/* cells in these inputs" not in comparison
     assert "No multiples of the machine floor are shown: no floor/* cell of these inputs " \
            "that succeeded bounds a figure of this table." in comparison
