@@ -49,7 +49,8 @@ inline constexpr std::size_t kHeaderBytes = sizeof(MsgHeader);
 // receiver does to the data in place when it does not verify a checksum.
 std::uint64_t payload_touch(std::span<const std::byte> p);
 
-// Checksum of a payload (4 independent multiply-xor lanes, ~10 GB/s), folded to 32 bits.
+// Checksum of a payload (4 independent multiply-xor lanes, for speed; its measured rate:
+// docs/measurement.md), folded to 32 bits.
 std::uint32_t payload_digest(std::span<const std::byte> payload);
 inline std::uint32_t header_mix(std::uint32_t seq, std::uint32_t len, Kind kind) {
   std::uint64_t h = (std::uint64_t{seq} << 32 | len) * 0x9E3779B97F4A7C15ull;

@@ -5,9 +5,8 @@
 // nanosecond of the loop belongs to exactly one round trip. Callers take the lap just
 // after handing the next request to the transport, while it is in flight: there the
 // read (and the histogram record) overlaps the wait for the reply. Taken after the
-// reply arrived instead, the read sat between the reply and the next request: on our
-// 2-vCPU VM (clocksource tsc, a read alone 47 ns) that added 160 ns to a 190-ns
-// cache-line round trip, and 50-80 ns to a 64-byte shared-memory one.
+// reply arrived instead, the read sat between the reply and the next request and
+// lengthened every short round trip (figures: docs/measurement.md).
 #pragma once
 
 #include <chrono>

@@ -2,7 +2,7 @@
 //
 // Message buffers are cache-line aligned so that copies into and out of shared-memory
 // rings (whose payloads are 64-byte aligned) never take glibc's slow path for a
-// destination offset by 16 bytes from its source (see shared/GUIDE.md §5).
+// destination offset by 16 bytes from its source.
 #pragma once
 
 #include <cstddef>

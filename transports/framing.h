@@ -2,8 +2,8 @@
 //
 // StreamChannel carries messages over a byte stream (pipe, FIFO, stream socket, TCP):
 // each message is a 4-byte little-endian length followed by the body, sent with one
-// system call: a write of a staged copy up to kStagedBytes (paired on one CPU, the
-// two-piece writev made a 64-byte pipe round trip 3-4 % longer), a writev beyond.
+// system call: a write of a staged copy up to kStagedBytes (a two-piece writev made
+// small round trips longer; figures: docs/measurement.md), a writev beyond.
 // Receiving takes one read per message in the common case: small messages come through
 // a 64 KiB buffer; once messages are large, the body is read straight into the caller's
 // buffer (readv), so the suite adds no copy of its own to the kernel's.

@@ -2,8 +2,8 @@
 
 namespace ipcbench {
 
-// Each transport unit defines one factory; adding a transport = one line here (and in
-// transports/CMakeLists.txt).
+// Each transport unit defines one factory; adding a transport = its declaration and one
+// push_back here. CMake finds transports/<name>/*.cpp by glob (CMakeLists.txt).
 std::unique_ptr<Transport> make_pipe_transport();
 std::unique_ptr<Transport> make_fifo_transport();
 std::unique_ptr<Transport> make_uds_transport();

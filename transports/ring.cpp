@@ -363,12 +363,11 @@ class RingChannel final : public Channel {
   // Spin-then-futex budget. Sleeping costs a message this side's wake-up latency W:
   // from the partner's FUTEX_WAKE to this side running again. A side that spins for
   // less than the gap a sleeping partner causes goes to sleep too, and a ping-pong then
-  // locks into a wake-up per message, as each side's wait is the other's wake-up. On
-  // the 2-vCPU VM (W ≈ 8 µs) a fixed spin of 100 pauses (2.5 µs) did that: mmap-futex/64
-  // took 28 µs in one run and 0.7 µs in the next, and 0.1–0.9 context switches per
-  // message. Spinning for 2W outlasts the partner's wake-up, so the lock breaks, and
-  // bounds what a spin can waste at twice what sleeping costs. W is learned from the
-  // wakes this side receives (the waker stamps the time) and smoothed.
+  // locks into a wake-up per message, as each side's wait is the other's wake-up; a
+  // fixed spin shorter than W did that (figures: docs/ring-design.md). Spinning for 2W
+  // outlasts the partner's wake-up, so the lock breaks, and bounds what a spin can waste
+  // at twice what sleeping costs. W is learned from the wakes this side receives (the
+  // waker stamps the time) and smoothed.
   std::int64_t spin_budget_ns() const { return std::clamp(2 * wakeup_ns_, kMinSpinNs, kMaxSpinNs); }
   void learn_wakeup(const Doorbell& bell) {
     const std::int64_t sent = bell.woken_ns.load(std::memory_order_relaxed);
