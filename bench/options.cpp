@@ -253,7 +253,7 @@ Listing:
   --help=benchmark     Google Benchmark's own flags (the library's help)
 
 Examples:
-  ipcbench --quick                      the quick matrix, every transport
+  ipcbench --quick                      the quick matrix (no broker needed)
   ipcbench --transports=uds,tcp,shm-spin --workloads=pingpong --sizes=64,64K \
            --benchmark_repetitions=5 --benchmark_out=run.json
   ipcbench --floors --benchmark_filter=^floor/ --benchmark_format=console

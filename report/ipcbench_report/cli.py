@@ -3,7 +3,8 @@
 Exit status: 0 success; 1 ``compare`` failed the gate (a regression, or cells of the
 baseline missing from the candidate without ``--allow-missing``); 2 bad input or output
 (one line on stderr, no partial output left behind: input that is not an ipcbench
-result, or a ``compare`` that compared no transport cell) or an internal error.
+result, a ``render --relative-to`` naming a transport an input did not measure, or a
+``compare`` that compared no transport cell) or an internal error.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _render(args) -> int:
     from ipcbench_report import plots     # matplotlib only where plots are drawn
 
     runs = load_runs(args.results)
-    model = compute.build(runs)
+    model = compute.build(runs, args.relative_to)
     names = {"index.html", "report.md", "results.csv", *plots.FILES}
     with atomic_dir(args.out, names) as tmp:
         doc = layout.document(model, plots.render(model, tmp), plots.ranking(model, tmp))
@@ -86,6 +87,10 @@ def parser() -> argparse.ArgumentParser:
                        "report.md, results.csv and PNG plots.")
     r.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
     r.add_argument("--out", required=True, type=Path, metavar="DIR")
+    r.add_argument("--relative-to", metavar="NAME",
+                   help="transport every other is set against in 'Every transport against "
+                   "…' (every input must have measured it; default: the first transport of "
+                   "family sockets in each run's transport descriptions)")
     r.set_defaults(func=_render)
 
     c = sub.add_parser("compare", help="compare a candidate run against a baseline",

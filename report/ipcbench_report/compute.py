@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ipcbench_report import ReportError
 from ipcbench_report.model import Cell, Run
 
 SMALL, PAGE, LARGE = 64, 4096, 1 << 20
@@ -185,29 +186,39 @@ STAR_RULE = (
 
 @dataclass(frozen=True)
 class Classic:
-    """One column of the classic qualitative table (reference article, section VII.E)."""
+    """One column of the classic qualitative table (reference article, section VII.E) and
+    the transport family (``family`` in the run's transport descriptions) filed under it."""
 
     title: str
     stars: int
-    prefixes: tuple[str, ...]
+    family: str
 
 
 CLASSIC = (
-    Classic("memory-mapped files / shared memory", 5, ("mmap", "shm")),
-    Classic("pipes", 4, ("pipe", "fifo")),
-    Classic("sockets", 3, ("uds", "tcp")),
-    Classic("gRPC", 3, ("grpc",)),
-    Classic("message queues", 1, ("posix-mq", "boost-mq", "zmq", "amqp")),
+    Classic("memory-mapped files / shared memory", 5, "shared memory"),
+    Classic("pipes", 4, "pipes"),
+    Classic("sockets", 3, "sockets"),
+    Classic("RPC (gRPC in the article)", 3, "RPC"),
+    Classic("message queues", 1, "message queues"),
 )
 CLASSIC_NOTE = ("Classic ratings: the 'Local Performance' row of the reference IPC "
-                "comparison table; transports are mapped by name prefix (pipe/fifo → pipes, "
-                "uds*/tcp → sockets, mmap*/shm* → memory-mapped files, grpc* → gRPC, "
-                "posix-mq/boost-mq/zmq*/amqp* → message queues). The article itself files "
-                "UDS under 'Pipes (Named/UDS)'.")
+                "comparison table; each transport is filed under the column of the family "
+                "its description declares (family in ipcbench_transports: pipes → pipes, "
+                "sockets → sockets, shared memory → memory-mapped files / shared memory, "
+                "RPC → the article's gRPC, message queues → message queues). The article "
+                "itself files UDS under 'Pipes (Named/UDS)'.")
 
 
-def classic_for(transport: str) -> Classic | None:
-    return next((c for c in CLASSIC if transport.startswith(c.prefixes)), None)
+def family_of(run: Run, transport: str) -> str:
+    """The family the run's description of ``transport`` declares; ``""`` when it states
+    none (result files written before the field existed)."""
+    return next((str(t.get("family") or "") for t in run.transports_info
+                 if t.get("name") == transport), "")
+
+
+def classic_for(family: str) -> Classic | None:
+    """The classic column of a transport family, ``None`` for none or an unknown one."""
+    return next((c for c in CLASSIC if family and c.family == family), None)
 
 
 def ratings(run: Run) -> dict[str, int | None]:
@@ -233,7 +244,8 @@ def ratings(run: Run) -> dict[str, int | None]:
 def disagreements(run: Run, stars: dict[str, int | None]) -> list[str]:
     """Where the measured order contradicts the classic one (see ``STAR_RULE``)."""
     notes = []
-    rated = [(t, s, classic_for(t)) for t, s in stars.items() if s and classic_for(t)]
+    rated = [(t, s, c) for t, s in stars.items()
+             if s and (c := classic_for(family_of(run, t)))]
     for t, s, c in rated:
         above = [f"{u} {stars_text(su)} ({cu.title}, classic {stars_text(cu.stars)})"
                  for u, su, cu in rated if cu.stars < c.stars and su > s]
@@ -244,10 +256,10 @@ def disagreements(run: Run, stars: dict[str, int | None]) -> list[str]:
     return notes
 
 
-def classic_pairs(stars: dict[str, int | None]) -> int:
+def classic_pairs(run: Run, stars: dict[str, int | None]) -> int:
     """Pairs of transports with local stars and classic ratings that differ: the pairs on
     which the measured order can agree or disagree with the classic one."""
-    rated = [c.stars for t, s in stars.items() if s and (c := classic_for(t))]
+    rated = [c.stars for t, s in stars.items() if s and (c := classic_for(family_of(run, t)))]
     return sum(a != b for i, a in enumerate(rated) for b in rated[i + 1:])
 
 
@@ -284,7 +296,14 @@ class Layer:
 LAYER_SIZES = (SMALL, 64 * 1024)
 
 
-RELATIVE_BASE = "uds"  # the plain local socket every architect knows
+# Family of the default base every other transport is set against: a socket is the local
+# mechanism every architect knows.
+RELATIVE_FAMILY = "sockets"
+RELATIVE_DEFAULT_WHY = (f"the first transport of family {RELATIVE_FAMILY} in the run's "
+                        "transport descriptions (ipcbench_transports, in the order of the "
+                        "run's --transports, the registry's order by default; --relative-to "
+                        "NAME chooses another)")
+RELATIVE_CHOSEN_WHY = "chosen with --relative-to"
 
 
 def layers(run: Run) -> list[Layer]:
@@ -294,9 +313,20 @@ def layers(run: Run) -> list[Layer]:
     return _pairs(run, [(t, built_on.get(t, "")) for t in run.transports()])
 
 
-def relative(run: Run) -> list[Layer]:
-    """Every other transport of the run against ``RELATIVE_BASE``, when the run has it."""
-    return _pairs(run, [(t, RELATIVE_BASE) for t in run.transports() if t != RELATIVE_BASE])
+def relative_base(run: Run, chosen: str | None = None) -> str:
+    """``chosen`` when given (the caller checked that the run measured it), else the first
+    transport of family ``RELATIVE_FAMILY`` in the run's descriptions that the run
+    measured; ``""`` when there is none (no such family, or no family stated)."""
+    if chosen:
+        return chosen
+    measured = set(run.transports())
+    return next((str(t["name"]) for t in run.transports_info
+                 if t.get("family") == RELATIVE_FAMILY and t.get("name") in measured), "")
+
+
+def relative(run: Run, base: str) -> list[Layer]:
+    """Every other transport of the run against ``base`` (none when ``base`` is "")."""
+    return _pairs(run, [(t, base) for t in run.transports() if base and t != base])
 
 
 def _pairs(run: Run, pairs: list[tuple[str, str]]) -> list[Layer]:
@@ -343,9 +373,19 @@ class ReportModel:
     classic_agree: dict[str, int] = field(default_factory=dict)
     cells: int = 0                                # cells of all runs
     cv_cells: int = 0                             # ... whose primary metric has a CV
+    # run label -> the transport its others are set against ("" none; ``relative_base``)
+    relative_bases: dict[str, str] = field(default_factory=dict)
+    relative_chosen: bool = False                 # the bases came from --relative-to
+    # run label -> measured transports whose description states no family (not rated
+    # against the classic table); runs where every transport has one are absent
+    no_family: dict[str, list[str]] = field(default_factory=dict)
 
     def transports(self) -> list[str]:
         return list(dict.fromkeys(t for r in self.runs for t in r.transports()))
+
+    def family(self, transport: str) -> str:
+        """The family the first run that describes ``transport`` with one declares."""
+        return next((f for r in self.runs if (f := family_of(r, transport))), "")
 
     def waits(self, transport: str | None = None) -> list[str]:
         """Distinct wait strategies of one transport's rows (or of all rows)."""
@@ -366,8 +406,15 @@ def _comparability(runs: list[Run]) -> list[str]:
     return notes
 
 
-def build(runs: list[Run]) -> ReportModel:
-    """Compute the report model for one or more runs."""
+def build(runs: list[Run], relative_to: str | None = None) -> ReportModel:
+    """Compute the report model for one or more runs; ``relative_to`` names the transport
+    every other is set against (default: ``relative_base``). ``ReportError`` when an
+    input did not measure ``relative_to``."""
+    for r in runs:
+        if relative_to and relative_to not in r.transports():
+            raise ReportError(f"--relative-to {relative_to}: {r.path} measured no transport "
+                              f"'{relative_to}' (it has {', '.join(r.transports()) or 'none'})")
+    bases = {r.label: relative_base(r, relative_to) for r in runs}
     floors = {r.label: floors_of(r) for r in runs}
     have = {k for r in runs for c in r.cells.values() for k in c.counters()}
     columns = list(BASE_COLUMNS) + [c for c in CPU_COLUMNS if c.counter in have]
@@ -389,10 +436,12 @@ def build(runs: list[Run]) -> ReportModel:
     errors = [(r, c) for r in runs for c in r.cells.values() if c.errors]
     model = ReportModel(runs, columns, rows, floors, stars, notes, noise, errors,
                         _comparability(runs), [x for r in runs for x in layers(r)],
-                        [x for r in runs for x in relative(r)],
-                        {r.label: classic_pairs(stars[r.label]) for r in runs
+                        [x for r in runs for x in relative(r, bases[r.label])],
+                        {r.label: classic_pairs(r, stars[r.label]) for r in runs
                          if not by_run[r.label]},
-                        sum(len(r.cells) for r in runs), cv_cells)
+                        sum(len(r.cells) for r in runs), cv_cells, bases, bool(relative_to),
+                        {r.label: missing for r in runs
+                         if (missing := [t for t in r.transports() if not family_of(r, t)])})
     waits = sorted(model.waits())
     if len(waits) > 1:
         model.comparability.append(

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ipcbench_report.compute import (CLASSIC_NOTE, CPU_COLUMNS, CV_WARN, FLOOR_RULES,
-                                     RELATIVE_BASE, STAR_RULE, ReportModel, classic_for,
+                                     RELATIVE_CHOSEN_WHY, RELATIVE_DEFAULT_WHY,
+                                     RELATIVE_FAMILY, STAR_RULE, ReportModel, classic_for,
                                      stars_text)
 
 
@@ -230,8 +231,10 @@ def _transports_section(model: ReportModel) -> Section:
     info = _transports_info(model)
     rows = []
     for t in model.transports():
-        c = classic_for(t)
-        row = [Text(t), Text(c.title if c else "— (no classic rating)"),
+        family = model.family(t)
+        c = classic_for(family)
+        row = [Text(t), Text(c.title if c else "— (no family stated)" if not family
+                             else f"— (family {family}: no classic rating)"),
                Text(stars_text(c.stars) if c else "—")]
         for r in model.runs:
             s = model.stars[r.label].get(t)
@@ -251,8 +254,13 @@ def _transports_section(model: ReportModel) -> Section:
             notes.append(f"{r.label}: not set against the classic ratings: no two transports "
                          "with a local rating fall in classic categories of different "
                          "rating.")
+    classic = CLASSIC_NOTE + "".join(
+        f" {(r.label + ': ') if multi else ''}{len(ts)} transport(s) carry no family "
+        f"({', '.join(ts)}): their descriptions state none, as in result files written "
+        "before ipcbench recorded each transport's family, so they are not rated against "
+        "the classic table." for r in model.runs if (ts := model.no_family.get(r.label)))
     return Section(STARS, [
-        Table(headers, rows), Para(STAR_RULE), Para(CLASSIC_NOTE),
+        Table(headers, rows), Para(STAR_RULE), Para(classic),
         Para("The measured order against the classic ratings:"), Bullets(notes)])
 
 
@@ -263,15 +271,15 @@ def _criteria_section(model: ReportModel) -> Section:
         d = info.get(t, {})
         kb = d.get("kernel_boundaries")
         mm = d.get("max_message")
-        rows.append([Text(t), _t(d.get("paradigm", "—")),
+        rows.append([Text(t), _t(model.family(t) or "—"), _t(d.get("paradigm", "—")),
                      _t(", ".join(model.waits(t)) or "—"),
                      Text("—" if kb is None else ("yes" if kb else "no")),
                      _t(d.get("reach", "—")), _t(d.get("coupling", "—")),
                      Text(fmt_size(mm) if isinstance(mm, int) else "—"),
                      _t(d.get("summary", "—"))])
     return Section(CRITERIA, [Table(
-        ["transport", "paradigm", "wait", "kernel keeps boundaries", "reach", "coupling",
-         "max message", "summary"], rows), Para(
+        ["transport", "family", "paradigm", "wait", "kernel keeps boundaries", "reach",
+         "coupling", "max message", "summary"], rows), Para(
         "From the run's transport descriptions (context key ipcbench_transports); "
         "wait as in the comparison table above.")])
 
@@ -302,23 +310,45 @@ def _layers_section(model: ReportModel) -> Section:
     if not model.layers:
         return Section(LAYERS, [Para(
             "No transport of these inputs is built on another transport that was also "
-            "measured in the same run at 64 B or 64 KiB (e.g. zmq-ipc or grpc-uds together "
-            "with uds).")])
+            "measured in the same run at 64 B or 64 KiB (a transport whose description "
+            "names a built_on, measured together with that transport).")])
     return Section(LAYERS, [_pairs_table(model, model.layers), Para(
         "A transport built on another (its built_on in --list-transports=json) against "
         "that mechanism measured in the same run. " + RATIO_NOTE)])
 
 
+def relative_title(model: ReportModel) -> str:
+    """Heading of the section that sets every transport against one base: names the
+    base(s) chosen (``ReportModel.relative_bases``)."""
+    bases = [b for b in dict.fromkeys(model.relative_bases.values()) if b]
+    return f"Every transport against {' / '.join(bases) or 'one base'}"
+
+
 def _relative_section(model: ReportModel) -> Section:
+    why = RELATIVE_CHOSEN_WHY if model.relative_chosen else RELATIVE_DEFAULT_WHY
+    bases = [b for b in dict.fromkeys(model.relative_bases.values()) if b]
+    notes = [f"{r.label}: no base: no transport of family {RELATIVE_FAMILY} was measured "
+             "(or the run's descriptions state no family); choose one with "
+             "--relative-to NAME." for r in model.runs if not model.relative_bases[r.label]]
+    if not bases:
+        return Section(relative_title(model), [Para(
+            f"No run of these inputs has a base to set the others against: no transport of "
+            f"family {RELATIVE_FAMILY} was measured (or the descriptions state no family), "
+            f"and by default the base is {why}.")])
+    named = " / ".join(bases)
     if not model.relative:
-        return Section(f"Every transport against {RELATIVE_BASE}", [Para(
-            f"No run of these inputs measured {RELATIVE_BASE} and another transport at "
-            f"64 B or 64 KiB, so there is nothing to set against {RELATIVE_BASE}.")])
-    return Section(f"Every transport against {RELATIVE_BASE}", [
-        _pairs_table(model, model.relative), Para(
-            f"Each transport against a plain Unix stream socket ({RELATIVE_BASE}) of the "
-            "same run, at 64 B and 64 KiB: shared memory, pipes, queues, brokers and "
-            "frameworks on one scale. " + RATIO_NOTE)])
+        return Section(relative_title(model), [Para(
+            f"No run of these inputs measured {named} and another transport at 64 B or "
+            f"64 KiB, so there is nothing to set against {named}. The base is {why}.")]
+            + ([Bullets(notes)] if notes else []))
+    text = (f"Each transport against {named} of the same run (the against column), at 64 B "
+            f"and 64 KiB: shared memory, pipes, queues, brokers and frameworks on one "
+            f"scale. The base is {why}")
+    text += "." if model.relative_chosen else \
+        ": a socket is the local mechanism every architect knows."
+    return Section(relative_title(model), [_pairs_table(model, model.relative),
+                                           Para(text + " " + RATIO_NOTE)]
+                   + ([Bullets(notes)] if notes else []))
 
 
 def _floors_section(model: ReportModel) -> Section:

@@ -134,3 +134,17 @@ def test_render_replaces_its_previous_output(tmp_path):
         res = report("render", A, "--out", out)
         assert res.returncode == 0, res.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_render_relative_to_an_unmeasured_transport(tmp_path):
+    """--relative-to must name a transport every input measured: else one line, exit 2,
+    nothing written."""
+    out = tmp_path / "out" / "report"
+    res = report("render", A, "--relative-to", "no-such", "--out", out)
+    _one_line(res, "--relative-to no-such: ")
+    assert "measured no transport 'no-such' (it has pipe, fifo, uds," in res.stderr
+    assert res.stdout == "" and not (tmp_path / "out").exists()
+    errors = A.parent / "errors.json"                   # pipe and tcp only: no uds
+    res = report("render", A, errors, "--relative-to", "uds", "--out", out)
+    _one_line(res, f"{errors} measured no transport 'uds' (it has pipe, tcp)")
+    assert not (tmp_path / "out").exists()

@@ -404,7 +404,8 @@ def test_price_of_each_layer(tmp_path):
 
 def test_every_transport_against_uds(tmp_path):
     """One scale for all: each transport's round trip and message rate as multiples of
-    uds from the same run, equal to the ratios of the JSON medians."""
+    uds (the run's first transport of family sockets) from the same run, equal to the
+    ratios of the JSON medians."""
     from conftest import LAYERS
     out = tmp_path / "report"
     assert report("render", LAYERS, "--out", out).returncode == 0
@@ -412,6 +413,9 @@ def test_every_transport_against_uds(tmp_path):
     header, rows = table((out / "report.md").read_text(), "Every transport against uds")
     assert {r[0] for r in rows} == set(transports(doc)) - {"uds"}
     assert {r[1] for r in rows} == {"uds"}
+    section = (out / "report.md").read_text().split("## Every transport against uds\n")[1]
+    assert "The base is the first transport of family sockets in the run's transport " \
+           "descriptions" in section.split("\n## ")[0]
     for row in rows:
         size = 64 if row[header.index("size")] == "64 B" else 65536
         def med(kind, name, counter):
