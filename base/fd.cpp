@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <string>
 
 #include "base/error.h"
@@ -24,6 +25,17 @@ UniqueFd adopt_inherited_fd(const std::string& number, const std::string& what) 
     throw ProtocolError(what + ": bad descriptor number '" + number + "'");
   if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) throw SysError(what + ": descriptor " + number, errno);
   return UniqueFd(fd);
+}
+
+UniqueFd pipe_holding(const std::string& text, const std::string& what) {
+  // Up to PIPE_BUF bytes go into an empty pipe at once: the write never waits for a reader.
+  if (text.size() > PIPE_BUF)
+    throw ProtocolError(what + ": " + std::to_string(text.size()) + " bytes do not fit a pipe");
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) throw SysError("pipe2 (" + what + ")", errno);
+  UniqueFd r(p[0]), w(p[1]);
+  write_all(w.get(), std::as_bytes(std::span(text.data(), text.size())), what.c_str());
+  return r;
 }
 
 void write_all(int fd, std::span<const std::byte> buf, const char* what) {

@@ -41,6 +41,13 @@ void write_all(int fd, std::span<const std::byte> buf, const char* what);
 // number '<number>'" when `number` is not one, SysError when no such descriptor is open.
 UniqueFd adopt_inherited_fd(const std::string& number, const std::string& what);
 
+// The read end (close-on-exec) of a new pipe that already holds all of `text`, its write
+// end closed: how a listener hands the peer a secret (its token, a broker's password)
+// through an inherited descriptor instead of the peer's command line, which other local
+// users can usually read (ps). `text` must fit the pipe at once (PIPE_BUF bytes), else
+// ProtocolError "<what>: <n> bytes do not fit a pipe".
+UniqueFd pipe_holding(const std::string& text, const std::string& what);
+
 // Reads exactly buf.size() bytes. Returns the number read, which is less than
 // buf.size() only when the peer closed (EOF). Throws SysError on failure.
 std::size_t read_full(int fd, std::span<std::byte> buf, const char* what);

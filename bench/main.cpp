@@ -28,7 +28,6 @@
 #include "harness/sweep.h"
 #include "harness/watchdog.h"
 #include "transports/registry.h"
-#include "transports/socket_util.h"
 #include "version.h"
 
 namespace ipcbench {
@@ -43,8 +42,8 @@ constexpr std::chrono::milliseconds kMinSetupTimeout{10000};
 // live peer session (reused while consecutive cells use the same transport).
 class Runner {
  public:
-  Runner(SuiteOptions opts, Placement placement)
-      : opts_(std::move(opts)), placement_(std::move(placement)) {}
+  Runner(SuiteOptions opts, Placement placement, TransportSettings settings)
+      : opts_(std::move(opts)), placement_(std::move(placement)), settings_(std::move(settings)) {}
   ~Runner() { session_.reset(); }
 
   void run_cell(benchmark::State& state, const Transport* t, Workload w, std::size_t size,
@@ -99,12 +98,13 @@ class Runner {
     session_ = std::make_unique<PeerSession>(
         *dir_, dog_,
         SessionConfig{t, placement_, opts_.verify, max_size, opts_.cell_timeout,
-                      std::max(opts_.cell_timeout, kMinSetupTimeout), ""});
+                      std::max(opts_.cell_timeout, kMinSetupTimeout), "", settings_});
     return *session_;
   }
 
   SuiteOptions opts_;
   Placement placement_;
+  TransportSettings settings_;
   Watchdog dog_;
   std::optional<RunDir> dir_;
   std::unique_ptr<PeerSession> session_;
@@ -299,7 +299,6 @@ int main_impl(int argc, char** argv) {
     std::vector<std::string> rest(argv + 1, argv + argc);
     opts = parse_suite_options(rest);
     placement = resolve_placement(opts.pin_spec);
-    set_bind_address(opts.bind);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ipcbench: %s\n", e.what());
     return 2;
@@ -312,7 +311,8 @@ int main_impl(int argc, char** argv) {
   pin_this_thread(placement.client_cpu);
 
   cleanup::enable_graceful_interrupt();
-  Runner runner(opts, placement);
+  const TransportSettings settings = transport_settings(opts);
+  Runner runner(opts, placement, settings);
   // With interleaved repetitions a floor may follow a matrix cell: its peer goes first.
   if (opts.floors)
     register_floors(placement, opts.sizes, opts.cell_timeout, [&runner] { runner.end_session(); });
@@ -338,7 +338,7 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("benchmark_library_version", IPCBENCH_BENCHMARK_VERSION);
   for (const auto& [k, v] : machine_context()) benchmark::AddCustomContext(k, v);
   benchmark::AddCustomContext("pin_mode", placement.mode);
-  benchmark::AddCustomContext("bind_address", bind_address());
+  benchmark::AddCustomContext("bind_address", settings.bind_address);
   benchmark::AddCustomContext("pin_client_cpu", std::to_string(placement.client_cpu));
   benchmark::AddCustomContext("pin_peer_cpu", std::to_string(placement.peer_cpu));
   if (!placement.note.empty()) benchmark::AddCustomContext("pin_note", placement.note);

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "bench/protocol.h"
@@ -74,6 +75,13 @@ std::size_t parse_size(std::string_view text) {
   if (v > std::numeric_limits<std::uint64_t>::max() / mult)
     throw UsageError("--sizes: '" + std::string(text) + "' is too large");
   return static_cast<std::size_t>(v * mult);
+}
+
+TransportSettings transport_settings(const SuiteOptions& o) {
+  TransportSettings s;
+  s.bind_address = o.bind;
+  if (const char* url = std::getenv("IPCBENCH_AMQP_URL"); url && *url) s.broker_url = url;
+  return s;
 }
 
 std::vector<std::size_t> default_sizes(bool quick) {

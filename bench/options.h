@@ -43,6 +43,11 @@ std::size_t parse_size(std::string_view text);
 // the offending option or value; checks each size against each chosen transport.
 SuiteOptions parse_suite_options(const std::vector<std::string>& args);
 
+// The settings every transport listens with, read here and nowhere else: --bind
+// (o.bind), and the broker IPCBENCH_AMQP_URL names when it is set and not empty (else
+// TransportSettings' default broker, the one scripts/broker.sh starts).
+TransportSettings transport_settings(const SuiteOptions& o);
+
 // Default sizes: 64 B to 1 MiB in steps of x4; --quick: 64 B, 4 KiB, 64 KiB, 1 MiB.
 std::vector<std::size_t> default_sizes(bool quick);
 

@@ -24,7 +24,8 @@ std::size_t expect(Channel& ch, std::span<std::byte> buf, Kind kind, std::uint32
 
 PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
     : dog_(dog), config_(std::move(config)) {
-  std::unique_ptr<Listener> listener = config_.transport->listen(dir, config_.max_size);
+  std::unique_ptr<Listener> listener =
+      config_.transport->listen(dir, config_.max_size, config_.settings);
   PeerArgs args{config_.transport->info().name,
                 listener->endpoint().addresses,
                 config_.max_size,

@@ -29,6 +29,7 @@ struct SessionConfig {
   std::chrono::milliseconds timeout{60000};        // a cell without progress for this long fails
   std::chrono::milliseconds setup_timeout{60000};  // starting and connecting the peer
   std::string peer_program;                        // the peer's executable; empty: this one
+  TransportSettings settings;                      // what the transport listens with
 };
 
 class PeerSession {

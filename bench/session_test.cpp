@@ -74,8 +74,9 @@ class StrangerFirst final : public Transport {
  public:
   StrangerFirst(const Transport& real, Stranger kind) : real_(real), kind_(kind) {}
   const TransportInfo& info() const override { return real_.info(); }
-  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t max_message) const override {
-    std::unique_ptr<Listener> l = real_.listen(dir, max_message);
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t max_message,
+                                   const TransportSettings& settings) const override {
+    std::unique_ptr<Listener> l = real_.listen(dir, max_message, settings);
     const std::vector<std::string>& a = l->endpoint().addresses;
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
@@ -129,7 +130,14 @@ class StrangerFirst final : public Transport {
 };
 
 SessionConfig config(const Transport& t, std::chrono::milliseconds setup_timeout) {
-  return {&t, resolve_placement("none"), false, 64, 5000ms, setup_timeout, IPCBENCH_BINARY};
+  return {&t,
+          resolve_placement("none"),
+          false,
+          64,
+          5000ms,
+          setup_timeout,
+          IPCBENCH_BINARY,
+          TransportSettings{}};
 }
 
 // A round trip with the peer held up (stopped) for 300 ms: several of the receiving

@@ -36,7 +36,7 @@ struct Link {
 
 Link open_link(const Transport& t, std::size_t max_size) {
   Link l;
-  auto listener = t.listen(*l.dir, max_size);
+  auto listener = t.listen(*l.dir, max_size, testing_support::settings());
   l.ep = listener->endpoint();
   PeerArgs args{t.info().name,  listener->endpoint().addresses, max_size, false, "echo",
                 IPCBENCH_BINARY};
@@ -126,7 +126,8 @@ TEST_P(Conformance, IpcObjectsAreCreatedPrivate) {
   std::vector<bool> at_listen;
   {
     RunDir dir;
-    at_listen = check_private_objects(GetParam()->listen(dir, 64)->endpoint().addresses);
+    at_listen = check_private_objects(
+        GetParam()->listen(dir, 64, testing_support::settings())->endpoint().addresses);
   }
   Link l = open_link(*GetParam(), 64);
   std::vector<bool> linked = check_private_objects(l.ep.addresses);
@@ -191,7 +192,7 @@ TEST_P(Conformance, NothingLeftBehindWhenTheCleanupTableIsFull) {
   {
     RunDir dir;
     unused_dir = dir.path();
-    unused = GetParam()->listen(dir, 64)->endpoint().addresses;
+    unused = GetParam()->listen(dir, 64, testing_support::settings())->endpoint().addresses;
   }
   for (int s : filler) cleanup::forget_path(s);
   ASSERT_FALSE(filler.empty());
@@ -237,7 +238,7 @@ TEST(NetworkTransports, ListenOnLoopbackByDefault) {
   for (const Transport* t : all_transports()) {
     if (t->info().reach.rfind("network", 0) != 0 || !t->info().needs.empty()) continue;
     RunDir dir;
-    auto listener = t->listen(dir, 64);
+    auto listener = t->listen(dir, 64, testing_support::settings());
     EXPECT_EQ(listener->endpoint().addresses.at(0), "127.0.0.1") << t->info().name;
   }
 }

@@ -77,7 +77,7 @@ TEST(ConnectDeadline, BoostMqToAListenerThatNeverReadsFailsByTheDeadline) {
   const Transport* t = find_transport("boost-mq");
   ASSERT_NE(t, nullptr);
   RunDir dir;
-  auto listener = t->listen(dir, 64);
+  auto listener = t->listen(dir, 64, TransportSettings{});
   const Endpoint& ep = listener->endpoint();
   std::vector<std::unique_ptr<Channel>> held;  // each connect leaves one hello queued
   std::string what;

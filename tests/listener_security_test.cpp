@@ -97,7 +97,7 @@ struct LinkSteps {
 
   explicit LinkSteps(const Transport& tr) : t(tr) {}
   void listen() {
-    listener = t.listen(dir, kMaxBytes);
+    listener = t.listen(dir, kMaxBytes, testing_support::settings());
     ep = listener->endpoint();
   }
   void spawn() {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "base/ipc_name.h"
+#include "bench/options.h"
 #include "harness/sweep.h"
 
 namespace ipcbench::testing_support {
@@ -84,5 +85,7 @@ int wait_exit(pid_t pid) {
   if (::waitpid(pid, &st, 0) != pid) return -1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+TransportSettings settings() { return transport_settings(SuiteOptions{}); }
 
 }  // namespace ipcbench::testing_support

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "transports/transport.h"
+
 namespace ipcbench::testing_support {
 
 // n pseudo-random bytes, the same for the same seed.
@@ -34,6 +36,10 @@ pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s);
 
 // Waits for pid; its exit status, or 128 + signal.
 int wait_exit(pid_t pid);
+
+// What the suite would listen with in this environment (bench's transport_settings with
+// the default options): the broker of IPCBENCH_AMQP_URL, 127.0.0.1.
+TransportSettings settings();
 
 // Why a transport cannot be tested here (it needs a broker and IPCBENCH_AMQP_URL is not
 // set; scripts/test.sh starts one and sets it), or "" when it can.

@@ -1,7 +1,10 @@
 #include "transports/endpoint_reader.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 
 #include "base/error.h"
@@ -67,6 +70,25 @@ UniqueFd EndpointReader::inherited_fd(std::size_t i) const {
   } catch (const SysError&) {
     fail(i, "is not an open inherited descriptor");
   }
+}
+
+std::string EndpointReader::pipe_text(std::size_t i) const {
+  UniqueFd fd = inherited_fd(i);
+  // The text was whole in the pipe and its writer gone before this process started:
+  // reading never waits (poll, not O_NONBLOCK, which would change a shared descriptor).
+  std::string text;
+  for (;;) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) != 1) fail(i, "holds no ended text");
+    char buf[512];
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(i, "cannot be read");
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  if (text.empty()) fail(i, "holds no text");
+  return text;
 }
 
 std::string EndpointReader::token(std::size_t i) const {

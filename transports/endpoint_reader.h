@@ -47,6 +47,10 @@ class EndpointReader {
   // The listener's token, read whole and at once from the inherited pipe field i names
   // (the pipe is closed afterwards).
   std::string token(std::size_t i) const;
+  // All the text of the inherited pipe field i names (made by pipe_holding, base/fd.h),
+  // read at once without waiting; the pipe is closed afterwards. Fails when the pipe is
+  // empty or its write end is still open somewhere.
+  std::string pipe_text(std::size_t i) const;
 
  private:
   [[noreturn]] void fail(std::size_t i, const std::string& why) const;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <climits>
 #include <string>
 
 #include "base/error.h"
@@ -77,6 +78,35 @@ TEST(EndpointReader, AnOpenDescriptorIsAdoptedCloseOnExec) {
   UniqueFd fd = EndpointReader(ep, "pipe", {"read end"}).inherited_fd(0);
   EXPECT_EQ(fd.get(), p[0]);
   EXPECT_EQ(::fcntl(fd.get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+}
+
+TEST(EndpointReader, APipeHoldingTextGivesItAllBackAndIsClosed) {
+  const std::string url = "amqp://user:secret@127.0.0.1:5673/vhost";
+  UniqueFd held = pipe_holding(url, "broker URL");
+  const std::string number = std::to_string(held.get());
+  Endpoint ep{{number}, {}};
+  EXPECT_EQ(EndpointReader(ep, "amqp", {"broker URL pipe"}).pipe_text(0), url);
+  held.release();  // the reader took it over and closed it
+  EXPECT_EQ(::fcntl(std::stoi(number), F_GETFD), -1);
+}
+
+TEST(EndpointReader, APipeWithoutEndedTextIsOneClearError) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  UniqueFd w(p[1]);
+  // The writer is still open and nothing was written: reading would wait for ever.
+  Endpoint open_writer{{std::to_string(p[0])}, {}};
+  EXPECT_EQ(
+      error_of([&] { EndpointReader(open_writer, "amqp", {"broker URL pipe"}).pipe_text(0); }),
+      "amqp: broker URL pipe: '" + std::to_string(p[0]) + "' holds no ended text");
+  // Empty and ended: no text at all.
+  UniqueFd empty = pipe_holding("", "nothing");
+  std::string number = std::to_string(empty.release());
+  Endpoint ended{{number}, {}};
+  EXPECT_EQ(error_of([&] { EndpointReader(ended, "amqp", {"broker URL pipe"}).pipe_text(0); }),
+            "amqp: broker URL pipe: '" + number + "' holds no text");
+  EXPECT_EQ(error_of([] { pipe_holding(std::string(PIPE_BUF + 1, 'x'), "broker URL"); }),
+            "broker URL: " + std::to_string(PIPE_BUF + 1) + " bytes do not fit a pipe");
 }
 
 }  // namespace

@@ -24,12 +24,7 @@ PeerToken PeerToken::make() {
     t.text += "0123456789abcdef"[b >> 4];
     t.text += "0123456789abcdef"[b & 15];
   }
-  int p[2];
-  check_sys(::pipe2(p, O_CLOEXEC), "pipe2 (peer token)");
-  t.pipe.reset(p[0]);
-  UniqueFd w(p[1]);
-  // 32 bytes fit an empty pipe's buffer at once; the write end closes here.
-  write_all(w.get(), std::as_bytes(std::span(t.text.data(), t.text.size())), "write (peer token)");
+  t.pipe = pipe_holding(t.text, "peer token");
   return t;
 }
 
@@ -127,18 +122,12 @@ UniqueFd accept_with_token(int listen_fd, const std::string& token, bool unix_sa
   }
 }
 
-namespace {
-std::string& bind_address_storage() {
-  static std::string a = "127.0.0.1";
+const std::string& checked_bind_address(const TransportSettings& settings,
+                                        const std::string& transport) {
+  const std::string& a = settings.bind_address;
+  if (!parse_ipv4(a))
+    throw ProtocolError(transport + ": bind address '" + a + "' is not an IPv4 address");
   return a;
-}
-}  // namespace
-
-const std::string& bind_address() { return bind_address_storage(); }
-
-void set_bind_address(const std::string& ipv4) {
-  if (!parse_ipv4(ipv4)) throw ProtocolError("'" + ipv4 + "' is not an IPv4 address");
-  bind_address_storage() = ipv4;
 }
 
 }  // namespace ipcbench

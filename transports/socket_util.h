@@ -26,11 +26,11 @@ sockaddr_un unix_address(const std::string& path);
 // which the file has the process's usual mode.
 UniqueFd listen_unix_private(const std::string& path, int type, int backlog);
 
-// The IPv4 address network transports (tcp, zmq-tcp, grpc-tcp) listen on: 127.0.0.1
-// unless the user gives one (--bind). Set once, before any transport listens.
-const std::string& bind_address();
-// Throws ProtocolError unless `ipv4` is a dotted IPv4 address.
-void set_bind_address(const std::string& ipv4);
+// settings.bind_address, for the listener of network transport `transport`. Throws
+// ProtocolError "<transport>: bind address '<it>' is not an IPv4 address" unless it is
+// a dotted IPv4 address.
+const std::string& checked_bind_address(const TransportSettings& settings,
+                                        const std::string& transport);
 
 // A token that tells the peer's connection from a stranger's on a network port or a
 // socket file. The listener makes it and writes it into a pipe the peer inherits, not onto

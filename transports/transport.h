@@ -99,6 +99,21 @@ struct Endpoint {
   std::vector<int> inherit_fds;
 };
 
+// What the user chooses about where transports listen, given to Transport::listen. The
+// runner fills it once (bench/options.h, transport_settings) from the command line and
+// the environment; no transport reads either itself. Whatever the peer needs of it
+// travels in the Endpoint the listener makes.
+struct TransportSettings {
+  // The IPv4 address network transports (tcp, zmq-tcp, grpc-tcp) listen on (--bind).
+  // Checked by the transports that use it: one that is not a dotted IPv4 address makes
+  // their listen throw ProtocolError.
+  std::string bind_address = "127.0.0.1";
+  // The AMQP broker the amqp transports use, as an amqp:// URL with its user and
+  // password (IPCBENCH_AMQP_URL). The default is the private node scripts/broker.sh
+  // starts.
+  std::string broker_url = "amqp://guest:guest@127.0.0.1:5673";
+};
+
 // The benchmark side of one link being set up.
 class Listener {
  public:
@@ -114,8 +129,10 @@ class Transport {
   virtual ~Transport() = default;
   virtual const TransportInfo& info() const = 0;
   // Creates the IPC objects (0600, inside run_dir) and starts listening. max_message is
-  // the largest message the link will carry (transports that preallocate size by it).
-  virtual std::unique_ptr<Listener> listen(RunDir& run_dir, std::size_t max_message) const = 0;
+  // the largest message the link will carry (transports that preallocate size by it);
+  // settings says where (each transport uses the fields that concern it).
+  virtual std::unique_ptr<Listener> listen(RunDir& run_dir, std::size_t max_message,
+                                           const TransportSettings& settings) const = 0;
   // In the peer process: connects to an endpoint (inherit_fds are already in place).
   // Bounded by wait.deadline, the same kind of deadline accept() gets (wait.peer_alive
   // asks whether the benchmark side still lives); a connect that cannot complete by then

@@ -7,8 +7,9 @@
 // Two queues per link, named per run (<stamp>-amqp-<n>-req/-rep, base/ipc_name.h) and deleted at
 // the end; they also carry x-expires so the broker drops them if the run dies. Each side
 // publishes on one connection and consumes on another, as RabbitMQ advises. The broker
-// is IPCBENCH_AMQP_URL (default: the private node of scripts/broker.sh); messages name
-// it without credentials.
+// is TransportSettings::broker_url, given to listen; the peer gets that URL in a pipe it
+// inherits, not on its command line, as it holds the password. Messages name the broker
+// without credentials.
 //
 // A partner that is gone shows as its queue losing its consumer: a side waiting for a
 // message looks every kSliceMs, a sender every kProbeBytes or kSliceMs.
@@ -21,7 +22,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -42,13 +42,7 @@ constexpr int kQueueExpiresMs = 60000;
 // set-up deadline: the peer is not started yet); the peer uses what is left of its own.
 constexpr std::chrono::milliseconds kListenBrokerWait{5000};
 constexpr int kFrameMax = 131072;
-constexpr const char* kDefaultUrl = "amqp://guest:guest@127.0.0.1:5673";
 constexpr const char* kQueuePrefix = "queue=";
-
-std::string broker_url() {
-  const char* e = std::getenv("IPCBENCH_AMQP_URL");
-  return e && *e ? e : kDefaultUrl;
-}
 
 // The broker's URL without user and password, for messages.
 struct BrokerAddress {
@@ -57,8 +51,7 @@ struct BrokerAddress {
   int port = 5672;
 };
 
-BrokerAddress parse_broker() {
-  std::string url = broker_url();
+BrokerAddress parse_broker(const std::string& url) {
   std::vector<char> buf(url.begin(), url.end());
   buf.push_back('\0');
   amqp_connection_info ci{};
@@ -341,20 +334,26 @@ std::string queue_base() { return ipc_name::next(ipc_name::Kind::kAmqp); }
 
 class AmqpListener final : public Listener {
  public:
-  explicit AmqpListener(bool durable) {
+  AmqpListener(bool durable, const std::string& broker_url) {
     std::string base = queue_base();
     std::string req = base + "-req", rep = base + "-rep";
-    ch_ = std::make_unique<AmqpChannel>(parse_broker(), durable, req, rep, true, kListenBrokerWait);
-    ep_.addresses = {kQueuePrefix + req, kQueuePrefix + rep};
+    ch_ = std::make_unique<AmqpChannel>(parse_broker(broker_url), durable, req, rep, true,
+                                        kListenBrokerWait);
+    url_pipe_ = pipe_holding(broker_url, "amqp broker URL");
+    ep_.addresses = {kQueuePrefix + req, kQueuePrefix + rep, std::to_string(url_pipe_.get())};
+    ep_.inherit_fds = {url_pipe_.get()};
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    url_pipe_.reset();  // the peer inherited it
+    ep_.inherit_fds.clear();
     ch_->await_partner(wait);
     return std::move(ch_);
   }
 
  private:
   std::unique_ptr<AmqpChannel> ch_;
+  UniqueFd url_pipe_;
   Endpoint ep_;
 };
 
@@ -362,8 +361,9 @@ class AmqpTransport final : public TransportBase {
  public:
   AmqpTransport(bool durable, TransportInfo info)
       : TransportBase(std::move(info)), durable_(durable) {}
-  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
-    return std::make_unique<AmqpListener>(durable_);
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t,
+                                   const TransportSettings& settings) const override {
+    return std::make_unique<AmqpListener>(durable_, settings.broker_url);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
     auto queue = [&](std::size_t i) {
@@ -371,13 +371,15 @@ class AmqpTransport final : public TransportBase {
       if (a.rfind(kQueuePrefix, 0) != 0) throw ProtocolError("amqp: bad address '" + a + "'");
       return a.substr(std::strlen(kQueuePrefix));
     };
-    EndpointReader(ep, name(), {"request queue", "reply queue"});
+    EndpointReader r(ep, name(), {"request queue", "reply queue", "broker URL pipe"});
+    const std::string url = r.pipe_text(2);
     // The peer publishes replies to the second queue and consumes the first.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         wait.deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       throw ProtocolError("amqp: the set-up deadline passed before connecting");
-    return std::make_unique<AmqpChannel>(parse_broker(), durable_, queue(1), queue(0), false, left);
+    return std::make_unique<AmqpChannel>(parse_broker(url), durable_, queue(1), queue(0), false,
+                                         left);
   }
 
  private:

@@ -50,7 +50,7 @@ struct Case {
   std::unique_ptr<QueueLock> up_lock;  // the lock the peer dies holding
 
   explicit Case(std::chrono::milliseconds delay) {
-    auto listener = t->listen(dir, kMax);
+    auto listener = t->listen(dir, kMax, TransportSettings{});
     up_lock = std::make_unique<QueueLock>(listener->endpoint().addresses[1], kBoostMqDepth,
                                           boost_mq_record_size(kMax));
     EXPECT_EQ(::pipe(go), 0);
@@ -108,7 +108,7 @@ TEST(BoostMq, PeerDyingHoldingTheLockWhileWeWaitFailsTheLink) {
 
 TEST(BoostMq, ALockHeldByALiveThreadIsLeftAlone) {
   RunDir dir;
-  auto listener = find_transport("boost-mq")->listen(dir, kMax);
+  auto listener = find_transport("boost-mq")->listen(dir, kMax, TransportSettings{});
   QueueLock l(listener->endpoint().addresses[0], kBoostMqDepth, boost_mq_record_size(kMax));
   EXPECT_FALSE(l.held_by_the_dead());  // free
   ASSERT_EQ(::pthread_mutex_lock(l.get()), 0);

@@ -275,7 +275,8 @@ class BoostMqTransport final : public TransportBase {
              .dev_shm_bytes =
                  2 * static_cast<std::size_t>(Header::get_mem_size(kMaxRecord, kDepth)) +
                  2 * 4096}) {}
-  std::unique_ptr<Listener> listen(RunDir&, std::size_t max_message) const override {
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t max_message,
+                                   const TransportSettings&) const override {
     return std::make_unique<BoostMqListener>(max_message);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {

@@ -77,7 +77,8 @@ class FifoTransport final : public TransportBase {
                        .max_message = kMaxFrameBytes,
                        .summary = "two named pipes (mkfifo, 0600) in the private run "
                                   "directory; length-prefix framing"}) {}
-  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t,
+                                   const TransportSettings&) const override {
     return std::make_unique<FifoListener>(dir);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {

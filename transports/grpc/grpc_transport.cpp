@@ -601,12 +601,14 @@ class GrpcStreamClient final : public FrameChannel {
 // TCP port there. Then connects. The token goes to the peer in a second pipe.
 class GrpcListener final : public Listener {
  public:
-  GrpcListener(RunDir& dir, bool uds, bool streaming) : uds_(uds), streaming_(streaming) {
+  GrpcListener(RunDir& dir, bool uds, bool streaming, const TransportSettings& settings,
+               const std::string& name)
+      : uds_(uds), streaming_(streaming) {
     int p[2];
     check_sys(::pipe2(p, O_CLOEXEC), "pipe2");
     ready_r_.reset(p[0]);
     ready_w_.reset(p[1]);
-    where_ = uds ? dir.make_path("grpc") : bind_address();
+    where_ = uds ? dir.make_path("grpc") : checked_bind_address(settings, name);
     ep_.addresses = {where_, std::to_string(ready_w_.get()), std::to_string(token_.pipe.get())};
     ep_.inherit_fds = {ready_w_.get(), token_.pipe.get()};
   }
@@ -648,8 +650,9 @@ class GrpcTransport final : public TransportBase {
  public:
   GrpcTransport(bool uds, bool streaming, TransportInfo info)
       : TransportBase(std::move(info)), uds_(uds), streaming_(streaming) {}
-  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
-    return std::make_unique<GrpcListener>(dir, uds_, streaming_);
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t,
+                                   const TransportSettings& settings) const override {
+    return std::make_unique<GrpcListener>(dir, uds_, streaming_, settings, name());
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     EndpointReader r(ep, name(), {"address", "ready pipe", "token pipe"});

@@ -55,7 +55,8 @@ class MmapListener final : public Listener {
 class MmapTransport final : public TransportBase {
  public:
   MmapTransport(WaitMode mode, TransportInfo info) : TransportBase(std::move(info)), mode_(mode) {}
-  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t,
+                                   const TransportSettings&) const override {
     return std::make_unique<MmapListener>(dir, mode_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {

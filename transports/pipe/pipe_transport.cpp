@@ -48,7 +48,7 @@ class PipeTransport final : public TransportBase {
                        .max_message = kMaxFrameBytes,
                        .summary = "two anonymous pipes; the child inherits its ends; "
                                   "length-prefix framing"}) {}
-  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
     return std::make_unique<PipeListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {

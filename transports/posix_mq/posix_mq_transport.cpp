@@ -191,7 +191,7 @@ class MqTransport final : public TransportBase {
                        .max_message = kMaxFrameBytes,
                        .summary = "POSIX message queues (mq_open), one per direction: " +
                                   describe_limits() + "; larger messages split"}) {}
-  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
     return std::make_unique<MqListener>();
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {

@@ -79,7 +79,7 @@ class ShmListener final : public Listener {
 class ShmTransport final : public TransportBase {
  public:
   ShmTransport(ShmOptions o, TransportInfo info) : TransportBase(std::move(info)), o_(o) {}
-  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
     return std::make_unique<ShmListener>(o_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {

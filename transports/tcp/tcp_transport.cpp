@@ -28,16 +28,14 @@ void set_nodelay(int fd) {
 
 class TcpListener final : public Listener {
  public:
-  TcpListener() {
+  explicit TcpListener(const TransportSettings& settings) {
     // Non-blocking: a connection reset between poll and accept must not block accept.
     fd_.reset(static_cast<int>(check_sys(
         ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket AF_INET")));
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    const std::string& host = bind_address();
-    auto ip = parse_ipv4(host);
-    if (!ip) throw ProtocolError("tcp: bind address '" + host + "' is not an IPv4 address");
-    a.sin_addr = *ip;
+    const std::string& host = checked_bind_address(settings, "tcp");
+    a.sin_addr = *parse_ipv4(host);
     a.sin_port = 0;
     check_sys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind " + host + ":0");
     check_sys(::listen(fd_.get(), kMaxCallers), "listen tcp");
@@ -75,8 +73,9 @@ class TcpTransport final : public TransportBase {
              .summary = "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing; "
                         "the peer presents a token (handed over in an inherited pipe) first, "
                         "other connections are closed"}) {}
-  std::unique_ptr<Listener> listen(RunDir&, std::size_t) const override {
-    return std::make_unique<TcpListener>();
+  std::unique_ptr<Listener> listen(RunDir&, std::size_t,
+                                   const TransportSettings& settings) const override {
+    return std::make_unique<TcpListener>(settings);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     EndpointReader r(ep, "tcp", {"host", "port", "token pipe"});

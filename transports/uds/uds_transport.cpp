@@ -49,7 +49,8 @@ class UdsListener final : public Listener {
 class UdsTransport final : public TransportBase {
  public:
   UdsTransport(int type, TransportInfo info) : TransportBase(std::move(info)), type_(type) {}
-  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t) const override {
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t,
+                                   const TransportSettings&) const override {
     return std::make_unique<UdsListener>(dir, type_);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {

@@ -295,7 +295,7 @@ class ZmqChannel final : public Channel {
 
 class ZmqListener final : public Listener {
  public:
-  ZmqListener(RunDir& dir, bool ipc, std::size_t max_message)
+  ZmqListener(RunDir& dir, bool ipc, std::size_t max_message, const TransportSettings& settings)
       : link_(std::make_unique<ZmqLink>(hwm_for(max_message), true, token_.text)) {
     std::string hwm = std::to_string(hwm_for(max_message));
     try {
@@ -316,10 +316,11 @@ class ZmqListener final : public Listener {
         }
         ep_.addresses = {path, std::to_string(token_.pipe.get()), hwm};
       } else {
-        link_->sock().bind("tcp://" + bind_address() + ":*");
+        const std::string& host = checked_bind_address(settings, "zmq-tcp");
+        link_->sock().bind("tcp://" + host + ":*");
         std::string last = link_->sock().get(zmq::sockopt::last_endpoint);
-        ep_.addresses = {bind_address(), last.substr(last.rfind(':') + 1),
-                         std::to_string(token_.pipe.get()), hwm};
+        ep_.addresses = {host, last.substr(last.rfind(':') + 1), std::to_string(token_.pipe.get()),
+                         hwm};
       }
       ep_.inherit_fds = {token_.pipe.get()};
     } catch (const zmq::error_t& e) {
@@ -350,8 +351,9 @@ class ZmqListener final : public Listener {
 class ZmqTransport final : public TransportBase {
  public:
   ZmqTransport(bool ipc, TransportInfo info) : TransportBase(std::move(info)), ipc_(ipc) {}
-  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t max_message) const override {
-    return std::make_unique<ZmqListener>(dir, ipc_, max_message);
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t max_message,
+                                   const TransportSettings& settings) const override {
+    return std::make_unique<ZmqListener>(dir, ipc_, max_message, settings);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
     EndpointReader r = ipc_ ? EndpointReader(ep, name(), {"socket path", "token pipe", "hwm"})
