@@ -1,7 +1,7 @@
 #include "transports/encodings.h"
 
-#include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "base/error.h"
 #include "transports/framing.h"
