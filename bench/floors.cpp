@@ -24,6 +24,7 @@
 #include "bench/workloads.h"
 #include "harness/aligned_buffer.h"
 #include "harness/process.h"
+#include "transports/encodings.h"
 
 namespace ipcbench {
 namespace {
@@ -275,6 +276,21 @@ void memcpy_floor(benchmark::State& state, std::size_t size) {
   state.counters["msg_bytes"] = static_cast<double>(size);
 }
 
+// One round trip of an encoding's codec (transports/encodings.h) on this thread: no
+// IPC, no second process. The real time per iteration is the time per round trip.
+void encoding_floor(benchmark::State& state, EncodingRoundTrip round_trip, std::size_t size) {
+  std::vector<std::byte> payload(size, std::byte{0x5a}), scratch;
+  if (round_trip(payload, scratch) != size)  // also grows scratch before the clock runs
+    throw ProtocolError("encoding floor: the round trip lost bytes");
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(round_trip(payload, scratch));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(size));
+  state.counters["msg_bytes"] = static_cast<double>(size);
+}
+
 // Floors that failed (their partner died or stalled, the run was interrupted), by name.
 std::set<std::string>& failed() {
   static std::set<std::string> names;
@@ -324,6 +340,12 @@ void register_floors(const Placement& pl, const std::vector<std::size_t>& sizes,
     add_floor("floor/shm_stream/" + std::to_string(size), quiet,
               [pl, limit, size](benchmark::State& st) { stream_floor(st, pl, limit, size); })
         ->UseManualTime();
+  for (const Encoding& e : encodings())
+    for (std::size_t size : sizes)
+      add_floor("floor/encoding-" + e.name + "/" + std::to_string(size), quiet,
+                [rt = e.round_trip, size](benchmark::State& st) { encoding_floor(st, rt, size); })
+          ->UseRealTime()
+          ->Unit(benchmark::kNanosecond);
 }
 
 }  // namespace ipcbench

@@ -16,6 +16,10 @@
 //   floor/shm_stream/<bytes>  one process copies messages into a shared ring, the other
 //                         (on the placement's other CPU) reads every byte in place:
 //                         what the two CPUs move between them, one row per matrix size
+//   floor/encoding-<name>/<bytes>  one thread, no IPC: one round trip's worth of a
+//                         transport's codec (transports/encodings.h: request and response
+//                         each encoded and decoded), ns per round trip, one row per
+//                         encoding and matrix size
 //
 // Round-trip floors are timed exactly as ping-pong cells are (RttClock, read while the
 // next hand-off is in flight), so a cell and its floor are measured the same way.

@@ -186,7 +186,8 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
            json_escape(i.coupling) + "\", \"max_message\": " + std::to_string(i.max_message) +
            ", \"summary\": \"" + json_escape(i.summary) + "\", \"wait\": \"" + json_escape(i.wait) +
            "\", \"built_on\": \"" + json_escape(i.built_on) + "\", \"needs\": \"" +
-           json_escape(i.needs) + "\"}" + (k + 1 < list.size() ? "," : "");
+           json_escape(i.needs) + "\", \"encoding\": \"" + json_escape(i.encoding) + "\"}" +
+           (k + 1 < list.size() ? "," : "");
   }
   return out + (pretty ? "\n]\n" : "]");
 }
@@ -198,11 +199,12 @@ void print_transports(SuiteOptions::List mode) {
   }
   for (const Transport* t : all_transports()) {
     const TransportInfo& i = t->info();
-    std::printf("%-14s %s; %s; %s; %s; wait: %s; max message %zu bytes; %s%s\n", i.name.c_str(),
+    std::printf("%-14s %s; %s; %s; %s; wait: %s; max message %zu bytes; %s%s%s\n", i.name.c_str(),
                 i.paradigm.c_str(),
                 i.kernel_boundaries ? "message boundaries kept" : "byte stream, framed by ipcbench",
                 i.reach.c_str(), i.coupling.c_str(), i.wait.c_str(), i.max_message,
-                i.summary.c_str(), i.built_on.empty() ? "" : ("; built on " + i.built_on).c_str());
+                i.summary.c_str(), i.built_on.empty() ? "" : ("; built on " + i.built_on).c_str(),
+                i.encoding.empty() ? "" : ("; encoding " + i.encoding).c_str());
   }
 }
 

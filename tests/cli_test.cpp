@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "tests/test_support.h"
+#include "transports/encodings.h"
 #include "transports/registry.h"
 
 namespace ipcbench {
@@ -381,6 +382,7 @@ TEST(Cli, ListTransportsJsonParses) {
     EXPECT_EQ(t.at("family").get<std::string>(), family_name(known->info().family));
     EXPECT_TRUE(t.at("kernel_boundaries").is_boolean());
     EXPECT_GT(t.at("max_message").get<std::uint64_t>(), 0u);
+    EXPECT_EQ(t.at("encoding").get<std::string>(), known->info().encoding);
   }
 }
 
@@ -439,8 +441,8 @@ TEST(Cli, QuickSmokeRunOverEveryTransport) {
   EXPECT_TRUE(fs::is_empty(s.dir / "tmp")) << "the run left files behind";
 }
 
-// --floors measures every floor, one memcpy and one stream row per matrix size, and
-// each row carries what the report reads from it.
+// --floors measures every floor, one memcpy, one stream and one row per encoding per
+// matrix size, and each row carries what the report reads from it.
 TEST(Cli, FloorsRunAndCarryTheirFigures) {
   Scratch s;
   fs::path out = s.dir / "out.json";
@@ -459,16 +461,24 @@ TEST(Cli, FloorsRunAndCarryTheirFigures) {
     if (cell.find("_rtt") != std::string::npos) {
       EXPECT_GT(b.at("rtt_p50_ns").get<double>(), 0.0) << name;
       EXPECT_NE(b.value("label", "").find("pin="), std::string::npos) << name;
-    } else if (cell.rfind("floor/memcpy/", 0) == 0 || cell.rfind("floor/shm_stream/", 0) == 0) {
+    } else if (cell.rfind("floor/memcpy/", 0) == 0 || cell.rfind("floor/shm_stream/", 0) == 0 ||
+               cell.rfind("floor/encoding-", 0) == 0) {
       EXPECT_GT(b.at("bytes_per_second").get<double>(), 0.0) << name;
       EXPECT_EQ(std::to_string(b.at("msg_bytes").get<long>()), cell.substr(cell.rfind('/') + 1))
           << name;
+      if (cell.rfind("floor/encoding-", 0) == 0) {
+        EXPECT_EQ(b.at("time_unit"), "ns") << name;
+        EXPECT_GT(b.at("real_time").get<double>(), 0.0) << name;
+      }
     }
   }
-  EXPECT_EQ(seen, (std::set<std::string>{"floor/cacheline_rtt", "floor/cacheline_pair_rtt",
-                                         "floor/futex_rtt", "floor/syscall", "floor/memcpy/64",
-                                         "floor/memcpy/65536", "floor/shm_stream/64",
-                                         "floor/shm_stream/65536"}));
+  std::set<std::string> want = {"floor/cacheline_rtt", "floor/cacheline_pair_rtt",
+                                "floor/futex_rtt",     "floor/syscall",
+                                "floor/memcpy/64",     "floor/memcpy/65536",
+                                "floor/shm_stream/64", "floor/shm_stream/65536"};
+  for (const Encoding& e : encodings())  // ns per round trip: the report reads real_time
+    for (const char* size : {"/64", "/65536"}) want.insert("floor/encoding-" + e.name + size);
+  EXPECT_EQ(seen, want);
 }
 
 // Repetitions run interleaved at random unless the command line says otherwise, and the

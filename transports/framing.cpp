@@ -16,8 +16,6 @@ namespace {
 
 constexpr std::size_t kPrefix = kLengthPrefixBytes;
 constexpr std::size_t kBufferBytes = 64 * 1024;
-// From this previous-message size on, a header read also reads the body into place.
-constexpr std::size_t kDirectBytes = 4096;
 
 std::uint32_t load_len(const std::byte* p) {
   std::uint32_t v;
@@ -60,21 +58,42 @@ void writev_all(int fd, iovec* iov, int cnt, const char* what) {
 
 }  // namespace
 
+void put_frame_length(std::byte* out, std::size_t n) {
+  check_len(n, kMaxFrameBytes);
+  const auto len = static_cast<std::uint32_t>(n);
+  std::memcpy(out, &len, kPrefix);  // little-endian, as load_len reads it
+}
+
+std::size_t get_frame_length(const std::byte* in, std::size_t cap) {
+  const std::size_t len = load_len(in);
+  check_len(len, cap);
+  return len;
+}
+
+std::size_t stage_frame(std::span<std::byte> stage, std::span<const std::byte> msg) {
+  put_frame_length(stage.data(), msg.size());
+  if (msg.size() > kStagedFrameBytes) return kPrefix;
+  // One write of a copy: cheaper than the kernel's import of a two-piece iovec.
+  std::memcpy(stage.data() + kPrefix, msg.data(), msg.size());
+  return kPrefix + msg.size();
+}
+
+std::size_t unstage_frame(std::span<const std::byte> in, std::span<std::byte> buf) {
+  const std::size_t len = get_frame_length(in.data(), buf.size());
+  std::memcpy(buf.data(), in.data() + kPrefix, std::min(in.size() - kPrefix, len));
+  return len;
+}
+
 StreamChannel::StreamChannel(UniqueFd rd, UniqueFd wr)
     : rd_(std::move(rd)), wr_(std::move(wr)), rbuf_(kBufferBytes) {}
 
 StreamChannel::StreamChannel(UniqueFd sock) : rd_(std::move(sock)), rbuf_(kBufferBytes) {}
 
 void StreamChannel::send(std::span<const std::byte> msg) {
-  check_len(msg.size(), kMaxFrameBytes);
-  auto len = static_cast<std::uint32_t>(msg.size());
-  if (msg.size() <= kStagedBytes) {
-    // One write of a copy: cheaper than the kernel's import of a two-piece iovec.
-    std::memcpy(stage_.data(), &len, kPrefix);
-    std::memcpy(stage_.data() + kPrefix, msg.data(), msg.size());
-    return write_all(wfd(), std::span(stage_).first(kPrefix + msg.size()), "send (stream)");
-  }
-  iovec iov[2] = {{&len, kPrefix}, {const_cast<std::byte*>(msg.data()), msg.size()}};
+  const std::size_t staged = stage_frame(stage_, msg);
+  if (msg.size() <= kStagedFrameBytes)
+    return write_all(wfd(), std::span(stage_).first(staged), "send (stream)");
+  iovec iov[2] = {{stage_.data(), kPrefix}, {const_cast<std::byte*>(msg.data()), msg.size()}};
   writev_all(wfd(), iov, 2, "send (stream)");
 }
 
@@ -116,7 +135,7 @@ std::size_t StreamChannel::recv(std::span<std::byte> buf) {
   while (buffered() < kPrefix) {
     compact();
     const std::size_t need = kPrefix - buffered();
-    if (last_len_ >= kDirectBytes && buffered() == 0) {
+    if (last_len_ >= kDirectFrameBytes && buffered() == 0) {
       // Header into our buffer, body (as long as the last one) straight into buf.
       iovec iov[2] = {{rbuf_.data(), need}, {buf.data(), std::min(buf.size(), last_len_)}};
       ssize_t n = ::readv(rfd(), iov, 2);
@@ -129,14 +148,13 @@ std::size_t StreamChannel::recv(std::span<std::byte> buf) {
         end_ += static_cast<std::size_t>(n);
         continue;
       }
-      std::size_t len = load_len(rbuf_.data());
+      const std::size_t len = get_frame_length(rbuf_.data(), buf.size());
       pos_ = end_ = 0;
       std::size_t direct = static_cast<std::size_t>(n) - need;
       if (direct > len) {  // the next message began: keep its bytes for later
         stash(buf.data() + len, direct - len);
         direct = len;
       }
-      check_len(len, buf.size());
       read_body(buf, direct, len);
       last_len_ = len;
       return len;
@@ -152,12 +170,9 @@ std::size_t StreamChannel::recv(std::span<std::byte> buf) {
     }
     end_ += static_cast<std::size_t>(n);
   }
-  std::size_t len = load_len(rbuf_.data() + pos_);
-  check_len(len, buf.size());
-  pos_ += kPrefix;
-  std::size_t take = std::min(buffered(), len);
-  std::memcpy(buf.data(), rbuf_.data() + pos_, take);
-  pos_ += take;
+  const std::size_t len = unstage_frame({rbuf_.data() + pos_, buffered()}, buf);
+  const std::size_t take = std::min(buffered() - kPrefix, len);
+  pos_ += kPrefix + take;
   if (take < len) read_body(buf, take, len);
   last_len_ = len;
   return len;
@@ -166,9 +181,8 @@ std::size_t StreamChannel::recv(std::span<std::byte> buf) {
 RecordChannel::RecordChannel(std::unique_ptr<RecordIo> io) : io_(std::move(io)) {}
 
 void RecordChannel::send(std::span<const std::byte> msg) {
-  check_len(msg.size(), kMaxFrameBytes);
-  const auto len = static_cast<std::uint32_t>(msg.size());
-  const std::span<const std::byte> prefix(reinterpret_cast<const std::byte*>(&len), kPrefix);
+  std::array<std::byte, kPrefix> prefix;
+  put_frame_length(prefix.data(), msg.size());
   const std::size_t max = io_->max_record();
   if (kPrefix + msg.size() <= std::min(max, kOneRecordBytes)) {
     io_->send_record(prefix, msg);  // one record: [length | message]
@@ -186,7 +200,7 @@ std::size_t RecordChannel::recv(std::span<std::byte> buf) {
   std::size_t n = io_->recv_record(prefix, buf.first(std::min(buf.size(), kOneRecordBytes)));
   if (n == 0) return 0;
   if (n < kPrefix) throw ProtocolError("record framing: short first record");
-  check_len(len, buf.size());
+  len = static_cast<std::uint32_t>(get_frame_length(prefix.data(), buf.size()));
   if (n > kPrefix) {
     if (n - kPrefix != len)
       throw ProtocolError("record framing: a record of " + std::to_string(n - kPrefix) +

@@ -2,7 +2,7 @@
 //
 // StreamChannel carries messages over a byte stream (pipe, FIFO, stream socket, TCP):
 // each message is a 4-byte little-endian length followed by the body, sent with one
-// system call: a write of a staged copy up to kStagedBytes (a two-piece writev made
+// system call: a write of a staged copy up to kStagedFrameBytes (a two-piece writev made
 // small round trips longer; figures: docs/measurement.md), a writev beyond.
 // Receiving takes one read per message in the common case: small messages come through
 // a 64 KiB buffer; once messages are large, the body is read straight into the caller's
@@ -34,6 +34,29 @@ namespace ipcbench {
 inline constexpr std::size_t kMaxFrameBytes = std::size_t{256} << 20;
 // The little-endian length in front of every framed message.
 inline constexpr std::size_t kLengthPrefixBytes = 4;
+// StreamChannel copies a message up to this size behind its length and sends both with
+// one write; a larger one goes out by writev straight from the caller's memory.
+inline constexpr std::size_t kStagedFrameBytes = 1024;
+// Once the previous message had this size, StreamChannel reads a message's body straight
+// into the caller's buffer; smaller ones arrive in its own buffer and are copied out.
+inline constexpr std::size_t kDirectFrameBytes = 4096;
+
+// The codec the channels below run on every message, apart from their system calls; the
+// "framing" encoding floor (transports/encodings.cpp) times these same functions.
+// Writes the length prefix of an n-byte message at out. Throws ProtocolError when n is 0
+// or exceeds kMaxFrameBytes.
+void put_frame_length(std::byte* out, std::size_t n);
+// The message length in the prefix at in. Throws ProtocolError when it is 0 or exceeds
+// cap (the receive buffer).
+std::size_t get_frame_length(const std::byte* in, std::size_t cap);
+// StreamChannel's send side: [length | msg] into stage when msg has up to
+// kStagedFrameBytes, else the length alone (the body then goes out from msg). Returns
+// the bytes staged; stage holds kLengthPrefixBytes + kStagedFrameBytes.
+std::size_t stage_frame(std::span<std::byte> stage, std::span<const std::byte> msg);
+// StreamChannel's receive side, for a message whose start is in its buffer: `in` begins
+// with the length prefix (checked against buf, as get_frame_length) and may hold body
+// bytes after it; copies those (up to the length) into buf and returns the length.
+std::size_t unstage_frame(std::span<const std::byte> in, std::span<std::byte> buf);
 
 class StreamChannel final : public Channel {
  public:
@@ -58,10 +81,9 @@ class StreamChannel final : public Channel {
   void stash(const std::byte* p, std::size_t n);  // put bytes back in front of the buffer
   void read_body(std::span<std::byte> dst, std::size_t have, std::size_t len);
 
-  static constexpr std::size_t kStagedBytes = 1024;
   UniqueFd rd_, wr_;
-  // [length | body] of a message up to kStagedBytes
-  std::array<std::byte, kLengthPrefixBytes + kStagedBytes> stage_;
+  // [length | body] of a message up to kStagedFrameBytes
+  std::array<std::byte, kLengthPrefixBytes + kStagedFrameBytes> stage_;
   std::vector<std::byte> rbuf_;
   std::size_t pos_ = 0, end_ = 0;
   std::size_t last_len_ = 0;  // size of the previous message, a hint for the next read

@@ -61,6 +61,11 @@ struct TransportInfo {
   std::string built_on = "";       // the registered transport this one is a layer over, if any
   std::string needs = "";          // a service that must be running (a broker); such
                                    // transports run only when named (or with "all")
+  // The in-process encoding floor (transports/encodings.h) matching the encode/decode
+  // work this transport does per message: "framing" (StreamChannel's length prefix,
+  // transports/framing.h), "protobuf" (gRPC); empty when it runs no codec of its own
+  // (RecordChannel's is a 4-byte length the kernel's records carry beside the body).
+  std::string encoding = "";
 };
 
 // One connected, bidirectional link that carries whole messages of 1 byte or more.

@@ -280,11 +280,33 @@ class Layer:
     size: int
     rtt: tuple[float | None, float | None]         # rtt_p50_ns: layer, base
     msgs: tuple[float | None, float | None]        # items_per_second: layer, base
+    # Layer, base: the encoding each description names (``encoding`` in
+    # ipcbench_transports; "" none, None when the description predates the field) and
+    # its floor in ns per round trip (``ENCODING_FLOOR``; 0.0 for no encoding, None when
+    # the description states none or the run has no such floor).
+    encodings: tuple[str | None, str | None] = (None, None)
+    encoding_ns: tuple[float | None, float | None] = (None, None)
 
     @property
     def rtt_ratio(self) -> float | None:
         a, b = self.rtt
         return a / b if a and b else None
+
+    @property
+    def extra_rtt(self) -> float | None:
+        """The layer's p50 round trip minus its base's, in ns."""
+        a, b = self.rtt
+        return a - b if a is not None and b is not None else None
+
+    @property
+    def encoding_share(self) -> float | None:
+        """(layer's encoding floor - base's) ÷ ``extra_rtt`` (``ENCODING_SHARE_RULE``);
+        None when a floor is unknown or the layer is not slower than its base."""
+        a, b = self.encoding_ns
+        extra = self.extra_rtt
+        if a is None or b is None or extra is None or extra <= 0:
+            return None
+        return (a - b) / extra
 
     @property
     def msgs_ratio(self) -> float | None:
@@ -294,6 +316,35 @@ class Layer:
 
 
 LAYER_SIZES = (SMALL, 64 * 1024)
+
+# The in-process floor of an encoding at a size: ns per round trip is its real_time.
+ENCODING_FLOOR = "floor/encoding-{name}/{size}"
+ENCODING_SHARE_RULE = (
+    "encoding share = (the layer's encoding floor - its base's) ÷ (the layer's RTT p50 - "
+    "the base's), in %: the part of the extra round trip that the codec work alone, timed "
+    "in one process (floor/encoding-<name>/<bytes>, ns per round trip), accounts for. A "
+    "transport that runs no codec of its own counts 0. Above 100 % the codecs alone cost "
+    "more than the layer adds (it saves elsewhere, or a floor overstates the codec as the "
+    "transport runs it); below 0 the layer's codec is the cheaper one.")
+
+
+def encoding_of(run: Run, transport: str) -> str | None:
+    """The encoding the run's description of ``transport`` names ("" none); None when
+    the description has no ``encoding`` (written before ipcbench recorded it)."""
+    d = next((t for t in run.transports_info if t.get("name") == transport), {})
+    e = d.get("encoding")
+    return None if e is None else str(e)
+
+
+def encoding_floor_ns(run: Run, encoding: str | None, size: int) -> float | None:
+    """ns per round trip of ``encoding`` at ``size`` in this run: 0.0 for none, None when
+    unknown or the run has no successful floor for it."""
+    if encoding is None:
+        return None
+    if encoding == "":
+        return 0.0
+    cell = run.cells.get(ENCODING_FLOOR.format(name=encoding, size=size))
+    return cell.median("real_time_ns") if cell and cell.ok else None
 
 
 # Family of the default base every other transport is set against: a socket is the local
@@ -343,7 +394,10 @@ def _pairs(run: Run, pairs: list[tuple[str, str]]) -> list[Layer]:
             msgs = (med("throughput", t, "items_per_second"),
                     med("throughput", base, "items_per_second"))
             if any(v is not None for v in rtt + msgs):
-                out.append(Layer(run, t, base, size, rtt, msgs))
+                enc = (encoding_of(run, t), encoding_of(run, base))
+                out.append(Layer(run, t, base, size, rtt, msgs, enc,
+                                 (encoding_floor_ns(run, enc[0], size),
+                                  encoding_floor_ns(run, enc[1], size))))
     return out
 
 

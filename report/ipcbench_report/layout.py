@@ -8,10 +8,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipcbench_report.compute import (CLASSIC_NOTE, CPU_COLUMNS, CV_WARN, FLOOR_RULES,
+from ipcbench_report.compute import (CLASSIC_NOTE, CPU_COLUMNS, CV_WARN,
+                                     ENCODING_FLOOR, ENCODING_SHARE_RULE, FLOOR_RULES,
                                      RELATIVE_CHOSEN_WHY, RELATIVE_DEFAULT_WHY,
-                                     RELATIVE_FAMILY, STAR_RULE, ReportModel, classic_for,
-                                     stars_text)
+                                     RELATIVE_FAMILY, STAR_RULE, Layer, ReportModel,
+                                     classic_for, stars_text)
 
 
 @dataclass
@@ -284,11 +285,53 @@ def _criteria_section(model: ReportModel) -> Section:
         "wait as in the comparison table above.")])
 
 
-def _pairs_table(model: ReportModel, pairs: list) -> Table:
+# Why an encoding cell of the layer table shows "—", by footnote mark.
+NO_ENCODING_FIELD, NO_ENCODING_FLOOR, NOT_SLOWER = "¹", "²", "³"
+ENCODING_FOOTNOTES = {
+    NO_ENCODING_FIELD: "the run's description of the transport states no encoding (result "
+                       "files written before ipcbench recorded it), so its codec is unknown.",
+    NO_ENCODING_FLOOR: "the run has no successful floor for the encoding at this size "
+                       f"({ENCODING_FLOOR.format(name='<name>', size='<bytes>')}: run with "
+                       "--floors, or the floor failed), so no figure is given.",
+    NOT_SLOWER: "the layer's round trip is not longer than its base's here: no extra time "
+                "for the codecs to explain.",
+}
+
+
+def _encoding_cells(x: Layer, marks: set[str]) -> list[Text]:
+    """Extra RTT, the two encoding floors and the share they explain, for one layer;
+    adds the footnote marks it uses to ``marks``."""
+    def floor(i: int) -> tuple[Text, str]:
+        name, ns = x.encodings[i], x.encoding_ns[i]
+        if name is None:
+            return Text("—" + NO_ENCODING_FIELD), NO_ENCODING_FIELD
+        if ns is None:
+            return Text(f"{name} —{NO_ENCODING_FLOOR}"), NO_ENCODING_FLOOR
+        return Text(f"{name or 'none'} {fmt(ns)}"), ""
+    (layer, why_l), (base, why_b) = floor(0), floor(1)
+    extra = x.extra_rtt
+    share, why = x.encoding_share, why_l or why_b
+    if share is not None:
+        shown = Text(f"{share * 100:.1f} %")
+    elif extra is None:
+        shown, why = Text("—"), ""
+    else:
+        why = why or NOT_SLOWER
+        shown = Text("—" + why)
+    marks.update(m for m in (why_l, why_b, why) if m)
+    return [Text(fmt(extra)), layer, base, shown]
+
+
+def _pairs_table(model: ReportModel, pairs: list, encodings: set[str] | None = None) -> Table:
+    """The pairs side by side; with ``encodings`` (a set collecting the footnote marks
+    used) also the encoding columns of the layer table."""
     multi = len(model.runs) > 1
     headers = ["transport", "against"] + (["run"] if multi else []) + [
         "size", "RTT p50 (µs)", "base RTT p50 (µs)", "RTT ×", "throughput (k msg/s)",
         "base throughput (k msg/s)", "throughput ÷"]
+    if encodings is not None:
+        headers += ["extra RTT p50 (ns)", "encoding floor (ns)", "base encoding floor (ns)",
+                    "encoding share"]
     rows = []
     for x in pairs:
         def milli(v):  # ns -> µs, msg/s -> k msg/s
@@ -297,7 +340,8 @@ def _pairs_table(model: ReportModel, pairs: list) -> Table:
                     + [Text(fmt_size(x.size)), milli(x.rtt[0]), milli(x.rtt[1]),
                        Text(fmt(x.rtt_ratio) if x.rtt_ratio else "—"),
                        milli(x.msgs[0]), milli(x.msgs[1]),
-                       Text(fmt(x.msgs_ratio) if x.msgs_ratio else "—")])
+                       Text(fmt(x.msgs_ratio) if x.msgs_ratio else "—")]
+                    + (_encoding_cells(x, encodings) if encodings is not None else []))
     return Table(headers, rows)
 
 
@@ -312,9 +356,16 @@ def _layers_section(model: ReportModel) -> Section:
             "No transport of these inputs is built on another transport that was also "
             "measured in the same run at 64 B or 64 KiB (a transport whose description "
             "names a built_on, measured together with that transport).")])
-    return Section(LAYERS, [_pairs_table(model, model.layers), Para(
+    marks: set[str] = set()
+    table = _pairs_table(model, model.layers, marks)
+    return Section(LAYERS, [table, Para(
         "A transport built on another (its built_on in --list-transports=json) against "
-        "that mechanism measured in the same run. " + RATIO_NOTE)])
+        "that mechanism measured in the same run. " + RATIO_NOTE + " The encoding floors "
+        "name the codec each transport runs per message (its encoding in "
+        "--list-transports=json, e.g. framing, the suite's length prefix, or protobuf, "
+        "gRPC's messages without HTTP/2 framing and HPACK) and its cost per round trip; "
+        + ENCODING_SHARE_RULE)] + ([Bullets([f"{m} {ENCODING_FOOTNOTES[m]}"
+                                           for m in ENCODING_FOOTNOTES if m in marks])] if marks else []))
 
 
 def relative_title(model: ReportModel) -> str:
@@ -359,7 +410,7 @@ def _floors_section(model: ReportModel) -> Section:
         return Section(FLOORS, [Para(
             "No floor/* cells in these inputs (floor/cacheline_rtt, "
             "floor/cacheline_pair_rtt, floor/futex_rtt, floor/syscall, floor/memcpy/<bytes>, "
-            "floor/shm_stream/<bytes>).")])
+            "floor/shm_stream/<bytes>, floor/encoding-<name>/<bytes>).")])
     return Section(FLOORS, [
         Table(["run", "floor", "metric", "median", "CV"], rows),
         Para("Floors are limits of the machine measured in the same run and placement, "
@@ -374,7 +425,10 @@ def _floors_section(model: ReportModel) -> Section:
              "caches). floor/shm_stream is a mark for bulk streaming: it publishes each "
              "message through a shared counter whose line crosses once per message, so "
              "for small messages that crossing sets it, and rings that signal inside "
-             "their records can beat it.")])
+             "their records can beat it. floor/encoding-<name>/<bytes> is a transport's "
+             "codec, one round trip of it on one thread (its time per iteration, ns per "
+             "round trip, is what the layer table uses; bytes/s here is the message size "
+             "over that time).")])
 
 
 def _noise_section(model: ReportModel) -> Section:

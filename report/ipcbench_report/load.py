@@ -9,7 +9,8 @@ repetition rows.
 What makes Google Benchmark output an ipcbench result (``_check_ipcbench``): the context
 key ``ipcbench_version``, which the runner always writes (bench/main.cpp), and every
 benchmark named as the runner names its cells, ``<workload>/<transport>/<bytes>`` or
-``floor/<name>[/<bytes>]`` (Google Benchmark's ``/manual_time``-style suffixes aside),
+``floor/<name>[/<bytes>]`` (a name may hold dashes: ``floor/encoding-framing/64``;
+Google Benchmark's ``/manual_time``-style suffixes aside),
 each transport listed in the context's ``ipcbench_transports`` when the file has that key.
 Another tool's output (``BM_Foo/8``) is refused rather than read as a transport "8".
 """
@@ -85,7 +86,7 @@ def _run_name(row: dict) -> str:
 
 # A cell as the runner names it (after ``cell_id``): a matrix cell or a machine floor.
 _MATRIX_CELL = re.compile(r"[a-z][a-z0-9_]*/[a-z0-9][a-z0-9_.+-]*/[0-9]+")
-_FLOOR_CELL = re.compile(r"floor/[a-z0-9_]+(/[0-9]+)?")
+_FLOOR_CELL = re.compile(r"floor/[a-z0-9_]+(-[a-z0-9_]+)*(/[0-9]+)?")  # encoding-<name>
 _CELL_FORMS = "<workload>/<transport>/<bytes> or floor/<name>[/<bytes>]"
 
 

@@ -31,6 +31,12 @@ PARTIAL_CAND = FIXTURES / "partial-fail-cand.json"
 # Hand-made: 3 repetitions (±1 %) of p50 RTT at 64 B and bytes/s at 1 MiB chosen so that
 # shm-spin, posix-mq, pipe and uds score 1, 0.75, 0.5 and 0 on both metrics.
 STARS = FIXTURES / "stars-known.json"
+# Hand-made from layers.json (pingpong only, 3 repetitions at 0.99/1/1.01 x): uds
+# (encoding framing), zmq-ipc (none), grpc-uds, grpc-stream-uds (protobuf); RTT p50 at
+# 64 B 20/25/30/20.3 µs, at 64 KiB 40/39/52/60 µs; floor/encoding-framing 100 ns at 64 B,
+# 50 ns at 64 KiB; floor/encoding-protobuf 600 ns at 64 B, failed in every repetition at
+# 64 KiB. Known answers: test_render.test_encoding_share_of_each_layer.
+ENCODINGS = FIXTURES / "encodings-known.json"
 
 sys.path.insert(0, str(ROOT / "report"))
 

@@ -402,6 +402,72 @@ def test_price_of_each_layer(tmp_path):
     assert "No transport of these inputs is built on another" in md
 
 
+# (transport, size) -> extra RTT p50 (ns), layer floor, base floor, share: worked out by
+# hand from encodings-known.json (see conftest.ENCODINGS).
+ENCODING_ANSWERS = {
+    ("zmq-ipc", "64 B"): ("5000", "none 0", "framing 100", "-2.0 %"),      # (0 - 100) / 5000
+    ("grpc-uds", "64 B"): ("10000", "protobuf 600", "framing 100", "5.0 %"),  # 500 / 10000
+    ("grpc-stream-uds", "64 B"): ("300", "protobuf 600", "framing 100", "166.7 %"),
+    ("zmq-ipc", "64 KiB"): ("-1000", "none 0", "framing 50.0", "—³"),       # not slower
+    ("grpc-uds", "64 KiB"): ("12000", "protobuf —²", "framing 50.0", "—²"),  # floor failed
+    ("grpc-stream-uds", "64 KiB"): ("20000", "protobuf —²", "framing 50.0", "—²"),
+}
+ENCODING_COLUMNS = ["extra RTT p50 (ns)", "encoding floor (ns)", "base encoding floor (ns)",
+                    "encoding share"]
+
+
+def test_encoding_share_of_each_layer(tmp_path):
+    """The layer table gives each layer's extra round trip, the encoding floors of layer
+    and base (matched by their encoding, none counting 0) and the share of the extra
+    time the difference explains; a missing floor or a layer that is not slower shows
+    "—" with its footnote, never a figure."""
+    from conftest import ENCODINGS
+    out = tmp_path / "report"
+    res = report("render", ENCODINGS, "--out", out)
+    assert res.returncode == 0, res.stderr
+    md = (out / "report.md").read_text()
+    header, rows = table(md, headings.LAYERS)
+    got = {(r[0], r[header.index("size")]): tuple(r[header.index(c)] for c in ENCODING_COLUMNS)
+           for r in rows}
+    assert got == ENCODING_ANSWERS
+    section = md.split(f"## {headings.LAYERS}\n", 1)[1].split("\n## ", 1)[0]
+    assert "- ² the run has no successful floor for the encoding at this size" in section
+    assert "- ³ the layer's round trip is not longer than its base's" in section
+    assert "¹" not in section
+    html = (out / "index.html").read_text()
+    assert "166.7 %" in html and "protobuf —²" in html
+
+
+def test_encoding_share_computed_from_the_floors():
+    """compute.layers reads the floors by each transport's encoding: the share is
+    (layer floor - base floor) / (layer RTT - base RTT) of the medians."""
+    from conftest import ENCODINGS
+    from ipcbench_report import compute, load as loader
+    run = loader.load_runs([ENCODINGS])[0]
+    by = {(x.transport, x.size): x for x in compute.layers(run)}
+    x = by[("grpc-uds", 64)]
+    assert x.encodings == ("protobuf", "framing")
+    assert x.encoding_ns == pytest.approx((600, 100))
+    assert x.extra_rtt == pytest.approx(10000)
+    assert x.encoding_share == pytest.approx(0.05)
+    assert by[("zmq-ipc", 64)].encoding_ns == pytest.approx((0.0, 100))
+    assert by[("grpc-uds", 65536)].encoding_ns[0] is None       # its floor failed
+    assert by[("zmq-ipc", 65536)].encoding_share is None        # faster than its base
+
+
+def test_layers_without_encodings_say_so(tmp_path):
+    """Result files written before transports named their encoding: every encoding cell
+    is "—" with the footnote that says why."""
+    from conftest import LAYERS
+    out = tmp_path / "report"
+    assert report("render", LAYERS, "--out", out).returncode == 0
+    md = (out / "report.md").read_text()
+    header, rows = table(md, headings.LAYERS)
+    for r in rows:
+        assert [r[header.index(c)] for c in ENCODING_COLUMNS[1:]] == ["—¹"] * 3
+    assert "- ¹ the run's description of the transport states no encoding" in md
+
+
 def test_every_transport_against_uds(tmp_path):
     """One scale for all: each transport's round trip and message rate as multiples of
     uds (the run's first transport of family sockets) from the same run, equal to the

@@ -76,7 +76,8 @@ class FifoTransport final : public TransportBase {
                                    "connection per client",
                        .max_message = kMaxFrameBytes,
                        .summary = "two named pipes (mkfifo, 0600) in the private run "
-                                  "directory; length-prefix framing"}) {}
+                                  "directory; length-prefix framing",
+                       .encoding = "framing"}) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t,
                                    const TransportSettings&) const override {
     return std::make_unique<FifoListener>(dir);

@@ -683,7 +683,8 @@ TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
                           : "127.0.0.1, ephemeral port") +
                      "; every call carries a token in its metadata, others are refused; " + how +
                      "; protobuf bytes payload; max message size raised to 256 MiB",
-          .built_on = uds ? "uds" : "tcp"};
+          .built_on = uds ? "uds" : "tcp",
+          .encoding = "protobuf"};
 }
 
 }  // namespace

@@ -47,7 +47,8 @@ class PipeTransport final : public TransportBase {
                        .coupling = "parent and child only: the descriptors are inherited",
                        .max_message = kMaxFrameBytes,
                        .summary = "two anonymous pipes; the child inherits its ends; "
-                                  "length-prefix framing"}) {}
+                                  "length-prefix framing",
+                       .encoding = "framing"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
     return std::make_unique<PipeListener>();
   }

@@ -72,7 +72,8 @@ class TcpTransport final : public TransportBase {
              .max_message = kMaxFrameBytes,
              .summary = "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing; "
                         "the peer presents a token (handed over in an inherited pipe) first, "
-                        "other connections are closed"}) {}
+                        "other connections are closed",
+             .encoding = "framing"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t,
                                    const TransportSettings& settings) const override {
     return std::make_unique<TcpListener>(settings);

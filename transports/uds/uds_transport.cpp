@@ -85,7 +85,8 @@ std::unique_ptr<Transport> make_uds_transport() {
                     .max_message = kMaxFrameBytes,
                     .summary =
                         "Unix domain socket, SOCK_STREAM, socket file 0600 in the run directory, "
-                        "own uid only; the peer presents a token first; length-prefix framing"});
+                        "own uid only; the peer presents a token first; length-prefix framing",
+                    .encoding = "framing"});
 }
 
 std::unique_ptr<Transport> make_uds_seqpacket_transport() {
