@@ -17,6 +17,13 @@ the method of libzmq's perf programs (local_lat/remote_lat print half the mean r
 trip: doubled here and compared with rtt_mean_ns; local_thr/remote_thr count messages
 per second from the first to the last message received), at 64 B and 64 KiB.
 
+With --http, instead: http-tcp's ping-pong at 64 B against HTTP load tools driving the
+same HTTP server (an ipcbench peer in its echo role, which returns each request's body)
+with one connection, one request in flight, POST /echo with a 64-byte body and the
+run's token: h2load --h1 (nghttp2) and ab -k (Apache's). Both print the mean time per
+request, not percentiles: compared with rtt_mean_ns. Each reference run must end with
+every request answered 2xx, or the step fails.
+
 Run through tools/fidelity.sh, which installs the tools and builds first.
 """
 import argparse
@@ -195,6 +202,110 @@ def zmq_reference(build, mode, endpoint, size, count, cpus):
     return figure(r"mean throughput: ([0-9.]+) \[msg/s\]", out, "ipcbench-zmq-reference")
 
 
+class HttpPeer:
+    """An ipcbench peer serving HTTP on 127.0.0.1 (its echo role), pinned to `cpu`, with a
+    fresh token: what a stranger's HTTP client needs to call it (self.port, self.token)."""
+
+    def __init__(self, build, cpu, max_size=1 << 20):
+        import secrets
+        self.token = secrets.token_hex(16)
+        ready_r, ready_w = os.pipe()
+        token_r, token_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", str(cpu), f"{build}/ipcbench", "--peer", "--role=echo",
+                 "--transport=http-tcp", f"--max-size={max_size}", "--address=127.0.0.1",
+                 f"--address={ready_w}", f"--address={token_r}"],
+                pass_fds=(ready_w, token_r), stdout=subprocess.DEVNULL)
+        except OSError as e:
+            for fd in (ready_r, ready_w, token_r, token_w):
+                os.close(fd)
+            raise StepFailed(f"{build}/ipcbench: {e.strerror}") from None
+        os.close(ready_w)
+        os.close(token_r)
+        with os.fdopen(token_w, "w") as w:
+            w.write(self.token)
+        with os.fdopen(ready_r) as r:
+            import select
+            if not select.select([r], [], [], 30)[0]:
+                self.close()
+                raise StepFailed("ipcbench http peer: not serving after 30 s")
+            line = r.readline().strip()
+        if not line.isdigit():
+            self.close()
+            raise StepFailed("ipcbench http peer: exited before serving")
+        self.port = int(line)
+
+    def close(self):
+        stop(self.proc)
+
+
+def duration_ns(text):
+    """'85us', '1.24ms', '2.1s' (h2load's units) in ns."""
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s)", text)
+    if not m:
+        raise StepFailed(f"h2load: unreadable time '{text}'")
+    return float(m.group(1)) * {"us": 1e3, "ms": 1e6, "s": 1e9}[m.group(2)]
+
+
+def h2load_mean_ns(peer, body, count, cpu):
+    out = run(["taskset", "-c", str(cpu), "h2load", "--h1", "-c1", "-t1", "-m1", "-n",
+               str(count), "-d", body, "-H", f"Authorization: Bearer {peer.token}",
+               "-H", "Content-Type: application/octet-stream",
+               f"http://127.0.0.1:{peer.port}/echo"], merge_stderr=True)
+    ok = figure(r"status codes: (\d+) 2xx", out, "h2load")
+    if ok != count:
+        raise StepFailed(f"h2load: {ok:.0f} of {count} requests answered 2xx")
+    m = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    if not m:
+        raise StepFailed("h2load: no figure in its output")
+    return duration_ns(m.group(3))  # min, max, mean
+
+
+def ab_mean_ns(peer, body, count, cpu):
+    out = run(["taskset", "-c", str(cpu), "ab", "-q", "-k", "-c", "1", "-n", str(count),
+               "-p", body, "-T", "application/octet-stream",
+               "-H", f"Authorization: Bearer {peer.token}",
+               f"http://127.0.0.1:{peer.port}/echo"], merge_stderr=True)
+    done = figure(r"Complete requests:\s+(\d+)", out, "ab")
+    failed = figure(r"Failed requests:\s+(\d+)", out, "ab")
+    non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
+    if done != count or failed or non2xx:
+        raise StepFailed(f"ab: {done:.0f} of {count} requests complete, {failed:.0f} failed"
+                         + (f", {non2xx.group(1)} not 2xx" if non2xx else ""))
+    return figure(r"Time per request:\s+([0-9.]+) \[ms\] \(mean\)", out, "ab") * 1e6
+
+
+def http_rows(a):
+    rows = []
+    with tempfile.NamedTemporaryFile(prefix="ipcbench-fidelity-", suffix=".bin") as body:
+        body.write(os.urandom(64))
+        body.flush()
+        for placement in a.placements.split(","):
+            cpus = (0, 0) if placement == "same" else (0, 1)
+            pin = f"--pin={cpus[0]},{cpus[1]}"
+            s = {"ours": [], "h2load": [], "ab": []}
+            for r in range(a.rounds):
+                print(f"[http {placement}] round {r + 1}/{a.rounds}", file=sys.stderr)
+                res = ipcbench(a.build, ["--transports=http-tcp", "--sizes=64",
+                                         "--workloads=pingpong", pin], a.seconds)
+                s["ours"].append(res["pingpong/http-tcp/64"]["rtt_mean_ns"])
+                count = max(1000, int(a.seconds * 1e9 / max(s["ours"][-1], 1.0)))
+                for tool, fn in (("h2load", h2load_mean_ns), ("ab", ab_mean_ns)):
+                    peer = HttpPeer(a.build, cpus[1])
+                    try:
+                        s[tool].append(fn(peer, body.name, count, cpus[0]))
+                    finally:
+                        peer.close()
+            rows += [
+                ("pingpong/http-tcp/64 rtt mean (ns)", placement, s["ours"],
+                 "h2load --h1 -c1 mean", s["h2load"]),
+                ("pingpong/http-tcp/64 rtt mean (ns)", placement, s["ours"],
+                 "ab -k -c1 mean", s["ab"]),
+            ]
+    return rows
+
+
 def zmq_rows(a):
     rows = []
     for placement in a.placements.split(","):
@@ -237,10 +348,11 @@ def main():
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--placements", default="same,cross")
     ap.add_argument("--zmq", action="store_true", help="ZeroMQ transports vs libzmq's method")
+    ap.add_argument("--http", action="store_true", help="http-tcp vs h2load and ab")
     a = ap.parse_args()
 
     rows = []  # (what, placement, ipcbench samples, reference name, reference samples)
-    for placement in ([] if a.zmq else a.placements.split(",")):
+    for placement in ([] if a.zmq or a.http else a.placements.split(",")):
         cpus = (0, 0) if placement == "same" else (0, 1)
         pin = f"--pin={cpus[0]},{cpus[1]}"
         s = {k: [] for k in ("tcp", "uds", "pipe", "pipe16", "thr", "sockperf", "iperf3",
@@ -281,6 +393,8 @@ def main():
 
     if a.zmq:
         rows = zmq_rows(a)
+    elif a.http:
+        rows = http_rows(a)
     print("| ipcbench cell | placement | ipcbench median | reference | reference median | ratio | samples |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for what, placement, ours, ref, theirs in rows:

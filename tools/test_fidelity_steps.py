@@ -94,3 +94,51 @@ def test_a_failed_cell_is_named_not_a_missing_key(tmp_path):
     with pytest.raises(f.StepFailed, match=r"^ipcbench cell .* failed: "):
         f.results(FIXTURES / "errors.json")
     assert failed["error_message"]
+
+
+def test_h2load_times_are_read_in_their_units():
+    f = load()
+    assert f.duration_ns("85us") == 85e3
+    assert f.duration_ns("1.24ms") == 1.24e6
+    assert f.duration_ns("2s") == 2e9
+    with pytest.raises(f.StepFailed, match="unreadable time '12ns'"):
+        f.duration_ns("12ns")
+
+
+H2LOAD_OUT = """finished in 1.00s, 9990.00 req/s, 1.2MB/s
+requests: 1000 total, 1000 started, 1000 done, {ok} succeeded, {bad} failed, 0 errored, 0 timeout
+status codes: {ok} 2xx, 0 3xx, {bad} 4xx, 0 5xx
+                     min         max         mean         sd        +/- sd
+time for request:       85us      1.24ms       112us        30us    95.00%
+"""
+
+
+class FakePeer:
+    token = "t"
+    port = 1
+
+
+def test_h2load_mean_is_read_only_when_every_request_was_answered(monkeypatch):
+    f = load()
+    monkeypatch.setattr(f, "run", lambda *a, **k: H2LOAD_OUT.format(ok=1000, bad=0))
+    assert f.h2load_mean_ns(FakePeer(), "body", 1000, 0) == 112e3
+    monkeypatch.setattr(f, "run", lambda *a, **k: H2LOAD_OUT.format(ok=999, bad=1))
+    with pytest.raises(f.StepFailed, match="h2load: 999 of 1000 requests answered 2xx"):
+        f.h2load_mean_ns(FakePeer(), "body", 1000, 0)
+
+
+AB_OUT = """Complete requests:      1000
+Failed requests:        0
+{non2xx}Keep-Alive requests:    1000
+Time per request:       0.112 [ms] (mean)
+Time per request:       0.112 [ms] (mean, across all concurrent requests)
+"""
+
+
+def test_ab_mean_is_read_only_when_every_request_was_answered(monkeypatch):
+    f = load()
+    monkeypatch.setattr(f, "run", lambda *a, **k: AB_OUT.format(non2xx=""))
+    assert f.ab_mean_ns(FakePeer(), "body", 1000, 0) == pytest.approx(112e3)
+    monkeypatch.setattr(f, "run", lambda *a, **k: AB_OUT.format(non2xx="Non-2xx responses:      1000\n"))
+    with pytest.raises(f.StepFailed, match="ab: 1000 of 1000 requests complete, 0 failed, 1000 not 2xx"):
+        f.ab_mean_ns(FakePeer(), "body", 1000, 0)
