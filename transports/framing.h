@@ -17,6 +17,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <atomic>
@@ -34,6 +35,9 @@ namespace ipcbench {
 inline constexpr std::size_t kMaxFrameBytes = std::size_t{256} << 20;
 // The little-endian length in front of every framed message.
 inline constexpr std::size_t kLengthPrefixBytes = 4;
+
+// writev until every byte of every iovec is out (iov is consumed); throws SysError(what).
+void writev_all(int fd, iovec* iov, int cnt, const char* what);
 
 class StreamChannel final : public Channel {
  public:
