@@ -270,12 +270,18 @@ def connect(transport, addresses):
 GREETING = b"hello from python"
 
 
-def serve_echo(io):
-    """Serves until end of file, checking each request. Greets first."""
-    outbox, pending, last_id = [GREETING], [], 0
+def serve_echo(io, final_push_size):
+    """Serves until end of file, checking each request. Greets first. With
+    final_push_size, the last message must be a notification of that many bytes."""
+    outbox, pending, last_id, msg = [GREETING], [], 0, None
     while True:
-        msg = io.read()
+        last, msg = msg, io.read()
         if msg is None:
+            if final_push_size is not None:
+                check(last is not None and last.get("method") == "push"
+                      and len(unb64(last["params"][0])) == final_push_size,
+                      "the last message was not a push of %d bytes: %r"
+                      % (final_push_size, str(last)[:100]))
             return
         check(msg.get("jsonrpc") == "2.0", "jsonrpc %r" % msg.get("jsonrpc"))
         method = msg.get("method")
@@ -319,10 +325,10 @@ FAULTS = {
 }
 
 
-def run_server(transport, mode, addresses):
+def run_server(transport, mode, addresses, final_push_size):
     sock, io = connect(transport, addresses)
     if mode == "echo":
-        serve_echo(io)
+        serve_echo(io, final_push_size)
         return
     msg = io.read()
     check(msg is not None and "id" in msg, "no request came: %r" % msg)
@@ -342,6 +348,7 @@ def main():
     s = sub.add_parser("server")
     s.add_argument("--transport", required=True)
     s.add_argument("--mode", required=True, choices=["echo"] + sorted(FAULTS))
+    s.add_argument("--final-push-size", type=int)
     s.add_argument("addresses", nargs="+")
     a = p.parse_args()
     signal.alarm(60)  # nothing here waits for ever, whatever the other side does
@@ -349,7 +356,7 @@ def main():
         if a.cmd == "client":
             run_client(a.binary, a.transport)
         else:
-            run_server(a.transport, a.mode, a.addresses)
+            run_server(a.transport, a.mode, a.addresses, a.final_push_size)
     except (Failed, ValueError, OSError) as e:
         print("jsonrpc_interop %s %s: %s" % (a.cmd, a.transport, e), file=sys.stderr)
         return 1

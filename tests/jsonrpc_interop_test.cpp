@@ -37,12 +37,14 @@ struct PythonServer {
   std::unique_ptr<Listener> listener;
   ChildProcess peer;
   std::unique_ptr<Channel> ch;
-  PythonServer(const std::string& transport, const std::string& mode) {
+  PythonServer(const std::string& transport, const std::string& mode,
+               std::vector<std::string> options = {}) {
     const Transport* t = find_transport(transport);
     if (!t) throw ProtocolError(transport + " is not registered");
     listener = t->listen(dir, kMaxBytes, testing_support::settings());
     std::vector<std::string> argv = {kPython,   kScript,  "server", "--transport",
                                      transport, "--mode", mode};
+    argv.insert(argv.end(), options.begin(), options.end());
     for (const std::string& a : listener->endpoint().addresses) argv.push_back(a);
     peer = ChildProcess::spawn({argv, listener->endpoint().inherit_fds, -1});
     ch =
@@ -68,7 +70,8 @@ TEST_P(JsonRpcInterop, APythonClientCallsOurPeer) {
 }
 
 TEST_P(JsonRpcInterop, OurClientCallsAPythonServer) {
-  PythonServer py(GetParam(), "echo");
+  // Its last message must be a 3-byte notification (see the end).
+  PythonServer py(GetParam(), "echo", {"--final-push-size=3"});
   std::vector<std::byte> buf(kMaxBytes);
   // The server speaks first: a next request fetches its greeting.
   const std::size_t n = py.ch->recv(buf);

@@ -105,31 +105,17 @@ class FrameStream {
     writev_all(wfd(), iov, 2, "jsonrpc: send");
   }
 
-  // For the destructors: writes f unless that takes longer than kCloseGrace or fails.
+  // For the destructors: writes f if the stream takes it within kCloseGrace (a frame
+  // larger than the room then left in the kernel's buffer is cut short).
   void write_briefly(const JsonRpcFrame& f) noexcept {
     const int flags = ::fcntl(wfd(), F_GETFL);
-    if (flags < 0 || ::fcntl(wfd(), F_SETFL, flags | O_NONBLOCK) != 0) return;
-    const auto deadline = Clock::now() + kCloseGrace;
-    iovec iov[2] = {piece(f.header), piece(f.body)};
-    iovec* v = iov;
-    int cnt = 2;
-    while (cnt > 0) {
-      const ssize_t n = ::writev(wfd(), v, cnt);
-      if (n < 0) {
-        pollfd p{wfd(), POLLOUT, 0};
-        if ((errno != EAGAIN && errno != EINTR) || ::poll(&p, 1, left_ms(deadline)) <= 0) return;
-        continue;
-      }
-      auto done = static_cast<std::size_t>(n);
-      while (cnt > 0 && done >= v->iov_len) {
-        done -= v->iov_len;
-        ++v;
-        --cnt;
-      }
-      if (cnt > 0) {
-        v->iov_base = static_cast<char*>(v->iov_base) + done;
-        v->iov_len -= done;
-      }
+    pollfd p{wfd(), POLLOUT, 0};
+    if (flags < 0 || ::fcntl(wfd(), F_SETFL, flags | O_NONBLOCK) != 0 ||
+        ::poll(&p, 1, static_cast<int>(kCloseGrace.count())) <= 0)
+      return;
+    try {
+      write(f);
+    } catch (...) {
     }
   }
 
