@@ -319,6 +319,7 @@ FAULTS = {
     "badbase64": lambda i: ok_frame(i, result="eA=x"),
     "badheader": lambda i: b"Content-Lenght: 5\r\n\r\n" + b"{}{}{",
     "hugelength": lambda i: b"Content-Length: 999999999999\r\n\r\n{",
+    "longheader": lambda i: b"Content-Type: " + b"x" * 2000 + b"\r\n" + ok_frame(i),
     "midframe": lambda i: b"Content-Length: 100\r\n\r\n" + b'{"jsonrpc":"2.0"',
     "midheader": lambda i: b"Content-Length: 1",
     "eof": lambda i: None,

@@ -113,6 +113,7 @@ const Fault kFaults[] = {
     {"badbase64", "result is not base64"},
     {"badheader", "unknown header 'Content-Lenght'"},
     {"hugelength", "Content-Length 999999999999 exceeds the limit"},
+    {"longheader", "no end of the header block in its first 1024 bytes"},
     {"midframe", "the link ended in the middle of a body"},
     {"midheader", "the link ended in the middle of a header"},
     {"eof", ""},

@@ -65,12 +65,12 @@ class FrameStream {
     for (;;) {
       const std::string_view have(buf_.data() + pos_, end_ - pos_);
       const std::size_t at = have.find("\r\n\r\n", searched < 3 ? 0 : searched - 3);
-      if (at != std::string_view::npos) {
+      if (at != std::string_view::npos && at + 4 <= kMaxJsonRpcHeader) {
         length = parse_header_block(have.substr(0, at + 4));
         pos_ += at + 4;
         break;
       }
-      if (have.size() >= kMaxJsonRpcHeader)
+      if (at != std::string_view::npos || have.size() >= kMaxJsonRpcHeader)
         throw ProtocolError("jsonrpc: no end of the header block in its first " +
                             std::to_string(kMaxJsonRpcHeader) + " bytes");
       searched = have.size();
