@@ -9,6 +9,7 @@ IPCBENCH_PACKAGES=(
   libbenchmark-dev
   googletest libgtest-dev
   nlohmann-json3-dev
+  libssl-dev
   libboost-dev
   libzmq3-dev cppzmq-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc

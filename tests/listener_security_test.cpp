@@ -64,8 +64,9 @@ constexpr std::size_t kMaxBytes = 4096;
 
 // What kind of listener a transport has, which says how a stranger tries to get in.
 enum class Kind {
-  kUnixSocket,  // uds, uds-seqpacket: the listener's socket file; token first
-  kTcp,         // tcp: a port; token first
+  kUnixSocket,  // uds, uds-seqpacket (and what is built on uds): the listener's socket
+                // file; token first
+  kTcp,         // tcp (and what is built on tcp): a port; token first
   kZmqIpc,      // zmq-ipc: ZeroMQ's socket file; ZMTP PLAIN login with the token
   kZmqTcp,      // zmq-tcp: a port; ZMTP PLAIN login with the token
   kGrpcUnix,    // grpc-uds, grpc-stream-uds: the peer's server's socket file
@@ -73,7 +74,16 @@ enum class Kind {
   kObjects,     // everything else: files, FIFOs, shm objects, queues, pipes
 };
 
-Kind kind_of(const std::string& name) {
+// The transport whose listener this one uses: its own name, or, for a protocol run over
+// another transport's link (jsonrpc-*), the transport it is built on. ZeroMQ and gRPC
+// are built on uds and tcp too but listen their own way: they are told apart by name.
+const std::string& listener_of(const TransportInfo& i) {
+  const bool own = i.name.rfind("zmq-", 0) == 0 || i.name.rfind("grpc-", 0) == 0;
+  return own || i.built_on.empty() ? i.name : i.built_on;
+}
+
+Kind kind_of(const TransportInfo& info) {
+  const std::string& name = listener_of(info);
   if (name == "uds" || name == "uds-seqpacket") return Kind::kUnixSocket;
   if (name == "tcp") return Kind::kTcp;
   if (name == "zmq-ipc") return Kind::kZmqIpc;
@@ -439,7 +449,7 @@ int try_open(const IpcObject& o) {
 // whose addresses are nothing else).
 std::vector<IpcObject> objects_of(const LinkSteps& s) {
   std::vector<IpcObject> v;
-  const bool descriptors = s.t.info().name == "pipe";
+  const bool descriptors = listener_of(s.t.info()) == "pipe";
   for (const std::string& a : s.ep.addresses)
     if (IpcObject o = object_of(a, descriptors); o.type != IpcObject::kNone) v.push_back(o);
   return v;
@@ -480,7 +490,7 @@ class ReadyTap {
       line_.append(buf, static_cast<std::size_t>(n));
     }
     EXPECT_NE(line_.find('\n'), std::string::npos) << "the peer's server did not come up";
-    const bool uds = kind_of(s.t.info().name) == Kind::kGrpcUnix;
+    const bool uds = kind_of(s.t.info()) == Kind::kGrpcUnix;
     target_ = uds ? "unix:" + s.ep.addresses[0]
                   : s.ep.addresses[0] + ":" + line_.substr(0, line_.find('\n'));
   }
@@ -637,7 +647,7 @@ class PerTransport : public ::testing::TestWithParam<const Transport*> {
 std::vector<const Transport*> transports_where(const std::function<bool(Kind)>& pred) {
   std::vector<const Transport*> v;
   for (const Transport* t : all_transports())
-    if (t->info().needs.empty() && pred(kind_of(t->info().name))) v.push_back(t);
+    if (t->info().needs.empty() && pred(kind_of(t->info()))) v.push_back(t);
   return v;
 }
 
@@ -655,7 +665,7 @@ class AnotherUid : public PerTransport {
 
 TEST_P(AnotherUid, IsRefusedAndThePeerGetsTheLink) {
   const Transport& t = *GetParam();
-  const Kind kind = kind_of(t.info().name);
+  const Kind kind = kind_of(t.info());
   const OtherUser u = *user_;
   LinkSteps s(t);
   s.listen();
@@ -753,7 +763,7 @@ class AStrangerWithoutTheToken : public PerTransport {};
 
 TEST_P(AStrangerWithoutTheToken, IsRefusedAndThePeerGetsTheLink) {
   const Transport& t = *GetParam();
-  const Kind kind = kind_of(t.info().name);
+  const Kind kind = kind_of(t.info());
   LinkSteps s(t);
   s.listen();
 

@@ -30,7 +30,13 @@ void check_len(std::size_t len, std::size_t cap) {
                         " bytes exceeds the receive buffer of " + std::to_string(cap));
 }
 
-// writev until every byte of every iovec is out.
+[[noreturn]] void closed_mid_message(std::size_t got, std::size_t len) {
+  throw ProtocolError("peer closed mid-message (" + std::to_string(got) + " of " +
+                      std::to_string(len) + " bytes arrived)");
+}
+
+}  // namespace
+
 void writev_all(int fd, iovec* iov, int cnt, const char* what) {
   while (cnt > 0) {
     ssize_t n = ::writev(fd, iov, cnt);
@@ -50,13 +56,6 @@ void writev_all(int fd, iovec* iov, int cnt, const char* what) {
     }
   }
 }
-
-[[noreturn]] void closed_mid_message(std::size_t got, std::size_t len) {
-  throw ProtocolError("peer closed mid-message (" + std::to_string(got) + " of " +
-                      std::to_string(len) + " bytes arrived)");
-}
-
-}  // namespace
 
 void put_frame_length(std::byte* out, std::size_t n) {
   check_len(n, kMaxFrameBytes);

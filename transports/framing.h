@@ -17,6 +17,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <atomic>
@@ -57,6 +58,9 @@ std::size_t stage_frame(std::span<std::byte> stage, std::span<const std::byte> m
 // with the length prefix (checked against buf, as get_frame_length) and may hold body
 // bytes after it; copies those (up to the length) into buf and returns the length.
 std::size_t unstage_frame(std::span<const std::byte> in, std::span<std::byte> buf);
+
+// writev until every byte of every iovec is out (iov is consumed); throws SysError(what).
+void writev_all(int fd, iovec* iov, int cnt, const char* what);
 
 class StreamChannel final : public Channel {
  public:

@@ -6,13 +6,14 @@
 #include "base/error.h"
 #include "transports/endpoint_reader.h"
 #include "transports/framing.h"
+#include "transports/stream_link.h"
 
 namespace ipcbench {
 namespace {
 
 class PipeListener final : public Listener {
  public:
-  PipeListener() {
+  explicit PipeListener(WrapStream wrap) : wrap_(std::move(wrap)) {
     int down[2], up[2];
     check_sys(::pipe2(down, O_CLOEXEC), "pipe2");
     to_peer_r_.reset(down[0]);
@@ -28,10 +29,11 @@ class PipeListener final : public Listener {
     // The child holds its ends now; closing ours makes its exit visible as EOF.
     to_peer_r_.reset();
     from_peer_w_.reset();
-    return std::make_unique<StreamChannel>(std::move(from_peer_r_), std::move(to_peer_w_));
+    return wrap_({std::move(from_peer_r_), std::move(to_peer_w_)});
   }
 
  private:
+  WrapStream wrap_;
   UniqueFd to_peer_r_, to_peer_w_, from_peer_r_, from_peer_w_;
   Endpoint ep_;
 };
@@ -50,18 +52,27 @@ class PipeTransport final : public TransportBase {
                                   "length-prefix framing",
                        .encoding = "framing"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
-    return std::make_unique<PipeListener>();
+    return listen_pipe_link(framed_stream);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    EndpointReader r(ep, "pipe", {"read end", "write end"});
-    if (r.text(0) == r.text(1)) throw ProtocolError("pipe: the two ends are one descriptor");
-    UniqueFd rd = r.inherited_fd(0);
-    UniqueFd wr = r.inherited_fd(1);
-    return std::make_unique<StreamChannel>(std::move(rd), std::move(wr));
+    return connect_pipe_link(ep, name(), framed_stream);
   }
 };
 
 }  // namespace
+
+std::unique_ptr<Listener> listen_pipe_link(WrapStream wrap) {
+  return std::make_unique<PipeListener>(std::move(wrap));
+}
+
+std::unique_ptr<Channel> connect_pipe_link(const Endpoint& ep, const std::string& transport,
+                                           const WrapStream& wrap) {
+  EndpointReader r(ep, transport, {"read end", "write end"});
+  if (r.text(0) == r.text(1)) throw ProtocolError(transport + ": the two ends are one descriptor");
+  UniqueFd rd = r.inherited_fd(0);
+  UniqueFd wr = r.inherited_fd(1);
+  return wrap({std::move(rd), std::move(wr)});
+}
 
 std::unique_ptr<Transport> make_pipe_transport() { return std::make_unique<PipeTransport>(); }
 

@@ -17,6 +17,7 @@
 #include "transports/endpoint_reader.h"
 #include "transports/framing.h"
 #include "transports/socket_util.h"
+#include "transports/stream_link.h"
 
 namespace ipcbench {
 namespace {
@@ -28,13 +29,14 @@ void set_nodelay(int fd) {
 
 class TcpListener final : public Listener {
  public:
-  explicit TcpListener(const TransportSettings& settings) {
+  TcpListener(const TransportSettings& settings, const std::string& transport, WrapStream wrap)
+      : wrap_(std::move(wrap)) {
     // Non-blocking: a connection reset between poll and accept must not block accept.
     fd_.reset(static_cast<int>(check_sys(
         ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket AF_INET")));
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    const std::string& host = checked_bind_address(settings, "tcp");
+    const std::string& host = checked_bind_address(settings, transport);
     a.sin_addr = *parse_ipv4(host);
     a.sin_port = 0;
     check_sys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind " + host + ":0");
@@ -50,10 +52,11 @@ class TcpListener final : public Listener {
     UniqueFd peer = accept_with_token(fd_.get(), token_.text, false, wait, "accept (tcp)");
     fd_.reset();
     set_nodelay(peer.get());
-    return std::make_unique<StreamChannel>(std::move(peer));
+    return wrap_({std::move(peer), {}});
   }
 
  private:
+  WrapStream wrap_;
   UniqueFd fd_;
   PeerToken token_ = PeerToken::make();
   Endpoint ep_;
@@ -76,27 +79,37 @@ class TcpTransport final : public TransportBase {
              .encoding = "framing"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t,
                                    const TransportSettings& settings) const override {
-    return std::make_unique<TcpListener>(settings);
+    return listen_tcp_link(settings, name(), framed_stream);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    EndpointReader r(ep, "tcp", {"host", "port", "token pipe"});
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr = r.ipv4(0);
-    a.sin_port = htons(r.port(1));
-    const std::string token = r.token(2);
-    const std::string& p = r.text(1);
-    UniqueFd fd(
-        static_cast<int>(check_sys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")));
-    check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a),
-              "connect " + ep.addresses[0] + ":" + p);
-    set_nodelay(fd.get());
-    write_all(fd.get(), std::as_bytes(std::span(token.data(), token.size())), "send (tcp token)");
-    return std::make_unique<StreamChannel>(std::move(fd));
+    return connect_tcp_link(ep, name(), framed_stream);
   }
 };
 
 }  // namespace
+
+std::unique_ptr<Listener> listen_tcp_link(const TransportSettings& settings,
+                                          const std::string& transport, WrapStream wrap) {
+  return std::make_unique<TcpListener>(settings, transport, std::move(wrap));
+}
+
+std::unique_ptr<Channel> connect_tcp_link(const Endpoint& ep, const std::string& transport,
+                                          const WrapStream& wrap) {
+  EndpointReader r(ep, transport, {"host", "port", "token pipe"});
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr = r.ipv4(0);
+  a.sin_port = htons(r.port(1));
+  const std::string token = r.token(2);
+  const std::string& p = r.text(1);
+  UniqueFd fd(
+      static_cast<int>(check_sys(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket")));
+  check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a),
+            "connect " + ep.addresses[0] + ":" + p);
+  set_nodelay(fd.get());
+  write_all(fd.get(), std::as_bytes(std::span(token.data(), token.size())), "send (tcp token)");
+  return wrap({std::move(fd), {}});
+}
 
 std::unique_ptr<Transport> make_tcp_transport() { return std::make_unique<TcpTransport>(); }
 

@@ -13,20 +13,25 @@
 #include "transports/endpoint_reader.h"
 #include "transports/framing.h"
 #include "transports/socket_util.h"
+#include "transports/stream_link.h"
 
 namespace ipcbench {
 namespace {
 
-std::unique_ptr<Channel> wrap(UniqueFd fd, int type) {
+// The suite's framing for the socket type: the kernel's records, or a length prefix.
+WrapStream framing_for(int type) {
   if (type == SOCK_SEQPACKET)
-    return std::make_unique<RecordChannel>(std::make_unique<SeqpacketIo>(std::move(fd)));
-  return std::make_unique<StreamChannel>(std::move(fd));
+    return [](StreamFds fds) -> std::unique_ptr<Channel> {
+      return std::make_unique<RecordChannel>(std::make_unique<SeqpacketIo>(std::move(fds.rd)));
+    };
+  return framed_stream;
 }
 
 class UdsListener final : public Listener {
  public:
-  UdsListener(RunDir& dir, int type) : type_(type) {
-    std::string path = dir.make_path(type == SOCK_SEQPACKET ? "uds-seqpacket" : "uds");
+  UdsListener(RunDir& dir, int type, const std::string& transport, WrapStream wrap)
+      : wrap_(std::move(wrap)) {
+    std::string path = dir.make_path(transport);
     fd_ = listen_unix_private(path, type, kMaxCallers);
     ep_.addresses = {path, std::to_string(token_.pipe.get())};
     ep_.inherit_fds = {token_.pipe.get()};
@@ -36,35 +41,40 @@ class UdsListener final : public Listener {
     token_.handed_over(ep_);
     UniqueFd c = accept_with_token(fd_.get(), token_.text, true, wait, "accept (unix socket)");
     fd_.reset();
-    return wrap(std::move(c), type_);
+    return wrap_({std::move(c), {}});
   }
 
  private:
-  int type_;
+  WrapStream wrap_;
   UniqueFd fd_;
   PeerToken token_ = PeerToken::make();
   Endpoint ep_;
 };
+
+std::unique_ptr<Channel> connect_unix(const Endpoint& ep, const std::string& transport, int type,
+                                      const WrapStream& wrap) {
+  EndpointReader r(ep, transport, {"socket path", "token pipe"});
+  const std::string token = r.token(1);
+  const std::string& path = r.text(0);
+  sockaddr_un a = unix_address(path);
+  UniqueFd fd(
+      static_cast<int>(check_sys(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0), "socket AF_UNIX")));
+  check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "connect " + path);
+  // The token first (for SOCK_SEQPACKET one record of its own).
+  write_all(fd.get(), std::as_bytes(std::span(token.data(), token.size())),
+            "send (unix socket token)");
+  return wrap({std::move(fd), {}});
+}
 
 class UdsTransport final : public TransportBase {
  public:
   UdsTransport(int type, TransportInfo info) : TransportBase(std::move(info)), type_(type) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t,
                                    const TransportSettings&) const override {
-    return std::make_unique<UdsListener>(dir, type_);
+    return std::make_unique<UdsListener>(dir, type_, name(), framing_for(type_));
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
-    EndpointReader r(ep, name(), {"socket path", "token pipe"});
-    const std::string token = r.token(1);
-    const std::string& path = r.text(0);
-    sockaddr_un a = unix_address(path);
-    UniqueFd fd(
-        static_cast<int>(check_sys(::socket(AF_UNIX, type_ | SOCK_CLOEXEC, 0), "socket AF_UNIX")));
-    check_sys(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "connect " + path);
-    // The token first (for SOCK_SEQPACKET one record of its own).
-    write_all(fd.get(), std::as_bytes(std::span(token.data(), token.size())),
-              "send (unix socket token)");
-    return wrap(std::move(fd), type_);
+    return connect_unix(ep, name(), type_, framing_for(type_));
   }
 
  private:
@@ -72,6 +82,16 @@ class UdsTransport final : public TransportBase {
 };
 
 }  // namespace
+
+std::unique_ptr<Listener> listen_uds_link(RunDir& dir, const std::string& transport,
+                                          WrapStream wrap) {
+  return std::make_unique<UdsListener>(dir, SOCK_STREAM, transport, std::move(wrap));
+}
+
+std::unique_ptr<Channel> connect_uds_link(const Endpoint& ep, const std::string& transport,
+                                          const WrapStream& wrap) {
+  return connect_unix(ep, transport, SOCK_STREAM, wrap);
+}
 
 std::unique_ptr<Transport> make_uds_transport() {
   return std::make_unique<UdsTransport>(
