@@ -78,6 +78,9 @@ void check_reply(const Response& res, Sv what) {
 
 void prepare(HeadParser& p) {
   p.header_limit(kHeaderLimit);
+  // Beast checks a Content-Length against it as the header completes (its default, 1 MiB,
+  // would refuse larger messages); a longer one is then a malformed request.
+  p.body_limit(kMaxFrameBytes);
   p.eager(true);
 }
 

@@ -53,6 +53,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -137,6 +138,7 @@ struct Session : std::enable_shared_from_this<Session> {
   State state = kHeader;
   bool keep_alive = true;
   bool reading = false;  // an upload read in flight
+  bool writing = false;  // an answer or a refusal on its way
   char sink[4096];       // what a refused connection still sends
 };
 using SessionPtr = std::shared_ptr<Session>;
@@ -177,13 +179,13 @@ class HttpServer final : public MessageChannel {
     // asks within the grace period.
     const auto end = std::chrono::steady_clock::now() + kCloseGrace;
     try {
-      while (owner_ && !closed_ && failure_.empty() &&
-             (owner_->state == Session::kWriting || !outbox_.empty()) &&
-             std::chrono::steady_clock::now() < end) {
-        if (owner_->state == Session::kAwaiting && !outbox_.empty()) {
+      while (owner_ && std::chrono::steady_clock::now() < end) {
+        if (!gone() && owner_->state == Session::kAwaiting && !outbox_.empty()) {
           answer(owner_, bytes_of(outbox_.front()));
           outbox_.pop_front();
         }
+        if (!owner_->writing && (gone() || outbox_.empty())) break;
+        if (io_.stopped()) io_.restart();
         io_.run_one_until(end);
       }
     } catch (...) {
@@ -312,7 +314,8 @@ class HttpServer final : public MessageChannel {
     if (stopping_) return;
     const bool owner = s == owner_;
     if (ec) {
-      if (parse_error(ec)) return refuse(s, http::status::bad_request, "a malformed request");
+      if (parse_error(ec))
+        return refuse(s, http::status::bad_request, "a malformed request (" + ec.message() + ")");
       if (owner) closed_ = true;  // the client closed (or reset) its connection
       return;
     }
@@ -370,7 +373,9 @@ class HttpServer final : public MessageChannel {
 
   // The upload's chunks, each one message, go into upload_ as they arrive.
   void start_upload(HeadParser& p) {
-    p.body_limit(boost::none);  // each chunk is checked instead
+    // Each chunk is checked instead. (Not boost::none: Beast 1.74 compares a length with
+    // the optional, and every length is more than none.)
+    p.body_limit(std::numeric_limits<std::uint64_t>::max());
     upload_.clear();
     ready_.clear();
     chunk_start_ = 0;
@@ -414,7 +419,9 @@ class HttpServer final : public MessageChannel {
   void answer(const SessionPtr& s, std::span<const std::byte> msg) {
     make_reply(s->res, msg, s->keep_alive);
     s->state = Session::kWriting;
+    s->writing = true;
     http::async_write(s->sock, s->res, [this, s](error_code ec, std::size_t) {
+      s->writing = false;
       if (stopping_) return;
       if (ec || !s->keep_alive) {
         if (s == owner_) closed_ = true;
@@ -431,7 +438,9 @@ class HttpServer final : public MessageChannel {
     if (s == owner_) failure_ = "http: the client sent " + what;
     make_refusal(s->res, status);
     s->state = Session::kClosing;
+    s->writing = true;
     http::async_write(s->sock, s->res, [this, s](error_code ec, std::size_t) {
+      s->writing = false;
       if (stopping_) return;
       error_code e;
       if (ec) return (void)s->sock.close(e);
