@@ -53,7 +53,10 @@ void make_echo(Request& req, Sv host, Sv auth);
 void make_next(Request& req, Sv host, Sv auth);
 // The header of POST /upload (chunked; the chunks follow one by one).
 void make_upload(http::request<http::empty_body>& req, Sv host, Sv auth);
-// A parser for the reply, its limits set.
+// A parser for the reply, its limits set. The client reads the reply's header first, and
+// then its body: Beast 1.74 ignores the body limit when it parses a response's header
+// eagerly (http::read) with body bytes behind it, and would allocate what the
+// Content-Length says.
 void prepare(ReplyParser& p);
 // Throws ProtocolError "http: <what> answered …" unless res is a 200 with one message
 // (Content-Type octet-stream, 1 byte or more).

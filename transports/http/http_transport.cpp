@@ -562,8 +562,9 @@ class HttpClient final : public MessageChannel {
     ReplyParser p;
     prepare(p);
     reply_.clear();
-    p.get().body().swap(reply_);  // the last reply's storage serves this one
-    http::read(sock_, buf_, p, ec);
+    p.get().body().swap(reply_);            // the last reply's storage serves this one
+    http::read_header(sock_, buf_, p, ec);  // first, for the body limit (http_codec.h)
+    if (!ec) http::read(sock_, buf_, p, ec);
     if (ec) {
       if (!p.got_some() && peer_gone(ec)) return end();
       if (ec == http::error::partial_message || peer_gone(ec))
