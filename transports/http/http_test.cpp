@@ -5,10 +5,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -261,6 +264,53 @@ TEST_P(HttpLink, AnUploadKeepsEveryMessageWhole) {
   EXPECT_EQ(0, std::memcmp(buf.data(), ping.data(), ping.size()));
   l.ch.reset();
   EXPECT_EQ(l.peer.finish(5s), "exit 0");
+}
+
+// Silent connections by the hundred, more than the peer may open descriptors: the
+// server closes the oldest, the client's connection is still accepted and served.
+TEST(HttpFlood, SilentConnectionsDoNotKeepTheClientOut) {
+  cleanup::install_signal_handlers();
+  RunDir dir;
+  const Transport* t = find_transport("http-uds");
+  auto listener = t->listen(dir, 4096, testing_support::settings());
+  const Endpoint ep = listener->endpoint();
+  PeerArgs args{"http-uds", ep.addresses, 4096, false, "echo", IPCBENCH_BINARY};
+  ChildProcess peer = ChildProcess::spawn({peer_command(args), ep.inherit_fds, -1});
+  const rlimit few{64, 64};
+  ASSERT_EQ(::prlimit(peer.pid(), RLIMIT_NOFILE, &few, nullptr), 0) << strerror(errno);
+  const sockaddr_un a = unix_address(ep.addresses.at(0));
+  std::vector<UniqueFd> silent;
+  const auto end = std::chrono::steady_clock::now() + 20s;
+  while (silent.size() < 200 && std::chrono::steady_clock::now() < end) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0)
+      silent.push_back(std::move(fd));
+    else
+      std::this_thread::sleep_for(1ms);  // not there yet, or its backlog is full
+  }
+  ASSERT_EQ(silent.size(), 200u);
+  auto ch =
+      listener->accept({std::chrono::steady_clock::now() + 20s, [&] { return peer.alive(); }});
+  std::atomic<bool> done{false};
+  std::thread guard([&] {  // a client kept out would wait for ever: end it
+    for (int i = 0; i < 200 && !done.load(); ++i) std::this_thread::sleep_for(50ms);
+    if (!done.load()) ::kill(peer.pid(), SIGKILL);
+  });
+  const auto msg = pattern(100, 5);
+  std::vector<std::byte> buf(4096);
+  std::size_t n = 0;
+  try {
+    ch->send(msg);
+    n = ch->recv(buf);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+  done.store(true);
+  guard.join();
+  ASSERT_EQ(n, msg.size());
+  EXPECT_EQ(0, std::memcmp(buf.data(), msg.data(), n));
+  ch.reset();
+  EXPECT_EQ(peer.finish(5s), "exit 0");
 }
 
 INSTANTIATE_TEST_SUITE_P(Http, HttpLink, ::testing::Values("http-uds", "http-tcp"),

@@ -31,7 +31,9 @@
 // alone first and checks it before it reads the body or lets the request count: others
 // get 401 and their connection is closed. The first authenticated request owns the link;
 // another connection presenting the token gets 409 and is closed. A malformed request
-// (method, target, chunk) gets 400 and is closed. Over a Unix socket the server also
+// (method, target, chunk) gets 400 and is closed. At most kMaxCallers other connections
+// are kept open, the oldest closed first, so that strangers cannot use up the peer's
+// descriptors and keep the client out. Over a Unix socket the server also
 // closes, as it accepts it, any connection from a process of another uid (SO_PEERCRED);
 // the socket file is 0600 from its creation, in the 0700 run directory.
 #include <arpa/inet.h>
@@ -295,7 +297,28 @@ class HttpServer final : public MessageChannel {
       int one = 1;
       (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    read_header(std::make_shared<Session>(std::move(s)));
+    auto session = std::make_shared<Session>(std::move(s));
+    keep_callers_few(session);
+    read_header(session);
+  }
+
+  // At most kMaxCallers connections besides the client's are kept (the oldest are closed
+  // first), so that strangers cannot take every descriptor the peer may open and keep
+  // the client's connection from being accepted.
+  void keep_callers_few(const SessionPtr& s) {
+    std::erase_if(callers_, [this](const std::weak_ptr<Session>& w) {
+      const SessionPtr c = w.lock();
+      return !c || c == owner_ || !c->sock.is_open();
+    });
+    callers_.push_back(s);
+    while (callers_.size() > static_cast<std::size_t>(kMaxCallers)) {
+      if (const SessionPtr oldest = callers_.front().lock()) {
+        error_code ec;
+        oldest->timer.cancel();
+        oldest->sock.close(ec);
+      }
+      callers_.pop_front();
+    }
   }
 
   void read_header(const SessionPtr& s) {
@@ -473,6 +496,7 @@ class HttpServer final : public MessageChannel {
   net::io_context io_{1};
   net::basic_socket_acceptor<Proto> acceptor_;
   SessionPtr owner_;
+  std::deque<std::weak_ptr<Session>> callers_;  // connections accepted, owner aside
   bool ever_owned_ = false, closed_ = false, stopping_ = false;
   std::string failure_;
   std::deque<std::vector<char>> outbox_;
