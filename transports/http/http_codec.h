@@ -92,10 +92,14 @@ struct HttpCodecScratch {
 };
 
 // One POST /echo round trip without the sockets: builds the client's request for
-// payload (as make_echo does, with a token), serializes it to bytes, parses them as the
-// server does (header, route, body), builds the 200 reply with the same body, serializes
-// it, parses it as the client does, and returns the size of the reply's body. Throws
-// ProtocolError if any step fails (it never should).
+// payload (hold + make_echo, with a token), serializes it to bytes, parses them as the
+// server does (header, route, body), builds the 200 reply with the same body (make_reply),
+// serializes it, parses it as the client does (header, body, check_reply), and returns
+// the size of the reply's body. Throws ProtocolError if any step fails (it never should).
+// Where it differs from the transport: the transport hands the serializer's buffers
+// (header and body) to one sendmsg, so the kernel makes the copy serialize() makes here;
+// and its parsers take the bytes as they come off the socket (at most 64 KiB a read),
+// where here they get them whole.
 std::size_t http_encoding_round_trip(std::span<const std::byte> payload, HttpCodecScratch& s);
 
 }  // namespace ipcbench
