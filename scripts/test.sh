@@ -8,9 +8,10 @@ cd "$root"
 . scripts/deps.sh
 # python3-scipy and libbenchmark-tools only serve cross-checks of the report's statistics
 # against scipy and of our JSON against Google Benchmark's own compare.py; chromium opens
-# the rendered report headless (report/tests/test_browser.py).
+# the rendered report headless (report/tests/test_browser.py); curl talks to the http
+# transports' server as any HTTP client would (transports/http/http_test.cpp).
 ipcbench_install_deps clang-format python3-pytest python3-scipy libbenchmark-tools \
-  rabbitmq-server chromium
+  rabbitmq-server chromium curl
 
 sanitizers=0
 [ "${CI:-}" = "true" ] && sanitizers=1

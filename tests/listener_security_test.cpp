@@ -12,7 +12,9 @@
 //    after bind, which would leave it open to others for a moment).
 // gRPC's peer is the server: there the stranger is a gRPC client (this binary, exec-ed as
 // DISABLED_GrpcStrangerProcess.Calls) that calls the peer's server before and after the
-// benchmark's client connects.
+// benchmark's client connects. HTTP's peer is the server too: there the stranger sends
+// raw HTTP/1.1 requests (without the token, with a wrong one, with the right one on a
+// second connection, malformed) and reads the status line and whether it was closed.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -71,14 +73,18 @@ enum class Kind {
   kZmqTcp,      // zmq-tcp: a port; ZMTP PLAIN login with the token
   kGrpcUnix,    // grpc-uds, grpc-stream-uds: the peer's server's socket file
   kGrpcTcp,     // grpc-tcp, grpc-stream-tcp: the peer's server's port
+  kHttpUnix,    // http-uds: the peer's HTTP server's socket file; bearer token per request
+  kHttpTcp,     // http-tcp: the peer's HTTP server's port; bearer token per request
   kObjects,     // everything else: files, FIFOs, shm objects, queues, pipes
 };
 
 // The transport whose listener this one uses: its own name, or, for a protocol run over
-// another transport's link (jsonrpc-*), the transport it is built on. ZeroMQ and gRPC
-// are built on uds and tcp too but listen their own way: they are told apart by name.
+// another transport's link (jsonrpc-*), the transport it is built on. ZeroMQ, gRPC and
+// HTTP are built on uds and tcp too but listen their own way: they are told apart by
+// name.
 const std::string& listener_of(const TransportInfo& i) {
-  const bool own = i.name.rfind("zmq-", 0) == 0 || i.name.rfind("grpc-", 0) == 0;
+  const bool own = i.name.rfind("zmq-", 0) == 0 || i.name.rfind("grpc-", 0) == 0 ||
+                   i.name.rfind("http-", 0) == 0;
   return own || i.built_on.empty() ? i.name : i.built_on;
 }
 
@@ -90,9 +96,12 @@ Kind kind_of(const TransportInfo& info) {
   if (name == "zmq-tcp") return Kind::kZmqTcp;
   if (name == "grpc-uds" || name == "grpc-stream-uds") return Kind::kGrpcUnix;
   if (name == "grpc-tcp" || name == "grpc-stream-tcp") return Kind::kGrpcTcp;
+  if (name == "http-uds") return Kind::kHttpUnix;
+  if (name == "http-tcp") return Kind::kHttpTcp;
   return Kind::kObjects;
 }
 [[maybe_unused]] bool is_grpc(Kind k) { return k == Kind::kGrpcUnix || k == Kind::kGrpcTcp; }
+bool is_http(Kind k) { return k == Kind::kHttpUnix || k == Kind::kHttpTcp; }
 
 // ---------------------------------------------------------------------------------
 // A link set up step by step, so that a stranger can come in between.
@@ -460,9 +469,8 @@ void widen(const std::string& path, mode_t mode) {
 }
 
 // ---------------------------------------------------------------------------------
-// gRPC: the peer's server, and a stranger that calls it.
+// gRPC and HTTP: the peer's server, and a stranger that calls it.
 
-#ifdef IPCBENCH_HAVE_GRPC
 // The server reports "serving" (and its TCP port) in a line on a pipe the listener hands
 // the peer (the endpoint's second address). The test hands the peer a pipe of its own
 // instead, so that it learns when the server is up, and where, before the listener's
@@ -490,11 +498,14 @@ class ReadyTap {
       line_.append(buf, static_cast<std::size_t>(n));
     }
     EXPECT_NE(line_.find('\n'), std::string::npos) << "the peer's server did not come up";
+    port_ = line_.substr(0, line_.find('\n'));
     const bool uds = kind_of(s.t.info()) == Kind::kGrpcUnix;
-    target_ = uds ? "unix:" + s.ep.addresses[0]
-                  : s.ep.addresses[0] + ":" + line_.substr(0, line_.find('\n'));
+    target_ = uds ? "unix:" + s.ep.addresses[0] : s.ep.addresses[0] + ":" + port_;
   }
+  // gRPC's name for the server.
   const std::string& target() const { return target_; }
+  // The server's TCP port ("0" over a Unix socket).
+  const std::string& port() const { return port_; }
   // Gives the listener the line, as if the peer had written it there.
   void pass_on() {
     write_all(real_w_.get(), std::as_bytes(std::span(line_)), "write (ready line)");
@@ -503,9 +514,50 @@ class ReadyTap {
 
  private:
   UniqueFd r_, real_w_;
-  std::string line_, target_;
+  std::string line_, target_, port_;
 };
 
+// A raw HTTP/1.1 request of the kind the benchmark's client makes (POST /echo), with
+// "Authorization: Bearer <token>" (none when token is empty).
+std::string http_request(const std::string& token) {
+  std::string r = "POST /echo HTTP/1.1\r\nHost: x\r\n";
+  if (!token.empty()) r += "Authorization: Bearer " + token + "\r\n";
+  return r + "Content-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\nhello";
+}
+// Where a stranger reaches the peer's HTTP server.
+Attempt http_attempt(const LinkSteps& s, const ReadyTap& tap, std::string hello) {
+  if (kind_of(s.t.info()) == Kind::kHttpUnix)
+    return unix_attempt(s.ep.addresses.at(0), SOCK_STREAM, std::move(hello));
+  return tcp_attempt(s.ep.addresses.at(0), tap.port(), std::move(hello));
+}
+// Makes the attempt and reads the answer: "<status code> closed" when the server
+// answered and then closed the connection, "<status code> open" when it kept it open,
+// "closed" when it closed without a byte, "held" when it said nothing for timeout_ms.
+std::string http_outcome(const Attempt& a, int timeout_ms) {
+  int v = 0;
+  UniqueFd fd(dial(a, &v));
+  if (!fd.valid()) return describe(v);
+  std::string got;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    pollfd p{fd.get(), POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) break;
+    char buf[4096];
+    const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // end of file, or reset
+      if (got.empty()) return "closed";
+      return got.substr(9, 3) + " closed";
+    }
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  if (got.empty()) return "held";
+  return got.substr(9, 3) + " open";
+}
+
+#ifdef IPCBENCH_HAVE_GRPC
 constexpr const char* kTargetVar = "IPCBENCH_SEC_GRPC_TARGET";
 constexpr const char* kTokenVar = "IPCBENCH_SEC_GRPC_TOKEN";
 constexpr const char* kStreamVar = "IPCBENCH_SEC_GRPC_STREAM";
@@ -704,6 +756,32 @@ TEST_P(AnotherUid, IsRefusedAndThePeerGetsTheLink) {
     return;
   }
 
+  if (is_http(kind)) {
+    const std::string token = peek_token(s.ep);
+    ReadyTap tap(s);
+    expect_off_the_command_line(s, token);
+    if (kind == Kind::kHttpUnix) {
+      const std::string& path = s.ep.addresses.at(0);
+      const Attempt a = http_attempt(s, tap, http_request(token));
+      EXPECT_EQ(describe(attempt_as(u, a)), describe(kNoAccess));  // 0700 directory
+      widen(s.dir.path(), 0711);
+      EXPECT_EQ(describe(attempt_as(u, a)), describe(kNoAccess));  // 0600 socket
+      widen(path, 0666);
+      // The server closes the other uid's connection as it accepts it (SO_PEERCRED),
+      // before a byte, the token in its request notwithstanding.
+      EXPECT_EQ(describe(attempt_as(u, a)), describe(kRefused));
+    } else {  // anyone may connect to the port; without the token: 401
+      Attempt a = http_attempt(s, tap, http_request(""));
+      a.refused_marker = "HTTP/1.1 401 ";
+      a.served_markers[0] = "HTTP/1.1 200 ";
+      EXPECT_EQ(describe(attempt_as(u, a)), describe(kLoginRefused));
+    }
+    tap.pass_on();
+    s.accept();
+    EXPECT_EQ(echo_fails(s), "");
+    return;
+  }
+
 #ifdef IPCBENCH_HAVE_GRPC
   if (is_grpc(kind)) {
     const bool stream = t.info().name.find("stream") != std::string::npos;
@@ -766,6 +844,34 @@ TEST_P(AStrangerWithoutTheToken, IsRefusedAndThePeerGetsTheLink) {
   const Kind kind = kind_of(t.info());
   LinkSteps s(t);
   s.listen();
+
+  if (is_http(kind)) {
+    const std::string token = peek_token(s.ep);
+    ReadyTap tap(s);
+    // A silent connection first: it holds a session of the server's, never the link.
+    const Attempt silent = http_attempt(s, tap, "");
+    int v = 0;
+    UniqueFd quiet(dial(silent, &v));
+    ASSERT_TRUE(quiet.valid()) << describe(v);
+    EXPECT_EQ(http_outcome(http_attempt(s, tap, http_request("")), 5000), "401 closed");
+    EXPECT_EQ(http_outcome(http_attempt(s, tap, http_request(kWrongToken)), 5000), "401 closed");
+    EXPECT_EQ(http_outcome(http_attempt(s, tap, "\x16\x03\x01 not http\r\n\r\n"), 5000),
+              "400 closed");
+    // With the token but not a request the link serves: refused, and it takes nothing.
+    std::string wrong_path = http_request(token);
+    wrong_path.replace(wrong_path.find("/echo"), 5, "/nope");
+    EXPECT_EQ(http_outcome(http_attempt(s, tap, wrong_path), 5000), "400 closed");
+    tap.pass_on();
+    s.accept();
+    EXPECT_EQ(echo_fails(s), "");
+    // And while the link runs: strangers are refused, a second client with the token
+    // too (one connection owns the link), and the link still works.
+    EXPECT_EQ(http_outcome(http_attempt(s, tap, http_request(kWrongToken)), 5000), "401 closed");
+    EXPECT_EQ(http_outcome(http_attempt(s, tap, http_request(token)), 5000), "409 closed");
+    EXPECT_EQ(echo_fails(s), "");
+    EXPECT_EQ(hear(quiet.get(), 200, silent), kHeld);
+    return;
+  }
 
 #ifdef IPCBENCH_HAVE_GRPC
   if (is_grpc(kind)) {
@@ -865,7 +971,7 @@ TEST_P(SocketFile, IsPrivateFromTheMomentItExists) {
 
 INSTANTIATE_TEST_SUITE_P(SocketFiles, SocketFile, ::testing::ValuesIn(transports_where([](Kind k) {
                            return k == Kind::kUnixSocket || k == Kind::kZmqIpc ||
-                                  k == Kind::kGrpcUnix;
+                                  k == Kind::kGrpcUnix || k == Kind::kHttpUnix;
                          })),
                          test_name);
 

@@ -58,8 +58,12 @@ TEST(ListenerSettings, NetworkListenersListenOnTheGivenAddress) {
     EXPECT_TRUE(accepts("127.0.0.2", a[1]));
     EXPECT_FALSE(accepts("127.0.0.1", a[1]));
   }
-  // grpc-tcp's server is the peer's; the listener hands it the address to bind.
-  if (const Transport* t = find_transport("grpc-tcp")) {
+  // grpc-tcp's and http-tcp's servers are the peer's; the listener hands it the address
+  // to bind.
+  for (const char* name : {"grpc-tcp", "http-tcp"}) {
+    const Transport* t = find_transport(name);
+    if (!t) continue;
+    SCOPED_TRACE(name);
     RunDir dir;
     EXPECT_EQ(t->listen(dir, 64, s)->endpoint().addresses.at(0), "127.0.0.2");
   }
@@ -71,7 +75,7 @@ TEST(ListenerSettings, NetworkListenersListenOnTheGivenAddress) {
 TEST(ListenerSettings, ABindAddressThatIsNotIpv4IsOneClearError) {
   TransportSettings s;
   s.bind_address = "localhost";
-  for (const char* name : {"tcp", "zmq-tcp", "grpc-tcp", "grpc-stream-tcp"}) {
+  for (const char* name : {"tcp", "zmq-tcp", "grpc-tcp", "grpc-stream-tcp", "http-tcp"}) {
     const Transport* t = find_transport(name);
     if (!t) continue;
     EXPECT_EQ(listen_error(*t, s),

@@ -9,6 +9,7 @@
 #include "transports/grpc/ipcbench.pb.h"
 #endif
 // Codecs of other transport folders: include each one's header here...
+#include "transports/http/http_codec.h"
 #include "transports/jsonrpc/jsonrpc_codec.h"
 
 namespace ipcbench {
@@ -87,6 +88,7 @@ const std::vector<Encoding>& encodings() {
       {"protobuf", protobuf_round_trip},
 #endif
       // ...and add its entry here, named as its transports' TransportInfo::encoding.
+      {"http", with_own_scratch<HttpCodecScratch, http_encoding_round_trip>},
       {"jsonrpc", with_own_scratch<JsonRpcCodecScratch, jsonrpc_encoding_round_trip>},
   };
   return list;

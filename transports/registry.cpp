@@ -16,6 +16,8 @@ std::unique_ptr<Transport> make_shm_futex_transport();
 std::unique_ptr<Transport> make_shm_spin_zerocopy_transport();
 std::unique_ptr<Transport> make_posix_mq_transport();
 std::unique_ptr<Transport> make_boost_mq_transport();
+std::unique_ptr<Transport> make_http_uds_transport();
+std::unique_ptr<Transport> make_http_tcp_transport();
 std::unique_ptr<Transport> make_jsonrpc_pipe_transport();
 std::unique_ptr<Transport> make_jsonrpc_uds_transport();
 std::unique_ptr<Transport> make_jsonrpc_tcp_transport();
@@ -50,6 +52,8 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
   r.push_back(make_shm_spin_zerocopy_transport());
   r.push_back(make_posix_mq_transport());
   r.push_back(make_boost_mq_transport());
+  r.push_back(make_http_uds_transport());
+  r.push_back(make_http_tcp_transport());
   r.push_back(make_jsonrpc_pipe_transport());
   r.push_back(make_jsonrpc_uds_transport());
   r.push_back(make_jsonrpc_tcp_transport());
