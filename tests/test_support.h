@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "transports/transport.h"
 
 namespace ipcbench::testing_support {
@@ -44,5 +45,16 @@ TransportSettings settings();
 // Why a transport cannot be tested here (it needs a broker and IPCBENCH_AMQP_URL is not
 // set; scripts/test.sh starts one and sets it), or "" when it can.
 std::string untestable_reason(const std::string& needs);
+
+// The message of the ProtocolError f() throws ("" when it throws none).
+template <typename F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const ProtocolError& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace ipcbench::testing_support

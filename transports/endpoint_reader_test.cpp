@@ -8,20 +8,12 @@
 #include <string>
 
 #include "base/error.h"
+#include "tests/test_support.h"
 
 namespace ipcbench {
 namespace {
 
-// The message of the ProtocolError f throws ("" when it throws none).
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const ProtocolError& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_support::error_of;
 
 TEST(EndpointReader, AWrongCountNamesTheTransportAndTheFieldsItExpected) {
   Endpoint ep{{"127.0.0.1", "80"}, {}};

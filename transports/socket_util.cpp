@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstring>
 #include <vector>
 
@@ -120,6 +121,37 @@ UniqueFd accept_with_token(int listen_fd, const std::string& token, bool unix_sa
       }
     }
   }
+}
+
+PeerServerLink::PeerServerLink(std::string where) : where_(std::move(where)) {
+  int p[2];
+  check_sys(::pipe2(p, O_CLOEXEC), "pipe2 (server ready)");
+  ready_r_.reset(p[0]);
+  ready_w_.reset(p[1]);
+  ep_.addresses = {where_, std::to_string(ready_w_.get()), std::to_string(token_.pipe.get())};
+  ep_.inherit_fds = {ready_w_.get(), token_.pipe.get()};
+}
+
+int PeerServerLink::await_serving(const SetupWait& wait, const std::string& what) {
+  ready_w_.reset();  // the peer holds it now: its exit shows as end of file
+  token_.handed_over(ep_);
+  std::string line;
+  while (line.find('\n') == std::string::npos) {
+    wait_fd(ready_r_.get(), POLLIN, wait, (what + " server start").c_str());
+    char buf[32];
+    ssize_t n = ::read(ready_r_.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    check_sys(n, "read (" + what + " server start)");
+    if (n == 0) throw ProtocolError(what + ": the server exited before serving");
+    line.append(buf, static_cast<std::size_t>(n));
+    if (line.size() > 16) throw ProtocolError(what + ": the server's ready line is too long");
+  }
+  line.resize(line.find('\n'));
+  int port = -1;
+  auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), port);
+  if (ec != std::errc() || end != line.data() + line.size() || port < 0 || port > 65535)
+    throw ProtocolError(what + ": bad port '" + line + "' from the server");
+  return port;
 }
 
 const std::string& checked_bind_address(const TransportSettings& settings,

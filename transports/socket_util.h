@@ -53,6 +53,28 @@ struct PeerToken {
 // The peer's side: reads the token from the inherited pipe named by `fd_number`.
 std::string take_peer_token(const std::string& fd_number, const std::string& what);
 
+// The listener's side of a link whose server runs in the peer (gRPC, HTTP): the peer
+// binds `where` (a socket path, or an IPv4 address to take an ephemeral port on), then
+// writes one line, its TCP port or 0 over a Unix socket, into a pipe it inherits; the
+// run's token reaches it in another. Endpoint: {where, ready pipe, token pipe}.
+class PeerServerLink {
+ public:
+  explicit PeerServerLink(std::string where);
+  const Endpoint& endpoint() const { return ep_; }
+  const std::string& where() const { return where_; }
+  const std::string& token() const { return token_.text; }
+  // In accept(), once the peer is spawned: waits (bounded by `wait`) for its line and
+  // returns the port it names. Throws ProtocolError "<what>: …" when the peer exits
+  // before serving or writes anything but a port number.
+  int await_serving(const SetupWait& wait, const std::string& what);
+
+ private:
+  std::string where_;
+  UniqueFd ready_r_, ready_w_;
+  PeerToken token_ = PeerToken::make();
+  Endpoint ep_;
+};
+
 // Connections accept_with_token reads at once, and the listening sockets' backlog.
 inline constexpr int kMaxCallers = 16;
 

@@ -597,53 +597,33 @@ class GrpcStreamClient final : public FrameChannel {
 
 // ----------------------------------------------------------------------------------
 
-// Listens for "the server is up" on a pipe the peer inherits; the server reports its
-// TCP port there. Then connects. The token goes to the peer in a second pipe.
+// Waits for the peer's server to report it is serving (PeerServerLink, with its TCP
+// port), then connects.
 class GrpcListener final : public Listener {
  public:
   GrpcListener(RunDir& dir, bool uds, bool streaming, const TransportSettings& settings,
                const std::string& name)
-      : uds_(uds), streaming_(streaming) {
-    int p[2];
-    check_sys(::pipe2(p, O_CLOEXEC), "pipe2");
-    ready_r_.reset(p[0]);
-    ready_w_.reset(p[1]);
-    where_ = uds ? dir.make_path("grpc") : checked_bind_address(settings, name);
-    ep_.addresses = {where_, std::to_string(ready_w_.get()), std::to_string(token_.pipe.get())};
-    ep_.inherit_fds = {ready_w_.get(), token_.pipe.get()};
-  }
-  const Endpoint& endpoint() const override { return ep_; }
+      : uds_(uds),
+        streaming_(streaming),
+        link_(uds ? dir.make_path("grpc") : checked_bind_address(settings, name)) {}
+  const Endpoint& endpoint() const override { return link_.endpoint(); }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
-    ready_w_.reset();  // the peer holds it now: its exit shows as end of file
-    token_.handed_over(ep_);
-    std::string line;
-    while (line.find('\n') == std::string::npos) {
-      wait_fd(ready_r_.get(), POLLIN, wait, "grpc server start");
-      char buf[32];
-      ssize_t n = ::read(ready_r_.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      check_sys(n, "read (grpc server start)");
-      if (n == 0) throw ProtocolError("grpc: the server exited before serving");
-      line.append(buf, static_cast<std::size_t>(n));
-    }
+    const int port = link_.await_serving(wait, "grpc");
+    if (!uds_ && port == 0) throw ProtocolError("grpc: the server reported no TCP port");
     std::string target =
-        uds_ ? "unix:" + where_
-             : where_ + ":" + std::to_string(parse_int(line.substr(0, line.find('\n')), "port"));
+        uds_ ? "unix:" + link_.where() : link_.where() + ":" + std::to_string(port);
     auto ch = open_channel(target);
     auto deadline =
         std::chrono::system_clock::now() + (wait.deadline - std::chrono::steady_clock::now());
     if (!ch->WaitForConnected(deadline))  // false only once the deadline has passed
       throw ProtocolError("grpc: timed out connecting to " + target);
-    if (streaming_) return std::make_unique<GrpcStreamClient>(std::move(ch), token_.text);
-    return std::make_unique<GrpcUnaryClient>(std::move(ch), token_.text);
+    if (streaming_) return std::make_unique<GrpcStreamClient>(std::move(ch), link_.token());
+    return std::make_unique<GrpcUnaryClient>(std::move(ch), link_.token());
   }
 
  private:
   bool uds_, streaming_;
-  UniqueFd ready_r_, ready_w_;
-  PeerToken token_ = PeerToken::make();
-  std::string where_;
-  Endpoint ep_;
+  PeerServerLink link_;
 };
 
 class GrpcTransport final : public TransportBase {

@@ -674,66 +674,34 @@ UniqueFd dial(const sockaddr* a, socklen_t len, const SetupWait& wait, const std
   return fd;
 }
 
-int parse_port(const std::string& s) {
-  int v = -1;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v <= 0 || v > 65535)
-    throw ProtocolError("http: bad port '" + s + "' from the server");
-  return v;
-}
-
-// Listens for "the server is up" on a pipe the peer inherits; the server reports its
-// TCP port there. Then connects. The token goes to the peer in a second pipe.
+// Waits for the peer's server to report it is serving (PeerServerLink), then connects.
 class HttpListener final : public Listener {
  public:
   HttpListener(RunDir& dir, bool uds, const TransportSettings& settings, const std::string& name)
-      : uds_(uds) {
-    int p[2];
-    check_sys(::pipe2(p, O_CLOEXEC), "pipe2");
-    ready_r_.reset(p[0]);
-    ready_w_.reset(p[1]);
-    where_ = uds ? dir.make_path("http") : checked_bind_address(settings, name);
-    ep_.addresses = {where_, std::to_string(ready_w_.get()), std::to_string(token_.pipe.get())};
-    ep_.inherit_fds = {ready_w_.get(), token_.pipe.get()};
-  }
-  const Endpoint& endpoint() const override { return ep_; }
+      : uds_(uds), link_(uds ? dir.make_path("http") : checked_bind_address(settings, name)) {}
+  const Endpoint& endpoint() const override { return link_.endpoint(); }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
-    ready_w_.reset();  // the peer holds it now: its exit shows as end of file
-    token_.handed_over(ep_);
-    std::string line;
-    while (line.find('\n') == std::string::npos) {
-      wait_fd(ready_r_.get(), POLLIN, wait, "http server start");
-      char buf[32];
-      ssize_t n = ::read(ready_r_.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      check_sys(n, "read (http server start)");
-      if (n == 0) throw ProtocolError("http: the server exited before serving");
-      line.append(buf, static_cast<std::size_t>(n));
-      if (line.size() > 16) throw ProtocolError("http: the server's ready line is too long");
-    }
-    line.resize(line.find('\n'));
+    const int port = link_.await_serving(wait, "http");
+    const std::string& where = link_.where();
     if (uds_) {
-      sockaddr_un a = unix_address(where_);
-      UniqueFd fd = dial(reinterpret_cast<sockaddr*>(&a), sizeof a, wait, where_);
-      return std::make_unique<HttpClient>(std::move(fd), AF_UNIX, "localhost", token_.text);
+      sockaddr_un a = unix_address(where);
+      UniqueFd fd = dial(reinterpret_cast<sockaddr*>(&a), sizeof a, wait, where);
+      return std::make_unique<HttpClient>(std::move(fd), AF_UNIX, "localhost", link_.token());
     }
+    if (port == 0) throw ProtocolError("http: the server reported no TCP port");
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_addr = *parse_ipv4(where_);
-    const int port = parse_port(line);
+    a.sin_addr = *parse_ipv4(where);
     a.sin_port = htons(static_cast<std::uint16_t>(port));
-    const std::string host = where_ + ":" + line;
+    const std::string host = where + ":" + std::to_string(port);
     UniqueFd fd = dial(reinterpret_cast<sockaddr*>(&a), sizeof a, wait, host);
     set_nodelay(fd.get());
-    return std::make_unique<HttpClient>(std::move(fd), AF_INET, host, token_.text);
+    return std::make_unique<HttpClient>(std::move(fd), AF_INET, host, link_.token());
   }
 
  private:
   bool uds_;
-  UniqueFd ready_r_, ready_w_;
-  PeerToken token_ = PeerToken::make();
-  std::string where_;
-  Endpoint ep_;
+  PeerServerLink link_;
 };
 
 class HttpTransport final : public TransportBase {

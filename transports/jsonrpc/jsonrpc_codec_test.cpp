@@ -22,16 +22,7 @@ std::string decoded(std::string_view text, std::size_t room = 64) {
   return std::string(reinterpret_cast<const char*>(out.data()), n);
 }
 
-// The ProtocolError text of f(), or "" when it did not throw.
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const ProtocolError& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_support::error_of;
 
 TEST(JsonRpcBase64, MatchesTheVectorsOfRfc4648BothWays) {
   const std::pair<const char*, const char*> vectors[] = {
