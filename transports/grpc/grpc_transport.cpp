@@ -39,7 +39,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -93,14 +92,6 @@ std::string describe(const grpc::Status& st) {
 bool partner_gone(const grpc::Status& st) {
   return st.error_code() == grpc::StatusCode::UNAVAILABLE ||
          st.error_code() == grpc::StatusCode::CANCELLED;
-}
-
-int parse_int(const std::string& s, const char* what) {
-  int v = -1;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v < 0)
-    throw ProtocolError(std::string("grpc: bad ") + what + " '" + s + "'");
-  return v;
 }
 
 // Every gRPC channel receives a protobuf Frame: recv copies its bytes out, view lends
