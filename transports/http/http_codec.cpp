@@ -87,7 +87,8 @@ Route route(const http::request_header<>& h, Sv auth) {
   if (a == h.end() || a->value().size() != auth.size() ||
       std::memcmp(a->value().data(), auth.data(), auth.size()) != 0)
     return Route::kUnauthorized;
-  if (h.version() != 11) return Route::kBadRequest;
+  // HTTP/1.0 clients (ab, say) may call /echo and /next; a chunked upload is 1.1's.
+  if (h.version() != 11 && h.version() != 10) return Route::kBadRequest;
   const auto te = h.find(http::field::transfer_encoding);
   const bool chunked = te != h.end() && te->value() == "chunked";
   const auto len = h.find(http::field::content_length);
@@ -96,7 +97,7 @@ Route route(const http::request_header<>& h, Sv auth) {
     return Route::kEcho;
   }
   if (h.method() == http::verb::post && h.target() == "/upload") {
-    if (!chunked || len != h.end()) return Route::kBadRequest;
+    if (h.version() != 11 || !chunked || len != h.end()) return Route::kBadRequest;
     return Route::kUpload;
   }
   if (h.method() == http::verb::get && h.target() == "/next")
@@ -106,9 +107,9 @@ Route route(const http::request_header<>& h, Sv auth) {
 
 void prepare(EchoBodyParser& p) { p.body_limit(kMaxFrameBytes); }
 
-void make_reply(Response& res, std::span<const std::byte> msg, bool keep_alive) {
+void make_reply(Response& res, std::span<const std::byte> msg, bool keep_alive, unsigned version) {
   res.result(http::status::ok);
-  res.version(11);
+  res.version(version);
   res.set(http::field::server, kServerName);
   res.set(http::field::content_type, kContentType);
   res.body().assign(reinterpret_cast<const char*>(msg.data()),

@@ -75,8 +75,11 @@ void prepare(HeadParser& p);
 Route route(const http::request_header<>& h, Sv auth);
 // After route() said kEcho: a parser for the body, its limit kMaxFrameBytes.
 void prepare(EchoBodyParser& p);
-// A 200 answer carrying msg (copied); keep_alive as the request asked.
-void make_reply(Response& res, std::span<const std::byte> msg, bool keep_alive);
+// A 200 answer carrying msg (copied), in the request's HTTP version (1.1, or 1.0 for a
+// /echo or /next from a 1.0 client such as ab: then "Connection: keep-alive" says the
+// connection stays open); keep_alive as the request asked.
+void make_reply(Response& res, std::span<const std::byte> msg, bool keep_alive,
+                unsigned version = 11);
 // A refusal (401, 400, 409) with a short text body; the connection closes after it.
 void make_refusal(Response& res, http::status status);
 

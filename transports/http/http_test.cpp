@@ -192,6 +192,43 @@ TEST_P(HttpPeer, CurlIsServedOnlyWithTheToken) {
   EXPECT_EQ(s.peer.finish(5s), "exit 0");
 }
 
+// An HTTP/1.0 client (ab is one) may call /echo on a kept-alive connection: answered in
+// its own version with "Connection: keep-alive", so that both requests below go over the
+// one connection that owns the link (a second connection with the token would get 409).
+TEST_P(HttpPeer, AnHttp10ClientIsAnsweredInKindAndKeptAlive) {
+  ServedPeer s(GetParam());
+  UniqueFd fd = s.dial();
+  // Sends one HTTP/1.0 POST /echo and reads until its answer's body has come (or 5 s).
+  auto call = [&](const std::string& body) {
+    const std::string req =
+        "POST /echo HTTP/1.0\r\nConnection: Keep-Alive\r\n"
+        "Authorization: Bearer " +
+        kToken + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    write_all(fd.get(), std::as_bytes(std::span(req)), "send (raw)");
+    std::string got;
+    const auto end = std::chrono::steady_clock::now() + 5s;
+    while (got.size() < body.size() + 4 ||
+           got.compare(got.size() - body.size() - 4, std::string::npos, "\r\n\r\n" + body)) {
+      pollfd p{fd.get(), POLLIN, 0};
+      if (std::chrono::steady_clock::now() > end || ::poll(&p, 1, 100) < 0) return got + "|timeout";
+      if (!p.revents) continue;
+      char buf[4096];
+      const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+      if (n <= 0) return got + "|closed";
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+  };
+  for (const std::string body : {"abc", "defg"}) {  // two calls, one connection
+    const std::string got = call(body);
+    EXPECT_EQ(got.substr(0, 17), "HTTP/1.0 200 OK\r\n") << got;
+    EXPECT_NE(got.find("Connection: keep-alive\r\n"), std::string::npos) << got;
+    EXPECT_EQ(got.substr(got.size() - body.size()), body) << got;
+  }
+  fd.reset();  // that connection was the link: the echo peer ends well
+  EXPECT_EQ(s.peer.finish(5s), "exit 0");
+}
+
 // The client itself (it has the token) sending a chunk larger than any message: 400,
 // closed, and the peer fails rather than take it.
 TEST_P(HttpPeer, AChunkLargerThanAnyMessageIsRefused) {

@@ -139,9 +139,10 @@ struct Session : std::enable_shared_from_this<Session> {
   Response res;
   State state = kHeader;
   bool keep_alive = true;
-  bool reading = false;  // an upload read in flight
-  bool writing = false;  // an answer or a refusal on its way
-  char sink[4096];       // what a refused connection still sends
+  unsigned version = 11;  // the request's HTTP version, answered in kind
+  bool reading = false;   // an upload read in flight
+  bool writing = false;   // an answer or a refusal on its way
+  char sink[4096];        // what a refused connection still sends
 };
 using SessionPtr = std::shared_ptr<Session>;
 
@@ -355,6 +356,7 @@ class HttpServer final : public MessageChannel {
       s->buf.reserve(kReadBytes);
     }
     s->keep_alive = s->head->get().keep_alive();
+    s->version = s->head->get().version();
     switch (r) {
       case Route::kEcho:
         s->state = Session::kEchoBody;
@@ -440,7 +442,7 @@ class HttpServer final : public MessageChannel {
   }
 
   void answer(const SessionPtr& s, std::span<const std::byte> msg) {
-    make_reply(s->res, msg, s->keep_alive);
+    make_reply(s->res, msg, s->keep_alive, s->version);
     s->state = Session::kWriting;
     s->writing = true;
     http::async_write(s->sock, s->res, [this, s](error_code ec, std::size_t) {
