@@ -199,11 +199,16 @@ void print_transports(SuiteOptions::List mode) {
   }
   for (const Transport* t : all_transports()) {
     const TransportInfo& i = t->info();
+    // Who frames a byte stream: the suite's length prefix, or the protocol (HTTP, HTTP/2,
+    // JSON-RPC's Content-Length).
+    const char* framing = i.kernel_boundaries ? "message boundaries kept"
+                          : i.encoding.empty() || i.encoding == "framing"
+                              ? "byte stream, framed by ipcbench"
+                              : "byte stream, framed by its protocol";
     std::printf("%-14s %s; %s; %s; %s; wait: %s; max message %zu bytes; %s%s%s\n", i.name.c_str(),
-                i.paradigm.c_str(),
-                i.kernel_boundaries ? "message boundaries kept" : "byte stream, framed by ipcbench",
-                i.reach.c_str(), i.coupling.c_str(), i.wait.c_str(), i.max_message,
-                i.summary.c_str(), i.built_on.empty() ? "" : ("; built on " + i.built_on).c_str(),
+                i.paradigm.c_str(), framing, i.reach.c_str(), i.coupling.c_str(), i.wait.c_str(),
+                i.max_message, i.summary.c_str(),
+                i.built_on.empty() ? "" : ("; built on " + i.built_on).c_str(),
                 i.encoding.empty() ? "" : ("; encoding " + i.encoding).c_str());
   }
 }

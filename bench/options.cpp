@@ -231,7 +231,7 @@ How to run it:
   --verify             check every payload byte on receipt, not only the header
   --cell-timeout=SEC   a cell that makes no progress for SEC seconds fails; starting
                        a peer may take max(SEC, 10) seconds; default: 60
-  --bind=IPV4          address tcp, zmq-tcp, grpc-tcp and http-tcp listen on (a
+  --bind=IPV4          address tcp and the *-tcp transports listen on (a
                        NIC's address includes its driver; 0.0.0.0 exposes the
                        ports to the network); default: 127.0.0.1
   --benchmark_repetitions=N   run every cell N times (1..100000); default: 1

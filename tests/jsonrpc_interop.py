@@ -247,7 +247,8 @@ def run_client(binary, transport):
     # Padding in the middle of the base64: -32602.
     link = Link(binary, transport, 4096)
     expect_error(call(link.io, "echo", ["Zg==Zg=="], 5), 5, -32602)
-    link.close_and_status()
+    status = link.close_and_status()
+    check(status != 0, "the peer exited 0 after bad base64")
 
 
 # --------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ std::string listen_error(const Transport& t, const TransportSettings& s) {
 TEST(ListenerSettings, NetworkListenersListenOnTheGivenAddress) {
   TransportSettings s;
   s.bind_address = "127.0.0.2";
-  for (const char* name : {"tcp", "zmq-tcp"}) {
+  for (const char* name : {"tcp", "zmq-tcp", "jsonrpc-tcp"}) {
     const Transport* t = find_transport(name);
     if (!t) continue;  // not built
     SCOPED_TRACE(name);
@@ -75,7 +75,8 @@ TEST(ListenerSettings, NetworkListenersListenOnTheGivenAddress) {
 TEST(ListenerSettings, ABindAddressThatIsNotIpv4IsOneClearError) {
   TransportSettings s;
   s.bind_address = "localhost";
-  for (const char* name : {"tcp", "zmq-tcp", "grpc-tcp", "grpc-stream-tcp", "http-tcp"}) {
+  for (const char* name :
+       {"tcp", "zmq-tcp", "grpc-tcp", "grpc-stream-tcp", "http-tcp", "jsonrpc-tcp"}) {
     const Transport* t = find_transport(name);
     if (!t) continue;
     EXPECT_EQ(listen_error(*t, s),

@@ -1,6 +1,8 @@
-// The encodings the floors time (floor/encoding-<name>/<bytes>): each round trip really
-// decodes what it encoded, the framing codec the channels share refuses bad lengths, and
-// every encoding a transport names exists.
+// The encodings the floors time (floor/encoding-<name>/<bytes>): each round trip returns
+// the payload's size (the framing floor moves only the length prefix by hand, as the
+// kernel carries the body; protobuf's bytes are compared below, JSON-RPC's and HTTP's in
+// their codec tests), the framing codec the channels share refuses bad lengths, and every
+// encoding a transport names exists.
 #include "transports/encodings.h"
 
 #include <gtest/gtest.h>

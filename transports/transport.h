@@ -51,7 +51,9 @@ struct TransportInfo {
   std::string name;  // registry name, e.g. "uds-seqpacket"
   TransportFamily family = TransportFamily::kUnset;
   std::string paradigm;            // "byte stream", "message stream", "shared memory", "RPC", …
-  bool kernel_boundaries = false;  // true: the kernel keeps message boundaries (no framing)
+  bool kernel_boundaries = false;  // true: the kernel (or the library, for ZeroMQ and the
+                                   // queues) keeps message boundaries; false: a byte stream
+                                   // framed by the suite or by the protocol (HTTP, gRPC, JSON-RPC)
   std::string reach;               // "same host" or "network"
   std::string coupling;            // how the two sides find and depend on each other
   std::size_t max_message = 0;     // largest message the transport carries, in bytes
@@ -109,7 +111,7 @@ struct Endpoint {
 // the environment; no transport reads either itself. Whatever the peer needs of it
 // travels in the Endpoint the listener makes.
 struct TransportSettings {
-  // The IPv4 address network transports (tcp, zmq-tcp, grpc-tcp) listen on (--bind).
+  // The IPv4 address network transports (tcp and every *-tcp) listen on (--bind).
   // Checked by the transports that use it: one that is not a dotted IPv4 address makes
   // their listen throw ProtocolError.
   std::string bind_address = "127.0.0.1";

@@ -644,7 +644,7 @@ TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
   return {.name = name,
           .family = TransportFamily::kRpc,
           .paradigm = "RPC",
-          .kernel_boundaries = true,
+          .kernel_boundaries = false,
           .reach = uds ? "same host (by unix: socket path)" : "network (measured on 127.0.0.1)",
           .coupling =
               "client calls a typed service (protobuf contract); the server is a separate process",

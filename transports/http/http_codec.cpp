@@ -13,11 +13,15 @@ namespace {
 
 constexpr Sv kServerName = BOOST_BEAST_VERSION_STRING;
 
+// A Content-Length of 0, however written ("0", "00": Beast's parser has checked it is
+// digits only).
+bool zero(Sv length) { return length.find_first_not_of('0') == Sv::npos; }
+
 // No body: neither a length nor a transfer coding, or a length of 0.
 bool bodiless(const http::request_header<>& h) {
   const auto len = h.find(http::field::content_length);
   const auto te = h.find(http::field::transfer_encoding);
-  return te == h.end() && (len == h.end() || len->value() == "0");
+  return te == h.end() && (len == h.end() || zero(len->value()));
 }
 
 }  // namespace
@@ -93,7 +97,7 @@ Route route(const http::request_header<>& h, Sv auth) {
   const bool chunked = te != h.end() && te->value() == "chunked";
   const auto len = h.find(http::field::content_length);
   if (h.method() == http::verb::post && h.target() == "/echo") {
-    if (te != h.end() || len == h.end() || len->value() == "0") return Route::kBadRequest;
+    if (te != h.end() || len == h.end() || zero(len->value())) return Route::kBadRequest;
     return Route::kEcho;
   }
   if (h.method() == http::verb::post && h.target() == "/upload") {

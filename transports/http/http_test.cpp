@@ -174,6 +174,11 @@ TEST_P(HttpPeer, CurlIsServedOnlyWithTheToken) {
   const std::string garbage = raw_exchange(s, "\x16\x03\x01\x02\x00 hello\r\n\r\n");
   EXPECT_EQ(garbage.substr(0, 12), "HTTP/1.1 400") << garbage;
   EXPECT_EQ(garbage.substr(garbage.size() - 7), "|closed") << garbage;
+  // An empty /echo, however its length is written, would read as the end of the link.
+  const std::string empty = raw_exchange(
+      s, "POST /echo HTTP/1.1\r\nHost: x\r\n" + auth + "\r\nContent-Length: 00\r\n\r\n");
+  EXPECT_EQ(empty.substr(0, 12), "HTTP/1.1 400") << empty;
+  EXPECT_EQ(empty.substr(empty.size() - 7), "|closed") << empty;
   std::vector<std::string> put = data;
   put.insert(put.end(), {"-H", auth, "-X", "PUT"});
   EXPECT_EQ(curl(s, put, "/echo").code, "400");
@@ -195,37 +200,60 @@ TEST_P(HttpPeer, CurlIsServedOnlyWithTheToken) {
 // An HTTP/1.0 client (ab is one) may call /echo on a kept-alive connection: answered in
 // its own version with "Connection: keep-alive", so that both requests below go over the
 // one connection that owns the link (a second connection with the token would get 409).
+// Sends `request` on fd and reads until an answer ending in a header block and `body` has
+// come: what came, or that plus "|closed" / "|timeout" (5 s).
+std::string call(int fd, const std::string& request, const std::string& body) {
+  write_all(fd, std::as_bytes(std::span(request)), "send (raw)");
+  std::string got;
+  const std::string end_of_it = "\r\n\r\n" + body;
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  while (got.size() < end_of_it.size() ||
+         got.compare(got.size() - end_of_it.size(), std::string::npos, end_of_it) != 0) {
+    pollfd p{fd, POLLIN, 0};
+    if (std::chrono::steady_clock::now() > end || ::poll(&p, 1, 100) < 0) return got + "|timeout";
+    if (!p.revents) continue;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return got + "|closed";
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
 TEST_P(HttpPeer, AnHttp10ClientIsAnsweredInKindAndKeptAlive) {
   ServedPeer s(GetParam());
   UniqueFd fd = s.dial();
-  // Sends one HTTP/1.0 POST /echo and reads until its answer's body has come (or 5 s).
-  auto call = [&](const std::string& body) {
-    const std::string req =
-        "POST /echo HTTP/1.0\r\nConnection: Keep-Alive\r\n"
-        "Authorization: Bearer " +
-        kToken + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-    write_all(fd.get(), std::as_bytes(std::span(req)), "send (raw)");
-    std::string got;
-    const auto end = std::chrono::steady_clock::now() + 5s;
-    while (got.size() < body.size() + 4 ||
-           got.compare(got.size() - body.size() - 4, std::string::npos, "\r\n\r\n" + body)) {
-      pollfd p{fd.get(), POLLIN, 0};
-      if (std::chrono::steady_clock::now() > end || ::poll(&p, 1, 100) < 0) return got + "|timeout";
-      if (!p.revents) continue;
-      char buf[4096];
-      const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-      if (n <= 0) return got + "|closed";
-      got.append(buf, static_cast<std::size_t>(n));
-    }
-    return got;
-  };
   for (const std::string body : {"abc", "defg"}) {  // two calls, one connection
-    const std::string got = call(body);
+    const std::string got =
+        call(fd.get(),
+             "POST /echo HTTP/1.0\r\nConnection: Keep-Alive\r\nAuthorization: Bearer " + kToken +
+                 "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body,
+             body);
     EXPECT_EQ(got.substr(0, 17), "HTTP/1.0 200 OK\r\n") << got;
     EXPECT_NE(got.find("Connection: keep-alive\r\n"), std::string::npos) << got;
     EXPECT_EQ(got.substr(got.size() - body.size()), body) << got;
   }
   fd.reset();  // that connection was the link: the echo peer ends well
+  EXPECT_EQ(s.peer.finish(5s), "exit 0");
+}
+
+// What the peer sends keeps its order: the echo peer answers an upload of "a", "b" with
+// "a" (the upload's reply) and sends "b" when nobody is asking; a following POST /echo
+// of "c" is answered with "b", and "c" waits for GET /next.
+TEST_P(HttpPeer, ThePeersMessagesKeepTheirOrder) {
+  ServedPeer s(GetParam());
+  UniqueFd fd = s.dial();
+  const std::string head = "Host: x\r\nAuthorization: Bearer " + kToken + "\r\n";
+  std::string got = call(fd.get(),
+                         "POST /upload HTTP/1.1\r\n" + head +
+                             "Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n1\r\nb\r\n0\r\n\r\n",
+                         "a");
+  EXPECT_EQ(got.substr(0, 17), "HTTP/1.1 200 OK\r\n") << got;
+  got = call(fd.get(), "POST /echo HTTP/1.1\r\n" + head + "Content-Length: 1\r\n\r\nc", "b");
+  EXPECT_EQ(got.substr(got.size() - 5), "\r\n\r\nb") << got;
+  got = call(fd.get(), "GET /next HTTP/1.1\r\n" + head + "\r\n", "c");
+  EXPECT_EQ(got.substr(got.size() - 5), "\r\n\r\nc") << got;
+  fd.reset();
   EXPECT_EQ(s.peer.finish(5s), "exit 0");
 }
 

@@ -33,7 +33,9 @@
 // another connection presenting the token gets 409 and is closed. A malformed request
 // (method, target, chunk) gets 400 and is closed. At most kMaxCallers other connections
 // are kept open, the oldest closed first, so that strangers cannot use up the peer's
-// descriptors and keep the client out. Over a Unix socket the server also
+// descriptors and keep the client out. Until its first request has been read, the
+// client's own connection is one of those: a flood of connections in that moment can
+// close it, which fails the cell (an error row); a stranger is never counted. Over a Unix socket the server also
 // closes, as it accepts it, any connection from a process of another uid (SO_PEERCRED);
 // the socket file is 0600 from its creation, in the 0700 run directory.
 #include <arpa/inet.h>
@@ -216,7 +218,15 @@ class HttpServer final : public MessageChannel {
       if (gone()) throw SysError("http: the client went away", EPIPE);
       msg = bytes_of(held_reply_);
     }
-    if (owner_ && owner_->state == Session::kAwaiting) return answer(owner_, msg);
+    if (owner_ && owner_->state == Session::kAwaiting) {
+      if (outbox_.empty()) return answer(owner_, msg);
+      // Messages nobody has collected yet go first: the peer's messages keep their order.
+      outbox_.emplace_back(reinterpret_cast<const char*>(msg.data()),
+                           reinterpret_cast<const char*>(msg.data()) + msg.size());
+      held_reply_ = std::move(outbox_.front());
+      outbox_.pop_front();
+      return answer(owner_, bytes_of(held_reply_));
+    }
     // Nobody asked (the greeting, an error report): the next GET /next collects it.
     outbox_.emplace_back(reinterpret_cast<const char*>(msg.data()),
                          reinterpret_cast<const char*>(msg.data()) + msg.size());
@@ -730,7 +740,7 @@ TransportInfo http_info(const char* name, bool uds) {
   return {.name = name,
           .family = TransportFamily::kRpc,
           .paradigm = "request/response",
-          .kernel_boundaries = true,
+          .kernel_boundaries = false,
           .reach = uds ? "same host (by socket path)" : "network (measured on 127.0.0.1)",
           .coupling =
               "client calls REST resources (method + path); the server is a separate "

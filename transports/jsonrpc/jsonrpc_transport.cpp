@@ -20,7 +20,10 @@
 // (-32700 invalid JSON, -32600 invalid request, -32601 unknown method, -32602 bad params)
 // and then fails; an error object the client receives is a ProtocolError naming its code
 // and message. Destructors deliver what is left (the client's held stop, the server's
-// unasked messages) within kCloseGrace, never waiting on a stalled partner for longer.
+// unasked messages) within kCloseGrace: each wait for a frame to start or for room to
+// write is bounded by it; a partner that stops in the middle of a frame it is sending
+// holds the server's destructor until the benchmark side, which gives the peer 2 s to
+// exit once the link is closed (PeerSession), kills it.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -117,6 +120,9 @@ class FrameStream {
       write(f);
     } catch (...) {
     }
+    // On a socket the same descriptor also reads: blocking again, so that reading on
+    // (the server's destructor) waits rather than fail with EAGAIN.
+    (void)::fcntl(wfd(), F_SETFL, flags);
   }
 
   // Whether a frame (or the end) can be read before `deadline`.
