@@ -35,9 +35,9 @@
 // are kept open, the oldest closed first, so that strangers cannot use up the peer's
 // descriptors and keep the client out. Until its first request has been read, the
 // client's own connection is one of those: a flood of connections in that moment can
-// close it, which fails the cell (an error row); a stranger is never counted. Over a Unix socket the server also
-// closes, as it accepts it, any connection from a process of another uid (SO_PEERCRED);
-// the socket file is 0600 from its creation, in the 0700 run directory.
+// close it, which fails the cell (an error row); a stranger is never counted. Over a Unix socket
+// the server also closes, as it accepts it, any connection from a process of another uid
+// (SO_PEERCRED); the socket file is 0600 from its creation, in the 0700 run directory.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
