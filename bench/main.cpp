@@ -16,6 +16,7 @@
 
 #include "base/cleanup.h"
 #include "base/run_dir.h"
+#include "bench/clients.h"
 #include "bench/console.h"
 #include "bench/floors.h"
 #include "bench/gbench_run.h"
@@ -84,6 +85,41 @@ class Runner {
     }
   }
 
+  // One repetition of a clients cell: fresh processes and links each time (no session).
+  void run_clients_cell(benchmark::State& state, const Transport* t, std::size_t size,
+                        std::size_t clients, const std::string& model, const std::string& name) {
+    session_.reset();  // a ping-pong peer may be busy-polling a CPU
+    std::string why;
+    if (int sig = cleanup::interrupted())
+      why = "not run: interrupted by signal " + std::to_string(sig);
+    else if (auto it = failed_.find(name); it != failed_.end())
+      why = "not run: an earlier repetition failed: " + it->second;
+    else
+      why = clients_refused(placement_, *t, clients, model);
+    if (!why.empty()) {
+      failed_.emplace(name, why);
+      return fail_repetition(state, why);
+    }
+    try {
+      if (!dir_) dir_.emplace();
+      ManyConfig cfg{placement_,
+                     settings_,
+                     opts_.verify,
+                     opts_.cell_timeout,
+                     std::max(opts_.cell_timeout, kMinSetupTimeout),
+                     many_window_,
+                     ""};
+      run_clients(state, *dir_, cfg, *t, size, clients, model);
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      if (int sig = cleanup::interrupted())
+        msg = "interrupted by signal " + std::to_string(sig) + ": " + msg;
+      failed_.emplace(name, msg);
+      fail_repetition(state, msg);
+    }
+  }
+  void set_many_window(std::chrono::nanoseconds w) { many_window_ = w; }
+
   std::size_t failed_cells() const { return failed_.size(); }
   // Ends the live peer session, if any (its peer may be busy-polling a CPU).
   void end_session() { session_.reset(); }
@@ -109,7 +145,18 @@ class Runner {
   std::optional<RunDir> dir_;
   std::unique_ptr<PeerSession> session_;
   std::map<std::string, std::string> failed_;  // cell name -> its first error
+  std::chrono::nanoseconds many_window_{std::chrono::milliseconds(500)};
 };
+
+// The timed window of a many-party cell: --benchmark_min_time when given in seconds,
+// else 0.5 s (--quick: 0.1 s).
+std::chrono::nanoseconds many_window(const std::string& min_time, bool quick) {
+  if (!min_time.empty() && min_time.back() != 'x') {
+    double s = std::strtod(min_time.c_str(), nullptr);
+    if (s > 0) return std::chrono::nanoseconds(static_cast<std::int64_t>(s * 1e9));
+  }
+  return quick ? std::chrono::milliseconds(100) : std::chrono::milliseconds(500);
+}
 
 // Google Benchmark's JSON, except that the coefficient-of-variation aggregate of a
 // counter whose repetitions are all 0 (a spinning transport's context switches) is
@@ -153,6 +200,10 @@ int run_peer_main(int argc, char** argv) {
       a.role = *v4;
     else if (auto v5 = val("--setup-timeout-ms="))
       a.setup_timeout = std::chrono::milliseconds(parse_size(*v5));
+    else if (auto v6 = val("--client-id="))
+      a.client_id = static_cast<int>(parse_size(*v6));
+    else if (auto v7 = val("--control-fd="))
+      a.control_fd = static_cast<int>(parse_size(*v7));
     else if (s == "--verify")
       a.verify = true;
     else {
@@ -178,6 +229,9 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
   std::string out = "[";
   for (std::size_t k = 0; k < list.size(); ++k) {
     const TransportInfo& i = list[k]->info();
+    std::string models;
+    for (const std::string& m : i.server_models)
+      models += (models.empty() ? "\"" : ", \"") + json_escape(m) + "\"";
     out += std::string(pretty ? "\n  " : "") + "{\"name\": \"" + json_escape(i.name) +
            "\", \"family\": \"" + family_name(i.family) + "\", \"paradigm\": \"" +
            json_escape(i.paradigm) +
@@ -186,8 +240,9 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
            json_escape(i.coupling) + "\", \"max_message\": " + std::to_string(i.max_message) +
            ", \"summary\": \"" + json_escape(i.summary) + "\", \"wait\": \"" + json_escape(i.wait) +
            "\", \"built_on\": \"" + json_escape(i.built_on) + "\", \"needs\": \"" +
-           json_escape(i.needs) + "\", \"encoding\": \"" + json_escape(i.encoding) + "\"}" +
-           (k + 1 < list.size() ? "," : "");
+           json_escape(i.needs) + "\", \"encoding\": \"" + json_escape(i.encoding) +
+           "\", \"fan_in\": \"" + json_escape(i.fan_in) + "\", \"server_models\": [" + models +
+           "], \"fan_out\": \"" + json_escape(i.fan_out) + "\"}" + (k + 1 < list.size() ? "," : "");
   }
   return out + (pretty ? "\n]\n" : "]");
 }
@@ -323,7 +378,32 @@ int main_impl(int argc, char** argv) {
   // With interleaved repetitions a floor may follow a matrix cell: its peer goes first.
   if (opts.floors)
     register_floors(placement, opts.sizes, opts.cell_timeout, [&runner] { runner.end_session(); });
+  runner.set_many_window(many_window(benchmark_flag(given, "min_time"), opts.quick));
   for (Workload w : opts.workloads) {
+    if (w == Workload::kClients) {
+      std::string without;
+      for (const Transport* t : opts.transports) {
+        if (t->info().fan_in.empty()) {
+          without += (without.empty() ? "" : ", ") + t->info().name;
+          continue;
+        }
+        for (std::size_t size : opts.many_sizes)
+          for (std::size_t n : opts.clients)
+            for (const std::string& model : t->info().server_models) {
+              std::string name = "clients/" + t->info().name + "/" + std::to_string(size) +
+                                 "/clients:" + std::to_string(n) + "/server:" + model;
+              auto* b = benchmark::RegisterBenchmark(
+                  name.c_str(), [&runner, t, size, n, model, name](benchmark::State& st) {
+                    runner.run_clients_cell(st, t, size, n, model, name);
+                  });
+              b->UseManualTime()->Iterations(1)->Unit(benchmark::kMicrosecond);
+            }
+      }
+      if (!without.empty())
+        std::fprintf(stderr, "ipcbench: note: no clients cells for %s (no fan-in form)\n",
+                     without.c_str());
+      continue;
+    }
     for (const Transport* t : opts.transports) {
       for (std::size_t size : opts.sizes) {
         std::string name =

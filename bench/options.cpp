@@ -42,7 +42,15 @@ std::string human(std::size_t n) {
 }  // namespace
 
 const char* workload_name(Workload w) {
-  return w == Workload::kPingpong ? "pingpong" : "throughput";
+  switch (w) {
+    case Workload::kPingpong:
+      return "pingpong";
+    case Workload::kThroughput:
+      return "throughput";
+    case Workload::kClients:
+      return "clients";
+  }
+  return "";
 }
 
 std::size_t parse_size(std::string_view text) {
@@ -84,6 +92,16 @@ TransportSettings transport_settings(const SuiteOptions& o) {
   return s;
 }
 
+std::vector<std::size_t> default_many_sizes(bool quick) {
+  if (quick) return {64};
+  return {64, 65536};
+}
+
+std::vector<std::size_t> default_clients(bool quick) {
+  if (quick) return {1, 4};
+  return {1, 2, 4, 8};
+}
+
 std::vector<std::size_t> default_sizes(bool quick) {
   if (quick) return {64, 4096, 65536, 1u << 20};
   std::vector<std::size_t> v;
@@ -94,6 +112,7 @@ std::vector<std::size_t> default_sizes(bool quick) {
 SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   SuiteOptions o;
   bool sizes_given = false, workloads_given = false, transports_given = false;
+  bool clients_given = false;
   for (const std::string& arg : args) {
     std::string_view a = arg;
     std::string_view key = a.substr(0, a.find('='));
@@ -132,9 +151,21 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
           o.workloads.push_back(Workload::kPingpong);
         else if (w == "throughput")
           o.workloads.push_back(Workload::kThroughput);
+        else if (w == "clients")
+          o.workloads.push_back(Workload::kClients);
         else
           throw UsageError("unknown workload '" + std::string(w) +
-                           "' (known: pingpong, throughput)");
+                           "' (known: pingpong, throughput, clients)");
+      }
+    } else if (key == "--clients") {
+      need_value();
+      clients_given = true;
+      for (auto n : split(value, ',')) {
+        std::size_t v = 0;
+        auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), v);
+        if (n.empty() || ec != std::errc() || p != n.data() + n.size() || v < 1 || v > 64)
+          throw UsageError("--clients: '" + std::string(n) + "' is not a number from 1 to 64");
+        o.clients.push_back(v);
       }
     } else if (key == "--bind") {
       need_value();
@@ -169,8 +200,11 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   if (!transports_given)  // those that need a service (a broker) only when asked for
     for (const Transport* t : all_transports())
       if (t->info().needs.empty()) o.transports.push_back(t);
-  if (!workloads_given) o.workloads = {Workload::kPingpong, Workload::kThroughput};
+  if (!workloads_given)
+    o.workloads = {Workload::kPingpong, Workload::kThroughput, Workload::kClients};
   if (!sizes_given) o.sizes = default_sizes(o.quick);
+  o.many_sizes = sizes_given ? o.sizes : default_many_sizes(o.quick);
+  if (!clients_given) o.clients = default_clients(o.quick);
   // Each name once, in the order first given.
   auto dedup = [](auto& v) {
     for (std::size_t i = 0; i < v.size(); ++i)
@@ -179,6 +213,8 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   dedup(o.transports);
   dedup(o.workloads);
   dedup(o.sizes);
+  dedup(o.many_sizes);
+  dedup(o.clients);
   for (std::size_t s : o.sizes) {
     if (s == 0) throw UsageError("--sizes: size 0 is not a message");
     if (s < kHeaderBytes)
@@ -213,8 +249,14 @@ named <workload>/<transport>/<bytes>.
 What to run:
   --transports=a,b     transports; "all": every one (see --list-transports)
                        default: every transport that needs no broker
-  --workloads=a,b      pingpong (round-trip latency), throughput (one-way stream)
-                       default: both
+  --workloads=a,b      pingpong (round-trip latency), throughput (one-way stream),
+                       clients (N clients at once against one server: fan-in)
+                       default: all three
+  --clients=1,4        the clients workload's client counts (1..64); its cells are
+                       clients/<transport>/<bytes>/clients:<N>/server:<model>, for
+                       each server model the transport offers (--list-transports);
+                       sizes: --sizes, else 64 B and 64 KiB (--quick: 64 B)
+                       default: 1,2,4,8 (--quick: 1,4)
   --sizes=64,4K,1M     message sizes, 16-byte header included; K/M/G = 2^10/20/30
                        default: 64 B to 1 MiB in steps of x4 (--quick: 64,4K,64K,1M)
   --floors             also measure the machine's floors (cache-line and futex round

@@ -20,13 +20,17 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Workload { kPingpong, kThroughput };
+enum class Workload { kPingpong, kThroughput, kClients };
 const char* workload_name(Workload w);
 
 struct SuiteOptions {
   std::vector<const Transport*> transports;
   std::vector<Workload> workloads;
   std::vector<std::size_t> sizes;
+  // The clients workload (fan-in): how many clients, and its own sizes (--sizes when
+  // given, else default_many_sizes).
+  std::vector<std::size_t> clients;
+  std::vector<std::size_t> many_sizes;
   std::string pin_spec = "cross";
   std::string bind = "127.0.0.1";  // where network transports listen
   bool quick = false;
@@ -50,6 +54,10 @@ TransportSettings transport_settings(const SuiteOptions& o);
 
 // Default sizes: 64 B to 1 MiB in steps of x4; --quick: 64 B, 4 KiB, 64 KiB, 1 MiB.
 std::vector<std::size_t> default_sizes(bool quick);
+// The clients workload's defaults: 64 B and 64 KiB (--quick: 64 B); clients 1,2,4,8
+// (--quick: 1,4).
+std::vector<std::size_t> default_many_sizes(bool quick);
+std::vector<std::size_t> default_clients(bool quick);
 
 const char* usage_text();
 

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "base/error.h"
+#include "bench/clients.h"
 #include "bench/mailbox.h"
+#include "bench/party.h"
 #include "bench/protocol.h"
 #include "harness/aligned_buffer.h"
 #include "harness/process.h"
@@ -88,12 +90,28 @@ int run_peer(const PeerArgs& a) {
     return 2;
   }
   std::unique_ptr<Channel> ch;
+  UniqueFd control;
   try {
     // The benchmark side spawned us: while it lives it waits for us, and once it is gone
     // (we were re-parented) nobody will ever answer.
     const pid_t parent = ::getppid();
     SetupWait wait{std::chrono::steady_clock::now() + a.setup_timeout,
                    [parent] { return ::getppid() == parent; }};
+    if (a.role == "client") {
+      if (a.client_id < 0 || a.client_id >= static_cast<int>(kMaxClients) || a.control_fd < 0)
+        throw ProtocolError("role client needs --client-id (0.." + std::to_string(kMaxClients - 1) +
+                            ") and --control-fd");
+      control = adopt_inherited_fd(std::to_string(a.control_fd), "control link");
+      PeerArgs args = a;
+      args.control_fd = control.get();
+      try {
+        ch = t->connect(Endpoint{a.addresses, {}}, wait);
+      } catch (const std::exception& e) {
+        party_send_failed(control.get(), std::string("connect: ") + e.what());
+        throw;
+      }
+      return run_fan_in_client(*t, *ch, args);
+    }
     ch = t->connect(Endpoint{a.addresses, {}}, wait);
     return a.role == "echo" ? run_echo(*ch, a) : run_bench(*ch, a);
   } catch (const std::exception& e) {
@@ -118,6 +136,8 @@ std::vector<std::string> peer_command(const PeerArgs& a) {
                                    "--max-size=" + std::to_string(a.max_size), "--role=" + a.role};
   for (const auto& addr : a.addresses) argv.push_back("--address=" + addr);
   if (a.verify) argv.push_back("--verify");
+  if (a.client_id >= 0) argv.push_back("--client-id=" + std::to_string(a.client_id));
+  if (a.control_fd >= 0) argv.push_back("--control-fd=" + std::to_string(a.control_fd));
   argv.push_back("--setup-timeout-ms=" + std::to_string(a.setup_timeout.count()));
   return argv;
 }

@@ -1,11 +1,13 @@
 // The peer process: the far end of every cell, the same binary run as
 //   ipcbench --peer --transport=NAME --address=A [--address=B] --max-size=N
 //            [--verify] [--role=bench|echo] [--setup-timeout-ms=N]
+//            [--client-id=N --control-fd=FD]
 // role bench (default) speaks the workload protocol (bench/protocol.h): it sends
 // kReady once connected, echoes kPing, consumes kData, answers kSync with kAck, and
 // exits on kStop or when the link closes. Any check that fails is sent back as kError
 // and the peer exits with status 3. role echo returns every message unchanged, whatever
-// its content (the conformance tests use it).
+// its content (the conformance tests use it). Role client runs the clients workload's
+// closed loop (bench/clients.h) as client N, told when over the control link FD.
 #pragma once
 
 #include <chrono>
@@ -24,6 +26,10 @@ struct PeerArgs {
   std::string program;  // the executable to run; empty: this one
   // How long connecting may take, counted from the peer's start (--setup-timeout-ms).
   std::chrono::milliseconds setup_timeout{60000};
+  // Many-party roles (client, subscriber; bench/party.h): this peer's number among its
+  // kind, and the inherited control link's descriptor.
+  int client_id = -1;
+  int control_fd = -1;
 };
 
 // Returns the process exit status; never throws.

@@ -75,6 +75,7 @@ class StreamChannel final : public Channel {
   // peer's (whoever else got through the listener) returns. Pipes and FIFOs admit no
   // one else: for them killing the peer is enough, and this does nothing.
   void abort() noexcept override;
+  int wait_fd() const override { return rd_.get(); }
 
  private:
   int rfd() const { return rd_.get(); }
@@ -103,6 +104,8 @@ class RecordIo {
   virtual std::size_t max_record() const = 0;
   virtual void send_record(std::span<const std::byte> a, std::span<const std::byte> b) = 0;
   virtual std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) = 0;
+  // As Channel::wait_fd: readable when a record has arrived; -1: not offered.
+  virtual int wait_fd() const { return -1; }
 };
 
 // For a queue API that sends and receives one buffer (message queues): a record's two
@@ -144,6 +147,7 @@ class RecordChannel : public Channel {
 
   void send(std::span<const std::byte> msg) override;
   std::size_t recv(std::span<std::byte> buf) override;
+  int wait_fd() const override { return io_->wait_fd(); }
 
  private:
   std::unique_ptr<RecordIo> io_;
@@ -157,6 +161,7 @@ class SeqpacketIo final : public RecordIo {
   std::size_t max_record() const override { return kRecordBytes; }
   void send_record(std::span<const std::byte> a, std::span<const std::byte> b) override;
   std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) override;
+  int wait_fd() const override { return fd_.get(); }
 
  private:
   UniqueFd fd_;

@@ -22,6 +22,8 @@
 namespace ipcbench {
 
 class RunDir;
+class FanInListener;
+class FanOutListener;
 
 // The kind of IPC mechanism a transport is: a short fixed vocabulary, so the report can
 // group and rate transports without knowing their names. Names as written in
@@ -68,6 +70,18 @@ struct TransportInfo {
   // transports/framing.h), "protobuf" (gRPC); empty when it runs no codec of its own
   // (RecordChannel's is a 4-byte length the kernel's records carry beside the body).
   std::string encoding = "";
+  // How one server serves many clients (the clients workload, transports/many.h), in one
+  // line, e.g. "one connection per client on one listening socket"; empty: this
+  // transport does not take part.
+  std::string fan_in = "";
+  // The server models that form offers, as named in the clients workload's cells:
+  // "event-loop" (one thread waits on every link's Channel::wait_fd, epoll),
+  // "thread-per-client" (one blocking thread per link), "shared-queue" (one thread takes
+  // every request from one queue: FanInServer::recv_any).
+  std::vector<std::string> server_models = {};
+  // How one publisher reaches many subscribers (the fanout workload); empty: it does not
+  // take part.
+  std::string fan_out = "";
 };
 
 // One connected, bidirectional link that carries whole messages of 1 byte or more.
@@ -97,6 +111,13 @@ class Channel {
   // (a broker, a stranger's connection) fail soon. Must not block or throw. Killing the
   // peer is enough for a link nobody else can reach, hence the default.
   virtual void abort() noexcept {}
+
+  // For a server that waits on many links in one thread (the clients workload's event
+  // loop): a descriptor that polls readable (POLLIN) when a message has begun to arrive
+  // and recv would return without waiting on the partner's next send; -1: not offered.
+  // The workload keeps at most one message in flight per link, so a message a recv left
+  // buffered behind the descriptor is never the question.
+  virtual int wait_fd() const { return -1; }
 };
 
 // How the peer reaches a listener: addresses for its command line (paths, host:port,
@@ -147,6 +168,15 @@ class Transport {
   // the other side ignore it.
   virtual std::unique_ptr<Channel> connect(const Endpoint& endpoint,
                                            const SetupWait& wait) const = 0;
+  // Many parties (transports/many.h): a server for `clients` clients, a publisher for
+  // `subscribers` subscribers, in this transport's natural form; nullptr when the
+  // transport does not take part (its info().fan_in / fan_out is empty).
+  virtual std::unique_ptr<FanInListener> listen_fan_in(RunDir& run_dir, std::size_t max_message,
+                                                       const TransportSettings& settings,
+                                                       std::size_t clients) const;
+  virtual std::unique_ptr<FanOutListener> listen_fan_out(RunDir& run_dir, std::size_t max_message,
+                                                         const TransportSettings& settings,
+                                                         std::size_t subscribers) const;
 };
 
 // What every transport derives from: it owns the description and answers info(), so a
@@ -156,6 +186,14 @@ class TransportBase : public Transport {
  public:
   explicit TransportBase(TransportInfo info) : info_(std::move(info)) {}
   const TransportInfo& info() const final { return info_; }
+  // One independent link per party (listen_fan_in_each, transports/many.h) when the
+  // description says the transport takes part; nullptr otherwise.
+  std::unique_ptr<FanInListener> listen_fan_in(RunDir& run_dir, std::size_t max_message,
+                                               const TransportSettings& settings,
+                                               std::size_t clients) const override;
+  std::unique_ptr<FanOutListener> listen_fan_out(RunDir& run_dir, std::size_t max_message,
+                                                 const TransportSettings& settings,
+                                                 std::size_t subscribers) const override;
 
  protected:
   const std::string& name() const { return info_.name; }

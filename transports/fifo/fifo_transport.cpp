@@ -77,7 +77,12 @@ class FifoTransport final : public TransportBase {
                        .max_message = kMaxFrameBytes,
                        .summary = "two named pipes (mkfifo, 0600) in the private run "
                                   "directory; length-prefix framing",
-                       .encoding = "framing"}) {}
+                       .encoding = "framing",
+                       .fan_in = "one FIFO pair per client in the run directory (the "
+                                 "instance-per-client model of named-pipe servers)",
+                       .server_models = {"event-loop", "thread-per-client"},
+                       .fan_out = "one FIFO per subscriber; the publisher writes one copy "
+                                  "to each"}) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t,
                                    const TransportSettings&) const override {
     return std::make_unique<FifoListener>(dir);

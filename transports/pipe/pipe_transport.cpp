@@ -50,7 +50,11 @@ class PipeTransport final : public TransportBase {
                        .max_message = kMaxFrameBytes,
                        .summary = "two anonymous pipes; the child inherits its ends; "
                                   "length-prefix framing",
-                       .encoding = "framing"}) {}
+                       .encoding = "framing",
+                       .fan_in = "one inherited pipe pair per client",
+                       .server_models = {"event-loop", "thread-per-client"},
+                       .fan_out = "one inherited pipe per subscriber; the publisher writes "
+                                  "one copy to each"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
     return listen_pipe_link(framed_stream);
   }

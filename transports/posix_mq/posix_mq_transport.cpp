@@ -75,6 +75,7 @@ class MqIo final : public RecordIo {
     ::mq_close(wr_);
   }
   std::size_t max_record() const override { return max_; }
+  int wait_fd() const override { return rd_; }  // a queue descriptor polls on Linux
 
   void send_record(std::span<const std::byte> a, std::span<const std::byte> b) override {
     std::span<const std::byte> rec = stage_.join(a, b);  // mq_send takes one buffer

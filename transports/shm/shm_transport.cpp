@@ -109,7 +109,9 @@ TransportInfo shm_info(const char* name, const char* wait, std::size_t ring_byte
           .max_message = max_message,
           .summary = "POSIX shared memory via Boost.Interprocess, two SPSC rings; " + how,
           .wait = wait,
-          .dev_shm_bytes = link_bytes(ring_bytes)};
+          .dev_shm_bytes = link_bytes(ring_bytes),
+          .fan_in = "one ring pair (one shared-memory object) per client",
+          .server_models = {"thread-per-client"}};
 }
 
 }  // namespace

@@ -1,0 +1,506 @@
+#include "bench/clients.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "base/error.h"
+#include "base/run_dir.h"
+#include "bench/mailbox.h"
+#include "bench/party.h"
+#include "bench/protocol.h"
+#include "bench/workloads.h"
+#include "harness/aligned_buffer.h"
+#include "harness/process.h"
+#include "transports/many.h"
+
+namespace ipcbench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kTagShift = 24;
+constexpr std::uint32_t kCountMask = (1u << kTagShift) - 1;
+std::uint32_t tag_of(std::uint32_t seq) { return seq >> kTagShift; }
+
+// Warm-up before the window: every client runs its loop untimed for this long (plus a
+// little per client, so the last one to hear "go" still warms up).
+constexpr auto kWarmup = std::chrono::milliseconds(30);
+
+// How the processes of a cell share the CPUs: where the server's threads and the
+// clients run, and whether more of them are busy than there are CPUs for them.
+struct Crowd {
+  int cpus = 0;  // CPUs the cell's processes run on
+  bool oversubscribed = false;
+  std::string note;  // "5 busy processes on 2 CPUs" when oversubscribed
+};
+
+Crowd crowd_of(const Placement& p, std::size_t clients, std::size_t server_threads) {
+  Crowd c;
+  auto n = static_cast<int>(clients), st = static_cast<int>(server_threads);
+  if (p.client_cpu >= 0 && p.peer_cpu >= 0) {
+    const bool one = p.client_cpu == p.peer_cpu;
+    c.cpus = one ? 1 : 2;
+    c.oversubscribed = one ? n + st > 1 : (n > 1 || st > 1);
+    if (c.oversubscribed)
+      c.note = one ? std::to_string(n) + " client(s) and " + std::to_string(st) +
+                         " server thread(s) on CPU " + std::to_string(p.client_cpu)
+                   : std::to_string(n) + " client(s) on CPU " + std::to_string(p.peer_cpu) + ", " +
+                         std::to_string(st) + " server thread(s) on CPU " +
+                         std::to_string(p.client_cpu);
+  } else {
+    c.cpus = p.cpus_allowed;
+    c.oversubscribed = n + st > p.cpus_allowed;
+    if (c.oversubscribed)
+      c.note = std::to_string(n) + " client(s) and " + std::to_string(st) +
+               " server thread(s) on " + std::to_string(p.cpus_allowed) + " CPU(s)";
+  }
+  return c;
+}
+
+std::size_t server_threads(const std::string& model, std::size_t clients) {
+  return model == "thread-per-client" ? clients : 1;
+}
+
+// Returns msg to the sender: written in place when the channel lends its memory.
+void echo(Channel& ch, std::span<const std::byte> msg) {
+  std::span<std::byte> l = ch.loan(msg.size());
+  if (l.empty()) return ch.send(msg);
+  std::memcpy(l.data(), msg.data(), msg.size());
+  ch.commit();
+}
+
+// What the server threads share: the count of requests served, the first error, and
+// how many links have ended (their client sent kStop).
+class ServerState {
+ public:
+  explicit ServerState(std::size_t clients) : clients_(clients) {}
+  void fail(const std::string& why) {
+    std::lock_guard lock(mu_);
+    if (error_.empty()) error_ = why;
+    failed_.store(true);
+  }
+  bool failed() const { return failed_.load(); }
+  std::string error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+  std::atomic<std::uint64_t> served{0};
+  std::atomic<std::size_t> threads_done{0};
+  std::atomic<bool> quit{false};
+  const std::size_t clients_;
+
+ private:
+  mutable std::mutex mu_;
+  std::string error_;
+  std::atomic<bool> failed_{false};
+};
+
+// One request of client `client`, or its kStop: checks the tag and kind. Returns false
+// on kStop.
+bool check_request(std::span<const std::byte> msg, std::size_t client) {
+  if (msg.size() < kHeaderBytes)
+    throw ProtocolError("client " + std::to_string(client) + ": short message of " +
+                        std::to_string(msg.size()) + " bytes");
+  MsgHeader h = read_header(msg);
+  if (h.kind == Kind::kStop) return false;
+  if (h.kind != Kind::kPing)
+    throw ProtocolError("client " + std::to_string(client) + ": unexpected message kind " +
+                        describe_kind(h.kind));
+  if (tag_of(h.seq) != client)
+    throw ProtocolError("request of client " + std::to_string(tag_of(h.seq)) +
+                        " arrived on client " + std::to_string(client) + "'s link");
+  return true;
+}
+
+// Serves one link until its client's kStop (thread-per-client).
+void serve_link(Channel& link, std::size_t client, std::size_t max_size, ServerState& st) {
+  try {
+    AlignedBuffer buf(std::max(max_size, kHeaderBytes));
+    for (;;) {
+      std::size_t n = link.recv(buf);
+      if (n == 0) {
+        if (!st.quit.load())
+          throw ProtocolError("client " + std::to_string(client) + " closed its link mid-run");
+        break;
+      }
+      std::span<const std::byte> msg(buf.data(), n);
+      if (!check_request(msg, client)) break;
+      echo(link, msg);
+      st.served.fetch_add(1, std::memory_order_relaxed);
+    }
+  } catch (const std::exception& e) {
+    if (!st.quit.load()) st.fail(std::string("server: ") + e.what());
+  }
+  st.threads_done.fetch_add(1);
+}
+
+// Serves every link from one thread: epoll over their descriptors.
+void serve_event_loop(const std::vector<Channel*>& links, std::size_t max_size, ServerState& st) {
+  try {
+    UniqueFd ep(static_cast<int>(check_sys(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")));
+    for (std::size_t i = 0; i < links.size(); ++i) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = i;
+      check_sys(::epoll_ctl(ep.get(), EPOLL_CTL_ADD, links[i]->wait_fd(), &ev), "epoll_ctl");
+    }
+    AlignedBuffer buf(std::max(max_size, kHeaderBytes));
+    std::size_t open = links.size();
+    std::vector<bool> ended(links.size());
+    epoll_event evs[64];
+    while (open > 0 && !st.quit.load()) {
+      int k = ::epoll_wait(ep.get(), evs, 64, 50);
+      if (k < 0 && errno == EINTR) continue;
+      check_sys(k, "epoll_wait");
+      for (int j = 0; j < k; ++j) {
+        std::size_t i = evs[j].data.u64;
+        if (ended[i]) continue;
+        std::size_t n = links[i]->recv(buf);
+        std::span<const std::byte> msg(buf.data(), n);
+        if (n == 0) throw ProtocolError("client " + std::to_string(i) + " closed its link mid-run");
+        if (!check_request(msg, i)) {
+          ended[i] = true;
+          --open;
+          check_sys(::epoll_ctl(ep.get(), EPOLL_CTL_DEL, links[i]->wait_fd(), nullptr),
+                    "epoll_ctl");
+          continue;
+        }
+        echo(*links[i], msg);
+        st.served.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  } catch (const std::exception& e) {
+    if (!st.quit.load()) st.fail(std::string("server: ") + e.what());
+  }
+  st.threads_done.fetch_add(1);
+}
+
+// Serves one shared request queue from one thread.
+void serve_shared(FanInServer& server, std::size_t clients, std::size_t max_size, ServerState& st) {
+  try {
+    AlignedBuffer buf(std::max(max_size, kHeaderBytes));
+    std::vector<bool> ended(clients);
+    std::size_t open = clients;
+    while (open > 0) {
+      auto [client, n] = server.recv_any(buf);
+      if (n == 0) {
+        if (!st.quit.load()) throw ProtocolError("the request queue ended mid-run");
+        break;
+      }
+      if (client >= clients)
+        throw ProtocolError("a request names client " + std::to_string(client) + " of " +
+                            std::to_string(clients));
+      std::span<const std::byte> msg(buf.data(), n);
+      if (!check_request(msg, client)) {
+        if (!ended[client]) ended[client] = true, --open;
+        continue;
+      }
+      server.reply(client, msg);
+      st.served.fetch_add(1, std::memory_order_relaxed);
+    }
+  } catch (const std::exception& e) {
+    if (!st.quit.load()) st.fail(std::string("server: ") + e.what());
+  }
+  st.threads_done.fetch_add(1);
+}
+
+// Everything one repetition owns, torn down in a safe order on every path: the clients
+// are killed before the links are aborted, the server threads joined before the links
+// and the listener (and with them every IPC object) go.
+struct Cell {
+  std::unique_ptr<FanInListener> listener;
+  std::unique_ptr<FanInServer> server;
+  std::vector<ChildProcess> children;
+  std::vector<UniqueFd> control;
+  std::unique_ptr<ServerState> state;
+  std::vector<std::thread> threads;
+
+  // After the threads: the members go in reverse order, the clients (killed and reaped
+  // by ChildProcess) before the server's links and the listener's objects.
+  ~Cell() { stop(true); }
+  // Ends the server threads: at once (kill the clients, abort the links) when `force`,
+  // else after they have seen every client's kStop, up to a grace period.
+  void stop(bool force) {
+    if (!threads.empty()) {
+      auto until = Clock::now() + std::chrono::seconds(2);
+      while (!force && state->threads_done.load() < threads.size() && Clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (state->threads_done.load() < threads.size()) {
+        state->quit.store(true);
+        for (ChildProcess& c : children) c.kill_now();
+        if (server) server->abort();
+      }
+      for (std::thread& t : threads) t.join();
+      threads.clear();
+    }
+  }
+};
+
+std::string text_of(const std::vector<std::byte>& msg, std::size_t n) {
+  return std::string(reinterpret_cast<const char*>(msg.data()) + sizeof(PartyKind),
+                     n - sizeof(PartyKind));
+}
+
+// Waits for one control message of `want` from client i; a kFailed one becomes the error.
+std::size_t expect_party(int fd, std::vector<std::byte>& buf, PartyKind want, std::size_t i,
+                         Clock::time_point deadline, ChildProcess& child) {
+  std::size_t n;
+  try {
+    n = party_recv(fd, buf.data(), buf.size(), deadline, "client " + std::to_string(i));
+  } catch (const ProtocolError& e) {
+    throw ProtocolError(std::string(e.what()) + " (client " +
+                        (child.alive() ? std::string("still running, killed") : child.finish({})) +
+                        ")");
+  }
+  if (n == 0)
+    throw ProtocolError("client " + std::to_string(i) + " closed its control link (" +
+                        child.finish(std::chrono::milliseconds(200)) + ")");
+  PartyKind k;
+  std::memcpy(&k, buf.data(), sizeof k);
+  if (k == PartyKind::kFailed)
+    throw ProtocolError("client " + std::to_string(i) + ": " + text_of(buf, n));
+  if (k != want || (want == PartyKind::kResult && n != sizeof(PartyResult)))
+    throw ProtocolError("client " + std::to_string(i) + ": unexpected control message");
+  return n;
+}
+
+}  // namespace
+
+std::string clients_refused(const Placement& p, const Transport& t, std::size_t clients,
+                            const std::string& model) {
+  Crowd c = crowd_of(p, clients, server_threads(model, clients));
+  if (t.info().wait == "spin" && c.oversubscribed)
+    return "not run: every side busy-polls, and " + c.note +
+           " would take turns by the scheduler's time slice, so the figure would be the "
+           "scheduler's, not the transport's (give each a CPU of its own)";
+  return {};
+}
+
+void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, const Transport& t,
+                 std::size_t size, std::size_t clients, const std::string& model) {
+  Cell cell;
+  const auto setup_deadline = Clock::now() + cfg.setup_timeout;
+  cell.listener = t.listen_fan_in(dir, size, cfg.settings, clients);
+  if (!cell.listener) throw ProtocolError(t.info().name + " does not take part in fan-in");
+  for (std::size_t i = 0; i < clients; ++i) {
+    int sv[2];
+    check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair (control)");
+    UniqueFd mine(sv[0]), theirs(sv[1]);
+    const Endpoint& ep = cell.listener->endpoint(i);
+    PeerArgs a{t.info().name,    ep.addresses,     size, cfg.verify, "client",
+               cfg.peer_program, cfg.setup_timeout};
+    a.client_id = static_cast<int>(i);
+    a.control_fd = theirs.get();
+    std::vector<int> inherit = ep.inherit_fds;
+    inherit.push_back(theirs.get());
+    cell.children.push_back(
+        ChildProcess::spawn(SpawnOptions{peer_command(a), inherit, cfg.placement.peer_cpu}));
+    cell.control.push_back(std::move(mine));
+  }
+  auto all_alive = [&cell] {
+    for (ChildProcess& c : cell.children)
+      if (!c.alive()) return false;
+    return true;
+  };
+  try {
+    cell.server = cell.listener->accept(SetupWait{setup_deadline, all_alive});
+  } catch (const std::exception& e) {
+    std::string why = std::string("set-up: ") + e.what();
+    for (std::size_t i = 0; i < clients; ++i)
+      if (!cell.children[i].alive())
+        why += "; client " + std::to_string(i) + " " + cell.children[i].finish({});
+    throw ProtocolError(why);
+  }
+  std::vector<std::byte> ctl(sizeof(PartyResult) + 1);
+  for (std::size_t i = 0; i < clients; ++i)
+    expect_party(cell.control[i].get(), ctl, PartyKind::kReady, i, setup_deadline,
+                 cell.children[i]);
+
+  // The model: the form's own (a shared queue), or the one asked for.
+  std::vector<Channel*> links = cell.server->links();
+  std::string used = cell.server->model().empty() ? model : cell.server->model();
+  if (used != model)
+    throw ProtocolError(t.info().name + "'s fan-in form is " + used + ", not " + model);
+  if (links.empty() != (used == "shared-queue"))
+    throw ProtocolError(t.info().name + ": server model " + used + " does not fit its links");
+  if (used == "event-loop")
+    for (Channel* l : links)
+      if (l->wait_fd() < 0)
+        throw ProtocolError(t.info().name + "'s links offer no descriptor to wait on");
+
+  cell.state = std::make_unique<ServerState>(clients);
+  ServerState& st = *cell.state;
+  const CpuUse server_before = cpu_use_self();
+  if (used == "thread-per-client") {
+    for (std::size_t i = 0; i < clients; ++i)
+      cell.threads.emplace_back([&, i, l = links[i]] { serve_link(*l, i, size, st); });
+  } else if (used == "event-loop") {
+    cell.threads.emplace_back([&] { serve_event_loop(links, size, st); });
+  } else if (used == "shared-queue") {
+    cell.threads.emplace_back([&] { serve_shared(*cell.server, clients, size, st); });
+  } else {
+    throw ProtocolError("unknown server model '" + used + "'");
+  }
+
+  // The barrier: everyone is connected and ready; the window is the same instant for all.
+  PartyGo go;
+  go.verify = cfg.verify ? 1 : 0;
+  go.size = size;
+  go.start_ns = mono_ns() + std::chrono::nanoseconds(kWarmup).count() +
+                static_cast<std::int64_t>(clients) * 1'000'000;
+  go.end_ns = go.start_ns + cfg.window.count();
+  for (std::size_t i = 0; i < clients; ++i) party_send(cell.control[i].get(), &go, sizeof go);
+
+  // Results: every client reports once its window is over and its link is stopped.
+  const auto result_deadline =
+      Clock::now() + std::chrono::nanoseconds(go.end_ns - mono_ns()) + cfg.cell_timeout;
+  std::vector<PartyResult> results(clients);
+  for (std::size_t i = 0; i < clients; ++i) {
+    try {
+      expect_party(cell.control[i].get(), ctl, PartyKind::kResult, i, result_deadline,
+                   cell.children[i]);
+    } catch (const std::exception& e) {
+      // The server may know better (a misrouted request); say both.
+      std::string why = e.what();
+      if (st.failed()) why = st.error() + "; " + why;
+      throw ProtocolError(why);
+    }
+    std::memcpy(&results[i], ctl.data(), sizeof(PartyResult));
+  }
+  cell.stop(false);
+  const CpuUse server_after = cpu_use_self();
+  if (st.failed()) throw ProtocolError(st.error());
+  const std::uint64_t served = st.served.load();
+  for (ChildProcess& c : cell.children) c.finish(std::chrono::milliseconds(2000));
+
+  // Figures.
+  Histogram all;
+  double total = 0, sum_sq = 0, worst_p99 = 0;
+  std::uint64_t min_done = UINT64_MAX, max_done = 0;
+  CpuUse clients_cpu;
+  for (const PartyResult& r : results) {
+    all.merge(r.hist);
+    total += static_cast<double>(r.done);
+    sum_sq += static_cast<double>(r.done) * static_cast<double>(r.done);
+    min_done = std::min(min_done, r.done);
+    max_done = std::max(max_done, r.done);
+    worst_p99 = std::max(worst_p99, r.hist.percentile(99));
+    clients_cpu.cpu_ns += r.cpu.cpu_ns;
+    clients_cpu.voluntary_switches += r.cpu.voluntary_switches;
+    clients_cpu.involuntary_switches += r.cpu.involuntary_switches;
+  }
+  if (total <= 0) throw ProtocolError("no client completed a round trip in the window");
+  const double window_s = static_cast<double>(cfg.window.count()) * 1e-9;
+  const double mean_done = total / static_cast<double>(clients);
+  const Crowd crowd = crowd_of(cfg.placement, clients, server_threads(used, clients));
+
+  for (auto _ : state) state.SetIterationTime(window_s);
+  auto& c = state.counters;
+  c["msg_bytes"] = static_cast<double>(size);
+  c["clients"] = static_cast<double>(clients);
+  c["busy_processes"] = static_cast<double>(clients + 1);
+  c["cpus"] = crowd.cpus;
+  c["oversubscribed"] = crowd.oversubscribed ? 1 : 0;
+  c["rtt_per_s"] = total / window_s;
+  record_rtt(state, all);
+  c["worst_client_p99_ns"] = worst_p99;
+  c["fairness_jain"] = total * total / (static_cast<double>(clients) * sum_sq);
+  c["share_min"] = static_cast<double>(min_done) / mean_done;
+  c["share_max"] = static_cast<double>(max_done) / mean_done;
+  if (served > 0)
+    c["cpu_server_ns_per_msg"] = static_cast<double>(server_after.cpu_ns - server_before.cpu_ns) /
+                                 static_cast<double>(served);
+  c["cpu_client_ns_per_msg"] = static_cast<double>(clients_cpu.cpu_ns) / total;
+  const double server_csw =
+      static_cast<double>((server_after.voluntary_switches + server_after.involuntary_switches) -
+                          (server_before.voluntary_switches + server_before.involuntary_switches));
+  c["ctx_switches_per_msg"] =
+      (served > 0 ? server_csw / static_cast<double>(served) : 0) +
+      static_cast<double>(clients_cpu.voluntary_switches + clients_cpu.involuntary_switches) /
+          total;
+  state.SetItemsProcessed(static_cast<std::int64_t>(total));
+  state.SetLabel("server=" + used + " clients=" + std::to_string(clients) +
+                 " pin=" + cfg.placement.describe() + " wait=" + t.info().wait +
+                 (crowd.oversubscribed ? " oversubscribed: " + crowd.note : ""));
+}
+
+int run_fan_in_client(const Transport& t, Channel& link, const PeerArgs& a) {
+  const int ctl = a.control_fd;
+  const auto id = static_cast<std::uint32_t>(a.client_id);
+  try {
+    PartyKind ready = PartyKind::kReady;
+    party_send(ctl, &ready, sizeof ready);
+    PartyGo go;
+    std::size_t n = party_recv(ctl, &go, sizeof go, Clock::now() + a.setup_timeout, "go");
+    if (n == 0) return 0;  // the benchmark side gave up before the start
+    if (n != sizeof go || go.kind != PartyKind::kGo || go.size < kHeaderBytes ||
+        go.size > a.max_size)
+      throw ProtocolError("bad go message");
+    const std::size_t size = go.size;
+    const bool verify = go.verify != 0;
+    AlignedBuffer proto(size);
+    const std::uint32_t digest = fill_payload(proto, size + id);
+    Outbox out(link, proto);
+    Inbox in(link, size);
+    PartyResult res;
+    std::uint32_t count = 0;
+    bool in_window = false;
+    std::int64_t now = mono_ns();
+    while (now < go.end_ns) {
+      if (!in_window && now >= go.start_ns) {
+        in_window = true;
+        res.cpu = cpu_use_self();
+        now = mono_ns();
+      }
+      count = (count + 1) & kCountMask;
+      const std::uint32_t seq = id << kTagShift | count;
+      stamp(out.begin(seq), seq, Kind::kPing, digest);
+      out.finish();
+      std::span<const std::byte> reply = in.next();
+      if (!reply_ok(reply, size, seq, verify)) {
+        if (reply.size() >= kHeaderBytes && read_header(reply).kind == Kind::kPing &&
+            tag_of(read_header(reply).seq) != id)
+          throw ProtocolError("client " + std::to_string(id) + " received client " +
+                              std::to_string(tag_of(read_header(reply).seq)) + "'s reply");
+        if (reply.empty()) throw ProtocolError("the server closed the link");
+        std::string err = check_message(reply, Kind::kPing, seq, verify);
+        throw ProtocolError(err.empty() ? "reply differs from the request" : err);
+      }
+      in.done();
+      const std::int64_t t1 = mono_ns();
+      if (in_window) {
+        res.hist.record(static_cast<std::uint64_t>(t1 - now));
+        ++res.done;
+      }
+      now = t1;
+    }
+    CpuUse after = cpu_use_self();
+    if (in_window) {
+      res.cpu.cpu_ns = after.cpu_ns - res.cpu.cpu_ns;
+      res.cpu.voluntary_switches = after.voluntary_switches - res.cpu.voluntary_switches;
+      res.cpu.involuntary_switches = after.involuntary_switches - res.cpu.involuntary_switches;
+    } else {
+      res.cpu = {};
+    }
+    std::byte stop[kHeaderBytes];
+    stamp(stop, id << kTagShift, Kind::kStop, payload_digest({}));
+    link.send(stop);
+    party_send(ctl, &res, sizeof res);
+    (void)t;
+    return 0;
+  } catch (const std::exception& e) {
+    party_send_failed(ctl, e.what());
+    throw;
+  }
+}
+
+}  // namespace ipcbench

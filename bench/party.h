@@ -1,0 +1,67 @@
+// The control link between the benchmark process and each peer of a many-party cell
+// (the clients and fanout workloads): a SOCK_SEQPACKET socketpair whose one end the peer
+// inherits (--control-fd). The data links carry only the workload's messages; the
+// start barrier and the results travel here, so a transport whose data link is one way
+// (a subscriber) reports the same way as any other.
+//
+//   peer -> bench   kReady    connected to the data link
+//   bench -> peer   kGo       size, the window [start_ns, end_ns) on CLOCK_MONOTONIC
+//   peer -> bench   kResult   what it measured in the window (PartyResult)
+//   peer -> bench   kFailed   one line of text: why it stopped
+//
+// Every process of a cell runs on this host, so CLOCK_MONOTONIC times taken in one
+// process compare with those taken in another: the window is one instant for all, and
+// a fan-out message's publish time is read by its subscribers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "base/fd.h"
+#include "bench/protocol.h"
+#include "harness/histogram.h"
+
+namespace ipcbench {
+
+enum class PartyKind : std::uint32_t { kReady = 1, kGo = 2, kResult = 3, kFailed = 4 };
+
+struct PartyGo {
+  PartyKind kind = PartyKind::kGo;
+  std::uint32_t verify = 0;
+  std::uint64_t size = 0;
+  std::int64_t start_ns = 0;  // CLOCK_MONOTONIC: measuring starts (warm-up before it)
+  std::int64_t end_ns = 0;    // and ends
+  std::uint64_t count = 0;    // fanout: messages the publisher will send in all
+};
+
+struct PartyResult {
+  PartyKind kind = PartyKind::kResult;
+  std::uint32_t pad = 0;
+  std::uint64_t done = 0;                  // clients: round trips completed in the window;
+                                           // fanout: messages received in the window
+  std::uint64_t received = 0;              // fanout: every message received (warm-up included)
+  std::uint64_t lost = 0;                  // fanout: sequence numbers never received
+  std::int64_t first_ns = 0, last_ns = 0;  // fanout: receipt of the first and last
+                                           // message counted in `done`
+  CpuUse cpu;                              // over the window
+  Histogram hist;                          // clients: round trips; fanout: publish-to-receipt times
+};
+static_assert(std::is_trivially_copyable_v<PartyResult>);
+
+// CLOCK_MONOTONIC now, in nanoseconds (steady_clock is CLOCK_MONOTONIC on Linux).
+inline std::int64_t mono_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Sends one control message (throws SysError).
+void party_send(int fd, const void* msg, std::size_t len);
+void party_send_failed(int fd, const std::string& why) noexcept;
+// Waits up to `deadline` for one control message into buf; returns its size, 0 when the
+// other end closed. Throws ProtocolError on timeout (naming `what`).
+std::size_t party_recv(int fd, void* buf, std::size_t len,
+                       std::chrono::steady_clock::time_point deadline, const std::string& what);
+
+}  // namespace ipcbench
