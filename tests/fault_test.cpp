@@ -43,67 +43,11 @@ pid_t start(const std::vector<std::string>& args, const Scratch& s) {
 using testing_support::slurp;
 using testing_support::wait_exit;
 
-// Live children of `parent` whose command line has `needle`.
-std::set<pid_t> children_of(pid_t parent, const std::string& needle) {
-  std::set<pid_t> out;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    pid_t pid = static_cast<pid_t>(std::strtol(e.path().filename().c_str(), nullptr, 10));
-    if (pid <= 0) continue;
-    try {  // a process may vanish while we read it
-      std::ifstream stat(e.path() / "stat");
-      std::string line;
-      if (!std::getline(stat, line)) continue;
-      auto close = line.rfind(')');
-      if (close == std::string::npos) continue;
-      std::istringstream rest(line.substr(close + 2));
-      char state;
-      pid_t ppid = 0;
-      rest >> state >> ppid;
-      if (ppid != parent || state == 'Z') continue;
-      std::ifstream cmd(e.path() / "cmdline");
-      std::string c((std::istreambuf_iterator<char>(cmd)), {});
-      if (c.find(needle) != std::string::npos) out.insert(pid);
-    } catch (const std::exception&) {
-    }
-  }
-  return out;
-}
-
-// Peer processes of a run (started with --peer).
-std::set<pid_t> peers_of(pid_t parent) { return children_of(parent, "--peer"); }
-
-pid_t wait_for_peer(pid_t parent, std::set<pid_t>& seen) {
-  for (auto end = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < end;) {
-    auto p = peers_of(parent);
-    if (!p.empty()) {
-      seen.insert(p.begin(), p.end());
-      return *p.begin();
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-  return -1;
-}
-
-bool all_gone(const std::set<pid_t>& pids) {
-  for (auto end = std::chrono::steady_clock::now() + 3s; std::chrono::steady_clock::now() < end;) {
-    bool any = false;
-    for (pid_t p : pids) any |= ::kill(p, 0) == 0;
-    if (!any) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
-}
-
-std::vector<std::string> leftovers(const Scratch& s, pid_t run) {
-  std::vector<std::string> out;
-  // Ours only: a sanitizer runtime in a SIGKILLed peer leaves its own temp files.
-  for (const auto& e : fs::directory_iterator(s.dir / "tmp"))
-    if (e.path().filename().string().rfind("ipcbench-", 0) == 0) out.push_back(e.path());
-  for (const auto& e : fs::directory_iterator("/dev/shm"))
-    if (auto st = RunStamp::parse(e.path().filename().string()); st && st->pid == run)
-      out.push_back(e.path());
-  return out;
-}
+using testing_support::all_gone;
+using testing_support::children_of;
+using testing_support::leftovers;
+using testing_support::peers_of;
+using testing_support::wait_for_peer;
 
 nlohmann::json results(const Scratch& s) {
   std::ifstream f(s.dir / "out.json");

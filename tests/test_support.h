@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,17 @@ pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s);
 
 // Waits for pid; its exit status, or 128 + signal.
 int wait_exit(pid_t pid);
+
+// Live children of `parent` whose command line has `needle`.
+std::set<pid_t> children_of(pid_t parent, const std::string& needle);
+// Peer processes of a run (started with --peer).
+std::set<pid_t> peers_of(pid_t parent);
+// Waits up to 20 s for a peer of `parent`; adds what it sees to `seen`. -1: none came.
+pid_t wait_for_peer(pid_t parent, std::set<pid_t>& seen);
+// Whether every pid has exited (waits up to 3 s).
+bool all_gone(const std::set<pid_t>& pids);
+// The suite's objects run `run` left: in the scratch's tmp/ and in /dev/shm.
+std::vector<std::string> leftovers(const Scratch& s, pid_t run);
 
 // What the suite would listen with in this environment (bench's transport_settings with
 // the default options): the broker of IPCBENCH_AMQP_URL, 127.0.0.1.
