@@ -83,12 +83,20 @@ UniqueFd listen_unix_private(const std::string& path, int type, int backlog) {
 
 UniqueFd accept_with_token(int listen_fd, const std::string& token, bool unix_same_uid,
                            const SetupWait& wait, const char* what) {
+  return std::move(accept_with_tokens(listen_fd, {token}, unix_same_uid, wait, what).front());
+}
+
+std::vector<UniqueFd> accept_with_tokens(int listen_fd, const std::vector<std::string>& tokens,
+                                         bool unix_same_uid, const SetupWait& wait,
+                                         const char* what) {
   struct Caller {
     UniqueFd fd;
     std::string said;
   };
   std::vector<Caller> callers;
-  for (;;) {
+  std::vector<UniqueFd> found(tokens.size());
+  std::size_t missing = tokens.size();
+  while (missing > 0) {
     wait.check(what);
     std::vector<pollfd> p{{listen_fd, POLLIN, 0}};
     for (const Caller& c : callers) p.push_back({c.fd.get(), POLLIN, 0});
@@ -106,21 +114,72 @@ UniqueFd accept_with_token(int listen_fd, const std::string& token, bool unix_sa
       if (n < 0 && errno == EINTR) continue;
       if (n > 0) c.said.append(buf, static_cast<std::size_t>(n));
       if (n > 0 && c.said.size() < PeerToken::kBytes) continue;
-      if (c.said == token) return std::move(c.fd);
-      callers.erase(callers.begin() + static_cast<std::ptrdiff_t>(i));  // a stranger
+      for (std::size_t k = 0; k < tokens.size(); ++k)
+        if (!found[k].valid() && c.said == tokens[k]) {
+          found[k] = std::move(c.fd);
+          --missing;
+          break;
+        }
+      callers.erase(callers.begin() + static_cast<std::ptrdiff_t>(i));  // a peer, or a stranger
     }
-    if (p[0].revents & POLLIN) {
+    if (missing > 0 && (p[0].revents & POLLIN)) {
       int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
         throw SysError(what, errno);
       if (c >= 0) {
         UniqueFd fd(c);
         if (unix_same_uid && !same_uid(fd.get())) continue;  // another user: closed
-        if (callers.size() == static_cast<std::size_t>(kMaxCallers)) callers.erase(callers.begin());
+        if (callers.size() == static_cast<std::size_t>(kMaxCallers) + missing - 1)
+          callers.erase(callers.begin());
         callers.push_back({std::move(fd), {}});
       }
     }
   }
+  return found;
+}
+
+SocketFanIn::SocketFanIn(UniqueFd listening, const std::vector<std::string>& addresses,
+                         std::size_t clients, bool unix_same_uid, const char* what, Wrap wrap)
+    : fd_(std::move(listening)),
+      unix_same_uid_(unix_same_uid),
+      what_(what),
+      wrap_(std::move(wrap)) {
+  for (std::size_t i = 0; i < clients; ++i) {
+    tokens_.push_back(PeerToken::make());
+    Endpoint ep;
+    ep.addresses = addresses;
+    ep.addresses.push_back(std::to_string(tokens_.back().pipe.get()));
+    ep.inherit_fds = {tokens_.back().pipe.get()};
+    eps_.push_back(std::move(ep));
+  }
+}
+
+namespace {
+class LinksServer final : public FanInServer {
+ public:
+  explicit LinksServer(std::vector<std::unique_ptr<Channel>> links) : links_(std::move(links)) {}
+  std::vector<Channel*> links() override {
+    std::vector<Channel*> out;
+    for (auto& l : links_) out.push_back(l.get());
+    return out;
+  }
+
+ private:
+  std::vector<std::unique_ptr<Channel>> links_;
+};
+}  // namespace
+
+std::unique_ptr<FanInServer> SocketFanIn::accept(const SetupWait& wait) {
+  std::vector<std::string> texts;
+  for (std::size_t i = 0; i < tokens_.size(); ++i) {
+    tokens_[i].handed_over(eps_[i]);
+    texts.push_back(tokens_[i].text);
+  }
+  std::vector<UniqueFd> fds = accept_with_tokens(fd_.get(), texts, unix_same_uid_, wait, what_);
+  fd_.reset();  // every client is in: nobody else gets through
+  std::vector<std::unique_ptr<Channel>> links;
+  for (UniqueFd& fd : fds) links.push_back(wrap_(std::move(fd)));
+  return std::make_unique<LinksServer>(std::move(links));
 }
 
 PeerServerLink::PeerServerLink(std::string where) : where_(std::move(where)) {

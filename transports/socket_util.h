@@ -5,9 +5,13 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "base/fd.h"
+#include "transports/many.h"
 #include "transports/transport.h"
 
 namespace ipcbench {
@@ -86,6 +90,40 @@ inline constexpr int kMaxCallers = 16;
 // first), so silent strangers cannot keep the peer out.
 UniqueFd accept_with_token(int listen_fd, const std::string& token, bool unix_same_uid,
                            const SetupWait& wait, const char* what);
+
+// The same for several peers on one listening socket (fan-in): waits (bounded by `wait`)
+// until a connection has presented each of `tokens`, and returns them in the order of
+// `tokens`. A token is taken once: a later connection presenting it again is a
+// stranger's. Up to kMaxCallers strangers are read at once besides the peers still
+// expected.
+std::vector<UniqueFd> accept_with_tokens(int listen_fd, const std::vector<std::string>& tokens,
+                                         bool unix_same_uid, const SetupWait& wait,
+                                         const char* what);
+
+// The fan-in of a socket transport (uds, uds-seqpacket, tcp): ONE listening socket, one
+// connection per client. Client i is spawned with {addresses..., its token pipe} and
+// inherits that pipe only, so each client presents a token of its own and links()[i] is
+// the connection that presented client i's (accept_with_tokens); strangers never become
+// a link. The endpoints have the single-link shape, so the transport's connect() serves
+// both. `wrap` makes a link of an accepted connection. The server's links are served by
+// the workload ("event-loop" or "thread-per-client").
+class SocketFanIn final : public FanInListener {
+ public:
+  using Wrap = std::function<std::unique_ptr<Channel>(UniqueFd)>;
+  SocketFanIn(UniqueFd listening, const std::vector<std::string>& addresses, std::size_t clients,
+              bool unix_same_uid, const char* what, Wrap wrap);
+  std::size_t clients() const override { return eps_.size(); }
+  const Endpoint& endpoint(std::size_t client) const override { return eps_.at(client); }
+  std::unique_ptr<FanInServer> accept(const SetupWait& wait) override;
+
+ private:
+  UniqueFd fd_;
+  std::vector<PeerToken> tokens_;
+  std::vector<Endpoint> eps_;
+  bool unix_same_uid_;
+  const char* what_;
+  Wrap wrap_;
+};
 
 // Sets the process umask for one scope, so that a socket file is private from the moment
 // it exists (bind has no mode argument; ZeroMQ creates its socket file itself). The

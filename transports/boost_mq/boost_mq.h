@@ -24,6 +24,10 @@ class QueueLock {
   // Call only once every other process that uses the queue has exited: whether the lock
   // is held by a thread outside this process (so, by a dead one).
   bool held_by_the_dead() const;
+  // Whether the lock is held by a thread that has exited (its /proc/<tid> is gone or a
+  // zombie's): for a queue that several live processes share (the fan-in's request
+  // queue), where a holder outside this process may be alive.
+  bool held_by_a_dead_thread() const;
   // Releases a lock held_by_the_dead() as glibc's unlock would, and wakes a waiter.
   void release();
 

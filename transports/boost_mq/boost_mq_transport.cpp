@@ -18,6 +18,9 @@
 // mutex robust instead does not work: after EOWNERDEAD inside a timed wait, Boost loops
 // for ever on the unrecoverable lock.) Waits are timed, 10 ms slices, so that a partner
 // that died elsewhere is noticed too, as with posix-mq.
+//
+// Fan-in (the clients workload): the classic queue server, one shared request queue and
+// one reply queue per client (listen_boost_fan_in below, transports/queue_fan_in.h).
 #include <linux/futex.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -29,6 +32,9 @@
 #include <boost/interprocess/ipc/message_queue.hpp>
 #include <boost/interprocess/permissions.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
+#include <charconv>
+#include <fstream>
+#include <optional>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -42,6 +48,7 @@
 #include "transports/boost_mq/boost_mq.h"
 #include "transports/endpoint_reader.h"
 #include "transports/framing.h"
+#include "transports/queue_fan_in.h"
 
 namespace ipcbench {
 
@@ -80,6 +87,22 @@ bool QueueLock::held_by_the_dead() const {
   };
   if (!ours(::gettid())) return false;  // no /proc: a dead holder and ours look alike
   return !ours(owner);
+}
+
+bool QueueLock::held_by_a_dead_thread() const {
+  const auto& d = mutex_->__data;
+  pid_t owner = __atomic_load_n(&d.__owner, __ATOMIC_ACQUIRE);
+  if (owner <= 0 || __atomic_load_n(&d.__lock, __ATOMIC_ACQUIRE) == 0) return false;
+  if (::access(("/proc/self/task/" + std::to_string(::gettid())).c_str(), F_OK) != 0)
+    return false;  // no /proc: nothing can be told
+  std::ifstream stat("/proc/" + std::to_string(owner) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;  // no such thread any more
+  // "<tid> (<comm>) <state> …": the state follows the last ')'.
+  std::size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return false;
+  char state = line[close + 2];
+  return state == 'Z' || state == 'X';
 }
 
 // Released the way pthread_mutex_unlock does it (which would refuse, or under
@@ -255,6 +278,162 @@ class BoostMqListener final : public Listener {
   Endpoint ep_;
 };
 
+// The fan-in's guard: the locks of every queue one side of the fan-in uses, and a thread
+// asleep on the pidfds of the processes on the other side (the clients, or the server).
+// When one exits, it frees any of these locks a dead thread still holds (the request
+// queue is shared by live clients too, so "held outside this process" is not enough:
+// held_by_a_dead_thread), and every later call of this side fails, as for one link.
+class FanInGuard {
+ public:
+  explicit FanInGuard(std::vector<std::unique_ptr<QueueLock>> locks)
+      : locks_(std::move(locks)),
+        stop_(static_cast<int>(check_sys(::eventfd(0, EFD_CLOEXEC), "eventfd"))) {}
+  ~FanInGuard() {
+    std::uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof one);
+    if (thread_.joinable()) thread_.join();
+  }
+  // Starts watching; call once.
+  void watch(const std::vector<pid_t>& pids) {
+    for (pid_t p : pids) watches_.emplace_back(p);
+    thread_ = std::thread([this] { run(); });
+  }
+  bool freed() const { return freed_.load(std::memory_order_acquire); }
+
+ private:
+  void run() {
+    std::vector<pollfd> f{{stop_.get(), POLLIN, 0}};
+    for (const PeerWatch& w : watches_) f.push_back({w.fd(), POLLIN, 0});
+    for (std::size_t open = watches_.size(); open > 0;) {
+      if (::poll(f.data(), f.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (f[0].revents) return;
+      for (std::size_t i = 1; i < f.size(); ++i) {
+        if (f[i].fd < 0 || !(f[i].revents & POLLIN)) continue;
+        f[i].fd = -1;  // exited: poll no more
+        --open;
+        for (auto& l : locks_)
+          if (l->held_by_a_dead_thread()) {
+            freed_.store(true, std::memory_order_release);  // before the lock can be taken
+            l->release();
+          }
+      }
+    }
+  }
+
+  std::vector<std::unique_ptr<QueueLock>> locks_;
+  std::vector<PeerWatch> watches_;
+  UniqueFd stop_;
+  std::atomic<bool> freed_{false};
+  std::thread thread_;  // last: it uses everything above
+};
+
+// One queue as the fan-in uses it (queue_fan_in.h), beside its side's guard.
+class BoostPort final : public QueuePort {
+ public:
+  BoostPort(std::unique_ptr<Queue> q, std::shared_ptr<FanInGuard> guard)
+      : q_(std::move(q)), guard_(std::move(guard)), max_(q_->get_max_msg_size()) {}
+  std::size_t max_record() const override { return max_; }
+  bool try_send(std::span<const std::byte> rec, int ms) override {
+    return call([&] { return q_->timed_send(rec.data(), rec.size(), 0, in_ms(ms)); });
+  }
+  std::optional<std::size_t> try_recv(std::span<std::byte> buf, int ms) override {
+    std::size_t got = 0;
+    unsigned prio = 0;
+    if (!call([&] { return q_->timed_receive(buf.data(), max_, got, prio, in_ms(ms)); }))
+      return std::nullopt;
+    return got;
+  }
+
+ private:
+  template <class Op>
+  bool call(Op op) {
+    bool done = false;
+    try {
+      done = op();
+    } catch (const bip::interprocess_exception& e) {
+      throw ProtocolError(std::string("boost-mq: ") + e.what());
+    }
+    if (guard_->freed())
+      throw SysError("boost-mq: a process died holding a queue's lock, mid-copy", EOWNERDEAD);
+    return done;
+  }
+
+  std::unique_ptr<Queue> q_;
+  std::shared_ptr<FanInGuard> guard_;
+  std::size_t max_;
+};
+
+// The fan-in: ONE request queue <stamp>-bmq-<n>-req that every client sends to, one reply
+// queue <stamp>-bmq-<m>-rep per client (names from ipc_name, as for one link), 0600,
+// removed once every client said hello (and on every other path, with the listener).
+// Request records hold the client-index envelope (queue_fan_in.h) and up to the run's
+// largest message, reply records RecordChannel's, each at most kMaxRecord. Client i's
+// endpoint: {its reply queue, the request queue, i}.
+std::unique_ptr<FanInListener> listen_boost_fan_in(std::size_t max_message, std::size_t clients) {
+  using ipc_name::OwnedNames;
+  auto names = std::make_shared<std::vector<std::unique_ptr<OwnedNames>>>();
+  auto remove = [names] {
+    for (auto& n : *names) n->remove();
+  };
+  const std::size_t req_msg =
+      std::max<std::size_t>(256, std::min(kQueueEnvelopeBytes + max_message, kMaxRecord));
+  const std::size_t rep_msg = boost_mq_record_size(max_message);
+  std::vector<std::unique_ptr<Queue>> queues;
+  std::vector<std::unique_ptr<QueueLock>> locks;
+  std::vector<Endpoint> eps(clients);
+  try {
+    for (std::size_t k = 0; k <= clients; ++k) {
+      names->push_back(std::make_unique<OwnedNames>(
+          ipc_name::Kind::kBoostMq, std::initializer_list<const char*>{k == 0 ? "-req" : "-rep"}));
+      const std::string& name = (*names->back())[0];
+      const std::size_t msg = k == 0 ? req_msg : rep_msg;
+      queues.push_back(std::make_unique<Queue>(bip::create_only, name.c_str(), kDepth, msg,
+                                               bip::permissions(0600)));
+      locks.push_back(std::make_unique<QueueLock>(name, kDepth, msg));
+      if (k > 0) eps[k - 1].addresses = {name, (*names->front())[0], std::to_string(k - 1)};
+    }
+  } catch (const std::exception& e) {
+    remove();
+    throw ProtocolError("boost-mq: creating " + std::to_string(clients + 1) + " queues of " +
+                        std::to_string(kDepth) + " x " + std::to_string(req_msg) +
+                        " bytes: " + e.what());
+  }
+  auto guard = std::make_shared<FanInGuard>(std::move(locks));
+  QueueFanInPorts ports;
+  ports.requests = std::make_unique<BoostPort>(std::move(queues[0]), guard);
+  for (std::size_t k = 1; k <= clients; ++k)
+    ports.replies.push_back(std::make_unique<BoostPort>(std::move(queues[k]), guard));
+  return std::make_unique<QueueFanIn>("boost-mq", std::move(ports), std::move(eps), remove,
+                                      [guard](std::vector<pid_t> pids) { guard->watch(pids); });
+}
+
+// A client of the fan-in: endpoint {reply queue, request queue, client index}.
+std::unique_ptr<Channel> connect_boost_fan_in(const Endpoint& ep, const SetupWait& wait) {
+  EndpointReader r(ep, "boost-mq", {"reply queue", "request queue", "client index"});
+  std::uint32_t client = 0;
+  const std::string& c = r.text(2);
+  auto [end, ec] = std::from_chars(c.data(), c.data() + c.size(), client);
+  if (ec != std::errc() || end != c.data() + c.size())
+    throw ProtocolError("boost-mq: client index: '" + c + "' is not a number");
+  try {
+    auto rep = std::make_unique<Queue>(bip::open_only, r.text(0).c_str());
+    auto req = std::make_unique<Queue>(bip::open_only, r.text(1).c_str());
+    std::vector<std::unique_ptr<QueueLock>> locks;
+    locks.push_back(std::make_unique<QueueLock>(r.text(0), kDepth, rep->get_max_msg_size()));
+    locks.push_back(std::make_unique<QueueLock>(r.text(1), kDepth, req->get_max_msg_size()));
+    auto guard = std::make_shared<FanInGuard>(std::move(locks));
+    guard->watch({::getppid()});
+    return connect_queue_fan_in("boost-mq", std::make_unique<BoostPort>(std::move(req), guard),
+                                std::make_unique<BoostPort>(std::move(rep), guard), client,
+                                ::getppid(), wait);
+  } catch (const bip::interprocess_exception& e) {
+    throw ProtocolError("boost-mq " + r.text(0) + ": " + e.what());
+  }
+}
+
 class BoostMqTransport final : public TransportBase {
  public:
   BoostMqTransport()
@@ -273,13 +452,22 @@ class BoostMqTransport final : public TransportBase {
                  "messages split), preallocated in /dev/shm; a guard frees a lock the "
                  "peer died holding",
              .dev_shm_bytes =
-                 2 * static_cast<std::size_t>(Header::get_mem_size(kMaxRecord, kDepth)) +
-                 2 * 4096}) {}
+                 2 * static_cast<std::size_t>(Header::get_mem_size(kMaxRecord, kDepth)) + 2 * 4096,
+             .fan_in = "one shared request queue, one reply queue per client; the client "
+                       "index in an envelope in front of every request",
+             .server_models = {"shared-queue"}}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t max_message,
                                    const TransportSettings&) const override {
     return std::make_unique<BoostMqListener>(max_message);
   }
+  std::unique_ptr<FanInListener> listen_fan_in(RunDir&, std::size_t max_message,
+                                               const TransportSettings&,
+                                               std::size_t clients) const override {
+    return listen_boost_fan_in(max_message, clients);
+  }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
+    // Three addresses: a client of the fan-in; two: the single link.
+    if (ep.addresses.size() == 3) return connect_boost_fan_in(ep, wait);
     EndpointReader(ep, "boost-mq", {"down queue", "up queue"});
     try {
       Queues q = Queues::open(ep.addresses[0], ep.addresses[1], false, 0);

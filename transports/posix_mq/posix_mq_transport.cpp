@@ -3,13 +3,17 @@
 // opened both. Queue depth and message size honour the system limits
 // (/proc/sys/fs/mqueue/msg_max, msgsize_max) and RLIMIT_MSGQUEUE; a message larger than
 // one queue message is split into several, never truncated (RecordChannel).
+// Fan-in (the clients workload): the classic queue server, one shared request queue and
+// one reply queue per client (listen_mq_fan_in below, transports/queue_fan_in.h).
 #include <fcntl.h>
 #include <mqueue.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <fstream>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -20,6 +24,7 @@
 #include "base/liveness.h"
 #include "transports/endpoint_reader.h"
 #include "transports/framing.h"
+#include "transports/queue_fan_in.h"
 
 namespace ipcbench {
 namespace {
@@ -34,16 +39,17 @@ struct MqLimits {
   long depth, msgsize;
 };
 
-// Depth up to 10 and the largest message size the system allows, shrunk until two
+// Depth up to 10 and the largest message size the system allows, shrunk until `queues`
 // queues fit in RLIMIT_MSGQUEUE.
-MqLimits choose_limits() {
+MqLimits choose_limits(std::size_t queues = 2) {
   MqLimits l{std::min(10L, read_limit("/proc/sys/fs/mqueue/msg_max", 10)),
              read_limit("/proc/sys/fs/mqueue/msgsize_max", 8192)};
   rlimit rl{};
   if (::getrlimit(RLIMIT_MSGQUEUE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
     // The kernel charges each queue depth * (msgsize + a pointer's worth of overhead).
-    while (l.msgsize > 1024 &&
-           2 * static_cast<rlim_t>(l.depth) * (static_cast<rlim_t>(l.msgsize) + 64) > rl.rlim_cur)
+    while (l.msgsize > 1024 && static_cast<rlim_t>(queues) * static_cast<rlim_t>(l.depth) *
+                                       (static_cast<rlim_t>(l.msgsize) + 64) >
+                                   rl.rlim_cur)
       l.msgsize /= 2;
   }
   return l;
@@ -165,6 +171,96 @@ class MqListener final : public Listener {
   Endpoint ep_;
 };
 
+// One queue descriptor as the fan-in uses it (queue_fan_in.h); closed with the port.
+class MqPort final : public QueuePort {
+ public:
+  explicit MqPort(mqd_t q) : q_(q), max_(queue_msgsize(q)) {}
+  ~MqPort() override { ::mq_close(q_); }
+  MqPort(const MqPort&) = delete;
+  MqPort& operator=(const MqPort&) = delete;
+  std::size_t max_record() const override { return max_; }
+  bool try_send(std::span<const std::byte> rec, int ms) override {
+    timespec ts = deadline_in(ms);
+    if (::mq_timedsend(q_, reinterpret_cast<const char*>(rec.data()), rec.size(), 0, &ts) == 0)
+      return true;
+    if (errno == EINTR || errno == ETIMEDOUT) return false;
+    throw SysError("mq_send", errno);
+  }
+  std::optional<std::size_t> try_recv(std::span<std::byte> buf, int ms) override {
+    timespec ts = deadline_in(ms);
+    ssize_t n = ::mq_timedreceive(q_, reinterpret_cast<char*>(buf.data()), max_, nullptr, &ts);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR || errno == ETIMEDOUT) return std::nullopt;
+    throw SysError("mq_receive", errno);
+  }
+
+ private:
+  mqd_t q_;
+  std::size_t max_;
+};
+
+// The fan-in: ONE request queue /<stamp>-mq-<n>-req that every client sends to, and one
+// reply queue /<stamp>-mq-<m>-rep per client (names from ipc_name, as for one link),
+// all 0600, sized together (choose_limits for clients + 1 queues), unlinked once every
+// client said hello (and on every other path, with the listener). The client index
+// travels in an envelope in front of every request record (queue_fan_in.h). Client i's
+// endpoint: {its reply queue, the request queue, i}.
+std::unique_ptr<FanInListener> listen_mq_fan_in(std::size_t clients) {
+  using ipc_name::OwnedNames;
+  auto names = std::make_shared<std::vector<std::unique_ptr<OwnedNames>>>();
+  auto remove = [names] {
+    for (auto& n : *names) n->remove();
+  };
+  const MqLimits lim = choose_limits(clients + 1);
+  mq_attr attr{};
+  attr.mq_maxmsg = lim.depth;
+  attr.mq_msgsize = lim.msgsize;
+  QueueFanInPorts ports;
+  std::vector<Endpoint> eps(clients);
+  try {
+    for (std::size_t k = 0; k <= clients; ++k) {
+      names->push_back(std::make_unique<OwnedNames>(
+          ipc_name::Kind::kMqueue, std::initializer_list<const char*>{k == 0 ? "-req" : "-rep"}));
+      const std::string& name = (*names->back())[0];
+      mqd_t q = ::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr);
+      if (q == static_cast<mqd_t>(-1))
+        throw SysError("mq_open " + name + " (" + std::to_string(clients + 1) + " queues, depth " +
+                           std::to_string(lim.depth) + ", message " + std::to_string(lim.msgsize) +
+                           " bytes; see msg_max, msgsize_max, queues_max and RLIMIT_MSGQUEUE)",
+                       errno);
+      auto port = std::make_unique<MqPort>(q);
+      if (k == 0) {
+        ports.requests = std::move(port);
+      } else {
+        ports.replies.push_back(std::move(port));
+        eps[k - 1].addresses = {name, (*names->front())[0], std::to_string(k - 1)};
+      }
+    }
+  } catch (...) {
+    remove();
+    throw;
+  }
+  return std::make_unique<QueueFanIn>("posix-mq", std::move(ports), std::move(eps), remove,
+                                      nullptr);
+}
+
+// A client of the fan-in: endpoint {reply queue, request queue, client index}.
+std::unique_ptr<Channel> connect_mq_fan_in(const Endpoint& ep, const SetupWait& wait) {
+  EndpointReader r(ep, "posix-mq", {"reply queue", "request queue", "client index"});
+  std::uint32_t client = 0;
+  const std::string& c = r.text(2);
+  auto [end, ec] = std::from_chars(c.data(), c.data() + c.size(), client);
+  if (ec != std::errc() || end != c.data() + c.size())
+    throw ProtocolError("posix-mq: client index: '" + c + "' is not a number");
+  mqd_t rd = ::mq_open(r.text(0).c_str(), O_RDONLY | O_CLOEXEC);
+  if (rd == static_cast<mqd_t>(-1)) throw SysError("mq_open " + r.text(0), errno);
+  auto replies = std::make_unique<MqPort>(rd);
+  mqd_t wr = ::mq_open(r.text(1).c_str(), O_WRONLY | O_CLOEXEC);
+  if (wr == static_cast<mqd_t>(-1)) throw SysError("mq_open " + r.text(1), errno);
+  return connect_queue_fan_in("posix-mq", std::make_unique<MqPort>(wr), std::move(replies), client,
+                              ::getppid(), wait);
+}
+
 // The limits in force, and the queue shape chosen from them, for the record.
 std::string describe_limits() {
   MqLimits l = choose_limits();
@@ -191,11 +287,20 @@ class MqTransport final : public TransportBase {
                                    "reader until the queue is full",
                        .max_message = kMaxFrameBytes,
                        .summary = "POSIX message queues (mq_open), one per direction: " +
-                                  describe_limits() + "; larger messages split"}) {}
+                                  describe_limits() + "; larger messages split",
+                       .fan_in = "one shared request queue, one reply queue per client; the "
+                                 "client index in an envelope in front of every request",
+                       .server_models = {"shared-queue"}}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
     return std::make_unique<MqListener>();
   }
-  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
+  std::unique_ptr<FanInListener> listen_fan_in(RunDir&, std::size_t, const TransportSettings&,
+                                               std::size_t clients) const override {
+    return listen_mq_fan_in(clients);
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
+    // Three addresses: a client of the fan-in; two: the single link.
+    if (ep.addresses.size() == 3) return connect_mq_fan_in(ep, wait);
     EndpointReader(ep, "posix-mq", {"down queue", "up queue"});
     mqd_t rd = ::mq_open(ep.addresses[0].c_str(), O_RDONLY | O_CLOEXEC);
     if (rd == static_cast<mqd_t>(-1)) throw SysError("mq_open " + ep.addresses[0], errno);

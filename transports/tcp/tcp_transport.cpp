@@ -6,6 +6,9 @@
 // the peer sends it first on the connection, and the listener takes the connection that
 // presents it: strangers' connections, silent or not, are read alongside and closed once
 // they fail to. (Processes of the peer's own user, or root, could still learn it.)
+// Fan-in (the clients workload): one listening port, one connection per client; each
+// client inherits a token of its own, and the connection that presents client i's token
+// is client i's link (SocketFanIn, socket_util.h).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -27,23 +30,38 @@ void set_nodelay(int fd) {
   check_sys(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), "TCP_NODELAY");
 }
 
+struct TcpListening {
+  UniqueFd fd;
+  std::string host, port;
+};
+
+// A listening socket on settings.bind_address, ephemeral port.
+TcpListening listen_tcp(const TransportSettings& settings, const std::string& transport,
+                        int backlog) {
+  // Non-blocking: a connection reset between poll and accept must not block accept.
+  TcpListening l;
+  l.fd.reset(static_cast<int>(check_sys(
+      ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket AF_INET")));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  l.host = checked_bind_address(settings, transport);
+  a.sin_addr = *parse_ipv4(l.host);
+  a.sin_port = 0;
+  check_sys(::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind " + l.host + ":0");
+  check_sys(::listen(l.fd.get(), backlog), "listen tcp");
+  socklen_t len = sizeof a;
+  check_sys(::getsockname(l.fd.get(), reinterpret_cast<sockaddr*>(&a), &len), "getsockname");
+  l.port = std::to_string(ntohs(a.sin_port));
+  return l;
+}
+
 class TcpListener final : public Listener {
  public:
   TcpListener(const TransportSettings& settings, const std::string& transport, WrapStream wrap)
       : wrap_(std::move(wrap)) {
-    // Non-blocking: a connection reset between poll and accept must not block accept.
-    fd_.reset(static_cast<int>(check_sys(
-        ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket AF_INET")));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    const std::string& host = checked_bind_address(settings, transport);
-    a.sin_addr = *parse_ipv4(host);
-    a.sin_port = 0;
-    check_sys(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "bind " + host + ":0");
-    check_sys(::listen(fd_.get(), kMaxCallers), "listen tcp");
-    socklen_t len = sizeof a;
-    check_sys(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len), "getsockname");
-    ep_.addresses = {host, std::to_string(ntohs(a.sin_port)), std::to_string(token_.pipe.get())};
+    auto l = listen_tcp(settings, transport, kMaxCallers);
+    fd_ = std::move(l.fd);
+    ep_.addresses = {l.host, l.port, std::to_string(token_.pipe.get())};
     ep_.inherit_fds = {token_.pipe.get()};
   }
   const Endpoint& endpoint() const override { return ep_; }
@@ -76,13 +94,27 @@ class TcpTransport final : public TransportBase {
              .summary = "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing; "
                         "the peer presents a token (handed over in an inherited pipe) first, "
                         "other connections are closed",
-             .encoding = "framing"}) {}
+             .encoding = "framing",
+             .fan_in = "one connection per client on one listening port",
+             .server_models = {"event-loop", "thread-per-client"}}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t,
                                    const TransportSettings& settings) const override {
     return listen_tcp_link(settings, name(), framed_stream);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     return connect_tcp_link(ep, name(), framed_stream);
+  }
+  // Fan-in: one listening port, one connection per client, each client with a token of
+  // its own (SocketFanIn). A client connects as a single-link peer does.
+  std::unique_ptr<FanInListener> listen_fan_in(RunDir&, std::size_t,
+                                               const TransportSettings& settings,
+                                               std::size_t clients) const override {
+    auto [fd, host, port] = listen_tcp(settings, name(), kMaxCallers + static_cast<int>(clients));
+    return std::make_unique<SocketFanIn>(std::move(fd), std::vector<std::string>{host, port},
+                                         clients, false, "accept (tcp)", [](UniqueFd c) {
+                                           set_nodelay(c.get());
+                                           return framed_stream({std::move(c), {}});
+                                         });
   }
 };
 

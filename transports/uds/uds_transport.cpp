@@ -5,6 +5,9 @@
 // run's token (PeerToken: the peer inherits it in a pipe) first, as tcp does: a process
 // of our own uid that is not the peer cannot take its place unless it reads the token
 // from the peer (which processes of the same user, or root, could do).
+// Fan-in (the clients workload): one socket file, one connection per client; each client
+// inherits a token of its own, and the connection that presents client i's token is
+// client i's link (SocketFanIn, socket_util.h).
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -76,6 +79,19 @@ class UdsTransport final : public TransportBase {
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& /*wait*/) const override {
     return connect_unix(ep, name(), type_, framing_for(type_));
   }
+  // Fan-in: one socket file, one connection per client, each client with a token of its
+  // own (SocketFanIn); same uid only, as for one link. A client connects as a single-link
+  // peer does: its endpoint has the same two fields.
+  std::unique_ptr<FanInListener> listen_fan_in(RunDir& dir, std::size_t, const TransportSettings&,
+                                               std::size_t clients) const override {
+    std::string path = dir.make_path(name());
+    UniqueFd fd = listen_unix_private(path, type_, kMaxCallers + static_cast<int>(clients));
+    WrapStream wrap = framing_for(type_);
+    return std::make_unique<SocketFanIn>(std::move(fd), std::vector<std::string>{path}, clients,
+                                         true, "accept (unix socket)", [wrap](UniqueFd c) {
+                                           return wrap({std::move(c), {}});
+                                         });
+  }
 
  private:
   int type_;
@@ -106,7 +122,9 @@ std::unique_ptr<Transport> make_uds_transport() {
                     .summary =
                         "Unix domain socket, SOCK_STREAM, socket file 0600 in the run directory, "
                         "own uid only; the peer presents a token first; length-prefix framing",
-                    .encoding = "framing"});
+                    .encoding = "framing",
+                    .fan_in = "one connection per client on one listening socket file",
+                    .server_models = {"event-loop", "thread-per-client"}});
 }
 
 std::unique_ptr<Transport> make_uds_seqpacket_transport() {
@@ -122,7 +140,9 @@ std::unique_ptr<Transport> make_uds_seqpacket_transport() {
                     .summary =
                         "Unix domain socket, SOCK_SEQPACKET: the kernel keeps record boundaries; "
                         "messages over 64 KiB travel as several records; socket file 0600, own uid "
-                        "only; the peer presents a token first"});
+                        "only; the peer presents a token first",
+                    .fan_in = "one connection per client on one listening socket file",
+                    .server_models = {"event-loop", "thread-per-client"}});
 }
 
 }  // namespace ipcbench
