@@ -1,6 +1,7 @@
 // gRPC with protobuf (service in ipcbench.proto), insecure credentials, over TCP on
 // 127.0.0.1 or over a Unix socket in the run directory. The peer process is the gRPC
-// server; the benchmark process is the client.
+// server; the benchmark process is the client. (In the fan-in form, the clients
+// workload's, it is the other way round: see GrpcFanIn below.)
 //
 // Two ways to carry the suite's messages, each its own transport:
 //  - grpc-tcp, grpc-uds: request/response. A message the client sends and then waits on
