@@ -25,6 +25,10 @@
 #ifdef IPCBENCH_HAVE_ZMQ
 #include <zmq.hpp>
 #endif
+#ifdef IPCBENCH_HAVE_AMQP
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#endif
 
 namespace ipcbench {
 namespace {
@@ -38,6 +42,31 @@ const char* const kShared[] = {"zmq-ipc",         "zmq-tcp",         "grpc-uds",
                                "grpc-stream-uds", "grpc-stream-tcp", "amqp",     "amqp-durable"};
 
 bool is_amqp(const std::string& name) { return name.rfind("amqp", 0) == 0; }
+
+// Whether the broker of `url` has a queue of that name (a passive declare).
+bool queue_exists([[maybe_unused]] const std::string& url, [[maybe_unused]] const std::string& q) {
+#ifdef IPCBENCH_HAVE_AMQP
+  std::string u = url;
+  amqp_connection_info ci{};
+  if (amqp_parse_url(u.data(), &ci) != AMQP_STATUS_OK) throw std::runtime_error("bad url");
+  amqp_connection_state_t c = amqp_new_connection();
+  amqp_socket_t* sock = amqp_tcp_socket_new(c);
+  if (amqp_socket_open(sock, ci.host, ci.port) != AMQP_STATUS_OK) {
+    amqp_destroy_connection(c);
+    throw std::runtime_error("broker unreachable");
+  }
+  amqp_login(c, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
+  amqp_channel_open(c, 1);
+  amqp_queue_declare(c, 1, amqp_cstring_bytes(q.c_str()), 1, 0, 0, 0, amqp_empty_table);
+  const bool exists = amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL;
+  if (exists) amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
+  amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+  amqp_destroy_connection(c);
+  return exists;
+#else
+  return false;
+#endif
+}
 
 SetupWait soon() {
   return {Clock::now() + std::chrono::seconds(20), [] { return true; }};
@@ -158,15 +187,24 @@ TEST_P(SharedQueue, ThreeClientsEachGetTheirOwnReplies) {
   for (auto until = Clock::now() + std::chrono::seconds(10);
        served.load() < kClients * kRounds * 2 && server_error.empty() && Clock::now() < until;)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  server->abort();  // if the server failed early, it may still wait
+  // Only a server that failed early may still wait (an aborted AMQP server cannot delete
+  // its queues: the broker drops them when they expire).
+  if (served.load() < kClients * kRounds * 2) server->abort();
   serving.join();
   EXPECT_EQ(server_error, "");
   for (std::size_t i = 0; i < kClients; ++i) EXPECT_EQ(errors[i], "") << "client " << i;
   EXPECT_EQ(served.load(), kClients * kRounds * 2);
 
+  std::vector<std::string> queues;  // AMQP: the request queue and every reply queue
+  if (is_amqp(GetParam()))
+    for (std::size_t i = 0; i < kClients; ++i)
+      for (std::size_t f : {1, 2})
+        queues.push_back(listener->endpoint(i).addresses.at(f).substr(6));
   clients.clear();
   server.reset();
   listener.reset();
+  for (const std::string& q : queues)
+    EXPECT_FALSE(queue_exists(testing_support::settings().broker_url, q)) << q << " left behind";
   std::string left;
   for (const auto& e : fs::directory_iterator(dir_path))
     if (e.path().filename() != ".ipcbench-run") left += e.path().filename().string() + " ";
@@ -373,7 +411,9 @@ TEST(SharedQueueWorkload, ThreeClientProcessesOverEachForm) {
        "--benchmark_out=" + out.string(), "--benchmark_out_format=json"},
       s);
   ASSERT_GT(pid, 0);
-  ASSERT_EQ(testing_support::wait_exit(pid), 0) << testing_support::slurp(s.dir / "stderr");
+  const int status = testing_support::wait_exit(pid);
+  EXPECT_EQ(status, 0) << testing_support::slurp(s.dir / "stderr");
+  ASSERT_TRUE(fs::exists(out)) << testing_support::slurp(s.dir / "stderr");
   auto j = nlohmann::json::parse(testing_support::slurp(out));
   std::size_t cells = 0;
   for (const auto& b : j.at("benchmarks")) {
