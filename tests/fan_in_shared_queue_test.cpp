@@ -407,7 +407,7 @@ TEST(SharedQueueWorkload, ThreeClientProcessesOverEachForm) {
   fs::path out = s.dir / "out.json";
   pid_t pid = testing_support::spawn_captured(
       {IPCBENCH_BINARY, "--workloads=clients", "--transports=" + names, "--clients=3",
-       "--sizes=64,65536", "--verify", "--benchmark_min_time=0.05",
+       "--sizes=64,65536", "--verify", "--benchmark_min_time=0.2",
        "--benchmark_out=" + out.string(), "--benchmark_out_format=json"},
       s);
   ASSERT_GT(pid, 0);
