@@ -25,11 +25,14 @@
 #include <cstring>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
 #include "base/ipc_name.h"
 #include "transports/endpoint_reader.h"
+#include "transports/many.h"
+#include "transports/socket_util.h"
 #include "transports/transport.h"
 
 namespace ipcbench {
@@ -43,6 +46,14 @@ constexpr int kQueueExpiresMs = 60000;
 constexpr std::chrono::milliseconds kListenBrokerWait{5000};
 constexpr int kFrameMax = 131072;
 constexpr const char* kQueuePrefix = "queue=";
+// Fan-in: the request headers that name the client and carry its token.
+constexpr const char* kClientHeader = "ipcbench-client";
+constexpr const char* kTokenHeader = "ipcbench-token";
+
+// A short string property (reply_to, correlation_id), "" when absent.
+std::string text_of(const amqp_bytes_t& b, bool present) {
+  return present ? std::string(static_cast<const char*>(b.bytes), b.len) : std::string();
+}
 
 // The broker's URL without user and password, for messages.
 struct BrokerAddress {
@@ -219,6 +230,13 @@ class AmqpChannel final : public Channel {
                        durable_ ? 0 : 1, 0, amqp_empty_table);
     sub_.check(amqp_get_rpc_reply(sub_.get()), "basic.consume");
   }
+  // Fan-in client: every request names its reply queue (reply_to), a correlation id, and
+  // carries the client's number and token in its headers; a reply must bear the id of
+  // the request it answers.
+  void rpc_client(std::string client, std::string token) {
+    client_ = std::move(client);
+    token_ = std::move(token);
+  }
   ~AmqpChannel() override {
     if (!owner_) return;
     try {
@@ -258,6 +276,21 @@ class AmqpChannel final : public Channel {
       props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
       props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     }
+    amqp_table_entry_t headers[2];
+    const std::string corr = std::to_string(++correlation_);
+    if (!token_.empty()) {
+      headers[0].key = amqp_cstring_bytes(kClientHeader);
+      headers[0].value.kind = AMQP_FIELD_KIND_UTF8;
+      headers[0].value.value.bytes = amqp_cstring_bytes(client_.c_str());
+      headers[1].key = amqp_cstring_bytes(kTokenHeader);
+      headers[1].value.kind = AMQP_FIELD_KIND_UTF8;
+      headers[1].value.value.bytes = amqp_cstring_bytes(token_.c_str());
+      props._flags |=
+          AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_HEADERS_FLAG;
+      props.reply_to = amqp_cstring_bytes(in_.c_str());
+      props.correlation_id = amqp_cstring_bytes(corr.c_str());
+      props.headers = {2, headers};
+    }
     amqp_bytes_t body{msg.size(), const_cast<std::byte*>(msg.data())};
     int rc = amqp_basic_publish(pub_.get(), 1, amqp_empty_bytes, amqp_cstring_bytes(out_.c_str()),
                                 0, 0, &props, body);
@@ -277,10 +310,17 @@ class AmqpChannel final : public Channel {
         bool fits = n <= buf.size();
         if (fits) std::memcpy(buf.data(), env.message.body.bytes, n);
         std::uint64_t tag = env.delivery_tag;
+        const bool answers = token_.empty() || text_of(env.message.properties.correlation_id,
+                                                       env.message.properties._flags &
+                                                           AMQP_BASIC_CORRELATION_ID_FLAG) ==
+                                                   std::to_string(correlation_);
         amqp_destroy_envelope(&env);
         if (!fits)
           throw ProtocolError("amqp: message of " + std::to_string(n) + " bytes does not fit in " +
                               std::to_string(buf.size()));
+        if (!answers)
+          throw ProtocolError("amqp: a reply that does not answer this client's request " +
+                              std::to_string(correlation_));
         if (durable_ && amqp_basic_ack(sub_.get(), 1, tag, 0) != AMQP_STATUS_OK)
           sub_.fail_sys("basic.ack failed", EPIPE);
         return n;
@@ -328,6 +368,8 @@ class AmqpChannel final : public Channel {
   bool owner_;
   std::chrono::steady_clock::time_point probed_at_{};
   std::size_t unprobed_bytes_ = 0;
+  std::string client_, token_;     // fan-in client only
+  std::uint64_t correlation_ = 0;  // the last request's id
 };
 
 std::string queue_base() { return ipc_name::next(ipc_name::Kind::kAmqp); }
@@ -357,6 +399,205 @@ class AmqpListener final : public Listener {
   Endpoint ep_;
 };
 
+// ----------------------------------------------------------------------------------
+// Fan-in (the clients workload): RabbitMQ's RPC pattern. One request queue, consumed by
+// the server; one reply queue per client, which that client consumes. A request carries
+// reply_to (its client's reply queue), a correlation id, and headers naming the client
+// and bearing its token; the server publishes the reply to reply_to with the same
+// correlation id, and the client checks the id. The server takes every client's
+// requests from its one queue on one thread: the server model is "shared-queue".
+//
+// Who is who: the broker's login lets anyone with the broker's password publish to the
+// request queue, so client i gets a token of its own (in a pipe, with the broker URL in
+// another). The server takes a request only when its client number is one of the run's,
+// its token is that client's and its reply_to is that client's reply queue; anything
+// else is refused with ProtocolError. The queues (per run names, x-expires) are deleted
+// when the server goes.
+
+class AmqpFanInServer final : public FanInServer {
+ public:
+  AmqpFanInServer(const BrokerAddress& b, bool durable, std::string requests,
+                  std::vector<std::string> replies, std::vector<std::string> tokens)
+      : durable_(durable),
+        pub_(b, durable, kListenBrokerWait),
+        sub_(b, false, kListenBrokerWait),
+        requests_(std::move(requests)),
+        replies_(std::move(replies)),
+        tokens_(std::move(tokens)),
+        correlation_(replies_.size()) {
+    pub_.declare(requests_, durable_);
+    for (const std::string& q : replies_) pub_.declare(q, durable_);
+    amqp_basic_consume(sub_.get(), 1, amqp_cstring_bytes(requests_.c_str()), amqp_empty_bytes, 0,
+                       durable_ ? 0 : 1, 0, amqp_empty_table);
+    sub_.check(amqp_get_rpc_reply(sub_.get()), "basic.consume");
+  }
+  ~AmqpFanInServer() override {
+    try {
+      pub_.remove(requests_);
+      for (const std::string& q : replies_) pub_.remove(q);
+    } catch (const std::exception&) {
+    }
+  }
+
+  // Waits until every client consumes its reply queue.
+  void await_clients(const SetupWait& wait) {
+    for (const std::string& q : replies_)
+      while (pub_.consumers(q) == 0) {
+        if (!wait.peer_alive()) throw ProtocolError("amqp: a client exited before consuming");
+        if (std::chrono::steady_clock::now() > wait.deadline)
+          throw ProtocolError("amqp: timed out waiting for a client to consume " + q);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+  }
+
+  std::vector<Channel*> links() override { return {}; }
+  std::string model() const override { return "shared-queue"; }
+
+  std::pair<std::size_t, std::size_t> recv_any(std::span<std::byte> buf) override {
+    for (;;) {
+      amqp_maybe_release_buffers(sub_.get());
+      amqp_envelope_t env;
+      timeval tv{0, kSliceMs * 1000};
+      amqp_rpc_reply_t r = amqp_consume_message(sub_.get(), &env, &tv, 0);
+      if (aborted_.load()) {
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) amqp_destroy_envelope(&env);
+        return {0, 0};
+      }
+      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        continue;
+      if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        sub_.lost();
+        throw ProtocolError("amqp: consuming " + requests_ + " at " + sub_.where() + ": " +
+                            describe(r));
+      }
+      const amqp_basic_properties_t& p = env.message.properties;
+      std::string client, token;
+      if (p._flags & AMQP_BASIC_HEADERS_FLAG)
+        for (int i = 0; i < p.headers.num_entries; ++i) {
+          const amqp_table_entry_t& e = p.headers.entries[i];
+          if (e.value.kind != AMQP_FIELD_KIND_UTF8 && e.value.kind != AMQP_FIELD_KIND_BYTES)
+            continue;
+          std::string key(static_cast<const char*>(e.key.bytes), e.key.len);
+          if (key == kClientHeader) client = text_of(e.value.value.bytes, true);
+          if (key == kTokenHeader) token = text_of(e.value.value.bytes, true);
+        }
+      const std::string reply_to = text_of(p.reply_to, p._flags & AMQP_BASIC_REPLY_TO_FLAG);
+      const std::string corr = text_of(p.correlation_id, p._flags & AMQP_BASIC_CORRELATION_ID_FLAG);
+      const std::size_t n = env.message.body.len;
+      const bool fits = n <= buf.size();
+      if (fits) std::memcpy(buf.data(), env.message.body.bytes, n);
+      const std::uint64_t tag = env.delivery_tag;
+      amqp_destroy_envelope(&env);
+      if (durable_ && amqp_basic_ack(sub_.get(), 1, tag, 0) != AMQP_STATUS_OK)
+        sub_.fail_sys("basic.ack failed", EPIPE);
+      const std::size_t k = client_of(client);
+      if (k == replies_.size() || token != tokens_[k] || reply_to != replies_[k])
+        throw ProtocolError("amqp: a request that names client '" + client.substr(0, 8) +
+                            "' without its token or its reply queue: refused");
+      if (!fits)
+        throw ProtocolError("amqp: message of " + std::to_string(n) + " bytes does not fit in " +
+                            std::to_string(buf.size()));
+      if (n == 0) throw ProtocolError("amqp: an empty request from client " + client);
+      correlation_[k] = corr;
+      return {k, n};
+    }
+  }
+
+  void reply(std::size_t k, std::span<const std::byte> msg) override {
+    if (k >= replies_.size()) throw ProtocolError("amqp: no client " + std::to_string(k));
+    amqp_basic_properties_t props{};
+    props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
+    props.correlation_id = amqp_cstring_bytes(correlation_[k].c_str());
+    if (durable_) {
+      props._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+      props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    }
+    amqp_bytes_t body{msg.size(), const_cast<std::byte*>(msg.data())};
+    int rc = amqp_basic_publish(pub_.get(), 1, amqp_empty_bytes,
+                                amqp_cstring_bytes(replies_[k].c_str()), 0, 0, &props, body);
+    if (rc != AMQP_STATUS_OK)
+      pub_.fail_sys(std::string("basic.publish: ") + amqp_error_string2(rc), EPIPE);
+    if (durable_) await_confirm();
+  }
+
+  void abort() noexcept override {
+    aborted_.store(true);
+    pub_.abort();
+    sub_.abort();
+  }
+
+ private:
+  std::size_t client_of(const std::string& text) const {
+    if (text.empty() || text.size() > 3 ||
+        text.find_first_not_of("0123456789") != std::string::npos ||
+        (text.size() > 1 && text[0] == '0'))
+      return replies_.size();
+    return std::min<std::size_t>(std::stoul(text), replies_.size());
+  }
+  void await_confirm() {
+    for (;;) {
+      amqp_frame_t f;
+      int rc = amqp_simple_wait_frame(pub_.get(), &f);
+      if (rc != AMQP_STATUS_OK)
+        pub_.fail_sys(std::string("waiting for the publish confirm: ") + amqp_error_string2(rc),
+                      EPIPE);
+      if (f.frame_type != AMQP_FRAME_METHOD) continue;
+      if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) return;
+      if (f.payload.method.id == AMQP_BASIC_NACK_METHOD)
+        throw ProtocolError("amqp: the broker refused a reply (nack)");
+      if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
+          f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD)
+        pub_.fail_sys("the broker closed the link while confirming", EPIPE);
+    }
+  }
+
+  bool durable_;
+  Connection pub_, sub_;
+  std::string requests_;
+  std::vector<std::string> replies_, tokens_, correlation_;
+  std::atomic<bool> aborted_{false};
+};
+
+class AmqpFanInListener final : public FanInListener {
+ public:
+  // Endpoint of client i: {"fan-in", request queue, its reply queue, broker URL pipe,
+  // token pipe, i}.
+  AmqpFanInListener(bool durable, const std::string& broker_url, std::size_t clients) {
+    const std::string base = queue_base();
+    std::vector<std::string> replies, texts;
+    for (std::size_t i = 0; i < clients; ++i) {
+      replies.push_back(base + "-rep-" + std::to_string(i));
+      tokens_.push_back(PeerToken::make());
+      texts.push_back(tokens_.back().text);
+      url_pipes_.push_back(pipe_holding(broker_url, "amqp broker URL"));
+    }
+    server_ = std::make_unique<AmqpFanInServer>(parse_broker(broker_url), durable, base + "-req",
+                                                replies, std::move(texts));
+    for (std::size_t i = 0; i < clients; ++i)
+      eps_.push_back({{"fan-in", kQueuePrefix + base + "-req", kQueuePrefix + replies[i],
+                       std::to_string(url_pipes_[i].get()), std::to_string(tokens_[i].pipe.get()),
+                       std::to_string(i)},
+                      {url_pipes_[i].get(), tokens_[i].pipe.get()}});
+  }
+  std::size_t clients() const override { return eps_.size(); }
+  const Endpoint& endpoint(std::size_t i) const override { return eps_.at(i); }
+  std::unique_ptr<FanInServer> accept(const SetupWait& wait) override {
+    if (!server_) throw ProtocolError("amqp: accept called twice");
+    for (std::size_t i = 0; i < eps_.size(); ++i) {
+      url_pipes_[i].reset();  // the client inherited it
+      tokens_[i].handed_over(eps_[i]);
+    }
+    server_->await_clients(wait);
+    return std::move(server_);
+  }
+
+ private:
+  std::vector<PeerToken> tokens_;
+  std::vector<UniqueFd> url_pipes_;
+  std::unique_ptr<AmqpFanInServer> server_;
+  std::vector<Endpoint> eps_;
+};
+
 class AmqpTransport final : public TransportBase {
  public:
   AmqpTransport(bool durable, TransportInfo info)
@@ -365,19 +606,38 @@ class AmqpTransport final : public TransportBase {
                                    const TransportSettings& settings) const override {
     return std::make_unique<AmqpListener>(durable_, settings.broker_url);
   }
+  std::unique_ptr<FanInListener> listen_fan_in(RunDir&, std::size_t,
+                                               const TransportSettings& settings,
+                                               std::size_t clients) const override {
+    return std::make_unique<AmqpFanInListener>(durable_, settings.broker_url, clients);
+  }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
+    const bool fan_in = !ep.addresses.empty() && ep.addresses[0] == "fan-in";
+    const std::size_t first = fan_in ? 1 : 0;
     auto queue = [&](std::size_t i) {
       const std::string& a = ep.addresses.at(i);
       if (a.rfind(kQueuePrefix, 0) != 0) throw ProtocolError("amqp: bad address '" + a + "'");
       return a.substr(std::strlen(kQueuePrefix));
     };
-    EndpointReader r(ep, name(), {"request queue", "reply queue", "broker URL pipe"});
-    const std::string url = r.pipe_text(2);
-    // The peer publishes replies to the second queue and consumes the first.
+    EndpointReader r =
+        fan_in ? EndpointReader(ep, name(),
+                                {"fan-in", "request queue", "reply queue", "broker URL pipe",
+                                 "token pipe", "client"})
+               : EndpointReader(ep, name(), {"request queue", "reply queue", "broker URL pipe"});
+    const std::string url = r.pipe_text(first + 2);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         wait.deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       throw ProtocolError("amqp: the set-up deadline passed before connecting");
+    if (fan_in) {
+      // A fan-in client publishes requests to the shared queue and consumes its own.
+      std::string token = r.token(4);
+      auto ch = std::make_unique<AmqpChannel>(parse_broker(url), durable_, queue(1), queue(2),
+                                              false, left);
+      ch->rpc_client(r.text(5), std::move(token));
+      return ch;
+    }
+    // The peer publishes replies to the second queue and consumes the first.
     return std::make_unique<AmqpChannel>(parse_broker(url), durable_, queue(1), queue(0), false,
                                          left);
   }
@@ -402,7 +662,12 @@ TransportInfo amqp_info(const char* name, bool durable) {
                      (durable ? "durable queues, persistent messages, every publish confirmed "
                                 "by the broker before it counts, every delivery acknowledged"
                               : "transient queues, no publisher confirms, no consumer acks"),
-          .needs = "AMQP broker (IPCBENCH_AMQP_URL or ./scripts/broker.sh start)"};
+          .needs = "AMQP broker (IPCBENCH_AMQP_URL or ./scripts/broker.sh start)",
+          .fan_in =
+              "RabbitMQ RPC: one request queue the server consumes, one reply queue per "
+              "client (reply_to, correlation_id); each request names its client and "
+              "carries that client's token",
+          .server_models = {"shared-queue"}};
 }
 
 }  // namespace

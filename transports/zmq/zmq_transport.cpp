@@ -36,6 +36,7 @@
 #include "base/error.h"
 #include "base/run_dir.h"
 #include "transports/endpoint_reader.h"
+#include "transports/many.h"
 #include "transports/socket_util.h"
 #include "transports/transport.h"
 
@@ -63,16 +64,23 @@ int hwm_for(std::size_t max_message) {
 constexpr const char* kZapDomain = "ipcbench";
 constexpr const char* kPeerUser = "ipcbench-peer";
 
+// One login the binding side admits (once), or the connecting side logs in with.
+struct Login {
+  std::string user, password;
+};
+
 // Judges the logins of a socket with ZMTP PLAIN on (ZeroMQ's ZAP, RFC 27): only the
-// peer's user with `token` as password gets in. (Turning PLAIN on is itself what makes
-// ZeroMQ refuse a stranger that speaks first and not ZMTP 3, say HTTP, which it would
-// otherwise take for an old-protocol peer and give the PAIR socket's one slot, or one
-// that offers another mechanism.) Runs on a thread of its own, in the socket's context,
-// until destroyed; with no handler, ZeroMQ refuses every login outright.
+// users of `logins`, each with its own password and once, get in (one user, the peer,
+// for a link; one per client for the fan-in ROUTER). The reply names the user as the
+// connection's User-Id, which ZeroMQ attaches to every message that comes over it. (Turning PLAIN
+// on is itself what makes ZeroMQ refuse a stranger that speaks first and not ZMTP 3, say HTTP,
+// which it would otherwise take for an old-protocol peer and give the PAIR socket's one slot, or
+// one that offers another mechanism.) Runs on a thread of its own, in the socket's context, until
+// destroyed; with no handler, ZeroMQ refuses every login outright.
 class ZapHandler {
  public:
-  ZapHandler(zmq::context_t& ctx, std::string token)
-      : sock_(ctx, zmq::socket_type::rep), token_(std::move(token)) {
+  ZapHandler(zmq::context_t& ctx, std::vector<Login> logins)
+      : sock_(ctx, zmq::socket_type::rep), logins_(std::move(logins)), admitted_(logins_.size()) {
     sock_.set(zmq::sockopt::linger, 0);
     sock_.bind("inproc://zeromq.zap.01");  // before any handshake needs it
     thread_ = std::thread([this] { serve(); });
@@ -100,15 +108,20 @@ class ZapHandler {
           if (!sock_.recv(req.back(), zmq::recv_flags::dontwait))
             throw std::runtime_error("a ZAP request ended early");
         } while (req.back().more());
-        const bool ok = req.size() == 8 && req[0].to_string_view() == "1.0" &&
-                        req[2].to_string_view() == kZapDomain &&
-                        req[5].to_string_view() == "PLAIN" &&
-                        req[6].to_string_view() == kPeerUser && req[7].to_string_view() == token_;
+        std::size_t who = logins_.size();
+        if (req.size() == 8 && req[0].to_string_view() == "1.0" &&
+            req[2].to_string_view() == kZapDomain && req[5].to_string_view() == "PLAIN")
+          for (std::size_t i = 0; i < logins_.size(); ++i)
+            if (!admitted_[i] && req[6].to_string_view() == logins_[i].user &&
+                req[7].to_string_view() == logins_[i].password)
+              who = i;
+        const bool ok = who < logins_.size();
+        if (ok) admitted_[who] = true;
         const std::string_view reply[] = {"1.0",
                                           req.size() > 1 ? req[1].to_string_view() : "",
                                           ok ? "200" : "400",
                                           ok ? "OK" : "not the peer",
-                                          "",
+                                          ok ? std::string_view(logins_[who].user) : "",
                                           ""};
         for (std::size_t i = 0; i < std::size(reply); ++i)
           sock_.send(zmq::buffer(reply[i]),
@@ -133,28 +146,32 @@ class ZapHandler {
   }
 
   zmq::socket_t sock_;
-  std::string token_;
+  std::vector<Login> logins_;
+  std::vector<bool> admitted_;  // by the handler's thread only
   std::atomic<bool> stop_{false};
   std::string failure_;  // written before failed_ is set
   std::atomic<bool> failed_{false};
   std::thread thread_;
 };
 
-// A context, the PAIR socket and the monitor of its connection events. With a token, the
-// socket logs in with it (connecting) or admits only who does (binding).
+// A context, its socket (PAIR for a link; ROUTER and DEALER for fan-in) and the monitor
+// of its connection events. With logins, the socket logs in as the one it is given
+// (connecting) or admits only those (binding). routing_id: a DEALER's name to the ROUTER.
 class ZmqLink {
  public:
-  ZmqLink(int hwm, bool binding, const std::string& token = "")
-      : ctx_(1), sock_(ctx_, zmq::socket_type::pair) {
+  ZmqLink(int hwm, bool binding, std::vector<Login> logins = {},
+          zmq::socket_type type = zmq::socket_type::pair, const std::string& routing_id = "")
+      : ctx_(1), sock_(ctx_, type) {
     try {
-      if (!token.empty() && binding) {
-        zap_ = std::make_unique<ZapHandler>(ctx_, token);
+      if (!logins.empty() && binding) {
+        zap_ = std::make_unique<ZapHandler>(ctx_, std::move(logins));
         sock_.set(zmq::sockopt::zap_domain, kZapDomain);
         sock_.set(zmq::sockopt::plain_server, 1);
-      } else if (!token.empty()) {
-        sock_.set(zmq::sockopt::plain_username, kPeerUser);
-        sock_.set(zmq::sockopt::plain_password, token);
+      } else if (!logins.empty()) {
+        sock_.set(zmq::sockopt::plain_username, logins.at(0).user);
+        sock_.set(zmq::sockopt::plain_password, logins.at(0).password);
       }
+      if (!routing_id.empty()) sock_.set(zmq::sockopt::routing_id, routing_id);
       sock_.set(zmq::sockopt::sndhwm, hwm);
       sock_.set(zmq::sockopt::rcvhwm, hwm);
       sock_.set(zmq::sockopt::linger, kLingerMs);
@@ -176,7 +193,10 @@ class ZmqLink {
     zmq_socket_monitor(sock_.handle(), nullptr, 0);
     mon_.close();
     sock_.close();
+    if (!bound_path_.empty()) ::unlink(bound_path_.c_str());
   }
+  // The ipc:// socket file this socket bound, removed when it closes (libzmq leaves it).
+  void remove_on_close(std::string path) { bound_path_ = std::move(path); }
 
   zmq::socket_t& sock() { return sock_; }
 
@@ -196,11 +216,13 @@ class ZmqLink {
         opened_ = true;
       }
       if (id == ZMQ_EVENT_DISCONNECTED && open_ > 0) --open_;
-      if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) connected_ = true;
+      if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) connected_ = true, ++handshakes_;
       wait_ms = 0;
     }
   }
   bool connected() const { return connected_; }
+  // Handshakes (logins, with a ZAP handler) that have succeeded so far.
+  int handshakes() const { return handshakes_; }
   // Why the login check stopped, if it did; ends it once the peer is in (ZeroMQ then
   // refuses any later login outright, and no thread wakes during the measurements).
   std::string login_check_failure() const { return zap_ ? zap_->failure() : std::string(); }
@@ -214,8 +236,10 @@ class ZmqLink {
   zmq::socket_t sock_;
   zmq::socket_t mon_;
   std::unique_ptr<ZapHandler> zap_;  // ends before the context does
+  std::string bound_path_;
   bool connected_ = false, opened_ = false;
   int open_ = 0;  // connections now open
+  int handshakes_ = 0;
 };
 
 class ZmqChannel final : public Channel {
@@ -293,39 +317,49 @@ class ZmqChannel final : public Channel {
   std::atomic<bool> aborted_{false};
 };
 
+// Binds the listening socket: a 0600 socket file in the run directory that only our own
+// uid may connect to, or an ephemeral TCP port. Returns the addresses the other side
+// needs: {path} or {host, port}.
+std::vector<std::string> bind_listening(ZmqLink& link, RunDir& dir, bool ipc,
+                                        const TransportSettings& settings,
+                                        const std::string& transport) {
+  try {
+    if (ipc) {
+      std::string path = dir.make_path("zmq");
+      // Only our own uid gets in (SO_PEERCRED, checked at accept). Set before bind:
+      // libzmq copies a socket's options into the listener that bind creates, so an
+      // option set later never reaches it.
+      int uid = static_cast<int>(::geteuid());
+      if (zmq_setsockopt(link.sock().handle(), ZMQ_IPC_FILTER_UID, &uid, sizeof uid) != 0)
+        throw zmq::error_t();
+      {
+        // The socket file is 0600 from its creation. libzmq binds on this thread; the
+        // umask is restored at once, and no other thread of the benchmark process makes
+        // files (see listen_unix_private).
+        ScopedUmask private_files(0177);
+        link.sock().bind("ipc://" + path);
+      }
+      link.remove_on_close(path);
+      return {path};
+    }
+    const std::string& host = checked_bind_address(settings, transport);
+    link.sock().bind("tcp://" + host + ":*");
+    std::string last = link.sock().get(zmq::sockopt::last_endpoint);
+    return {host, last.substr(last.rfind(':') + 1)};
+  } catch (const zmq::error_t& e) {
+    fail("bind", e);
+  }
+}
+
 class ZmqListener final : public Listener {
  public:
   ZmqListener(RunDir& dir, bool ipc, std::size_t max_message, const TransportSettings& settings)
-      : link_(std::make_unique<ZmqLink>(hwm_for(max_message), true, token_.text)) {
-    std::string hwm = std::to_string(hwm_for(max_message));
-    try {
-      if (ipc) {
-        std::string path = dir.make_path("zmq");
-        // Only our own uid gets in (SO_PEERCRED, checked at accept). Set before bind:
-        // libzmq copies a socket's options into the listener that bind creates, so an
-        // option set later never reaches it.
-        int uid = static_cast<int>(::geteuid());
-        if (zmq_setsockopt(link_->sock().handle(), ZMQ_IPC_FILTER_UID, &uid, sizeof uid) != 0)
-          throw zmq::error_t();
-        {
-          // The socket file is 0600 from its creation. libzmq binds on this thread; the
-          // umask is restored at once, and no other thread of the benchmark process makes
-          // files (see listen_unix_private).
-          ScopedUmask private_files(0177);
-          link_->sock().bind("ipc://" + path);
-        }
-        ep_.addresses = {path, std::to_string(token_.pipe.get()), hwm};
-      } else {
-        const std::string& host = checked_bind_address(settings, "zmq-tcp");
-        link_->sock().bind("tcp://" + host + ":*");
-        std::string last = link_->sock().get(zmq::sockopt::last_endpoint);
-        ep_.addresses = {host, last.substr(last.rfind(':') + 1), std::to_string(token_.pipe.get()),
-                         hwm};
-      }
-      ep_.inherit_fds = {token_.pipe.get()};
-    } catch (const zmq::error_t& e) {
-      fail("bind", e);
-    }
+      : link_(std::make_unique<ZmqLink>(hwm_for(max_message), true,
+                                        std::vector<Login>{{kPeerUser, token_.text}})) {
+    ep_.addresses = bind_listening(*link_, dir, ipc, settings, ipc ? "zmq-ipc" : "zmq-tcp");
+    ep_.addresses.push_back(std::to_string(token_.pipe.get()));
+    ep_.addresses.push_back(std::to_string(hwm_for(max_message)));
+    ep_.inherit_fds = {token_.pipe.get()};
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
@@ -348,6 +382,177 @@ class ZmqListener final : public Listener {
   Endpoint ep_;
 };
 
+// ----------------------------------------------------------------------------------
+// Fan-in (the clients workload): one ROUTER socket in the server, one DEALER per client.
+//
+// This is ZeroMQ's own many-clients shape: the ROUTER takes every client's requests from
+// one fair-queued socket, each prefixed with the routing id of the connection it came
+// from, and sends a reply to the connection a routing id names. So the server model is
+// "shared-queue": one thread, one socket, every client.
+//
+// Who is who: client i logs in (ZMTP PLAIN) as user "ipcbench-client-<i>" with a token
+// of its own, inherited in a pipe as the link's peer does; the ZAP handler admits each
+// of those users once, and no one else, until every client is in (then it ends, and
+// ZeroMQ refuses every later login). The DEALER names itself with the same string
+// (ZMQ_ROUTING_ID). The server takes a request only when its routing id is one of the
+// run's clients and equals the User-Id ZeroMQ attached to the message at login (ZAP):
+// anything else (an unknown or a borrowed routing id) is refused with ProtocolError.
+// Two connections cannot share a routing id: the ROUTER keeps the first and drops the
+// second (ZMQ_ROUTER_HANDOVER is off). Replies go out with ZMQ_ROUTER_MANDATORY, so a
+// reply to a client that has gone fails instead of vanishing. ipc:// keeps the link's
+// protection (0600 socket file, own uid only).
+
+std::string client_user(std::size_t i) { return "ipcbench-client-" + std::to_string(i); }
+
+class ZmqFanInServer final : public FanInServer {
+ public:
+  ZmqFanInServer(std::unique_ptr<ZmqLink> link, std::size_t clients)
+      : link_(std::move(link)), clients_(clients) {}
+  std::vector<Channel*> links() override { return {}; }
+  std::string model() const override { return "shared-queue"; }
+
+  std::pair<std::size_t, std::size_t> recv_any(std::span<std::byte> buf) override {
+    zmq::message_t id, body;
+    for (;;) {
+      try {
+        if (link_->sock().recv(id, zmq::recv_flags::none)) break;
+      } catch (const zmq::error_t& e) {
+        fail("recv", e);
+      }
+      if (aborted_.load(std::memory_order_relaxed)) return {0, 0};
+    }
+    // A multipart message arrives whole: the body is there.
+    try {
+      if (!id.more() || !link_->sock().recv(body, zmq::recv_flags::dontwait) || body.more())
+        throw ProtocolError("zmq: a request that is not [routing id, message]");
+    } catch (const zmq::error_t& e) {
+      fail("recv", e);
+    }
+    const std::size_t client = client_of(id.to_string_view());
+    if (client >= clients_)
+      throw ProtocolError("zmq: a request from routing id '" + printable(id.to_string_view()) +
+                          "', which is none of the run's " + std::to_string(clients_) +
+                          " clients: refused");
+    const char* user = zmq_msg_gets(body.handle(), "User-Id");  // null: none
+    if (!user || std::string_view(user) != client_user(client))
+      throw ProtocolError("zmq: a request names itself " + client_user(client) +
+                          " but logged in as " + (user ? std::string(user) : "nobody") +
+                          ": refused");
+    if (body.size() > buf.size())
+      throw ProtocolError("zmq: message of " + std::to_string(body.size()) +
+                          " bytes does not fit in " + std::to_string(buf.size()));
+    std::memcpy(buf.data(), body.data(), body.size());
+    return {client, body.size()};
+  }
+
+  void reply(std::size_t client, std::span<const std::byte> msg) override {
+    if (client >= clients_) throw ProtocolError("zmq: no client " + std::to_string(client));
+    const std::string id = client_user(client);
+    for (;;) {
+      try {
+        // Routed whole or not at all: once the first part is taken, so is the rest.
+        if (link_->sock().send(zmq::buffer(id), zmq::send_flags::sndmore)) break;
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EHOSTUNREACH)
+          throw SysError("zmq send: client " + std::to_string(client) + " has gone", EPIPE);
+        fail("send", e);
+      }
+      if (aborted_.load(std::memory_order_relaxed))
+        throw ProtocolError("zmq send: link shut down by the watchdog");
+    }
+    try {
+      zmq::message_t m(msg.data(), msg.size());
+      (void)link_->sock().send(m, zmq::send_flags::none);
+    } catch (const zmq::error_t& e) {
+      fail("send", e);
+    }
+  }
+
+  // Every blocking call above waits in slices of kSliceMs and looks at this in between.
+  void abort() noexcept override { aborted_.store(true); }
+
+ private:
+  // The client a routing id names, or clients_ when it names none.
+  std::size_t client_of(std::string_view id) const {
+    constexpr std::string_view prefix = "ipcbench-client-";
+    if (id.substr(0, prefix.size()) != prefix) return clients_;
+    std::string_view digits = id.substr(prefix.size());
+    if (digits.empty() || digits.size() > 3 || (digits.size() > 1 && digits[0] == '0'))
+      return clients_;
+    std::size_t n = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return clients_;
+      n = n * 10 + static_cast<std::size_t>(c - '0');
+    }
+    return std::min(n, clients_);
+  }
+  static std::string printable(std::string_view s) {
+    std::string out;
+    for (char c : s.substr(0, 40)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+    return out;
+  }
+
+  std::unique_ptr<ZmqLink> link_;
+  std::size_t clients_;
+  std::atomic<bool> aborted_{false};
+};
+
+class ZmqFanInListener final : public FanInListener {
+ public:
+  // Endpoint of client i: {"fan-in", socket path or host and port, token pipe, hwm, i}.
+  ZmqFanInListener(RunDir& dir, bool ipc, std::size_t max_message,
+                   const TransportSettings& settings, std::size_t clients) {
+    std::vector<Login> logins;
+    for (std::size_t i = 0; i < clients; ++i) {
+      tokens_.push_back(PeerToken::make());
+      logins.push_back({client_user(i), tokens_.back().text});
+    }
+    link_ = std::make_unique<ZmqLink>(hwm_for(max_message), true, std::move(logins),
+                                      zmq::socket_type::router);
+    try {
+      link_->sock().set(zmq::sockopt::router_mandatory, 1);
+    } catch (const zmq::error_t& e) {
+      fail("socket set-up", e);
+    }
+    std::vector<std::string> where =
+        bind_listening(*link_, dir, ipc, settings, ipc ? "zmq-ipc" : "zmq-tcp");
+    for (std::size_t i = 0; i < clients; ++i) {
+      Endpoint ep;
+      ep.addresses = {"fan-in"};
+      ep.addresses.insert(ep.addresses.end(), where.begin(), where.end());
+      ep.addresses.push_back(std::to_string(tokens_[i].pipe.get()));
+      ep.addresses.push_back(std::to_string(hwm_for(max_message)));
+      ep.addresses.push_back(std::to_string(i));
+      ep.inherit_fds = {tokens_[i].pipe.get()};
+      eps_.push_back(std::move(ep));
+    }
+  }
+  std::size_t clients() const override { return eps_.size(); }
+  const Endpoint& endpoint(std::size_t i) const override { return eps_.at(i); }
+  std::unique_ptr<FanInServer> accept(const SetupWait& wait) override {
+    if (!link_) throw ProtocolError("zmq: accept called twice");
+    for (std::size_t i = 0; i < tokens_.size(); ++i) tokens_[i].handed_over(eps_[i]);
+    // Every client's login succeeds once (its user is admitted once, strangers never).
+    while (static_cast<std::size_t>(link_->handshakes()) < eps_.size()) {
+      if (!wait.peer_alive()) throw ProtocolError("zmq: a client exited before connecting");
+      if (std::chrono::steady_clock::now() > wait.deadline)
+        throw ProtocolError("zmq: timed out waiting for the clients to connect (" +
+                            std::to_string(link_->handshakes()) + " of " +
+                            std::to_string(eps_.size()) + " in)");
+      if (std::string why = link_->login_check_failure(); !why.empty())
+        throw ProtocolError("zmq: the login check failed: " + why);
+      link_->poll_events(kSliceMs);
+    }
+    link_->end_login_check();
+    return std::make_unique<ZmqFanInServer>(std::move(link_), eps_.size());
+  }
+
+ private:
+  std::vector<PeerToken> tokens_;
+  std::unique_ptr<ZmqLink> link_;
+  std::vector<Endpoint> eps_;
+};
+
 class ZmqTransport final : public TransportBase {
  public:
   ZmqTransport(bool ipc, TransportInfo info) : TransportBase(std::move(info)), ipc_(ipc) {}
@@ -355,16 +560,45 @@ class ZmqTransport final : public TransportBase {
                                    const TransportSettings& settings) const override {
     return std::make_unique<ZmqListener>(dir, ipc_, max_message, settings);
   }
+  std::unique_ptr<FanInListener> listen_fan_in(RunDir& dir, std::size_t max_message,
+                                               const TransportSettings& settings,
+                                               std::size_t clients) const override {
+    return std::make_unique<ZmqFanInListener>(dir, ipc_, max_message, settings, clients);
+  }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
-    EndpointReader r = ipc_ ? EndpointReader(ep, name(), {"socket path", "token pipe", "hwm"})
-                            : EndpointReader(ep, name(), {"host", "port", "token pipe", "hwm"});
-    const std::size_t n = ep.addresses.size();
-    if (!ipc_) r.port(1);
-    int hwm = static_cast<int>(r.count(n - 1));
-    const std::string token = r.token(n - 2);
-    auto link = std::make_unique<ZmqLink>(hwm, false, token);
-    std::string to =
-        ipc_ ? "ipc://" + ep.addresses[0] : "tcp://" + ep.addresses[0] + ":" + ep.addresses[1];
+    // A fan-in client's endpoint starts with "fan-in" (a link's with a path or a host).
+    const bool fan_in = !ep.addresses.empty() && ep.addresses[0] == "fan-in";
+    std::unique_ptr<EndpointReader> r;
+    if (fan_in)
+      r = std::make_unique<EndpointReader>(
+          ep, name(),
+          ipc_ ? std::initializer_list<const char*>{"fan-in", "socket path", "token pipe", "hwm",
+                                                    "client"}
+               : std::initializer_list<const char*>{"fan-in", "host", "port", "token pipe", "hwm",
+                                                    "client"});
+    else
+      r = std::make_unique<EndpointReader>(
+          ep, name(),
+          ipc_ ? std::initializer_list<const char*>{"socket path", "token pipe", "hwm"}
+               : std::initializer_list<const char*>{"host", "port", "token pipe", "hwm"});
+    const std::size_t first = fan_in ? 1 : 0;                      // where the path or host is
+    const std::size_t n = ep.addresses.size() - (fan_in ? 1 : 0);  // before the client
+    if (!ipc_) r->port(first + 1);
+    int hwm = static_cast<int>(r->count(n - 1));
+    std::string user = kPeerUser, routing_id;
+    if (fan_in) {
+      const std::string& text = r->text(n);
+      if (text.empty() || text.size() > 3 ||
+          text.find_first_not_of("0123456789") != std::string::npos)
+        throw ProtocolError(name() + ": client: '" + text + "' is not a client number");
+      user = routing_id = client_user(std::stoul(text));
+    }
+    const std::string token = r->token(n - 2);
+    auto link = std::make_unique<ZmqLink>(
+        hwm, false, std::vector<Login>{{user, token}},
+        fan_in ? zmq::socket_type::dealer : zmq::socket_type::pair, routing_id);
+    std::string to = ipc_ ? "ipc://" + ep.addresses[first]
+                          : "tcp://" + ep.addresses[first] + ":" + ep.addresses[first + 1];
     try {
       link->sock().connect(to);
     } catch (const zmq::error_t& e) {
@@ -403,7 +637,11 @@ TransportInfo zmq_info(const char* name, bool ipc) {
                                        "(ZMTP PLAIN) with a token, other logins and "
                                        "protocols are refused") +
                      kOptions,
-          .built_on = ipc ? "uds" : "tcp"};  // libzmq's ipc:// is a Unix stream socket
+          .built_on = ipc ? "uds" : "tcp",  // libzmq's ipc:// is a Unix stream socket
+          .fan_in =
+              "one ROUTER socket in the server, one DEALER per client; each client logs "
+              "in (ZMTP PLAIN) with a token of its own and names itself by routing id",
+          .server_models = {"shared-queue"}};
 }
 
 }  // namespace
