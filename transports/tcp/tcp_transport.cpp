@@ -76,7 +76,10 @@ class TcpTransport final : public TransportBase {
              .summary = "TCP over loopback, ephemeral port, TCP_NODELAY; length-prefix framing; "
                         "the peer presents a token (handed over in an inherited pipe) first, "
                         "other connections are closed",
-             .encoding = "framing"}) {}
+             .encoding = "framing",
+             .fan_out = "one connection (own port and token) per subscriber; the publisher "
+                        "writes one copy per subscriber, blocking on a full socket (nothing "
+                        "dropped)"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t,
                                    const TransportSettings& settings) const override {
     return listen_tcp_link(settings, name(), framed_stream);

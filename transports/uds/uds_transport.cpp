@@ -106,7 +106,10 @@ std::unique_ptr<Transport> make_uds_transport() {
                     .summary =
                         "Unix domain socket, SOCK_STREAM, socket file 0600 in the run directory, "
                         "own uid only; the peer presents a token first; length-prefix framing",
-                    .encoding = "framing"});
+                    .encoding = "framing",
+                    .fan_out = "one connection (own socket file and token) per subscriber; the "
+                               "publisher writes one copy per subscriber, blocking on a full "
+                               "socket (nothing dropped)"});
 }
 
 std::unique_ptr<Transport> make_uds_seqpacket_transport() {
@@ -122,7 +125,10 @@ std::unique_ptr<Transport> make_uds_seqpacket_transport() {
                     .summary =
                         "Unix domain socket, SOCK_SEQPACKET: the kernel keeps record boundaries; "
                         "messages over 64 KiB travel as several records; socket file 0600, own uid "
-                        "only; the peer presents a token first"});
+                        "only; the peer presents a token first",
+                    .fan_out = "one connection (own socket file and token) per subscriber; the "
+                               "publisher writes one copy per subscriber, blocking on a full "
+                               "socket (nothing dropped)"});
 }
 
 }  // namespace ipcbench
