@@ -36,6 +36,7 @@
 #include "base/error.h"
 #include "base/run_dir.h"
 #include "transports/endpoint_reader.h"
+#include "transports/many.h"
 #include "transports/socket_util.h"
 #include "transports/transport.h"
 
@@ -64,15 +65,16 @@ constexpr const char* kZapDomain = "ipcbench";
 constexpr const char* kPeerUser = "ipcbench-peer";
 
 // Judges the logins of a socket with ZMTP PLAIN on (ZeroMQ's ZAP, RFC 27): only the
-// peer's user with `token` as password gets in. (Turning PLAIN on is itself what makes
+// peer's user with one of `tokens` as password gets in, each token once (a fan-out
+// publisher hands each subscriber a token of its own). (Turning PLAIN on is itself what makes
 // ZeroMQ refuse a stranger that speaks first and not ZMTP 3, say HTTP, which it would
 // otherwise take for an old-protocol peer and give the PAIR socket's one slot, or one
 // that offers another mechanism.) Runs on a thread of its own, in the socket's context,
 // until destroyed; with no handler, ZeroMQ refuses every login outright.
 class ZapHandler {
  public:
-  ZapHandler(zmq::context_t& ctx, std::string token)
-      : sock_(ctx, zmq::socket_type::rep), token_(std::move(token)) {
+  ZapHandler(zmq::context_t& ctx, std::vector<std::string> tokens)
+      : sock_(ctx, zmq::socket_type::rep), tokens_(std::move(tokens)) {
     sock_.set(zmq::sockopt::linger, 0);
     sock_.bind("inproc://zeromq.zap.01");  // before any handshake needs it
     thread_ = std::thread([this] { serve(); });
@@ -100,10 +102,14 @@ class ZapHandler {
           if (!sock_.recv(req.back(), zmq::recv_flags::dontwait))
             throw std::runtime_error("a ZAP request ended early");
         } while (req.back().more());
-        const bool ok = req.size() == 8 && req[0].to_string_view() == "1.0" &&
-                        req[2].to_string_view() == kZapDomain &&
-                        req[5].to_string_view() == "PLAIN" &&
-                        req[6].to_string_view() == kPeerUser && req[7].to_string_view() == token_;
+        bool ok = req.size() == 8 && req[0].to_string_view() == "1.0" &&
+                  req[2].to_string_view() == kZapDomain && req[5].to_string_view() == "PLAIN" &&
+                  req[6].to_string_view() == kPeerUser;
+        if (ok) {
+          auto it = std::find(tokens_.begin(), tokens_.end(), req[7].to_string_view());
+          ok = it != tokens_.end();
+          if (ok) tokens_.erase(it);  // each token logs in once
+        }
         const std::string_view reply[] = {"1.0",
                                           req.size() > 1 ? req[1].to_string_view() : "",
                                           ok ? "200" : "400",
@@ -133,27 +139,29 @@ class ZapHandler {
   }
 
   zmq::socket_t sock_;
-  std::string token_;
+  std::vector<std::string> tokens_;
   std::atomic<bool> stop_{false};
   std::string failure_;  // written before failed_ is set
   std::atomic<bool> failed_{false};
   std::thread thread_;
 };
 
-// A context, the PAIR socket and the monitor of its connection events. With a token, the
-// socket logs in with it (connecting) or admits only who does (binding).
+// A context, the socket (PAIR, or XPUB / SUB for fan-out) and the monitor of its
+// connection events. With tokens, the socket logs in with the first (connecting) or
+// admits only who logs in with one of them, each once (binding).
 class ZmqLink {
  public:
-  ZmqLink(int hwm, bool binding, const std::string& token = "")
-      : ctx_(1), sock_(ctx_, zmq::socket_type::pair) {
+  ZmqLink(int hwm, bool binding, const std::vector<std::string>& tokens = {},
+          zmq::socket_type type = zmq::socket_type::pair)
+      : ctx_(1), sock_(ctx_, type) {
     try {
-      if (!token.empty() && binding) {
-        zap_ = std::make_unique<ZapHandler>(ctx_, token);
+      if (!tokens.empty() && binding) {
+        zap_ = std::make_unique<ZapHandler>(ctx_, tokens);
         sock_.set(zmq::sockopt::zap_domain, kZapDomain);
         sock_.set(zmq::sockopt::plain_server, 1);
-      } else if (!token.empty()) {
+      } else if (!tokens.empty()) {
         sock_.set(zmq::sockopt::plain_username, kPeerUser);
-        sock_.set(zmq::sockopt::plain_password, token);
+        sock_.set(zmq::sockopt::plain_password, tokens[0]);
       }
       sock_.set(zmq::sockopt::sndhwm, hwm);
       sock_.set(zmq::sockopt::rcvhwm, hwm);
@@ -293,39 +301,47 @@ class ZmqChannel final : public Channel {
   std::atomic<bool> aborted_{false};
 };
 
+// Binds the link's socket: ipc:// (a socket file in the run directory, 0600, own uid
+// only) or tcp:// (the bind address, an ephemeral port). Returns where the peer connects:
+// {path} or {host, port}.
+std::vector<std::string> bind_link(ZmqLink& link, RunDir& dir, bool ipc,
+                                   const TransportSettings& settings) {
+  try {
+    if (ipc) {
+      std::string path = dir.make_path("zmq");
+      // Only our own uid gets in (SO_PEERCRED, checked at accept). Set before bind:
+      // libzmq copies a socket's options into the listener that bind creates, so an
+      // option set later never reaches it.
+      int uid = static_cast<int>(::geteuid());
+      if (zmq_setsockopt(link.sock().handle(), ZMQ_IPC_FILTER_UID, &uid, sizeof uid) != 0)
+        throw zmq::error_t();
+      {
+        // The socket file is 0600 from its creation. libzmq binds on this thread; the
+        // umask is restored at once, and no other thread of the benchmark process makes
+        // files (see listen_unix_private).
+        ScopedUmask private_files(0177);
+        link.sock().bind("ipc://" + path);
+      }
+      return {path};
+    }
+    const std::string& host = checked_bind_address(settings, "zmq-tcp");
+    link.sock().bind("tcp://" + host + ":*");
+    std::string last = link.sock().get(zmq::sockopt::last_endpoint);
+    return {host, last.substr(last.rfind(':') + 1)};
+  } catch (const zmq::error_t& e) {
+    fail("bind", e);
+  }
+}
+
 class ZmqListener final : public Listener {
  public:
   ZmqListener(RunDir& dir, bool ipc, std::size_t max_message, const TransportSettings& settings)
-      : link_(std::make_unique<ZmqLink>(hwm_for(max_message), true, token_.text)) {
-    std::string hwm = std::to_string(hwm_for(max_message));
-    try {
-      if (ipc) {
-        std::string path = dir.make_path("zmq");
-        // Only our own uid gets in (SO_PEERCRED, checked at accept). Set before bind:
-        // libzmq copies a socket's options into the listener that bind creates, so an
-        // option set later never reaches it.
-        int uid = static_cast<int>(::geteuid());
-        if (zmq_setsockopt(link_->sock().handle(), ZMQ_IPC_FILTER_UID, &uid, sizeof uid) != 0)
-          throw zmq::error_t();
-        {
-          // The socket file is 0600 from its creation. libzmq binds on this thread; the
-          // umask is restored at once, and no other thread of the benchmark process makes
-          // files (see listen_unix_private).
-          ScopedUmask private_files(0177);
-          link_->sock().bind("ipc://" + path);
-        }
-        ep_.addresses = {path, std::to_string(token_.pipe.get()), hwm};
-      } else {
-        const std::string& host = checked_bind_address(settings, "zmq-tcp");
-        link_->sock().bind("tcp://" + host + ":*");
-        std::string last = link_->sock().get(zmq::sockopt::last_endpoint);
-        ep_.addresses = {host, last.substr(last.rfind(':') + 1), std::to_string(token_.pipe.get()),
-                         hwm};
-      }
-      ep_.inherit_fds = {token_.pipe.get()};
-    } catch (const zmq::error_t& e) {
-      fail("bind", e);
-    }
+      : link_(std::make_unique<ZmqLink>(hwm_for(max_message), true,
+                                        std::vector<std::string>{token_.text})) {
+    ep_.addresses = bind_link(*link_, dir, ipc, settings);
+    ep_.addresses.push_back(std::to_string(token_.pipe.get()));
+    ep_.addresses.push_back(std::to_string(hwm_for(max_message)));
+    ep_.inherit_fds = {token_.pipe.get()};
   }
   const Endpoint& endpoint() const override { return ep_; }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
@@ -348,6 +364,91 @@ class ZmqListener final : public Listener {
   Endpoint ep_;
 };
 
+// Fan-out: one XPUB socket, one SUB per subscriber. XPUB, verbose, passes every
+// subscription up to the publisher, so accept() returns only once every subscriber's
+// subscription has arrived: nothing published after that is lost to a late subscription
+// (ZeroMQ's slow joiner). Each subscriber logs in (ZMTP PLAIN) with a token of its own,
+// each accepted once. Publishing never blocks: a subscriber whose queue holds SNDHWM +
+// RCVHWM messages misses the next ones (dropped by design; the workload counts them).
+class ZmqPublisher final : public FanOutPublisher {
+ public:
+  explicit ZmqPublisher(std::unique_ptr<ZmqLink> link) : link_(std::move(link)) {}
+  void publish(std::span<const std::byte> msg) override {
+    zmq::message_t m(msg.data(), msg.size());
+    try {
+      // Never blocks on a full queue (XPUB drops), but may report EAGAIN/EINTR.
+      for (int tries = 0; tries < 100; ++tries)
+        if (link_->sock().send(m, zmq::send_flags::none)) return;
+    } catch (const zmq::error_t& e) {
+      fail("publish", e);
+    }
+    throw ProtocolError("zmq publish: the socket would not take the message");
+  }
+  bool drops_by_design() const override { return true; }
+
+ private:
+  std::unique_ptr<ZmqLink> link_;
+};
+
+class ZmqFanOut final : public FanOutListener {
+ public:
+  ZmqFanOut(RunDir& dir, bool ipc, std::size_t max_message, const TransportSettings& settings,
+            std::size_t n) {
+    std::vector<std::string> texts;
+    for (std::size_t i = 0; i < n; ++i) {
+      tokens_.push_back(PeerToken::make());
+      texts.push_back(tokens_.back().text);
+    }
+    link_ = std::make_unique<ZmqLink>(hwm_for(max_message), true, texts, zmq::socket_type::xpub);
+    try {
+      link_->sock().set(zmq::sockopt::xpub_verbose, 1);
+    } catch (const zmq::error_t& e) {
+      fail("xpub_verbose", e);
+    }
+    std::vector<std::string> where = bind_link(*link_, dir, ipc, settings);
+    for (std::size_t i = 0; i < n; ++i) {
+      Endpoint ep;
+      ep.addresses = where;
+      ep.addresses.push_back(std::to_string(tokens_[i].pipe.get()));
+      ep.addresses.push_back(std::to_string(hwm_for(max_message)));
+      ep.addresses.push_back("subscriber");
+      ep.inherit_fds = {tokens_[i].pipe.get()};
+      eps_.push_back(ep);
+    }
+  }
+  std::size_t subscribers() const override { return eps_.size(); }
+  const Endpoint& endpoint(std::size_t i) const override { return eps_.at(i); }
+  std::unique_ptr<FanOutPublisher> accept(const SetupWait& wait) override {
+    for (std::size_t i = 0; i < eps_.size(); ++i) tokens_[i].handed_over(eps_[i]);
+    std::size_t subscribed = 0;
+    while (subscribed < eps_.size()) {
+      if (!wait.peer_alive()) throw ProtocolError("zmq: a subscriber exited before subscribing");
+      if (std::chrono::steady_clock::now() > wait.deadline)
+        throw ProtocolError("zmq: timed out waiting for " +
+                            std::to_string(eps_.size() - subscribed) + " subscription(s)");
+      if (std::string why = link_->login_check_failure(); !why.empty())
+        throw ProtocolError("zmq: the login check failed: " + why);
+      link_->poll_events(0);
+      zmq::message_t m;
+      try {
+        if (!link_->sock().recv(m, zmq::recv_flags::none)) continue;  // a slice passed
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        fail("recv (subscriptions)", e);
+      }
+      // Only a logged-in subscriber can subscribe, each with its own token, once.
+      if (m.size() >= 1 && static_cast<const unsigned char*>(m.data())[0] == 1) ++subscribed;
+    }
+    link_->end_login_check();
+    return std::make_unique<ZmqPublisher>(std::move(link_));
+  }
+
+ private:
+  std::vector<PeerToken> tokens_;
+  std::unique_ptr<ZmqLink> link_;
+  std::vector<Endpoint> eps_;
+};
+
 class ZmqTransport final : public TransportBase {
  public:
   ZmqTransport(bool ipc, TransportInfo info) : TransportBase(std::move(info)), ipc_(ipc) {}
@@ -355,14 +456,32 @@ class ZmqTransport final : public TransportBase {
                                    const TransportSettings& settings) const override {
     return std::make_unique<ZmqListener>(dir, ipc_, max_message, settings);
   }
+  std::unique_ptr<FanOutListener> listen_fan_out(RunDir& dir, std::size_t max_message,
+                                                 const TransportSettings& settings,
+                                                 std::size_t subscribers) const override {
+    return std::make_unique<ZmqFanOut>(dir, ipc_, max_message, settings, subscribers);
+  }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
-    EndpointReader r = ipc_ ? EndpointReader(ep, name(), {"socket path", "token pipe", "hwm"})
-                            : EndpointReader(ep, name(), {"host", "port", "token pipe", "hwm"});
-    const std::size_t n = ep.addresses.size();
+    // A subscriber's endpoint ends with "subscriber" (a plain link's with its hwm).
+    const bool sub = !ep.addresses.empty() && ep.addresses.back() == "subscriber";
+    EndpointReader r =
+        ipc_ ? (sub ? EndpointReader(ep, name(), {"socket path", "token pipe", "hwm", "role"})
+                    : EndpointReader(ep, name(), {"socket path", "token pipe", "hwm"}))
+             : (sub ? EndpointReader(ep, name(), {"host", "port", "token pipe", "hwm", "role"})
+                    : EndpointReader(ep, name(), {"host", "port", "token pipe", "hwm"}));
+    const std::size_t n = ep.addresses.size() - (sub ? 1 : 0);
     if (!ipc_) r.port(1);
     int hwm = static_cast<int>(r.count(n - 1));
     const std::string token = r.token(n - 2);
-    auto link = std::make_unique<ZmqLink>(hwm, false, token);
+    auto link = std::make_unique<ZmqLink>(hwm, false, std::vector<std::string>{token},
+                                          sub ? zmq::socket_type::sub : zmq::socket_type::pair);
+    if (sub) {
+      try {  // before connecting: the subscription goes out with the handshake
+        link->sock().set(zmq::sockopt::subscribe, "");
+      } catch (const zmq::error_t& e) {
+        fail("subscribe", e);
+      }
+    }
     std::string to =
         ipc_ ? "ipc://" + ep.addresses[0] : "tcp://" + ep.addresses[0] + ":" + ep.addresses[1];
     try {
@@ -403,7 +522,12 @@ TransportInfo zmq_info(const char* name, bool ipc) {
                                        "(ZMTP PLAIN) with a token, other logins and "
                                        "protocols are refused") +
                      kOptions,
-          .built_on = ipc ? "uds" : "tcp"};  // libzmq's ipc:// is a Unix stream socket
+          .built_on = ipc ? "uds" : "tcp",  // libzmq's ipc:// is a Unix stream socket
+          .fan_out =
+              "one XPUB socket, one SUB per subscriber (each logs in with a token of its "
+              "own; publishing starts once every subscription has arrived); drops by "
+              "design: a subscriber whose queue is at the high-water mark misses "
+              "messages (counted as lost)"};
 }
 
 }  // namespace
