@@ -27,7 +27,7 @@
 // design; then they are counted (lost_msgs), never hidden.
 //
 // One repetition = one window, with fresh processes and links. Counters: see
-// record_fanout() in fanout.cpp.
+// run_fanout() in fanout.cpp and docs/fanout.md.
 #pragma once
 
 #include <benchmark/benchmark.h>
