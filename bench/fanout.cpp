@@ -127,13 +127,18 @@ struct Cell {
   std::thread thread;
 
   ~Cell() { stop(true); }
-  // Ends the publisher thread: at once (kill the subscribers, abort the links) when
-  // `force` or when it does not end within a grace period.
+  // Ends the publisher thread. Not `force`d: it ends on its own once told (quit), within
+  // a grace period. `force` (the cell failed): the subscribers are killed first, so that
+  // a publisher blocked on one of them fails. Either way, a thread still running after
+  // that has its links aborted (a link that can no longer be used to remove what the
+  // transport made, such as a broker's queues: hence the grace first).
   void stop(bool force) {
     if (!thread.joinable()) return;
     state->quit.store(true);
-    auto until = Clock::now() + std::chrono::seconds(2);
-    while (!force && !state->done.load() && Clock::now() < until)
+    if (force)
+      for (ChildProcess& c : children) c.kill_now();
+    auto until = Clock::now() + (force ? std::chrono::milliseconds(500) : std::chrono::seconds(2));
+    while (!state->done.load() && Clock::now() < until)
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     if (!state->done.load()) {
       for (ChildProcess& c : children) c.kill_now();

@@ -242,6 +242,19 @@ TEST(Cli, ConsoleShowsOneLinePerCellWithItsFigures) {
       ASSERT_EQ(w.size(), 4u) << name;
       EXPECT_TRUE(near(w[1], b.at("items_per_second").get<double>())) << name << " " << w[1];
       EXPECT_TRUE(near(w[2], b.at("bytes_per_second").get<double>() / 1e9)) << name << " " << w[2];
+    } else if (name.starts_with("clients/")) {  // rtt p50, p99, round trips per second
+      ASSERT_EQ(w.size(), 4u) << name;
+      EXPECT_TRUE(near(w[1], b.at("rtt_p50_ns").get<double>() / 1e3)) << name << " " << w[1];
+      EXPECT_TRUE(near(w[2], b.at("rtt_p99_ns").get<double>() / 1e3)) << name << " " << w[2];
+      EXPECT_TRUE(near(w[3], b.at("items_per_second").get<double>())) << name << " " << w[3];
+    } else if (name.starts_with("fanout/")) {
+      // msg/s (every subscriber's deliveries), then "one-way p50 X us, p99 Y us; lost N".
+      ASSERT_EQ(w.size(), 11u) << name;
+      EXPECT_TRUE(near(w[1], b.at("delivered_per_s").get<double>())) << name << " " << w[1];
+      EXPECT_EQ(w[2] + " " + w[3], "one-way p50") << name;
+      EXPECT_TRUE(near(w[4], b.at("oneway_p50_ns").get<double>() / 1e3)) << name << " " << w[4];
+      EXPECT_TRUE(near(w[7], b.at("oneway_p99_ns").get<double>() / 1e3)) << name << " " << w[7];
+      EXPECT_EQ(w[9] + " " + w[10], "lost 0") << name;
     } else if (name == "floor/syscall") {
       ASSERT_EQ(w.size(), 5u) << name;
       EXPECT_TRUE(near(w[1], b.at("ns_per_call").get<double>())) << name << " " << w[1];
@@ -517,9 +530,9 @@ TEST(Cli, RepetitionsAreInterleavedByDefault) {
   auto interleaving = [](const std::vector<std::string>& extra) {
     Scratch s;
     fs::path out = s.dir / "out.json";
-    std::vector<std::string> args = {"--transports=pipe", "--sizes=64",
-                                     "--benchmark_min_time=0.001",
-                                     "--benchmark_out=" + out.string()};
+    std::vector<std::string> args = {
+        "--transports=pipe", "--sizes=64", "--workloads=pingpong,throughput",
+        "--benchmark_min_time=0.001", "--benchmark_out=" + out.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     Result r = run(args, s);
     EXPECT_EQ(r.status, 0) << r.err;

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -30,6 +31,7 @@
 #include "base/fd.h"
 #include "base/ipc_name.h"
 #include "transports/endpoint_reader.h"
+#include "transports/many.h"
 #include "transports/transport.h"
 
 namespace ipcbench {
@@ -186,6 +188,22 @@ class Connection {
     amqp_queue_delete(conn_, 2, amqp_cstring_bytes(queue.c_str()), 0, 0);
     if (amqp_get_rpc_reply(conn_).reply_type != AMQP_RESPONSE_NORMAL) open_ = false;
   }
+  // A fanout exchange, deleted by the broker once no queue is bound to it any more.
+  void declare_fanout(const std::string& exchange, bool durable) {
+    amqp_exchange_declare(conn_, 2, amqp_cstring_bytes(exchange.c_str()),
+                          amqp_cstring_bytes("fanout"), 0, durable, 1, 0, amqp_empty_table);
+    check(amqp_get_rpc_reply(conn_), "exchange.declare");
+  }
+  void bind(const std::string& queue, const std::string& exchange) {
+    amqp_queue_bind(conn_, 2, amqp_cstring_bytes(queue.c_str()),
+                    amqp_cstring_bytes(exchange.c_str()), amqp_empty_bytes, amqp_empty_table);
+    check(amqp_get_rpc_reply(conn_), "queue.bind");
+  }
+  void remove_exchange(const std::string& exchange) {
+    if (!open_ || !questions_) return;
+    amqp_exchange_delete(conn_, 2, amqp_cstring_bytes(exchange.c_str()), 0);
+    if (amqp_get_rpc_reply(conn_).reply_type != AMQP_RESPONSE_NORMAL) open_ = false;
+  }
 
  private:
   struct Destroy {
@@ -199,6 +217,75 @@ class Connection {
   bool open_ = true;
   bool questions_ = true;  // channel 2 open
 };
+
+// The next delivery of the consumer on sub's channel 1 (of `queue`), copied into buf and,
+// when `ack`, acknowledged. Returns 0 when the link has ended: the broker cancelled the
+// consumer (the owner deleted the queue), or gone() (asked every kSliceMs) says the
+// partner is no more.
+std::size_t consume(Connection& sub, std::span<std::byte> buf, bool ack, const std::string& queue,
+                    const std::function<bool()>& gone) {
+  for (;;) {
+    amqp_maybe_release_buffers(sub.get());
+    amqp_envelope_t env;
+    timeval tv{0, kSliceMs * 1000};
+    amqp_rpc_reply_t r = amqp_consume_message(sub.get(), &env, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+      std::size_t n = env.message.body.len;
+      bool fits = n <= buf.size();
+      if (fits) std::memcpy(buf.data(), env.message.body.bytes, n);
+      std::uint64_t tag = env.delivery_tag;
+      amqp_destroy_envelope(&env);
+      if (!fits)
+        throw ProtocolError("amqp: message of " + std::to_string(n) + " bytes does not fit in " +
+                            std::to_string(buf.size()));
+      if (ack && amqp_basic_ack(sub.get(), 1, tag, 0) != AMQP_STATUS_OK)
+        sub.fail_sys("basic.ack failed", EPIPE);
+      return n;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
+      if (gone()) return 0;
+      continue;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+      // Not a delivery: the broker cancelled our consumer (the side that owns the link
+      // deleted its queues: the link ended), or it is closing the channel/connection.
+      amqp_frame_t f;
+      if (amqp_simple_wait_frame(sub.get(), &f) == AMQP_STATUS_OK &&
+          f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
+        return 0;
+    }
+    sub.lost();
+    throw ProtocolError("amqp: consuming " + queue + " at " + sub.where() + ": " + describe(r));
+  }
+}
+
+// Waits for the broker's confirm of the last publish on pub (to `what`).
+void await_confirm(Connection& pub, const std::string& what) {
+  for (;;) {
+    amqp_frame_t f;
+    int rc = amqp_simple_wait_frame(pub.get(), &f);
+    if (rc != AMQP_STATUS_OK)
+      pub.fail_sys(std::string("waiting for the publish confirm: ") + amqp_error_string2(rc),
+                   EPIPE);
+    if (f.frame_type != AMQP_FRAME_METHOD) continue;
+    if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) return;
+    if (f.payload.method.id == AMQP_BASIC_NACK_METHOD)
+      throw ProtocolError("amqp: the broker refused a message for " + what + " (nack)");
+    if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
+        f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD)
+      pub.fail_sys("the broker closed the link while confirming", EPIPE);
+  }
+}
+
+amqp_basic_properties_t publish_properties(bool durable) {
+  amqp_basic_properties_t props{};
+  if (durable) {
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  }
+  return props;
+}
 
 class AmqpChannel final : public Channel {
  public:
@@ -253,75 +340,20 @@ class AmqpChannel final : public Channel {
       unprobed_bytes_ = 0;
     }
     unprobed_bytes_ += msg.size();
-    amqp_basic_properties_t props{};
-    if (durable_) {
-      props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
-      props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    }
+    amqp_basic_properties_t props = publish_properties(durable_);
     amqp_bytes_t body{msg.size(), const_cast<std::byte*>(msg.data())};
     int rc = amqp_basic_publish(pub_.get(), 1, amqp_empty_bytes, amqp_cstring_bytes(out_.c_str()),
                                 0, 0, &props, body);
     if (rc != AMQP_STATUS_OK)
       pub_.fail_sys(std::string("basic.publish: ") + amqp_error_string2(rc), EPIPE);
-    if (durable_) await_confirm();
+    if (durable_) await_confirm(pub_, out_);
   }
 
   std::size_t recv(std::span<std::byte> buf) override {
-    for (;;) {
-      amqp_maybe_release_buffers(sub_.get());
-      amqp_envelope_t env;
-      timeval tv{0, kSliceMs * 1000};
-      amqp_rpc_reply_t r = amqp_consume_message(sub_.get(), &env, &tv, 0);
-      if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-        std::size_t n = env.message.body.len;
-        bool fits = n <= buf.size();
-        if (fits) std::memcpy(buf.data(), env.message.body.bytes, n);
-        std::uint64_t tag = env.delivery_tag;
-        amqp_destroy_envelope(&env);
-        if (!fits)
-          throw ProtocolError("amqp: message of " + std::to_string(n) + " bytes does not fit in " +
-                              std::to_string(buf.size()));
-        if (durable_ && amqp_basic_ack(sub_.get(), 1, tag, 0) != AMQP_STATUS_OK)
-          sub_.fail_sys("basic.ack failed", EPIPE);
-        return n;
-      }
-      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-          r.library_error == AMQP_STATUS_TIMEOUT) {
-        if (pub_.consumers(out_) == 0) return 0;  // the partner is gone
-        continue;
-      }
-      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-          r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-        // Not a delivery: the broker cancelled our consumer (the side that owns the link
-        // deleted its queues: the link ended), or it is closing the channel/connection.
-        amqp_frame_t f;
-        if (amqp_simple_wait_frame(sub_.get(), &f) == AMQP_STATUS_OK &&
-            f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
-          return 0;
-      }
-      sub_.lost();
-      throw ProtocolError("amqp: consuming " + in_ + " at " + sub_.where() + ": " + describe(r));
-    }
+    return consume(sub_, buf, durable_, in_, [this] { return pub_.consumers(out_) == 0; });
   }
 
  private:
-  void await_confirm() {
-    for (;;) {
-      amqp_frame_t f;
-      int rc = amqp_simple_wait_frame(pub_.get(), &f);
-      if (rc != AMQP_STATUS_OK)
-        pub_.fail_sys(std::string("waiting for the publish confirm: ") + amqp_error_string2(rc),
-                      EPIPE);
-      if (f.frame_type != AMQP_FRAME_METHOD) continue;
-      if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) return;
-      if (f.payload.method.id == AMQP_BASIC_NACK_METHOD)
-        throw ProtocolError("amqp: the broker refused a message for " + out_ + " (nack)");
-      if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
-          f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD)
-        pub_.fail_sys("the broker closed the link while confirming", EPIPE);
-    }
-  }
-
   bool durable_;
   Connection pub_, sub_;
   std::string out_, in_;
@@ -357,6 +389,127 @@ class AmqpListener final : public Listener {
   Endpoint ep_;
 };
 
+// Fan-out: a fanout exchange and one queue per subscriber bound to it, all named for the
+// run and deleted at the end (the queues carry x-expires, the exchange goes with its last
+// binding if the run dies). The publisher publishes each message once, to the exchange;
+// the broker copies it into every queue; each subscriber consumes its own queue on a
+// connection of its own. Nothing is dropped: the queues have no length limit. The
+// publisher starts once every queue has its consumer.
+class AmqpPublisher final : public FanOutPublisher {
+ public:
+  AmqpPublisher(std::unique_ptr<Connection> pub, bool durable, std::string exchange,
+                std::vector<std::string> queues)
+      : pub_(std::move(pub)),
+        durable_(durable),
+        exchange_(std::move(exchange)),
+        queues_(std::move(queues)) {}
+  ~AmqpPublisher() override {
+    try {
+      for (const std::string& q : queues_) pub_->remove(q);
+      pub_->remove_exchange(exchange_);
+    } catch (const std::exception&) {
+    }
+  }
+  void publish(std::span<const std::byte> msg) override {
+    amqp_basic_properties_t props = publish_properties(durable_);
+    amqp_bytes_t body{msg.size(), const_cast<std::byte*>(msg.data())};
+    int rc = amqp_basic_publish(pub_->get(), 1, amqp_cstring_bytes(exchange_.c_str()),
+                                amqp_empty_bytes, 0, 0, &props, body);
+    if (rc != AMQP_STATUS_OK)
+      pub_->fail_sys(std::string("basic.publish: ") + amqp_error_string2(rc), EPIPE);
+    if (durable_) await_confirm(*pub_, exchange_);
+  }
+  void abort() noexcept override { pub_->abort(); }
+
+ private:
+  std::unique_ptr<Connection> pub_;
+  bool durable_;
+  std::string exchange_;
+  std::vector<std::string> queues_;
+};
+
+class AmqpFanOut final : public FanOutListener {
+ public:
+  AmqpFanOut(bool durable, const std::string& broker_url, std::size_t n) : durable_(durable) {
+    pub_ = std::make_unique<Connection>(parse_broker(broker_url), durable, kListenBrokerWait);
+    const std::string base = queue_base();
+    exchange_ = base + "-fanout";
+    try {
+      pub_->declare_fanout(exchange_, durable);
+      for (std::size_t i = 0; i < n; ++i) {
+        queues_.push_back(base + "-sub-" + std::to_string(i));
+        pub_->declare(queues_.back(), durable);
+        pub_->bind(queues_.back(), exchange_);
+        pipes_.push_back(pipe_holding(broker_url, "amqp broker URL"));
+        eps_.push_back(Endpoint{
+            {kQueuePrefix + queues_.back(), std::to_string(pipes_.back().get()), "subscriber"},
+            {pipes_.back().get()}});
+      }
+    } catch (...) {
+      remove_all();
+      throw;
+    }
+  }
+  ~AmqpFanOut() override { remove_all(); }
+  std::size_t subscribers() const override { return eps_.size(); }
+  const Endpoint& endpoint(std::size_t i) const override { return eps_.at(i); }
+  std::unique_ptr<FanOutPublisher> accept(const SetupWait& wait) override {
+    pipes_.clear();  // the subscribers inherited them
+    for (Endpoint& ep : eps_) ep.inherit_fds.clear();
+    for (const std::string& q : queues_)
+      while (pub_->consumers(q) == 0) {
+        if (!wait.peer_alive()) throw ProtocolError("amqp: a subscriber exited before consuming");
+        if (std::chrono::steady_clock::now() > wait.deadline)
+          throw ProtocolError("amqp: timed out waiting for a subscriber to consume " + q);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    auto p = std::make_unique<AmqpPublisher>(std::move(pub_), durable_, exchange_, queues_);
+    queues_.clear();
+    return p;
+  }
+
+ private:
+  void remove_all() noexcept {
+    if (!pub_) return;
+    try {
+      for (const std::string& q : queues_) pub_->remove(q);
+      pub_->remove_exchange(exchange_);
+    } catch (const std::exception&) {
+    }
+  }
+  bool durable_;
+  std::unique_ptr<Connection> pub_;
+  std::string exchange_;
+  std::vector<std::string> queues_;
+  std::vector<UniqueFd> pipes_;
+  std::vector<Endpoint> eps_;
+};
+
+// A subscriber's end: consumes its own queue, sends nothing.
+class AmqpSubscriber final : public Channel {
+ public:
+  AmqpSubscriber(const BrokerAddress& b, bool durable, std::string queue,
+                 std::chrono::milliseconds within)
+      : durable_(durable), sub_(b, false, within), queue_(std::move(queue)) {
+    amqp_basic_consume(sub_.get(), 1, amqp_cstring_bytes(queue_.c_str()), amqp_empty_bytes, 0,
+                       durable_ ? 0 : 1, 0, amqp_empty_table);
+    sub_.check(amqp_get_rpc_reply(sub_.get()), "basic.consume");
+  }
+  void send(std::span<const std::byte>) override {
+    throw ProtocolError("amqp: a subscriber's link carries nothing back");
+  }
+  // Ends when the publisher deletes the queue (the broker cancels the consumer).
+  std::size_t recv(std::span<std::byte> buf) override {
+    return consume(sub_, buf, durable_, queue_, [] { return false; });
+  }
+  void abort() noexcept override { sub_.abort(); }
+
+ private:
+  bool durable_;
+  Connection sub_;
+  std::string queue_;
+};
+
 class AmqpTransport final : public TransportBase {
  public:
   AmqpTransport(bool durable, TransportInfo info)
@@ -365,19 +518,29 @@ class AmqpTransport final : public TransportBase {
                                    const TransportSettings& settings) const override {
     return std::make_unique<AmqpListener>(durable_, settings.broker_url);
   }
+  std::unique_ptr<FanOutListener> listen_fan_out(RunDir&, std::size_t,
+                                                 const TransportSettings& settings,
+                                                 std::size_t subscribers) const override {
+    return std::make_unique<AmqpFanOut>(durable_, settings.broker_url, subscribers);
+  }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
     auto queue = [&](std::size_t i) {
       const std::string& a = ep.addresses.at(i);
       if (a.rfind(kQueuePrefix, 0) != 0) throw ProtocolError("amqp: bad address '" + a + "'");
       return a.substr(std::strlen(kQueuePrefix));
     };
-    EndpointReader r(ep, name(), {"request queue", "reply queue", "broker URL pipe"});
-    const std::string url = r.pipe_text(2);
-    // The peer publishes replies to the second queue and consumes the first.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         wait.deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       throw ProtocolError("amqp: the set-up deadline passed before connecting");
+    if (!ep.addresses.empty() && ep.addresses.back() == "subscriber") {
+      EndpointReader r(ep, name(), {"queue", "broker URL pipe", "role"});
+      const std::string url = r.pipe_text(1);
+      return std::make_unique<AmqpSubscriber>(parse_broker(url), durable_, queue(0), left);
+    }
+    EndpointReader r(ep, name(), {"request queue", "reply queue", "broker URL pipe"});
+    const std::string url = r.pipe_text(2);
+    // The peer publishes replies to the second queue and consumes the first.
     return std::make_unique<AmqpChannel>(parse_broker(url), durable_, queue(1), queue(0), false,
                                          left);
   }
@@ -402,7 +565,13 @@ TransportInfo amqp_info(const char* name, bool durable) {
                      (durable ? "durable queues, persistent messages, every publish confirmed "
                                 "by the broker before it counts, every delivery acknowledged"
                               : "transient queues, no publisher confirms, no consumer acks"),
-          .needs = "AMQP broker (IPCBENCH_AMQP_URL or ./scripts/broker.sh start)"};
+          .needs = "AMQP broker (IPCBENCH_AMQP_URL or ./scripts/broker.sh start)",
+          .fan_out = std::string("a fanout exchange and one queue per subscriber bound to it: the "
+                                 "publisher publishes each message once, the broker copies it "
+                                 "into every queue (no length limit: nothing dropped)") +
+                     (durable ? "; persistent messages, every publish confirmed, every delivery "
+                                "acknowledged"
+                              : "")};
 }
 
 }  // namespace
