@@ -285,7 +285,12 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
                 static_cast<std::int64_t>(subscribers) * 1'000'000;
   go.end_ns = go.start_ns + cfg.window.count();
   go.give_up_ns = go.end_ns + std::chrono::nanoseconds(cfg.cell_timeout).count();
-  for (std::size_t i = 0; i < subscribers; ++i) party_send(cell.control[i].get(), &go, sizeof go);
+  for (std::size_t i = 0; i < subscribers; ++i) try {
+      party_send(cell.control[i].get(), &go, sizeof go);
+    } catch (const SysError& e) {
+      throw ProtocolError("subscriber " + std::to_string(i) + ": " + e.what() + " (" +
+                          cell.children[i].finish(std::chrono::milliseconds(200)) + ")");
+    }
   cell.state = std::make_unique<PublisherState>();
   PublisherState& st = *cell.state;
   // go by value: the thread may outlive this frame's locals until the Cell joins it.
