@@ -94,6 +94,12 @@ std::string ConsoleTable::row(const Run& run) const {
   line += column(msgs ? fmt_rate(*msgs) : "");
   line += column(bytes ? fmt_figure(*bytes / 1e9) : "");
   line += column(cpu_client && cpu_peer ? fmt_figure((*cpu_client + *cpu_peer) / 1e3) : "");
+  // fanout cells: msg/s is every subscriber's deliveries together; the latency is one way.
+  if (const double* ow50 = counter(run, "oneway_p50_ns"), *ow99 = counter(run, "oneway_p99_ns"),
+      *lost = counter(run, "lost_msgs");
+      ow50 && ow99 && lost)
+    line += "  one-way p50 " + fmt_figure(*ow50 / 1e3) + " us, p99 " + fmt_figure(*ow99 / 1e3) +
+            " us; lost " + fmt_figure(*lost);
   while (!line.empty() && line.back() == ' ') line.pop_back();
   return line;
 }

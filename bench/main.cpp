@@ -18,6 +18,7 @@
 #include "base/run_dir.h"
 #include "bench/clients.h"
 #include "bench/console.h"
+#include "bench/fanout.h"
 #include "bench/floors.h"
 #include "bench/gbench_run.h"
 #include "bench/options.h"
@@ -110,6 +111,39 @@ class Runner {
                      many_window_,
                      ""};
       run_clients(state, *dir_, cfg, *t, size, clients, model);
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      if (int sig = cleanup::interrupted())
+        msg = "interrupted by signal " + std::to_string(sig) + ": " + msg;
+      failed_.emplace(name, msg);
+      fail_repetition(state, msg);
+    }
+  }
+  // One repetition of a fanout cell: fresh processes and links each time (no session).
+  void run_fanout_cell(benchmark::State& state, const Transport* t, std::size_t size,
+                       std::size_t subscribers, const std::string& name) {
+    session_.reset();  // a ping-pong peer may be busy-polling a CPU
+    std::string why;
+    if (int sig = cleanup::interrupted())
+      why = "not run: interrupted by signal " + std::to_string(sig);
+    else if (auto it = failed_.find(name); it != failed_.end())
+      why = "not run: an earlier repetition failed: " + it->second;
+    else
+      why = fanout_refused(placement_, *t, subscribers);
+    if (!why.empty()) {
+      failed_.emplace(name, why);
+      return fail_repetition(state, why);
+    }
+    try {
+      if (!dir_) dir_.emplace();
+      ManyConfig cfg{placement_,
+                     settings_,
+                     opts_.verify,
+                     opts_.cell_timeout,
+                     std::max(opts_.cell_timeout, kMinSetupTimeout),
+                     many_window_,
+                     ""};
+      run_fanout(state, *dir_, cfg, *t, size, subscribers);
     } catch (const std::exception& e) {
       std::string msg = e.what();
       if (int sig = cleanup::interrupted())
@@ -404,6 +438,29 @@ int main_impl(int argc, char** argv) {
                      without.c_str());
       continue;
     }
+    if (w == Workload::kFanout) {
+      std::string without;
+      for (const Transport* t : opts.transports) {
+        if (t->info().fan_out.empty()) {
+          without += (without.empty() ? "" : ", ") + t->info().name;
+          continue;
+        }
+        for (std::size_t size : opts.many_sizes)
+          for (std::size_t n : opts.subscribers) {
+            std::string name = "fanout/" + t->info().name + "/" + std::to_string(size) +
+                               "/subscribers:" + std::to_string(n);
+            auto* b = benchmark::RegisterBenchmark(
+                name.c_str(), [&runner, t, size, n, name](benchmark::State& st) {
+                  runner.run_fanout_cell(st, t, size, n, name);
+                });
+            b->UseManualTime()->Iterations(1)->Unit(benchmark::kMicrosecond);
+          }
+      }
+      if (!without.empty())
+        std::fprintf(stderr, "ipcbench: note: no fanout cells for %s (no fan-out form)\n",
+                     without.c_str());
+      continue;
+    }
     for (const Transport* t : opts.transports) {
       for (std::size_t size : opts.sizes) {
         std::string name =
@@ -435,6 +492,9 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("latency_metric",
                               "rtt_* = full round trip (request + reply), one CLOCK_MONOTONIC "
                               "read per round trip, taken while the next request is in flight");
+  benchmark::AddCustomContext("oneway_metric",
+                              "oneway_* (fanout) = receipt time in a subscriber - publish time "
+                              "carried in the message, both CLOCK_MONOTONIC on this one host");
   benchmark::AddCustomContext("wait_strategy",
                               "per cell: wait= in the label (blocking, spin, spin-then-futex)");
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));

@@ -49,6 +49,8 @@ const char* workload_name(Workload w) {
       return "throughput";
     case Workload::kClients:
       return "clients";
+    case Workload::kFanout:
+      return "fanout";
   }
   return "";
 }
@@ -102,6 +104,11 @@ std::vector<std::size_t> default_clients(bool quick) {
   return {1, 2, 4, 8};
 }
 
+std::vector<std::size_t> default_subscribers(bool quick) {
+  if (quick) return {1, 4};
+  return {1, 2, 4, 8};
+}
+
 std::vector<std::size_t> default_sizes(bool quick) {
   if (quick) return {64, 4096, 65536, 1u << 20};
   std::vector<std::size_t> v;
@@ -112,7 +119,7 @@ std::vector<std::size_t> default_sizes(bool quick) {
 SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   SuiteOptions o;
   bool sizes_given = false, workloads_given = false, transports_given = false;
-  bool clients_given = false;
+  bool clients_given = false, subscribers_given = false;
   for (const std::string& arg : args) {
     std::string_view a = arg;
     std::string_view key = a.substr(0, a.find('='));
@@ -153,9 +160,11 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
           o.workloads.push_back(Workload::kThroughput);
         else if (w == "clients")
           o.workloads.push_back(Workload::kClients);
+        else if (w == "fanout")
+          o.workloads.push_back(Workload::kFanout);
         else
           throw UsageError("unknown workload '" + std::string(w) +
-                           "' (known: pingpong, throughput, clients)");
+                           "' (known: pingpong, throughput, clients, fanout)");
       }
     } else if (key == "--clients") {
       need_value();
@@ -166,6 +175,16 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
         if (n.empty() || ec != std::errc() || p != n.data() + n.size() || v < 1 || v > 64)
           throw UsageError("--clients: '" + std::string(n) + "' is not a number from 1 to 64");
         o.clients.push_back(v);
+      }
+    } else if (key == "--subscribers") {
+      need_value();
+      subscribers_given = true;
+      for (auto n : split(value, ',')) {
+        std::size_t v = 0;
+        auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), v);
+        if (n.empty() || ec != std::errc() || p != n.data() + n.size() || v < 1 || v > 64)
+          throw UsageError("--subscribers: '" + std::string(n) + "' is not a number from 1 to 64");
+        o.subscribers.push_back(v);
       }
     } else if (key == "--bind") {
       need_value();
@@ -201,10 +220,12 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
     for (const Transport* t : all_transports())
       if (t->info().needs.empty()) o.transports.push_back(t);
   if (!workloads_given)
-    o.workloads = {Workload::kPingpong, Workload::kThroughput, Workload::kClients};
+    o.workloads = {Workload::kPingpong, Workload::kThroughput, Workload::kClients,
+                   Workload::kFanout};
   if (!sizes_given) o.sizes = default_sizes(o.quick);
   o.many_sizes = sizes_given ? o.sizes : default_many_sizes(o.quick);
   if (!clients_given) o.clients = default_clients(o.quick);
+  if (!subscribers_given) o.subscribers = default_subscribers(o.quick);
   // Each name once, in the order first given.
   auto dedup = [](auto& v) {
     for (std::size_t i = 0; i < v.size(); ++i)
@@ -215,6 +236,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   dedup(o.sizes);
   dedup(o.many_sizes);
   dedup(o.clients);
+  dedup(o.subscribers);
   for (std::size_t s : o.sizes) {
     if (s == 0) throw UsageError("--sizes: size 0 is not a message");
     if (s < kHeaderBytes)
@@ -250,12 +272,18 @@ What to run:
   --transports=a,b     transports; "all": every one (see --list-transports)
                        default: every transport that needs no broker
   --workloads=a,b      pingpong (round-trip latency), throughput (one-way stream),
-                       clients (N clients at once against one server: fan-in)
-                       default: all three
+                       clients (N clients at once against one server: fan-in),
+                       fanout (one publisher, N subscribers)
+                       default: all four
   --clients=1,4        the clients workload's client counts (1..64); its cells are
                        clients/<transport>/<bytes>/clients:<N>/server:<model>, for
                        each server model the transport offers (--list-transports);
                        sizes: --sizes, else 64 B and 64 KiB (--quick: 64 B)
+                       default: 1,2,4,8 (--quick: 1,4)
+  --subscribers=1,4    the fanout workload's subscriber counts (1..64); its cells are
+                       fanout/<transport>/<bytes>/subscribers:<N>, for each transport
+                       with a fan-out form; sizes as for clients (at least 24 B: the
+                       header and the publish time)
                        default: 1,2,4,8 (--quick: 1,4)
   --sizes=64,4K,1M     message sizes, 16-byte header included; K/M/G = 2^10/20/30
                        default: 64 B to 1 MiB in steps of x4 (--quick: 64,4K,64K,1M)

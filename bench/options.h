@@ -20,7 +20,7 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Workload { kPingpong, kThroughput, kClients };
+enum class Workload { kPingpong, kThroughput, kClients, kFanout };
 const char* workload_name(Workload w);
 
 struct SuiteOptions {
@@ -31,6 +31,9 @@ struct SuiteOptions {
   // given, else default_many_sizes).
   std::vector<std::size_t> clients;
   std::vector<std::size_t> many_sizes;
+  // The fanout workload (one publisher, N subscribers): how many subscribers; its sizes
+  // are many_sizes too.
+  std::vector<std::size_t> subscribers;
   std::string pin_spec = "cross";
   std::string bind = "127.0.0.1";  // where network transports listen
   bool quick = false;
@@ -58,6 +61,8 @@ std::vector<std::size_t> default_sizes(bool quick);
 // (--quick: 1,4).
 std::vector<std::size_t> default_many_sizes(bool quick);
 std::vector<std::size_t> default_clients(bool quick);
+// The fanout workload's subscriber counts: 1,2,4,8 (--quick: 1,4).
+std::vector<std::size_t> default_subscribers(bool quick);
 
 const char* usage_text();
 

@@ -6,6 +6,7 @@
 //
 //   peer -> bench   kReady    connected to the data link
 //   bench -> peer   kGo       size, the window [start_ns, end_ns) on CLOCK_MONOTONIC
+//   bench -> peer   kEnd      fanout: the publisher has stopped; how many messages it sent
 //   peer -> bench   kResult   what it measured in the window (PartyResult)
 //   peer -> bench   kFailed   one line of text: why it stopped
 //
@@ -24,15 +25,25 @@
 
 namespace ipcbench {
 
-enum class PartyKind : std::uint32_t { kReady = 1, kGo = 2, kResult = 3, kFailed = 4 };
+enum class PartyKind : std::uint32_t { kReady = 1, kGo = 2, kResult = 3, kFailed = 4, kEnd = 5 };
 
 struct PartyGo {
   PartyKind kind = PartyKind::kGo;
   std::uint32_t verify = 0;
   std::uint64_t size = 0;
-  std::int64_t start_ns = 0;  // CLOCK_MONOTONIC: measuring starts (warm-up before it)
-  std::int64_t end_ns = 0;    // and ends
-  std::uint64_t count = 0;    // fanout: messages the publisher will send in all
+  std::int64_t start_ns = 0;    // CLOCK_MONOTONIC: measuring starts (warm-up before it)
+  std::int64_t end_ns = 0;      // and ends
+  std::uint64_t count = 0;      // fanout: messages the publisher will send in all
+  std::int64_t give_up_ns = 0;  // fanout: a subscriber that has not seen the end marker
+                                // by then stops waiting for it (a transport that drops)
+};
+
+// fanout: sent once the publisher has stopped, so that a subscriber that never saw the
+// end marker still knows what it missed.
+struct PartyEnd {
+  PartyKind kind = PartyKind::kEnd;
+  std::uint32_t pad = 0;
+  std::uint64_t published = 0;  // data messages published, sequence numbers 1..published
 };
 
 struct PartyResult {

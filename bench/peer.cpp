@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "bench/clients.h"
+#include "bench/fanout.h"
 #include "bench/mailbox.h"
 #include "bench/party.h"
 #include "bench/protocol.h"
@@ -97,10 +98,12 @@ int run_peer(const PeerArgs& a) {
     const pid_t parent = ::getppid();
     SetupWait wait{std::chrono::steady_clock::now() + a.setup_timeout,
                    [parent] { return ::getppid() == parent; }};
-    if (a.role == "client") {
-      if (a.client_id < 0 || a.client_id >= static_cast<int>(kMaxClients) || a.control_fd < 0)
-        throw ProtocolError("role client needs --client-id (0.." + std::to_string(kMaxClients - 1) +
-                            ") and --control-fd");
+    if (a.role == "client" || a.role == "subscriber") {
+      const bool client = a.role == "client";
+      const std::size_t most = client ? kMaxClients : kMaxSubscribers;
+      if (a.client_id < 0 || a.client_id >= static_cast<int>(most) || a.control_fd < 0)
+        throw ProtocolError("role " + a.role + " needs --client-id (0.." +
+                            std::to_string(most - 1) + ") and --control-fd");
       control = adopt_inherited_fd(std::to_string(a.control_fd), "control link");
       PeerArgs args = a;
       args.control_fd = control.get();
@@ -110,7 +113,7 @@ int run_peer(const PeerArgs& a) {
         party_send_failed(control.get(), std::string("connect: ") + e.what());
         throw;
       }
-      return run_fan_in_client(*t, *ch, args);
+      return client ? run_fan_in_client(*t, *ch, args) : run_subscriber(*ch, args);
     }
     ch = t->connect(Endpoint{a.addresses, {}}, wait);
     return a.role == "echo" ? run_echo(*ch, a) : run_bench(*ch, a);

@@ -1,13 +1,14 @@
 // The peer process: the far end of every cell, the same binary run as
 //   ipcbench --peer --transport=NAME --address=A [--address=B] --max-size=N
 //            [--verify] [--role=bench|echo] [--setup-timeout-ms=N]
-//            [--client-id=N --control-fd=FD]
+//            [--client-id=N --control-fd=FD]   (roles client and subscriber)
 // role bench (default) speaks the workload protocol (bench/protocol.h): it sends
 // kReady once connected, echoes kPing, consumes kData, answers kSync with kAck, and
 // exits on kStop or when the link closes. Any check that fails is sent back as kError
 // and the peer exits with status 3. role echo returns every message unchanged, whatever
 // its content (the conformance tests use it). Role client runs the clients workload's
-// closed loop (bench/clients.h) as client N, told when over the control link FD.
+// closed loop (bench/clients.h) as client N, told when over the control link FD; role
+// subscriber receives the fanout workload's stream (bench/fanout.h) as subscriber N.
 #pragma once
 
 #include <chrono>

@@ -80,7 +80,11 @@ TEST(Cli, SizeZero) { expect_usage_error({"--sizes=64,0"}, "size 0"); }
 TEST(Cli, SizeBelowHeader) { expect_usage_error({"--sizes=8"}, "header"); }
 TEST(Cli, SizeAboveLimit) { expect_usage_error({"--sizes=1G"}, "limit"); }
 TEST(Cli, MalformedSize) { expect_usage_error({"--sizes=4X"}, "4X"); }
-TEST(Cli, UnknownWorkload) { expect_usage_error({"--workloads=pingpong,fanout"}, "fanout"); }
+TEST(Cli, UnknownWorkload) { expect_usage_error({"--workloads=pingpong,fanin"}, "fanin"); }
+TEST(Cli, BadSubscriberCount) {
+  for (const char* n : {"0", "65", "x", "2,,4"})
+    expect_usage_error({std::string("--subscribers=") + n}, "--subscribers");
+}
 TEST(Cli, UnknownFlag) { expect_usage_error({"--frobnicate"}, "--frobnicate"); }
 TEST(Cli, BadPin) { expect_usage_error({"--pin=sideways"}, "--pin"); }
 TEST(Cli, UnwritableOutput) {
@@ -238,6 +242,19 @@ TEST(Cli, ConsoleShowsOneLinePerCellWithItsFigures) {
       ASSERT_EQ(w.size(), 4u) << name;
       EXPECT_TRUE(near(w[1], b.at("items_per_second").get<double>())) << name << " " << w[1];
       EXPECT_TRUE(near(w[2], b.at("bytes_per_second").get<double>() / 1e9)) << name << " " << w[2];
+    } else if (name.starts_with("clients/")) {  // rtt p50, p99, round trips per second
+      ASSERT_EQ(w.size(), 4u) << name;
+      EXPECT_TRUE(near(w[1], b.at("rtt_p50_ns").get<double>() / 1e3)) << name << " " << w[1];
+      EXPECT_TRUE(near(w[2], b.at("rtt_p99_ns").get<double>() / 1e3)) << name << " " << w[2];
+      EXPECT_TRUE(near(w[3], b.at("items_per_second").get<double>())) << name << " " << w[3];
+    } else if (name.starts_with("fanout/")) {
+      // msg/s (every subscriber's deliveries), then "one-way p50 X us, p99 Y us; lost N".
+      ASSERT_EQ(w.size(), 11u) << name;
+      EXPECT_TRUE(near(w[1], b.at("delivered_per_s").get<double>())) << name << " " << w[1];
+      EXPECT_EQ(w[2] + " " + w[3], "one-way p50") << name;
+      EXPECT_TRUE(near(w[4], b.at("oneway_p50_ns").get<double>() / 1e3)) << name << " " << w[4];
+      EXPECT_TRUE(near(w[7], b.at("oneway_p99_ns").get<double>() / 1e3)) << name << " " << w[7];
+      EXPECT_EQ(w[9] + " " + w[10], "lost 0") << name;
     } else if (name == "floor/syscall") {
       ASSERT_EQ(w.size(), 5u) << name;
       EXPECT_TRUE(near(w[1], b.at("ns_per_call").get<double>())) << name << " " << w[1];
@@ -390,9 +407,14 @@ TEST(Cli, BenchmarkListTestsShowsTheMatrix) {
   Scratch s;
   Result r = run({"--benchmark_list_tests", "--transports=pipe,tcp", "--sizes=64,4K"}, s);
   ASSERT_EQ(r.status, 0) << r.err;
-  for (const char* n : {"pingpong/pipe/64", "pingpong/tcp/4096", "throughput/pipe/4096"})
+  for (const char* n : {"pingpong/pipe/64", "pingpong/tcp/4096", "throughput/pipe/4096",
+                        "clients/pipe/64/clients:8/server:event-loop",
+                        "fanout/pipe/64/subscribers:1", "fanout/tcp/4096/subscribers:8"})
     EXPECT_NE(r.out.find(n), std::string::npos) << n << "\n" << r.out;
-  EXPECT_EQ(lines(r.out), 8);
+  // pingpong and throughput: 2 transports x 2 sizes each; clients: pipe only (tcp has no
+  // fan-in form) x 2 sizes x 4 client counts x 2 server models; fanout: 2 transports x 2
+  // sizes x 4 subscriber counts.
+  EXPECT_EQ(lines(r.out), 8 + 16 + 16);
 }
 
 // The quick matrix over every transport: every cell present, none errored, counters there,
@@ -421,6 +443,20 @@ TEST(Cli, QuickSmokeRunOverEveryTransport) {
       }
       EXPECT_LE(b.at("rtt_p50_ns").get<double>(), b.at("rtt_p99_ns").get<double>());
       EXPECT_LE(b.at("rtt_p99_ns").get<double>(), b.at("rtt_max_ns").get<double>());
+    } else if (name.rfind("fanout/", 0) == 0) {
+      for (const char* c :
+           {"msg_bytes", "subscribers", "busy_processes", "cpus", "oversubscribed",
+            "published_per_s", "delivered_per_s", "delivered_per_s_min", "oneway_p50_ns",
+            "oneway_p90_ns", "oneway_p99_ns", "oneway_p999_ns", "oneway_max_ns", "oneway_mean_ns",
+            "slowest_subscriber_p99_ns", "lost_msgs", "drops_by_design", "cpu_publisher_ns_per_msg",
+            "cpu_subscriber_ns_per_msg"})
+        EXPECT_TRUE(b.contains(c)) << name << " lacks " << c;
+      EXPECT_GT(b.value("delivered_per_s", 0.0), 0.0) << name;
+      if (b.value("drops_by_design", 0.0) == 0) {
+        EXPECT_EQ(b.value("lost_msgs", -1.0), 0.0) << name;
+      }
+    } else if (name.rfind("clients/", 0) == 0) {
+      EXPECT_GT(b.at("items_per_second").get<double>(), 0.0) << name;
     } else {
       EXPECT_GT(b.at("bytes_per_second").get<double>(), 0.0) << name;
       EXPECT_GT(b.at("items_per_second").get<double>(), 0.0) << name;
@@ -428,6 +464,13 @@ TEST(Cli, QuickSmokeRunOverEveryTransport) {
     std::string cell = name.substr(0, name.find("/manual_time"));
     seen.insert(cell);
   }
+  // fanout: every transport with a fan-out form, at --quick's 64 B and 1 and 4 subscribers.
+  for (const Transport* t : all_transports())
+    if (t->info().needs.empty() && !t->info().fan_out.empty())
+      for (const char* n : {"1", "4"}) {
+        std::string cell = "fanout/" + t->info().name + "/64/subscribers:" + n + "/iterations:1";
+        EXPECT_TRUE(seen.count(cell)) << cell << " missing";
+      }
   // The default set: every transport that needs no outside service (a broker).
   for (const char* w : {"pingpong", "throughput"})
     for (const Transport* t : all_transports())
@@ -487,9 +530,9 @@ TEST(Cli, RepetitionsAreInterleavedByDefault) {
   auto interleaving = [](const std::vector<std::string>& extra) {
     Scratch s;
     fs::path out = s.dir / "out.json";
-    std::vector<std::string> args = {"--transports=pipe", "--sizes=64",
-                                     "--benchmark_min_time=0.001",
-                                     "--benchmark_out=" + out.string()};
+    std::vector<std::string> args = {
+        "--transports=pipe", "--sizes=64", "--workloads=pingpong,throughput",
+        "--benchmark_min_time=0.001", "--benchmark_out=" + out.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     Result r = run(args, s);
     EXPECT_EQ(r.status, 0) << r.err;

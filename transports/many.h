@@ -74,6 +74,9 @@ class FanOutPublisher {
   // transport drops by design (TransportInfo::fan_out says so; the subscribers then
   // count what they missed).
   virtual void publish(std::span<const std::byte> msg) = 0;
+  // True when publish() drops a message a subscriber cannot take (ZeroMQ PUB at its
+  // high-water mark) rather than wait for it.
+  virtual bool drops_by_design() const { return false; }
   // As FanInServer::abort.
   virtual void abort() noexcept {}
 };

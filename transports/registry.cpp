@@ -14,6 +14,7 @@ std::unique_ptr<Transport> make_mmap_futex_transport();
 std::unique_ptr<Transport> make_shm_spin_transport();
 std::unique_ptr<Transport> make_shm_futex_transport();
 std::unique_ptr<Transport> make_shm_spin_zerocopy_transport();
+std::unique_ptr<Transport> make_shm_bcast_transport();
 std::unique_ptr<Transport> make_posix_mq_transport();
 std::unique_ptr<Transport> make_boost_mq_transport();
 std::unique_ptr<Transport> make_http_uds_transport();
@@ -50,6 +51,7 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
   r.push_back(make_shm_spin_transport());
   r.push_back(make_shm_futex_transport());
   r.push_back(make_shm_spin_zerocopy_transport());
+  r.push_back(make_shm_bcast_transport());
   r.push_back(make_posix_mq_transport());
   r.push_back(make_boost_mq_transport());
   r.push_back(make_http_uds_transport());

@@ -96,7 +96,10 @@ class TcpTransport final : public TransportBase {
                         "other connections are closed",
              .encoding = "framing",
              .fan_in = "one connection per client on one listening port",
-             .server_models = {"event-loop", "thread-per-client"}}) {}
+             .server_models = {"event-loop", "thread-per-client"},
+             .fan_out = "one connection (own port and token) per subscriber; the publisher "
+                        "writes one copy per subscriber, blocking on a full socket (nothing "
+                        "dropped)"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t,
                                    const TransportSettings& settings) const override {
     return listen_tcp_link(settings, name(), framed_stream);

@@ -124,7 +124,10 @@ std::unique_ptr<Transport> make_uds_transport() {
                         "own uid only; the peer presents a token first; length-prefix framing",
                     .encoding = "framing",
                     .fan_in = "one connection per client on one listening socket file",
-                    .server_models = {"event-loop", "thread-per-client"}});
+                    .server_models = {"event-loop", "thread-per-client"},
+                    .fan_out = "one connection (own socket file and token) per subscriber; the "
+                               "publisher writes one copy per subscriber, blocking on a full "
+                               "socket (nothing dropped)"});
 }
 
 std::unique_ptr<Transport> make_uds_seqpacket_transport() {
@@ -142,7 +145,10 @@ std::unique_ptr<Transport> make_uds_seqpacket_transport() {
                         "messages over 64 KiB travel as several records; socket file 0600, own uid "
                         "only; the peer presents a token first",
                     .fan_in = "one connection per client on one listening socket file",
-                    .server_models = {"event-loop", "thread-per-client"}});
+                    .server_models = {"event-loop", "thread-per-client"},
+                    .fan_out = "one connection (own socket file and token) per subscriber; the "
+                               "publisher writes one copy per subscriber, blocking on a full "
+                               "socket (nothing dropped)"});
 }
 
 }  // namespace ipcbench
