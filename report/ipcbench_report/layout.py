@@ -535,8 +535,8 @@ def _many_rows(model: ReportModel, series: list[Series], columns) -> list[list[T
 
 
 PEAK_RULE = ("peak N is the N whose {rate}, as the median over the cell's repetition "
-             "rows, is the highest of the series, the smallest N on a tie; the other figures of "
-             "the row are that cell's medians. Failed N: cells that failed in every "
+             "rows, is the highest of the series, the smallest N on a tie; the other "
+             "figures of the row are that cell's medians. Failed N: cells that failed in every "
              "repetition (see Cells that failed), left out of the peak.")
 
 

@@ -82,7 +82,8 @@ class Many:
 
 
 def build(runs: list[Run]) -> Many:
-    """Group every clients/fanout cell of ``runs`` into series (first-seen order)."""
+    """Group every clients/fanout cell of ``runs`` into series, ordered by transport and
+    server model (first seen), then size, then run."""
     many = Many()
     by_key: dict[tuple, Series] = {}
     kinds = {w.kind: w for w in WORKLOADS}
@@ -105,4 +106,10 @@ def build(runs: list[Run]) -> Many:
     for s in many.series:
         s.points.sort(key=lambda p: p[0])
         s.failed.sort(key=lambda p: p[0])
+    # Runs side by side: by transport, server model (first seen), size, then run.
+    first = {}
+    for s in many.series:
+        first.setdefault((s.transport, s.server), len(first))
+    many.series.sort(key=lambda s: (first[(s.transport, s.server)], s.size,
+                                    runs.index(s.run)))
     return many

@@ -107,7 +107,8 @@ class Cell:
 
     @property
     def server(self) -> str:
-        """Server model of a ``clients`` cell (``server:<model>``, opaque text), else ``""``."""
+        """Server model of a ``clients`` cell (``server:<model>``, opaque text), else
+        ``""``."""
         return self.params.get("server", "") if self.kind == "clients" else ""
 
     @property
