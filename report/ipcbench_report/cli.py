@@ -26,14 +26,17 @@ def _render(args) -> int:
 
     runs = load_runs(args.results)
     model = compute.build(runs, args.relative_to)
-    names = {"index.html", "report.md", "results.csv", *plots.FILES}
+    names = {"index.html", "report.md", "results.csv", *plots.FILES,
+             *plots.MANY_FILES.values()}
     with atomic_dir(args.out, names) as tmp:
-        doc = layout.document(model, plots.render(model, tmp), plots.ranking(model, tmp))
+        many = plots.many(model, tmp)
+        doc = layout.document(model, plots.render(model, tmp), plots.ranking(model, tmp),
+                              many)
         (tmp / "index.html").write_text(render_html.render(doc), encoding="utf-8")
         (tmp / "report.md").write_text(render_md.render(doc), encoding="utf-8")
         (tmp / "results.csv").write_text(render_csv.render(runs), encoding="utf-8")
     print(f"report: wrote {args.out}/index.html, report.md, results.csv and "
-          f"{len(plots.FILES)} plots", file=sys.stderr)
+          f"{len(plots.FILES) + len(many)} plots", file=sys.stderr)
     return 0
 
 

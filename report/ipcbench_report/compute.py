@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from ipcbench_report import ReportError
+from ipcbench_report.many import Many, build as build_many
 from ipcbench_report.model import Cell, Run
 
 SMALL, PAGE, LARGE = 64, 4096, 1 << 20
@@ -433,6 +434,8 @@ class ReportModel:
     # run label -> measured transports whose description states no family (not rated
     # against the classic table); runs where every transport has one are absent
     no_family: dict[str, list[str]] = field(default_factory=dict)
+    # the many-clients and fan-out workloads (issue 23), grouped by N
+    many: Many = field(default_factory=Many)
 
     def transports(self) -> list[str]:
         return list(dict.fromkeys(t for r in self.runs for t in r.transports()))
@@ -495,7 +498,8 @@ def build(runs: list[Run], relative_to: str | None = None) -> ReportModel:
                          if not by_run[r.label]},
                         sum(len(r.cells) for r in runs), cv_cells, bases, bool(relative_to),
                         {r.label: missing for r in runs
-                         if (missing := [t for t in r.transports() if not family_of(r, t)])})
+                         if (missing := [t for t in r.transports() if not family_of(r, t)])},
+                        build_many(runs))
     waits = sorted(model.waits())
     if len(waits) > 1:
         model.comparability.append(

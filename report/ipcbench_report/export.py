@@ -7,11 +7,15 @@ transport; their ``extra`` says so as well.
 * ``github-action-benchmark``: the ``customSmallerIsBetter`` and
   ``customBiggerIsBetter`` tools' input, a JSON array of
   ``{"name", "unit", "value", "range"?, "extra"?}`` (``range`` and ``extra`` strings).
-  Smaller is better: round-trip p50/p99 and ns per call (ns); bigger is better:
-  GB/s and messages/s.
+  Smaller is better: round-trip p50/p99, one-way p50/p99 of fan-out cells and ns per
+  call (ns); bigger is better: GB/s, messages/s, round trips/s of all clients
+  (``rtt_per_s``, many-clients cells) and deliveries/s to all subscribers
+  (``delivered_per_s``, fan-out cells).
 * ``bmf``: Bencher Metric Format, ``{"<benchmark>": {"<measure>": {"value",
   "lower_value"?, "upper_value"?}}}`` with the built-in measures ``latency`` (ns: p50
-  round trip, or ns per call) and ``throughput`` (operations/s: messages/s);
+  round trip, or one-way p50 of a fan-out cell, or ns per call) and ``throughput``
+  (operations/s: messages/s, or round trips/s of all clients of a many-clients cell, or
+  deliveries/s of a fan-out cell);
   lower/upper are the smallest and largest repetition. Cells with neither counter
   (``floor/memcpy/*``, ``floor/shm_stream/*``: bytes/s only) have no BMF entry.
 
@@ -34,11 +38,16 @@ FORMATS = {
 # (counter, unit, scale, what) per direction, for github-action-benchmark.
 _SMALLER = (("rtt_p50_ns", "ns", 1.0, "p50 round trip"),
             ("rtt_p99_ns", "ns", 1.0, "p99 round trip"),
+            ("oneway_p50_ns", "ns", 1.0, "p50 one way"),
+            ("oneway_p99_ns", "ns", 1.0, "p99 one way"),
             ("ns_per_call", "ns", 1.0, "per call"))
 _BIGGER = (("bytes_per_second", "GB/s", 1e-9, "throughput"),
-           ("items_per_second", "msg/s", 1.0, "messages per second"))
-_BMF_LATENCY = ("rtt_p50_ns", "ns_per_call")
-_BMF_THROUGHPUT = "items_per_second"
+           ("items_per_second", "msg/s", 1.0, "messages per second"),
+           ("rtt_per_s", "round trips/s", 1.0, "round trips per second, all clients"),
+           ("delivered_per_s", "msg/s", 1.0, "deliveries per second, all subscribers"))
+# First counter a cell has, per BMF measure.
+_BMF_LATENCY = ("rtt_p50_ns", "oneway_p50_ns", "ns_per_call")
+_BMF_THROUGHPUT = ("items_per_second", "rtt_per_s", "delivered_per_s")
 
 
 _FLOOR = " (machine floor)"
@@ -87,8 +96,9 @@ def bmf(run: Run) -> dict:
         latency = next((c for c in _BMF_LATENCY if cell.values(c)), None)
         if latency:
             measures["latency"] = _bmf_metric(cell.values(latency))
-        if cell.values(_BMF_THROUGHPUT):
-            measures["throughput"] = _bmf_metric(cell.values(_BMF_THROUGHPUT))
+        throughput = next((c for c in _BMF_THROUGHPUT if cell.values(c)), None)
+        if throughput:
+            measures["throughput"] = _bmf_metric(cell.values(throughput))
         if measures:
             out[_name(run, cell)] = measures
     return out

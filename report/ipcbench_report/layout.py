@@ -13,6 +13,7 @@ from ipcbench_report.compute import (CLASSIC_NOTE, CPU_COLUMNS, CV_WARN,
                                      RELATIVE_CHOSEN_WHY, RELATIVE_DEFAULT_WHY,
                                      RELATIVE_FAMILY, STAR_RULE, Layer, ReportModel,
                                      classic_for, stars_text)
+from ipcbench_report.many import CLIENTS, FANOUT, Series
 
 
 @dataclass
@@ -477,6 +478,130 @@ def _cells_section(model: ReportModel) -> Section:
         optional=True)])
 
 
+def _oversubscribed(model: ReportModel, kind: str) -> Bullets:
+    """The cells of ``kind`` that ran oversubscribed, each named with its busy processes
+    and CPUs (medians of the counters)."""
+    multi = len(model.runs) > 1
+    items = []
+    for r, c in model.many.oversubscribed:
+        if c.kind != kind:
+            continue
+        busy, cpus = c.median("busy_processes"), c.median("cpus")
+        how = f" ({busy:.0f} busy processes on {cpus:.0f} CPUs)" \
+            if busy is not None and cpus is not None else ""
+        items.append(f"{r.label + ': ' if multi else ''}{c.id}{how}")
+    if not items:
+        return Bullets(["No cell of this workload ran oversubscribed (counter "
+                        "oversubscribed = 0 in every repetition)."])
+    return Bullets([f"Oversubscribed (counter oversubscribed = 1: more busy processes "
+                    f"than CPUs: a process could wait for a CPU, and the figures include "
+                    f"any such wait), {len(items)} cell(s): " + "; ".join(items) + "."])
+
+
+def _ns_text(s: Series) -> str:
+    return ", ".join(str(n) for n, _ in s.points) or "—"
+
+
+def _many_rows(model: ReportModel, series: list[Series], columns) -> list[list[Text]]:
+    """One row per series: its identity, the N measured, the peak and ``columns``
+    ((title, metric, scale) of the peak cell), oversubscription and failed N."""
+    multi = len(model.runs) > 1
+    rows = []
+    for s in series:
+        row = [Text(s.transport)] + ([Text(s.server or "—")] if s.workload is CLIENTS
+                                      else []) + ([Text(s.run.label)] if multi else [])
+        row += [Text(fmt_size(s.size)), Text(_ns_text(s))]
+        peak = s.peak
+        if peak is None:
+            row += [Text("—", "no N succeeded", "missing")] * (2 + len(columns))
+        else:
+            n, cell = peak
+            row.append(Text(str(n), cell.id))
+            for _, metric, scale in columns:
+                v = cell.median(metric)
+                cv = cell.cv(metric)
+                row.append(Text("—", f"{metric} not measured", "missing") if v is None
+                           else Text(fmt(v * scale),
+                                     f"{metric}, median of {len(cell.values(metric))} "
+                                     "repetition(s)" + (f"; CV {fmt_pct(cv)}" if cv
+                                                        is not None else "")))
+            row.append(Text("yes", cell.label, "warn") if cell.oversubscribed
+                       else Text("no"))
+        failed = ", ".join(str(n) for n, _ in s.failed)
+        row.append(Text(failed, "; ".join(dict.fromkeys(
+            e for _, c in s.failed for e in c.errors)), "error") if failed else Text("—"))
+        rows.append(row)
+    return rows
+
+
+PEAK_RULE = ("peak N is the N whose {rate}, as the median over the cell's repetition "
+             "rows, is the highest of the series, the smallest N on a tie; the other "
+             "figures of the row are that cell's medians. Failed N: cells that failed in every "
+             "repetition (see Cells that failed), left out of the peak.")
+
+
+def _size_note(model: ReportModel, w) -> str:
+    sizes = model.many.sizes(w)
+    plot = model.many.plot_size(w)
+    if len(sizes) <= 1:
+        return f"The plot shows {fmt_size(plot)}, the only message size measured."
+    return (f"The plot shows {fmt_size(plot)}, the smallest message size measured; the "
+            f"table has every size ({', '.join(fmt_size(x) for x in sizes)}).")
+
+
+def _unplaced(model: ReportModel, kind: str) -> list[Bullets]:
+    cells = [f"{r.label}: {c.id}" for r, c in model.many.unplaced if c.kind == kind]
+    return [Bullets([f"Left out (no N in the name): {', '.join(cells)}."])] if cells else []
+
+
+def _clients_section(model: ReportModel, figure: tuple[Path, str] | None) -> Section:
+    multi = len(model.runs) > 1
+    columns = (("round trips/s at peak (k/s)", "rtt_per_s", 1e-3),
+               ("RTT p99 at peak (µs)", "rtt_p99_ns", 1e-3),
+               ("worst client's p99 (µs)", "worst_client_p99_ns", 1e-3),
+               ("fairness (Jain)", "fairness_jain", 1.0),
+               ("share min", "share_min", 1.0), ("share max", "share_max", 1.0))
+    headers = ["transport", "server"] + (["run"] if multi else []) + [
+        "size", "N measured", "peak N"] + [c[0] for c in columns] + [
+        "oversubscribed at peak", "failed N"]
+    blocks = [Figures([figure])] if figure else []
+    blocks += [Table(headers, _many_rows(model, model.many.of(CLIENTS), columns)), Para(
+        "N clients each run round trips against one server of the named model; one "
+        "repetition row is one timed window. Per transport, server model and message size "
+        "(and run): " + PEAK_RULE.format(rate="rtt_per_s (round trips per second of all "
+        "clients together)") + " RTT p99 is over one histogram merging every client's "
+        "round trips; the worst client's p99 is the highest of the clients' own. Fairness "
+        "is Jain's index over the clients' completed round trips (1 = every client "
+        "completed as many, 1/N = one client got everything); share min/max are the "
+        "fewest/most round trips a client completed ÷ the mean per client. "
+        + _size_note(model, CLIENTS)), _oversubscribed(model, "clients")]
+    return Section(MANY_CLIENTS, blocks + _unplaced(model, "clients"))
+
+
+def _fanout_section(model: ReportModel, figure: tuple[Path, str] | None) -> Section:
+    multi = len(model.runs) > 1
+    columns = (("delivered/s at peak (k/s)", "delivered_per_s", 1e-3),
+               ("slowest subscriber's rate (k/s)", "delivered_per_s_min", 1e-3),
+               ("slowest subscriber's p99 (µs)", "slowest_subscriber_p99_ns", 1e-3),
+               ("one-way p99, all deliveries (µs)", "oneway_p99_ns", 1e-3),
+               ("lost messages", "lost_msgs", 1.0),
+               ("drops by design", "drops_by_design", 1.0))
+    headers = ["transport"] + (["run"] if multi else []) + [
+        "size", "N measured", "peak N"] + [c[0] for c in columns] + [
+        "oversubscribed at peak", "failed N"]
+    blocks = [Figures([figure])] if figure else []
+    blocks += [Table(headers, _many_rows(model, model.many.of(FANOUT), columns)), Para(
+        "One publisher sends every message to N subscribers; one repetition row is one "
+        "timed window. Per transport and message size (and run): " + PEAK_RULE.format(
+            rate="delivered_per_s (deliveries per second to all subscribers together)")
+        + " The slowest subscriber's rate is the lowest of the subscribers' delivery "
+        "rates; latencies are one way, publish to receipt. Drops by design = 1 marks a "
+        "transport that drops messages by design (e.g. ZeroMQ's high-water mark), where "
+        "lost messages are expected. " + _size_note(model, FANOUT)),
+        _oversubscribed(model, "fanout")]
+    return Section(FANOUT_TITLE, blocks + _unplaced(model, "fanout"))
+
+
 def _ranking_section(model: ReportModel, ranking: tuple[Path, str]) -> Section:
     return Section(RANKING, [Figures([ranking])])
 
@@ -489,6 +614,8 @@ COMPARISON = "Latency, throughput and CPU per transport, against the machine flo
 LAYERS = "What each layer costs over the transport under it"
 FLOORS = "Machine floors: the fastest this machine hands off, calls and copies"
 PLOTS = "How the figures change with message size"
+MANY_CLIENTS = "Many clients: aggregate throughput, tail latency and fairness against N"
+FANOUT_TITLE = "Fan-out: delivery rate and the slowest subscriber against N"
 NOISE = "How steady the figures are (coefficient of variation)"
 ERRORS = "Cells that failed"
 CELLS = "Every cell's primary figure"
@@ -496,13 +623,23 @@ MEASURED = "The run: machine, build and settings"
 
 
 def document(model: ReportModel, figures: list[tuple[Path, str]],
-             ranking: tuple[Path, str]) -> Document:
+             ranking: tuple[Path, str],
+             many: dict[str, tuple[Path, str]] | None = None) -> Document:
     """The report as sections, the answer first (measured stars beside the classic
     ratings, then the ranking picture), the run's context last; ``figures`` are the
-    detail plots and ``ranking`` the ranking picture, as (PNG path, caption) pairs."""
+    detail plots, ``ranking`` the ranking picture and ``many`` the plots over N by
+    workload (``plots.many``), as (PNG path, caption) pairs. The many-clients and
+    fan-out sections appear only when the inputs have cells of that workload."""
+    many = many or {}
+    extra = ([_clients_section(model, many.get("clients"))]
+             if model.many.of(CLIENTS) or any(c.kind == "clients"
+                                              for _, c in model.many.unplaced) else [])
+    extra += ([_fanout_section(model, many.get("fanout"))]
+              if model.many.of(FANOUT) or any(c.kind == "fanout"
+                                              for _, c in model.many.unplaced) else [])
     return Document("ipcbench report: " + ", ".join(r.label for r in model.runs), [
         _transports_section(model), _ranking_section(model, ranking),
         _comparison_section(model), _criteria_section(model), _layers_section(model),
-        _relative_section(model),
+        _relative_section(model), *extra,
         _floors_section(model), Section(PLOTS, [Figures(figures)]), _noise_section(model),
         _errors_section(model), _cells_section(model), _measured_section(model)])

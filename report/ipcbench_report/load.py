@@ -8,9 +8,12 @@ repetition rows.
 
 What makes Google Benchmark output an ipcbench result (``_check_ipcbench``): the context
 key ``ipcbench_version``, which the runner always writes (bench/main.cpp), and every
-benchmark named as the runner names its cells, ``<workload>/<transport>/<bytes>`` or
-``floor/<name>[/<bytes>]`` (a name may hold dashes: ``floor/encoding-framing/64``;
-Google Benchmark's ``/manual_time``-style suffixes aside),
+benchmark named as the runner names its cells, ``<workload>/<transport>/<bytes>``
+(followed by ipcbench's ``key:value`` parameters for the many-clients and fan-out
+workloads: ``clients/uds/64/clients:4/server:event-loop``,
+``fanout/uds/64/subscribers:8``) or ``floor/<name>[/<bytes>]`` (a name may hold dashes:
+``floor/encoding-framing/64``; Google Benchmark's ``/manual_time``-style suffixes and its
+own ``key:value`` segments such as ``/iterations:1`` aside),
 each transport listed in the context's ``ipcbench_transports`` when the file has that key.
 Another tool's output (``BM_Foo/8``) is refused rather than read as a transport "8".
 """
@@ -85,9 +88,11 @@ def _run_name(row: dict) -> str:
 
 
 # A cell as the runner names it (after ``cell_id``): a matrix cell or a machine floor.
-_MATRIX_CELL = re.compile(r"[a-z][a-z0-9_]*/[a-z0-9][a-z0-9_.+-]*/[0-9]+")
+_MATRIX_CELL = re.compile(r"[a-z][a-z0-9_]*/[a-z0-9][a-z0-9_.+-]*/[0-9]+"
+                          r"(/[a-z][a-z0-9_]*:[a-z0-9][a-z0-9_.+-]*)*")
 _FLOOR_CELL = re.compile(r"floor/[a-z0-9_]+(-[a-z0-9_]+)*(/[0-9]+)?")  # encoding-<name>
-_CELL_FORMS = "<workload>/<transport>/<bytes> or floor/<name>[/<bytes>]"
+_CELL_FORMS = ("<workload>/<transport>/<bytes>[/<key>:<value>…] or "
+               "floor/<name>[/<bytes>]")
 
 
 def _check_ipcbench(path: Path, context: dict, rows: list) -> list[dict]:

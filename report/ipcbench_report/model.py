@@ -11,8 +11,19 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Name segments Google Benchmark appends to a family name; they are not part of a cell.
+# Name segments Google Benchmark appends to a family name; they are not part of a cell:
+# the timing suffixes, and its own ``key:value`` segments (``iterations:1`` with
+# Iterations(1), ``repeats:N``, ``threads:N``, ``min_time:X``, ``min_warmup_time:X``).
+# Every other ``key:value`` segment is ipcbench's and stays in the cell's identity:
+# ``clients:4``, ``server:event-loop`` and ``subscribers:8`` tell apart cells of the
+# many-clients and fan-out workloads that share workload, transport and size.
 _GB_SUFFIXES = {"manual_time", "real_time", "process_time"}
+_GB_KEYS = {"iterations", "repeats", "threads", "min_time", "min_warmup_time"}
+
+# Workloads with several clients or subscribers per cell (issue 23), named
+# ``clients/<transport>/<bytes>/clients:<N>/server:<model>`` and
+# ``fanout/<transport>/<bytes>/subscribers:<N>``: the parameter that sets N.
+MANY = {"clients": "clients", "fanout": "subscribers"}
 
 # Primary metric of a cell, chosen by which counter it carries (first match wins):
 # (counter, lower_is_better). Used by compare, exports and the noise check.
@@ -22,11 +33,24 @@ _PRIMARY = (
     ("ns_per_call", True),
 )
 _FALLBACK_PRIMARY = ("real_time_ns", True)
+# Primary metric by workload, whatever counters the cell carries (clients cells also
+# carry rtt_p50_ns, which must not stand for them): aggregate rates, higher is better.
+_PRIMARY_BY_KIND = {
+    "clients": ("rtt_per_s", False),      # round trips per second of all clients
+    "fanout": ("delivered_per_s", False),  # deliveries per second to all subscribers
+}
+
+
+def _gb_segment(part: str) -> bool:
+    return part in _GB_SUFFIXES or part.split(":", 1)[0] in _GB_KEYS and ":" in part
 
 
 def cell_id(name: str) -> str:
-    """``pingpong/pipe/64/manual_time`` -> ``pingpong/pipe/64`` (also drops ``key:value``)."""
-    parts = [p for p in name.split("/") if p not in _GB_SUFFIXES and ":" not in p]
+    """``pingpong/pipe/64/manual_time`` -> ``pingpong/pipe/64``; drops Google Benchmark's
+    own segments (``/iterations:1`` …) but keeps ipcbench's ``key:value`` parameters:
+    ``clients/uds/64/clients:4/server:event-loop/manual_time`` ->
+    ``clients/uds/64/clients:4/server:event-loop``."""
+    parts = [p for p in name.split("/") if not _gb_segment(p)]
     return "/".join(parts) or name
 
 
@@ -69,6 +93,30 @@ class Cell:
         return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
 
     @property
+    def params(self) -> dict[str, str]:
+        """ipcbench's ``key:value`` segments of the id (``{"clients": "4", "server":
+        "event-loop"}``); empty for cells without any."""
+        return dict(p.split(":", 1) for p in self.id.split("/")[3:] if ":" in p)
+
+    @property
+    def n(self) -> int | None:
+        """Clients of a ``clients`` cell, subscribers of a ``fanout`` cell; ``None`` for
+        other cells or when the segment is absent or not a whole number."""
+        value = self.params.get(MANY.get(self.kind, ""), "")
+        return int(value) if value.isdigit() else None
+
+    @property
+    def server(self) -> str:
+        """Server model of a ``clients`` cell (``server:<model>``, opaque text), else
+        ``""``."""
+        return self.params.get("server", "") if self.kind == "clients" else ""
+
+    @property
+    def oversubscribed(self) -> bool:
+        """Some repetition ran more busy processes than CPUs (counter ``oversubscribed``)."""
+        return any(v >= 1 for v in self.values("oversubscribed"))
+
+    @property
     def ok(self) -> bool:
         """At least one repetition succeeded."""
         return bool(self.reps)
@@ -106,6 +154,8 @@ class Cell:
 
     def primary(self) -> tuple[str, bool]:
         """(metric, lower_is_better) that stands for this cell in compare and exports."""
+        if self.kind in _PRIMARY_BY_KIND:
+            return _PRIMARY_BY_KIND[self.kind]
         have = self.counters()
         for metric, lower in _PRIMARY:
             if metric in have:
@@ -133,6 +183,8 @@ class Run:
         return self.ctx("pin_mode")
 
     def cell(self, kind: str, transport: str, size: int | None = None) -> Cell | None:
+        """The cell ``kind/transport[/size]`` exactly: never a cell with parameters
+        (``clients/uds/64/clients:4/...`` is not ``run.cell("clients", "uds", 64)``)."""
         key = f"{kind}/{transport}" + ("" if size is None else f"/{size}")
         return self.cells.get(key)
 

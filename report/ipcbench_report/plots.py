@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E402
 
 from ipcbench_report.compute import SMALL, ReportModel  # noqa: E402
+from ipcbench_report.many import CLIENTS, FANOUT, Workload  # noqa: E402
 from ipcbench_report.layout import fmt, fmt_size  # noqa: E402
 
 # 15 distinguishable colours: tab10, then the dark shades of tab20b.
@@ -35,6 +36,8 @@ _BANDWIDTH_FLOOR_DASHES = {"memcpy": "--", "shm_stream": (0, (1, 1))}
 _SPECTRUM = [("p50", "rtt_p50_ns"), ("p90", "rtt_p90_ns"), ("p99", "rtt_p99_ns"),
              ("p99.9", "rtt_p999_ns"), ("max", "rtt_max_ns")]
 FILES = ("rtt_vs_size.png", "throughput_vs_size.png", "rtt_spectrum_64B.png", "ranking.png")
+# Drawn only when the inputs have cells of the many-clients / fan-out workloads.
+MANY_FILES = {"clients": "clients_vs_n.png", "fanout": "fanout_vs_n.png"}
 RANK_RTT_SIZE, RANK_THROUGHPUT_SIZE = SMALL, 64 * 1024
 _ERROR_PROXY = Line2D([], [], marker="x", ls="", color="#444444", markersize=8,
                       label="× failed cell (see Errors)")
@@ -361,3 +364,95 @@ def render(model: ReportModel, outdir: Path) -> list[tuple[Path, str]]:
         (_spectrum(model, outdir),
          f"Round-trip percentiles (p50 … max) at {fmt_size(SMALL)}"),
     ]
+
+
+# --- many clients and fan-out (issue 23) ----------------------------------------------
+
+_OVERSUB = Line2D([], [], marker="o", ls="", markersize=11, markerfacecolor="none",
+                  markeredgecolor="#c00000", label="oversubscribed (more busy processes "
+                  "than CPUs)")
+
+
+def _n_axis(ax, ns, what):
+    ax.set_xscale("log", base=2)
+    if ns:
+        ticks = sorted(set(ns))
+        ax.set_xticks(ticks, [str(n) for n in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(f"number of {what}")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _many_figure(model: ReportModel, outdir: Path, w: Workload, panels, what: str,
+                 title: str) -> Path:
+    """One figure of ``w`` at its plot size: a panel per (metric, scale, ylabel); one
+    line per series (colour = transport and server model, line style = run)."""
+    size = model.many.plot_size(w)
+    series = [s for s in model.many.of(w) if s.size == size]
+    keys = list(dict.fromkeys((s.transport, s.server) for s in series))
+    colours = {k: _PALETTE[i % len(_PALETTE)] for i, k in enumerate(keys)}
+    fig = Figure(figsize=(14, 5.5))
+    axes = list(fig.subplots(1, len(panels)))
+    flags = {"failed": False, "oversub": False}
+    for ax, (metric, scale, ylabel) in zip(axes, panels):
+        ns, any_data = [], False
+        for s in series:
+            style = dict(color=colours[(s.transport, s.server)],
+                         ls=_RUN_STYLES[model.runs.index(s.run) % len(_RUN_STYLES)])
+            pts = [(n, v * scale) for n, v in s.values(metric)]
+            bad = [n for n, _ in s.failed]
+            flags["failed"] |= _mark_failed(ax, bad, style)
+            ns += [n for n, _ in pts] + bad
+            if pts:
+                any_data = True
+                ax.plot(*zip(*pts), marker="o", **style)
+                hot = [(n, v * scale) for n, c in s.points if c.oversubscribed
+                       and (v := c.median(metric)) is not None]
+                if hot:
+                    flags["oversub"] = True
+                    ax.plot(*zip(*hot), marker="o", ls="", markersize=11,
+                            markerfacecolor="none", markeredgecolor="#c00000")
+        _n_axis(ax, ns, what)
+        ax.set_ylabel(ylabel)
+        _finish(ax, any_data)
+    handles = [Line2D([], [], color=colours[k], marker="o",
+                      label=k[0] + (f" (server {k[1]})" if k[1] else "")) for k in keys]
+    if len(model.runs) > 1:
+        handles += [Line2D([], [], color="#444444", ls=_RUN_STYLES[i % len(_RUN_STYLES)],
+                           label=r.label) for i, r in enumerate(model.runs)]
+    if flags["oversub"]:
+        handles.append(_OVERSUB)
+    if flags["failed"]:
+        handles.append(_ERROR_PROXY)
+    fig.suptitle(f"{title} at {fmt_size(size)} — {_subtitle(model)}", fontsize=10)
+    fig.tight_layout()
+    fig.legend(handles=handles, loc="center left", fontsize=8, bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, outdir / MANY_FILES[w.kind])
+
+
+def many(model: ReportModel, outdir: Path) -> dict[str, tuple[Path, str]]:
+    """Write the plots over N of the workloads the inputs measured (none, one or both)
+    into ``outdir``; return {workload: (path, caption)}."""
+    out = {}
+    if model.many.of(CLIENTS):
+        size = fmt_size(model.many.plot_size(CLIENTS))
+        out["clients"] = (_many_figure(
+            model, outdir, CLIENTS,
+            (("rtt_per_s", 1.0, "round trips/s, all clients together"),
+             ("rtt_p99_ns", 1e-3, "round-trip time p99, µs (all clients' round trips)")),
+            "clients", "Many clients: aggregate round trips/s and p99 vs clients"),
+            f"Aggregate round trips per second and round-trip p99 against the number of "
+            f"clients at {size}, one line per transport and server model (medians of the "
+            f"repetitions; log scales)")
+    if model.many.of(FANOUT):
+        size = fmt_size(model.many.plot_size(FANOUT))
+        out["fanout"] = (_many_figure(
+            model, outdir, FANOUT,
+            (("delivered_per_s", 1.0, "deliveries/s, all subscribers together"),
+             ("slowest_subscriber_p99_ns", 1e-3,
+              "slowest subscriber's one-way p99, µs")),
+            "subscribers", "Fan-out: delivery rate and slowest subscriber vs subscribers"),
+            f"Fan-out delivery rate (all subscribers together) and the slowest "
+            f"subscriber's one-way p99 against the number of subscribers at {size}, one "
+            f"line per transport (medians of the repetitions; log scales)")
+    return out

@@ -1,5 +1,8 @@
 """Runs -> CSV: one row per cell per input file, every counter as a column (the
-median of the successful repetitions, full precision), plus run and error columns."""
+median of the successful repetitions, full precision), plus run and error columns.
+``n`` and ``server_model`` come from the cell's name: the clients of a many-clients cell
+(``clients:<N>``) or the subscribers of a fan-out cell (``subscribers:<N>``), and the
+many-clients cell's ``server:<model>``; empty for other cells."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from ipcbench_report.model import Run
 
 _TIMES = ["real_time_ns", "cpu_time_ns", "iterations"]
 _FIXED = ["file", "run", "host_name", "date", "pin_mode", "cell", "name", "workload",
-          "transport", "msg_size_bytes", "label", "repetitions", "ok_repetitions", "error",
-          "error_message", "primary_metric", "primary_cv"]
+          "transport", "msg_size_bytes", "n", "server_model", "label", "repetitions",
+          "ok_repetitions", "error", "error_message", "primary_metric", "primary_cv"]
 
 
 def render(runs: list[Run]) -> str:
@@ -27,7 +30,8 @@ def render(runs: list[Run]) -> str:
             cv = c.cv(metric)
             fixed = [r.path.name, r.label, r.ctx("host_name"), r.ctx("date"), r.pin_mode,
                      c.id, c.name, c.kind, c.transport,
-                     "" if c.size is None else c.size, c.label, c.repetitions, len(c.reps),
+                     "" if c.size is None else c.size, "" if c.n is None else c.n, c.server,
+                     c.label, c.repetitions, len(c.reps),
                      "true" if c.errors else "false", "; ".join(dict.fromkeys(c.errors)),
                      metric, "" if cv is None else cv]
             medians = [c.median(k) for k in _TIMES + counters]

@@ -37,6 +37,16 @@ STARS = FIXTURES / "stars-known.json"
 # 50 ns at 64 KiB; floor/encoding-protobuf 600 ns at 64 B, failed in every repetition at
 # 64 KiB. Known answers: test_render.test_encoding_share_of_each_layer.
 ENCODINGS = FIXTURES / "encodings-known.json"
+# HAND-MADE FIXTURE (fixtures/make_many_clients_fixture.py writes it), shaped after the
+# runner's contract for issue 23's workloads, which were written in parallel: uds and tcp,
+# 9 interleaved repetitions (0.97…1.03 × each figure), 2 CPUs. clients at 64 B: uds
+# event-loop N=1,2,4,8 at 50k/90k/120k/110k round trips/s (one N=8 repetition at 2M/s:
+# the mean would peak at 8, the median peaks at 4; p99 80 µs, Jain 0.97 there); uds
+# thread-per-client 48k/95k/100k/130k (peak 8, Jain 0.6, p99 400 µs); tcp event-loop N=1,2
+# (peak 2, 70k) and N=4 failed in every repetition; uds event-loop at 4 KiB N=1,2. fanout
+# at 64 B: uds N=1,2,4 delivering 100k/180k/200k/s (slowest subscriber 50k/s, p99 90 µs
+# at 4), tcp N=1,2. Busy processes = N + 1: every cell with N >= 2 is oversubscribed.
+MANY = FIXTURES / "many_clients_fixture.json"
 
 sys.path.insert(0, str(ROOT / "report"))
 

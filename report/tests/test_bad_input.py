@@ -62,8 +62,8 @@ EXPECT = {"malformed": "is not valid JSON", "not-gbench": "not Google Benchmark 
           "other-tool": "is not an ipcbench result: its context has no 'ipcbench_version', "
                         "which every ipcbench run writes",
           "other-tool-with-version": "is not an ipcbench result: benchmark 'BM_Foo/8' is not "
-                                     "named <workload>/<transport>/<bytes> or "
-                                     "floor/<name>[/<bytes>]",
+                                     "named <workload>/<transport>/<bytes>"
+                                     "[/<key>:<value>…] or floor/<name>[/<bytes>]",
           "foreign-benchmark": "is not an ipcbench result: benchmark 'BM_Foo/8' is not named",
           "unlisted-transport": "is not an ipcbench result: benchmark "
                                 "'pingpong/foo/64/manual_time' names transport 'foo', which "

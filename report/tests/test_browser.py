@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import A, report
+from conftest import A, MANY, report
 from ipcbench_report import layout as headings
 
 CHROMIUM = shutil.which("chromium")
@@ -48,11 +48,18 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory) -> Path:
+# (input, images in its page): a run of the matrix, and the hand-made run of only
+# many-clients and fan-out cells (two more plots: clients_vs_n.png, fanout_vs_n.png).
+PAGES = {"matrix": (A, 4), "many-clients": (MANY, 6)}
+IMAGES: dict[Path, int] = {}            # rendered page -> images it must show
+
+
+@pytest.fixture(scope="module", params=sorted(PAGES))
+def page(tmp_path_factory, request) -> Path:
     out = tmp_path_factory.mktemp("browser") / "report"
-    res = report("render", A, "--out", out)
+    res = report("render", PAGES[request.param][0], "--out", out)
     assert res.returncode == 0, res.stderr
+    IMAGES[out / "index.html"] = PAGES[request.param][1]
     return out / "index.html"
 
 
@@ -86,7 +93,7 @@ def test_every_image_is_decoded_by_the_browser(page, tmp_path):
     m = re.search(r'data-widths="([^"]*)"', res.stdout)
     assert m, "the page's load handler did not run"
     widths = [int(w) for w in m.group(1).split(",")]
-    assert len(widths) == 4 and all(w > 0 for w in widths), widths
+    assert len(widths) == IMAGES[page] and all(w > 0 for w in widths), widths
 
 
 def test_a_screenshot_is_taken(page, tmp_path):
