@@ -342,9 +342,10 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   const CpuUse server_before = cpu_use_self();
   if (used == "thread-per-client") {
     for (std::size_t i = 0; i < clients; ++i)
-      cell.threads.emplace_back([&, i, l = links[i]] { serve_link(*l, i, size, st); });
+      cell.threads.emplace_back([i, l = links[i], size, &st] { serve_link(*l, i, size, st); });
   } else if (used == "event-loop") {
-    cell.threads.emplace_back([&] { serve_event_loop(links, size, st); });
+    // By value: on an error the locals go before `cell` joins this thread.
+    cell.threads.emplace_back([links, size, &st] { serve_event_loop(links, size, st); });
   } else if (used == "shared-queue") {
     cell.threads.emplace_back([&] { serve_shared(*cell.server, clients, size, st); });
   } else {
@@ -358,7 +359,15 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   go.start_ns = mono_ns() + std::chrono::nanoseconds(kWarmup).count() +
                 static_cast<std::int64_t>(clients) * 1'000'000;
   go.end_ns = go.start_ns + cfg.window.count();
-  for (std::size_t i = 0; i < clients; ++i) party_send(cell.control[i].get(), &go, sizeof go);
+  for (std::size_t i = 0; i < clients; ++i) {
+    try {
+      party_send(cell.control[i].get(), &go, sizeof go);
+    } catch (const std::exception& e) {
+      throw ProtocolError("client " + std::to_string(i) + " is gone before the start (" +
+                          cell.children[i].finish(std::chrono::milliseconds(200)) +
+                          "): " + e.what());
+    }
+  }
 
   // Results: every client reports once its window is over and its link is stopped.
   const auto result_deadline =

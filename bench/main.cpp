@@ -415,7 +415,7 @@ int main_impl(int argc, char** argv) {
   runner.set_many_window(many_window(benchmark_flag(given, "min_time"), opts.quick));
   for (Workload w : opts.workloads) {
     if (w == Workload::kClients) {
-      std::string without;
+      std::string without, refused;
       for (const Transport* t : opts.transports) {
         if (t->info().fan_in.empty()) {
           without += (without.empty() ? "" : ", ") + t->info().name;
@@ -426,6 +426,13 @@ int main_impl(int argc, char** argv) {
             for (const std::string& model : t->info().server_models) {
               std::string name = "clients/" + t->info().name + "/" + std::to_string(size) +
                                  "/clients:" + std::to_string(n) + "/server:" + model;
+              // The default client counts leave out what this placement must refuse
+              // (busy-polling sides sharing a CPU); counts the user named are run and
+              // refused as error rows.
+              if (!opts.clients_given && !clients_refused(placement, *t, n, model).empty()) {
+                refused += (refused.empty() ? "" : ", ") + name;
+                continue;
+              }
               auto* b = benchmark::RegisterBenchmark(
                   name.c_str(), [&runner, t, size, n, model, name](benchmark::State& st) {
                     runner.run_clients_cell(st, t, size, n, model, name);
@@ -436,6 +443,11 @@ int main_impl(int argc, char** argv) {
       if (!without.empty())
         std::fprintf(stderr, "ipcbench: note: no clients cells for %s (no fan-in form)\n",
                      without.c_str());
+      if (!refused.empty())
+        std::fprintf(stderr,
+                     "ipcbench: note: left out, as their busy-polling sides would share a CPU "
+                     "here: %s\n",
+                     refused.c_str());
       continue;
     }
     if (w == Workload::kFanout) {

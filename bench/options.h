@@ -30,6 +30,7 @@ struct SuiteOptions {
   // The clients workload (fan-in): how many clients, and its own sizes (--sizes when
   // given, else default_many_sizes).
   std::vector<std::size_t> clients;
+  bool clients_given = false;  // --clients was given (else the defaults)
   std::vector<std::size_t> many_sizes;
   // The fanout workload (one publisher, N subscribers): how many subscribers; its sizes
   // are many_sizes too.
