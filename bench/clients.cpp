@@ -256,8 +256,8 @@ std::size_t expect_party(int fd, std::vector<std::byte>& buf, PartyKind want, st
   std::size_t n;
   try {
     n = party_recv(fd, buf.data(), buf.size(), deadline, "client " + std::to_string(i));
-  } catch (const ProtocolError& e) {
-    throw ProtocolError(std::string(e.what()) + " (client " +
+  } catch (const std::exception& e) {
+    throw ProtocolError(std::string(e.what()) + " (client " + std::to_string(i) + " " +
                         (child.alive() ? std::string("still running, killed") : child.finish({})) +
                         ")");
   }

@@ -41,6 +41,7 @@ std::size_t party_recv(int fd, void* buf, std::size_t len,
     if (r == 0) continue;
     ssize_t n = ::recv(fd, buf, len, MSG_TRUNC);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == ECONNRESET) return 0;  // the other end died: the link ended
     check_sys(n, "recv (control link)");
     if (static_cast<std::size_t>(n) > len)
       throw ProtocolError(what + ": control message of " + std::to_string(n) +

@@ -71,7 +71,7 @@ inline std::int64_t mono_ns() {
 void party_send(int fd, const void* msg, std::size_t len);
 void party_send_failed(int fd, const std::string& why) noexcept;
 // Waits up to `deadline` for one control message into buf; returns its size, 0 when the
-// other end closed. Throws ProtocolError on timeout (naming `what`).
+// other end closed (or died: ECONNRESET). Throws ProtocolError on timeout (naming `what`).
 std::size_t party_recv(int fd, void* buf, std::size_t len,
                        std::chrono::steady_clock::time_point deadline, const std::string& what);
 
