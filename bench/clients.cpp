@@ -111,14 +111,16 @@ bool check_request(std::span<const std::byte> msg, std::size_t client) {
     throw ProtocolError("client " + std::to_string(client) + ": short message of " +
                         std::to_string(msg.size()) + " bytes");
   MsgHeader h = read_header(msg);
-  if (h.kind == Kind::kStop) return false;
-  if (h.kind != Kind::kPing)
+  if (h.kind != Kind::kPing && h.kind != Kind::kStop)
     throw ProtocolError("client " + std::to_string(client) + ": unexpected message kind " +
                         describe_kind(h.kind));
+  // A stop carries its client's number too: one in the wrong place would end another
+  // client's service.
   if (tag_of(h.seq) != client)
-    throw ProtocolError("request of client " + std::to_string(tag_of(h.seq)) +
-                        " arrived on client " + std::to_string(client) + "'s link");
-  return true;
+    throw ProtocolError(std::string(h.kind == Kind::kStop ? "stop" : "request") + " of client " +
+                        std::to_string(tag_of(h.seq)) + " arrived on client " +
+                        std::to_string(client) + "'s link");
+  return h.kind == Kind::kPing;
 }
 
 // Serves one link until its client's kStop (thread-per-client).
@@ -228,13 +230,16 @@ struct Cell {
   // by ChildProcess) before the server's links and the listener's objects.
   ~Cell() { stop(true); }
   // Ends the server threads: at once (kill the clients, abort the links) when `force`,
-  // else after they have seen every client's kStop, up to a grace period.
-  void stop(bool force) {
+  // else after they have seen every client's kStop, up to a grace period. Returns false
+  // when they had to be stopped.
+  bool stop(bool force) {
+    bool on_their_own = true;
     if (!threads.empty()) {
       auto until = Clock::now() + std::chrono::seconds(2);
       while (!force && state->threads_done.load() < threads.size() && Clock::now() < until)
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       if (state->threads_done.load() < threads.size()) {
+        on_their_own = false;
         state->quit.store(true);
         for (ChildProcess& c : children) c.kill_now();
         if (server) server->abort();
@@ -242,36 +247,9 @@ struct Cell {
       for (std::thread& t : threads) t.join();
       threads.clear();
     }
+    return on_their_own;
   }
 };
-
-std::string text_of(const std::vector<std::byte>& msg, std::size_t n) {
-  return std::string(reinterpret_cast<const char*>(msg.data()) + sizeof(PartyKind),
-                     n - sizeof(PartyKind));
-}
-
-// Waits for one control message of `want` from client i; a kFailed one becomes the error.
-std::size_t expect_party(int fd, std::vector<std::byte>& buf, PartyKind want, std::size_t i,
-                         Clock::time_point deadline, ChildProcess& child) {
-  std::size_t n;
-  try {
-    n = party_recv(fd, buf.data(), buf.size(), deadline, "client " + std::to_string(i));
-  } catch (const std::exception& e) {
-    throw ProtocolError(std::string(e.what()) + " (client " + std::to_string(i) + " " +
-                        (child.alive() ? std::string("still running, killed") : child.finish({})) +
-                        ")");
-  }
-  if (n == 0)
-    throw ProtocolError("client " + std::to_string(i) + " closed its control link (" +
-                        child.finish(std::chrono::milliseconds(200)) + ")");
-  PartyKind k;
-  std::memcpy(&k, buf.data(), sizeof k);
-  if (k == PartyKind::kFailed)
-    throw ProtocolError("client " + std::to_string(i) + ": " + text_of(buf, n));
-  if (k != want || (want == PartyKind::kResult && n != sizeof(PartyResult)))
-    throw ProtocolError("client " + std::to_string(i) + ": unexpected control message");
-  return n;
-}
 
 }  // namespace
 
@@ -322,8 +300,8 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   }
   std::vector<std::byte> ctl(sizeof(PartyResult) + 1);
   for (std::size_t i = 0; i < clients; ++i)
-    expect_party(cell.control[i].get(), ctl, PartyKind::kReady, i, setup_deadline,
-                 cell.children[i]);
+    party_expect(cell.control[i].get(), ctl, PartyKind::kReady, "client " + std::to_string(i),
+                 setup_deadline, cell.children[i]);
 
   // The model: the form's own (a shared queue), or the one asked for.
   std::vector<Channel*> links = cell.server->links();
@@ -372,22 +350,23 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   // Results: every client reports once its window is over and its link is stopped.
   const auto result_deadline =
       Clock::now() + std::chrono::nanoseconds(go.end_ns - mono_ns()) + cfg.cell_timeout;
-  std::vector<PartyResult> results(clients);
-  for (std::size_t i = 0; i < clients; ++i) {
-    try {
-      expect_party(cell.control[i].get(), ctl, PartyKind::kResult, i, result_deadline,
-                   cell.children[i]);
-    } catch (const std::exception& e) {
-      // The server may know better (a misrouted request); say both.
-      std::string why = e.what();
-      if (st.failed()) why = st.error() + "; " + why;
-      throw ProtocolError(why);
-    }
-    std::memcpy(&results[i], ctl.data(), sizeof(PartyResult));
-  }
-  cell.stop(false);
+  // All control links are watched at once, with the server's own failure: a server that
+  // stopped serving (a client died, a misrouted request) ends the wait at once.
+  std::vector<PartyResult> results = collect_party_results(
+      cell.control, cell.children,
+      PartyWatch{.role = "client",
+                 .deadline = result_deadline,
+                 .own_error = [&st] { return st.failed() ? st.error() : std::string(); },
+                 .tick = {},
+                 .late_note = {}});
+  const bool ended = cell.stop(false);
   const CpuUse server_after = cpu_use_self();
   if (st.failed()) throw ProtocolError(st.error());
+  // Every client has stopped; a server thread still waiting then has lost a stop message.
+  if (!ended)
+    throw ProtocolError(
+        "server: still waiting for a request 2 s after every client had stopped (a stop "
+        "message was lost)");
   const std::uint64_t served = st.served.load();
   for (ChildProcess& c : cell.children) c.finish(std::chrono::milliseconds(2000));
 

@@ -17,11 +17,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "base/fd.h"
 #include "bench/protocol.h"
 #include "harness/histogram.h"
+#include "harness/process.h"
 
 namespace ipcbench {
 
@@ -74,5 +77,37 @@ void party_send_failed(int fd, const std::string& why) noexcept;
 // other end closed (or died: ECONNRESET). Throws ProtocolError on timeout (naming `what`).
 std::size_t party_recv(int fd, void* buf, std::size_t len,
                        std::chrono::steady_clock::time_point deadline, const std::string& what);
+
+// Waits for one control message of kind `want` from the peer `who` ("client 3"), whose
+// process is `child`; returns its size. A kFailed message becomes the error; so does a
+// closed link (naming how the process ended), a late answer, or any other kind.
+std::size_t party_expect(int fd, std::vector<std::byte>& buf, PartyKind want,
+                         const std::string& who, std::chrono::steady_clock::time_point deadline,
+                         ChildProcess& child);
+
+// How collect_party_results watches a cell while its peers finish.
+struct PartyWatch {
+  std::string role;  // "client", "subscriber": names peer i in errors
+  std::chrono::steady_clock::time_point deadline;
+  // The benchmark side's own failure ("" while there is none): checked every round, so a
+  // failed server or publisher ends the wait at once instead of at the deadline.
+  std::function<std::string()> own_error;
+  // Called every round before waiting (fanout sends kEnd from it); may be empty.
+  std::function<void()> tick;
+  // Added to the timeout's error (e.g. "the publisher is still publishing"); may be empty.
+  std::function<std::string()> late_note;
+};
+
+// Waits for every peer's kResult, watching all control links at once. The first of these
+// ends the wait with a ProtocolError naming the peer: a kFailed message, a closed link
+// (and how that process ended), the benchmark side's own failure (with every peer that
+// has died by then), the deadline (with the peers still missing).
+std::vector<PartyResult> collect_party_results(std::vector<UniqueFd>& control,
+                                               std::vector<ChildProcess>& children,
+                                               const PartyWatch& watch);
+
+// The peers that have died on their own ("; client 2 killed by signal 9"), after giving a
+// killed one a moment to go; "" when none has.
+std::string dead_parties(std::vector<ChildProcess>& children, const std::string& role);
 
 }  // namespace ipcbench
