@@ -148,47 +148,6 @@ struct Cell {
   }
 };
 
-std::string text_of(const std::vector<std::byte>& msg, std::size_t n) {
-  return std::string(reinterpret_cast<const char*>(msg.data()) + sizeof(PartyKind),
-                     n - sizeof(PartyKind));
-}
-
-// Subscribers that have died on their own (waiting briefly for a killed one to go).
-std::string dead_subscribers(std::vector<ChildProcess>& children) {
-  std::string out;
-  auto until = Clock::now() + std::chrono::milliseconds(300);
-  do {
-    for (std::size_t i = 0; i < children.size(); ++i)
-      if (!children[i].alive())
-        out += "; subscriber " + std::to_string(i) + " " + children[i].finish({});
-    if (!out.empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  } while (Clock::now() < until);
-  return out;
-}
-
-// Waits for subscriber i's kReady.
-void expect_ready(int fd, std::size_t i, Clock::time_point deadline, ChildProcess& child) {
-  std::vector<std::byte> buf(sizeof(PartyResult) + 1);
-  std::size_t n;
-  try {
-    n = party_recv(fd, buf.data(), buf.size(), deadline, "subscriber " + std::to_string(i));
-  } catch (const ProtocolError& e) {
-    throw ProtocolError(std::string(e.what()) + " (subscriber " +
-                        (child.alive() ? std::string("still running, killed") : child.finish({})) +
-                        ")");
-  }
-  if (n == 0)
-    throw ProtocolError("subscriber " + std::to_string(i) + " closed its control link (" +
-                        child.finish(std::chrono::milliseconds(200)) + ")");
-  PartyKind k;
-  std::memcpy(&k, buf.data(), sizeof k);
-  if (k == PartyKind::kFailed)
-    throw ProtocolError("subscriber " + std::to_string(i) + ": " + text_of(buf, n));
-  if (k != PartyKind::kReady)
-    throw ProtocolError("subscriber " + std::to_string(i) + ": unexpected control message");
-}
-
 struct Crowd {
   int cpus = 0;
   bool oversubscribed = false;
@@ -272,8 +231,10 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
         why += "; subscriber " + std::to_string(i) + " " + cell.children[i].finish({});
     throw ProtocolError(why);
   }
+  std::vector<std::byte> ctl(sizeof(PartyResult) + 1);
   for (std::size_t i = 0; i < subscribers; ++i)
-    expect_ready(cell.control[i].get(), i, setup_deadline, cell.children[i]);
+    party_expect(cell.control[i].get(), ctl, PartyKind::kReady, "subscriber " + std::to_string(i),
+                 setup_deadline, cell.children[i]);
 
   FanoutOutcome out;
   out.drops_by_design = cell.publisher->drops_by_design();
@@ -306,63 +267,29 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
   // kEnd. All control links are watched at once, with the publisher's own failure.
   const auto result_deadline = Clock::now() + std::chrono::nanoseconds(go.end_ns - mono_ns()) +
                                cfg.cell_timeout + std::chrono::seconds(5);
-  out.results.resize(subscribers);
-  std::vector<bool> have(subscribers);
-  std::size_t missing = subscribers;
   bool end_sent = false;
-  std::vector<std::byte> ctl(sizeof(PartyResult) + 1);
-  while (missing > 0) {
-    if (st.failed()) throw ProtocolError(st.error() + dead_subscribers(cell.children));
-    if (!end_sent && st.stopped.load()) {
-      PartyEnd end;
-      end.published = st.published;
-      for (std::size_t i = 0; i < subscribers; ++i) try {
-          party_send(cell.control[i].get(), &end, sizeof end);
-        } catch (const SysError&) {
-          // A subscriber that is gone: its closed control link says so below.
-        }
-      end_sent = true;
-    }
-    if (Clock::now() > result_deadline) {
-      std::string who;
-      for (std::size_t i = 0; i < subscribers; ++i)
-        if (!have[i]) who += (who.empty() ? "" : ", ") + std::to_string(i);
-      throw ProtocolError("no result from subscriber(s) " + who + " in time" +
-                          (st.stopped.load() ? "" : " (the publisher is still publishing)"));
-    }
-    std::vector<pollfd> fds;
-    std::vector<std::size_t> which;
-    for (std::size_t i = 0; i < subscribers; ++i)
-      if (!have[i]) {
-        fds.push_back(pollfd{cell.control[i].get(), POLLIN, 0});
-        which.push_back(i);
-      }
-    int r = ::poll(fds.data(), fds.size(), 20);
-    if (r < 0 && errno == EINTR) continue;
-    check_sys(r, "poll (control links)");
-    for (std::size_t k = 0; k < fds.size(); ++k) {
-      if (fds[k].revents == 0) continue;
-      const std::size_t i = which[k];
-      const std::size_t n =
-          party_recv(fds[k].fd, ctl.data(), ctl.size(), Clock::now() + std::chrono::seconds(1),
-                     "subscriber " + std::to_string(i));
-      if (n == 0) {
-        std::string why = "subscriber " + std::to_string(i) + " closed its control link (" +
-                          cell.children[i].finish(std::chrono::milliseconds(200)) + ")";
-        if (st.failed()) why += "; " + st.error();
-        throw ProtocolError(why);
-      }
-      PartyKind kind;
-      std::memcpy(&kind, ctl.data(), sizeof kind);
-      if (kind == PartyKind::kFailed)
-        throw ProtocolError("subscriber " + std::to_string(i) + ": " + text_of(ctl, n));
-      if (kind != PartyKind::kResult || n != sizeof(PartyResult))
-        throw ProtocolError("subscriber " + std::to_string(i) + ": unexpected control message");
-      std::memcpy(&out.results[i], ctl.data(), sizeof(PartyResult));
-      have[i] = true;
-      --missing;
-    }
-  }
+  out.results = collect_party_results(
+      cell.control, cell.children,
+      PartyWatch{.role = "subscriber",
+                 .deadline = result_deadline,
+                 .own_error = [&st] { return st.failed() ? st.error() : std::string(); },
+                 .tick =
+                     [&] {
+                       if (end_sent || !st.stopped.load()) return;
+                       PartyEnd end;
+                       end.published = st.published;
+                       for (std::size_t i = 0; i < subscribers; ++i) try {
+                           party_send(cell.control[i].get(), &end, sizeof end);
+                         } catch (const SysError&) {
+                           // A subscriber that is gone: its closed control link says so.
+                         }
+                       end_sent = true;
+                     },
+                 .late_note =
+                     [&st] {
+                       return st.stopped.load() ? std::string()
+                                                : " (the publisher is still publishing)";
+                     }});
   cell.stop(false);
   if (st.failed()) throw ProtocolError(st.error());
   for (ChildProcess& c : cell.children) c.finish(std::chrono::milliseconds(2000));
@@ -391,11 +318,15 @@ void run_fanout(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, con
   double delivered = 0, worst_p99 = 0;
   std::uint64_t min_done = UINT64_MAX, lost = 0;
   CpuUse subs_cpu;
+  const PartyResult* slowest = nullptr;  // the subscriber with the highest p99
   for (const PartyResult& r : o.results) {
     all.merge(r.hist);
     delivered += static_cast<double>(r.done);
     min_done = std::min(min_done, r.done);
-    worst_p99 = std::max(worst_p99, r.hist.percentile(99));
+    if (r.hist.percentile(99) >= worst_p99) {
+      worst_p99 = r.hist.percentile(99);
+      slowest = &r;
+    }
     lost += r.lost;
     subs_cpu.cpu_ns += r.cpu.cpu_ns;
   }
@@ -418,7 +349,9 @@ void run_fanout(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, con
   c["oneway_p999_ns"] = all.percentile(99.9);
   c["oneway_max_ns"] = static_cast<double>(all.max());
   c["oneway_mean_ns"] = all.mean();
+  c["slowest_subscriber_p50_ns"] = slowest->hist.percentile(50);
   c["slowest_subscriber_p99_ns"] = worst_p99;
+  c["slowest_subscriber_max_ns"] = static_cast<double>(slowest->hist.max());
   c["lost_msgs"] = static_cast<double>(lost);
   c["drops_by_design"] = o.drops_by_design ? 1 : 0;
   if (o.published_in_window > 0)
@@ -473,7 +406,10 @@ int run_subscriber(Channel& link, const PeerArgs& a) {
     PartyResult res;
     std::uint64_t expected = 1, received = 0, lost = 0;
     std::int64_t stop_count = -1;
-    bool cpu_started = false, cpu_ended = false;
+    // CPU from the first message published in the window to the end marker, which
+    // follows the window's last message: the cost of taking in what the window published
+    // (a backlog drained after the window included).
+    bool cpu_started = false;
     CpuUse cpu0, cpu1;
     for (;;) {
       std::span<const std::byte> msg;
@@ -518,10 +454,6 @@ int run_subscriber(Channel& link, const PeerArgs& a) {
         cpu_started = true;
         cpu0 = cpu_use_self();
       }
-      if (cpu_started && !cpu_ended && sent >= go.end_ns) {
-        cpu_ended = true;
-        cpu1 = cpu_use_self();
-      }
       if (sent >= go.start_ns && sent < go.end_ns) {
         res.hist.record(t > sent ? static_cast<std::uint64_t>(t - sent) : 0);
         if (res.done == 0) res.first_ns = t;
@@ -531,8 +463,8 @@ int run_subscriber(Channel& link, const PeerArgs& a) {
       in.done();
     }
     stop_timer();
-    if (cpu_started && !cpu_ended) cpu1 = cpu_use_self();
     if (cpu_started) {
+      cpu1 = cpu_use_self();
       res.cpu.cpu_ns = cpu1.cpu_ns - cpu0.cpu_ns;
       res.cpu.voluntary_switches = cpu1.voluntary_switches - cpu0.voluntary_switches;
       res.cpu.involuntary_switches = cpu1.involuntary_switches - cpu0.involuntary_switches;
