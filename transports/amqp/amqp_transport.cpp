@@ -192,6 +192,8 @@ class Connection {
     check(r, "queue.declare (passive)");
     return ok ? ok->consumer_count : 0;
   }
+  // Whether this connection can still ask the broker (not cut by abort(), not failed).
+  bool usable() const { return open_ && questions_ && !aborted_.load(); }
   void remove(const std::string& queue) {
     if (!open_ || !questions_) return;
     amqp_queue_delete(conn_, 2, amqp_cstring_bytes(queue.c_str()), 0, 0);
@@ -211,6 +213,23 @@ class Connection {
   bool questions_ = true;  // channel 2 open
 };
 
+// Deletes the run's queues at the end of a link or a cell, on every path: with `own`
+// while it can still ask, else (the watchdog cut it, or it failed) over a connection of
+// its own, so an aborted cell leaves nothing on the broker. Never throws.
+void remove_queues(Connection& own, const BrokerAddress& b,
+                   const std::vector<std::string>& queues) noexcept {
+  try {
+    if (own.usable()) {
+      for (const std::string& q : queues) own.remove(q);
+      if (own.usable()) return;
+    }
+    Connection fresh(b, false, kListenBrokerWait);
+    for (const std::string& q : queues) fresh.remove(q);
+  } catch (const std::exception&) {
+    // The broker is gone: its queues expire after kQueueExpiresMs unused.
+  }
+}
+
 class AmqpChannel final : public Channel {
  public:
   // out: the queue this side publishes to (its partner consumes it); in: the queue this
@@ -219,6 +238,7 @@ class AmqpChannel final : public Channel {
   AmqpChannel(const BrokerAddress& b, bool durable, std::string out, std::string in, bool owner,
               std::chrono::milliseconds within)
       : durable_(durable),
+        broker_(b),
         pub_(b, durable, within),
         sub_(b, false, within),
         out_(std::move(out)),
@@ -238,12 +258,7 @@ class AmqpChannel final : public Channel {
     token_ = std::move(token);
   }
   ~AmqpChannel() override {
-    if (!owner_) return;
-    try {
-      pub_.remove(out_);
-      pub_.remove(in_);
-    } catch (const std::exception&) {
-    }
+    if (owner_) remove_queues(pub_, broker_, {out_, in_});
   }
 
   void abort() noexcept override {
@@ -363,6 +378,7 @@ class AmqpChannel final : public Channel {
   }
 
   bool durable_;
+  BrokerAddress broker_;
   Connection pub_, sub_;
   std::string out_, in_;
   bool owner_;
@@ -419,6 +435,7 @@ class AmqpFanInServer final : public FanInServer {
   AmqpFanInServer(const BrokerAddress& b, bool durable, std::string requests,
                   std::vector<std::string> replies, std::vector<std::string> tokens)
       : durable_(durable),
+        broker_(b),
         pub_(b, durable, kListenBrokerWait),
         sub_(b, false, kListenBrokerWait),
         requests_(std::move(requests)),
@@ -432,11 +449,9 @@ class AmqpFanInServer final : public FanInServer {
     sub_.check(amqp_get_rpc_reply(sub_.get()), "basic.consume");
   }
   ~AmqpFanInServer() override {
-    try {
-      pub_.remove(requests_);
-      for (const std::string& q : replies_) pub_.remove(q);
-    } catch (const std::exception&) {
-    }
+    std::vector<std::string> queues = replies_;
+    queues.push_back(requests_);
+    remove_queues(pub_, broker_, queues);
   }
 
   // Waits until every client consumes its reply queue.
@@ -552,6 +567,7 @@ class AmqpFanInServer final : public FanInServer {
   }
 
   bool durable_;
+  BrokerAddress broker_;
   Connection pub_, sub_;
   std::string requests_;
   std::vector<std::string> replies_, tokens_, correlation_;
