@@ -47,7 +47,8 @@ std::set<pid_t> peers_of(pid_t parent);
 pid_t wait_for_peer(pid_t parent, std::set<pid_t>& seen);
 // Whether every pid has exited (waits up to 3 s).
 bool all_gone(const std::set<pid_t>& pids);
-// The suite's objects run `run` left: in the scratch's tmp/ and in /dev/shm.
+// The suite's objects run `run` left: in the scratch's tmp/, in /dev/shm and (where it is
+// mounted) in /dev/mqueue.
 std::vector<std::string> leftovers(const Scratch& s, pid_t run);
 
 // What the suite would listen with in this environment (bench's transport_settings with
