@@ -152,6 +152,20 @@ TEST(FanoutTransports, TheAskedForFormsExist) {
     ASSERT_NE(t, nullptr) << name;
     EXPECT_FALSE(t->info().fan_out.empty()) << name;
   }
+#ifdef IPCBENCH_HAVE_ZMQ
+  for (const char* name : {"zmq-ipc", "zmq-tcp"}) {
+    const Transport* t = find_transport(name);
+    ASSERT_NE(t, nullptr) << name;
+    EXPECT_NE(t->info().fan_out.find("drops by design"), std::string::npos) << name;
+  }
+#endif
+#ifdef IPCBENCH_HAVE_AMQP
+  for (const char* name : {"amqp", "amqp-durable"}) {
+    const Transport* t = find_transport(name);
+    ASSERT_NE(t, nullptr) << name;
+    EXPECT_NE(t->info().fan_out.find("fanout exchange"), std::string::npos) << name;
+  }
+#endif
 }
 
 }  // namespace

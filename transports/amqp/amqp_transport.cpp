@@ -13,6 +13,9 @@
 //
 // A partner that is gone shows as its queue losing its consumer: a side waiting for a
 // message looks every kSliceMs, a sender every kProbeBytes or kSliceMs.
+//
+// The many-party forms (fan-in: the RPC pattern; fan-out: a fanout exchange) are
+// described where they are defined, below.
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -199,6 +203,22 @@ class Connection {
     amqp_queue_delete(conn_, 2, amqp_cstring_bytes(queue.c_str()), 0, 0);
     if (amqp_get_rpc_reply(conn_).reply_type != AMQP_RESPONSE_NORMAL) open_ = false;
   }
+  // A fanout exchange, deleted by the broker once no queue is bound to it any more.
+  void declare_fanout(const std::string& exchange, bool durable) {
+    amqp_exchange_declare(conn_, 2, amqp_cstring_bytes(exchange.c_str()),
+                          amqp_cstring_bytes("fanout"), 0, durable, 1, 0, amqp_empty_table);
+    check(amqp_get_rpc_reply(conn_), "exchange.declare");
+  }
+  void bind(const std::string& queue, const std::string& exchange) {
+    amqp_queue_bind(conn_, 2, amqp_cstring_bytes(queue.c_str()),
+                    amqp_cstring_bytes(exchange.c_str()), amqp_empty_bytes, amqp_empty_table);
+    check(amqp_get_rpc_reply(conn_), "queue.bind");
+  }
+  void remove_exchange(const std::string& exchange) {
+    if (!open_ || !questions_) return;
+    amqp_exchange_delete(conn_, 2, amqp_cstring_bytes(exchange.c_str()), 0);
+    if (amqp_get_rpc_reply(conn_).reply_type != AMQP_RESPONSE_NORMAL) open_ = false;
+  }
 
  private:
   struct Destroy {
@@ -213,18 +233,134 @@ class Connection {
   bool questions_ = true;  // channel 2 open
 };
 
-// Deletes the run's queues at the end of a link or a cell, on every path: with `own`
-// while it can still ask, else (the watchdog cut it, or it failed) over a connection of
-// its own, so an aborted cell leaves nothing on the broker. Never throws.
-void remove_queues(Connection& own, const BrokerAddress& b,
-                   const std::vector<std::string>& queues) noexcept {
+// Properties of a published message: persistent when durable.
+amqp_basic_properties_t publish_properties(bool durable) {
+  amqp_basic_properties_t props{};
+  if (durable) {
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  }
+  return props;
+}
+
+// Waits for the broker's confirm of the last publish on pub (to `what`).
+void await_confirm(Connection& pub, const std::string& what) {
+  for (;;) {
+    amqp_frame_t f;
+    int rc = amqp_simple_wait_frame(pub.get(), &f);
+    if (rc != AMQP_STATUS_OK)
+      pub.fail_sys(std::string("waiting for the publish confirm: ") + amqp_error_string2(rc),
+                   EPIPE);
+    if (f.frame_type != AMQP_FRAME_METHOD) continue;
+    if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) return;
+    if (f.payload.method.id == AMQP_BASIC_NACK_METHOD)
+      throw ProtocolError("amqp: the broker refused a message for " + what + " (nack)");
+    if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
+        f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD)
+      pub.fail_sys("the broker closed the link while confirming", EPIPE);
+  }
+}
+
+// Publishes msg on pub's channel 1 (to `exchange`, with `routing_key`) and, when durable,
+// waits for the broker's confirm.
+void publish_on(Connection& pub, bool durable, const std::string& exchange,
+                const std::string& routing_key, const amqp_basic_properties_t& props,
+                std::span<const std::byte> msg) {
+  amqp_bytes_t body{msg.size(), const_cast<std::byte*>(msg.data())};
+  int rc = amqp_basic_publish(pub.get(), 1, amqp_cstring_bytes(exchange.c_str()),
+                              amqp_cstring_bytes(routing_key.c_str()), 0, 0, &props, body);
+  if (rc != AMQP_STATUS_OK)
+    pub.fail_sys(std::string("basic.publish: ") + amqp_error_string2(rc), EPIPE);
+  if (durable) await_confirm(pub, exchange.empty() ? routing_key : exchange);
+}
+
+// Consumes `queue` on sub's channel 1 (acknowledging each delivery when `ack`).
+void start_consuming(Connection& sub, const std::string& queue, bool ack) {
+  amqp_basic_consume(sub.get(), 1, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0,
+                     ack ? 0 : 1, 0, amqp_empty_table);
+  sub.check(amqp_get_rpc_reply(sub.get()), "basic.consume");
+}
+
+// The next delivery of the consumer on sub's channel 1 (of `queue`), copied into buf and,
+// when `ack`, acknowledged. With `correlation`, the delivery must bear that correlation id
+// (a reply to the request that carried it). Returns 0 when the link has ended: the broker
+// cancelled the consumer (the owner deleted the queue), or gone() (asked every kSliceMs)
+// says the partner is no more.
+std::size_t consume(Connection& sub, std::span<std::byte> buf, bool ack, const std::string& queue,
+                    const std::function<bool()>& gone, const std::string* correlation = nullptr) {
+  for (;;) {
+    amqp_maybe_release_buffers(sub.get());
+    amqp_envelope_t env;
+    timeval tv{0, kSliceMs * 1000};
+    amqp_rpc_reply_t r = amqp_consume_message(sub.get(), &env, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+      std::size_t n = env.message.body.len;
+      bool fits = n <= buf.size();
+      if (fits) std::memcpy(buf.data(), env.message.body.bytes, n);
+      std::uint64_t tag = env.delivery_tag;
+      const bool answers =
+          !correlation ||
+          text_of(env.message.properties.correlation_id,
+                  env.message.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG) == *correlation;
+      amqp_destroy_envelope(&env);
+      if (!fits)
+        throw ProtocolError("amqp: message of " + std::to_string(n) + " bytes does not fit in " +
+                            std::to_string(buf.size()));
+      if (!answers)
+        throw ProtocolError("amqp: a reply that does not answer this client's request " +
+                            *correlation);
+      if (ack && amqp_basic_ack(sub.get(), 1, tag, 0) != AMQP_STATUS_OK)
+        sub.fail_sys("basic.ack failed", EPIPE);
+      return n;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
+      if (gone()) return 0;
+      continue;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+      // Not a delivery: the broker cancelled our consumer (the side that owns the link
+      // deleted its queues: the link ended), or it is closing the channel/connection.
+      amqp_frame_t f;
+      if (amqp_simple_wait_frame(sub.get(), &f) == AMQP_STATUS_OK &&
+          f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
+        return 0;
+    }
+    sub.lost();
+    throw ProtocolError("amqp: consuming " + queue + " at " + sub.where() + ": " + describe(r));
+  }
+}
+
+// Waits until each of `queues` has a consumer (`who` of the run consumes it).
+void await_consumers(Connection& pub, const std::vector<std::string>& queues, const SetupWait& wait,
+                     const std::string& who) {
+  for (const std::string& q : queues)
+    while (pub.consumers(q) == 0) {
+      if (!wait.peer_alive()) throw ProtocolError("amqp: " + who + " exited before consuming");
+      if (std::chrono::steady_clock::now() > wait.deadline)
+        throw ProtocolError("amqp: timed out waiting for " + who + " to consume " + q);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+}
+
+// Deletes what a run declared on the broker (queues, then an exchange, if any) at the end
+// of a link or a cell, on every path: with `own` while it can still ask, else (the
+// watchdog cut it, or it failed) over a connection of its own, so an aborted cell leaves
+// nothing on the broker. Never throws (a destructor's clean-up).
+void remove_declared(Connection& own, const BrokerAddress& b,
+                     const std::vector<std::string>& queues,
+                     const std::string& exchange = "") noexcept {
+  auto remove_all = [&](Connection& c) {
+    for (const std::string& q : queues) c.remove(q);
+    if (!exchange.empty()) c.remove_exchange(exchange);
+  };
   try {
     if (own.usable()) {
-      for (const std::string& q : queues) own.remove(q);
+      remove_all(own);
       if (own.usable()) return;
     }
     Connection fresh(b, false, kListenBrokerWait);
-    for (const std::string& q : queues) fresh.remove(q);
+    remove_all(fresh);
   } catch (const std::exception&) {
     // The broker is gone: its queues expire after kQueueExpiresMs unused.
   }
@@ -246,9 +382,7 @@ class AmqpChannel final : public Channel {
         owner_(owner) {
     pub_.declare(out_, durable_);
     pub_.declare(in_, durable_);
-    amqp_basic_consume(sub_.get(), 1, amqp_cstring_bytes(in_.c_str()), amqp_empty_bytes, 0,
-                       durable_ ? 0 : 1, 0, amqp_empty_table);
-    sub_.check(amqp_get_rpc_reply(sub_.get()), "basic.consume");
+    start_consuming(sub_, in_, durable_);
   }
   // Fan-in client: every request names its reply queue (reply_to), a correlation id, and
   // carries the client's number and token in its headers; a reply must bear the id of
@@ -258,7 +392,7 @@ class AmqpChannel final : public Channel {
     token_ = std::move(token);
   }
   ~AmqpChannel() override {
-    if (owner_) remove_queues(pub_, broker_, {out_, in_});
+    if (owner_) remove_declared(pub_, broker_, {out_, in_});
   }
 
   void abort() noexcept override {
@@ -267,14 +401,7 @@ class AmqpChannel final : public Channel {
   }
 
   // Waits until the partner consumes its queue (the link is up).
-  void await_partner(const SetupWait& wait) {
-    while (pub_.consumers(out_) == 0) {
-      if (!wait.peer_alive()) throw ProtocolError("amqp: the peer exited before consuming");
-      if (std::chrono::steady_clock::now() > wait.deadline)
-        throw ProtocolError("amqp: timed out waiting for the peer to consume " + out_);
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  }
+  void await_partner(const SetupWait& wait) { await_consumers(pub_, {out_}, wait, "the peer"); }
 
   void send(std::span<const std::byte> msg) override {
     auto now = std::chrono::steady_clock::now();
@@ -286,11 +413,7 @@ class AmqpChannel final : public Channel {
       unprobed_bytes_ = 0;
     }
     unprobed_bytes_ += msg.size();
-    amqp_basic_properties_t props{};
-    if (durable_) {
-      props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
-      props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    }
+    amqp_basic_properties_t props = publish_properties(durable_);
     amqp_table_entry_t headers[2];
     const std::string corr = std::to_string(++correlation_);
     if (!token_.empty()) {
@@ -306,77 +429,17 @@ class AmqpChannel final : public Channel {
       props.correlation_id = amqp_cstring_bytes(corr.c_str());
       props.headers = {2, headers};
     }
-    amqp_bytes_t body{msg.size(), const_cast<std::byte*>(msg.data())};
-    int rc = amqp_basic_publish(pub_.get(), 1, amqp_empty_bytes, amqp_cstring_bytes(out_.c_str()),
-                                0, 0, &props, body);
-    if (rc != AMQP_STATUS_OK)
-      pub_.fail_sys(std::string("basic.publish: ") + amqp_error_string2(rc), EPIPE);
-    if (durable_) await_confirm();
+    publish_on(pub_, durable_, "", out_, props, msg);
   }
 
   std::size_t recv(std::span<std::byte> buf) override {
-    for (;;) {
-      amqp_maybe_release_buffers(sub_.get());
-      amqp_envelope_t env;
-      timeval tv{0, kSliceMs * 1000};
-      amqp_rpc_reply_t r = amqp_consume_message(sub_.get(), &env, &tv, 0);
-      if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-        std::size_t n = env.message.body.len;
-        bool fits = n <= buf.size();
-        if (fits) std::memcpy(buf.data(), env.message.body.bytes, n);
-        std::uint64_t tag = env.delivery_tag;
-        const bool answers = token_.empty() || text_of(env.message.properties.correlation_id,
-                                                       env.message.properties._flags &
-                                                           AMQP_BASIC_CORRELATION_ID_FLAG) ==
-                                                   std::to_string(correlation_);
-        amqp_destroy_envelope(&env);
-        if (!fits)
-          throw ProtocolError("amqp: message of " + std::to_string(n) + " bytes does not fit in " +
-                              std::to_string(buf.size()));
-        if (!answers)
-          throw ProtocolError("amqp: a reply that does not answer this client's request " +
-                              std::to_string(correlation_));
-        if (durable_ && amqp_basic_ack(sub_.get(), 1, tag, 0) != AMQP_STATUS_OK)
-          sub_.fail_sys("basic.ack failed", EPIPE);
-        return n;
-      }
-      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-          r.library_error == AMQP_STATUS_TIMEOUT) {
-        if (pub_.consumers(out_) == 0) return 0;  // the partner is gone
-        continue;
-      }
-      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-          r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-        // Not a delivery: the broker cancelled our consumer (the side that owns the link
-        // deleted its queues: the link ended), or it is closing the channel/connection.
-        amqp_frame_t f;
-        if (amqp_simple_wait_frame(sub_.get(), &f) == AMQP_STATUS_OK &&
-            f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
-          return 0;
-      }
-      sub_.lost();
-      throw ProtocolError("amqp: consuming " + in_ + " at " + sub_.where() + ": " + describe(r));
-    }
+    const std::string expected = std::to_string(correlation_);
+    return consume(
+        sub_, buf, durable_, in_, [this] { return pub_.consumers(out_) == 0; },
+        token_.empty() ? nullptr : &expected);
   }
 
  private:
-  void await_confirm() {
-    for (;;) {
-      amqp_frame_t f;
-      int rc = amqp_simple_wait_frame(pub_.get(), &f);
-      if (rc != AMQP_STATUS_OK)
-        pub_.fail_sys(std::string("waiting for the publish confirm: ") + amqp_error_string2(rc),
-                      EPIPE);
-      if (f.frame_type != AMQP_FRAME_METHOD) continue;
-      if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) return;
-      if (f.payload.method.id == AMQP_BASIC_NACK_METHOD)
-        throw ProtocolError("amqp: the broker refused a message for " + out_ + " (nack)");
-      if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
-          f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD)
-        pub_.fail_sys("the broker closed the link while confirming", EPIPE);
-    }
-  }
-
   bool durable_;
   BrokerAddress broker_;
   Connection pub_, sub_;
@@ -444,26 +507,16 @@ class AmqpFanInServer final : public FanInServer {
         correlation_(replies_.size()) {
     pub_.declare(requests_, durable_);
     for (const std::string& q : replies_) pub_.declare(q, durable_);
-    amqp_basic_consume(sub_.get(), 1, amqp_cstring_bytes(requests_.c_str()), amqp_empty_bytes, 0,
-                       durable_ ? 0 : 1, 0, amqp_empty_table);
-    sub_.check(amqp_get_rpc_reply(sub_.get()), "basic.consume");
+    start_consuming(sub_, requests_, durable_);
   }
   ~AmqpFanInServer() override {
     std::vector<std::string> queues = replies_;
     queues.push_back(requests_);
-    remove_queues(pub_, broker_, queues);
+    remove_declared(pub_, broker_, queues);
   }
 
   // Waits until every client consumes its reply queue.
-  void await_clients(const SetupWait& wait) {
-    for (const std::string& q : replies_)
-      while (pub_.consumers(q) == 0) {
-        if (!wait.peer_alive()) throw ProtocolError("amqp: a client exited before consuming");
-        if (std::chrono::steady_clock::now() > wait.deadline)
-          throw ProtocolError("amqp: timed out waiting for a client to consume " + q);
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      }
-  }
+  void await_clients(const SetupWait& wait) { await_consumers(pub_, replies_, wait, "a client"); }
 
   std::vector<Channel*> links() override { return {}; }
   std::string model() const override { return "shared-queue"; }
@@ -520,19 +573,10 @@ class AmqpFanInServer final : public FanInServer {
 
   void reply(std::size_t k, std::span<const std::byte> msg) override {
     if (k >= replies_.size()) throw ProtocolError("amqp: no client " + std::to_string(k));
-    amqp_basic_properties_t props{};
-    props._flags = AMQP_BASIC_CORRELATION_ID_FLAG;
+    amqp_basic_properties_t props = publish_properties(durable_);
+    props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = amqp_cstring_bytes(correlation_[k].c_str());
-    if (durable_) {
-      props._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
-      props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    }
-    amqp_bytes_t body{msg.size(), const_cast<std::byte*>(msg.data())};
-    int rc = amqp_basic_publish(pub_.get(), 1, amqp_empty_bytes,
-                                amqp_cstring_bytes(replies_[k].c_str()), 0, 0, &props, body);
-    if (rc != AMQP_STATUS_OK)
-      pub_.fail_sys(std::string("basic.publish: ") + amqp_error_string2(rc), EPIPE);
-    if (durable_) await_confirm();
+    publish_on(pub_, durable_, "", replies_[k], props, msg);
   }
 
   void abort() noexcept override {
@@ -549,23 +593,6 @@ class AmqpFanInServer final : public FanInServer {
       return replies_.size();
     return std::min<std::size_t>(std::stoul(text), replies_.size());
   }
-  void await_confirm() {
-    for (;;) {
-      amqp_frame_t f;
-      int rc = amqp_simple_wait_frame(pub_.get(), &f);
-      if (rc != AMQP_STATUS_OK)
-        pub_.fail_sys(std::string("waiting for the publish confirm: ") + amqp_error_string2(rc),
-                      EPIPE);
-      if (f.frame_type != AMQP_FRAME_METHOD) continue;
-      if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) return;
-      if (f.payload.method.id == AMQP_BASIC_NACK_METHOD)
-        throw ProtocolError("amqp: the broker refused a reply (nack)");
-      if (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
-          f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD)
-        pub_.fail_sys("the broker closed the link while confirming", EPIPE);
-    }
-  }
-
   bool durable_;
   BrokerAddress broker_;
   Connection pub_, sub_;
@@ -614,6 +641,114 @@ class AmqpFanInListener final : public FanInListener {
   std::vector<Endpoint> eps_;
 };
 
+// ----------------------------------------------------------------------------------
+// Fan-out (the fanout workload): a fanout exchange and one queue per subscriber bound to
+// it, all named for the run (<stamp>-amqp-<n>-fanout, -sub-<i>) and deleted at the end
+// (the queues also carry x-expires, and the exchange is auto-delete: it goes with its
+// last queue, should the run die). The publisher publishes each message once, to the
+// exchange; the broker copies it into every queue; each subscriber consumes its own
+// queue on a connection of its own. Nothing is dropped: the queues have no length limit.
+// The publisher starts once every queue has its consumer. Each subscriber gets its queue's
+// name and, in a pipe it inherits, the broker URL. The broker's login lets anyone with
+// its password consume a queue too; a second consumer takes messages from the
+// subscriber, which then finds them missing (the workload fails a cell that loses any).
+
+class AmqpPublisher final : public FanOutPublisher {
+ public:
+  AmqpPublisher(std::unique_ptr<Connection> pub, BrokerAddress broker, bool durable,
+                std::string exchange, std::vector<std::string> queues)
+      : pub_(std::move(pub)),
+        broker_(std::move(broker)),
+        durable_(durable),
+        exchange_(std::move(exchange)),
+        queues_(std::move(queues)) {}
+  ~AmqpPublisher() override { remove_declared(*pub_, broker_, queues_, exchange_); }
+  void publish(std::span<const std::byte> msg) override {
+    publish_on(*pub_, durable_, exchange_, "", publish_properties(durable_), msg);
+  }
+  void abort() noexcept override { pub_->abort(); }
+
+ private:
+  std::unique_ptr<Connection> pub_;
+  BrokerAddress broker_;
+  bool durable_;
+  std::string exchange_;
+  std::vector<std::string> queues_;
+};
+
+class AmqpFanOutListener final : public FanOutListener {
+ public:
+  // Endpoint of subscriber i: {"fan-out", its queue, broker URL pipe}.
+  AmqpFanOutListener(bool durable, const std::string& broker_url, std::size_t subscribers)
+      : durable_(durable),
+        broker_(parse_broker(broker_url)),
+        pub_(std::make_unique<Connection>(broker_, durable, kListenBrokerWait)) {
+    const std::string base = queue_base();
+    exchange_ = base + "-fanout";
+    try {
+      pub_->declare_fanout(exchange_, durable);
+      for (std::size_t i = 0; i < subscribers; ++i) {
+        queues_.push_back(base + "-sub-" + std::to_string(i));
+        pub_->declare(queues_.back(), durable);
+        pub_->bind(queues_.back(), exchange_);
+        url_pipes_.push_back(pipe_holding(broker_url, "amqp broker URL"));
+        eps_.push_back(
+            {{"fan-out", kQueuePrefix + queues_.back(), std::to_string(url_pipes_.back().get())},
+             {url_pipes_.back().get()}});
+      }
+    } catch (...) {
+      remove_declared(*pub_, broker_, queues_, exchange_);
+      throw;
+    }
+  }
+  ~AmqpFanOutListener() override {
+    if (pub_) remove_declared(*pub_, broker_, queues_, exchange_);
+  }
+  std::size_t subscribers() const override { return eps_.size(); }
+  const Endpoint& endpoint(std::size_t i) const override { return eps_.at(i); }
+  std::unique_ptr<FanOutPublisher> accept(const SetupWait& wait) override {
+    if (!pub_) throw ProtocolError("amqp: accept called twice");
+    url_pipes_.clear();  // the subscribers inherited them
+    for (Endpoint& ep : eps_) ep.inherit_fds.clear();
+    await_consumers(*pub_, queues_, wait, "a subscriber");
+    // From here the publisher removes them.
+    return std::make_unique<AmqpPublisher>(std::move(pub_), broker_, durable_, exchange_,
+                                           std::move(queues_));
+  }
+
+ private:
+  bool durable_;
+  BrokerAddress broker_;
+  std::unique_ptr<Connection> pub_;
+  std::string exchange_;
+  std::vector<std::string> queues_;
+  std::vector<UniqueFd> url_pipes_;
+  std::vector<Endpoint> eps_;
+};
+
+// A subscriber's end: consumes its own queue, sends nothing.
+class AmqpSubscriber final : public Channel {
+ public:
+  AmqpSubscriber(const BrokerAddress& b, bool durable, std::string queue,
+                 std::chrono::milliseconds within)
+      : durable_(durable), sub_(b, false, within), queue_(std::move(queue)) {
+    start_consuming(sub_, queue_, durable_);
+  }
+  void send(std::span<const std::byte>) override {
+    throw ProtocolError("amqp: a subscriber's link carries nothing back");
+  }
+  // Ends when the publisher deletes the queue (the broker cancels the consumer).
+  std::size_t recv(std::span<std::byte> buf) override {
+    return consume(sub_, buf, durable_, queue_, [] { return false; });
+  }
+  void abort() noexcept override { sub_.abort(); }
+
+ private:
+  bool durable_;
+  Connection sub_;
+  std::string queue_;
+};
+
 class AmqpTransport final : public TransportBase {
  public:
   AmqpTransport(bool durable, TransportInfo info)
@@ -627,24 +762,32 @@ class AmqpTransport final : public TransportBase {
                                                std::size_t clients) const override {
     return std::make_unique<AmqpFanInListener>(durable_, settings.broker_url, clients);
   }
+  std::unique_ptr<FanOutListener> listen_fan_out(RunDir&, std::size_t,
+                                                 const TransportSettings& settings,
+                                                 std::size_t subscribers) const override {
+    return std::make_unique<AmqpFanOutListener>(durable_, settings.broker_url, subscribers);
+  }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
     const bool fan_in = !ep.addresses.empty() && ep.addresses[0] == "fan-in";
-    const std::size_t first = fan_in ? 1 : 0;
+    const bool fan_out = !ep.addresses.empty() && ep.addresses[0] == "fan-out";
     auto queue = [&](std::size_t i) {
       const std::string& a = ep.addresses.at(i);
       if (a.rfind(kQueuePrefix, 0) != 0) throw ProtocolError("amqp: bad address '" + a + "'");
       return a.substr(std::strlen(kQueuePrefix));
     };
     EndpointReader r =
-        fan_in ? EndpointReader(ep, name(),
-                                {"fan-in", "request queue", "reply queue", "broker URL pipe",
-                                 "token pipe", "client"})
-               : EndpointReader(ep, name(), {"request queue", "reply queue", "broker URL pipe"});
-    const std::string url = r.pipe_text(first + 2);
+        fan_in    ? EndpointReader(ep, name(),
+                                   {"fan-in", "request queue", "reply queue", "broker URL pipe",
+                                    "token pipe", "client"})
+        : fan_out ? EndpointReader(ep, name(), {"fan-out", "queue", "broker URL pipe"})
+                  : EndpointReader(ep, name(), {"request queue", "reply queue", "broker URL pipe"});
+    const std::string url = r.pipe_text(fan_in ? 3 : 2);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         wait.deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       throw ProtocolError("amqp: the set-up deadline passed before connecting");
+    if (fan_out)  // a subscriber consumes its own queue
+      return std::make_unique<AmqpSubscriber>(parse_broker(url), durable_, queue(1), left);
     if (fan_in) {
       // A fan-in client publishes requests to the shared queue and consumes its own.
       std::string token = r.token(4);
@@ -683,7 +826,13 @@ TransportInfo amqp_info(const char* name, bool durable) {
               "RabbitMQ RPC: one request queue the server consumes, one reply queue per "
               "client (reply_to, correlation_id); each request names its client and "
               "carries that client's token",
-          .server_models = {"shared-queue"}};
+          .server_models = {"shared-queue"},
+          .fan_out = std::string("a fanout exchange and one queue per subscriber bound to it: the "
+                                 "publisher publishes each message once, the broker copies it "
+                                 "into every queue (no length limit: nothing dropped)") +
+                     (durable ? "; persistent messages, every publish confirmed, every delivery "
+                                "acknowledged"
+                              : "")};
 }
 
 }  // namespace

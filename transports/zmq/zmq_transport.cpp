@@ -1,6 +1,8 @@
 // ZeroMQ through cppzmq: a PAIR socket pair over ipc:// (socket file in the run
 // directory) or tcp://127.0.0.1 (ephemeral port). PAIR keeps message boundaries and
 // carries both directions, so ping-pong and one-way throughput run over the same link.
+// The many-party forms (fan-in: ROUTER/DEALER; fan-out: XPUB/SUB) are described where
+// they are defined, below.
 //
 // Messages travel as whole zmq messages. The sender writes its message straight into a
 // zmq_msg_init_size buffer that zmq then owns (loan/commit); the receiver reads it where
@@ -27,6 +29,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
@@ -71,7 +74,8 @@ struct Login {
 
 // Judges the logins of a socket with ZMTP PLAIN on (ZeroMQ's ZAP, RFC 27): only the
 // users of `logins`, each with its own password and once, get in (one user, the peer,
-// for a link; one per client for the fan-in ROUTER). The reply names the user as the
+// for a link; one per client for the fan-in ROUTER, one per subscriber for the fan-out
+// XPUB). The reply names the user as the
 // connection's User-Id, which ZeroMQ attaches to every message that comes over it. (Turning PLAIN
 // on is itself what makes ZeroMQ refuse a stranger that speaks first and not ZMTP 3, say HTTP,
 // which it would otherwise take for an old-protocol peer and give the PAIR socket's one slot, or
@@ -154,9 +158,9 @@ class ZapHandler {
   std::thread thread_;
 };
 
-// A context, its socket (PAIR for a link; ROUTER and DEALER for fan-in) and the monitor
-// of its connection events. With logins, the socket logs in as the one it is given
-// (connecting) or admits only those (binding). routing_id: a DEALER's name to the ROUTER.
+// A context, its socket (PAIR for a link; ROUTER and DEALER for fan-in; XPUB and SUB for
+// fan-out) and the monitor of its connection events. With logins, the socket logs in as the one it
+// is given (connecting) or admits only those (binding). routing_id: a DEALER's name to the ROUTER.
 class ZmqLink {
  public:
   ZmqLink(int hwm, bool binding, std::vector<Login> logins = {},
@@ -383,26 +387,92 @@ class ZmqListener final : public Listener {
 };
 
 // ----------------------------------------------------------------------------------
-// Fan-in (the clients workload): one ROUTER socket in the server, one DEALER per client.
+// Many parties on one bound socket: fan-in (the clients workload: one ROUTER, one DEALER
+// per client) and fan-out (the fanout workload: one XPUB, one SUB per subscriber).
 //
-// This is ZeroMQ's own many-clients shape: the ROUTER takes every client's requests from
+// Who is who: party i logs in (ZMTP PLAIN) as user "ipcbench-client-<i>" or
+// "ipcbench-subscriber-<i>" with a token of its own, inherited in a pipe as the link's
+// peer does; the ZAP handler admits each of those users once, and no one else, until
+// every party is in (then it ends, and ZeroMQ refuses every later login). ipc:// keeps
+// the link's protection (0600 socket file, own uid only). Endpoint of party i:
+// {form ("fan-in" or "fan-out"), socket path or host and port, token pipe, hwm, i}.
+
+constexpr const char* kFanIn = "fan-in";
+constexpr const char* kFanOut = "fan-out";
+
+// The user party i of a form logs in as (a fan-in client's routing id, too).
+std::string party_user(std::string_view form, std::size_t i) {
+  return (form == kFanIn ? "ipcbench-client-" : "ipcbench-subscriber-") + std::to_string(i);
+}
+
+// The listening side's socket, bound, and what each of its parties is spawned with.
+class ZmqParties {
+ public:
+  ZmqParties(RunDir& dir, bool ipc, std::size_t max_message, const TransportSettings& settings,
+             std::size_t n, const char* form, zmq::socket_type type) {
+    std::vector<Login> logins;
+    for (std::size_t i = 0; i < n; ++i) {
+      tokens_.push_back(PeerToken::make());
+      logins.push_back({party_user(form, i), tokens_.back().text});
+    }
+    link_ = std::make_unique<ZmqLink>(hwm_for(max_message), true, std::move(logins), type);
+    std::vector<std::string> where =
+        bind_listening(*link_, dir, ipc, settings, ipc ? "zmq-ipc" : "zmq-tcp");
+    for (std::size_t i = 0; i < n; ++i) {
+      Endpoint ep;
+      ep.addresses = {form};
+      ep.addresses.insert(ep.addresses.end(), where.begin(), where.end());
+      ep.addresses.push_back(std::to_string(tokens_[i].pipe.get()));
+      ep.addresses.push_back(std::to_string(hwm_for(max_message)));
+      ep.addresses.push_back(std::to_string(i));
+      ep.inherit_fds = {tokens_[i].pipe.get()};
+      eps_.push_back(std::move(ep));
+    }
+  }
+  std::size_t size() const { return eps_.size(); }
+  const Endpoint& endpoint(std::size_t i) const { return eps_.at(i); }
+  // Set-up of the socket before accept(); never after it.
+  zmq::socket_t& sock() { return link_->sock(); }
+
+  // In accept(), once the parties are spawned: waits until `in` (called again and again,
+  // each call waiting up to a slice) counts every party in; fails when a party exited
+  // first, when the deadline passes (saying how many of what it waited for came) or when
+  // the login check stopped. Then ends the login check and hands the socket over.
+  std::unique_ptr<ZmqLink> await(const SetupWait& wait, const std::string& exited,
+                                 const std::string& waiting_for,
+                                 const std::function<std::size_t(ZmqLink&)>& in) {
+    if (!link_) throw ProtocolError("zmq: accept called twice");
+    for (std::size_t i = 0; i < tokens_.size(); ++i) tokens_[i].handed_over(eps_[i]);
+    for (std::size_t got = 0; got < eps_.size(); got = in(*link_)) {
+      if (!wait.peer_alive()) throw ProtocolError("zmq: " + exited);
+      if (std::chrono::steady_clock::now() > wait.deadline)
+        throw ProtocolError("zmq: timed out waiting for " + waiting_for + " (" +
+                            std::to_string(got) + " of " + std::to_string(eps_.size()) + " in)");
+      if (std::string why = link_->login_check_failure(); !why.empty())
+        throw ProtocolError("zmq: the login check failed: " + why);
+    }
+    link_->end_login_check();
+    return std::move(link_);
+  }
+
+ private:
+  std::vector<PeerToken> tokens_;
+  std::unique_ptr<ZmqLink> link_;
+  std::vector<Endpoint> eps_;
+};
+
+// Fan-in: ZeroMQ's own many-clients shape. The ROUTER takes every client's requests from
 // one fair-queued socket, each prefixed with the routing id of the connection it came
 // from, and sends a reply to the connection a routing id names. So the server model is
 // "shared-queue": one thread, one socket, every client.
 //
-// Who is who: client i logs in (ZMTP PLAIN) as user "ipcbench-client-<i>" with a token
-// of its own, inherited in a pipe as the link's peer does; the ZAP handler admits each
-// of those users once, and no one else, until every client is in (then it ends, and
-// ZeroMQ refuses every later login). The DEALER names itself with the same string
-// (ZMQ_ROUTING_ID). The server takes a request only when its routing id is one of the
-// run's clients and equals the User-Id ZeroMQ attached to the message at login (ZAP):
-// anything else (an unknown or a borrowed routing id) is refused with ProtocolError.
-// Two connections cannot share a routing id: the ROUTER keeps the first and drops the
-// second (ZMQ_ROUTER_HANDOVER is off). Replies go out with ZMQ_ROUTER_MANDATORY, so a
-// reply to a client that has gone fails instead of vanishing. ipc:// keeps the link's
-// protection (0600 socket file, own uid only).
-
-std::string client_user(std::size_t i) { return "ipcbench-client-" + std::to_string(i); }
+// Each DEALER names itself (ZMQ_ROUTING_ID) with the user it logs in as. The server
+// takes a request only when its routing id is one of the run's clients and equals the
+// User-Id ZeroMQ attached to the message at login (ZAP): anything else (an unknown or a
+// borrowed routing id) is refused with ProtocolError. Two connections cannot share a
+// routing id: the ROUTER keeps the first and drops the second (ZMQ_ROUTER_HANDOVER is
+// off). Replies go out with ZMQ_ROUTER_MANDATORY, so a reply to a client that has gone
+// fails instead of vanishing.
 
 class ZmqFanInServer final : public FanInServer {
  public:
@@ -434,8 +504,8 @@ class ZmqFanInServer final : public FanInServer {
                           "', which is none of the run's " + std::to_string(clients_) +
                           " clients: refused");
     const char* user = zmq_msg_gets(body.handle(), "User-Id");  // null: none
-    if (!user || std::string_view(user) != client_user(client))
-      throw ProtocolError("zmq: a request names itself " + client_user(client) +
+    if (!user || std::string_view(user) != party_user(kFanIn, client))
+      throw ProtocolError("zmq: a request names itself " + party_user(kFanIn, client) +
                           " but logged in as " + (user ? std::string(user) : "nobody") +
                           ": refused");
     if (body.size() > buf.size())
@@ -447,7 +517,7 @@ class ZmqFanInServer final : public FanInServer {
 
   void reply(std::size_t client, std::span<const std::byte> msg) override {
     if (client >= clients_) throw ProtocolError("zmq: no client " + std::to_string(client));
-    const std::string id = client_user(client);
+    const std::string id = party_user(kFanIn, client);
     for (;;) {
       try {
         // Routed whole or not at all: once the first part is taken, so is the rest.
@@ -499,58 +569,91 @@ class ZmqFanInServer final : public FanInServer {
 
 class ZmqFanInListener final : public FanInListener {
  public:
-  // Endpoint of client i: {"fan-in", socket path or host and port, token pipe, hwm, i}.
   ZmqFanInListener(RunDir& dir, bool ipc, std::size_t max_message,
-                   const TransportSettings& settings, std::size_t clients) {
-    std::vector<Login> logins;
-    for (std::size_t i = 0; i < clients; ++i) {
-      tokens_.push_back(PeerToken::make());
-      logins.push_back({client_user(i), tokens_.back().text});
-    }
-    link_ = std::make_unique<ZmqLink>(hwm_for(max_message), true, std::move(logins),
-                                      zmq::socket_type::router);
+                   const TransportSettings& settings, std::size_t clients)
+      : parties_(dir, ipc, max_message, settings, clients, kFanIn, zmq::socket_type::router) {
     try {
-      link_->sock().set(zmq::sockopt::router_mandatory, 1);
+      parties_.sock().set(zmq::sockopt::router_mandatory, 1);
     } catch (const zmq::error_t& e) {
       fail("socket set-up", e);
     }
-    std::vector<std::string> where =
-        bind_listening(*link_, dir, ipc, settings, ipc ? "zmq-ipc" : "zmq-tcp");
-    for (std::size_t i = 0; i < clients; ++i) {
-      Endpoint ep;
-      ep.addresses = {"fan-in"};
-      ep.addresses.insert(ep.addresses.end(), where.begin(), where.end());
-      ep.addresses.push_back(std::to_string(tokens_[i].pipe.get()));
-      ep.addresses.push_back(std::to_string(hwm_for(max_message)));
-      ep.addresses.push_back(std::to_string(i));
-      ep.inherit_fds = {tokens_[i].pipe.get()};
-      eps_.push_back(std::move(ep));
-    }
   }
-  std::size_t clients() const override { return eps_.size(); }
-  const Endpoint& endpoint(std::size_t i) const override { return eps_.at(i); }
+  std::size_t clients() const override { return parties_.size(); }
+  const Endpoint& endpoint(std::size_t i) const override { return parties_.endpoint(i); }
   std::unique_ptr<FanInServer> accept(const SetupWait& wait) override {
-    if (!link_) throw ProtocolError("zmq: accept called twice");
-    for (std::size_t i = 0; i < tokens_.size(); ++i) tokens_[i].handed_over(eps_[i]);
     // Every client's login succeeds once (its user is admitted once, strangers never).
-    while (static_cast<std::size_t>(link_->handshakes()) < eps_.size()) {
-      if (!wait.peer_alive()) throw ProtocolError("zmq: a client exited before connecting");
-      if (std::chrono::steady_clock::now() > wait.deadline)
-        throw ProtocolError("zmq: timed out waiting for the clients to connect (" +
-                            std::to_string(link_->handshakes()) + " of " +
-                            std::to_string(eps_.size()) + " in)");
-      if (std::string why = link_->login_check_failure(); !why.empty())
-        throw ProtocolError("zmq: the login check failed: " + why);
-      link_->poll_events(kSliceMs);
-    }
-    link_->end_login_check();
-    return std::make_unique<ZmqFanInServer>(std::move(link_), eps_.size());
+    auto link = parties_.await(wait, "a client exited before connecting", "the clients to connect",
+                               [](ZmqLink& l) {
+                                 l.poll_events(kSliceMs);
+                                 return static_cast<std::size_t>(l.handshakes());
+                               });
+    return std::make_unique<ZmqFanInServer>(std::move(link), parties_.size());
   }
 
  private:
-  std::vector<PeerToken> tokens_;
+  ZmqParties parties_;
+};
+
+// Fan-out: one XPUB socket, one SUB per subscriber, subscribed (to everything) before it
+// connects. XPUB, verbose, passes every subscription up to the publisher, so accept()
+// returns only once every subscriber's subscription has arrived: nothing published after
+// that is lost to a late subscription (ZeroMQ's slow joiner). Only a subscriber that
+// logged in can subscribe, and each login is admitted once, so N subscriptions are the
+// run's N subscribers. Publishing never blocks: a subscriber whose queue holds SNDHWM +
+// RCVHWM messages misses the next ones (dropped by design; the workload counts them).
+class ZmqPublisher final : public FanOutPublisher {
+ public:
+  explicit ZmqPublisher(std::unique_ptr<ZmqLink> link) : link_(std::move(link)) {}
+  void publish(std::span<const std::byte> msg) override {
+    zmq::message_t m(msg.data(), msg.size());
+    try {
+      // Never blocks on a full queue (XPUB drops), but may report EAGAIN.
+      for (int tries = 0; tries < 100; ++tries)
+        if (link_->sock().send(m, zmq::send_flags::none)) return;
+    } catch (const zmq::error_t& e) {
+      fail("publish", e);
+    }
+    throw ProtocolError("zmq publish: the socket would not take the message");
+  }
+  bool drops_by_design() const override { return true; }
+
+ private:
   std::unique_ptr<ZmqLink> link_;
-  std::vector<Endpoint> eps_;
+};
+
+class ZmqFanOutListener final : public FanOutListener {
+ public:
+  ZmqFanOutListener(RunDir& dir, bool ipc, std::size_t max_message,
+                    const TransportSettings& settings, std::size_t subscribers)
+      : parties_(dir, ipc, max_message, settings, subscribers, kFanOut, zmq::socket_type::xpub) {
+    try {
+      parties_.sock().set(zmq::sockopt::xpub_verbose, 1);
+    } catch (const zmq::error_t& e) {
+      fail("socket set-up", e);
+    }
+  }
+  std::size_t subscribers() const override { return parties_.size(); }
+  const Endpoint& endpoint(std::size_t i) const override { return parties_.endpoint(i); }
+  std::unique_ptr<FanOutPublisher> accept(const SetupWait& wait) override {
+    std::size_t subscribed = 0;
+    auto link = parties_.await(wait, "a subscriber exited before subscribing", "the subscriptions",
+                               [&subscribed](ZmqLink& l) {
+                                 l.poll_events(0);
+                                 zmq::message_t m;
+                                 try {  // waits up to a slice (ZMQ_RCVTIMEO)
+                                   if (l.sock().recv(m, zmq::recv_flags::none) && m.size() >= 1 &&
+                                       static_cast<const unsigned char*>(m.data())[0] == 1)
+                                     ++subscribed;
+                                 } catch (const zmq::error_t& e) {
+                                   if (e.num() != EINTR) fail("recv (subscriptions)", e);
+                                 }
+                                 return subscribed;
+                               });
+    return std::make_unique<ZmqPublisher>(std::move(link));
+  }
+
+ private:
+  ZmqParties parties_;
 };
 
 class ZmqTransport final : public TransportBase {
@@ -565,38 +668,59 @@ class ZmqTransport final : public TransportBase {
                                                std::size_t clients) const override {
     return std::make_unique<ZmqFanInListener>(dir, ipc_, max_message, settings, clients);
   }
+  std::unique_ptr<FanOutListener> listen_fan_out(RunDir& dir, std::size_t max_message,
+                                                 const TransportSettings& settings,
+                                                 std::size_t subscribers) const override {
+    return std::make_unique<ZmqFanOutListener>(dir, ipc_, max_message, settings, subscribers);
+  }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
-    // A fan-in client's endpoint starts with "fan-in" (a link's with a path or a host).
-    const bool fan_in = !ep.addresses.empty() && ep.addresses[0] == "fan-in";
+    // A fan-in client's or a subscriber's endpoint starts with its form (a link's with a
+    // path or a host) and ends with its number.
+    const std::string form =
+        !ep.addresses.empty() && (ep.addresses[0] == kFanIn || ep.addresses[0] == kFanOut)
+            ? ep.addresses[0]
+            : "";
+    const bool many = !form.empty();
+    const char* party = form == kFanIn ? "client" : "subscriber";
     std::unique_ptr<EndpointReader> r;
-    if (fan_in)
+    if (many)
       r = std::make_unique<EndpointReader>(
           ep, name(),
-          ipc_ ? std::initializer_list<const char*>{"fan-in", "socket path", "token pipe", "hwm",
-                                                    "client"}
-               : std::initializer_list<const char*>{"fan-in", "host", "port", "token pipe", "hwm",
-                                                    "client"});
+          ipc_ ? std::initializer_list<const char*>{"form", "socket path", "token pipe", "hwm",
+                                                    party}
+               : std::initializer_list<const char*>{"form", "host", "port", "token pipe", "hwm",
+                                                    party});
     else
       r = std::make_unique<EndpointReader>(
           ep, name(),
           ipc_ ? std::initializer_list<const char*>{"socket path", "token pipe", "hwm"}
                : std::initializer_list<const char*>{"host", "port", "token pipe", "hwm"});
-    const std::size_t first = fan_in ? 1 : 0;                      // where the path or host is
-    const std::size_t n = ep.addresses.size() - (fan_in ? 1 : 0);  // before the client
+    const std::size_t first = many ? 1 : 0;                      // where the path or host is
+    const std::size_t n = ep.addresses.size() - (many ? 1 : 0);  // before the party's number
     if (!ipc_) r->port(first + 1);
     int hwm = static_cast<int>(r->count(n - 1));
     std::string user = kPeerUser, routing_id;
-    if (fan_in) {
+    zmq::socket_type type = zmq::socket_type::pair;
+    if (many) {
       const std::string& text = r->text(n);
       if (text.empty() || text.size() > 3 ||
           text.find_first_not_of("0123456789") != std::string::npos)
-        throw ProtocolError(name() + ": client: '" + text + "' is not a client number");
-      user = routing_id = client_user(std::stoul(text));
+        throw ProtocolError(name() + ": " + party + ": '" + text + "' is not a " + party +
+                            " number");
+      user = party_user(form, std::stoul(text));
+      if (form == kFanIn) routing_id = user;
+      type = form == kFanIn ? zmq::socket_type::dealer : zmq::socket_type::sub;
     }
     const std::string token = r->token(n - 2);
-    auto link = std::make_unique<ZmqLink>(
-        hwm, false, std::vector<Login>{{user, token}},
-        fan_in ? zmq::socket_type::dealer : zmq::socket_type::pair, routing_id);
+    auto link =
+        std::make_unique<ZmqLink>(hwm, false, std::vector<Login>{{user, token}}, type, routing_id);
+    if (type == zmq::socket_type::sub) {
+      try {  // before connecting: the subscription goes out with the handshake
+        link->sock().set(zmq::sockopt::subscribe, "");
+      } catch (const zmq::error_t& e) {
+        fail("subscribe", e);
+      }
+    }
     std::string to = ipc_ ? "ipc://" + ep.addresses[first]
                           : "tcp://" + ep.addresses[first] + ":" + ep.addresses[first + 1];
     try {
@@ -641,7 +765,12 @@ TransportInfo zmq_info(const char* name, bool ipc) {
           .fan_in =
               "one ROUTER socket in the server, one DEALER per client; each client logs "
               "in (ZMTP PLAIN) with a token of its own and names itself by routing id",
-          .server_models = {"shared-queue"}};
+          .server_models = {"shared-queue"},
+          .fan_out =
+              "one XPUB socket, one SUB per subscriber (each logs in with a token of its "
+              "own; publishing starts once every subscription has arrived); drops by "
+              "design: a subscriber whose queue is at the high-water mark misses "
+              "messages (counted as lost)"};
 }
 
 }  // namespace
