@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/run_dir.h"
+#include "base/wait.h"
 #include "bench/mailbox.h"
 #include "bench/party.h"
 #include "bench/protocol.h"
@@ -123,6 +124,18 @@ bool check_request(std::span<const std::byte> msg, std::size_t client) {
   return h.kind == Kind::kPing;
 }
 
+// One request waiting on link i (recv returns without waiting): echoes it. Returns false
+// on the client's kStop. For the one-thread models.
+bool serve_one(Channel& link, std::size_t i, AlignedBuffer& buf, ServerState& st) {
+  std::size_t n = link.recv(buf);
+  if (n == 0) throw ProtocolError("client " + std::to_string(i) + " closed its link mid-run");
+  std::span<const std::byte> msg(buf.data(), n);
+  if (!check_request(msg, i)) return false;
+  echo(link, msg);
+  st.served.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 // Serves one link until its client's kStop (thread-per-client).
 void serve_link(Channel& link, std::size_t client, std::size_t max_size, ServerState& st) {
   try {
@@ -165,20 +178,33 @@ void serve_event_loop(const std::vector<Channel*>& links, std::size_t max_size, 
       check_sys(k, "epoll_wait");
       for (int j = 0; j < k; ++j) {
         std::size_t i = evs[j].data.u64;
-        if (ended[i]) continue;
-        std::size_t n = links[i]->recv(buf);
-        std::span<const std::byte> msg(buf.data(), n);
-        if (n == 0) throw ProtocolError("client " + std::to_string(i) + " closed its link mid-run");
-        if (!check_request(msg, i)) {
-          ended[i] = true;
-          --open;
-          check_sys(::epoll_ctl(ep.get(), EPOLL_CTL_DEL, links[i]->wait_fd(), nullptr),
-                    "epoll_ctl");
-          continue;
-        }
-        echo(*links[i], msg);
-        st.served.fetch_add(1, std::memory_order_relaxed);
+        if (ended[i] || serve_one(*links[i], i, buf, st)) continue;
+        ended[i] = true;
+        --open;
+        check_sys(::epoll_ctl(ep.get(), EPOLL_CTL_DEL, links[i]->wait_fd(), nullptr), "epoll_ctl");
       }
+    }
+  } catch (const std::exception& e) {
+    if (!st.quit.load()) st.fail(std::string("server: ") + e.what());
+  }
+  st.threads_done.fetch_add(1);
+}
+
+// Serves every link from one thread that polls them in turn (Channel::poll_ready) and
+// never sleeps: a busy-polling server, whatever the links' own wait.
+void serve_spin_poll(const std::vector<Channel*>& links, std::size_t max_size, ServerState& st) {
+  try {
+    AlignedBuffer buf(std::max(max_size, kHeaderBytes));
+    std::size_t open = links.size();
+    std::vector<bool> ended(links.size());
+    while (open > 0 && !st.quit.load(std::memory_order_relaxed)) {
+      bool any = false;
+      for (std::size_t i = 0; i < links.size(); ++i) {
+        if (ended[i] || !links[i]->poll_ready()) continue;
+        any = true;
+        if (!serve_one(*links[i], i, buf, st)) ended[i] = true, --open;
+      }
+      if (!any) cpu_relax();
     }
   } catch (const std::exception& e) {
     if (!st.quit.load()) st.fail(std::string("server: ") + e.what());
@@ -260,6 +286,18 @@ std::string clients_refused(const Placement& p, const Transport& t, std::size_t 
     return "not run: every side busy-polls, and " + c.note +
            " would take turns by the scheduler's time slice, so the figure would be the "
            "scheduler's, not the transport's (give each a CPU of its own)";
+  // The spin-poll server busy-polls whatever the clients do: it needs a CPU the clients
+  // are not pinned to (unpinned: at least one CPU besides the one it takes).
+  const bool server_alone =
+      p.client_cpu >= 0 && p.peer_cpu >= 0 ? p.client_cpu != p.peer_cpu : p.cpus_allowed >= 2;
+  if (model == "spin-poll" && !server_alone)
+    return "not run: the spin-poll server busy-polls, and with " + std::to_string(clients) +
+           " client(s) on " +
+           (p.client_cpu >= 0 && p.client_cpu == p.peer_cpu
+                ? "its own CPU " + std::to_string(p.client_cpu)
+                : std::string("the one CPU allowed")) +
+           " they would take turns by the scheduler's time slice (give the server a CPU of "
+           "its own)";
   return {};
 }
 
@@ -267,7 +305,7 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
                  std::size_t size, std::size_t clients, const std::string& model) {
   Cell cell;
   const auto setup_deadline = Clock::now() + cfg.setup_timeout;
-  cell.listener = t.listen_fan_in(dir, size, cfg.settings, clients);
+  cell.listener = t.listen_fan_in(dir, size, cfg.settings, clients, model);
   if (!cell.listener) throw ProtocolError(t.info().name + " does not take part in fan-in");
   for (std::size_t i = 0; i < clients; ++i) {
     int sv[2];
@@ -314,6 +352,10 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
     for (Channel* l : links)
       if (l->wait_fd() < 0)
         throw ProtocolError(t.info().name + "'s links offer no descriptor to wait on");
+  if (used == "spin-poll")
+    for (Channel* l : links)
+      if (!l->polls())
+        throw ProtocolError(t.info().name + "'s links cannot be polled without waiting");
 
   cell.state = std::make_unique<ServerState>(clients);
   ServerState& st = *cell.state;
@@ -324,6 +366,8 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   } else if (used == "event-loop") {
     // By value: on an error the locals go before `cell` joins this thread.
     cell.threads.emplace_back([links, size, &st] { serve_event_loop(links, size, st); });
+  } else if (used == "spin-poll") {
+    cell.threads.emplace_back([links, size, &st] { serve_spin_poll(links, size, st); });
   } else if (used == "shared-queue") {
     cell.threads.emplace_back([&] { serve_shared(*cell.server, clients, size, st); });
   } else {

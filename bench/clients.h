@@ -8,7 +8,10 @@
 //   thread-per-client  one thread per link, blocking on it (or spinning, as the
 //                      transport waits);
 //   shared-queue       one thread takes every request from the transport's one request
-//                      queue and replies to the client it names.
+//                      queue and replies to the client it names;
+//   spin-poll          one thread polls every link in turn (Channel::poll_ready) and
+//                      never sleeps: a busy-polling server, for the shared-memory rings,
+//                      which have no descriptor to wait on.
 // Each client runs the same closed loop as ping-pong (send, wait for the echo, check
 // it) from the moment it is told to go; a warm-up precedes the window, then every client
 // measures the same window [start, end) of CLOCK_MONOTONIC (a start barrier: every client
@@ -53,8 +56,9 @@ inline constexpr std::size_t kMaxClients = 64;
 void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& config, const Transport& t,
                  std::size_t size, std::size_t clients, const std::string& model);
 
-// Why this cell cannot be measured as asked, or "" when it can: a spinning side that
-// would share a CPU with another busy process.
+// Why this cell cannot be measured as asked, or "" when it can: a spinning side (a
+// client of a `wait: spin` transport, a spin-poll server) that would share a CPU with
+// another busy process.
 std::string clients_refused(const Placement& p, const Transport& t, std::size_t clients,
                             const std::string& model);
 

@@ -415,7 +415,7 @@ int main_impl(int argc, char** argv) {
   runner.set_many_window(many_window(benchmark_flag(given, "min_time"), opts.quick));
   for (Workload w : opts.workloads) {
     if (w == Workload::kClients) {
-      std::string without, refused;
+      std::string without, refused, too_large;
       for (const Transport* t : opts.transports) {
         if (t->info().fan_in.empty()) {
           without += (without.empty() ? "" : ", ") + t->info().name;
@@ -433,6 +433,14 @@ int main_impl(int argc, char** argv) {
                 refused += (refused.empty() ? "" : ", ") + name;
                 continue;
               }
+              // Likewise the default sizes a form cannot carry (sizes the user named are
+              // run, and the form refuses them with an error row saying why).
+              const std::size_t limit = t->info().shared_queue_max_message;
+              if (!opts.many_sizes_given && model == "shared-queue" && limit > 0 && size > limit) {
+                too_large += (too_large.empty() ? "" : ", ") + name + " (at most " +
+                             std::to_string(limit) + " bytes)";
+                continue;
+              }
               auto* b = benchmark::RegisterBenchmark(
                   name.c_str(), [&runner, t, size, n, model, name](benchmark::State& st) {
                     runner.run_clients_cell(st, t, size, n, model, name);
@@ -448,6 +456,11 @@ int main_impl(int argc, char** argv) {
                      "ipcbench: note: left out, as their busy-polling sides would share a CPU "
                      "here: %s\n",
                      refused.c_str());
+      if (!too_large.empty())
+        std::fprintf(stderr,
+                     "ipcbench: note: left out, as their form carries no message that large: "
+                     "%s\n",
+                     too_large.c_str());
       continue;
     }
     if (w == Workload::kFanout) {

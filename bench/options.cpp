@@ -224,6 +224,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
                    Workload::kFanout};
   if (!sizes_given) o.sizes = default_sizes(o.quick);
   o.many_sizes = sizes_given ? o.sizes : default_many_sizes(o.quick);
+  o.many_sizes_given = sizes_given;
   if (!clients_given) o.clients = default_clients(o.quick);
   o.clients_given = clients_given;
   if (!subscribers_given) o.subscribers = default_subscribers(o.quick);

@@ -32,6 +32,7 @@ struct SuiteOptions {
   std::vector<std::size_t> clients;
   bool clients_given = false;  // --clients was given (else the defaults)
   std::vector<std::size_t> many_sizes;
+  bool many_sizes_given = false;  // --sizes was given (else the defaults)
   // The fanout workload (one publisher, N subscribers): how many subscribers; its sizes
   // are many_sizes too.
   std::vector<std::size_t> subscribers;

@@ -126,7 +126,8 @@ TEST_P(SharedQueue, ThreeClientsEachGetTheirOwnReplies) {
   constexpr std::size_t kClients = 3, kRounds = 20, kMax = 65536;
   auto dir = std::make_unique<RunDir>();
   const std::string dir_path = dir->path();
-  auto listener = t_->listen_fan_in(*dir, kMax, testing_support::settings(), kClients);
+  auto listener =
+      t_->listen_fan_in(*dir, kMax, testing_support::settings(), kClients, "shared-queue");
   ASSERT_TRUE(listener);
   ASSERT_EQ(listener->clients(), kClients);
   std::vector<UniqueFd> keep;
@@ -216,7 +217,7 @@ TEST_P(SharedQueue, ThreeClientsEachGetTheirOwnReplies) {
 // size 0 (well within the 20 s the test allows).
 TEST_P(SharedQueue, AbortEndsAWaitingRecvAny) {
   RunDir dir;
-  auto listener = t_->listen_fan_in(dir, 4096, testing_support::settings(), 1);
+  auto listener = t_->listen_fan_in(dir, 4096, testing_support::settings(), 1, "shared-queue");
   std::vector<UniqueFd> keep;
   const Endpoint& ep = listener->endpoint(0);
   const std::size_t f = token_field(GetParam(), ep);
@@ -249,7 +250,7 @@ TEST_P(SharedQueue, ForgedClientNumbersAreRefused) {
   if (is_amqp(GetParam())) GTEST_SKIP() << "AMQP: see AmqpSharedQueue.ForgedRequestsAreRefused";
   const bool zmq = std::string(GetParam()).rfind("zmq-", 0) == 0;
   RunDir dir;
-  auto listener = t_->listen_fan_in(dir, 4096, testing_support::settings(), 3);
+  auto listener = t_->listen_fan_in(dir, 4096, testing_support::settings(), 3, "shared-queue");
   std::vector<std::string> tokens;
   for (std::size_t i = 0; i < 3; ++i) {
     const Endpoint& ep = listener->endpoint(i);
@@ -327,7 +328,7 @@ TEST(ZmqSharedQueue, ARoutingIdOtherThanTheLoginIsRefused) {
   const Transport* t = find_transport("zmq-ipc");
   ASSERT_TRUE(t);
   RunDir dir;
-  auto listener = t->listen_fan_in(dir, 4096, testing_support::settings(), 2);
+  auto listener = t->listen_fan_in(dir, 4096, testing_support::settings(), 2, "shared-queue");
   const Endpoint& ep0 = listener->endpoint(0);
   const Endpoint& ep1 = listener->endpoint(1);
   zmq::context_t ctx(1);
@@ -362,7 +363,7 @@ TEST(ZmqSharedQueue, ARoutingIdOtherThanTheLoginIsRefused) {
 TEST_P(SharedQueue, AmqpForgedRequestsAreRefused) {
   if (!is_amqp(GetParam())) GTEST_SKIP() << "AMQP only";
   RunDir dir;
-  auto listener = t_->listen_fan_in(dir, 4096, testing_support::settings(), 3);
+  auto listener = t_->listen_fan_in(dir, 4096, testing_support::settings(), 3, "shared-queue");
   std::vector<std::string> tokens;
   for (std::size_t i = 0; i < 3; ++i) tokens.push_back(token_of(listener->endpoint(i), 4));
   std::vector<UniqueFd> keep;

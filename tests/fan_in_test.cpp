@@ -56,7 +56,8 @@ struct FanIn {
   std::vector<Endpoint> eps;
 
   FanIn(const Transport& t, std::size_t n) {
-    listener = t.listen_fan_in(*dir, kMax, testing_support::settings(), n);
+    listener =
+        t.listen_fan_in(*dir, kMax, testing_support::settings(), n, t.info().server_models.front());
     if (!listener) throw std::runtime_error(t.info().name + " has no fan-in");
     for (std::size_t i = 0; i < n; ++i) eps.push_back(listener->endpoint(i));
   }

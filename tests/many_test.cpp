@@ -3,6 +3,10 @@
 // intact (--verify) with no reply crossing to another client; a client killed or stopped
 // mid-run makes its cell an error row while the next cell passes, and nothing is left
 // behind. And the client's own check: a reply carrying another client's tag fails it.
+// fifo's shared request FIFO refuses what PIPE_BUF cannot keep whole, and takes no
+// forged hello; a spin-poll server is not run where it would share a CPU.
+#include "transports/many.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -16,6 +20,7 @@
 #include <set>
 #include <thread>
 
+#include "base/run_dir.h"
 #include "bench/clients.h"
 #include "bench/party.h"
 #include "bench/protocol.h"
@@ -40,6 +45,21 @@ pid_t start(const std::vector<std::string>& args, const Scratch& s) {
 nlohmann::json results(const Scratch& s) {
   std::ifstream f(s.dir / "out.json");
   return nlohmann::json::parse(f);
+}
+
+// Waits for `run` to exit, adding its peers to `seen` as they come (looking for up to
+// `looks` milliseconds); returns its exit status.
+int wait_watching(pid_t run, std::set<pid_t>& seen, int looks = 20000) {
+  std::thread watcher([&] {
+    for (int i = 0; i < looks && ::kill(run, 0) == 0; ++i) {
+      auto p = testing_support::peers_of(run);
+      seen.insert(p.begin(), p.end());
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  int status = testing_support::wait_exit(run);
+  watcher.join();
+  return status;
 }
 
 struct Case {
@@ -76,7 +96,7 @@ class ManyClients : public ::testing::TestWithParam<Case> {
     return {"--transports=" + c.transport->info().name,
             "--workloads=clients",
             "--clients=" + std::to_string(clients),
-            "--sizes=64,4K",
+            "--sizes=64,4000",  // 4000: within what fifo's shared request FIFO carries
             "--benchmark_filter=/server:" + c.model + "/",
             "--benchmark_min_time=" + min_time,
             "--cell-timeout=3",
@@ -91,15 +111,7 @@ TEST_P(ManyClients, ThreeClientsGetTheirOwnRepliesIntact) {
   pid_t run = start(args(s, 3, "0.1"), s);
   ASSERT_GT(run, 0);
   std::set<pid_t> seen;
-  std::thread watcher([&] {
-    for (int i = 0; i < 20000 && ::kill(run, 0) == 0; ++i) {
-      auto p = testing_support::peers_of(run);
-      seen.insert(p.begin(), p.end());
-      std::this_thread::sleep_for(1ms);
-    }
-  });
-  int status = testing_support::wait_exit(run);
-  watcher.join();
+  int status = wait_watching(run, seen);
   const auto j = results(s);
   const auto& rows = j.at("benchmarks");
   ASSERT_EQ(rows.size(), 2u) << j.dump();
@@ -144,15 +156,7 @@ void fault_one_client(const Case& c, const std::vector<std::string>& args, const
       delay > 0ms ? std::chrono::microseconds(delay)
                   : std::chrono::microseconds(std::uniform_int_distribution<int>(0, 150000)(rng)));
   ::kill(client, signal);
-  std::thread watcher([&] {
-    for (int i = 0; i < 30000 && ::kill(run, 0) == 0; ++i) {
-      auto p = testing_support::peers_of(run);
-      seen.insert(p.begin(), p.end());
-      std::this_thread::sleep_for(1ms);
-    }
-  });
-  int status = testing_support::wait_exit(run);
-  watcher.join();
+  int status = wait_watching(run, seen, 30000);
   ::kill(client, SIGCONT);
   EXPECT_EQ(status, 1) << "one cell failed: " << slurp(s.dir / "stderr");
   const auto j = results(s);
@@ -189,6 +193,107 @@ TEST_P(ManyClients, AClientStoppedMidRunFailsOnlyItsCell) {
 
 INSTANTIATE_TEST_SUITE_P(EveryFanInForm, ManyClients, ::testing::ValuesIn(fan_in_cases()),
                          [](const auto& info) { return case_name(info.param); });
+
+// The shared request FIFO at a size whose request would exceed PIPE_BUF: an error row
+// that names the limit (never a run whose requests could interleave), while the size
+// within it passes; no client is left and nothing is left behind.
+TEST(FifoSharedQueue, ARequestOverPipeBufIsAnErrorRowNamingTheLimit) {
+  Scratch s;
+  pid_t run =
+      start({"--transports=fifo", "--workloads=clients", "--clients=3", "--sizes=64,4085",
+             "--benchmark_filter=/server:shared-queue/", "--benchmark_min_time=0.1",
+             "--cell-timeout=3", "--verify", "--benchmark_out=" + (s.dir / "out.json").string()},
+            s);
+  ASSERT_GT(run, 0);
+  std::set<pid_t> seen;
+  EXPECT_EQ(wait_watching(run, seen), 1) << slurp(s.dir / "stderr");
+  const auto rows = results(s).at("benchmarks");
+  ASSERT_EQ(rows.size(), 2u) << rows.dump();
+  EXPECT_FALSE(rows[0].value("error_occurred", false)) << rows[0].dump();
+  EXPECT_EQ(rows[0].at("clients").get<double>(), 3);
+  ASSERT_TRUE(rows[1].value("error_occurred", false)) << rows[1].dump();
+  const std::string msg = rows[1].value("error_message", "");
+  EXPECT_NE(rows[1].at("name").get<std::string>().find("clients/fifo/4085/"), std::string::npos);
+  for (const char* word : {"PIPE_BUF", "4096", "4084", "interleave"})
+    EXPECT_NE(msg.find(word), std::string::npos) << word << " not in: " << msg;
+  EXPECT_TRUE(testing_support::all_gone(seen)) << "a client outlived the run";
+  auto left = testing_support::leftovers(s, run);
+  EXPECT_TRUE(left.empty()) << left.front();
+}
+
+// With the default sizes (64 B, 64 KiB) the cell the form cannot carry is left out and
+// named on stderr, not run as a failure.
+TEST(FifoSharedQueue, DefaultSizesLeaveOutWhatPipeBufCannotCarry) {
+  Scratch s;
+  pid_t run = start({"--transports=fifo", "--workloads=clients", "--clients=1",
+                     "--benchmark_filter=/server:shared-queue/", "--benchmark_min_time=0.05",
+                     "--benchmark_out=" + (s.dir / "out.json").string()},
+                    s);
+  ASSERT_GT(run, 0);
+  EXPECT_EQ(testing_support::wait_exit(run), 0) << slurp(s.dir / "stderr");
+  const auto rows = results(s).at("benchmarks");
+  ASSERT_EQ(rows.size(), 1u) << rows.dump();
+  EXPECT_NE(rows[0].at("name").get<std::string>().find("clients/fifo/64/"), std::string::npos);
+  const std::string err = slurp(s.dir / "stderr");
+  EXPECT_NE(err.find("clients/fifo/65536/clients:1/server:shared-queue (at most 4084 bytes)"),
+            std::string::npos)
+      << err;
+}
+
+// A hello that claims a client number already taken, or one that is no client's, fails
+// the set-up: the envelope's number is checked (see docs/many-clients.md for what it
+// cannot check: every client runs under the same uid). Forms made by listen_fan_in
+// refuse a size over the limit before making anything.
+TEST(FifoSharedQueue, ForgedHellosAndOversizedFormsAreRefused) {
+  const Transport& t = *find_transport("fifo");
+  const SetupWait soon{std::chrono::steady_clock::now() + 10s, [] { return true; }};
+  for (const std::string forged : {"0", "7"}) {
+    RunDir dir;
+    auto listener = t.listen_fan_in(dir, 64, testing_support::settings(), 2, "shared-queue");
+    ASSERT_TRUE(listener);
+    Endpoint fake = listener->endpoint(0);
+    fake.addresses.back() = forged;
+    auto forger = t.connect(fake, soon);  // says hello first
+    auto c0 = t.connect(listener->endpoint(0), soon);
+    auto c1 = t.connect(listener->endpoint(1), soon);
+    const std::string err = testing_support::error_of([&] { listener->accept(soon); });
+    EXPECT_NE(err.find(forged == "0" ? "client 0 said hello twice" : "names client 7 of 2"),
+              std::string::npos)
+        << err;
+  }
+  RunDir dir;
+  const std::string err = testing_support::error_of(
+      [&] { t.listen_fan_in(dir, 4085, testing_support::settings(), 2, "shared-queue"); });
+  EXPECT_NE(err.find("PIPE_BUF"), std::string::npos) << err;
+  std::size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    entries += e.path().filename() != ".ipcbench-run";
+  EXPECT_EQ(entries, 0u) << "the refused form made something";
+  EXPECT_EQ(testing_support::error_of([&] {
+              t.listen_fan_in(dir, 4084, testing_support::settings(), 2, "shared-queue");
+            }),
+            "")
+      << "the largest size within the limit";
+}
+
+// The spin-poll server busy-polls: with the clients on its CPU (--pin=same) its cell is
+// refused, saying why, even for rings whose own sides sleep (shm-futex).
+TEST(SpinPoll, AServerSharingItsCpuIsRefused) {
+  Scratch s;
+  pid_t run =
+      start({"--transports=shm-futex", "--workloads=clients", "--clients=1", "--sizes=64",
+             "--pin=same", "--benchmark_filter=/server:spin-poll/", "--benchmark_min_time=0.05",
+             "--benchmark_out=" + (s.dir / "out.json").string()},
+            s);
+  ASSERT_GT(run, 0);
+  EXPECT_EQ(testing_support::wait_exit(run), 1) << slurp(s.dir / "stderr");
+  const auto rows = results(s).at("benchmarks");
+  ASSERT_EQ(rows.size(), 1u) << rows.dump();
+  EXPECT_NE(rows[0].value("error_message", "").find("spin-poll server busy-polls"),
+            std::string::npos)
+      << rows[0].dump();
+  EXPECT_TRUE(testing_support::leftovers(s, run).empty());
+}
 
 // The client's check of every reply: one that carries another client's tag, otherwise
 // well formed, fails the client with a line that says so.

@@ -57,6 +57,12 @@ unsigned EndpointReader::count(std::size_t i) const {
   return *v;
 }
 
+unsigned EndpointReader::index(std::size_t i) const {
+  auto v = decimal(text(i), 0, 1u << 30);
+  if (!v) fail(i, "is not an index");
+  return *v;
+}
+
 in_addr EndpointReader::ipv4(std::size_t i) const {
   auto a = parse_ipv4(text(i));
   if (!a) fail(i, "is not an IPv4 address");

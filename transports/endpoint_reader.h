@@ -40,6 +40,8 @@ class EndpointReader {
   std::uint16_t port(std::size_t i) const;
   // A decimal count, 1 or more.
   unsigned count(std::size_t i) const;
+  // A decimal index (a client's number), 0 or more.
+  unsigned index(std::size_t i) const;
   // A dotted-quad IPv4 address.
   in_addr ipv4(std::size_t i) const;
   // A descriptor number the peer inherited: owned from now on, close-on-exec.

@@ -113,8 +113,8 @@ std::unique_ptr<FanOutListener> listen_fan_out_each(const Transport& transport, 
 }
 
 std::unique_ptr<FanInListener> Transport::listen_fan_in(RunDir&, std::size_t,
-                                                        const TransportSettings&,
-                                                        std::size_t) const {
+                                                        const TransportSettings&, std::size_t,
+                                                        const std::string&) const {
   return nullptr;
 }
 std::unique_ptr<FanOutListener> Transport::listen_fan_out(RunDir&, std::size_t,
@@ -125,7 +125,8 @@ std::unique_ptr<FanOutListener> Transport::listen_fan_out(RunDir&, std::size_t,
 
 std::unique_ptr<FanInListener> TransportBase::listen_fan_in(RunDir& dir, std::size_t max_message,
                                                             const TransportSettings& settings,
-                                                            std::size_t clients) const {
+                                                            std::size_t clients,
+                                                            const std::string&) const {
   if (info().fan_in.empty()) return nullptr;
   return listen_fan_in_each(*this, dir, max_message, settings, clients);
 }

@@ -137,6 +137,20 @@ class RingChannel final : public Channel {
     return len;
   }
 
+  bool polls() const override { return true; }
+  bool poll_ready() override {
+    for (;;) {
+      RecordHeader* hdr = header_at(in_data_, rpos_);
+      if (hdr->pos.load(std::memory_order_acquire) != rpos_ + 1)
+        // The partner's death is a system call to ask: only now and then.
+        return (in_->closed.load(std::memory_order_acquire) & kProducerClosed) ||
+               ((++idle_polls_ & 0x3fff) == 0 && watch_.gone());
+      if (hdr->len != kSkip) return true;
+      rpos_ += cap_ - at(rpos_);  // as next_record does
+      release_tail();
+    }
+  }
+
   std::span<std::byte> loan(std::size_t n) override {
     const std::size_t total = kRecord + round_up(n, kRecord);
     if (!zero_copy_ || n == 0 || total > cap_) return {};
@@ -388,6 +402,7 @@ class RingChannel final : public Channel {
   std::uint64_t tail_cache_ = 0;
   std::uint64_t warm_from_ = 0, warm_to_ = 0;     // lines of the next record still to fetch
   std::int64_t wakeup_ns_ = kFirstWakeupGuessNs;  // this side's wake-up latency, smoothed
+  std::uint32_t idle_polls_ = 0;                  // poll_ready calls that found nothing
 };
 
 // Maps every page of the link into this process, writable, before the first message.

@@ -19,7 +19,10 @@
 // the other side's FUTEX_WAKE to this side running again, learned as it goes and held
 // between kMinSpinNs and kMaxSpinNs), then sleeps on a futex in the shared mapping and
 // is woken by the other side. Either way a waiting side notices, within milliseconds,
-// that its partner closed or died (pidfd), and fails cleanly.
+// that its partner closed or died (pidfd), and fails cleanly. A ring channel also
+// offers Channel::poll_ready (a look at the next record's header, never a wait), for a
+// server that polls many links in turn from one spinning thread; a kFutex side that
+// polls so never sleeps, and its partner's sends never need to wake it.
 #pragma once
 
 #include <atomic>

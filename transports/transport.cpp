@@ -2,7 +2,13 @@
 
 #include <array>
 
+#include "base/error.h"
+
 namespace ipcbench {
+
+bool Channel::poll_ready() {
+  throw ProtocolError("this channel cannot be polled without waiting (polls() is false)");
+}
 
 const char* family_name(TransportFamily f) {
   switch (f) {

@@ -77,11 +77,17 @@ struct TransportInfo {
   // The server models that form offers, as named in the clients workload's cells:
   // "event-loop" (one thread waits on every link's Channel::wait_fd, epoll),
   // "thread-per-client" (one blocking thread per link), "shared-queue" (one thread takes
-  // every request from one queue: FanInServer::recv_any).
+  // every request from one queue: FanInServer::recv_any), "spin-poll" (one thread polls
+  // every link's Channel::poll_ready in turn and never sleeps).
   std::vector<std::string> server_models = {};
   // How one publisher reaches many subscribers (the fanout workload); empty: it does not
   // take part.
   std::string fan_out = "";
+  // The largest message the "shared-queue" fan-in form carries when it is less than
+  // max_message (fifo's one request FIFO: PIPE_BUF, with the framing); 0: max_message.
+  // listen_fan_in refuses larger ones; the clients workload leaves them out of its
+  // default sizes.
+  std::size_t shared_queue_max_message = 0;
 };
 
 // One connected, bidirectional link that carries whole messages of 1 byte or more.
@@ -118,6 +124,15 @@ class Channel {
   // The workload keeps at most one message in flight per link, so a message a recv left
   // buffered behind the descriptor is never the question.
   virtual int wait_fd() const { return -1; }
+
+  // For a server that polls many links in turn from one thread and never sleeps (the
+  // clients workload's spin-poll model): whether this channel offers poll_ready.
+  virtual bool polls() const { return false; }
+  // Never blocks: true when recv would return without waiting on the partner's next
+  // send (a message has begun to arrive, or the link ended), false when nothing has come
+  // yet. As for wait_fd, at most one message is in flight. Only where polls() is true;
+  // the default throws ProtocolError.
+  virtual bool poll_ready();
 };
 
 // How the peer reaches a listener: addresses for its command line (paths, host:port,
@@ -170,10 +185,15 @@ class Transport {
                                            const SetupWait& wait) const = 0;
   // Many parties (transports/many.h): a server for `clients` clients, a publisher for
   // `subscribers` subscribers, in this transport's natural form; nullptr when the
-  // transport does not take part (its info().fan_in / fan_out is empty).
+  // transport does not take part (its info().fan_in / fan_out is empty). `model` is the
+  // server model the fan-in will be served with, one of info().server_models: a
+  // transport with one form ignores it; one with two (fifo: a FIFO pair per client, or
+  // one shared request FIFO for "shared-queue") makes the form that model serves, and
+  // throws ProtocolError when that form cannot carry max_message as asked.
   virtual std::unique_ptr<FanInListener> listen_fan_in(RunDir& run_dir, std::size_t max_message,
                                                        const TransportSettings& settings,
-                                                       std::size_t clients) const;
+                                                       std::size_t clients,
+                                                       const std::string& model) const;
   virtual std::unique_ptr<FanOutListener> listen_fan_out(RunDir& run_dir, std::size_t max_message,
                                                          const TransportSettings& settings,
                                                          std::size_t subscribers) const;
@@ -190,7 +210,8 @@ class TransportBase : public Transport {
   // description says the transport takes part; nullptr otherwise.
   std::unique_ptr<FanInListener> listen_fan_in(RunDir& run_dir, std::size_t max_message,
                                                const TransportSettings& settings,
-                                               std::size_t clients) const override;
+                                               std::size_t clients,
+                                               const std::string& model) const override;
   std::unique_ptr<FanOutListener> listen_fan_out(RunDir& run_dir, std::size_t max_message,
                                                  const TransportSettings& settings,
                                                  std::size_t subscribers) const override;

@@ -759,7 +759,8 @@ class AmqpTransport final : public TransportBase {
   }
   std::unique_ptr<FanInListener> listen_fan_in(RunDir&, std::size_t,
                                                const TransportSettings& settings,
-                                               std::size_t clients) const override {
+                                               std::size_t clients,
+                                               const std::string& /*model*/) const override {
     return std::make_unique<AmqpFanInListener>(durable_, settings.broker_url, clients);
   }
   std::unique_ptr<FanOutListener> listen_fan_out(RunDir&, std::size_t,

@@ -461,8 +461,8 @@ class BoostMqTransport final : public TransportBase {
     return std::make_unique<BoostMqListener>(max_message);
   }
   std::unique_ptr<FanInListener> listen_fan_in(RunDir&, std::size_t max_message,
-                                               const TransportSettings&,
-                                               std::size_t clients) const override {
+                                               const TransportSettings&, std::size_t clients,
+                                               const std::string& /*model*/) const override {
     return listen_boost_fan_in(max_message, clients);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {

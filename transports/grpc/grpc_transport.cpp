@@ -974,7 +974,8 @@ class GrpcTransport final : public TransportBase {
   }
   std::unique_ptr<FanInListener> listen_fan_in(RunDir& dir, std::size_t,
                                                const TransportSettings& settings,
-                                               std::size_t clients) const override {
+                                               std::size_t clients,
+                                               const std::string& /*model*/) const override {
     return std::make_unique<GrpcFanInListener>(dir, uds_, streaming_, settings, name(), clients);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {

@@ -295,7 +295,8 @@ class MqTransport final : public TransportBase {
     return std::make_unique<MqListener>();
   }
   std::unique_ptr<FanInListener> listen_fan_in(RunDir&, std::size_t, const TransportSettings&,
-                                               std::size_t clients) const override {
+                                               std::size_t clients,
+                                               const std::string& /*model*/) const override {
     return listen_mq_fan_in(clients);
   }
   std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {

@@ -111,7 +111,8 @@ class TcpTransport final : public TransportBase {
   // its own (SocketFanIn). A client connects as a single-link peer does.
   std::unique_ptr<FanInListener> listen_fan_in(RunDir&, std::size_t,
                                                const TransportSettings& settings,
-                                               std::size_t clients) const override {
+                                               std::size_t clients,
+                                               const std::string& /*model*/) const override {
     auto [fd, host, port] = listen_tcp(settings, name(), kMaxCallers + static_cast<int>(clients));
     return std::make_unique<SocketFanIn>(std::move(fd), std::vector<std::string>{host, port},
                                          clients, false, "accept (tcp)", [](UniqueFd c) {

@@ -83,7 +83,8 @@ class UdsTransport final : public TransportBase {
   // own (SocketFanIn); same uid only, as for one link. A client connects as a single-link
   // peer does: its endpoint has the same two fields.
   std::unique_ptr<FanInListener> listen_fan_in(RunDir& dir, std::size_t, const TransportSettings&,
-                                               std::size_t clients) const override {
+                                               std::size_t clients,
+                                               const std::string& /*model*/) const override {
     std::string path = dir.make_path(name());
     UniqueFd fd = listen_unix_private(path, type_, kMaxCallers + static_cast<int>(clients));
     WrapStream wrap = framing_for(type_);

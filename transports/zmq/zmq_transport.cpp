@@ -665,7 +665,8 @@ class ZmqTransport final : public TransportBase {
   }
   std::unique_ptr<FanInListener> listen_fan_in(RunDir& dir, std::size_t max_message,
                                                const TransportSettings& settings,
-                                               std::size_t clients) const override {
+                                               std::size_t clients,
+                                               const std::string& /*model*/) const override {
     return std::make_unique<ZmqFanInListener>(dir, ipc_, max_message, settings, clients);
   }
   std::unique_ptr<FanOutListener> listen_fan_out(RunDir& dir, std::size_t max_message,
