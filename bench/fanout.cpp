@@ -330,6 +330,11 @@ void run_fanout(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, con
     lost += r.lost;
     subs_cpu.cpu_ns += r.cpu.cpu_ns;
   }
+  if (o.published_in_window == 0)
+    throw ProtocolError(
+        "no message was published in the window: the publisher did not get to publish during "
+        "it (one publish waiting on a subscriber that did not read, or a loaded machine's "
+        "scheduler not running the publisher)");
   if (delivered <= 0) throw ProtocolError("no subscriber received a message in the window");
   const Crowd crowd = crowd_of(cfg.placement, subscribers);
 
