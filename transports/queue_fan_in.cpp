@@ -51,7 +51,10 @@ class PortIo final : public RecordIo {
   ~PortIo() override {
     if (!goodbye_ || (aborted_ && aborted_->load())) return;
     try {
-      port_->try_send({}, 5);
+      // Empty, but at a real address: the ports hand it to memcpy, mq_timedsend and
+      // Boost's send, which may not be given a null pointer even for no bytes.
+      static constexpr std::byte kNothing{};
+      port_->try_send(std::span<const std::byte>(&kNothing, 0), 5);
     } catch (const std::exception&) {
     }
   }
