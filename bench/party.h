@@ -106,8 +106,4 @@ std::vector<PartyResult> collect_party_results(std::vector<UniqueFd>& control,
                                                std::vector<ChildProcess>& children,
                                                const PartyWatch& watch);
 
-// The peers that have died on their own ("; client 2 killed by signal 9"), after giving a
-// killed one a moment to go; "" when none has.
-std::string dead_parties(std::vector<ChildProcess>& children, const std::string& role);
-
 }  // namespace ipcbench

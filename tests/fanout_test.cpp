@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/cleanup.h"
@@ -153,20 +154,21 @@ TEST(FanoutTransports, TheAskedForFormsExist) {
     ASSERT_NE(t, nullptr) << name;
     EXPECT_FALSE(t->info().fan_out.empty()) << name;
   }
+  // Where built, ZeroMQ's form says it drops, AMQP's that it goes through an exchange.
+  std::vector<std::pair<const char*, const char*>> described;
 #ifdef IPCBENCH_HAVE_ZMQ
-  for (const char* name : {"zmq-ipc", "zmq-tcp"}) {
-    const Transport* t = find_transport(name);
-    ASSERT_NE(t, nullptr) << name;
-    EXPECT_NE(t->info().fan_out.find("drops by design"), std::string::npos) << name;
-  }
+  described.insert(described.end(),
+                   {{"zmq-ipc", "drops by design"}, {"zmq-tcp", "drops by design"}});
 #endif
 #ifdef IPCBENCH_HAVE_AMQP
-  for (const char* name : {"amqp", "amqp-durable"}) {
+  described.insert(described.end(),
+                   {{"amqp", "fanout exchange"}, {"amqp-durable", "fanout exchange"}});
+#endif
+  for (const auto& [name, words] : described) {
     const Transport* t = find_transport(name);
     ASSERT_NE(t, nullptr) << name;
-    EXPECT_NE(t->info().fan_out.find("fanout exchange"), std::string::npos) << name;
+    EXPECT_NE(t->info().fan_out.find(words), std::string::npos) << name;
   }
-#endif
 }
 
 }  // namespace
