@@ -308,7 +308,8 @@ How to run it:
                        ports to the network); default: 127.0.0.1
   --benchmark_repetitions=N   run every cell N times (1..100000); default: 1
   --benchmark_min_time=SEC    measure each cell at least SEC seconds, a bare number
-                       (e.g. 0.5); default: 0.5 (--quick: 0.05)
+                       (e.g. 0.5); default: 0.5 (--quick: 0.05); a clients or
+                       fanout cell's window is SEC, at least 0.1 (--quick: 0.1)
   --benchmark_enable_random_interleaving=BOOL   run the repetitions of all cells in
                        random order, so each cell's spread covers the whole run's
                        noise (report.sh compare relies on it); default: on when N > 1
