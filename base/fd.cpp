@@ -27,6 +27,16 @@ UniqueFd adopt_inherited_fd(const std::string& number, const std::string& what) 
   return UniqueFd(fd);
 }
 
+void size_file(int fd, std::size_t size, const std::string& what) {
+  int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  if (err == EINTR) err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  if (err == EOPNOTSUPP || err == EINVAL)
+    err = ::ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+  if (err != 0)
+    throw SysError(
+        what + ": cannot allocate " + std::to_string((size + (1 << 20) - 1) >> 20) + " MiB", err);
+}
+
 UniqueFd pipe_holding(const std::string& text, const std::string& what) {
   // Up to PIPE_BUF bytes go into an empty pipe at once: the write never waits for a reader.
   if (text.size() > PIPE_BUF)

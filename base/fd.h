@@ -48,6 +48,13 @@ UniqueFd adopt_inherited_fd(const std::string& number, const std::string& what);
 // ProtocolError "<what>: <n> bytes do not fit a pipe".
 UniqueFd pipe_holding(const std::string& text, const std::string& what);
 
+// Makes the file `fd` (a shared-memory object or a mapped file) `size` bytes long with
+// its storage allocated now (posix_fallocate), so a file system too small for it (a small
+// /dev/shm, a container's tmpfs) fails here with SysError "<what>: …" (ENOSPC) instead of
+// killing a process with SIGBUS when it first touches a page that has no room. Where the
+// file system cannot allocate ahead (EOPNOTSUPP), the file is only sized (ftruncate).
+void size_file(int fd, std::size_t size, const std::string& what);
+
 // Reads exactly buf.size() bytes. Returns the number read, which is less than
 // buf.size() only when the peer closed (EOF). Throws SysError on failure.
 std::size_t read_full(int fd, std::span<std::byte> buf, const char* what);

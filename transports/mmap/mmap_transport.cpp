@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "base/run_dir.h"
 #include "transports/endpoint_reader.h"
 #include "transports/ring.h"
@@ -33,7 +34,7 @@ class MmapListener final : public Listener {
     UniqueFd fd(static_cast<int>(check_sys(
         ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600), "open " + path_)));
     const std::size_t size = link_bytes(kRingBytes);
-    check_sys(::ftruncate(fd.get(), static_cast<off_t>(size)), "ftruncate " + path_);
+    size_file(fd.get(), size, path_);
     map_ = std::make_unique<FileMapping>(fd.get(), size);
     init_link(map_->base(), kRingBytes);
     ep_.addresses = {path_};

@@ -11,6 +11,7 @@
 
 #include "base/cleanup.h"
 #include "base/error.h"
+#include "base/fd.h"
 #include "base/ipc_name.h"
 #include "transports/endpoint_reader.h"
 #include "transports/ring.h"
@@ -53,7 +54,7 @@ class ShmListener final : public Listener {
     try {
       bip::permissions perm(0600);
       bip::shared_memory_object shm(bip::create_only, name_[0].c_str(), bip::read_write, perm);
-      shm.truncate(static_cast<bip::offset_t>(size));
+      size_file(shm.get_mapping_handle().handle, size, "shm " + name_[0]);
       map_ = std::make_unique<RegionMapping>(bip::mapped_region(shm, bip::read_write, 0, size));
     } catch (const bip::interprocess_exception& e) {
       name_.remove();

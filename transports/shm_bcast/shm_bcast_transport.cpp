@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "base/ipc_name.h"
 #include "transports/endpoint_reader.h"
 #include "transports/many.h"
@@ -58,8 +59,7 @@ std::shared_ptr<Map> create_object(const std::string& name,
   const std::size_t size = readers.size() * bcast_ring_bytes(kRing);
   UniqueFd fd(::shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
   if (!fd.valid()) throw SysError("shm_open " + name, errno);
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
-    throw SysError("ftruncate " + name, errno);
+  size_file(fd.get(), size, "shm-bcast " + name);
   auto map = std::make_shared<Map>(fd.get(), size);
   for (std::size_t r = 0; r < readers.size(); ++r)
     init_bcast_ring(map->at(r * bcast_ring_bytes(kRing)), kRing, readers[r]);
