@@ -1,6 +1,7 @@
 // Fault injection against the real runner: for every transport and both workloads the
 // peer is killed (SIGKILL) at a random moment or stalled (SIGSTOP), and so is the partner
-// of each kind of machine floor; the runner itself is interrupted (SIGINT); and a crashed
+// of each kind of machine floor; the runner itself is interrupted (SIGINT, and SIGINT or
+// SIGTERM during a clients or fanout cell); and a crashed
 // run's leftovers are swept. After each: the faulted
 // cell is an error row, the next cell passes, the results file parses, and nothing with
 // our prefix and no peer process remains.
@@ -271,6 +272,66 @@ TEST(Interrupt, SigintKeepsFinishedCellsAndCleansUp) {
   EXPECT_TRUE(all_gone(seen));
   EXPECT_TRUE(leftovers(s, run).empty()) << leftovers(s, run).front();
 }
+
+// SIGINT or SIGTERM in the middle of a many-party cell (four clients, or four
+// subscribers, each its own process): the run ends with that signal, the file parses
+// and holds the interrupted cell, every client or subscriber is gone, nothing is left.
+struct ManyInterrupt {
+  const char* workload;
+  const char* transport;
+  int signal;
+};
+
+void PrintTo(const ManyInterrupt& c, std::ostream* os) {
+  *os << c.workload << "/" << c.transport << "/" << ::sigabbrev_np(c.signal);
+}
+
+class InterruptMany : public ::testing::TestWithParam<ManyInterrupt> {};
+
+TEST_P(InterruptMany, EndsTheRunAndLeavesNothing) {
+  const ManyInterrupt c = GetParam();
+  Scratch s;
+  const bool clients = std::string(c.workload) == "clients";
+  pid_t run =
+      start({std::string("--transports=") + c.transport, std::string("--workloads=") + c.workload,
+             clients ? "--clients=4" : "--subscribers=4", "--sizes=64", "--benchmark_min_time=2",
+             "--benchmark_out=" + (s.dir / "out.json").string()},
+            s);
+  ASSERT_GT(run, 0);
+  std::set<pid_t> seen;
+  for (auto end = std::chrono::steady_clock::now() + 60s;
+       seen.size() < 4 && std::chrono::steady_clock::now() < end;) {
+    auto p = peers_of(run);
+    seen.insert(p.begin(), p.end());
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_GE(seen.size(), 4u) << slurp(s.dir / "stderr");
+  std::this_thread::sleep_for(300ms);  // connected, likely inside the window (2 s)
+  ::kill(run, c.signal);
+  int status = wait_exit(run);
+  EXPECT_EQ(status, 128 + c.signal) << slurp(s.dir / "stderr");
+  auto j = results(s);  // parses: the file was written in full
+  const auto& b = j.at("benchmarks");
+  ASSERT_GE(b.size(), 1u);
+  EXPECT_NE(b.back().value("error_message", "").find("interrupted"), std::string::npos)
+      << b.back().dump();
+  EXPECT_TRUE(all_gone(seen)) << "a client or subscriber outlived the run";
+  EXPECT_TRUE(leftovers(s, run).empty()) << leftovers(s, run).front();
+}
+
+INSTANTIATE_TEST_SUITE_P(Many, InterruptMany,
+                         ::testing::Values(ManyInterrupt{"clients", "shm-futex", SIGINT},
+                                           ManyInterrupt{"clients", "posix-mq", SIGTERM},
+                                           ManyInterrupt{"fanout", "shm-bcast", SIGINT},
+                                           ManyInterrupt{"fanout", "uds", SIGTERM}),
+                         [](const auto& info) {
+                           std::string n = std::string(info.param.workload) + "_" +
+                                           info.param.transport + "_" +
+                                           ::sigabbrev_np(info.param.signal);
+                           for (char& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
 
 // A run killed with SIGKILL leaves its directory; listing the cells or a bad option does
 // not sweep it, the next real run does.
