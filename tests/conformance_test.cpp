@@ -245,10 +245,7 @@ TEST(NetworkTransports, ListenOnLoopbackByDefault) {
 
 INSTANTIATE_TEST_SUITE_P(AllTransports, Conformance, ::testing::ValuesIn(all_transports()),
                          [](const auto& info) {
-                           std::string n = info.param->info().name;
-                           for (char& c : n)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
+                           return testing_support::test_suffix(info.param->info().name);
                          });
 
 }  // namespace

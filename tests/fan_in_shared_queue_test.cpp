@@ -396,12 +396,8 @@ TEST_P(SharedQueue, AmqpForgedRequestsAreRefused) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Forms, SharedQueue, ::testing::ValuesIn(kShared), [](const auto& info) {
-  std::string n = info.param;
-  for (char& c : n)
-    if (c == '-') c = '_';
-  return n;
-});
+INSTANTIATE_TEST_SUITE_P(Forms, SharedQueue, ::testing::ValuesIn(kShared),
+                         [](const auto& info) { return testing_support::test_suffix(info.param); });
 
 // End to end: the clients workload with 3 real client processes over each form, with
 // --verify (every reply's bytes checked) and the workload's own check that no request

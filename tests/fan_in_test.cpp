@@ -222,12 +222,7 @@ TEST_P(FanInForm, ThreeClientsEachGetTheirOwnBytesIntact) {
 
 INSTANTIATE_TEST_SUITE_P(Forms, FanInForm,
                          ::testing::Values("uds", "uds-seqpacket", "tcp", "posix-mq", "boost-mq"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n)
-                             if (c == '-') c = '_';
-                           return n;
-                         });
+                         [](const auto& info) { return testing_support::test_suffix(info.param); });
 
 // --- the socket forms: strangers on the shared listening socket ----------------------
 
@@ -312,12 +307,7 @@ TEST_P(SocketFanInForm, AcceptIsBoundedBySetupWait) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sockets, SocketFanInForm, ::testing::Values("uds", "uds-seqpacket", "tcp"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n)
-                             if (c == '-') c = '_';
-                           return n;
-                         });
+                         [](const auto& info) { return testing_support::test_suffix(info.param); });
 
 // --- the queue forms: forged client indexes ------------------------------------------
 
@@ -433,12 +423,7 @@ TEST_P(QueueFanInForm, AbortEndsABlockedRecvAny) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Queues, QueueFanInForm, ::testing::Values("posix-mq", "boost-mq"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n)
-                             if (c == '-') c = '_';
-                           return n;
-                         });
+                         [](const auto& info) { return testing_support::test_suffix(info.param); });
 
 }  // namespace
 }  // namespace ipcbench

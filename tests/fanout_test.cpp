@@ -144,12 +144,7 @@ TEST_P(Fanout, ASubscriberKilledMidRunGivesAnErrorAndLeavesNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFanOut, Fanout, ::testing::ValuesIn(fan_out_transports()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n)
-                             if (c == '-') c = '_';
-                           return n;
-                         });
+                         [](const auto& info) { return testing_support::test_suffix(info.param); });
 
 TEST(FanoutTransports, TheAskedForFormsExist) {
   for (const char* name : {"pipe", "fifo", "uds", "uds-seqpacket", "tcp", "shm-bcast"}) {

@@ -142,11 +142,8 @@ std::vector<Case> all_cases() {
 
 INSTANTIATE_TEST_SUITE_P(EveryTransportAndWorkload, Fault, ::testing::ValuesIn(all_cases()),
                          [](const auto& info) {
-                           std::string n =
-                               info.param.transport->info().name + "_" + info.param.workload;
-                           for (char& ch : n)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
+                           return testing_support::test_suffix(info.param.transport->info().name +
+                                                               "_" + info.param.workload);
                          });
 
 // A floor's partner (forked, not a --peer) killed or stopped mid-measurement: the floor
@@ -196,20 +193,16 @@ TEST_P(FloorFault, PartnerFaultFailsTheFloor) {
   EXPECT_TRUE(all_gone({partner})) << "the floor's partner outlived the run";
 }
 
-INSTANTIATE_TEST_SUITE_P(SpinSleepStream, FloorFault,
-                         ::testing::Values(FloorCase{"cacheline_pair_rtt", SIGKILL},
-                                           FloorCase{"cacheline_pair_rtt", SIGSTOP},
-                                           FloorCase{"futex_rtt", SIGKILL},
-                                           FloorCase{"futex_rtt", SIGSTOP},
-                                           FloorCase{"shm_stream/65536", SIGKILL},
-                                           FloorCase{"shm_stream/65536", SIGSTOP}),
-                         [](const auto& info) {
-                           std::string n = std::string(info.param.floor) + "_" +
-                                           (info.param.signal == SIGKILL ? "killed" : "stopped");
-                           for (char& ch : n)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    SpinSleepStream, FloorFault,
+    ::testing::Values(FloorCase{"cacheline_pair_rtt", SIGKILL},
+                      FloorCase{"cacheline_pair_rtt", SIGSTOP}, FloorCase{"futex_rtt", SIGKILL},
+                      FloorCase{"futex_rtt", SIGSTOP}, FloorCase{"shm_stream/65536", SIGKILL},
+                      FloorCase{"shm_stream/65536", SIGSTOP}),
+    [](const auto& info) {
+      return testing_support::test_suffix(std::string(info.param.floor) + "_" +
+                                          (info.param.signal == SIGKILL ? "killed" : "stopped"));
+    });
 
 // With interleaved repetitions a floor may run right after a matrix cell. The cell's peer
 // must be gone by then: a spin transport's peer busy-polls the very CPU the floor's
@@ -325,12 +318,9 @@ INSTANTIATE_TEST_SUITE_P(Many, InterruptMany,
                                            ManyInterrupt{"fanout", "shm-bcast", SIGINT},
                                            ManyInterrupt{"fanout", "uds", SIGTERM}),
                          [](const auto& info) {
-                           std::string n = std::string(info.param.workload) + "_" +
-                                           info.param.transport + "_" +
-                                           ::sigabbrev_np(info.param.signal);
-                           for (char& ch : n)
-                             if (ch == '-') ch = '_';
-                           return n;
+                           return testing_support::test_suffix(std::string(info.param.workload) +
+                                                               "_" + info.param.transport + "_" +
+                                                               ::sigabbrev_np(info.param.signal));
                          });
 
 // A run killed with SIGKILL leaves its directory; listing the cells or a bad option does

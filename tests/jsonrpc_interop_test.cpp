@@ -25,11 +25,7 @@ constexpr const char* kPython = "/usr/bin/python3";  // Debian's (GUIDE.md, envi
 constexpr std::size_t kMaxBytes = (1u << 20) + 64;
 const char* const kTransports[] = {"jsonrpc-pipe", "jsonrpc-uds", "jsonrpc-tcp"};
 
-std::string as_name(std::string s) {
-  for (char& c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return s;
-}
+std::string as_name(std::string s) { return testing_support::test_suffix(std::move(s)); }
 
 // Our client, linked to the Python server in `mode` run as the peer process.
 struct PythonServer {

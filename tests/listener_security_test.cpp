@@ -683,10 +683,7 @@ TEST(DISABLED_GrpcStrangerProcess, Calls) {
 // ---------------------------------------------------------------------------------
 
 std::string test_name(const ::testing::TestParamInfo<const Transport*>& info) {
-  std::string n = info.param->info().name;
-  for (char& c : n)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return n;
+  return testing_support::test_suffix(info.param->info().name);
 }
 
 // Every suite here: SIGPIPE ignored, as in the suite's processes (a write to a

@@ -77,10 +77,7 @@ std::vector<Case> fan_in_cases() {
 }
 
 std::string case_name(const Case& c) {
-  std::string n = c.transport->info().name + "_" + c.model;
-  for (char& ch : n)
-    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  return n;
+  return testing_support::test_suffix(c.transport->info().name + "_" + c.model);
 }
 
 bool spins(const Transport& t) { return t.info().wait == "spin"; }

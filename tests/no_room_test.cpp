@@ -18,7 +18,7 @@
 
 #include "base/fd.h"
 #include "base/run_dir.h"
-#include "test_support.h"
+#include "tests/test_support.h"
 #include "transports/registry.h"
 
 namespace ipcbench {
@@ -121,12 +121,7 @@ TEST_P(NoRoom, ALinkWithoutRoomFailsWhenMadeAndLeavesNothing) {
 INSTANTIATE_TEST_SUITE_P(Forms, NoRoom,
                          testing::Values("shm-spin", "shm-futex", "shm-spin-zerocopy", "mmap-spin",
                                          "mmap-futex", "shm-bcast"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n)
-                             if (c == '-') c = '_';
-                           return n;
-                         });
+                         [](const auto& info) { return testing_support::test_suffix(info.param); });
 
 }  // namespace
 }  // namespace ipcbench

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -141,6 +142,12 @@ bool all_gone(const std::set<pid_t>& pids) {
     std::this_thread::sleep_for(10ms);
   }
   return false;
+}
+
+std::string test_suffix(std::string name) {
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
 }
 
 std::vector<std::string> leftovers(const Scratch& s, pid_t run) {

@@ -59,6 +59,10 @@ TransportSettings settings();
 // set; scripts/test.sh starts one and sets it), or "" when it can.
 std::string untestable_reason(const std::string& needs);
 
+// A transport's name (or any text) as a test name's suffix: GoogleTest allows letters,
+// digits and '_' only, so every other character becomes '_' ("shm-spin": "shm_spin").
+std::string test_suffix(std::string name);
+
 // The message of the ProtocolError f() throws ("" when it throws none).
 template <typename F>
 std::string error_of(F f) {
