@@ -101,12 +101,12 @@ std::vector<std::size_t> default_many_sizes(bool quick) {
 
 std::vector<std::size_t> default_clients(bool quick) {
   if (quick) return {1, 4};
-  return {1, 2, 4, 8};
+  return {1, 4, 8};
 }
 
 std::vector<std::size_t> default_subscribers(bool quick) {
   if (quick) return {1, 4};
-  return {1, 2, 4, 8};
+  return {1, 4, 8};
 }
 
 std::vector<std::size_t> default_sizes(bool quick) {
@@ -281,12 +281,12 @@ What to run:
                        clients/<transport>/<bytes>/clients:<N>/server:<model>, for
                        each server model the transport offers (--list-transports);
                        sizes: --sizes, else 64 B and 64 KiB (--quick: 64 B)
-                       default: 1,2,4,8 (--quick: 1,4)
+                       default: 1,4,8 (--quick: 1,4)
   --subscribers=1,4    the fanout workload's subscriber counts (1..64); its cells are
                        fanout/<transport>/<bytes>/subscribers:<N>, for each transport
                        with a fan-out form; sizes as for clients (at least 24 B: the
                        header and the publish time)
-                       default: 1,2,4,8 (--quick: 1,4)
+                       default: 1,4,8 (--quick: 1,4)
   --sizes=64,4K,1M     message sizes, 16-byte header included; K/M/G = 2^10/20/30
                        default: 64 B to 1 MiB in steps of x4 (--quick: 64,4K,64K,1M)
   --floors             also measure the machine's floors (cache-line and futex round

@@ -59,11 +59,11 @@ TransportSettings transport_settings(const SuiteOptions& o);
 
 // Default sizes: 64 B to 1 MiB in steps of x4; --quick: 64 B, 4 KiB, 64 KiB, 1 MiB.
 std::vector<std::size_t> default_sizes(bool quick);
-// The clients workload's defaults: 64 B and 64 KiB (--quick: 64 B); clients 1,2,4,8
+// The clients workload's defaults: 64 B and 64 KiB (--quick: 64 B); clients 1,4,8
 // (--quick: 1,4).
 std::vector<std::size_t> default_many_sizes(bool quick);
 std::vector<std::size_t> default_clients(bool quick);
-// The fanout workload's subscriber counts: 1,2,4,8 (--quick: 1,4).
+// The fanout workload's subscriber counts: 1,4,8 (--quick: 1,4).
 std::vector<std::size_t> default_subscribers(bool quick);
 
 const char* usage_text();
