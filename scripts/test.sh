@@ -32,7 +32,19 @@ run_suite() {  # run_suite BUILD_DIR [cmake args…]
   cmake -S . -B "$dir" -DIPCBENCH_WERROR=ON -DIPCBENCH_TESTS=ON "$@" >/dev/null
   cmake --build "$dir" -j"$(nproc)" >/dev/null
   echo "== test $dir"
-  (cd "$dir" && ctest -j2 --output-on-failure --timeout 600)
+  local rc=0
+  (cd "$dir" && ctest -j2 --output-on-failure --timeout 600) || rc=$?
+  if [ "$rc" != 0 ]; then failure_digest "$dir"; return "$rc"; fi
+}
+
+# The failing tests' assertions once more, last: ctest prints them amid the run and ends with
+# the list of skipped tests, so a log's tail would otherwise show no reason.
+failure_digest() {  # failure_digest BUILD_DIR
+  local log=$1/Testing/Temporary/LastTest.log
+  [ -f "$log" ] || return 0
+  echo "== failed assertions in $1 (from $log)"
+  # Each failure's location and the five lines after it, each cut to 240 characters.
+  awk '/: Failure$/ { n = 6 } n > 0 { print substr($0, 1, 240); n-- }' "$log" | head -n 48 || true
 }
 
 # The AMQP transports are tested against a real broker: a private node started here

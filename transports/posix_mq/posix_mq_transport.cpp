@@ -55,6 +55,20 @@ MqLimits choose_limits(std::size_t queues = 2) {
   return l;
 }
 
+// Why creating a queue of `lim`'s shape failed. EMFILE from mq_open(O_CREAT) is mostly the
+// per-user queue memory (RLIMIT_MSGQUEUE), which every queue of this user draws on, not
+// only this run's: the message says so rather than leaving "Too many open files".
+SysError create_error(const std::string& name, std::size_t queues, const MqLimits& lim, int err) {
+  std::string why = "mq_open " + name + " (" + std::to_string(queues) + " queues, depth " +
+                    std::to_string(lim.depth) + ", message " + std::to_string(lim.msgsize) +
+                    " bytes; see msg_max, msgsize_max, queues_max and RLIMIT_MSGQUEUE";
+  rlimit rl{};
+  if (err == EMFILE && ::getrlimit(RLIMIT_MSGQUEUE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    why += "; RLIMIT_MSGQUEUE is " + std::to_string(rl.rlim_cur) +
+           " bytes for all of this user's queues, so another program's may hold it";
+  return SysError(why + ")", err);
+}
+
 timespec deadline_in(long ms) {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);  // mq_timed* take CLOCK_REALTIME deadlines
@@ -128,10 +142,7 @@ class MqListener final : public Listener {
       if (q == static_cast<mqd_t>(-1)) {
         int err = errno;
         names_.remove();
-        throw SysError("mq_open " + names_[i] + " (depth " + std::to_string(lim.depth) +
-                           ", message " + std::to_string(lim.msgsize) +
-                           " bytes; see msg_max, msgsize_max and RLIMIT_MSGQUEUE)",
-                       err);
+        throw create_error(names_[i], 2, lim, err);
       }
       q_[i] = q;
     }
@@ -223,11 +234,7 @@ std::unique_ptr<FanInListener> listen_mq_fan_in(std::size_t clients) {
           ipc_name::Kind::kMqueue, std::initializer_list<const char*>{k == 0 ? "-req" : "-rep"}));
       const std::string& name = (*names->back())[0];
       mqd_t q = ::mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr);
-      if (q == static_cast<mqd_t>(-1))
-        throw SysError("mq_open " + name + " (" + std::to_string(clients + 1) + " queues, depth " +
-                           std::to_string(lim.depth) + ", message " + std::to_string(lim.msgsize) +
-                           " bytes; see msg_max, msgsize_max, queues_max and RLIMIT_MSGQUEUE)",
-                       errno);
+      if (q == static_cast<mqd_t>(-1)) throw create_error(name, clients + 1, lim, errno);
       auto port = std::make_unique<MqPort>(q);
       if (k == 0) {
         ports.requests = std::move(port);
