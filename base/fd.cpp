@@ -28,8 +28,10 @@ UniqueFd adopt_inherited_fd(const std::string& number, const std::string& what) 
 }
 
 void size_file(int fd, std::size_t size, const std::string& what) {
-  int err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
-  if (err == EINTR) err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  // A signal whose handler returns can interrupt a large allocation, and more than once.
+  int err;
+  do err = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+  while (err == EINTR);
   if (err == EOPNOTSUPP || err == EINVAL)
     err = ::ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
   if (err != 0)

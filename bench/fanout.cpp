@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "base/run_dir.h"
+#include "bench/hgrm_files.h"
 #include "bench/mailbox.h"
 #include "bench/protocol.h"
 #include "harness/aligned_buffer.h"
@@ -348,6 +349,7 @@ void run_fanout(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, con
   c["published_per_s"] = static_cast<double>(o.published_in_window) / o.window_s;
   c["delivered_per_s"] = delivered / o.window_s;
   c["delivered_per_s_min"] = static_cast<double>(min_done) / o.window_s;
+  hgrm_files::save("oneway", all);
   c["oneway_p50_ns"] = all.percentile(50);
   c["oneway_p90_ns"] = all.percentile(90);
   c["oneway_p99_ns"] = all.percentile(99);

@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "base/liveness.h"
 #include "base/wait.h"
+#include "bench/hgrm_files.h"
 #include "bench/protocol.h"
 #include "bench/rtt_clock.h"
 #include "bench/workloads.h"
@@ -303,6 +304,7 @@ template <class Body>
 benchmark::internal::Benchmark* add_floor(const std::string& name,
                                           const std::function<void()>& quiet, Body body) {
   return benchmark::RegisterBenchmark(name.c_str(), [name, quiet, body](benchmark::State& st) {
+    hgrm_files::Cell cell(name, st.max_iterations);
     try {
       quiet();
       body(st);

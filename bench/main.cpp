@@ -22,6 +22,7 @@
 #include "bench/fanout.h"
 #include "bench/floors.h"
 #include "bench/gbench_run.h"
+#include "bench/hgrm_files.h"
 #include "bench/options.h"
 #include "bench/peer.h"
 #include "bench/session.h"
@@ -51,6 +52,7 @@ class Runner {
 
   void run_cell(benchmark::State& state, const Transport* t, Workload w, std::size_t size,
                 const std::string& name) {
+    hgrm_files::Cell cell(name, state.max_iterations);
     if (int sig = cleanup::interrupted()) {
       session_.reset();
       failed_.emplace(name, "interrupted");
@@ -90,6 +92,7 @@ class Runner {
   // One repetition of a clients cell: fresh processes and links each time (no session).
   void run_clients_cell(benchmark::State& state, const Transport* t, std::size_t size,
                         std::size_t clients, const std::string& model, const std::string& name) {
+    hgrm_files::Cell cell(name, state.max_iterations);
     session_.reset();  // a ping-pong peer may be busy-polling a CPU
     std::string why;
     if (int sig = cleanup::interrupted())
@@ -123,6 +126,7 @@ class Runner {
   // One repetition of a fanout cell: fresh processes and links each time (no session).
   void run_fanout_cell(benchmark::State& state, const Transport* t, std::size_t size,
                        std::size_t subscribers, const std::string& name) {
+    hgrm_files::Cell cell(name, state.max_iterations);
     session_.reset();  // a ping-pong peer may be busy-polling a CPU
     std::string why;
     if (int sig = cleanup::interrupted())
@@ -408,6 +412,12 @@ int main_impl(int argc, char** argv) {
     print_transports(opts.list);
     return 0;
   }
+  try {
+    if (!opts.hgrm_dir.empty()) hgrm_files::use_directory(opts.hgrm_dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ipcbench: %s\n", e.what());
+    return 2;
+  }
   if (!placement.note.empty()) std::fprintf(stderr, "ipcbench: note: %s\n", placement.note.c_str());
   pin_this_thread(placement.client_cpu);
 
@@ -541,6 +551,7 @@ int main_impl(int argc, char** argv) {
   // Leftovers of dead runs are swept just before the first cell: never for a listing or
   // a filter that matches nothing.
   RunGate display(shown.get(), [] {
+    hgrm_files::make_directory();
     if (auto swept = sweep_stale_objects(); !swept.empty())
       std::fprintf(stderr, "ipcbench: removed %zu object(s) left by runs that no longer exist\n",
                    swept.size());

@@ -200,6 +200,9 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       o.verify = true;
     } else if (a == "--floors") {
       o.floors = true;
+    } else if (key == "--hgrm-dir") {
+      need_value();
+      o.hgrm_dir = value;
     } else if (key == "--cell-timeout") {
       need_value();
       double sec = 0;
@@ -324,6 +327,10 @@ Output:
                        transports' descriptions) as JSON; FILE appears once the run
                        has produced results; default: none
   --benchmark_out_format=json|console|csv   the file's format; default: json
+  --hgrm-dir=DIR       also write each cell's latency histogram (round trip, or a
+                       fanout cell's one-way) as an HdrHistogram percentile
+                       distribution, DIR/<cell>.<rtt|oneway>.hgrm in microseconds;
+                       DIR is made if missing; default: none
   --benchmark_format=console|json|csv   print Google Benchmark's own output instead
                        of the table (console: its table); default: the table above
 

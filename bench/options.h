@@ -41,6 +41,7 @@ struct SuiteOptions {
   bool quick = false;
   bool verify = false;
   bool floors = false;
+  std::string hgrm_dir;  // --hgrm-dir: where each cell's latency histogram goes
   std::chrono::milliseconds cell_timeout{60000};
   enum class List { kNone, kText, kJson } list = List::kNone;
 };

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "bench/hgrm_files.h"
 #include "bench/mailbox.h"
 #include "bench/protocol.h"
 #include "bench/rtt_clock.h"
@@ -74,6 +75,7 @@ void record_rtt(benchmark::State& state, const Histogram& hist) {
   state.counters["rtt_max_ns"] = static_cast<double>(hist.max());
   state.counters["rtt_mean_ns"] = hist.mean();
   state.counters["rtt_min_ns"] = static_cast<double>(hist.min());
+  hgrm_files::save("rtt", hist);
 }
 
 void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {

@@ -36,14 +36,15 @@ double Histogram::percentile(double p) const {
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < kBuckets; ++i) {
     seen += counts_[i];
-    if (seen >= rank) {
-      if (bucket_width(i) == 1) return static_cast<double>(bucket_low(i));
-      double mid =
-          static_cast<double>(bucket_low(i)) + static_cast<double>(bucket_width(i) - 1) / 2.0;
-      return std::clamp(mid, static_cast<double>(min()), static_cast<double>(max()));
-    }
+    if (seen >= rank) return bucket_value(i);
   }
   return static_cast<double>(max());
+}
+
+double Histogram::bucket_value(std::size_t i) const {
+  if (bucket_width(i) == 1) return static_cast<double>(bucket_low(i));
+  double mid = static_cast<double>(bucket_low(i)) + static_cast<double>(bucket_width(i) - 1) / 2.0;
+  return std::clamp(mid, static_cast<double>(min()), static_cast<double>(max()));
 }
 
 }  // namespace ipcbench

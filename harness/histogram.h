@@ -47,6 +47,10 @@ class Histogram {
   // Lowest value and width of bucket i.
   static std::uint64_t bucket_low(std::size_t i);
   static std::uint64_t bucket_width(std::size_t i);
+  // How many samples bucket i holds, and the value percentile() reports for it: the
+  // value itself below 256, else the bucket's midpoint within [min(), max()].
+  std::uint64_t bucket_count(std::size_t i) const { return counts_[i]; }
+  double bucket_value(std::size_t i) const;
 
  private:
   std::array<std::uint64_t, kBuckets> counts_{};

@@ -559,5 +559,67 @@ TEST(Cli, RepetitionsAreInterleavedByDefault) {
       "false");
 }
 
+// --hgrm-dir: one HdrHistogram percentile distribution per cell and repetition, whose
+// rows are the cell's own percentiles (in microseconds) and whose 100 % row is its max.
+TEST(Cli, HgrmDirHoldsEveryCellsHistogram) {
+  Scratch s;
+  fs::path out = s.dir / "out.json", dir = s.dir / "hgrm";
+  Result r = run({"--transports=pipe", "--workloads=pingpong,fanout", "--sizes=64",
+                  "--subscribers=1", "--benchmark_repetitions=2", "--benchmark_min_time=0.01",
+                  "--hgrm-dir=" + dir.string(), "--benchmark_out=" + out.string()},
+                 s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::set<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) files.insert(e.path().filename().string());
+  EXPECT_EQ(files,
+            (std::set<std::string>{"pingpong_pipe_64.rtt.hgrm", "pingpong_pipe_64.rtt.rep2.hgrm",
+                                   "fanout_pipe_64_subscribers_1.oneway.hgrm",
+                                   "fanout_pipe_64_subscribers_1.oneway.rep2.hgrm"}));
+  auto j = nlohmann::json::parse(slurp(out));
+  int checked = 0;
+  for (const auto& b : j.at("benchmarks")) {
+    if (b.value("run_type", "") != "iteration") continue;
+    const std::string name = b.at("name");
+    const bool ping = name.rfind("pingpong/", 0) == 0;
+    const std::string file =
+        (ping ? "pingpong_pipe_64.rtt" : "fanout_pipe_64_subscribers_1.oneway") +
+        std::string(b.at("repetition_index") == 1 ? ".rep2" : "") + ".hgrm";
+    const std::string key = ping ? "rtt_" : "oneway_";
+    std::istringstream in(slurp(dir / file));
+    std::string line;
+    std::getline(in, line);
+    EXPECT_EQ(line, "       Value     Percentile TotalCount 1/(1-Percentile)") << file;
+    bool p50 = false, p100 = false;
+    while (std::getline(in, line)) {
+      double value = 0, pct = 0;
+      if (std::sscanf(line.c_str(), "%lf %lf", &value, &pct) != 2) continue;
+      if (pct == 0.5) {
+        EXPECT_NEAR(value, b.at(key + "p50_ns").get<double>() / 1000, 0.00051) << file;
+        p50 = true;
+      }
+      if (pct == 1.0) {
+        EXPECT_NEAR(value, b.at(key + "max_ns").get<double>() / 1000, 0.00051) << file;
+        p100 = true;
+      }
+    }
+    EXPECT_TRUE(p50 && p100) << file;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 4);
+}
+
+TEST(Cli, HgrmDirMustBeAWritableDirectory) {
+  Scratch s;
+  std::ofstream(s.dir / "file") << "x";
+  expect_usage_error({"--hgrm-dir=" + (s.dir / "file").string()}, "is not a directory");
+  expect_usage_error({"--hgrm-dir=" + (s.dir / "no" / "such").string()}, "cannot be made");
+  expect_usage_error({"--hgrm-dir"}, "--hgrm-dir needs a value");
+  // A listing makes no directory.
+  Result r = run(
+      {"--benchmark_list_tests", "--transports=pipe", "--hgrm-dir=" + (s.dir / "new").string()}, s);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(fs::exists(s.dir / "new"));
+}
+
 }  // namespace
 }  // namespace ipcbench
