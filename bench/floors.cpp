@@ -304,7 +304,7 @@ template <class Body>
 benchmark::internal::Benchmark* add_floor(const std::string& name,
                                           const std::function<void()>& quiet, Body body) {
   return benchmark::RegisterBenchmark(name.c_str(), [name, quiet, body](benchmark::State& st) {
-    hgrm_files::Cell cell(name, st.max_iterations);
+    hgrm_files::Cell cell(name, st);
     try {
       quiet();
       body(st);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <stdexcept>
+#include <vector>
 
 #include "base/error.h"
 #include "harness/hgrm.h"
@@ -18,7 +19,8 @@ namespace {
 // The cells run one after another on the main thread.
 std::string g_dir;
 std::string g_cell;
-int g_repetition = 0;  // of the current cell, from 1
+int g_repetition = 0;              // of the current cell, from 1
+std::vector<std::string> g_saved;  // the files of the current call
 struct Calls {
   std::int64_t last_iterations = 0;
   int repetitions = 0;
@@ -60,24 +62,36 @@ void make_directory() {
     throw SysError("--hgrm-dir: mkdir " + g_dir, errno);
 }
 
-Cell::Cell(std::string name, std::int64_t iterations) {
+Cell::Cell(std::string name, const benchmark::State& state) : state_(state) {
+  const std::int64_t iterations = state.max_iterations;
   Calls& c = g_calls[name];
   if (c.repetitions == 0 || iterations <= c.last_iterations) ++c.repetitions;
   c.last_iterations = iterations;
   g_repetition = c.repetitions;
   g_cell = std::move(name);
+  g_saved.clear();
 }
-Cell::~Cell() { g_cell.clear(); }
+
+Cell::~Cell() {
+  // A failed call's repetition has no histogram; an earlier, shorter call of the same
+  // repetition may have written one.
+  if (state_.error_occurred())
+    for (const std::string& p : g_saved) ::unlink(p.c_str());
+  g_saved.clear();
+  g_cell.clear();
+}
 
 void save(std::string_view metric, const Histogram& h) {
   if (g_dir.empty() || g_cell.empty()) return;
   const std::string path = g_dir + "/" + file_stem(g_cell, metric) +
                            (g_repetition > 1 ? ".rep" + std::to_string(g_repetition) : "") +
                            ".hgrm";
+  g_saved.push_back(path);
+  errno = 0;
   std::ofstream f(path, std::ios::trunc);
   write_hgrm(f, h);
   f.close();
-  if (!f) throw SysError("--hgrm-dir: cannot write " + path, errno);
+  if (!f) throw SysError("--hgrm-dir: cannot write " + path, errno != 0 ? errno : EIO);
 }
 
 }  // namespace ipcbench::hgrm_files

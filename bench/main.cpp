@@ -52,7 +52,7 @@ class Runner {
 
   void run_cell(benchmark::State& state, const Transport* t, Workload w, std::size_t size,
                 const std::string& name) {
-    hgrm_files::Cell cell(name, state.max_iterations);
+    hgrm_files::Cell cell(name, state);
     if (int sig = cleanup::interrupted()) {
       session_.reset();
       failed_.emplace(name, "interrupted");
@@ -92,7 +92,7 @@ class Runner {
   // One repetition of a clients cell: fresh processes and links each time (no session).
   void run_clients_cell(benchmark::State& state, const Transport* t, std::size_t size,
                         std::size_t clients, const std::string& model, const std::string& name) {
-    hgrm_files::Cell cell(name, state.max_iterations);
+    hgrm_files::Cell cell(name, state);
     session_.reset();  // a ping-pong peer may be busy-polling a CPU
     std::string why;
     if (int sig = cleanup::interrupted())
@@ -126,7 +126,7 @@ class Runner {
   // One repetition of a fanout cell: fresh processes and links each time (no session).
   void run_fanout_cell(benchmark::State& state, const Transport* t, std::size_t size,
                        std::size_t subscribers, const std::string& name) {
-    hgrm_files::Cell cell(name, state.max_iterations);
+    hgrm_files::Cell cell(name, state);
     session_.reset();  // a ping-pong peer may be busy-polling a CPU
     std::string why;
     if (int sig = cleanup::interrupted())
@@ -413,7 +413,13 @@ int main_impl(int argc, char** argv) {
     return 0;
   }
   try {
-    if (!opts.hgrm_dir.empty()) hgrm_files::use_directory(opts.hgrm_dir);
+    if (!opts.hgrm_dir.empty()) {
+      // A warm-up's calls would be numbered as a repetition (bench/hgrm_files.h).
+      const std::string warmup = benchmark_flag(given, "min_warmup_time");
+      if (!warmup.empty() && std::strtod(warmup.c_str(), nullptr) > 0)
+        throw UsageError("--hgrm-dir cannot be used with --benchmark_min_warmup_time");
+      hgrm_files::use_directory(opts.hgrm_dir);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ipcbench: %s\n", e.what());
     return 2;

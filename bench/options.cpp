@@ -327,10 +327,11 @@ Output:
                        transports' descriptions) as JSON; FILE appears once the run
                        has produced results; default: none
   --benchmark_out_format=json|console|csv   the file's format; default: json
-  --hgrm-dir=DIR       also write each cell's latency histogram (round trip, or a
-                       fanout cell's one-way) as an HdrHistogram percentile
-                       distribution, DIR/<cell>.<rtt|oneway>.hgrm in microseconds;
-                       DIR is made if missing; default: none
+  --hgrm-dir=DIR       also write each cell's latency histogram (round trips; fanout:
+                       one-way; throughput has none) as an HdrHistogram percentile
+                       distribution, DIR/<cell>.<rtt|oneway>.hgrm in microseconds,
+                       '/' and ':' in <cell> made '_'; DIR is made if missing;
+                       default: none
   --benchmark_format=console|json|csv   print Google Benchmark's own output instead
                        of the table (console: its table); default: the table above
 

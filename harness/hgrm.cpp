@@ -38,7 +38,9 @@ void write_hgrm(std::ostream& out, const Histogram& h, double ns_per_unit, int t
       put(out, "%12.3f %2.12f %10" PRIu64 " %14.2f\n", h.bucket_value(i) / ns_per_unit, frac, seen,
           1.0 / (1.0 - frac));
       if (seen == total) break;
-      pct = next_step(pct, ticks_per_half);
+      const double next = next_step(pct, ticks_per_half);
+      if (!(next > pct)) break;  // 100 - pct under rounding: past 10^15 samples
+      pct = next;
     }
     put(out, "%12.3f %2.12f %10" PRIu64 "\n", static_cast<double>(h.max()) / ns_per_unit, 1.0,
         total);

@@ -614,6 +614,9 @@ TEST(Cli, HgrmDirMustBeAWritableDirectory) {
   expect_usage_error({"--hgrm-dir=" + (s.dir / "file").string()}, "is not a directory");
   expect_usage_error({"--hgrm-dir=" + (s.dir / "no" / "such").string()}, "cannot be made");
   expect_usage_error({"--hgrm-dir"}, "--hgrm-dir needs a value");
+  // A warm-up's calls would be numbered as a repetition.
+  expect_usage_error({"--hgrm-dir=" + (s.dir / "new").string(), "--benchmark_min_warmup_time=0.1"},
+                     "--hgrm-dir cannot be used with --benchmark_min_warmup_time");
   // A listing makes no directory.
   Result r = run(
       {"--benchmark_list_tests", "--transports=pipe", "--hgrm-dir=" + (s.dir / "new").string()}, s);

@@ -65,7 +65,8 @@ SysError create_error(const std::string& name, std::size_t queues, const MqLimit
   rlimit rl{};
   if (err == EMFILE && ::getrlimit(RLIMIT_MSGQUEUE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
     why += "; RLIMIT_MSGQUEUE is " + std::to_string(rl.rlim_cur) +
-           " bytes for all of this user's queues, so another program's may hold it";
+           " bytes for all of this user's queues, so another program's may hold it (or "
+           "RLIMIT_NOFILE, the open descriptors, is reached)";
   return SysError(why + ")", err);
 }
 
