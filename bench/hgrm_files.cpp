@@ -63,6 +63,7 @@ void make_directory() {
 }
 
 Cell::Cell(std::string name, const benchmark::State& state) : state_(state) {
+  if (g_dir.empty()) return;  // no --hgrm-dir: nothing to name or number
   const std::int64_t iterations = state.max_iterations;
   Calls& c = g_calls[name];
   if (c.repetitions == 0 || iterations <= c.last_iterations) ++c.repetitions;

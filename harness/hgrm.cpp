@@ -1,5 +1,6 @@
 #include "harness/hgrm.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -44,9 +45,10 @@ void write_hgrm(std::ostream& out, const Histogram& h, double ns_per_unit, int t
     }
     put(out, "%12.3f %2.12f %10" PRIu64 "\n", static_cast<double>(h.max()) / ns_per_unit, 1.0,
         total);
+    const double mean = h.mean();
     for (std::size_t b = 0; b < Histogram::kBuckets; ++b)
       if (std::uint64_t c = h.bucket_count(b); c > 0) {
-        const double d = h.bucket_value(b) - h.mean();
+        const double d = h.bucket_value(b) - mean;
         sum_sq += d * d * static_cast<double>(c);
       }
   }

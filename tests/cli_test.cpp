@@ -608,6 +608,25 @@ TEST(Cli, HgrmDirHoldsEveryCellsHistogram) {
   EXPECT_EQ(checked, 4);
 }
 
+// The README's list of who writes a file: clients cells and the floors' round-trip rows
+// write .rtt.hgrm; throughput cells write none.
+TEST(Cli, HgrmDirCoversClientsAndFloorsNotThroughput) {
+  Scratch s;
+  fs::path dir = s.dir / "hgrm";
+  Result r = run(
+      {"--floors", "--transports=pipe", "--workloads=clients,throughput", "--sizes=64",
+       "--clients=1", "--benchmark_min_time=0.01",
+       "--benchmark_filter=^(clients/|throughput/|floor/futex_rtt)", "--hgrm-dir=" + dir.string()},
+      s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::set<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) files.insert(e.path().filename().string());
+  EXPECT_EQ(files,
+            (std::set<std::string>{"clients_pipe_64_clients_1_server_event-loop.rtt.hgrm",
+                                   "clients_pipe_64_clients_1_server_thread-per-client.rtt.hgrm",
+                                   "floor_futex_rtt.rtt.hgrm"}));
+}
+
 TEST(Cli, HgrmDirMustBeAWritableDirectory) {
   Scratch s;
   std::ofstream(s.dir / "file") << "x";
