@@ -100,6 +100,16 @@ std::string ConsoleTable::row(const Run& run) const {
       ow50 && ow99 && lost)
     line += "  one-way p50 " + fmt_figure(*ow50 / 1e3) + " us, p99 " + fmt_figure(*ow99 / 1e3) +
             " us; lost " + fmt_figure(*lost);
+  // rate cells: the corrected latency at the offered rate, and whether it was met.
+  if (const double* offered = counter(run, "offered_rate"),
+      *achieved = counter(run, "achieved_rate"), *lat50 = counter(run, "lat_p50_ns"),
+      *lat99 = counter(run, "lat_p99_ns"), *unc99 = counter(run, "unc_p99_ns"),
+      *sat = counter(run, "saturated");
+      offered && achieved && lat50 && lat99 && unc99 && sat)
+    line += "  offered " + fmt_rate(*offered) + "/s, achieved " + fmt_rate(*achieved) +
+            "/s; corrected p50 " + fmt_figure(*lat50 / 1e3) + " us, p99 " +
+            fmt_figure(*lat99 / 1e3) + " us (uncorrected p99 " + fmt_figure(*unc99 / 1e3) + " us)" +
+            (*sat > 0.5 ? "; SATURATED" : "");
   while (!line.empty() && line.back() == ' ') line.pop_back();
   return line;
 }

@@ -157,6 +157,49 @@ class Runner {
       fail_repetition(state, msg);
     }
   }
+  // One repetition of a rate cell, on the transport's session (as ping-pong). A load
+  // cell's rate is a share of the unpaced maximum, measured once per transport and size,
+  // just before the first load cell that needs it.
+  void run_rate_cell(benchmark::State& state, const Transport* t, std::size_t size, RateCell cell,
+                     const std::string& name) {
+    hgrm_files::Cell hgrm(name, state);
+    std::string why;
+    if (int sig = cleanup::interrupted())
+      why = "not run: interrupted by signal " + std::to_string(sig);
+    else if (auto it = failed_.find(name); it != failed_.end())
+      why = "not run: an earlier repetition failed: " + it->second;
+    else if (std::string refused = placement_.spinning_refused();
+             t->info().wait == "spin" && !refused.empty())
+      why = refused;
+    if (!why.empty()) {
+      if (why.starts_with("not run: interrupted")) session_.reset();
+      failed_.emplace(name, why);
+      return fail_repetition(state, why);
+    }
+    try {
+      PeerSession& s = session_for(t);
+      dog_.arm(s.child().pid(), opts_.cell_timeout, [&s] { s.channel().abort(); });
+      cell.window = many_window_;
+      if (cell.load_pct > 0) {
+        auto key = std::make_pair(t, size);
+        auto it = max_rates_.find(key);
+        if (it == max_rates_.end())
+          it = max_rates_.emplace(key, probe_max_rate(s, size, many_window_)).first;
+        cell.max_rate = it->second;
+      }
+      run_rate(state, s, size, cell);
+      dog_.disarm();
+    } catch (const std::exception& e) {
+      dog_.disarm();
+      std::string msg = session_ ? session_->explain(e.what()) : e.what();
+      if (int sig = cleanup::interrupted())
+        msg = "interrupted by signal " + std::to_string(sig) + ": " + msg;
+      session_.reset();
+      failed_.emplace(name, msg);
+      fail_repetition(state, msg);
+    }
+  }
+
   void set_many_window(std::chrono::nanoseconds w) { many_window_ = w; }
 
   std::size_t failed_cells() const { return failed_.size(); }
@@ -184,6 +227,8 @@ class Runner {
   std::optional<RunDir> dir_;
   std::unique_ptr<PeerSession> session_;
   std::map<std::string, std::string> failed_;  // cell name -> its first error
+  // The rate workload's unpaced maximum per transport and size, once measured.
+  std::map<std::pair<const Transport*, std::size_t>, double> max_rates_;
   std::chrono::nanoseconds many_window_{std::chrono::milliseconds(500)};
 };
 
@@ -257,6 +302,13 @@ int run_peer_main(int argc, char** argv) {
   return run_peer(a);
 }
 
+// A rate or a percentage in a cell name: "50000", "12.5".
+std::string format_rate(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
 std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -285,7 +337,9 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
            "\", \"built_on\": \"" + json_escape(i.built_on) + "\", \"needs\": \"" +
            json_escape(i.needs) + "\", \"encoding\": \"" + json_escape(i.encoding) +
            "\", \"fan_in\": \"" + json_escape(i.fan_in) + "\", \"server_models\": [" + models +
-           "], \"fan_out\": \"" + json_escape(i.fan_out) + "\"}" + (k + 1 < list.size() ? "," : "");
+           "], \"fan_out\": \"" + json_escape(i.fan_out) +
+           "\", \"duplex\": " + (i.duplex ? "true" : "false") + "}" +
+           (k + 1 < list.size() ? "," : "");
   }
   return out + (pretty ? "\n]\n" : "]");
 }
@@ -484,6 +538,38 @@ int main_impl(int argc, char** argv) {
                      too_large.c_str());
       continue;
     }
+    if (w == Workload::kRate) {
+      std::string without;
+      for (const Transport* t : opts.transports) {
+        if (!t->info().duplex) {
+          without += (without.empty() ? "" : ", ") + t->info().name;
+          continue;
+        }
+        for (std::size_t size : opts.many_sizes) {
+          std::vector<std::pair<std::string, RateCell>> cells;
+          for (double r : opts.rates)
+            cells.emplace_back("rate:" + format_rate(r),
+                               RateCell{.rate = r, .poisson = opts.poisson});
+          for (double l : opts.loads)
+            cells.emplace_back("load:" + format_rate(l),
+                               RateCell{.load_pct = l, .poisson = opts.poisson});
+          for (const auto& [suffix, cell] : cells) {
+            std::string name = "rate/" + t->info().name + "/" + std::to_string(size) + "/" + suffix;
+            auto* b = benchmark::RegisterBenchmark(
+                name.c_str(), [&runner, t, size, cell, name](benchmark::State& st) {
+                  runner.run_rate_cell(st, t, size, cell, name);
+                });
+            b->UseManualTime()->Iterations(1)->Unit(benchmark::kMicrosecond);
+          }
+        }
+      }
+      if (!without.empty())
+        std::fprintf(stderr,
+                     "ipcbench: note: no rate cells for %s (its link cannot send and receive "
+                     "at once)\n",
+                     without.c_str());
+      continue;
+    }
     if (w == Workload::kFanout) {
       std::string without;
       for (const Transport* t : opts.transports) {
@@ -543,6 +629,15 @@ int main_impl(int argc, char** argv) {
                               "carried in the message, both CLOCK_MONOTONIC on this one host");
   benchmark::AddCustomContext("wait_strategy",
                               "per cell: wait= in the label (blocking, spin, spin-then-futex)");
+  if (std::find(opts.workloads.begin(), opts.workloads.end(), Workload::kRate) !=
+      opts.workloads.end()) {
+    benchmark::AddCustomContext("rate_metric",
+                                "lat_* = corrected (receipt - intended send time), unc_* = "
+                                "uncorrected (receipt - actual send time), lag_* = actual - "
+                                "intended send time; a cell is saturated when its achieved "
+                                "(reply) rate is below 95 % of its schedule's rate");
+    benchmark::AddCustomContext("ipcbench_slo_p99_ns", std::to_string(opts.slo_p99_ns));
+  }
   benchmark::AddCustomContext("cell_timeout_ms", std::to_string(opts.cell_timeout.count()));
   benchmark::AddCustomContext("ipcbench_transports", transports_json(opts.transports, false));
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -39,6 +40,19 @@ std::string human(std::size_t n) {
   return std::to_string(n) + " B";
 }
 
+// An offered rate: requests per second, "50000", "50k" or "1.5M" (decimal multiples),
+// from 1 to 10 million.
+double parse_rate(std::string_view text) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  const std::string_view unit = ec == std::errc() ? text.substr(p - text.data()) : "";
+  const double mult = unit.empty() ? 1 : unit == "k" ? 1e3 : unit == "M" ? 1e6 : 0;
+  if (text.empty() || ec != std::errc() || mult == 0 || !(v * mult >= 1) || v * mult > 1e7)
+    throw UsageError("--rates: '" + std::string(text) +
+                     "' is not a rate from 1 to 10M requests per second (e.g. 50000, 50k, 1.5M)");
+  return v * mult;
+}
+
 }  // namespace
 
 const char* workload_name(Workload w) {
@@ -51,8 +65,27 @@ const char* workload_name(Workload w) {
       return "clients";
     case Workload::kFanout:
       return "fanout";
+    case Workload::kRate:
+      return "rate";
   }
   return "";
+}
+
+std::vector<double> default_loads() { return {10, 50, 80, 95}; }
+
+std::int64_t parse_duration_ns(std::string_view text, std::string_view option) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  const std::string_view unit = ec == std::errc() ? text.substr(p - text.data()) : "";
+  const double mult = unit == "ns"   ? 1
+                      : unit == "us" ? 1e3
+                      : unit == "ms" ? 1e6
+                      : unit == "s"  ? 1e9
+                                     : 0;
+  if (ec != std::errc() || mult == 0 || !(v > 0) || v * mult > 3600e9 || v * mult < 1)
+    throw UsageError(std::string(option) + ": '" + std::string(text) +
+                     "' is not a duration such as 100us, 2ms, 50000ns or 1s (at most 1 hour)");
+  return static_cast<std::int64_t>(std::llround(v * mult));
 }
 
 std::size_t parse_size(std::string_view text) {
@@ -162,9 +195,11 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
           o.workloads.push_back(Workload::kClients);
         else if (w == "fanout")
           o.workloads.push_back(Workload::kFanout);
+        else if (w == "rate")
+          o.workloads.push_back(Workload::kRate);
         else
           throw UsageError("unknown workload '" + std::string(w) +
-                           "' (known: pingpong, throughput, clients, fanout)");
+                           "' (known: pingpong, throughput, clients, fanout, rate)");
       }
     } else if (key == "--clients") {
       need_value();
@@ -186,6 +221,27 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
           throw UsageError("--subscribers: '" + std::string(n) + "' is not a number from 1 to 64");
         o.subscribers.push_back(v);
       }
+    } else if (key == "--rates") {
+      need_value();
+      for (auto r : split(value, ',')) o.rates.push_back(parse_rate(r));
+    } else if (key == "--load") {
+      need_value();
+      for (auto l : split(value, ',')) {
+        double v = 0;
+        auto [p, ec] = std::from_chars(l.data(), l.data() + l.size(), v);
+        if (l.empty() || ec != std::errc() || p != l.data() + l.size() || !(v > 0) || v > 200)
+          throw UsageError("--load: '" + std::string(l) +
+                           "' is not a percentage in (0, 200] of the unpaced maximum");
+        o.loads.push_back(v);
+      }
+    } else if (key == "--arrivals") {
+      need_value();
+      if (value != "uniform" && value != "poisson")
+        throw UsageError("--arrivals: '" + std::string(value) + "' is not uniform or poisson");
+      o.poisson = value == "poisson";
+    } else if (key == "--slo-p99") {
+      need_value();
+      o.slo_p99_ns = parse_duration_ns(value, "--slo-p99");
     } else if (key == "--bind") {
       need_value();
       if (!parse_ipv4(std::string(value)))
@@ -225,6 +281,13 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   if (!workloads_given)
     o.workloads = {Workload::kPingpong, Workload::kThroughput, Workload::kClients,
                    Workload::kFanout};
+  const bool rate_asked =
+      std::find(o.workloads.begin(), o.workloads.end(), Workload::kRate) != o.workloads.end();
+  if ((!o.rates.empty() || !o.loads.empty()) && !rate_asked)
+    throw UsageError(
+        "--rates and --load set the rate workload's offered rates: add "
+        "--workloads=rate");
+  if (rate_asked && o.rates.empty() && o.loads.empty()) o.loads = default_loads();
   if (!sizes_given) o.sizes = default_sizes(o.quick);
   o.many_sizes = sizes_given ? o.sizes : default_many_sizes(o.quick);
   o.many_sizes_given = sizes_given;
@@ -242,6 +305,8 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   dedup(o.many_sizes);
   dedup(o.clients);
   dedup(o.subscribers);
+  dedup(o.rates);
+  dedup(o.loads);
   for (std::size_t s : o.sizes) {
     if (s == 0) throw UsageError("--sizes: size 0 is not a message");
     if (s < kHeaderBytes)
@@ -278,8 +343,9 @@ What to run:
                        default: every transport that needs no broker
   --workloads=a,b      pingpong (round-trip latency), throughput (one-way stream),
                        clients (N clients at once against one server: fan-in),
-                       fanout (one publisher, N subscribers)
-                       default: all four
+                       fanout (one publisher, N subscribers), rate (latency at a
+                       fixed offered rate, open loop)
+                       default: all but rate
   --clients=1,4        the clients workload's client counts (1..64); its cells are
                        clients/<transport>/<bytes>/clients:<N>/server:<model>, for
                        each server model the transport offers (--list-transports);
@@ -290,6 +356,21 @@ What to run:
                        with a fan-out form; sizes as for clients (at least 24 B: the
                        header and the publish time)
                        default: 1,4,8 (--quick: 1,4)
+  --rates=10k,50k      the rate workload's offered rates in requests per second
+                       (k, M: x1000, x1000000); its cells are
+                       rate/<transport>/<bytes>/rate:<N>, for each transport whose
+                       link can send and receive at once (duplex in
+                       --list-transports=json); sizes as for clients
+  --load=10,50,80,95   the rate workload's offered rates as percentages (up to 200)
+                       of the unpaced maximum of the same transport and size,
+                       measured in this run before its first load cell; cells
+                       rate/<transport>/<bytes>/load:<P>; default when neither
+                       --rates nor --load is given: 10,50,80,95
+  --arrivals=uniform|poisson   the rate workload's send times: every 1/rate, or a
+                       Poisson process of that rate; default: uniform
+  --slo-p99=100us      the corrected p99 budget the report's sustainable rate is
+                       found under (ns, us, ms, s); kept in the results' context;
+                       default: 100us
   --sizes=64,4K,1M     message sizes, 16-byte header included; K/M/G = 2^10/20/30
                        default: 64 B to 1 MiB in steps of x4 (--quick: 64,4K,64K,1M)
   --floors             also measure the machine's floors (cache-line and futex round
@@ -312,7 +393,8 @@ How to run it:
   --benchmark_repetitions=N   run every cell N times (1..100000); default: 1
   --benchmark_min_time=SEC    measure each cell at least SEC seconds, a bare number
                        (e.g. 0.5); default: 0.5 (--quick: 0.05); a clients or
-                       fanout cell's window is SEC, at least 0.1 (--quick: 0.1)
+                       fanout cell's window, and a rate cell's schedule, is SEC,
+                       at least 0.1 (--quick: 0.1)
   --benchmark_enable_random_interleaving=BOOL   run the repetitions of all cells in
                        random order, so each cell's spread covers the whole run's
                        noise (report.sh compare relies on it); default: on when N > 1
@@ -328,8 +410,9 @@ Output:
                        has produced results; default: none
   --benchmark_out_format=json|console|csv   the file's format; default: json
   --hgrm-dir=DIR       also write each cell's latency histogram (round trips; fanout:
-                       one-way; throughput has none) as an HdrHistogram percentile
-                       distribution, DIR/<cell>.<rtt|oneway>.hgrm in microseconds,
+                       one-way; rate: corrected, uncorrected and sender lag;
+                       throughput has none) as an HdrHistogram percentile
+                       distribution, DIR/<cell>.<metric>.hgrm in microseconds,
                        '/' and ':' in <cell> made '_'; DIR is made if missing;
                        default: none
   --benchmark_format=console|json|csv   print Google Benchmark's own output instead

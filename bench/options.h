@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -20,7 +21,7 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Workload { kPingpong, kThroughput, kClients, kFanout };
+enum class Workload { kPingpong, kThroughput, kClients, kFanout, kRate };
 const char* workload_name(Workload w);
 
 struct SuiteOptions {
@@ -36,6 +37,13 @@ struct SuiteOptions {
   // The fanout workload (one publisher, N subscribers): how many subscribers; its sizes
   // are many_sizes too.
   std::vector<std::size_t> subscribers;
+  // The rate workload (latency under load): offered rates in requests per second
+  // (--rates) and loads in percent of the transport's unpaced maximum (--load); with
+  // neither given, the loads default_loads() names. Its sizes are many_sizes.
+  std::vector<double> rates;
+  std::vector<double> loads;
+  bool poisson = false;               // --arrivals=poisson (else uniform)
+  std::int64_t slo_p99_ns = 100'000;  // --slo-p99: the p99 budget of the sustainable rate
   std::string pin_spec = "cross";
   std::string bind = "127.0.0.1";  // where network transports listen
   bool quick = false;
@@ -64,6 +72,10 @@ std::vector<std::size_t> default_sizes(bool quick);
 // (--quick: 1,4).
 std::vector<std::size_t> default_many_sizes(bool quick);
 std::vector<std::size_t> default_clients(bool quick);
+// The rate workload's loads when neither --rates nor --load is given: 10,50,80,95 %.
+std::vector<double> default_loads();
+// "100us", "2ms", "50000ns", "1s" (a number and a unit) in nanoseconds. Throws UsageError.
+std::int64_t parse_duration_ns(std::string_view text, std::string_view option);
 // The fanout workload's subscriber counts: 1,4,8 (--quick: 1,4).
 std::vector<std::size_t> default_subscribers(bool quick);
 

@@ -45,6 +45,10 @@ class PeerSession {
   ChildProcess& child() { return child_; }
   Watchdog& watchdog() { return dog_; }
   std::uint32_t next_seq() { return ++seq_; }
+  // For a workload that numbers a run of messages itself (rate): the sequence number
+  // next_seq() would return, and moving past n of them.
+  std::uint32_t upcoming_seq() const { return seq_ + 1; }
+  void skip_seqs(std::uint32_t n) { seq_ += n; }
 
   // CPU use of this process and of the peer (asks the peer with a kStats round trip;
   // call it outside timed regions).

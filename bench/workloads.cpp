@@ -7,6 +7,7 @@
 #include "bench/hgrm_files.h"
 #include "bench/mailbox.h"
 #include "bench/protocol.h"
+#include "bench/rate.h"
 #include "bench/rtt_clock.h"
 #include "harness/aligned_buffer.h"
 #include "harness/histogram.h"
@@ -65,7 +66,120 @@ void sync(PeerSession& s, std::span<std::byte> buf) {
   expect(s.channel(), buf, Kind::kAck, seq, false);
 }
 
+// Untimed round trips, closed loop, as ping-pong warms up.
+void warm_round_trips(PeerSession& s, std::size_t size) {
+  AlignedBuffer proto(size);
+  const std::uint32_t digest = fill_payload(proto, size);
+  Outbox out(s.channel(), proto);
+  Inbox in(s.channel(), size);
+  auto warm_end = Clock::now() + kWarmupBudget;
+  for (int i = 0; i < kWarmupMsgs && Clock::now() < warm_end; ++i) {
+    std::uint32_t seq = s.next_seq();
+    stamp(out.begin(seq), seq, Kind::kPing, digest);
+    out.finish();
+    std::span<const std::byte> reply = in.next();
+    if (!reply_ok(reply, size, seq, s.config().verify))
+      throw ProtocolError(explain_reply(reply, seq, s.config().verify));
+    in.done();
+  }
+}
+
+// Where the rate workload's threads run and how its sender waits. The receiver thread
+// is pinned with the sender (the placement names two CPUs: the client's and the peer's).
+// The sender spins to each send time only with a CPU of its own, which it never has
+// when pinned; otherwise it sleeps to just before it. A busy-polling transport's
+// receiver spins on its CPU: shared with the sender, that is marked.
+struct RateThreads {
+  Pacing pacing;
+  int receiver_cpu;
+  bool shared;       // a busy thread shares its CPU with another of this process
+  std::string note;  // what was shared, for the label
+};
+RateThreads rate_threads(const Placement& p, const std::string& wait) {
+  const bool spins = wait == "spin";
+  RateThreads r{Pacing::kSleepSpin, p.client_cpu, false, ""};
+  if (spins && p.client_cpu < 0 && p.cpus_allowed >= 4) r.pacing = Pacing::kSpin;
+  // Busy threads: a spinning receiver and peer, and a spinning sender.
+  const int busy = (spins ? 2 : 0) + (r.pacing == Pacing::kSpin ? 1 : 0);
+  if (spins && p.client_cpu >= 0) {
+    r.shared = true;
+    r.note =
+        "the busy-polling receiver shares cpu " + std::to_string(p.client_cpu) + " with the sender";
+  } else if (busy > p.cpus_allowed) {
+    r.shared = true;
+    r.note = std::to_string(busy) + " busy threads on " + std::to_string(p.cpus_allowed) + " CPUs";
+  }
+  return r;
+}
+
+void record_latency(benchmark::State& state, const char* prefix, const Histogram& h) {
+  const std::string p = prefix;
+  state.counters[p + "_p50_ns"] = h.percentile(50);
+  state.counters[p + "_p90_ns"] = h.percentile(90);
+  state.counters[p + "_p99_ns"] = h.percentile(99);
+  state.counters[p + "_p999_ns"] = h.percentile(99.9);
+  state.counters[p + "_max_ns"] = static_cast<double>(h.max());
+}
+
 }  // namespace
+
+void run_rate(benchmark::State& state, PeerSession& s, std::size_t size, const RateCell& cell) {
+  const Placement& p = s.config().placement;
+  const std::string& wait = s.config().transport->info().wait;
+  const RateThreads threads = rate_threads(p, wait);
+  const double rate = cell.load_pct > 0 ? cell.max_rate * cell.load_pct / 100 : cell.rate;
+  RateSpec spec{rate,
+                cell.poisson,
+                cell.window,
+                threads.pacing,
+                s.config().verify,
+                threads.receiver_cpu,
+                s.upcoming_seq()};
+  warm_round_trips(s, size);
+
+  auto cpu_before = s.cpu_sample();
+  RateResult r;
+  for (auto _ : state) {
+    std::uint32_t used = 0;
+    r = run_rate_schedule(s.channel(), size, spec, s.upcoming_seq(), &s.watchdog(), &used);
+    s.skip_seqs(used);
+    state.SetIterationTime(std::chrono::duration<double>(r.elapsed).count());
+  }
+  record_cpu(state, cpu_before, s.cpu_sample(), static_cast<double>(r.messages));
+
+  record_placement(state, s, size);
+  state.SetLabel("pin=" + p.describe() + " wait=" + wait +
+                 " pacing=" + pacing_name(threads.pacing) +
+                 " arrivals=" + (cell.poisson ? "poisson" : "uniform") +
+                 " receiver_cpu=" + std::to_string(threads.receiver_cpu) +
+                 (threads.shared ? " shared CPU: " + threads.note : ""));
+  state.counters["receiver_cpu"] = threads.receiver_cpu;
+  state.counters["offered_rate"] = r.offered_rate;
+  state.counters["achieved_rate"] = r.achieved_rate;
+  state.counters["send_rate"] = r.send_rate;
+  state.counters["max_rate"] = cell.load_pct > 0 ? cell.max_rate : 0;
+  state.counters["load_pct"] = cell.load_pct;
+  state.counters["saturated"] = r.saturated ? 1 : 0;
+  state.counters["shared_cpu"] = threads.shared ? 1 : 0;
+  state.counters["messages"] = static_cast<double>(r.messages);
+  record_latency(state, "lat", r.corrected);
+  record_latency(state, "unc", r.uncorrected);
+  record_latency(state, "lag", r.lag);
+  hgrm_files::save("corrected", r.corrected);
+  hgrm_files::save("uncorrected", r.uncorrected);
+  hgrm_files::save("lag", r.lag);
+}
+
+double probe_max_rate(PeerSession& s, std::size_t size, std::chrono::nanoseconds window) {
+  const RateThreads threads = rate_threads(s.config().placement, s.config().transport->info().wait);
+  warm_round_trips(s, size);
+  std::uint32_t used = 0;
+  const double max = measure_max_rate(s.channel(), size, window, s.config().verify,
+                                      threads.receiver_cpu, s.upcoming_seq(), &s.watchdog(), &used);
+  s.skip_seqs(used);
+  if (!(max > 0)) throw ProtocolError("rate: the unpaced maximum could not be measured");
+  return max;
+}
 
 void record_rtt(benchmark::State& state, const Histogram& hist) {
   state.counters["rtt_p50_ns"] = hist.percentile(50);

@@ -7,7 +7,11 @@
 //             it sends kSync and the run's clock stops only when the peer's kAck arrives,
 //             so no message still in flight is counted.
 //
-// Both use manual time (only the measured interval counts, not loop bookkeeping or
+// rate        requests sent on a fixed schedule at an offered rate, open loop, every echo
+//             taken by a receiver thread as it arrives (bench/rate.h); one iteration =
+//             one schedule of the cell's window.
+//
+// All use manual time (only the measured interval counts, not loop bookkeeping or
 // the untimed warm-up) and throw on any error; the caller turns it into SkipWithError.
 #pragma once
 
@@ -26,6 +30,20 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size);
 // The rtt_* counters of a round-trip histogram (ping-pong cells and round-trip floors).
 void record_rtt(benchmark::State& state, const Histogram& hist);
 void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size);
+
+// One rate cell: either `rate` requests per second, or load_pct % of max_rate (the
+// unpaced maximum probe_max_rate measured for this transport and size).
+struct RateCell {
+  double rate = 0;
+  double load_pct = 0;  // 0: an absolute rate
+  double max_rate = 0;
+  bool poisson = false;
+  std::chrono::nanoseconds window{std::chrono::milliseconds(500)};
+};
+void run_rate(benchmark::State& state, PeerSession& s, std::size_t size, const RateCell& cell);
+// The unpaced maximum of the rate workload's exchange (replies per second), after a
+// warm-up; throws when it cannot be measured.
+double probe_max_rate(PeerSession& s, std::size_t size, std::chrono::nanoseconds window);
 
 // Times a one-way stream as a whole (throughput cells, the stream floor): a message still
 // in flight when the loop ends must count, so every iteration reports 0 s except the

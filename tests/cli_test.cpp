@@ -403,6 +403,7 @@ TEST(Cli, ListTransportsJsonParses) {
     EXPECT_TRUE(t.at("kernel_boundaries").is_boolean());
     EXPECT_GT(t.at("max_message").get<std::uint64_t>(), 0u);
     EXPECT_EQ(t.at("encoding").get<std::string>(), known->info().encoding);
+    EXPECT_EQ(t.at("duplex").get<bool>(), known->info().duplex);
   }
 }
 
@@ -641,6 +642,80 @@ TEST(Cli, HgrmDirMustBeAWritableDirectory) {
       {"--benchmark_list_tests", "--transports=pipe", "--hgrm-dir=" + (s.dir / "new").string()}, s);
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_FALSE(fs::exists(s.dir / "new"));
+}
+
+TEST(Cli, RateOptionsAreChecked) {
+  expect_usage_error({"--workloads=rate", "--rates=0"}, "--rates: '0'");
+  expect_usage_error({"--workloads=rate", "--rates=20M"}, "from 1 to 10M");
+  expect_usage_error({"--workloads=rate", "--rates=5x"}, "--rates: '5x'");
+  expect_usage_error({"--workloads=rate", "--load=300"}, "--load: '300'");
+  expect_usage_error({"--workloads=rate", "--load=half"}, "--load: 'half'");
+  expect_usage_error({"--rates=1000"}, "add --workloads=rate");
+  expect_usage_error({"--workloads=rate", "--arrivals=bursty"}, "--arrivals: 'bursty'");
+  expect_usage_error({"--workloads=rate", "--slo-p99=fast"}, "--slo-p99: 'fast'");
+  expect_usage_error({"--workloads=rate", "--slo-p99=100"}, "--slo-p99: '100'");
+}
+
+// The cells, names and counters of the rate workload, its hgrm files, and the transports
+// it leaves out.
+TEST(Cli, RateCellsStateOfferedAndAchievedRateAndThreeLatencies) {
+  Scratch s;
+  fs::path out = s.dir / "out.json", dir = s.dir / "hgrm";
+  Result r = run({"--transports=uds,posix-mq,zmq-ipc", "--workloads=rate", "--sizes=64",
+                  "--rates=2000", "--load=20", "--benchmark_min_time=0.2", "--slo-p99=250us",
+                  "--hgrm-dir=" + dir.string(), "--benchmark_out=" + out.string()},
+                 s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  if (find_transport("zmq-ipc")) {
+    EXPECT_NE(r.err.find("no rate cells for zmq-ipc (its link cannot send and receive at once)"),
+              std::string::npos)
+        << r.err;
+  }
+  auto j = nlohmann::json::parse(slurp(out));
+  EXPECT_EQ(j.at("context").at("ipcbench_slo_p99_ns"), "250000");
+  std::set<std::string> names;
+  for (const auto& b : j.at("benchmarks")) {
+    const std::string name = b.at("name");
+    names.insert(name);
+    ASSERT_FALSE(b.value("error_occurred", false)) << name << ": " << b.value("error_message", "");
+    const double offered = b.at("offered_rate"), achieved = b.at("achieved_rate");
+    const bool load = name.find("/load:20") != std::string::npos;
+    if (load) {
+      EXPECT_GT(b.at("max_rate").get<double>(), 0) << name;
+      EXPECT_NEAR(offered, 0.2 * b.at("max_rate").get<double>(), 1e-6 * offered) << name;
+      EXPECT_EQ(b.at("load_pct").get<double>(), 20) << name;
+    } else {
+      EXPECT_EQ(offered, 2000) << name;
+      EXPECT_EQ(b.at("max_rate").get<double>(), 0) << name;
+      // 2000/s for the 0.2 s window: 400 requests, every one answered.
+      EXPECT_EQ(b.at("messages").get<double>(), 400) << name;
+    }
+    EXPECT_GT(achieved, 0) << name;
+    EXPECT_EQ(b.at("saturated").get<double>(), achieved < 0.95 * offered ? 1 : 0) << name;
+    // Per request, corrected >= uncorrected: so is every percentile.
+    for (const char* p : {"p50", "p90", "p99", "p999", "max"}) {
+      const double lat = b.at(std::string("lat_") + p + "_ns"),
+                   unc = b.at(std::string("unc_") + p + "_ns");
+      EXPECT_GE(lat * 1.004, unc) << name << " " << p;
+      EXPECT_GT(unc, 0) << name << " " << p;
+      EXPECT_GE(b.at(std::string("lag_") + p + "_ns").get<double>(), 0) << name << " " << p;
+    }
+    EXPECT_FALSE(b.contains("rtt_p50_ns")) << name;
+    EXPECT_NE(b.at("label").get<std::string>().find("pacing=sleep+spin arrivals=uniform"),
+              std::string::npos)
+        << b.at("label");
+    EXPECT_GT(b.at("cpu_client_ns_per_msg").get<double>(), 0) << name;
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"rate/uds/64/rate:2000/iterations:1/manual_time",
+                                          "rate/uds/64/load:20/iterations:1/manual_time",
+                                          "rate/posix-mq/64/rate:2000/iterations:1/manual_time",
+                                          "rate/posix-mq/64/load:20/iterations:1/manual_time"}));
+  std::set<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) files.insert(e.path().filename().string());
+  EXPECT_EQ(files.count("rate_uds_64_rate_2000.corrected.hgrm"), 1u);
+  EXPECT_EQ(files.count("rate_uds_64_rate_2000.uncorrected.hgrm"), 1u);
+  EXPECT_EQ(files.count("rate_uds_64_rate_2000.lag.hgrm"), 1u);
+  EXPECT_EQ(files.size(), 12u);
 }
 
 }  // namespace

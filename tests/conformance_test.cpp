@@ -76,6 +76,47 @@ TEST_P(Conformance, EverySizeArrivesIntact) {
   EXPECT_EQ(l.peer.finish(std::chrono::seconds(5)), "exit 0");
 }
 
+// What the rate workload relies on where a transport says duplex: one thread sends while
+// another receives, requests pipelined ahead of their echoes (the echo peer answers one
+// at a time), every echo intact and in order. Under TSan this is the check that the two
+// directions share no unguarded state.
+TEST_P(Conformance, DuplexLinksCarryPipelinedRequests) {
+  const Transport& t = *GetParam();
+  if (!t.info().duplex) GTEST_SKIP() << t.info().name << " is not duplex";
+  Link l = open_link(t, kMaxTestBytes);
+  const std::size_t sizes[] = {64, 4096, 100'000, 1};
+  constexpr int kMessages = 400;
+  l.ch->set_duplex(true);
+  std::string failure;
+  std::thread rx([&] {
+    std::vector<std::byte> buf(kMaxTestBytes);
+    try {
+      for (int i = 0; i < kMessages; ++i) {
+        const std::size_t size = sizes[i % 4];
+        const std::size_t n = l.ch->recv(buf);
+        if (n != size || std::memcmp(buf.data(), pattern(size, static_cast<unsigned>(i)).data(), n))
+          throw ProtocolError("echo " + std::to_string(i) + " differs (" + std::to_string(n) +
+                              " bytes, expected " + std::to_string(size) + ")");
+      }
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  });
+  std::string send_failure;
+  try {
+    for (int i = 0; i < kMessages; ++i) l.ch->send(pattern(sizes[i % 4], static_cast<unsigned>(i)));
+  } catch (const std::exception& e) {
+    send_failure = e.what();
+    ::kill(l.peer.pid(), SIGKILL);  // so that the receiving thread's wait ends
+  }
+  rx.join();
+  ASSERT_EQ(send_failure, "") << t.info().name;
+  l.ch->set_duplex(false);
+  EXPECT_EQ(failure, "") << t.info().name;
+  l.ch.reset();
+  EXPECT_EQ(l.peer.finish(std::chrono::seconds(5)), "exit 0");
+}
+
 // Where an endpoint address names an IPC object: a path, a POSIX shm object (in
 // /dev/shm), or a POSIX message queue ("/ipcbench-…", opened with mq_open).
 struct IpcObject {

@@ -137,6 +137,8 @@ class RingChannel final : public Channel {
     return len;
   }
 
+  void set_duplex(bool on) override { duplex_ = on; }
+
   bool polls() const override { return true; }
   bool poll_ready() override {
     for (;;) {
@@ -237,6 +239,7 @@ class RingChannel final : public Channel {
     warm_to_ = wpos_ + std::min<std::uint64_t>(total, cap_ - (wpos_ - tail_cache_));
   }
   void warm_some() {
+    if (duplex_) return;  // the warm plan is the sending thread's
     for (int i = 0; i < kWarmLinesPerPoll && warm_from_ < warm_to_; ++i, warm_from_ += kRecord)
       __builtin_prefetch(out_data_ + at(warm_from_), 0, 3);
   }
@@ -382,12 +385,17 @@ class RingChannel final : public Channel {
   // outlasts the partner's wake-up, so the lock breaks, and bounds what a spin can waste
   // at twice what sleeping costs. W is learned from the wakes this side receives (the
   // waker stamps the time) and smoothed.
-  std::int64_t spin_budget_ns() const { return std::clamp(2 * wakeup_ns_, kMinSpinNs, kMaxSpinNs); }
+  // Both directions' waits learn it and use it: relaxed atomic, for duplex use, where a
+  // sender's and a receiver's update may race (one of them is then lost; it is an estimate).
+  std::int64_t spin_budget_ns() const {
+    return std::clamp(2 * wakeup_ns_.load(std::memory_order_relaxed), kMinSpinNs, kMaxSpinNs);
+  }
   void learn_wakeup(const Doorbell& bell) {
     const std::int64_t sent = bell.woken_ns.load(std::memory_order_relaxed);
     if (sent == 0) return;
     const std::int64_t w = std::clamp<std::int64_t>(now_ns() - sent, 0, kMaxSpinNs);
-    wakeup_ns_ += (w - wakeup_ns_) / 4;
+    const std::int64_t old = wakeup_ns_.load(std::memory_order_relaxed);
+    wakeup_ns_.store(old + (w - old) / 4, std::memory_order_relaxed);
   }
 
   std::unique_ptr<Mapping> map_;
@@ -400,9 +408,10 @@ class RingChannel final : public Channel {
   std::byte *out_data_, *in_data_;
   std::uint64_t wpos_ = 0, rpos_ = 0;
   std::uint64_t tail_cache_ = 0;
-  std::uint64_t warm_from_ = 0, warm_to_ = 0;     // lines of the next record still to fetch
-  std::int64_t wakeup_ns_ = kFirstWakeupGuessNs;  // this side's wake-up latency, smoothed
-  std::uint32_t idle_polls_ = 0;                  // poll_ready calls that found nothing
+  std::uint64_t warm_from_ = 0, warm_to_ = 0;  // lines of the next record still to fetch
+  std::atomic<std::int64_t> wakeup_ns_{kFirstWakeupGuessNs};  // this side's wake-up latency
+  bool duplex_ = false;           // set_duplex: two threads, so no warming from the receiving one
+  std::uint32_t idle_polls_ = 0;  // poll_ready calls that found nothing
 };
 
 // Maps every page of the link into this process, writable, before the first message.

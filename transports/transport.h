@@ -88,6 +88,12 @@ struct TransportInfo {
   // listen_fan_in refuses larger ones; the clients workload leaves them out of its
   // default sizes.
   std::size_t shared_queue_max_message = 0;
+  // Whether a link's Channel may be driven by two threads at once, one sending and one
+  // receiving (after Channel::set_duplex(true)): what the rate workload's client needs,
+  // so that a slow reply never delays the next scheduled request. false: the rate
+  // workload leaves this transport out (ZeroMQ sockets are not thread-safe; a unary RPC
+  // or an HTTP request blocks until its reply).
+  bool duplex = false;
 };
 
 // One connected, bidirectional link that carries whole messages of 1 byte or more.
@@ -117,6 +123,14 @@ class Channel {
   // (a broker, a stranger's connection) fail soon. Must not block or throw. Killing the
   // peer is enough for a link nobody else can reach, hence the default.
   virtual void abort() noexcept {}
+
+  // Duplex use, offered where the transport's info().duplex is true: between
+  // set_duplex(true) and set_duplex(false) one thread may call send (or loan/commit) while
+  // another calls recv (or view/release). Both calls are made while no other thread uses
+  // the channel. A channel whose directions share state it keeps for single-thread speed
+  // (RingChannel warms the next outgoing record while it waits for a reply) stops using
+  // it in between. The default has nothing to share.
+  virtual void set_duplex(bool /*on*/) {}
 
   // For a server that waits on many links in one thread (the clients workload's event
   // loop): a descriptor that polls readable (POLLIN) when a message has begun to arrive

@@ -168,7 +168,8 @@ class BoostMqIo final : public RecordIo {
         watch_(partner),
         stop_(static_cast<int>(check_sys(::eventfd(0, EFD_CLOEXEC), "eventfd"))),
         max_(static_cast<std::size_t>(q_.in->get_max_msg_size())),
-        stage_(max_),
+        stage_out_(max_),
+        stage_in_(max_),
         guard_([this] { guard(); }) {}
   ~BoostMqIo() override {
     try {
@@ -182,18 +183,18 @@ class BoostMqIo final : public RecordIo {
   std::size_t max_record() const override { return max_; }
 
   void send_record(std::span<const std::byte> a, std::span<const std::byte> b) override {
-    std::span<const std::byte> rec = stage_.join(a, b);  // send takes one buffer
+    std::span<const std::byte> rec = stage_out_.join(a, b);  // send takes one buffer
     while (!boost_call([&] { return q_.out->timed_send(rec.data(), rec.size(), 0, in_ms(10)); }))
       if (watch_.gone()) throw SysError("boost-mq send: the peer process is gone", EPIPE);
   }
 
   std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) override {
-    std::byte* p = stage_.landing(a, b);  // Boost receives only into a full-size buffer
+    std::byte* p = stage_in_.landing(a, b);  // Boost receives only into a full-size buffer
     std::size_t got = 0;
     unsigned prio = 0;
     while (!boost_call([&] { return q_.in->timed_receive(p, max_, got, prio, in_ms(10)); }))
       if (watch_.gone()) return 0;
-    return stage_.split(p, got, a, b, "boost-mq");
+    return stage_in_.split(p, got, a, b, "boost-mq");
   }
 
  private:
@@ -229,7 +230,8 @@ class BoostMqIo final : public RecordIo {
   PeerWatch watch_;
   UniqueFd stop_;
   std::size_t max_;
-  StagedRecords stage_;
+  // One stage per direction: a sending and a receiving thread may run at once (duplex).
+  StagedRecords stage_out_, stage_in_;
   std::atomic<bool> freed_{false};  // the guard released a lock the dead peer held
   std::thread guard_;               // last: it uses everything above
 };
@@ -455,7 +457,8 @@ class BoostMqTransport final : public TransportBase {
                  2 * static_cast<std::size_t>(Header::get_mem_size(kMaxRecord, kDepth)) + 2 * 4096,
              .fan_in = "one shared request queue, one reply queue per client; the client "
                        "index in an envelope in front of every request",
-             .server_models = {"shared-queue"}}) {}
+             .server_models = {"shared-queue"},
+             .duplex = true}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t max_message,
                                    const TransportSettings&) const override {
     return std::make_unique<BoostMqListener>(max_message);

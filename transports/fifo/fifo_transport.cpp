@@ -251,7 +251,8 @@ class FifoTransport final : public TransportBase {
                        .server_models = {"event-loop", "thread-per-client", "shared-queue"},
                        .fan_out = "one FIFO per subscriber; the publisher writes one copy "
                                   "to each",
-                       .shared_queue_max_message = kSharedFifoMaxMessage}) {}
+                       .shared_queue_max_message = kSharedFifoMaxMessage,
+                       .duplex = true}) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t,
                                    const TransportSettings&) const override {
     return std::make_unique<FifoListener>(dir);

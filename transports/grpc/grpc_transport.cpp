@@ -1030,7 +1030,10 @@ TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
                                 "one channel per client; ") +
                     (streaming ? "one Chat stream per client" : "one Exchange call per request") +
                     "; each call carries its client's number and own token",
-          .server_models = {"shared-queue"}};
+          .server_models = {"shared-queue"},
+          // A stream may be written on one thread while it is read on another; a unary
+          // Exchange blocks until its reply.
+          .duplex = streaming};
 }
 
 }  // namespace

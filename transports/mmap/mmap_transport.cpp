@@ -85,7 +85,8 @@ TransportInfo mmap_info(const char* name, const char* wait, const char* how) {
               std::string("memory-mapped file in the run directory, two 4 MiB SPSC rings; ") + how,
           .wait = wait,
           .fan_in = "one ring pair (one mapped file) per client",
-          .server_models = {"thread-per-client", "spin-poll"}};
+          .server_models = {"thread-per-client", "spin-poll"},
+          .duplex = true};
 }
 
 }  // namespace

@@ -54,7 +54,8 @@ class PipeTransport final : public TransportBase {
                        .fan_in = "one inherited pipe pair per client",
                        .server_models = {"event-loop", "thread-per-client"},
                        .fan_out = "one inherited pipe per subscriber; the publisher writes "
-                                  "one copy to each"}) {}
+                                  "one copy to each",
+                       .duplex = true}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
     return listen_pipe_link(framed_stream);
   }

@@ -88,7 +88,12 @@ std::size_t queue_msgsize(mqd_t q) {
 class MqIo final : public RecordIo {
  public:
   MqIo(mqd_t rd, mqd_t wr, pid_t partner)
-      : rd_(rd), wr_(wr), watch_(partner), max_(queue_msgsize(wr)), stage_(max_) {}
+      : rd_(rd),
+        wr_(wr),
+        watch_(partner),
+        max_(queue_msgsize(wr)),
+        stage_out_(max_),
+        stage_in_(max_) {}
   ~MqIo() override {
     timespec ts = deadline_in(50);
     ::mq_timedsend(wr_, "", 0, 0, &ts);  // the end marker: the partner's recv returns 0
@@ -99,7 +104,7 @@ class MqIo final : public RecordIo {
   int wait_fd() const override { return rd_; }  // a queue descriptor polls on Linux
 
   void send_record(std::span<const std::byte> a, std::span<const std::byte> b) override {
-    std::span<const std::byte> rec = stage_.join(a, b);  // mq_send takes one buffer
+    std::span<const std::byte> rec = stage_out_.join(a, b);  // mq_send takes one buffer
     for (;;) {
       timespec ts = deadline_in(10);
       if (::mq_timedsend(wr_, reinterpret_cast<const char*>(rec.data()), rec.size(), 0, &ts) == 0)
@@ -111,11 +116,11 @@ class MqIo final : public RecordIo {
   }
 
   std::size_t recv_record(std::span<std::byte> a, std::span<std::byte> b) override {
-    std::byte* p = stage_.landing(a, b);
+    std::byte* p = stage_in_.landing(a, b);
     for (;;) {
       timespec ts = deadline_in(10);
       ssize_t n = ::mq_timedreceive(rd_, reinterpret_cast<char*>(p), max_, nullptr, &ts);
-      if (n >= 0) return stage_.split(p, static_cast<std::size_t>(n), a, b, "posix-mq");
+      if (n >= 0) return stage_in_.split(p, static_cast<std::size_t>(n), a, b, "posix-mq");
       if (errno == EINTR) continue;
       if (errno != ETIMEDOUT) throw SysError("mq_receive", errno);
       if (watch_.gone()) return 0;
@@ -126,7 +131,8 @@ class MqIo final : public RecordIo {
   mqd_t rd_, wr_;
   PeerWatch watch_;
   std::size_t max_;
-  StagedRecords stage_;
+  // One stage per direction: a sending and a receiving thread may run at once (duplex).
+  StagedRecords stage_out_, stage_in_;
 };
 
 constexpr char kHello[] = "posix-mq";
@@ -298,7 +304,8 @@ class MqTransport final : public TransportBase {
                                   describe_limits() + "; larger messages split",
                        .fan_in = "one shared request queue, one reply queue per client; the "
                                  "client index in an envelope in front of every request",
-                       .server_models = {"shared-queue"}}) {}
+                       .server_models = {"shared-queue"},
+                       .duplex = true}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
     return std::make_unique<MqListener>();
   }

@@ -112,7 +112,8 @@ TransportInfo shm_info(const char* name, const char* wait, std::size_t ring_byte
           .wait = wait,
           .dev_shm_bytes = link_bytes(ring_bytes),
           .fan_in = "one ring pair (one shared-memory object) per client",
-          .server_models = {"thread-per-client", "spin-poll"}};
+          .server_models = {"thread-per-client", "spin-poll"},
+          .duplex = true};
 }
 
 }  // namespace

@@ -99,7 +99,8 @@ class TcpTransport final : public TransportBase {
              .server_models = {"event-loop", "thread-per-client"},
              .fan_out = "one connection (own port and token) per subscriber; the publisher "
                         "writes one copy per subscriber, blocking on a full socket (nothing "
-                        "dropped)"}) {}
+                        "dropped)",
+             .duplex = true}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t,
                                    const TransportSettings& settings) const override {
     return listen_tcp_link(settings, name(), framed_stream);

@@ -128,7 +128,8 @@ std::unique_ptr<Transport> make_uds_transport() {
                     .server_models = {"event-loop", "thread-per-client"},
                     .fan_out = "one connection (own socket file and token) per subscriber; the "
                                "publisher writes one copy per subscriber, blocking on a full "
-                               "socket (nothing dropped)"});
+                               "socket (nothing dropped)",
+                    .duplex = true});
 }
 
 std::unique_ptr<Transport> make_uds_seqpacket_transport() {
@@ -149,7 +150,8 @@ std::unique_ptr<Transport> make_uds_seqpacket_transport() {
                     .server_models = {"event-loop", "thread-per-client"},
                     .fan_out = "one connection (own socket file and token) per subscriber; the "
                                "publisher writes one copy per subscriber, blocking on a full "
-                               "socket (nothing dropped)"});
+                               "socket (nothing dropped)",
+                    .duplex = true});
 }
 
 }  // namespace ipcbench

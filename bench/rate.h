@@ -1,0 +1,90 @@
+// The rate workload's engine: requests sent at a fixed offered rate, open loop, with
+// latency measured from each request's intended send time (coordinated omission
+// corrected, as wrk2 and HdrHistogram measure it).
+//
+// Send times follow a schedule fixed before the first request: t_i = t_0 + i/rate
+// (uniform) or the arrival times of a Poisson process of that rate (poisson). The
+// schedule is never re-anchored: a sender that falls behind (the transport pushed back,
+// the thread was descheduled) sends the overdue requests at once, and their lateness
+// counts. The sender is the calling thread; a receiver thread of its own takes every
+// echo as it arrives, so a slow reply never delays the next send. The channel must be
+// duplex (TransportInfo::duplex) and its partner must echo every ping as it arrives
+// (the peer's "bench" role does; a kSync after the last ping is answered by a kAck,
+// which ends the receiver).
+//
+// Three histograms, in nanoseconds, with the suite's histogram precision:
+//   corrected    receipt - intended send time: the latency a client on this schedule sees
+//   uncorrected  receipt - actual send time: what a closed-loop tool would report
+//   lag          actual - intended send time: how late the sender was
+// A request is never sent before its intended time (early wake-ups from a sleep are
+// spun off), so none of the three can be negative.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "harness/histogram.h"
+#include "transports/transport.h"
+
+namespace ipcbench {
+
+class Watchdog;
+
+// How the sender waits for the next intended send time.
+enum class Pacing {
+  kSpin,       // reads the clock until it is time (for busy-polling transports)
+  kSleepSpin,  // clock_nanosleep to an absolute time kSpinMargin before, then spins
+};
+const char* pacing_name(Pacing p);  // "spin", "sleep+spin"
+
+// The last stretch before a send that kSleepSpin spins rather than sleeps: more than a
+// timer wake-up takes here (the sender's timer slack is set to 1 ns while it runs).
+inline constexpr std::chrono::microseconds kSpinMargin{50};
+
+// A cell is saturated when its achieved rate falls short of the offered one by more
+// than this fraction (the achieved rate counts replies, so a growing queue shows).
+inline constexpr double kSaturationMargin = 0.05;
+
+// The most requests one schedule holds (each takes 16 bytes of bookkeeping).
+inline constexpr std::uint64_t kMaxScheduled = 8'000'000;
+
+struct RateSpec {
+  double rate = 0;  // offered requests per second (> 0)
+  bool poisson = false;
+  std::chrono::nanoseconds window{std::chrono::milliseconds(500)};  // the schedule's length
+  Pacing pacing = Pacing::kSleepSpin;
+  bool verify = false;     // check every echo's payload checksum too
+  int receiver_cpu = -1;   // where the receiver thread is pinned; -1: not pinned
+  std::uint64_t seed = 1;  // of the Poisson schedule
+};
+
+struct RateResult {
+  Histogram corrected, uncorrected, lag;
+  std::uint64_t messages = 0;
+  double offered_rate = 0;              // the spec's rate
+  double scheduled_rate = 0;            // (n-1) / (t_{n-1} - t_0) of the schedule itself
+  double send_rate = 0;                 // (n-1) / (last actual send - first actual send)
+  double achieved_rate = 0;             // (n-1) / (last receipt - first receipt)
+  bool saturated = false;               // achieved_rate < (1 - kSaturationMargin) * scheduled_rate
+  std::chrono::nanoseconds elapsed{0};  // first intended send to last receipt
+};
+
+// Sends n = max(2, round(rate * window)) pings of `size` bytes on the schedule, with
+// sequence numbers first_seq, first_seq + 1, …, then a kSync (sequence first_seq + n),
+// and waits for every echo and the kAck. Returns the number of sequence numbers used in
+// *used (n + 1). Throws ProtocolError (a wrong or missing reply, a schedule larger than
+// kMaxScheduled) or whatever the channel throws; the receiver thread has ended by then.
+// dog, if given, is told of every reply.
+RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec,
+                             std::uint32_t first_seq, Watchdog* dog, std::uint32_t* used);
+
+// The unpaced maximum: pings sent back to back for `window` (the sender blocks only
+// when the transport pushes back), echoes taken by a receiver thread as in
+// run_rate_schedule. Returns replies per second, (n-1) / (last receipt - first receipt).
+double measure_max_rate(Channel& ch, std::size_t size, std::chrono::nanoseconds window, bool verify,
+                        int receiver_cpu, std::uint32_t first_seq, Watchdog* dog,
+                        std::uint32_t* used);
+
+}  // namespace ipcbench

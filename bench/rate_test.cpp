@@ -1,0 +1,259 @@
+// The rate engine against an echo on a real socket pair (StreamChannel, as uds carries
+// it): every request is answered, and the correction itself: a stall in the sender's
+// send shows in the corrected latency and hides from the uncorrected one; a constant
+// delay on the way back shows in both.
+#include "bench/rate.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "base/error.h"
+#include "bench/protocol.h"
+#include "transports/framing.h"
+
+namespace ipcbench {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::pair<std::unique_ptr<Channel>, std::unique_ptr<Channel>> socket_link() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    throw SysError("socketpair", errno);
+  return {std::make_unique<StreamChannel>(UniqueFd(sv[0])),
+          std::make_unique<StreamChannel>(UniqueFd(sv[1]))};
+}
+
+// The far side, as the peer's bench role behaves: echoes every ping and answers a kSync
+// with a kAck, in arrival order. Each answer leaves `delay` after its request arrived
+// (a delay line: one thread reads, another answers, so the delay does not add up). With
+// corrupt_at >= 0, the echo of that request (0-based) carries a wrong sequence number.
+class Echo {
+ public:
+  explicit Echo(Channel& ch, std::chrono::nanoseconds delay = 0ns, int corrupt_at = -1)
+      : ch_(ch),
+        delay_(delay),
+        corrupt_at_(corrupt_at),
+        writer_([this] { write(); }),
+        reader_([this] { read(); }) {}
+  ~Echo() {
+    reader_.join();
+    writer_.join();
+  }
+
+ private:
+  struct Item {
+    std::vector<std::byte> msg;
+    Clock::time_point due;
+  };
+  void read() {
+    std::vector<std::byte> buf(1 << 20);
+    int index = 0;
+    for (;;) {
+      std::size_t n = 0;
+      try {
+        n = ch_.recv(buf);
+      } catch (const std::exception&) {
+      }
+      Item item{{buf.begin(), buf.begin() + static_cast<long>(n)}, Clock::now() + delay_};
+      if (n >= kHeaderBytes) {
+        MsgHeader h = read_header(item.msg);
+        if (h.kind == Kind::kSync) {
+          item.msg.resize(kHeaderBytes);
+          stamp(item.msg, h.seq, Kind::kAck, payload_digest({}));
+        } else if (index++ == corrupt_at_) {
+          h.seq += 7;
+          write_header(item.msg, h);
+        }
+      }
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(item));
+      cv_.notify_one();
+      if (n == 0) return;  // an empty item ends the writer too
+    }
+  }
+  void write() {
+    for (;;) {
+      Item item;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return !queue_.empty(); });
+        item = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      if (item.msg.empty()) return;
+      std::this_thread::sleep_until(item.due);
+      try {
+        ch_.send(item.msg);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+
+  Channel& ch_;
+  std::chrono::nanoseconds delay_;
+  int corrupt_at_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_;
+  std::thread writer_, reader_;  // last: they use everything above
+};
+
+// A real channel whose n-th send first sleeps for `stall`: the transport pushing back
+// once (a full buffer, a descheduled writer).
+class StallingSend final : public Channel {
+ public:
+  StallingSend(Channel& inner, std::uint64_t nth, std::chrono::nanoseconds stall)
+      : inner_(inner), nth_(nth), stall_(stall) {}
+  void send(std::span<const std::byte> msg) override {
+    if (++sends_ == nth_) std::this_thread::sleep_for(stall_);
+    inner_.send(msg);
+  }
+  std::size_t recv(std::span<std::byte> buf) override { return inner_.recv(buf); }
+
+ private:
+  Channel& inner_;
+  std::uint64_t nth_, sends_ = 0;
+  std::chrono::nanoseconds stall_;
+};
+
+RateSpec spec(double rate, std::chrono::nanoseconds window) {
+  RateSpec s;
+  s.rate = rate;
+  s.window = window;
+  s.verify = true;
+  return s;
+}
+
+TEST(Rate, EveryRequestIsAnsweredAndNoLatencyIsNegative) {
+  auto [client, server] = socket_link();
+  RateResult r;
+  std::uint32_t used = 0;
+  {
+    Echo echo(*server);
+    r = run_rate_schedule(*client, 64, spec(5000, 200ms), 1, nullptr, &used);
+    client.reset();  // ends the echo
+  }
+  EXPECT_EQ(r.messages, 1000u);
+  EXPECT_EQ(used, 1001u);  // the kSync took one more sequence number
+  EXPECT_EQ(r.corrected.count(), 1000u);
+  EXPECT_EQ(r.uncorrected.count(), 1000u);
+  EXPECT_EQ(r.lag.count(), 1000u);
+  EXPECT_GT(r.uncorrected.min(), 0u);
+  EXPECT_GE(r.corrected.min(), r.uncorrected.min());
+  EXPECT_NEAR(r.scheduled_rate, 5000, 1);
+  EXPECT_EQ(r.offered_rate, 5000);
+  EXPECT_GT(r.send_rate, 0);
+  EXPECT_EQ(r.saturated, r.achieved_rate < 0.95 * r.scheduled_rate);
+  EXPECT_GE(r.elapsed, 199ms);
+}
+
+// One 10 ms stall in a run at 10k requests/s over 0.5 s (5000 requests): the request that
+// stalls and the 50 scheduled in the next 5 ms wait at least 5 ms past their intended
+// send time, so at least 51 of 5000 (over 1 %) are 5 ms or later: corrected p99 >= 5 ms
+// (within the histogram's 0.4 %). Their actual send times come after the stall, so the
+// uncorrected latency does not see it; the sender lag does.
+TEST(Rate, AStallInTheSendShowsInTheCorrectedLatencyOnly) {
+  auto [client, server] = socket_link();
+  StallingSend stalling(*client, 1000, 10ms);
+  RateResult r;
+  std::uint32_t used = 0;
+  {
+    Echo echo(*server);
+    r = run_rate_schedule(stalling, 64, spec(10000, 500ms), 1, nullptr, &used);
+    client.reset();
+  }
+  ASSERT_EQ(r.messages, 5000u);
+  EXPECT_GE(r.corrected.max(), 10'000'000u);
+  EXPECT_GE(r.corrected.percentile(99), 4.98e6);
+  EXPECT_LT(r.corrected.percentile(99), 10e6 + 5e6);
+  EXPECT_LT(r.uncorrected.percentile(99), r.corrected.percentile(99) / 2)
+      << "uncorrected p99 " << r.uncorrected.percentile(99) << " ns";
+  EXPECT_GE(r.lag.max(), 10'000'000u);
+  EXPECT_GE(r.lag.percentile(99), 4.98e6);
+}
+
+// A constant 2 ms between each request's arrival and its echo: every request's corrected
+// and uncorrected latency is at least 2 ms, and the two differ only by the sender's lag.
+TEST(Rate, AConstantDelayShowsInBoth) {
+  auto [client, server] = socket_link();
+  RateResult r;
+  std::uint32_t used = 0;
+  {
+    Echo echo(*server, 2ms);
+    r = run_rate_schedule(*client, 64, spec(2000, 500ms), 1, nullptr, &used);
+    client.reset();
+  }
+  ASSERT_EQ(r.messages, 1000u);
+  EXPECT_GE(r.corrected.min(), 2'000'000u);
+  EXPECT_GE(r.uncorrected.min(), 2'000'000u);
+  EXPECT_LT(r.corrected.percentile(50) - r.uncorrected.percentile(50), 1e6);
+  EXPECT_FALSE(r.saturated);
+}
+
+TEST(Rate, AWrongEchoFailsTheRunAndNamesIt) {
+  auto [client, server] = socket_link();
+  std::uint32_t used = 0;
+  {
+    Echo echo(*server, 0ns, 10);
+    try {
+      run_rate_schedule(*client, 64, spec(5000, 200ms), 1, nullptr, &used);
+      ADD_FAILURE() << "a wrong sequence number passed";
+    } catch (const ProtocolError& e) {
+      EXPECT_NE(std::string(e.what()).find("sequence"), std::string::npos) << e.what();
+    }
+    client.reset();
+  }
+  EXPECT_EQ(used, 0u);
+}
+
+TEST(Rate, PoissonArrivalsKeepTheRateOnAverage) {
+  auto [client, server] = socket_link();
+  RateSpec s = spec(10000, 500ms);
+  s.poisson = true;
+  s.seed = 42;
+  RateResult r;
+  std::uint32_t used = 0;
+  {
+    Echo echo(*server);
+    r = run_rate_schedule(*client, 64, s, 1, nullptr, &used);
+    client.reset();
+  }
+  ASSERT_EQ(r.messages, 5000u);
+  // The mean of 4999 exponential gaps: its relative spread is 1/sqrt(4999), 1.4 %.
+  EXPECT_NEAR(r.scheduled_rate, 10000, 1000);
+  EXPECT_NE(r.scheduled_rate, 10000);  // not the uniform schedule
+}
+
+TEST(Rate, TooManyRequestsForOneScheduleAreRefused) {
+  auto [client, server] = socket_link();
+  std::uint32_t used = 0;
+  RateSpec s = spec(10e6, 1s);
+  EXPECT_THROW(run_rate_schedule(*client, 64, s, 1, nullptr, &used), ProtocolError);
+  s = spec(0, 1s);
+  EXPECT_THROW(run_rate_schedule(*client, 64, s, 1, nullptr, &used), ProtocolError);
+}
+
+TEST(Rate, TheUnpacedMaximumCountsEveryReply) {
+  auto [client, server] = socket_link();
+  std::uint32_t used = 0;
+  double max = 0;
+  {
+    Echo echo(*server);
+    max = measure_max_rate(*client, 64, 100ms, true, -1, 1, nullptr, &used);
+    client.reset();
+  }
+  EXPECT_GT(used, 2u);
+  EXPECT_GT(max, 0);
+}
+
+}  // namespace
+}  // namespace ipcbench
