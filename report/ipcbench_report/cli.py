@@ -3,8 +3,9 @@
 Exit status: 0 success; 1 ``compare`` failed the gate (a regression, or cells of the
 baseline missing from the candidate without ``--allow-missing``); 2 bad input or output
 (one line on stderr, no partial output left behind: input that is not an ipcbench
-result, a ``render --relative-to`` naming a transport an input did not measure, or a
-``compare`` that compared no transport cell) or an internal error.
+result, a ``render --relative-to`` naming a transport an input did not measure, a
+``render --slo-p99`` that is not a positive duration, or a ``compare`` that compared no
+transport cell) or an internal error.
 """
 
 from __future__ import annotations
@@ -19,24 +20,27 @@ from ipcbench_report import render_md
 from ipcbench_report.compare import compare, to_markdown
 from ipcbench_report.load import load_runs
 from ipcbench_report.outdir import atomic_dir, write_file
+from ipcbench_report.rate import parse_duration
 
 
 def _render(args) -> int:
     from ipcbench_report import plots     # matplotlib only where plots are drawn
 
+    slo = None if args.slo_p99 is None else parse_duration(args.slo_p99)
     runs = load_runs(args.results)
-    model = compute.build(runs, args.relative_to)
+    model = compute.build(runs, args.relative_to, slo)
     names = {"index.html", "report.md", "results.csv", *plots.FILES,
              *plots.MANY_FILES.values()}
-    with atomic_dir(args.out, names) as tmp:
+    with atomic_dir(args.out, names, (plots.RATE_PATTERN,)) as tmp:
         many = plots.many(model, tmp)
+        rate = plots.rate(model, tmp)
         doc = layout.document(model, plots.render(model, tmp), plots.ranking(model, tmp),
-                              many)
+                              many, rate)
         (tmp / "index.html").write_text(render_html.render(doc), encoding="utf-8")
         (tmp / "report.md").write_text(render_md.render(doc), encoding="utf-8")
         (tmp / "results.csv").write_text(render_csv.render(runs), encoding="utf-8")
     print(f"report: wrote {args.out}/index.html, report.md, results.csv and "
-          f"{len(plots.FILES) + len(many)} plots", file=sys.stderr)
+          f"{len(plots.FILES) + len(many) + len(rate)} plots", file=sys.stderr)
     return 0
 
 
@@ -94,6 +98,10 @@ def parser() -> argparse.ArgumentParser:
                    help="transport every other is set against in 'Every transport against "
                    "…' (every input must have measured it; default: the first transport of "
                    "family sockets in each run's transport descriptions)")
+    r.add_argument("--slo-p99", metavar="DURATION",
+                   help="p99 budget of the sustainable rate in 'Latency under load' "
+                   "(a number and a unit: 100us, 2ms, 50000ns; default: each run's "
+                   "context key ipcbench_slo_p99_ns, 100us when the run has none)")
     r.set_defaults(func=_render)
 
     c = sub.add_parser("compare", help="compare a candidate run against a baseline",

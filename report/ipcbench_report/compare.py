@@ -62,6 +62,8 @@ class Change:
     why: str = ""
     skipped: str = ""                    # why the cell was not compared ("" = compared)
     failures: str = ""                   # failed repetitions that are not new
+    saturated: str = ""                  # sides where a rate cell missed its offered rate
+    shared_cpu: bool = False             # a rate cell's sender shared a CPU (either side)
 
 
 @dataclass
@@ -171,6 +173,9 @@ def _change(bc: Cell, cc: Cell) -> Change:
     xb, xc = bc.values(metric), cc.values(metric)
     ch.base, ch.cand, ch.n_base, ch.n_cand = bc.median(metric), cc.median(metric), \
         len(xb), len(xc)
+    ch.saturated = " and ".join(side for side, c in (("baseline", bc), ("candidate", cc))
+                                if any(v >= 1 for v in c.values("saturated")))
+    ch.shared_cpu = any(v >= 1 for c in (bc, cc) for v in c.values("shared_cpu"))
     if ch.base and ch.cand is not None:
         ch.change = (ch.cand - ch.base) / ch.base    # shown; the verdict may not use it
     new = _new_failures(bc, cc)
@@ -281,7 +286,11 @@ def _table(changes: list[Change]) -> str:
              "—" if c.p is None else f"{c.p:.3g}",
              "—" if c.p_adj is None else f"{c.p_adj:.3g}", f"{c.n_base}/{c.n_cand}",
              f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict,
-             c.why + (f"; {c.failures}" if c.failures else "")]
+             c.why + (f"; {c.failures}" if c.failures else "")
+             + (f"; saturated in the {c.saturated} (achieved below 95 % of the offered "
+                "rate): its latency is not a latency at that rate" if c.saturated else "")
+             + ("; shared CPU (the sender shared a CPU with a busy receiver)"
+                if c.shared_cpu else "")]
             for c in changes]
     return table(["cell", "metric", "baseline", "candidate", "change", "p", "p (Holm)",
                   "reps", "verdict", "why"], rows)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ipcbench_report import ReportError
 from ipcbench_report.many import Many, build as build_many
 from ipcbench_report.model import Cell, Run
+from ipcbench_report.rate import Rate, build as build_rate
 
 SMALL, PAGE, LARGE = 64, 4096, 1 << 20
 CV_WARN = 0.10            # pyperf warns above 10 %
@@ -436,6 +437,9 @@ class ReportModel:
     no_family: dict[str, list[str]] = field(default_factory=dict)
     # the many-clients and fan-out workloads (issue 23), grouped by N
     many: Many = field(default_factory=Many)
+    # the latency-under-load workload (rate/*), by transport and size, with each run's
+    # p99 budget
+    rate: Rate = field(default_factory=Rate)
 
     def transports(self) -> list[str]:
         return list(dict.fromkeys(t for r in self.runs for t in r.transports()))
@@ -463,10 +467,13 @@ def _comparability(runs: list[Run]) -> list[str]:
     return notes
 
 
-def build(runs: list[Run], relative_to: str | None = None) -> ReportModel:
+def build(runs: list[Run], relative_to: str | None = None,
+          slo_p99_ns: float | None = None) -> ReportModel:
     """Compute the report model for one or more runs; ``relative_to`` names the transport
-    every other is set against (default: ``relative_base``). ``ReportError`` when an
-    input did not measure ``relative_to``."""
+    every other is set against (default: ``relative_base``), ``slo_p99_ns`` the p99
+    budget of the sustainable rate (default: each run's context, see ``rate.budget_of``).
+    ``ReportError`` when an input did not measure ``relative_to`` or states a budget that
+    is not a positive whole number of ns (and ``slo_p99_ns`` is not given)."""
     for r in runs:
         if relative_to and relative_to not in r.transports():
             raise ReportError(f"--relative-to {relative_to}: {r.path} measured no transport "
@@ -499,7 +506,7 @@ def build(runs: list[Run], relative_to: str | None = None) -> ReportModel:
                         sum(len(r.cells) for r in runs), cv_cells, bases, bool(relative_to),
                         {r.label: missing for r in runs
                          if (missing := [t for t in r.transports() if not family_of(r, t)])},
-                        build_many(runs))
+                        build_many(runs), build_rate(runs, slo_p99_ns))
     waits = sorted(model.waits())
     if len(waits) > 1:
         model.comparability.append(

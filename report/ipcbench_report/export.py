@@ -19,7 +19,10 @@ transport; their ``extra`` says so as well.
   lower/upper are the smallest and largest repetition. Cells with neither counter
   (``floor/memcpy/*``, ``floor/shm_stream/*``: bytes/s only) have no BMF entry.
 
-Failed cells are left out and named in the returned list of skipped cells.
+Failed cells are left out and named in the returned list of skipped cells. Cells of the
+latency-under-load workload (``rate/*``) carry none of these counters, so they have no
+entry in either format: a tail latency is only meaningful beside its offered rate and
+whether that rate was met (``saturated``), which a tracker entry would not show.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from ipcbench_report.compute import (CLASSIC_NOTE, CPU_COLUMNS, CV_WARN,
                                      RELATIVE_FAMILY, STAR_RULE, Layer, ReportModel,
                                      classic_for, stars_text)
 from ipcbench_report.many import CLIENTS, FANOUT, Series
+from ipcbench_report.rate import (CORRECTED, LAG, P99, SATURATED_SHARE, UNCORRECTED,
+                                  Budget, Point, counter)
 
 
 @dataclass
@@ -468,10 +470,14 @@ def _cells_section(model: ReportModel) -> Section:
         for c in r.cells.values():
             metric, lower = c.primary()
             value = c.median(metric)
+            marks = [m for m, k in (("saturated", "saturated"), ("shared CPU", "shared_cpu"))
+                     if any(v >= 1 for v in c.values(k))]
             rows.append([Text(r.label), Text(c.id), Text(f"{len(c.reps)}/{c.repetitions}"),
                          Text(metric + (" ↓" if lower else " ↑")),
-                         Text(fmt_metric(metric, value)) if c.ok
-                         else Text("error", "; ".join(c.errors), "error"),
+                         (Text(" ".join([fmt_metric(metric, value)] + marks),
+                               SATURATED_TIP if "saturated" in marks else "", "warn")
+                          if marks else Text(fmt_metric(metric, value)))
+                         if c.ok else Text("error", "; ".join(c.errors), "error"),
                          Text(fmt_pct(c.cv(metric))), Text(c.label or "—")])
     return Section(CELLS, [Table(
         ["run", "cell", "ok/reps", "primary metric", "median", "CV", "label"], rows,
@@ -602,6 +608,151 @@ def _fanout_section(model: ReportModel, figure: tuple[Path, str] | None) -> Sect
     return Section(FANOUT_TITLE, blocks + _unplaced(model, "fanout"))
 
 
+SATURATED_TIP = (f"saturated: achieved_rate below {SATURATED_SHARE * 100:.0f} % of "
+                 "offered_rate in at least one repetition (counter saturated = 1); the "
+                 "latency is not a latency at the offered rate")
+NONE_WITHIN = "none within budget"
+
+
+def fmt_budget(b: Budget) -> str:
+    where = {"option": "set with --slo-p99",
+             "context": "the run's context key ipcbench_slo_p99_ns",
+             "default": "the default: the run's context has no ipcbench_slo_p99_ns"}
+    return f"{fmt(b.ns / 1e3)} µs ({where[b.source]})"
+
+
+def _rate_value(p: Point, metric: str, scale: float = 1e-3) -> Text:
+    v = p.median(metric)
+    if v is None:
+        return Text("—", f"{metric} not measured", "missing")
+    cv = p.cell.cv(metric)
+    return Text(fmt(v * scale), f"{metric}, median of {len(p.cell.values(metric))} "
+                "repetition(s)" + (f"; CV {fmt_pct(cv)}" if cv is not None else ""))
+
+
+def _sustainable_rows(model: ReportModel) -> list[list[Text]]:
+    multi = len(model.runs) > 1
+    rows = []
+    for s in model.rate.series:
+        row = [Text(s.transport)] + ([Text(s.run.label)] if multi else []) + \
+            [Text(fmt_size(s.size))]
+        best = s.sustainable
+        idle = s.idle
+        idle_p99 = idle.median("rtt_p99_ns") if idle else None
+        if best is None:
+            why = ("no cell succeeded" if not s.points else
+                   f"no cell is both unsaturated and at a corrected p99 of at most "
+                   f"{fmt(s.budget.ns / 1e3)} µs")
+            row += [Text(NONE_WITHIN, why, "warn"), Text("—")]
+        else:
+            row += [Text(fmt(best.offered), best.cell.id), _rate_value(best, P99)]
+        row.append(Text("—", "no successful pingpong cell of this transport and size "
+                        "in the run", "missing") if idle_p99 is None
+                   else Text(fmt(idle_p99 * 1e-3), idle.id))
+        p99 = best.median(P99) if best else None
+        row.append(Text(f"×{fmt(p99 / idle_p99)}") if p99 is not None and idle_p99
+                   else Text("—"))
+        cpu = best.cpu_per_msg if best else None
+        row.append(Text("—") if cpu is None else
+                   Text(fmt(cpu), "cpu_client_ns_per_msg + cpu_peer_ns_per_msg, medians"))
+        row.append(Text("—") if best is None else
+                   Text("yes (shared CPU)", best.cell.label, "warn") if best.shared_cpu
+                   else Text("no"))
+        sat = [p for p in s.points if p.saturated]
+        row.append(Text(", ".join(fmt(p.offered) for p in sat) or "—"))
+        failed = ", ".join(c.id.split("/")[-1] for c in s.failed)
+        row.append(Text(failed, "; ".join(dict.fromkeys(
+            e for c in s.failed for e in c.errors)), "error") if failed else Text("—"))
+        rows.append(row)
+    return rows
+
+
+def _rate_cell_rows(model: ReportModel) -> list[list[Text]]:
+    multi = len(model.runs) > 1
+    rows = []
+    for s in model.rate.series:
+        for p in s.points:
+            row = [Text(s.transport)] + ([Text(s.run.label)] if multi else []) + [
+                Text(fmt_size(s.size)), Text(p.cell.id.split("/")[-1], p.cell.id),
+                Text(fmt(p.offered)), _rate_value(p, "achieved_rate", 1.0)]
+            row += [_rate_value(p, counter(CORRECTED, pct)) for pct in ("50", "99", "999")]
+            row += [_rate_value(p, counter(UNCORRECTED, "99")),
+                    _rate_value(p, counter(LAG, "99"))]
+            row.append(Text("saturated", SATURATED_TIP, "warn") if p.saturated
+                       else Text("no"))
+            row.append(Text("shared CPU", p.cell.label, "warn") if p.shared_cpu
+                       else Text("no"))
+            row.append(Text("yes" if s.within(p) else "no"))
+            rows.append(row)
+    return rows
+
+
+RATE_TEXT = (
+    "Latency under load (rate/<transport>/<bytes>/rate:<msgs/s> cells, offered rate "
+    "given by the user, and rate/<transport>/<bytes>/load:<pct> cells, pct % of "
+    "max_rate, the transport's unpaced maximum measured in the same run): the sender "
+    "sends on a schedule at the offered rate, open loop, whatever the replies do. "
+    "Corrected latency (lat_*) is receipt − intended send time: it includes the time a "
+    "message waited because the sender was behind its schedule. Uncorrected latency "
+    "(unc_*) is receipt − actual send time: what a timer started at each send sees, "
+    "which leaves that wait out (coordinated omission). Sender lag (lag_*) is actual − "
+    "intended send time. A cell is saturated when its achieved rate was below "
+    f"{SATURATED_SHARE * 100:.0f} % of the offered rate (counter saturated = 1) in any of "
+    "its repetitions: the transport did not carry the offered rate, so its latency is "
+    "not a latency at that rate; saturated cells are drawn hollow in the plots, marked "
+    "saturated in the tables, and never count toward the sustainable rate.")
+SUSTAINABLE_RULE = (
+    "Sustainable rate: per transport and message size (and run), the highest offered "
+    "rate among the cells that are not saturated and whose corrected p99 is at most the "
+    "p99 budget (on a tie of offered rates, the cell with the higher corrected p99 is "
+    "shown); none within budget when no cell qualifies. Every figure is the median over "
+    "the cell's repetition rows (offered rate included). Idle p99 is rtt_p99_ns of the "
+    "run's pingpong cell of the same transport and size (one message in flight; — when "
+    "the run has none), and p99 ÷ idle p99 sets the corrected p99 at the sustainable "
+    "rate against it. CPU/msg is cpu_client_ns_per_msg + cpu_peer_ns_per_msg at that "
+    "rate. Shared CPU: counter shared_cpu = 1 in any repetition: the sender shared a CPU "
+    "with a busy receiver, so its sends could wait for that CPU. Saturated at lists the "
+    "offered rates of the saturated cells; failed: the cells that failed in every "
+    "repetition (see Cells that failed).")
+
+
+def _rate_budgets(model: ReportModel) -> str:
+    budgets = model.rate.budgets
+    if len(set(budgets.values())) == 1:
+        return "p99 budget: " + fmt_budget(next(iter(budgets.values()))) + "."
+    return "p99 budget: " + "; ".join(f"{label}: {fmt_budget(b)}"
+                                      for label, b in budgets.items()) + "."
+
+
+def _rate_section(model: ReportModel, figures: list[tuple[Path, str]]) -> Section:
+    multi = len(model.runs) > 1
+    run = ["run"] if multi else []
+    blocks = [Para(RATE_TEXT)]
+    blocks += [Figures(figures)] if figures else []
+    blocks += [Para(_rate_budgets(model)), Table(
+        ["transport"] + run + ["size", "sustainable rate (msgs/s)",
+                               "corrected p99 there (µs)", "idle p99 (µs)",
+                               "p99 ÷ idle p99", "CPU/msg there (ns)", "shared CPU",
+                               "saturated at (msgs/s)", "failed"],
+        _sustainable_rows(model)), Para(SUSTAINABLE_RULE), Table(
+        ["transport"] + run + ["size", "cell", "offered (msgs/s)", "achieved (msgs/s)",
+                               "corrected p50 (µs)", "corrected p99 (µs)",
+                               "corrected p99.9 (µs)", "uncorrected p99 (µs)",
+                               "sender lag p99 (µs)", "saturated", "shared CPU",
+                               "within budget"],
+        _rate_cell_rows(model), optional=True)]
+    shared = [p.cell.id for s in model.rate.series for p in s.points if p.shared_cpu]
+    if shared:
+        blocks.append(Bullets([f"Shared CPU (the sender shared a CPU with a busy "
+                               f"receiver) in {len(shared)} cell(s): "
+                               + ", ".join(shared) + "."]))
+    left = [f"{r.label}: {c.id}" for r, c in model.rate.unplaced]
+    if left:
+        blocks.append(Bullets([f"Left out (no size in the name, or no offered_rate "
+                               f"counter): {', '.join(left)}."]))
+    return Section(RATE, blocks)
+
+
 def _ranking_section(model: ReportModel, ranking: tuple[Path, str]) -> Section:
     return Section(RANKING, [Figures([ranking])])
 
@@ -616,6 +767,7 @@ FLOORS = "Machine floors: the fastest this machine hands off, calls and copies"
 PLOTS = "How the figures change with message size"
 MANY_CLIENTS = "Many clients: aggregate throughput, tail latency and fairness against N"
 FANOUT_TITLE = "Fan-out: delivery rate and the slowest subscriber against N"
+RATE = "Latency under load: corrected tail latency against the offered rate"
 NOISE = "How steady the figures are (coefficient of variation)"
 ERRORS = "Cells that failed"
 CELLS = "Every cell's primary figure"
@@ -624,12 +776,15 @@ MEASURED = "The run: machine, build and settings"
 
 def document(model: ReportModel, figures: list[tuple[Path, str]],
              ranking: tuple[Path, str],
-             many: dict[str, tuple[Path, str]] | None = None) -> Document:
+             many: dict[str, tuple[Path, str]] | None = None,
+             rate: list[tuple[Path, str]] | None = None) -> Document:
     """The report as sections, the answer first (measured stars beside the classic
     ratings, then the ranking picture), the run's context last; ``figures`` are the
     detail plots, ``ranking`` the ranking picture and ``many`` the plots over N by
-    workload (``plots.many``), as (PNG path, caption) pairs. The many-clients and
-    fan-out sections appear only when the inputs have cells of that workload."""
+    workload (``plots.many``) and ``rate`` the plots of the latency-under-load
+    workload (``plots.rate``), as (PNG path, caption) pairs. The many-clients, fan-out
+    and latency-under-load sections appear only when the inputs have cells of that
+    workload."""
     many = many or {}
     extra = ([_clients_section(model, many.get("clients"))]
              if model.many.of(CLIENTS) or any(c.kind == "clients"
@@ -637,6 +792,7 @@ def document(model: ReportModel, figures: list[tuple[Path, str]],
     extra += ([_fanout_section(model, many.get("fanout"))]
               if model.many.of(FANOUT) or any(c.kind == "fanout"
                                               for _, c in model.many.unplaced) else [])
+    extra += [_rate_section(model, rate or [])] if model.rate else []
     return Document("ipcbench report: " + ", ".join(r.label for r in model.runs), [
         _transports_section(model), _ranking_section(model, ranking),
         _comparison_section(model), _criteria_section(model), _layers_section(model),

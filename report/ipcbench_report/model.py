@@ -38,6 +38,9 @@ _FALLBACK_PRIMARY = ("real_time_ns", True)
 _PRIMARY_BY_KIND = {
     "clients": ("rtt_per_s", False),      # round trips per second of all clients
     "fanout": ("delivered_per_s", False),  # deliveries per second to all subscribers
+    # latency under load: the corrected p99 at the offered rate (receipt - intended send
+    # time), the figure the sustainable rate is judged by; lower is better
+    "rate": ("lat_p99_ns", True),
 }
 
 

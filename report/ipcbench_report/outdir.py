@@ -4,6 +4,7 @@ so a failed command leaves no partial directory behind."""
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import shutil
 import tempfile
@@ -13,18 +14,21 @@ from ipcbench_report import ReportError
 
 
 @contextlib.contextmanager
-def atomic_dir(dest: Path, names: set[str]):
+def atomic_dir(dest: Path, names: set[str], patterns: tuple[str, ...] = ()):
     """Yield a temporary directory beside ``dest``; on success it replaces ``dest``.
 
-    ``names`` are the files this command writes: an existing ``dest`` is replaced only
-    when it holds nothing else (a previous output), otherwise ``ReportError``. On any
+    ``names`` are the files this command writes, ``patterns`` (``fnmatch``) the names it
+    writes that depend on the input (one plot per message size): an existing ``dest`` is
+    replaced only when it holds nothing else (a previous output), otherwise
+    ``ReportError``. On any
     exception the temporary directory is removed and ``dest`` is left as it was.
     """
     dest = Path(dest)
     if dest.exists():
         if not dest.is_dir():
             raise ReportError(f"{dest} exists and is not a directory")
-        others = sorted(p.name for p in dest.iterdir() if p.name not in names)
+        others = sorted(p.name for p in dest.iterdir() if p.name not in names
+                        and not any(fnmatch.fnmatchcase(p.name, x) for x in patterns))
         if others:
             raise ReportError(f"refusing to replace {dest}: it holds other files "
                               f"({', '.join(others[:3])})")

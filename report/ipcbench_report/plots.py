@@ -25,6 +25,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E4
 from ipcbench_report.compute import SMALL, ReportModel  # noqa: E402
 from ipcbench_report.many import CLIENTS, FANOUT, Workload  # noqa: E402
 from ipcbench_report.layout import fmt, fmt_size  # noqa: E402
+from ipcbench_report import rate as rate_mod  # noqa: E402
 
 # 15 distinguishable colours: tab10, then the dark shades of tab20b.
 _PALETTE = [*colormaps["tab10"].colors, *colormaps["tab20b"].colors[::4]]
@@ -456,3 +457,110 @@ def many(model: ReportModel, outdir: Path) -> dict[str, tuple[Path, str]]:
             f"subscriber's one-way p99 against the number of subscribers at {size}, one "
             f"line per transport (medians of the repetitions; log scales)")
     return out
+
+
+# --- latency under load (rate/*) ------------------------------------------------------
+
+RATE_FILE = "rate_latency_{size}B.png"       # one per message size with rate cells
+RATE_PATTERN = "rate_latency_*B.png"
+_RATE_PCTS = (("p50", "50", ":"), ("p99", "99", "-"), ("p99.9", "999", "--"))
+_RUN_MARKERS = ["o", "s", "^", "D"]
+_SATURATED = Line2D([], [], marker="o", ls="", markersize=8, markerfacecolor="white",
+                    markeredgecolor="#444444", label="hollow: saturated (achieved < 95 % "
+                    "of offered): not a latency at that rate")
+_SHARED = Line2D([], [], marker="s", ls="", markersize=13, markerfacecolor="none",
+                 markeredgecolor="#c00000", label="red square: shared CPU (sender shares "
+                 "a CPU with a busy receiver)")
+
+
+def _rate_curve(ax, s, metric, style, marker, flags) -> bool:
+    """One line of ``metric`` (µs) over the offered rate; saturated points hollow,
+    shared-CPU points boxed in red. Returns whether anything was drawn."""
+    pts = [(p.offered, v * 1e-3, p) for p in s.points
+           if (v := p.median(metric)) is not None and p.offered > 0]
+    if not pts:
+        return False
+    ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], marker=marker, **style)
+    hollow = [(x, y) for x, y, p in pts if p.saturated]
+    if hollow:
+        flags["saturated"] = True
+        ax.plot(*zip(*hollow), marker=marker, ls="", markersize=8,
+                markerfacecolor="white", markeredgecolor=style["color"], zorder=3)
+    shared = [(x, y) for x, y, p in pts if p.shared_cpu]
+    if shared:
+        flags["shared"] = True
+        ax.plot(*zip(*shared), marker="s", ls="", markersize=13, markerfacecolor="none",
+                markeredgecolor="#c00000", zorder=3)
+    return True
+
+
+def _rate_axes(ax, any_data):
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(_tick))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("offered rate, messages/s (log scale)")
+    ax.grid(True, which="major", alpha=0.3)
+    _finish(ax, any_data)
+
+
+def _rate_figure(model: ReportModel, outdir: Path, size: int) -> tuple[Path, str]:
+    """Left: corrected p50/p99/p99.9 of every transport at ``size``; right: corrected
+    against uncorrected p99 of the first transport by name."""
+    series = [s for s in model.rate.series if s.size == size]
+    names = model.rate.transports(size)
+    colours = {t: _PALETTE[i % len(_PALETTE)] for i, t in enumerate(model.transports())}
+    fig = Figure(figsize=(14, 5.5))
+    left, right = fig.subplots(1, 2)
+    flags = {"saturated": False, "shared": False}
+    multi = len(model.runs) > 1
+    any_data = False
+    for s in series:
+        marker = _RUN_MARKERS[model.runs.index(s.run) % len(_RUN_MARKERS)]
+        for _, pct, ls in _RATE_PCTS:
+            any_data |= _rate_curve(left, s, rate_mod.counter(rate_mod.CORRECTED, pct),
+                                    dict(color=colours[s.transport], ls=ls), marker, flags)
+    _rate_axes(left, any_data)
+    left.set_ylabel("corrected latency, µs (receipt − intended send)")
+    left.set_title("Corrected p50 / p99 / p99.9 per transport", fontsize=10)
+    chosen = names[0]
+    any_data = False
+    for s in series:
+        if s.transport != chosen:
+            continue
+        marker = _RUN_MARKERS[model.runs.index(s.run) % len(_RUN_MARKERS)]
+        for fam, ls in ((rate_mod.CORRECTED, "-"), (rate_mod.UNCORRECTED, "--")):
+            any_data |= _rate_curve(right, s, rate_mod.counter(fam, "99"),
+                                    dict(color=colours[chosen], ls=ls), marker, flags)
+    _rate_axes(right, any_data)
+    right.set_ylabel("p99 latency, µs")
+    right.set_title(f"{chosen}: corrected vs uncorrected p99 (what coordinated omission "
+                    "hides)", fontsize=10)
+    handles = [Line2D([], [], color=colours[t], marker="o", label=t) for t in names]
+    handles += [Line2D([], [], color="#444444", ls=ls, label=f"corrected {name}")
+                for name, _, ls in _RATE_PCTS]
+    handles.append(Line2D([], [], color="#444444", ls="--",
+                          label=f"right panel: dashed = uncorrected p99 ({chosen})"))
+    if multi:
+        handles += [Line2D([], [], color="#444444", ls="", label=r.label,
+                           marker=_RUN_MARKERS[i % len(_RUN_MARKERS)])
+                    for i, r in enumerate(model.runs)]
+    handles += [h for h, on in ((_SATURATED, flags["saturated"]),
+                                (_SHARED, flags["shared"])) if on]
+    fig.suptitle(f"Latency under load at {fmt_size(size)} — {_subtitle(model)}",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.legend(handles=handles, loc="center left", fontsize=8, bbox_to_anchor=(1.0, 0.5))
+    path = _save(fig, outdir / RATE_FILE.format(size=size))
+    return path, (f"Latency under load at {fmt_size(size)}: corrected p50, p99 and "
+                  f"p99.9 against the offered rate, one colour per transport (left), and "
+                  f"{chosen}'s corrected against its uncorrected p99 (right; {chosen} is "
+                  f"the first transport by name with rate cells at this size); medians "
+                  f"of the repetitions, log scales, saturated cells hollow, shared-CPU "
+                  f"cells boxed in red")
+
+
+def rate(model: ReportModel, outdir: Path) -> list[tuple[Path, str]]:
+    """Write one latency-under-load figure per message size with rate cells into
+    ``outdir`` (none without them); return (path, caption) pairs."""
+    return [_rate_figure(model, outdir, size) for size in model.rate.sizes()]

@@ -2,7 +2,10 @@
 median of the successful repetitions, full precision), plus run and error columns.
 ``n`` and ``server_model`` come from the cell's name: the clients of a many-clients cell
 (``clients:<N>``) or the subscribers of a fan-out cell (``subscribers:<N>``), and the
-many-clients cell's ``server:<model>``; empty for other cells."""
+many-clients cell's ``server:<model>``; empty for other cells. The flags of the
+latency-under-load workload, ``saturated`` and ``shared_cpu``, are the largest value of
+the repetitions, not the median: 1 when any repetition set them, as the report marks
+the cell."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import io
 
 from ipcbench_report.model import Run
 
+# Flags of rate cells that hold when any repetition set them (see ``rate.Point``).
+_ANY_FLAGS = {"saturated", "shared_cpu"}
 _TIMES = ["real_time_ns", "cpu_time_ns", "iterations"]
 _FIXED = ["file", "run", "host_name", "date", "pin_mode", "cell", "name", "workload",
           "transport", "msg_size_bytes", "n", "server_model", "label", "repetitions",
@@ -34,6 +39,7 @@ def render(runs: list[Run]) -> str:
                      c.label, c.repetitions, len(c.reps),
                      "true" if c.errors else "false", "; ".join(dict.fromkeys(c.errors)),
                      metric, "" if cv is None else cv]
-            medians = [c.median(k) for k in _TIMES + counters]
+            medians = [max(c.values(k), default=None) if k in _ANY_FLAGS else c.median(k)
+                       for k in _TIMES + counters]
             w.writerow(fixed + ["" if m is None else m for m in medians])
     return out.getvalue()
