@@ -32,6 +32,12 @@ std::int64_t now_ns() {
       .count();
 }
 
+std::int64_t thread_cpu_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 void sleep_until_ns(std::int64_t t) {
   timespec ts{static_cast<time_t>(t / 1'000'000'000), static_cast<long>(t % 1'000'000'000)};
   while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
@@ -220,16 +226,20 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
         const std::int64_t target = t0 + off[i];
         std::int64_t t = now_ns();
         if (t < target) {
+          // The CPU this wait burns is the pacing's, not the transport's: counted apart.
+          const std::int64_t cpu0 = thread_cpu_ns();
           if (spec.pacing == Pacing::kSleepSpin &&
               target - t > std::chrono::nanoseconds(kSpinMargin).count())
             sleep_until_ns(target - std::chrono::nanoseconds(kSpinMargin).count());
           // Never early, whatever woke us. Sleep+spin yields while it spins, so that a
           // receiver sharing the CPU takes a reply at once rather than at the next tick.
-          while ((t = now_ns()) < target)
+          while (now_ns() < target)
             if (spec.pacing == Pacing::kSpin)
               cpu_relax();
             else
               sched_yield();
+          r.pacing_cpu_ns += thread_cpu_ns() - cpu0;
+          t = now_ns();
         }
         actual[i].store(t, std::memory_order_release);
         r.lag.record(static_cast<std::uint64_t>(t - target));

@@ -69,6 +69,9 @@ struct RateResult {
   double achieved_rate = 0;             // (n-1) / (last receipt - first receipt)
   bool saturated = false;               // achieved_rate < (1 - kSaturationMargin) * scheduled_rate
   std::chrono::nanoseconds elapsed{0};  // first intended send to last receipt
+  // CPU time the sender spent waiting for send times (its thread's CPU clock, read
+  // around each wait): the pacing's cost, not the transport's.
+  std::int64_t pacing_cpu_ns = 0;
 };
 
 // Sends n = max(2, round(rate * window)) pings of `size` bytes on the schedule, with

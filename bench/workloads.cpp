@@ -145,7 +145,14 @@ void run_rate(benchmark::State& state, PeerSession& s, std::size_t size, const R
     s.skip_seqs(used);
     state.SetIterationTime(std::chrono::duration<double>(r.elapsed).count());
   }
-  record_cpu(state, cpu_before, s.cpu_sample(), static_cast<double>(r.messages));
+  // The client's CPU per request is the transport's: less what pacing burnt waiting.
+  auto cpu_after = s.cpu_sample();
+  cpu_after.first.cpu_ns -=
+      std::min<std::uint64_t>(static_cast<std::uint64_t>(r.pacing_cpu_ns),
+                              cpu_after.first.cpu_ns - cpu_before.first.cpu_ns);
+  record_cpu(state, cpu_before, cpu_after, static_cast<double>(r.messages));
+  state.counters["cpu_pacing_ns_per_msg"] =
+      static_cast<double>(r.pacing_cpu_ns) / static_cast<double>(r.messages);
 
   record_placement(state, s, size);
   state.SetLabel("pin=" + p.describe() + " wait=" + wait +

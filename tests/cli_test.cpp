@@ -705,6 +705,7 @@ TEST(Cli, RateCellsStateOfferedAndAchievedRateAndThreeLatencies) {
               std::string::npos)
         << b.at("label");
     EXPECT_GT(b.at("cpu_client_ns_per_msg").get<double>(), 0) << name;
+    EXPECT_GE(b.at("cpu_pacing_ns_per_msg").get<double>(), 0) << name;
   }
   EXPECT_EQ(names, (std::set<std::string>{"rate/uds/64/rate:2000/iterations:1/manual_time",
                                           "rate/uds/64/load:20/iterations:1/manual_time",
