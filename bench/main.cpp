@@ -337,9 +337,8 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
            "\", \"built_on\": \"" + json_escape(i.built_on) + "\", \"needs\": \"" +
            json_escape(i.needs) + "\", \"encoding\": \"" + json_escape(i.encoding) +
            "\", \"fan_in\": \"" + json_escape(i.fan_in) + "\", \"server_models\": [" + models +
-           "], \"fan_out\": \"" + json_escape(i.fan_out) +
-           "\", \"duplex\": " + (i.duplex ? "true" : "false") + "}" +
-           (k + 1 < list.size() ? "," : "");
+           "], \"fan_out\": \"" + json_escape(i.fan_out) + "\", \"pipelining\": \"" +
+           json_escape(i.pipelining) + "\"}" + (k + 1 < list.size() ? "," : "");
   }
   return out + (pretty ? "\n]\n" : "]");
 }
@@ -541,7 +540,7 @@ int main_impl(int argc, char** argv) {
     if (w == Workload::kRate) {
       std::string without;
       for (const Transport* t : opts.transports) {
-        if (!t->info().duplex) {
+        if (t->info().pipelining.empty()) {
           without += (without.empty() ? "" : ", ") + t->info().name;
           continue;
         }
@@ -565,8 +564,8 @@ int main_impl(int argc, char** argv) {
       }
       if (!without.empty())
         std::fprintf(stderr,
-                     "ipcbench: note: no rate cells for %s (its link cannot send and receive "
-                     "at once)\n",
+                     "ipcbench: note: no rate cells for %s (no pipelined form: pipelining in "
+                     "--list-transports=json)\n",
                      without.c_str());
       continue;
     }

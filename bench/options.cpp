@@ -153,6 +153,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   SuiteOptions o;
   bool sizes_given = false, workloads_given = false, transports_given = false;
   bool clients_given = false, subscribers_given = false;
+  bool arrivals_given = false, slo_given = false;
   for (const std::string& arg : args) {
     std::string_view a = arg;
     std::string_view key = a.substr(0, a.find('='));
@@ -239,9 +240,11 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       if (value != "uniform" && value != "poisson")
         throw UsageError("--arrivals: '" + std::string(value) + "' is not uniform or poisson");
       o.poisson = value == "poisson";
+      arrivals_given = true;
     } else if (key == "--slo-p99") {
       need_value();
       o.slo_p99_ns = parse_duration_ns(value, "--slo-p99");
+      slo_given = true;
     } else if (key == "--bind") {
       need_value();
       if (!parse_ipv4(std::string(value)))
@@ -283,9 +286,9 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
                    Workload::kFanout};
   const bool rate_asked =
       std::find(o.workloads.begin(), o.workloads.end(), Workload::kRate) != o.workloads.end();
-  if ((!o.rates.empty() || !o.loads.empty()) && !rate_asked)
+  if ((!o.rates.empty() || !o.loads.empty() || arrivals_given || slo_given) && !rate_asked)
     throw UsageError(
-        "--rates and --load set the rate workload's offered rates: add "
+        "--rates, --load, --arrivals and --slo-p99 are the rate workload's: add "
         "--workloads=rate");
   if (rate_asked && o.rates.empty() && o.loads.empty()) o.loads = default_loads();
   if (!sizes_given) o.sizes = default_sizes(o.quick);
@@ -359,7 +362,7 @@ What to run:
   --rates=10k,50k      the rate workload's offered rates in requests per second
                        (k, M: x1000, x1000000); its cells are
                        rate/<transport>/<bytes>/rate:<N>, for each transport whose
-                       link can send and receive at once (duplex in
+                       link can keep requests in flight (pipelining in
                        --list-transports=json); sizes as for clients
   --load=10,50,80,95   the rate workload's offered rates as percentages (up to 200)
                        of the unpaced maximum of the same transport and size,

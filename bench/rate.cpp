@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cmath>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <random>
 #include <thread>
@@ -30,12 +31,6 @@ std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-std::int64_t thread_cpu_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 void sleep_until_ns(std::int64_t t) {
@@ -77,8 +72,8 @@ class Receiver {
  public:
   template <class OnReply>
   Receiver(Channel& ch, std::size_t size, bool verify, int cpu, std::uint32_t first_seq,
-           Watchdog* dog, OnReply on_reply)
-      : thread_([this, &ch, size, verify, cpu, first_seq, dog, on_reply]() mutable {
+           Watchdog* dog, std::function<void()> unblock, OnReply on_reply)
+      : thread_([this, &ch, size, verify, cpu, first_seq, dog, unblock, on_reply]() mutable {
           try {
             pin_this_thread(cpu);
             Inbox in(ch, std::max(size, kHeaderBytes));
@@ -100,6 +95,7 @@ class Receiver {
           } catch (...) {
             error_ = std::current_exception();
             failed_.store(true, std::memory_order_release);
+            unblock();  // the sender may be blocked on a link nobody drains any more
           }
         }) {}
   ~Receiver() {
@@ -110,6 +106,16 @@ class Receiver {
   void finish() {
     thread_.join();
     if (error_) std::rethrow_exception(error_);
+  }
+  // After the sender failed with `sent`: ends the receiver's wait unless it had failed
+  // already, waits for it, and rethrows the first cause: the receiver's error when it
+  // had failed first (the sender's failure then followed from the unblocking), else
+  // the sender's.
+  [[noreturn]] void fail(std::exception_ptr sent, bool receiver_first,
+                         const std::function<void()>& unblock) {
+    if (!receiver_first) unblock();
+    thread_.join();
+    std::rethrow_exception(receiver_first && error_ ? error_ : sent);
   }
 
  private:
@@ -179,9 +185,81 @@ std::vector<std::int64_t> schedule(std::uint64_t n, double rate, bool poisson, s
 // Time for the receiver thread to start (and pin itself) before the first send is due.
 constexpr std::int64_t kStartLeadNs = 2'000'000;
 
+std::chrono::steady_clock::time_point time_point_of(std::int64_t ns) {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns));
+}
+
+// Pipelining on one thread (TransportInfo::pipelining "one thread"): request i goes out
+// once due(i) has come, while fewer than the channel's pipeline_room() are unanswered;
+// until then the thread waits for replies (Channel::wait_readable) and takes each as it
+// arrives. A reply that has arrived is taken before the next send, so its receipt time
+// is not a send late. more(i): whether there is a request i. on_send(i, t) is called
+// just before request i goes out, on_reply(i, t) as its echo is taken. Returns the
+// number of requests sent; a kSync follows them, and its kAck ends the run.
+template <class More, class Due, class OnSend, class OnReply>
+std::uint64_t one_thread(Channel& ch, PingSender& tx, std::size_t size, bool verify,
+                         std::uint32_t first_seq, Watchdog* dog, More more, Due due, OnSend on_send,
+                         OnReply on_reply) {
+  const std::size_t room = ch.pipeline_room();
+  if (room == 0) throw ProtocolError("rate: this channel leaves no room for requests in flight");
+  Inbox in(ch, std::max(size, kHeaderBytes));
+  std::uint64_t sent = 0, got = 0;
+  bool synced = false;
+  // Takes the next message: an echo, or (after the kSync) the kAck; true for the kAck.
+  auto take = [&]() -> bool {
+    std::span<const std::byte> msg = in.next();
+    const std::int64_t t = now_ns();
+    const auto seq = static_cast<std::uint32_t>(first_seq + got);
+    if (synced && got == sent) {
+      if (std::string err = check_message(msg, Kind::kAck, seq, false); !err.empty())
+        throw ProtocolError(msg.empty() ? "peer closed the link" : err);
+      in.done();
+      return true;
+    }
+    if (!reply_ok(msg, size, seq, verify)) throw ProtocolError(explain_echo(msg, seq, verify));
+    in.done();
+    if (dog) dog->progress(seq);
+    on_reply(static_cast<std::uint32_t>(got++), t);
+    return false;
+  };
+  const auto now = [] { return time_point_of(now_ns()); };
+  for (;;) {
+    if (!more(sent)) {
+      tx.sync(static_cast<std::uint32_t>(first_seq + sent));
+      synced = true;
+      while (!take()) {
+      }
+      return sent;
+    }
+    if (sent - got >= room) {  // full: the next send waits, and its lag counts
+      take();
+      continue;
+    }
+    while (ch.wait_readable(now())) take();
+    const std::int64_t when = due(sent);
+    std::int64_t t = now_ns();
+    if (t >= when) {
+      on_send(sent, t);
+      tx.ping(static_cast<std::uint32_t>(first_seq + sent++));
+    } else if (ch.wait_readable(time_point_of(when))) {
+      take();
+    }
+  }
+}
+
 }  // namespace
 
-const char* pacing_name(Pacing p) { return p == Pacing::kSpin ? "spin" : "sleep+spin"; }
+const char* pacing_name(Pacing p) {
+  switch (p) {
+    case Pacing::kSpin:
+      return "spin";
+    case Pacing::kSleepSpin:
+      return "sleep+spin";
+    case Pacing::kPollReplies:
+      return "poll";
+  }
+  return "";
+}
 
 RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec,
                              std::uint32_t first_seq, Watchdog* dog, std::uint32_t* used) {
@@ -204,42 +282,53 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
   PingSender tx(ch, size);
   DuplexScope duplex(ch);
   TightTimers timers;
+  const std::function<void()> unblock = spec.unblock ? spec.unblock : [&ch] { ch.abort(); };
   const std::int64_t t0 = now_ns() + kStartLeadNs;
-  {
-    Receiver rx(ch, size, spec.verify, spec.receiver_cpu, first_seq, dog,
-                [&](std::uint32_t i, std::int64_t t) {
-                  const std::int64_t sent = actual[i].load(std::memory_order_acquire);
-                  // A reply is never taken before its request was sent; if the clock said
-                  // otherwise, a latency would be negative: fail rather than record it.
-                  if (sent == 0 || t < sent) {
-                    if (bad_order < 0) bad_order = i;
-                    return;
-                  }
-                  r.corrected.record(static_cast<std::uint64_t>(t - (t0 + off[i])));
-                  r.uncorrected.record(static_cast<std::uint64_t>(t - sent));
-                  if (i == 0) first_rx = t;
-                  last_rx = t;
-                });
+  auto on_reply = [&](std::uint32_t i, std::int64_t t) {
+    const std::int64_t sent = actual[i].load(std::memory_order_acquire);
+    // A reply is never taken before its request was sent; if the clock said otherwise, a
+    // latency would be negative: fail rather than record it.
+    if (sent == 0 || t < sent) {
+      if (bad_order < 0) bad_order = i;
+      return;
+    }
+    r.corrected.record(static_cast<std::uint64_t>(t - (t0 + off[i])));
+    r.uncorrected.record(static_cast<std::uint64_t>(t - sent));
+    if (i == 0) first_rx = t;
+    last_rx = t;
+  };
+  if (spec.pacing == Pacing::kPollReplies) {
+    one_thread(
+        ch, tx, size, spec.verify, first_seq, dog, [n](std::uint64_t i) { return i < n; },
+        [&](std::uint64_t i) { return t0 + off[i]; },
+        [&](std::uint64_t i, std::int64_t t) {
+          actual[i].store(t, std::memory_order_relaxed);
+          r.lag.record(static_cast<std::uint64_t>(t - (t0 + off[i])));
+        },
+        on_reply);
+    r.send_rate = rate_of(n, actual[0].load(), actual[n - 1].load());
+  } else {
+    Receiver rx(ch, size, spec.verify, spec.receiver_cpu, first_seq, dog, unblock, on_reply);
     std::uint64_t i = 0;
     try {
       for (; i < n && !rx.failed(); ++i) {
         const std::int64_t target = t0 + off[i];
         std::int64_t t = now_ns();
         if (t < target) {
-          // The CPU this wait burns is the pacing's, not the transport's: counted apart.
-          const std::int64_t cpu0 = thread_cpu_ns();
           if (spec.pacing == Pacing::kSleepSpin &&
-              target - t > std::chrono::nanoseconds(kSpinMargin).count())
+              target - t > std::chrono::nanoseconds(kSpinMargin).count()) {
             sleep_until_ns(target - std::chrono::nanoseconds(kSpinMargin).count());
+            t = now_ns();
+          }
           // Never early, whatever woke us. Sleep+spin yields while it spins, so that a
           // receiver sharing the CPU takes a reply at once rather than at the next tick.
-          while (now_ns() < target)
+          const std::int64_t spin0 = t;
+          while ((t = now_ns()) < target)
             if (spec.pacing == Pacing::kSpin)
               cpu_relax();
             else
               sched_yield();
-          r.pacing_cpu_ns += thread_cpu_ns() - cpu0;
-          t = now_ns();
+          r.pacing_spin_ns += t - spin0;
         }
         actual[i].store(t, std::memory_order_release);
         r.lag.record(static_cast<std::uint64_t>(t - target));
@@ -250,12 +339,9 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
         tx.sync(first_seq + static_cast<std::uint32_t>(n));
       }
     } catch (...) {
-      // The link is broken, so the receiver's wait ends too (or the watchdog ends it).
-      rx.finish();
-      throw;
+      rx.fail(std::current_exception(), rx.failed(), unblock);
     }
-    rx.finish();
-    if (i < n) throw ProtocolError("rate: the receiver stopped without saying why");
+    rx.finish();  // rethrows why the receiver stopped, if it did
   }
   if (bad_order >= 0)
     throw ProtocolError("rate: the reply to request " + std::to_string(bad_order) +
@@ -267,34 +353,38 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
   return r;
 }
 
-double measure_max_rate(Channel& ch, std::size_t size, std::chrono::nanoseconds window, bool verify,
-                        int receiver_cpu, std::uint32_t first_seq, Watchdog* dog,
-                        std::uint32_t* used) {
+double measure_max_rate(Channel& ch, std::size_t size, const RateSpec& spec,
+                        std::uint32_t first_seq, Watchdog* dog, std::uint32_t* used) {
   std::int64_t first_rx = 0, last_rx = 0;
   std::uint64_t got = 0;
   PingSender tx(ch, size);
   DuplexScope duplex(ch);
+  const std::function<void()> unblock = spec.unblock ? spec.unblock : [&ch] { ch.abort(); };
   std::uint64_t n = 0;
-  {
-    Receiver rx(ch, size, verify, receiver_cpu, first_seq, dog,
-                [&](std::uint32_t i, std::int64_t t) {
-                  if (i == 0) first_rx = t;
-                  last_rx = t;
-                  ++got;
-                });
-    const std::int64_t end = now_ns() + window.count();
+  auto on_reply = [&](std::uint32_t i, std::int64_t t) {
+    if (i == 0) first_rx = t;
+    last_rx = t;
+    ++got;
+  };
+  const std::int64_t end = now_ns() + spec.window.count();
+  if (spec.pacing == Pacing::kPollReplies) {
+    n = one_thread(
+        ch, tx, size, spec.verify, first_seq, dog,
+        [end](std::uint64_t i) { return i < kMaxScheduled && now_ns() < end; },
+        [](std::uint64_t) { return std::int64_t{0}; }, [](std::uint64_t, std::int64_t) {},
+        on_reply);
+  } else {
+    Receiver rx(ch, size, spec.verify, spec.receiver_cpu, first_seq, dog, unblock, on_reply);
     try {
       while (!rx.failed() && now_ns() < end && n < kMaxScheduled)
         tx.ping(first_seq + static_cast<std::uint32_t>(n++));
       if (!rx.failed()) tx.sync(first_seq + static_cast<std::uint32_t>(n));
     } catch (...) {
-      rx.finish();
-      throw;
+      rx.fail(std::current_exception(), rx.failed(), unblock);
     }
-    const bool stopped = rx.failed();
-    rx.finish();
-    if (stopped) throw ProtocolError("rate: the receiver stopped without saying why");
+    rx.finish();  // rethrows why the receiver stopped, if it did
   }
+  // The kAck came after every echo, in order: got == n.
   *used = static_cast<std::uint32_t>(n + 1);
   return rate_of(got, first_rx, last_rx);
 }

@@ -7,10 +7,12 @@
 // schedule is never re-anchored: a sender that falls behind (the transport pushed back,
 // the thread was descheduled) sends the overdue requests at once, and their lateness
 // counts. The sender is the calling thread; a receiver thread of its own takes every
-// echo as it arrives, so a slow reply never delays the next send. The channel must be
-// duplex (TransportInfo::duplex) and its partner must echo every ping as it arrives
-// (the peer's "bench" role does; a kSync after the last ping is answered by a kAck,
-// which ends the receiver).
+// echo as it arrives, so a slow reply never delays the next send (TransportInfo::
+// pipelining "two threads"). With Pacing::kPollReplies ("one thread") the calling thread
+// does both: between sends it waits for replies (Channel::wait_readable) and takes each
+// as it arrives, with at most Channel::pipeline_room() requests unanswered. The partner
+// must echo every ping as it arrives (the peer's "bench" role does; a kSync after the
+// last ping is answered by a kAck, which ends the run).
 //
 // Three histograms, in nanoseconds, with the suite's histogram precision:
 //   corrected    receipt - intended send time: the latency a client on this schedule sees
@@ -23,6 +25,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "harness/histogram.h"
@@ -36,8 +39,11 @@ class Watchdog;
 enum class Pacing {
   kSpin,       // reads the clock until it is time (for busy-polling transports)
   kSleepSpin,  // clock_nanosleep to an absolute time kSpinMargin before, then spins
+  // One thread sends and receives (TransportInfo::pipelining "one thread"): it waits for
+  // replies with Channel::wait_readable until each send time, taking them as they come.
+  kPollReplies,
 };
-const char* pacing_name(Pacing p);  // "spin", "sleep+spin"
+const char* pacing_name(Pacing p);  // "spin", "sleep+spin", "poll"
 
 // The last stretch before a send that kSleepSpin spins rather than sleeps: more than a
 // timer wake-up takes here (the sender's timer slack is set to 1 ns while it runs).
@@ -58,6 +64,11 @@ struct RateSpec {
   bool verify = false;     // check every echo's payload checksum too
   int receiver_cpu = -1;   // where the receiver thread is pinned; -1: not pinned
   std::uint64_t seed = 1;  // of the Poisson schedule
+  // Called (from either thread) when one side of a two-thread run fails, so that the
+  // other's wait ends (the runner kills the peer and aborts the link): a receiver that
+  // stopped taking echoes leaves the sender blocked on a full link, and a sender that
+  // failed leaves the receiver waiting for echoes. Empty: Channel::abort().
+  std::function<void()> unblock;
 };
 
 struct RateResult {
@@ -69,9 +80,10 @@ struct RateResult {
   double achieved_rate = 0;             // (n-1) / (last receipt - first receipt)
   bool saturated = false;               // achieved_rate < (1 - kSaturationMargin) * scheduled_rate
   std::chrono::nanoseconds elapsed{0};  // first intended send to last receipt
-  // CPU time the sender spent waiting for send times (its thread's CPU clock, read
-  // around each wait): the pacing's cost, not the transport's.
-  std::int64_t pacing_cpu_ns = 0;
+  // Wall time the sender spent spinning to send times (after any sleep): the CPU its
+  // pacing burnt, or a little more, as the spin yields the CPU to a receiver that is
+  // woken on it. Measured with the clock the spin reads anyway (no extra system call).
+  std::int64_t pacing_spin_ns = 0;
 };
 
 // Sends n = max(2, round(rate * window)) pings of `size` bytes on the schedule, with
@@ -84,10 +96,11 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
                              std::uint32_t first_seq, Watchdog* dog, std::uint32_t* used);
 
 // The unpaced maximum: pings sent back to back for `window` (the sender blocks only
-// when the transport pushes back), echoes taken by a receiver thread as in
-// run_rate_schedule. Returns replies per second, (n-1) / (last receipt - first receipt).
-double measure_max_rate(Channel& ch, std::size_t size, std::chrono::nanoseconds window, bool verify,
-                        int receiver_cpu, std::uint32_t first_seq, Watchdog* dog,
-                        std::uint32_t* used);
+// when the transport pushes back; one_thread: also while pipeline_room() are
+// unanswered), echoes taken as in run_rate_schedule. Returns replies per second,
+// (n-1) / (last receipt - first receipt).
+// spec: its window, verify, receiver_cpu, pacing (kPollReplies: one thread) and unblock.
+double measure_max_rate(Channel& ch, std::size_t size, const RateSpec& spec,
+                        std::uint32_t first_seq, Watchdog* dog, std::uint32_t* used);
 
 }  // namespace ipcbench

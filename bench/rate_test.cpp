@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/cleanup.h"
 #include "base/error.h"
 #include "bench/protocol.h"
 #include "transports/framing.h"
@@ -118,11 +119,35 @@ class StallingSend final : public Channel {
     inner_.send(msg);
   }
   std::size_t recv(std::span<std::byte> buf) override { return inner_.recv(buf); }
+  void abort() noexcept override { inner_.abort(); }
 
  private:
   Channel& inner_;
   std::uint64_t nth_, sends_ = 0;
   std::chrono::nanoseconds stall_;
+};
+
+// A real channel whose n-th send fails.
+class FailingSend final : public Channel {
+ public:
+  FailingSend(Channel& inner, std::uint64_t nth) : inner_(inner), nth_(nth) {}
+  void send(std::span<const std::byte> msg) override {
+    if (++sends_ == nth_) throw ProtocolError("injected send failure");
+    inner_.send(msg);
+  }
+  std::size_t recv(std::span<std::byte> buf) override { return inner_.recv(buf); }
+  void abort() noexcept override { inner_.abort(); }
+
+ private:
+  Channel& inner_;
+  std::uint64_t nth_, sends_ = 0;
+};
+
+// As in the runner: a send on a link whose other end has gone fails with EPIPE rather
+// than killing the process (the tests abort links whose echo is still answering).
+class Rate : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cleanup::install_signal_handlers(); }
 };
 
 RateSpec spec(double rate, std::chrono::nanoseconds window) {
@@ -133,7 +158,7 @@ RateSpec spec(double rate, std::chrono::nanoseconds window) {
   return s;
 }
 
-TEST(Rate, EveryRequestIsAnsweredAndNoLatencyIsNegative) {
+TEST_F(Rate, EveryRequestIsAnsweredAndNoLatencyIsNegative) {
   auto [client, server] = socket_link();
   RateResult r;
   std::uint32_t used = 0;
@@ -152,10 +177,9 @@ TEST(Rate, EveryRequestIsAnsweredAndNoLatencyIsNegative) {
   EXPECT_NEAR(r.scheduled_rate, 5000, 1);
   EXPECT_EQ(r.offered_rate, 5000);
   EXPECT_GT(r.send_rate, 0);
-  EXPECT_EQ(r.saturated, r.achieved_rate < 0.95 * r.scheduled_rate);
   EXPECT_GE(r.elapsed, 199ms);
-  // At 5000/s the sender waits about 200 us before each send, and part of that burns CPU.
-  EXPECT_GT(r.pacing_cpu_ns, 0);
+  // At 5000/s the sender sleeps, then spins the last stretch before each send.
+  EXPECT_GT(r.pacing_spin_ns, 0);
 }
 
 // One 10 ms stall in a run at 10k requests/s over 0.5 s (5000 requests): the request that
@@ -163,7 +187,7 @@ TEST(Rate, EveryRequestIsAnsweredAndNoLatencyIsNegative) {
 // send time, so at least 51 of 5000 (over 1 %) are 5 ms or later: corrected p99 >= 5 ms
 // (within the histogram's 0.4 %). Their actual send times come after the stall, so the
 // uncorrected latency does not see it; the sender lag does.
-TEST(Rate, AStallInTheSendShowsInTheCorrectedLatencyOnly) {
+TEST_F(Rate, AStallInTheSendShowsInTheCorrectedLatencyOnly) {
   auto [client, server] = socket_link();
   StallingSend stalling(*client, 1000, 10ms);
   RateResult r;
@@ -177,15 +201,21 @@ TEST(Rate, AStallInTheSendShowsInTheCorrectedLatencyOnly) {
   EXPECT_GE(r.corrected.max(), 10'000'000u);
   EXPECT_GE(r.corrected.percentile(99), 4.98e6);
   EXPECT_LT(r.corrected.percentile(99), 10e6 + 5e6);
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+  // The requests sent in a burst after the stall queue behind each other; instrumented,
+  // that queue alone can take milliseconds.
   EXPECT_LT(r.uncorrected.percentile(99), r.corrected.percentile(99) / 2)
       << "uncorrected p99 " << r.uncorrected.percentile(99) << " ns";
-  EXPECT_GE(r.lag.max(), 10'000'000u);
+#endif
+  // The stalled request's lag was taken before its send; the next one is due 100 us later
+  // and goes out after the stall.
+  EXPECT_GE(r.lag.max(), 9'900'000u);
   EXPECT_GE(r.lag.percentile(99), 4.98e6);
 }
 
 // A constant 2 ms between each request's arrival and its echo: every request's corrected
 // and uncorrected latency is at least 2 ms, and the two differ only by the sender's lag.
-TEST(Rate, AConstantDelayShowsInBoth) {
+TEST_F(Rate, AConstantDelayShowsInBoth) {
   auto [client, server] = socket_link();
   RateResult r;
   std::uint32_t used = 0;
@@ -201,7 +231,7 @@ TEST(Rate, AConstantDelayShowsInBoth) {
   EXPECT_FALSE(r.saturated);
 }
 
-TEST(Rate, AWrongEchoFailsTheRunAndNamesIt) {
+TEST_F(Rate, AWrongEchoFailsTheRunAndNamesIt) {
   auto [client, server] = socket_link();
   std::uint32_t used = 0;
   {
@@ -217,7 +247,43 @@ TEST(Rate, AWrongEchoFailsTheRunAndNamesIt) {
   EXPECT_EQ(used, 0u);
 }
 
-TEST(Rate, PoissonArrivalsKeepTheRateOnAverage) {
+// The sender's failure ends the run (the receiver's wait is ended by aborting the link)
+// and is the error reported.
+TEST_F(Rate, ASendThatFailsEndsTheRunWithItsOwnError) {
+  auto [client, server] = socket_link();
+  FailingSend failing(*client, 100);
+  std::uint32_t used = 0;
+  {
+    Echo echo(*server);
+    try {
+      run_rate_schedule(failing, 64, spec(5000, 200ms), 1, nullptr, &used);
+      ADD_FAILURE() << "a failed send passed";
+    } catch (const ProtocolError& e) {
+      EXPECT_STREQ(e.what(), "injected send failure");
+    }
+    client.reset();
+  }
+}
+
+// The unpaced sender fills the link; when the receiver fails, nobody drains it any more,
+// and the receiver's failure must still end the run (by aborting the link) and be the
+// error reported, not the send that failed after it.
+TEST_F(Rate, AReceiverThatFailsUnblocksAFullLink) {
+  auto [client, server] = socket_link();
+  std::uint32_t used = 0;
+  {
+    Echo echo(*server, 0ns, 10);
+    try {
+      measure_max_rate(*client, 64 * 1024, spec(0, 2s), 1, nullptr, &used);
+      ADD_FAILURE() << "a wrong sequence number passed";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("sequence mismatch"), std::string::npos) << e.what();
+    }
+    client.reset();
+  }
+}
+
+TEST_F(Rate, PoissonArrivalsKeepTheRateOnAverage) {
   auto [client, server] = socket_link();
   RateSpec s = spec(10000, 500ms);
   s.poisson = true;
@@ -235,7 +301,7 @@ TEST(Rate, PoissonArrivalsKeepTheRateOnAverage) {
   EXPECT_NE(r.scheduled_rate, 10000);  // not the uniform schedule
 }
 
-TEST(Rate, TooManyRequestsForOneScheduleAreRefused) {
+TEST_F(Rate, TooManyRequestsForOneScheduleAreRefused) {
   auto [client, server] = socket_link();
   std::uint32_t used = 0;
   RateSpec s = spec(10e6, 1s);
@@ -244,13 +310,13 @@ TEST(Rate, TooManyRequestsForOneScheduleAreRefused) {
   EXPECT_THROW(run_rate_schedule(*client, 64, s, 1, nullptr, &used), ProtocolError);
 }
 
-TEST(Rate, TheUnpacedMaximumCountsEveryReply) {
+TEST_F(Rate, TheUnpacedMaximumCountsEveryReply) {
   auto [client, server] = socket_link();
   std::uint32_t used = 0;
   double max = 0;
   {
     Echo echo(*server);
-    max = measure_max_rate(*client, 64, 100ms, true, -1, 1, nullptr, &used);
+    max = measure_max_rate(*client, 64, spec(0, 100ms), 1, nullptr, &used);
     client.reset();
   }
   EXPECT_GT(used, 2u);

@@ -1,6 +1,9 @@
 #include "bench/workloads.h"
 
+#include <signal.h>
+
 #include <chrono>
+#include <functional>
 #include <vector>
 
 #include "base/error.h"
@@ -87,29 +90,49 @@ void warm_round_trips(PeerSession& s, std::size_t size) {
 // Where the rate workload's threads run and how its sender waits. The receiver thread
 // is pinned with the sender (the placement names two CPUs: the client's and the peer's).
 // The sender spins to each send time only with a CPU of its own, which it never has
-// when pinned; otherwise it sleeps to just before it. A busy-polling transport's
-// receiver spins on its CPU: shared with the sender, that is marked.
+// when pinned; otherwise it sleeps to just before it and yields while it spins the rest.
+// A "one thread" transport (ZeroMQ) has no receiver thread: the sender waits for replies
+// until each send time. Marked as shared: a busy-polling receiver pinned beside the
+// sender, or, unpinned, more busy threads (a spinning receiver and peer, a sender that
+// spins through every gap: unpaced, or at more than one request per kSpinMargin) than
+// allowed CPUs. rate: the offered rate; 0: unpaced.
 struct RateThreads {
   Pacing pacing;
-  int receiver_cpu;
-  bool shared;       // a busy thread shares its CPU with another of this process
+  int receiver_cpu;  // -1: not pinned, or no receiver thread
+  bool shared;       // a busy thread shares its CPU with another busy one
   std::string note;  // what was shared, for the label
 };
-RateThreads rate_threads(const Placement& p, const std::string& wait) {
-  const bool spins = wait == "spin";
+RateThreads rate_threads(const Placement& p, const TransportInfo& info, double rate) {
+  if (info.pipelining == "one thread") return {Pacing::kPollReplies, -1, false, ""};
+  const bool spins = info.wait == "spin";
   RateThreads r{Pacing::kSleepSpin, p.client_cpu, false, ""};
   if (spins && p.client_cpu < 0 && p.cpus_allowed >= 4) r.pacing = Pacing::kSpin;
-  // Busy threads: a spinning receiver and peer, and a spinning sender.
-  const int busy = (spins ? 2 : 0) + (r.pacing == Pacing::kSpin ? 1 : 0);
+  const double spin_rate = 1e9 / static_cast<double>(std::chrono::nanoseconds(kSpinMargin).count());
+  const bool sender_busy = r.pacing == Pacing::kSpin || rate <= 0 || rate >= spin_rate;
+  const int busy = (spins ? 2 : 0) + (sender_busy ? 1 : 0);
   if (spins && p.client_cpu >= 0) {
     r.shared = true;
     r.note =
         "the busy-polling receiver shares cpu " + std::to_string(p.client_cpu) + " with the sender";
-  } else if (busy > p.cpus_allowed) {
+  } else if (p.client_cpu < 0 && busy > p.cpus_allowed) {
     r.shared = true;
-    r.note = std::to_string(busy) + " busy threads on " + std::to_string(p.cpus_allowed) + " CPUs";
+    r.note = std::string(spins ? "a busy-polling receiver and peer" : "") +
+             (spins && sender_busy ? " and " : "") +
+             (sender_busy ? "a sender that spins through every gap" : "") + " on " +
+             std::to_string(p.cpus_allowed) + " CPUs";
   }
   return r;
+}
+
+constexpr std::uint64_t kPoissonSeed = 1;
+
+// Ends a rate run's other wait when one side fails: the peer is killed, so every wait on
+// it ends, and the link is aborted, for waits on something else (as the watchdog does).
+std::function<void()> unblocker(PeerSession& s) {
+  return [&s] {
+    ::kill(s.child().pid(), SIGKILL);
+    s.channel().abort();
+  };
 }
 
 void record_latency(benchmark::State& state, const char* prefix, const Histogram& h) {
@@ -126,15 +149,17 @@ void record_latency(benchmark::State& state, const char* prefix, const Histogram
 void run_rate(benchmark::State& state, PeerSession& s, std::size_t size, const RateCell& cell) {
   const Placement& p = s.config().placement;
   const std::string& wait = s.config().transport->info().wait;
-  const RateThreads threads = rate_threads(p, wait);
   const double rate = cell.load_pct > 0 ? cell.max_rate * cell.load_pct / 100 : cell.rate;
-  RateSpec spec{rate,
-                cell.poisson,
-                cell.window,
-                threads.pacing,
-                s.config().verify,
-                threads.receiver_cpu,
-                s.upcoming_seq()};
+  const RateThreads threads = rate_threads(p, s.config().transport->info(), rate);
+  // A fixed seed: every repetition of a Poisson cell runs the same schedule.
+  RateSpec spec{.rate = rate,
+                .poisson = cell.poisson,
+                .window = cell.window,
+                .pacing = threads.pacing,
+                .verify = s.config().verify,
+                .receiver_cpu = threads.receiver_cpu,
+                .seed = kPoissonSeed,
+                .unblock = unblocker(s)};
   warm_round_trips(s, size);
 
   auto cpu_before = s.cpu_sample();
@@ -145,14 +170,11 @@ void run_rate(benchmark::State& state, PeerSession& s, std::size_t size, const R
     s.skip_seqs(used);
     state.SetIterationTime(std::chrono::duration<double>(r.elapsed).count());
   }
-  // The client's CPU per request is the transport's: less what pacing burnt waiting.
-  auto cpu_after = s.cpu_sample();
-  cpu_after.first.cpu_ns -=
-      std::min<std::uint64_t>(static_cast<std::uint64_t>(r.pacing_cpu_ns),
-                              cpu_after.first.cpu_ns - cpu_before.first.cpu_ns);
-  record_cpu(state, cpu_before, cpu_after, static_cast<double>(r.messages));
+  record_cpu(state, cpu_before, s.cpu_sample(), static_cast<double>(r.messages));
   state.counters["cpu_pacing_ns_per_msg"] =
-      static_cast<double>(r.pacing_cpu_ns) / static_cast<double>(r.messages);
+      static_cast<double>(r.pacing_spin_ns) / static_cast<double>(r.messages);
+  state.counters["scheduled_rate"] = r.scheduled_rate;
+  state.counters["arrivals_seed"] = cell.poisson ? static_cast<double>(kPoissonSeed) : 0;
 
   record_placement(state, s, size);
   state.SetLabel("pin=" + p.describe() + " wait=" + wait +
@@ -178,11 +200,16 @@ void run_rate(benchmark::State& state, PeerSession& s, std::size_t size, const R
 }
 
 double probe_max_rate(PeerSession& s, std::size_t size, std::chrono::nanoseconds window) {
-  const RateThreads threads = rate_threads(s.config().placement, s.config().transport->info().wait);
+  const RateThreads threads = rate_threads(s.config().placement, s.config().transport->info(), 0);
   warm_round_trips(s, size);
   std::uint32_t used = 0;
-  const double max = measure_max_rate(s.channel(), size, window, s.config().verify,
-                                      threads.receiver_cpu, s.upcoming_seq(), &s.watchdog(), &used);
+  RateSpec spec{.window = window,
+                .pacing = threads.pacing,
+                .verify = s.config().verify,
+                .receiver_cpu = threads.receiver_cpu,
+                .unblock = unblocker(s)};
+  const double max =
+      measure_max_rate(s.channel(), size, spec, s.upcoming_seq(), &s.watchdog(), &used);
   s.skip_seqs(used);
   if (!(max > 0)) throw ProtocolError("rate: the unpaced maximum could not be measured");
   return max;

@@ -10,6 +10,12 @@ bool Channel::poll_ready() {
   throw ProtocolError("this channel cannot be polled without waiting (polls() is false)");
 }
 
+bool Channel::wait_readable(std::chrono::steady_clock::time_point) {
+  throw ProtocolError(
+      "this channel cannot wait for a reply between sends (pipelining is not "
+      "\"one thread\")");
+}
+
 const char* family_name(TransportFamily f) {
   switch (f) {
     case TransportFamily::kUnset:

@@ -10,6 +10,7 @@
 // large, timed out); nothing here prints or exits.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -88,12 +89,15 @@ struct TransportInfo {
   // listen_fan_in refuses larger ones; the clients workload leaves them out of its
   // default sizes.
   std::size_t shared_queue_max_message = 0;
-  // Whether a link's Channel may be driven by two threads at once, one sending and one
-  // receiving (after Channel::set_duplex(true)): what the rate workload's client needs,
-  // so that a slow reply never delays the next scheduled request. false: the rate
-  // workload leaves this transport out (ZeroMQ sockets are not thread-safe; a unary RPC
-  // or an HTTP request blocks until its reply).
-  bool duplex = false;
+  // How the rate workload's client keeps requests in flight on a link, so that a slow
+  // reply never delays the next scheduled request:
+  //   "two threads"  one thread sends while another receives (Channel::set_duplex);
+  //   "one thread"   one thread sends and, between sends, waits for replies with
+  //                  Channel::wait_readable, never more than Channel::pipeline_room()
+  //                  requests unanswered (ZeroMQ: a socket is not thread-safe);
+  //   ""             the rate workload leaves this transport out (a unary RPC or an
+  //                  HTTP request blocks until its reply).
+  std::string pipelining = "";
 };
 
 // One connected, bidirectional link that carries whole messages of 1 byte or more.
@@ -124,13 +128,21 @@ class Channel {
   // peer is enough for a link nobody else can reach, hence the default.
   virtual void abort() noexcept {}
 
-  // Duplex use, offered where the transport's info().duplex is true: between
+  // Duplex use, offered where the transport's info().pipelining is "two threads": between
   // set_duplex(true) and set_duplex(false) one thread may call send (or loan/commit) while
   // another calls recv (or view/release). Both calls are made while no other thread uses
   // the channel. A channel whose directions share state it keeps for single-thread speed
   // (RingChannel warms the next outgoing record while it waits for a reply) stops using
   // it in between. The default has nothing to share.
   virtual void set_duplex(bool /*on*/) {}
+
+  // Pipelining on one thread, offered where info().pipelining is "one thread": waits
+  // until recv would return without waiting on the partner's next send (a message has
+  // begun to arrive, or the link ended) or until `deadline`; true in the first case.
+  // A send never waits on the partner while at most pipeline_room() requests it echoes
+  // are unanswered. The defaults say "not offered" (wait_readable throws ProtocolError).
+  virtual bool wait_readable(std::chrono::steady_clock::time_point deadline);
+  virtual std::size_t pipeline_room() const { return 0; }
 
   // For a server that waits on many links in one thread (the clients workload's event
   // loop): a descriptor that polls readable (POLLIN) when a message has begun to arrive

@@ -287,9 +287,9 @@ def _table(changes: list[Change]) -> str:
              "—" if c.p_adj is None else f"{c.p_adj:.3g}", f"{c.n_base}/{c.n_cand}",
              f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict,
              c.why + (f"; {c.failures}" if c.failures else "")
-             + (f"; saturated in the {c.saturated} (achieved below 95 % of the offered "
+             + (f"; saturated in the {c.saturated} (achieved below 95 % of its schedule's "
                 "rate): its latency is not a latency at that rate" if c.saturated else "")
-             + ("; shared CPU (the sender shared a CPU with a busy receiver)"
+             + ("; shared CPU (a busy thread shared a CPU with another busy one)"
                 if c.shared_cpu else "")]
             for c in changes]
     return table(["cell", "metric", "baseline", "candidate", "change", "p", "p (Holm)",

@@ -609,7 +609,7 @@ def _fanout_section(model: ReportModel, figure: tuple[Path, str] | None) -> Sect
 
 
 SATURATED_TIP = (f"saturated: achieved_rate below {SATURATED_SHARE * 100:.0f} % of "
-                 "offered_rate in at least one repetition (counter saturated = 1); the "
+                 "scheduled_rate in at least one repetition (counter saturated = 1); the "
                  "latency is not a latency at the offered rate")
 NONE_WITHIN = "none within budget"
 
@@ -654,7 +654,8 @@ def _sustainable_rows(model: ReportModel) -> list[list[Text]]:
                    else Text("—"))
         cpu = best.cpu_per_msg if best else None
         row.append(Text("—") if cpu is None else
-                   Text(fmt(cpu), "cpu_client_ns_per_msg + cpu_peer_ns_per_msg, medians"))
+                   Text(fmt(cpu), "cpu_client_ns_per_msg + cpu_peer_ns_per_msg - "
+                        "cpu_pacing_ns_per_msg, medians"))
         row.append(Text("—") if best is None else
                    Text("yes (shared CPU)", best.cell.label, "warn") if best.shared_cpu
                    else Text("no"))
@@ -696,8 +697,10 @@ RATE_TEXT = (
     "message waited because the sender was behind its schedule. Uncorrected latency "
     "(unc_*) is receipt − actual send time: what a timer started at each send sees, "
     "which leaves that wait out (coordinated omission). Sender lag (lag_*) is actual − "
-    "intended send time. A cell is saturated when its achieved rate was below "
-    f"{SATURATED_SHARE * 100:.0f} % of the offered rate (counter saturated = 1) in any of "
+    "intended send time. The achieved rate counts replies: (n − 1) ÷ (last reply − first "
+    "reply). A cell is saturated when its achieved rate was below "
+    f"{SATURATED_SHARE * 100:.0f} % of its schedule's own rate (scheduled_rate; the "
+    "offered rate for uniform arrivals) (counter saturated = 1) in any of "
     "its repetitions: the transport did not carry the offered rate, so its latency is "
     "not a latency at that rate; saturated cells are drawn hollow in the plots, marked "
     "saturated in the tables, and never count toward the sustainable rate.")
@@ -709,9 +712,12 @@ SUSTAINABLE_RULE = (
     "the cell's repetition rows (offered rate included). Idle p99 is rtt_p99_ns of the "
     "run's pingpong cell of the same transport and size (one message in flight; — when "
     "the run has none), and p99 ÷ idle p99 sets the corrected p99 at the sustainable "
-    "rate against it. CPU/msg is cpu_client_ns_per_msg + cpu_peer_ns_per_msg at that "
-    "rate. Shared CPU: counter shared_cpu = 1 in any repetition: the sender shared a CPU "
-    "with a busy receiver, so its sends could wait for that CPU. Saturated at lists the "
+    "rate against it. CPU/msg is cpu_client_ns_per_msg + cpu_peer_ns_per_msg − "
+    "cpu_pacing_ns_per_msg at that rate: both processes, less the time the sender spun "
+    "to its send times (the load generator's, not the transport's). Shared CPU: counter "
+    "shared_cpu = 1 in any repetition: a busy thread (a busy-polling receiver, or a "
+    "sender spinning through every gap) shared a CPU with another busy one, so replies "
+    "or sends could wait for that CPU; the cell's label says which. Saturated at lists the "
     "offered rates of the saturated cells; failed: the cells that failed in every "
     "repetition (see Cells that failed).")
 
@@ -743,8 +749,8 @@ def _rate_section(model: ReportModel, figures: list[tuple[Path, str]]) -> Sectio
         _rate_cell_rows(model), optional=True)]
     shared = [p.cell.id for s in model.rate.series for p in s.points if p.shared_cpu]
     if shared:
-        blocks.append(Bullets([f"Shared CPU (the sender shared a CPU with a busy "
-                               f"receiver) in {len(shared)} cell(s): "
+        blocks.append(Bullets([f"Shared CPU (a busy thread shared a CPU with another "
+                               f"busy one; the label says which) in {len(shared)} cell(s): "
                                + ", ".join(shared) + "."]))
     left = [f"{r.label}: {c.id}" for r, c in model.rate.unplaced]
     if left:

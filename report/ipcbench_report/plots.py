@@ -467,10 +467,10 @@ _RATE_PCTS = (("p50", "50", ":"), ("p99", "99", "-"), ("p99.9", "999", "--"))
 _RUN_MARKERS = ["o", "s", "^", "D"]
 _SATURATED = Line2D([], [], marker="o", ls="", markersize=8, markerfacecolor="white",
                     markeredgecolor="#444444", label="hollow: saturated (achieved < 95 % "
-                    "of offered): not a latency at that rate")
+                    "of scheduled): not a latency at that rate")
 _SHARED = Line2D([], [], marker="s", ls="", markersize=13, markerfacecolor="none",
-                 markeredgecolor="#c00000", label="red square: shared CPU (sender shares "
-                 "a CPU with a busy receiver)")
+                 markeredgecolor="#c00000", label="red square: shared CPU (a busy "
+                 "thread shares a CPU with another)")
 
 
 def _rate_curve(ax, s, metric, style, marker, flags) -> bool:

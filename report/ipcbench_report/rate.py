@@ -21,7 +21,7 @@ from ipcbench_report import ReportError
 from ipcbench_report.model import Cell, Run
 
 KIND = "rate"
-SATURATED_SHARE = 0.95          # the runner's rule: achieved_rate < 0.95 × offered_rate
+SATURATED_SHARE = 0.95          # the runner's rule: achieved_rate < 0.95 × scheduled_rate
 SLO_KEY = "ipcbench_slo_p99_ns"
 DEFAULT_SLO_P99_NS = 100_000.0  # 100 µs, for results written before the key existed
 PERCENTILES = (("p50", "50"), ("p90", "90"), ("p99", "99"), ("p99.9", "999"),
@@ -89,20 +89,25 @@ class Point:
 
     @property
     def saturated(self) -> bool:
-        """Some repetition achieved less than 95 % of the offered rate (counter
+        """Some repetition achieved less than 95 % of its schedule's rate (counter
         ``saturated`` = 1): its latency is not a latency at the offered rate."""
         return any(v >= 1 for v in self.cell.values("saturated"))
 
     @property
     def shared_cpu(self) -> bool:
-        """Some repetition's sender shared a CPU with a busy receiver (``shared_cpu``)."""
+        """Some repetition ran a busy thread on a CPU shared with another busy one
+        (``shared_cpu``; the label says which)."""
         return any(v >= 1 for v in self.cell.values("shared_cpu"))
 
     @property
     def cpu_per_msg(self) -> float | None:
-        """Client + peer CPU ns per message (medians), None unless both were measured."""
+        """Client + peer CPU ns per message less the sender's pacing (medians), None
+        unless both were measured. cpu_pacing_ns_per_msg (the sender's spinning to its
+        send times) is the load generator's cost, not the transport's; a file without it
+        keeps the pacing in."""
         a, b = self.median("cpu_client_ns_per_msg"), self.median("cpu_peer_ns_per_msg")
-        return a + b if a is not None and b is not None else None
+        pacing = self.median("cpu_pacing_ns_per_msg") or 0.0
+        return max(a + b - pacing, 0.0) if a is not None and b is not None else None
 
 
 @dataclass

@@ -73,6 +73,13 @@ def test_sustainable_rate_on_known_answers():
     assert len(by) == 3
 
 
+def test_cpu_per_message_leaves_the_senders_pacing_out(tmp_path):
+    # The sustainable cell of uds at 64 B is load:20 (2100 + 1400 ns); its sender spun
+    # 600 ns per request to its send times: the load generator's, not the transport's.
+    edited = _edited(tmp_path, "rate/uds/64/load:20", cpu_pacing_ns_per_msg=600.0)
+    assert _sustainable(edited)[("uds", "64 B")]["CPU/msg there (ns)"] == "2900"
+
+
 def test_tie_of_offered_rates_shows_the_higher_p99_then_the_first_cell():
     series = {(s.transport, s.size): s
               for s in rate_mod.build([load_run(RATE)]).series}
@@ -217,7 +224,7 @@ def test_section_and_plots_present_with_rate_cells(rendered):
     for text in (md, html):
         assert RATE_T in text
         assert "receipt − intended send time" in text
-        assert "below 95 % of the offered rate" in text
+        assert "below 95 % of its schedule" in text and "(scheduled_rate; the offered" in text
     assert "`rate_latency_64B.png`" in md and "tcp's corrected against its uncorrected " \
         "p99 (right; tcp is the first transport by name with rate cells at this size)" in md
     assert html.count('src="data:image/png;base64,') == 4 + 2
@@ -335,8 +342,8 @@ def test_compare_gates_rate_cells_on_corrected_p99_and_marks_them(mixed, tmp_pat
     line = next(ln for ln in res.stdout.splitlines()
                 if ln.startswith("| rate/uds/64/rate:400000 |"))
     assert "lat_p99_ns ↓" in line
-    assert "saturated in the baseline and candidate (achieved below 95 % of the " \
-           "offered rate)" in line
+    assert "saturated in the baseline and candidate (achieved below 95 % of its " \
+           "schedule's rate)" in line
     line = next(ln for ln in res.stdout.splitlines()
                 if ln.startswith("| rate/tcp/64/rate:10000 |"))
     assert "shared CPU" in line and "saturated" not in line

@@ -458,7 +458,7 @@ class BoostMqTransport final : public TransportBase {
              .fan_in = "one shared request queue, one reply queue per client; the client "
                        "index in an envelope in front of every request",
              .server_models = {"shared-queue"},
-             .duplex = true}) {}
+             .pipelining = "two threads"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t max_message,
                                    const TransportSettings&) const override {
     return std::make_unique<BoostMqListener>(max_message);

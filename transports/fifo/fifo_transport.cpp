@@ -252,7 +252,7 @@ class FifoTransport final : public TransportBase {
                        .fan_out = "one FIFO per subscriber; the publisher writes one copy "
                                   "to each",
                        .shared_queue_max_message = kSharedFifoMaxMessage,
-                       .duplex = true}) {}
+                       .pipelining = "two threads"}) {}
   std::unique_ptr<Listener> listen(RunDir& dir, std::size_t,
                                    const TransportSettings&) const override {
     return std::make_unique<FifoListener>(dir);

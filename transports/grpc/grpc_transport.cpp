@@ -1033,7 +1033,7 @@ TransportInfo grpc_info(const char* name, bool uds, bool streaming) {
           .server_models = {"shared-queue"},
           // A stream may be written on one thread while it is read on another; a unary
           // Exchange blocks until its reply.
-          .duplex = streaming};
+          .pipelining = streaming ? "two threads" : ""};
 }
 
 }  // namespace

@@ -86,7 +86,7 @@ TransportInfo mmap_info(const char* name, const char* wait, const char* how) {
           .wait = wait,
           .fan_in = "one ring pair (one mapped file) per client",
           .server_models = {"thread-per-client", "spin-poll"},
-          .duplex = true};
+          .pipelining = "two threads"};
 }
 
 }  // namespace

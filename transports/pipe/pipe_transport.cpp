@@ -55,7 +55,7 @@ class PipeTransport final : public TransportBase {
                        .server_models = {"event-loop", "thread-per-client"},
                        .fan_out = "one inherited pipe per subscriber; the publisher writes "
                                   "one copy to each",
-                       .duplex = true}) {}
+                       .pipelining = "two threads"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t, const TransportSettings&) const override {
     return listen_pipe_link(framed_stream);
   }

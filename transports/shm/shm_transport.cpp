@@ -113,7 +113,7 @@ TransportInfo shm_info(const char* name, const char* wait, std::size_t ring_byte
           .dev_shm_bytes = link_bytes(ring_bytes),
           .fan_in = "one ring pair (one shared-memory object) per client",
           .server_models = {"thread-per-client", "spin-poll"},
-          .duplex = true};
+          .pipelining = "two threads"};
 }
 
 }  // namespace

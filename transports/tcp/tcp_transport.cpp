@@ -100,7 +100,7 @@ class TcpTransport final : public TransportBase {
              .fan_out = "one connection (own port and token) per subscriber; the publisher "
                         "writes one copy per subscriber, blocking on a full socket (nothing "
                         "dropped)",
-             .duplex = true}) {}
+             .pipelining = "two threads"}) {}
   std::unique_ptr<Listener> listen(RunDir&, std::size_t,
                                    const TransportSettings& settings) const override {
     return listen_tcp_link(settings, name(), framed_stream);

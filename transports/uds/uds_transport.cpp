@@ -129,7 +129,7 @@ std::unique_ptr<Transport> make_uds_transport() {
                     .fan_out = "one connection (own socket file and token) per subscriber; the "
                                "publisher writes one copy per subscriber, blocking on a full "
                                "socket (nothing dropped)",
-                    .duplex = true});
+                    .pipelining = "two threads"});
 }
 
 std::unique_ptr<Transport> make_uds_seqpacket_transport() {
@@ -151,7 +151,7 @@ std::unique_ptr<Transport> make_uds_seqpacket_transport() {
                     .fan_out = "one connection (own socket file and token) per subscriber; the "
                                "publisher writes one copy per subscriber, blocking on a full "
                                "socket (nothing dropped)",
-                    .duplex = true});
+                    .pipelining = "two threads"});
 }
 
 }  // namespace ipcbench

@@ -23,6 +23,8 @@
 // refused login's, which ZeroMQ keeps open until the stranger closes it (or 30 s pass).
 // While one stays, the partner's death goes unseen; the watchdog's abort() then ends the
 // wait.
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -165,7 +167,7 @@ class ZmqLink {
  public:
   ZmqLink(int hwm, bool binding, std::vector<Login> logins = {},
           zmq::socket_type type = zmq::socket_type::pair, const std::string& routing_id = "")
-      : ctx_(1), sock_(ctx_, type) {
+      : ctx_(1), sock_(ctx_, type), hwm_(hwm) {
     try {
       if (!logins.empty() && binding) {
         zap_ = std::make_unique<ZapHandler>(ctx_, std::move(logins));
@@ -203,6 +205,7 @@ class ZmqLink {
   void remove_on_close(std::string path) { bound_path_ = std::move(path); }
 
   zmq::socket_t& sock() { return sock_; }
+  int hwm() const { return hwm_; }
 
   // Reads pending monitor events (waiting up to wait_ms for the first) and notes whether
   // the partner has connected and whether it has gone since. Every connection, the
@@ -238,6 +241,7 @@ class ZmqLink {
  private:
   zmq::context_t ctx_;
   zmq::socket_t sock_;
+  int hwm_;
   zmq::socket_t mon_;
   std::unique_ptr<ZapHandler> zap_;  // ends before the context does
   std::string bound_path_;
@@ -276,6 +280,35 @@ class ZmqChannel final : public Channel {
   }
   void release() override {}
   void abort() noexcept override { aborted_.store(true); }
+
+  // ZMQ_FD signals that ZMQ_EVENTS may have changed (edge-triggered), so the events are
+  // read before every sleep and after every wake-up. The partner's end is looked for
+  // every kSliceMs, as a blocking recv does.
+  bool wait_readable(std::chrono::steady_clock::time_point deadline) override {
+    if (fd_ < 0) fd_ = link_->sock().get(zmq::sockopt::fd);
+    for (;;) {
+      try {
+        if (link_->sock().get(zmq::sockopt::events) & ZMQ_POLLIN) return true;
+      } catch (const zmq::error_t& e) {
+        fail("poll", e);
+      }
+      check_aborted("recv");
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return false;
+      const auto slice = std::chrono::milliseconds(kSliceMs);
+      const auto left = std::min<std::chrono::nanoseconds>(deadline - now, slice);
+      timespec ts{static_cast<time_t>(left.count() / 1'000'000'000),
+                  static_cast<long>(left.count() % 1'000'000'000)};
+      pollfd p{fd_, POLLIN, 0};
+      if (::ppoll(&p, 1, &ts, nullptr) == 0 && left == slice) {
+        link_->poll_events(0);
+        if (link_->gone()) return true;  // recv reports the end
+      }
+    }
+  }
+  // Each direction's pipes hold SNDHWM + RCVHWM messages before a send blocks: with at
+  // most the high-water mark unanswered, neither side's send waits.
+  std::size_t pipeline_room() const override { return static_cast<std::size_t>(link_->hwm()); }
 
  private:
   void check_aborted(const char* what) const {
@@ -319,6 +352,7 @@ class ZmqChannel final : public Channel {
   std::unique_ptr<ZmqLink> link_;
   zmq::message_t out_, in_;
   std::atomic<bool> aborted_{false};
+  int fd_ = -1;  // ZMQ_FD, once asked for
 };
 
 // Binds the listening socket: a 0600 socket file in the run directory that only our own
@@ -771,7 +805,9 @@ TransportInfo zmq_info(const char* name, bool ipc) {
               "one XPUB socket, one SUB per subscriber (each logs in with a token of its "
               "own; publishing starts once every subscription has arrived); drops by "
               "design: a subscriber whose queue is at the high-water mark misses "
-              "messages (counted as lost)"};
+              "messages (counted as lost)",
+          // A socket must not be used by two threads at once.
+          .pipelining = "one thread"};
 }
 
 }  // namespace
