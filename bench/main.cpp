@@ -79,13 +79,7 @@ class Runner {
         run_throughput(state, s, size);
       dog_.disarm();
     } catch (const std::exception& e) {
-      dog_.disarm();
-      std::string msg = session_ ? session_->explain(e.what()) : e.what();
-      if (int sig = cleanup::interrupted())
-        msg = "interrupted by signal " + std::to_string(sig) + ": " + msg;
-      session_.reset();
-      failed_.emplace(name, msg);
-      fail_repetition(state, msg);
+      fail_session_cell(state, name, e);
     }
   }
 
@@ -190,13 +184,7 @@ class Runner {
       run_rate(state, s, size, cell);
       dog_.disarm();
     } catch (const std::exception& e) {
-      dog_.disarm();
-      std::string msg = session_ ? session_->explain(e.what()) : e.what();
-      if (int sig = cleanup::interrupted())
-        msg = "interrupted by signal " + std::to_string(sig) + ": " + msg;
-      session_.reset();
-      failed_.emplace(name, msg);
-      fail_repetition(state, msg);
+      fail_session_cell(state, name, e);
     }
   }
 
@@ -207,6 +195,19 @@ class Runner {
   void end_session() { session_.reset(); }
 
  private:
+  // A cell on the transport's session failed: the session ends (it is never reused
+  // after an error), and the error names how the peer ended and any interrupt.
+  void fail_session_cell(benchmark::State& state, const std::string& name,
+                         const std::exception& e) {
+    dog_.disarm();
+    std::string msg = session_ ? session_->explain(e.what()) : e.what();
+    if (int sig = cleanup::interrupted())
+      msg = "interrupted by signal " + std::to_string(sig) + ": " + msg;
+    session_.reset();
+    failed_.emplace(name, msg);
+    fail_repetition(state, msg);
+  }
+
   PeerSession& session_for(const Transport* t) {
     if (session_ && session_->config().transport == t) return *session_;
     session_.reset();

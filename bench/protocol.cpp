@@ -216,4 +216,13 @@ std::string check_message(std::span<const std::byte> msg, Kind kind, std::uint32
   return {};
 }
 
+std::string explain_reply(std::span<const std::byte> reply, std::uint32_t seq, bool verify) {
+  if (reply.empty()) return "peer closed the link";
+  if (reply.size() >= kHeaderBytes && read_header(reply).kind == Kind::kError)
+    return "peer: " + std::string(reinterpret_cast<const char*>(reply.data()) + kHeaderBytes,
+                                  reply.size() - kHeaderBytes);
+  std::string err = check_message(reply, Kind::kPing, seq, verify);
+  return err.empty() ? "reply differs from the request" : err;
+}
+
 }  // namespace ipcbench

@@ -106,6 +106,10 @@ inline bool reply_ok(std::span<const std::byte> reply, std::size_t size, std::ui
 // "ping (0x50494e47)": a kind's name and its value in hex.
 std::string describe_kind(Kind k);
 
+// Why an echo failed reply_ok (off the fast path): the link ended, what the peer said
+// (a kError), or what check_message finds wrong.
+std::string explain_reply(std::span<const std::byte> reply, std::uint32_t seq, bool verify);
+
 // Checks a received message. Returns an empty string when it is what was expected, or
 // a one-line description of what is wrong. With verify, the payload checksum too.
 std::string check_message(std::span<const std::byte> msg, Kind kind, std::uint32_t seq,

@@ -56,15 +56,6 @@ class TightTimers {
   long old_;
 };
 
-std::string explain_echo(std::span<const std::byte> msg, std::uint32_t seq, bool verify) {
-  if (msg.empty()) return "peer closed the link";
-  if (msg.size() >= kHeaderBytes && read_header(msg).kind == Kind::kError)
-    return "peer: " + std::string(reinterpret_cast<const char*>(msg.data()) + kHeaderBytes,
-                                  msg.size() - kHeaderBytes);
-  std::string err = check_message(msg, Kind::kPing, seq, verify);
-  return err.empty() ? "reply differs from the request" : err;
-}
-
 // The receiver thread: takes the echoes of pings first_seq, first_seq + 1, … in order
 // until the kAck that answers the kSync sent after the last one, and hands each to
 // on_reply(index, receipt time). Errors are kept for the sender to rethrow.
@@ -87,7 +78,7 @@ class Receiver {
                 return;
               }
               if (!reply_ok(msg, size, seq, verify))
-                throw ProtocolError(explain_echo(msg, seq, verify));
+                throw ProtocolError(explain_reply(msg, seq, verify));
               in.done();
               if (dog) dog->progress(seq);
               on_reply(seq - first_seq, t);
@@ -216,7 +207,7 @@ std::uint64_t one_thread(Channel& ch, PingSender& tx, std::size_t size, bool ver
       in.done();
       return true;
     }
-    if (!reply_ok(msg, size, seq, verify)) throw ProtocolError(explain_echo(msg, seq, verify));
+    if (!reply_ok(msg, size, seq, verify)) throw ProtocolError(explain_reply(msg, seq, verify));
     in.done();
     if (dog) dog->progress(seq);
     on_reply(static_cast<std::uint32_t>(got++), t);

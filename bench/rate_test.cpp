@@ -108,14 +108,17 @@ class Echo {
   std::thread writer_, reader_;  // last: they use everything above
 };
 
-// A real channel whose n-th send first sleeps for `stall`: the transport pushing back
-// once (a full buffer, a descheduled writer).
-class StallingSend final : public Channel {
+// A real channel whose n-th send first sleeps for `stall` (the transport pushing back
+// once: a full buffer, a descheduled writer), or fails.
+class FaultySend final : public Channel {
  public:
-  StallingSend(Channel& inner, std::uint64_t nth, std::chrono::nanoseconds stall)
-      : inner_(inner), nth_(nth), stall_(stall) {}
+  FaultySend(Channel& inner, std::uint64_t nth, std::chrono::nanoseconds stall, bool fail = false)
+      : inner_(inner), nth_(nth), stall_(stall), fail_(fail) {}
   void send(std::span<const std::byte> msg) override {
-    if (++sends_ == nth_) std::this_thread::sleep_for(stall_);
+    if (++sends_ == nth_) {
+      if (fail_) throw ProtocolError("injected send failure");
+      std::this_thread::sleep_for(stall_);
+    }
     inner_.send(msg);
   }
   std::size_t recv(std::span<std::byte> buf) override { return inner_.recv(buf); }
@@ -125,22 +128,7 @@ class StallingSend final : public Channel {
   Channel& inner_;
   std::uint64_t nth_, sends_ = 0;
   std::chrono::nanoseconds stall_;
-};
-
-// A real channel whose n-th send fails.
-class FailingSend final : public Channel {
- public:
-  FailingSend(Channel& inner, std::uint64_t nth) : inner_(inner), nth_(nth) {}
-  void send(std::span<const std::byte> msg) override {
-    if (++sends_ == nth_) throw ProtocolError("injected send failure");
-    inner_.send(msg);
-  }
-  std::size_t recv(std::span<std::byte> buf) override { return inner_.recv(buf); }
-  void abort() noexcept override { inner_.abort(); }
-
- private:
-  Channel& inner_;
-  std::uint64_t nth_, sends_ = 0;
+  bool fail_;
 };
 
 // As in the runner: a send on a link whose other end has gone fails with EPIPE rather
@@ -189,7 +177,7 @@ TEST_F(Rate, EveryRequestIsAnsweredAndNoLatencyIsNegative) {
 // uncorrected latency does not see it; the sender lag does.
 TEST_F(Rate, AStallInTheSendShowsInTheCorrectedLatencyOnly) {
   auto [client, server] = socket_link();
-  StallingSend stalling(*client, 1000, 10ms);
+  FaultySend stalling(*client, 1000, 10ms);
   RateResult r;
   std::uint32_t used = 0;
   {
@@ -251,7 +239,7 @@ TEST_F(Rate, AWrongEchoFailsTheRunAndNamesIt) {
 // and is the error reported.
 TEST_F(Rate, ASendThatFailsEndsTheRunWithItsOwnError) {
   auto [client, server] = socket_link();
-  FailingSend failing(*client, 100);
+  FaultySend failing(*client, 100, 0ns, true);
   std::uint32_t used = 0;
   {
     Echo echo(*server);

@@ -33,16 +33,6 @@ void record_placement(benchmark::State& state, const PeerSession& s, std::size_t
   state.SetLabel("pin=" + p.describe() + " wait=" + s.config().transport->info().wait);
 }
 
-// Why a reply failed reply_ok, off the fast path: what is wrong, or what the peer said.
-std::string explain_reply(std::span<const std::byte> reply, std::uint32_t seq, bool verify) {
-  if (reply.empty()) return "peer closed the link";
-  if (reply.size() >= kHeaderBytes && read_header(reply).kind == Kind::kError)
-    return "peer: " + std::string(reinterpret_cast<const char*>(reply.data()) + kHeaderBytes,
-                                  reply.size() - kHeaderBytes);
-  std::string err = check_message(reply, Kind::kPing, seq, verify);
-  return err.empty() ? "reply differs from the request" : err;
-}
-
 // CPU per message of both processes over the measured run (msgs = round trips for
 // pingpong, messages for throughput), and context switches of both per message.
 void record_cpu(benchmark::State& state, const std::pair<CpuUse, CpuUse>& before,
