@@ -262,14 +262,18 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
                         " requests in one window; at most " + std::to_string(kMaxScheduled) +
                         " (shorten the window with --benchmark_min_time)");
   const std::uint64_t n = std::max<std::uint64_t>(2, static_cast<std::uint64_t>(want));
+  // The rates are taken up to request k, the 99th percentile of the run: one late last
+  // reply (a descheduled thread) must not mark a cell saturated, while a queue that grew
+  // through the window still stretches the replies up to k.
+  const std::uint64_t k = std::clamp<std::uint64_t>((n * 99 + 99) / 100, 2, n);
   const std::vector<std::int64_t> off = schedule(n, spec.rate, spec.poisson, spec.seed);
   auto actual = std::make_unique<std::atomic<std::int64_t>[]>(n);  // 0: not yet sent
 
   RateResult r;
   r.messages = n;
   r.offered_rate = spec.rate;
-  r.scheduled_rate = rate_of(n, off.front(), off.back());
-  std::int64_t first_rx = 0, last_rx = 0, bad_order = -1;
+  r.scheduled_rate = rate_of(k, off.front(), off[k - 1]);
+  std::int64_t first_rx = 0, last_rx = 0, kth_rx = 0, bad_order = -1;
   PingSender tx(ch, size);
   DuplexScope duplex(ch);
   TightTimers timers;
@@ -286,6 +290,7 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
     r.corrected.record(static_cast<std::uint64_t>(t - (t0 + off[i])));
     r.uncorrected.record(static_cast<std::uint64_t>(t - sent));
     if (i == 0) first_rx = t;
+    if (i == k - 1) kth_rx = t;
     last_rx = t;
   };
   if (spec.pacing == Pacing::kPollReplies) {
@@ -338,7 +343,7 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
     throw ProtocolError("rate: the reply to request " + std::to_string(bad_order) +
                         " arrived before the request was sent");
   *used = static_cast<std::uint32_t>(n + 1);
-  r.achieved_rate = rate_of(n, first_rx, last_rx);
+  r.achieved_rate = rate_of(k, first_rx, kth_rx);
   r.saturated = r.achieved_rate < (1 - kSaturationMargin) * r.scheduled_rate;
   r.elapsed = std::chrono::nanoseconds(last_rx - t0);
   return r;

@@ -74,10 +74,11 @@ struct RateSpec {
 struct RateResult {
   Histogram corrected, uncorrected, lag;
   std::uint64_t messages = 0;
-  double offered_rate = 0;              // the spec's rate
-  double scheduled_rate = 0;            // (n-1) / (t_{n-1} - t_0) of the schedule itself
+  double offered_rate = 0;  // the spec's rate
+  // Up to request k = ceil(0.99 n) (at least 2): one late last reply does not count.
+  double scheduled_rate = 0;            // (k-1) / (t_{k-1} - t_0) of the schedule itself
   double send_rate = 0;                 // (n-1) / (last actual send - first actual send)
-  double achieved_rate = 0;             // (n-1) / (last receipt - first receipt)
+  double achieved_rate = 0;             // (k-1) / (receipt k - receipt 1)
   bool saturated = false;               // achieved_rate < (1 - kSaturationMargin) * scheduled_rate
   std::chrono::nanoseconds elapsed{0};  // first intended send to last receipt
   // Wall time the sender spent spinning to send times (after any sleep): the CPU its

@@ -33,18 +33,22 @@ std::pair<std::unique_ptr<Channel>, std::unique_ptr<Channel>> socket_link() {
           std::make_unique<StreamChannel>(UniqueFd(sv[1]))};
 }
 
+// What the far side does wrong, if anything.
+struct EchoFaults {
+  std::chrono::nanoseconds delay{0};    // each answer leaves this long after its request came
+  std::chrono::nanoseconds service{0};  // each answer takes this long, one after the other
+  int corrupt_at = -1;                  // this request's echo carries a wrong sequence number
+  int late_at = -1;                     // this request's echo is held `late` longer
+  std::chrono::nanoseconds late{0};
+};
+
 // The far side, as the peer's bench role behaves: echoes every ping and answers a kSync
-// with a kAck, in arrival order. Each answer leaves `delay` after its request arrived
-// (a delay line: one thread reads, another answers, so the delay does not add up). With
-// corrupt_at >= 0, the echo of that request (0-based) carries a wrong sequence number.
+// with a kAck, in arrival order, with `faults` (a delay line: one thread reads, another
+// answers, so a delay does not add up; a service time does).
 class Echo {
  public:
-  explicit Echo(Channel& ch, std::chrono::nanoseconds delay = 0ns, int corrupt_at = -1)
-      : ch_(ch),
-        delay_(delay),
-        corrupt_at_(corrupt_at),
-        writer_([this] { write(); }),
-        reader_([this] { read(); }) {}
+  explicit Echo(Channel& ch, EchoFaults faults = {})
+      : ch_(ch), f_(faults), writer_([this] { write(); }), reader_([this] { read(); }) {}
   ~Echo() {
     reader_.join();
     writer_.join();
@@ -64,15 +68,19 @@ class Echo {
         n = ch_.recv(buf);
       } catch (const std::exception&) {
       }
-      Item item{{buf.begin(), buf.begin() + static_cast<long>(n)}, Clock::now() + delay_};
+      Item item{{buf.begin(), buf.begin() + static_cast<long>(n)}, Clock::now() + f_.delay};
       if (n >= kHeaderBytes) {
         MsgHeader h = read_header(item.msg);
         if (h.kind == Kind::kSync) {
           item.msg.resize(kHeaderBytes);
           stamp(item.msg, h.seq, Kind::kAck, payload_digest({}));
-        } else if (index++ == corrupt_at_) {
-          h.seq += 7;
-          write_header(item.msg, h);
+        } else {
+          if (index == f_.corrupt_at) {
+            h.seq += 7;
+            write_header(item.msg, h);
+          }
+          if (index == f_.late_at) item.due += f_.late;
+          ++index;
         }
       }
       std::lock_guard lock(mu_);
@@ -92,6 +100,7 @@ class Echo {
       }
       if (item.msg.empty()) return;
       std::this_thread::sleep_until(item.due);
+      if (f_.service > 0ns) std::this_thread::sleep_for(f_.service);
       try {
         ch_.send(item.msg);
       } catch (const std::exception&) {
@@ -100,8 +109,7 @@ class Echo {
   }
 
   Channel& ch_;
-  std::chrono::nanoseconds delay_;
-  int corrupt_at_;
+  EchoFaults f_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
@@ -208,7 +216,7 @@ TEST_F(Rate, AConstantDelayShowsInBoth) {
   RateResult r;
   std::uint32_t used = 0;
   {
-    Echo echo(*server, 2ms);
+    Echo echo(*server, {.delay = 2ms});
     r = run_rate_schedule(*client, 64, spec(2000, 500ms), 1, nullptr, &used);
     client.reset();
   }
@@ -219,11 +227,43 @@ TEST_F(Rate, AConstantDelayShowsInBoth) {
   EXPECT_FALSE(r.saturated);
 }
 
+// Saturation: the far side takes 400 us per answer, one after the other, while requests
+// come every 200 us: replies come at about half the offered rate.
+TEST_F(Rate, AFarSideSlowerThanTheScheduleSaturatesTheCell) {
+  auto [client, server] = socket_link();
+  RateResult r;
+  std::uint32_t used = 0;
+  {
+    Echo echo(*server, {.service = 400us});
+    r = run_rate_schedule(*client, 64, spec(5000, 200ms), 1, nullptr, &used);
+    client.reset();
+  }
+  EXPECT_TRUE(r.saturated);
+  EXPECT_LT(r.achieved_rate, 2600);             // at most one answer per 400 us
+  EXPECT_GT(r.corrected.percentile(99), 50e6);  // the queue grew through the window
+}
+
+// One late last reply is not saturation: the rates are taken up to the 99th percentile
+// request.
+TEST_F(Rate, OneLateLastReplyDoesNotSaturateTheCell) {
+  auto [client, server] = socket_link();
+  RateResult r;
+  std::uint32_t used = 0;
+  {
+    Echo echo(*server, {.late_at = 999, .late = 60ms});
+    r = run_rate_schedule(*client, 64, spec(5000, 200ms), 1, nullptr, &used);
+    client.reset();
+  }
+  ASSERT_EQ(r.messages, 1000u);
+  EXPECT_GE(r.corrected.max(), 60'000'000u);
+  EXPECT_FALSE(r.saturated) << "achieved " << r.achieved_rate << "/s";
+}
+
 TEST_F(Rate, AWrongEchoFailsTheRunAndNamesIt) {
   auto [client, server] = socket_link();
   std::uint32_t used = 0;
   {
-    Echo echo(*server, 0ns, 10);
+    Echo echo(*server, {.corrupt_at = 10});
     try {
       run_rate_schedule(*client, 64, spec(5000, 200ms), 1, nullptr, &used);
       ADD_FAILURE() << "a wrong sequence number passed";
@@ -260,7 +300,7 @@ TEST_F(Rate, AReceiverThatFailsUnblocksAFullLink) {
   auto [client, server] = socket_link();
   std::uint32_t used = 0;
   {
-    Echo echo(*server, 0ns, 10);
+    Echo echo(*server, {.corrupt_at = 10});
     try {
       measure_max_rate(*client, 64 * 1024, spec(0, 2s), 1, nullptr, &used);
       ADD_FAILURE() << "a wrong sequence number passed";
