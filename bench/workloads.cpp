@@ -82,10 +82,10 @@ void warm_round_trips(PeerSession& s, std::size_t size) {
 // The sender spins to each send time only with a CPU of its own, which it never has
 // when pinned; otherwise it sleeps to just before it and yields while it spins the rest.
 // A "one thread" transport (ZeroMQ) has no receiver thread: the sender waits for replies
-// until each send time. Marked as shared: a busy-polling receiver pinned beside the
-// sender, or, unpinned, more busy threads (a spinning receiver and peer, a sender that
-// spins through every gap: unpaced, or at more than one request per kSpinMargin) than
-// allowed CPUs. rate: the offered rate; 0: unpaced.
+// until each send time. Marked as shared: a busy-polling (or spin-then-futex) receiver
+// pinned beside the sender, or, unpinned, more busy threads (a spinning receiver and peer, a sender
+// that spins through every gap: unpaced, or at more than one request per kSpinMargin) than allowed
+// CPUs. rate: the offered rate; 0: unpaced.
 struct RateThreads {
   Pacing pacing;
   int receiver_cpu;  // -1: not pinned, or no receiver thread
@@ -104,6 +104,12 @@ RateThreads rate_threads(const Placement& p, const TransportInfo& info, double r
     r.shared = true;
     r.note =
         "the busy-polling receiver shares cpu " + std::to_string(p.client_cpu) + " with the sender";
+  } else if (info.wait == "spin-then-futex" && p.client_cpu >= 0) {
+    // Its receiver spins for up to its budget before each sleep; the sender, yielding
+    // while it spins to a send time, hands it the CPU for that long.
+    r.shared = true;
+    r.note = "the receiver, which spins before it sleeps, shares cpu " +
+             std::to_string(p.client_cpu) + " with the sender";
   } else if (p.client_cpu < 0 && busy > p.cpus_allowed) {
     r.shared = true;
     r.note = std::string(spins ? "a busy-polling receiver and peer" : "") +

@@ -713,6 +713,7 @@ TEST(Cli, RateCellsStateOfferedAndAchievedRateAndThreeLatencies) {
       EXPECT_GE(b.at(std::string("lag_") + p + "_ns").get<double>(), 0) << name << " " << p;
     }
     EXPECT_FALSE(b.contains("rtt_p50_ns")) << name;
+    EXPECT_EQ(b.at("shared_cpu").get<double>(), 0) << name;  // blocking: nothing busy
     const bool zmq = name.find("/zmq-ipc/") != std::string::npos;
     EXPECT_NE(b.at("label").get<std::string>().find(zmq ? "pacing=poll arrivals=uniform"
                                                         : "pacing=sleep+spin arrivals=uniform"),
@@ -734,6 +735,27 @@ TEST(Cli, RateCellsStateOfferedAndAchievedRateAndThreeLatencies) {
   EXPECT_EQ(files.count("rate_uds_64_rate_2000.uncorrected.hgrm"), 1u);
   EXPECT_EQ(files.count("rate_uds_64_rate_2000.lag.hgrm"), 1u);
   EXPECT_EQ(files.size(), 3 * expected.size());
+}
+
+// A receiver that spins (here: before each sleep) pinned beside the sender is marked.
+TEST(Cli, RateCellsSayWhenTheReceiverSpinsOnTheSendersCpu) {
+  Scratch s;
+  fs::path out = s.dir / "out.json";
+  Result r = run({"--transports=shm-futex", "--workloads=rate", "--sizes=64", "--rates=2000",
+                  "--benchmark_min_time=0.1", "--benchmark_out=" + out.string()},
+                 s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(slurp(out));
+  ASSERT_EQ(j.at("benchmarks").size(), 1u);
+  const auto& b = j.at("benchmarks").at(0);
+  const std::string label = b.at("label");
+  if (j.at("context").at("pin_mode") != "cross" ||
+      label.find("receiver_cpu=-1") != std::string::npos)
+    GTEST_SKIP() << "the client is not pinned here: " << label;
+  EXPECT_EQ(b.at("shared_cpu").get<double>(), 1) << label;
+  EXPECT_NE(label.find("shared CPU: the receiver, which spins before it sleeps, shares cpu"),
+            std::string::npos)
+      << label;
 }
 
 }  // namespace

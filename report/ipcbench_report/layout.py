@@ -716,8 +716,9 @@ SUSTAINABLE_RULE = (
     "rate against it. CPU/msg is cpu_client_ns_per_msg + cpu_peer_ns_per_msg − "
     "cpu_pacing_ns_per_msg at that rate: both processes, less the time the sender spun "
     "to its send times (the load generator's, not the transport's). Shared CPU: counter "
-    "shared_cpu = 1 in any repetition: a busy thread (a busy-polling receiver, or a "
-    "sender spinning through every gap) shared a CPU with another busy one, so replies "
+    "shared_cpu = 1 in any repetition: a busy thread (a busy-polling receiver, a "
+    "spin-then-futex one spinning before it sleeps, or a sender spinning through every "
+    "gap) shared a CPU with another busy one, so replies "
     "or sends could wait for that CPU; the cell's label says which. Saturated at lists the "
     "offered rates of the saturated cells; failed: the cells that failed in every "
     "repetition (see Cells that failed).")
