@@ -24,6 +24,13 @@ run's token: h2load --h1 (nghttp2) and ab -k (Apache's). Both print the mean tim
 request, not percentiles: compared with rtt_mean_ns. Each reference run must end with
 every request answered 2xx, or the step fails.
 
+With --rate, instead: tcp's rate workload at 64 B against sockperf's latency-under-load
+mode (`sockperf under-load --tcp --mps=R --reply-every=1`: it also sends on a schedule
+without waiting for replies, and times each reply from its message's actual send,
+printing half the round trip: doubled here), at a few offered rates, cross-CPU. sockperf
+does not correct for coordinated omission, so its figures are set against the rate
+cell's uncorrected p50 and p99 (unc_*).
+
 Run through tools/fidelity.sh, which installs the tools and builds first.
 """
 import argparse
@@ -153,6 +160,50 @@ def iperf3_bps(cpus, length, seconds):
         except subprocess.TimeoutExpired:
             stop(srv)  # the client never reached it
     return out["end"]["sum_received"]["bits_per_second"] / 8.0
+
+
+def sockperf_under_load(cpus, size, mps, seconds):
+    """sockperf under-load at `mps` messages/s, every message answered: its p50 and p99
+    round trip in ns (it prints half the round trip, in µs)."""
+    port = str(free_port())
+    srv = subprocess.Popen(["taskset", "-c", str(cpus[1]), "sockperf", "server", "--tcp",
+                            "-i", "127.0.0.1", "-p", port],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        out = run(["taskset", "-c", str(cpus[0]), "sockperf", "under-load", "--tcp",
+                   "-i", "127.0.0.1", "-p", port, "-m", str(size), "-t", str(seconds),
+                   f"--mps={mps}", "--reply-every=1"],
+                  merge_stderr=True, timeout=STEP_TIMEOUT + seconds)
+    finally:
+        stop(srv)
+    return tuple(2 * figure(rf"percentile {p} =\s*([0-9.]+)", out, "sockperf") * 1000.0
+                 for p in (r"50\.000", r"99\.000"))
+
+
+def rate_rows(a):
+    """tcp's rate cells against sockperf under-load, cross-CPU, at each of a.rates."""
+    cpus = (0, 1)
+    rates = [int(r) for r in a.rates.split(",")]
+    s = {}
+    for r in range(a.rounds):
+        print(f"[rate cross] round {r + 1}/{a.rounds}", file=sys.stderr)
+        res = ipcbench(a.build, ["--transports=tcp", "--sizes=64", "--workloads=rate",
+                                 "--rates=" + ",".join(map(str, rates)),
+                                 f"--pin={cpus[0]},{cpus[1]}"], a.seconds)
+        for mps in rates:
+            cell = res[f"rate/tcp/64/rate:{mps}"]
+            s.setdefault((mps, "p50"), []).append(cell["unc_p50_ns"])
+            s.setdefault((mps, "p99"), []).append(cell["unc_p99_ns"])
+            p50, p99 = sockperf_under_load(cpus, 64, mps, max(2, int(a.seconds)))
+            s.setdefault((mps, "ref_p50"), []).append(p50)
+            s.setdefault((mps, "ref_p99"), []).append(p99)
+    rows = []
+    for mps in rates:
+        for p in ("p50", "p99"):
+            rows.append((f"rate/tcp/64/rate:{mps} uncorrected {p} (ns)", "cross",
+                         s[(mps, p)], f"sockperf under-load 2×{p}", s[(mps, "ref_" + p)]))
+    return rows
 
 
 def perf_pipe_mean_ns(cpu, loops):
@@ -349,10 +400,14 @@ def main():
     ap.add_argument("--placements", default="same,cross")
     ap.add_argument("--zmq", action="store_true", help="ZeroMQ transports vs libzmq's method")
     ap.add_argument("--http", action="store_true", help="http-tcp vs h2load and ab")
+    ap.add_argument("--rate", action="store_true",
+                    help="tcp's rate workload vs sockperf under-load")
+    ap.add_argument("--rates", default="10000,50000",
+                    help="with --rate: offered rates, messages/s")
     a = ap.parse_args()
 
     rows = []  # (what, placement, ipcbench samples, reference name, reference samples)
-    for placement in ([] if a.zmq or a.http else a.placements.split(",")):
+    for placement in ([] if a.zmq or a.http or a.rate else a.placements.split(",")):
         cpus = (0, 0) if placement == "same" else (0, 1)
         pin = f"--pin={cpus[0]},{cpus[1]}"
         s = {k: [] for k in ("tcp", "uds", "pipe", "pipe16", "thr", "sockperf", "iperf3",
@@ -395,6 +450,8 @@ def main():
         rows = zmq_rows(a)
     elif a.http:
         rows = http_rows(a)
+    elif a.rate:
+        rows = rate_rows(a)
     print("| ipcbench cell | placement | ipcbench median | reference | reference median | ratio | samples |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for what, placement, ours, ref, theirs in rows:

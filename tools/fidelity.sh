@@ -3,7 +3,8 @@
 # reference ping-pong on this machine, and prints medians and ratios (Markdown).
 # Options go to tools/fidelity.py (--rounds N --seconds S --placements same,cross;
 # --zmq: the ZeroMQ transports against the method of libzmq's perf programs; --http:
-# http-tcp against h2load and ab).
+# http-tcp against h2load and ab; --rate [--rates=R,…]: tcp's rate workload against
+# sockperf under-load).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -142,3 +142,40 @@ def test_ab_mean_is_read_only_when_every_request_was_answered(monkeypatch):
     monkeypatch.setattr(f, "run", lambda *a, **k: AB_OUT.format(non2xx="Non-2xx responses:      1000\n"))
     with pytest.raises(f.StepFailed, match="ab: 1000 of 1000 requests complete, 0 failed, 1000 not 2xx"):
         f.ab_mean_ns(FakePeer(), "body", 1000, 0)
+
+
+SOCKPERF_UL_OUT = """sockperf: [Valid Duration] RunTime=1.550 sec; SentMessages=15504; ReceivedMessages=15504
+sockperf: ---> <MAX> observation = 3985.338
+sockperf: ---> percentile 99.999 = 3985.338
+sockperf: ---> percentile 99.000 = 1284.182
+sockperf: ---> percentile 90.000 =   32.653
+sockperf: ---> percentile 50.000 =   25.783
+sockperf: ---> <MIN> observation =    9.849
+"""
+
+
+class FakeServer:
+    def terminate(self):
+        pass
+
+    def wait(self, timeout=None):
+        return 0
+
+
+def test_sockperf_under_load_doubles_its_half_round_trips(monkeypatch):
+    f = load()
+    seen = {}
+
+    def fake_run(cmd, **kw):
+        seen["cmd"] = cmd
+        return SOCKPERF_UL_OUT
+    monkeypatch.setattr(f, "run", fake_run)
+    monkeypatch.setattr(f.subprocess, "Popen", lambda *a, **k: FakeServer())
+    monkeypatch.setattr(f.time, "sleep", lambda s: None)
+    p50, p99 = f.sockperf_under_load((0, 1), 64, 10000, 2)
+    assert (p50, p99) == (pytest.approx(2 * 25.783e3), pytest.approx(2 * 1284.182e3))
+    # every message answered, at the offered rate
+    assert "--mps=10000" in seen["cmd"] and "--reply-every=1" in seen["cmd"]
+    monkeypatch.setattr(f, "run", lambda *a, **k: "sockperf: error")
+    with pytest.raises(f.StepFailed, match="sockperf: no figure in its output"):
+        f.sockperf_under_load((0, 1), 64, 10000, 2)
