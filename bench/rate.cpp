@@ -33,6 +33,13 @@ std::int64_t now_ns() {
       .count();
 }
 
+// This thread's CPU time (a system call: read around a whole run, never per message).
+std::int64_t thread_cpu_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 void sleep_until_ns(std::int64_t t) {
   timespec ts{static_cast<time_t>(t / 1'000'000'000), static_cast<long>(t % 1'000'000'000)};
   while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
@@ -203,7 +210,10 @@ std::uint64_t one_thread(Channel& ch, PingSender& tx, std::size_t size, bool ver
     const auto seq = static_cast<std::uint32_t>(first_seq + got);
     if (synced && got == sent) {
       if (std::string err = check_message(msg, Kind::kAck, seq, false); !err.empty())
-        throw ProtocolError(msg.empty() ? "peer closed the link" : err);
+        throw ProtocolError(
+            msg.empty() || (msg.size() >= kHeaderBytes && read_header(msg).kind == Kind::kError)
+                ? explain_reply(msg, seq, false)  // the link's end, or the peer's words
+                : err);
       in.done();
       return true;
     }
@@ -306,6 +316,7 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
   } else {
     Receiver rx(ch, size, spec.verify, spec.receiver_cpu, first_seq, dog, unblock, on_reply);
     std::uint64_t i = 0;
+    const std::int64_t sender_cpu0 = thread_cpu_ns();
     try {
       for (; i < n && !rx.failed(); ++i) {
         const std::int64_t target = t0 + off[i];
@@ -337,6 +348,9 @@ RateResult run_rate_schedule(Channel& ch, std::size_t size, const RateSpec& spec
     } catch (...) {
       rx.fail(std::current_exception(), rx.failed(), unblock);
     }
+    // The spin's wall time also holds whatever ran while the sender yielded (a receiver
+    // woken on its CPU); the sender cannot have burnt more than its own thread's CPU.
+    r.pacing_spin_ns = std::min(r.pacing_spin_ns, thread_cpu_ns() - sender_cpu0);
     rx.finish();  // rethrows why the receiver stopped, if it did
   }
   if (bad_order >= 0)

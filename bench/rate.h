@@ -67,7 +67,8 @@ struct RateSpec {
   // Called (from either thread) when one side of a two-thread run fails, so that the
   // other's wait ends (the runner kills the peer and aborts the link): a receiver that
   // stopped taking echoes leaves the sender blocked on a full link, and a sender that
-  // failed leaves the receiver waiting for echoes. Empty: Channel::abort().
+  // failed leaves the receiver waiting for echoes. Empty: Channel::abort(), which ends
+  // only waits on sockets (and those whose peer was killed), so the runner passes one.
   std::function<void()> unblock;
 };
 
@@ -81,9 +82,10 @@ struct RateResult {
   double achieved_rate = 0;             // (k-1) / (receipt k - receipt 1)
   bool saturated = false;               // achieved_rate < (1 - kSaturationMargin) * scheduled_rate
   std::chrono::nanoseconds elapsed{0};  // first intended send to last receipt
-  // Wall time the sender spent spinning to send times (after any sleep): the CPU its
-  // pacing burnt, or a little more, as the spin yields the CPU to a receiver that is
-  // woken on it. Measured with the clock the spin reads anyway (no extra system call).
+  // Wall time the sender spent spinning to send times (after any sleep), measured with
+  // the clock the spin reads anyway, and at most the sender thread's CPU time over the
+  // run: the CPU its pacing burnt, or more (the spin yields to a receiver woken on its
+  // CPU, whose time the wall clock counts), but never the receiver's own CPU time.
   std::int64_t pacing_spin_ns = 0;
 };
 

@@ -185,17 +185,18 @@ def rate_rows(a):
     """tcp's rate cells against sockperf under-load, cross-CPU, at each of a.rates."""
     cpus = (0, 1)
     rates = [int(r) for r in a.rates.split(",")]
+    seconds = max(2, int(a.seconds))  # sockperf runs whole seconds; both run as long
     s = {}
     for r in range(a.rounds):
         print(f"[rate cross] round {r + 1}/{a.rounds}", file=sys.stderr)
         res = ipcbench(a.build, ["--transports=tcp", "--sizes=64", "--workloads=rate",
                                  "--rates=" + ",".join(map(str, rates)),
-                                 f"--pin={cpus[0]},{cpus[1]}"], a.seconds)
+                                 f"--pin={cpus[0]},{cpus[1]}"], seconds)
         for mps in rates:
             cell = res[f"rate/tcp/64/rate:{mps}"]
             s.setdefault((mps, "p50"), []).append(cell["unc_p50_ns"])
             s.setdefault((mps, "p99"), []).append(cell["unc_p99_ns"])
-            p50, p99 = sockperf_under_load(cpus, 64, mps, max(2, int(a.seconds)))
+            p50, p99 = sockperf_under_load(cpus, 64, mps, seconds)
             s.setdefault((mps, "ref_p50"), []).append(p50)
             s.setdefault((mps, "ref_p99"), []).append(p99)
     rows = []

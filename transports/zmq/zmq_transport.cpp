@@ -285,9 +285,9 @@ class ZmqChannel final : public Channel {
   // read before every sleep and after every wake-up. The partner's end is looked for
   // every kSliceMs, as a blocking recv does.
   bool wait_readable(std::chrono::steady_clock::time_point deadline) override {
-    if (fd_ < 0) fd_ = link_->sock().get(zmq::sockopt::fd);
     for (;;) {
       try {
+        if (fd_ < 0) fd_ = link_->sock().get(zmq::sockopt::fd);
         if (link_->sock().get(zmq::sockopt::events) & ZMQ_POLLIN) return true;
       } catch (const zmq::error_t& e) {
         fail("poll", e);
