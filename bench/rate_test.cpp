@@ -178,14 +178,10 @@ TEST_F(Rate, EveryRequestIsAnsweredAndNoLatencyIsNegative) {
   EXPECT_GT(r.pacing_spin_ns, 0);
 }
 
-// One 10 ms stall in a run at 10k requests/s over 0.5 s (5000 requests): the request that
-// stalls and the 50 scheduled in the next 5 ms wait at least 5 ms past their intended
-// send time, so at least 51 of 5000 (over 1 %) are 5 ms or later: corrected p99 >= 5 ms
-// (within the histogram's 0.4 %). Their actual send times come after the stall, so the
-// uncorrected latency does not see it; the sender lag does.
-TEST_F(Rate, AStallInTheSendShowsInTheCorrectedLatencyOnly) {
+// A run at 10k requests/s over 0.5 s (5000 requests) whose 1000th send first stalls.
+RateResult stalled_run(std::chrono::nanoseconds stall) {
   auto [client, server] = socket_link();
-  FaultySend stalling(*client, 1000, 10ms);
+  FaultySend stalling(*client, 1000, stall);
   RateResult r;
   std::uint32_t used = 0;
   {
@@ -193,20 +189,38 @@ TEST_F(Rate, AStallInTheSendShowsInTheCorrectedLatencyOnly) {
     r = run_rate_schedule(stalling, 64, spec(10000, 500ms), 1, nullptr, &used);
     client.reset();
   }
+  return r;
+}
+
+// The case, one 10 ms stall: the request that stalls and the 50 scheduled in the
+// next 5 ms wait at least 5 ms past their intended send time, so at least 51 of 5000
+// (over 1 %) are 5 ms or later: corrected p99 >= 5 ms (within the histogram's 0.4 %), by
+// construction. Their actual send times come after the stall: the sender lag holds it.
+TEST_F(Rate, AStallInTheSendRaisesTheCorrectedP99ByTheExpectedAmount) {
+  RateResult r = stalled_run(10ms);
   ASSERT_EQ(r.messages, 5000u);
   EXPECT_GE(r.corrected.max(), 10'000'000u);
   EXPECT_GE(r.corrected.percentile(99), 4.98e6);
-  EXPECT_LT(r.corrected.percentile(99), 10e6 + 5e6);
-#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
-  // The requests sent in a burst after the stall queue behind each other; instrumented,
-  // that queue alone can take milliseconds.
-  EXPECT_LT(r.uncorrected.percentile(99), r.corrected.percentile(99) / 2)
-      << "uncorrected p99 " << r.uncorrected.percentile(99) << " ns";
-#endif
   // The stalled request's lag was taken before its send; the next one is due 100 us later
   // and goes out after the stall.
   EXPECT_GE(r.lag.max(), 9'900'000u);
   EXPECT_GE(r.lag.percentile(99), 4.98e6);
+}
+
+// And the uncorrected latency hides the stall. Its p99 is noise of the machine (a
+// descheduled thread, the burst of requests after the stall queueing), which reached
+// 3.9 ms once under ctest -j2, so the stall here is 50 ms: corrected p99 >= 45 ms by
+// construction, the uncorrected p99 must stay under half of that.
+TEST_F(Rate, AStallInTheSendHidesFromTheUncorrectedLatency) {
+  RateResult r = stalled_run(50ms);
+  ASSERT_EQ(r.messages, 5000u);
+  EXPECT_GE(r.corrected.percentile(99), 0.996 * 45e6);
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+  // Instrumented, the queue of requests sent in a burst after the stall alone can take
+  // tens of milliseconds.
+  EXPECT_LT(r.uncorrected.percentile(99), r.corrected.percentile(99) / 2)
+      << "uncorrected p99 " << r.uncorrected.percentile(99) << " ns";
+#endif
 }
 
 // A constant 2 ms between each request's arrival and its echo: every request's corrected
