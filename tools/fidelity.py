@@ -129,18 +129,25 @@ def ipcbench(build, args, seconds):
         return results(f.name)
 
 
-def sockperf_rtt(cpus, size, seconds):
+def sockperf_client(cpus, mode, size, seconds, extra=()):
+    """Runs `sockperf <mode>` on cpus[0] against a sockperf server on cpus[1] (tcp,
+    loopback) and returns its output."""
     port = str(free_port())
     srv = subprocess.Popen(["taskset", "-c", str(cpus[1]), "sockperf", "server", "--tcp",
                             "-i", "127.0.0.1", "-p", port],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
-        out = run(["taskset", "-c", str(cpus[0]), "sockperf", "ping-pong", "--tcp",
-                   "-i", "127.0.0.1", "-p", port, "-m", str(size), "-t", str(seconds)],
-                  merge_stderr=True, timeout=STEP_TIMEOUT + seconds)
+        return run(["taskset", "-c", str(cpus[0]), "sockperf", mode, "--tcp",
+                    "-i", "127.0.0.1", "-p", port, "-m", str(size), "-t", str(seconds),
+                    *extra],
+                   merge_stderr=True, timeout=STEP_TIMEOUT + seconds)
     finally:
         stop(srv)
+
+
+def sockperf_rtt(cpus, size, seconds):
+    out = sockperf_client(cpus, "ping-pong", size, seconds)
     half = figure(r"percentile 50\.000 =\s*([0-9.]+)", out, "sockperf")
     return 2 * half * 1000.0  # µs one way -> ns round trip
 
@@ -165,18 +172,8 @@ def iperf3_bps(cpus, length, seconds):
 def sockperf_under_load(cpus, size, mps, seconds):
     """sockperf under-load at `mps` messages/s, every message answered: its p50 and p99
     round trip in ns (it prints half the round trip, in µs)."""
-    port = str(free_port())
-    srv = subprocess.Popen(["taskset", "-c", str(cpus[1]), "sockperf", "server", "--tcp",
-                            "-i", "127.0.0.1", "-p", port],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)
-        out = run(["taskset", "-c", str(cpus[0]), "sockperf", "under-load", "--tcp",
-                   "-i", "127.0.0.1", "-p", port, "-m", str(size), "-t", str(seconds),
-                   f"--mps={mps}", "--reply-every=1"],
-                  merge_stderr=True, timeout=STEP_TIMEOUT + seconds)
-    finally:
-        stop(srv)
+    out = sockperf_client(cpus, "under-load", size, seconds,
+                          (f"--mps={mps}", "--reply-every=1"))
     return tuple(2 * figure(rf"percentile {p} =\s*([0-9.]+)", out, "sockperf") * 1000.0
                  for p in (r"50\.000", r"99\.000"))
 
