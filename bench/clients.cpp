@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/process.h"
 #include "base/run_dir.h"
 #include "base/wait.h"
 #include "bench/mailbox.h"
@@ -20,7 +21,6 @@
 #include "bench/protocol.h"
 #include "bench/workloads.h"
 #include "harness/aligned_buffer.h"
-#include "harness/process.h"
 #include "transports/many.h"
 
 namespace ipcbench {

@@ -99,6 +99,10 @@ std::string ConsoleTable::row(const Run& run) const {
   line += column(cpu_client && cpu_peer
                      ? fmt_figure((*cpu_client + *cpu_peer - (pacing ? *pacing : 0)) / 1e3)
                      : "");
+  // a link through a daemon the suite started (dbus): the daemon's CPU, apart from the two
+  // processes' in the column.
+  if (const double* daemon = counter(run, "cpu_daemon_ns_per_msg"))
+    line += "  daemon cpu " + fmt_figure(*daemon / 1e3) + " us/msg";
   // fanout cells: msg/s is every subscriber's deliveries together; the latency is one way.
   if (const double* ow50 = counter(run, "oneway_p50_ns"), *ow99 = counter(run, "oneway_p99_ns"),
       *lost = counter(run, "lost_msgs");

@@ -11,12 +11,12 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/process.h"
 #include "base/run_dir.h"
 #include "bench/hgrm_files.h"
 #include "bench/mailbox.h"
 #include "bench/protocol.h"
 #include "harness/aligned_buffer.h"
-#include "harness/process.h"
 #include "transports/many.h"
 
 namespace ipcbench {

@@ -18,13 +18,13 @@
 #include "base/cleanup.h"
 #include "base/error.h"
 #include "base/liveness.h"
+#include "base/process.h"
 #include "base/wait.h"
 #include "bench/hgrm_files.h"
 #include "bench/protocol.h"
 #include "bench/rtt_clock.h"
 #include "bench/workloads.h"
 #include "harness/aligned_buffer.h"
-#include "harness/process.h"
 #include "transports/encodings.h"
 
 namespace ipcbench {

@@ -336,10 +336,11 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
            json_escape(i.coupling) + "\", \"max_message\": " + std::to_string(i.max_message) +
            ", \"summary\": \"" + json_escape(i.summary) + "\", \"wait\": \"" + json_escape(i.wait) +
            "\", \"built_on\": \"" + json_escape(i.built_on) + "\", \"needs\": \"" +
-           json_escape(i.needs) + "\", \"encoding\": \"" + json_escape(i.encoding) +
-           "\", \"fan_in\": \"" + json_escape(i.fan_in) + "\", \"server_models\": [" + models +
-           "], \"fan_out\": \"" + json_escape(i.fan_out) + "\", \"pipelining\": \"" +
-           json_escape(i.pipelining) + "\"}" + (k + 1 < list.size() ? "," : "");
+           json_escape(i.needs) + "\", \"daemon\": \"" + json_escape(i.daemon) +
+           "\", \"encoding\": \"" + json_escape(i.encoding) + "\", \"fan_in\": \"" +
+           json_escape(i.fan_in) + "\", \"server_models\": [" + models + "], \"fan_out\": \"" +
+           json_escape(i.fan_out) + "\", \"pipelining\": \"" + json_escape(i.pipelining) + "\"}" +
+           (k + 1 < list.size() ? "," : "");
   }
   return out + (pretty ? "\n]\n" : "]");
 }

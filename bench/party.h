@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "base/process.h"
 #include "bench/protocol.h"
 #include "harness/histogram.h"
-#include "harness/process.h"
 
 namespace ipcbench {
 

@@ -8,13 +8,13 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/process.h"
 #include "bench/clients.h"
 #include "bench/fanout.h"
 #include "bench/mailbox.h"
 #include "bench/party.h"
 #include "bench/protocol.h"
 #include "harness/aligned_buffer.h"
-#include "harness/process.h"
 #include "transports/registry.h"
 
 namespace ipcbench {

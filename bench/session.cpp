@@ -61,7 +61,7 @@ PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
   in_setup_ = false;
 }
 
-std::pair<CpuUse, CpuUse> PeerSession::cpu_sample() {
+CpuSample PeerSession::cpu_sample() {
   std::uint32_t seq = next_seq();
   std::byte msg[1024];  // room for a peer's error text instead of the reply
   stamp(std::span(msg).first(kHeaderBytes), seq, Kind::kStats, payload_digest({}));
@@ -72,7 +72,7 @@ std::pair<CpuUse, CpuUse> PeerSession::cpu_sample() {
     throw ProtocolError("stats reply of " + std::to_string(n) + " bytes");
   CpuUse peer;
   std::memcpy(&peer, msg + kHeaderBytes, sizeof peer);
-  return {self, peer};
+  return {self, peer, channel_->service_cpu_ns()};
 }
 
 PeerSession::~PeerSession() {

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "base/process.h"
 #include "base/run_dir.h"
 #include "bench/protocol.h"
 #include "harness/placement.h"
-#include "harness/process.h"
 #include "harness/watchdog.h"
 #include "transports/transport.h"
 
@@ -30,6 +30,13 @@ struct SessionConfig {
   std::chrono::milliseconds setup_timeout{60000};  // starting and connecting the peer
   std::string peer_program;                        // the peer's executable; empty: this one
   TransportSettings settings;                      // what the transport listens with
+};
+
+// CPU used so far by this process, by the peer and, where the link runs through a daemon
+// it knows (Channel::service_cpu_ns), by that daemon (-1: none).
+struct CpuSample {
+  CpuUse self, peer;
+  std::int64_t daemon_ns = -1;
 };
 
 class PeerSession {
@@ -52,7 +59,7 @@ class PeerSession {
 
   // CPU use of this process and of the peer (asks the peer with a kStats round trip;
   // call it outside timed regions).
-  std::pair<CpuUse, CpuUse> cpu_sample();
+  CpuSample cpu_sample();
 
   // Turns a failure into the text of the cell's error: names a watchdog kill or the
   // peer's exit status.

@@ -34,9 +34,10 @@ void record_placement(benchmark::State& state, const PeerSession& s, std::size_t
 }
 
 // CPU per message of both processes over the measured run (msgs = round trips for
-// pingpong, messages for throughput), and context switches of both per message.
-void record_cpu(benchmark::State& state, const std::pair<CpuUse, CpuUse>& before,
-                const std::pair<CpuUse, CpuUse>& after, double msgs) {
+// pingpong, messages for throughput), and context switches of both per message; the
+// daemon's CPU per message too where the link knows its daemon.
+void record_cpu(benchmark::State& state, const CpuSample& before, const CpuSample& after,
+                double msgs) {
   if (msgs <= 0) return;
   auto cpu = [](const CpuUse& a, const CpuUse& b) {
     return static_cast<double>(b.cpu_ns - a.cpu_ns);
@@ -45,10 +46,13 @@ void record_cpu(benchmark::State& state, const std::pair<CpuUse, CpuUse>& before
     return static_cast<double>((b.voluntary_switches + b.involuntary_switches) -
                                (a.voluntary_switches + a.involuntary_switches));
   };
-  state.counters["cpu_client_ns_per_msg"] = cpu(before.first, after.first) / msgs;
-  state.counters["cpu_peer_ns_per_msg"] = cpu(before.second, after.second) / msgs;
+  state.counters["cpu_client_ns_per_msg"] = cpu(before.self, after.self) / msgs;
+  state.counters["cpu_peer_ns_per_msg"] = cpu(before.peer, after.peer) / msgs;
   state.counters["ctx_switches_per_msg"] =
-      (csw(before.first, after.first) + csw(before.second, after.second)) / msgs;
+      (csw(before.self, after.self) + csw(before.peer, after.peer)) / msgs;
+  if (before.daemon_ns >= 0 && after.daemon_ns >= before.daemon_ns)
+    state.counters["cpu_daemon_ns_per_msg"] =
+        static_cast<double>(after.daemon_ns - before.daemon_ns) / msgs;
 }
 
 void sync(PeerSession& s, std::span<std::byte> buf) {

@@ -14,6 +14,7 @@ IPCBENCH_PACKAGES=(
   libzmq3-dev cppzmq-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   librabbitmq-dev
+  libsystemd-dev dbus-daemon
   python3 python3-matplotlib
 )
 

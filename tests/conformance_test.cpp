@@ -16,9 +16,9 @@
 #include "base/cleanup.h"
 #include "base/error.h"
 #include "base/ipc_name.h"
+#include "base/process.h"
 #include "base/run_dir.h"
 #include "bench/peer.h"
-#include "harness/process.h"
 #include "tests/test_support.h"
 #include "transports/registry.h"
 

@@ -9,8 +9,8 @@
 
 #include "base/cleanup.h"
 #include "base/error.h"
+#include "base/process.h"
 #include "base/run_dir.h"
-#include "harness/process.h"
 #include "tests/test_support.h"
 #include "transports/registry.h"
 

@@ -30,6 +30,10 @@ std::unique_ptr<Transport> make_zmq_tcp_transport();
 std::unique_ptr<Transport> make_amqp_transport();
 std::unique_ptr<Transport> make_amqp_durable_transport();
 #endif
+#ifdef IPCBENCH_HAVE_DBUS
+std::unique_ptr<Transport> make_dbus_transport();
+std::unique_ptr<Transport> make_dbus_p2p_transport();
+#endif
 #ifdef IPCBENCH_HAVE_GRPC
 std::unique_ptr<Transport> make_grpc_tcp_transport();
 std::unique_ptr<Transport> make_grpc_uds_transport();
@@ -66,6 +70,10 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
 #ifdef IPCBENCH_HAVE_AMQP
   r.push_back(make_amqp_transport());
   r.push_back(make_amqp_durable_transport());
+#endif
+#ifdef IPCBENCH_HAVE_DBUS
+  r.push_back(make_dbus_transport());
+  r.push_back(make_dbus_p2p_transport());
 #endif
 #ifdef IPCBENCH_HAVE_GRPC
   r.push_back(make_grpc_tcp_transport());

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -66,6 +67,9 @@ struct TransportInfo {
   std::string built_on = "";       // the registered transport this one is a layer over, if any
   std::string needs = "";          // a service that must be running (a broker); such
                                    // transports run only when named (or with "all")
+  // The daemon every message passes through, and who starts it, e.g. "dbus-daemon: a
+  // private bus, started by the link itself"; empty: the two processes talk directly.
+  std::string daemon = "";
   // The in-process encoding floor (transports/encodings.h) matching the encode/decode
   // work this transport does per message: "framing" (StreamChannel's length prefix,
   // transports/framing.h), "protobuf" (gRPC); empty when it runs no codec of its own
@@ -127,6 +131,11 @@ class Channel {
   // (a broker, a stranger's connection) fail soon. Must not block or throw. Killing the
   // peer is enough for a link nobody else can reach, hence the default.
   virtual void abort() noexcept {}
+
+  // The CPU time (ns, every thread) the daemon this link passes through has used so far,
+  // where the link knows its process (a bus daemon it started); -1: no such daemon, or
+  // not readable. Workloads take the difference over a measured run.
+  virtual std::int64_t service_cpu_ns() const { return -1; }
 
   // Duplex use, offered where the transport's info().pipelining is "two threads": between
   // set_duplex(true) and set_duplex(false) one thread may call send (or loan/commit) while

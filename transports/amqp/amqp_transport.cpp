@@ -823,6 +823,9 @@ TransportInfo amqp_info(const char* name, bool durable) {
                                 "by the broker before it counts, every delivery acknowledged"
                               : "transient queues, no publisher confirms, no consumer acks"),
           .needs = "AMQP broker (IPCBENCH_AMQP_URL or ./scripts/broker.sh start)",
+          .daemon =
+              "RabbitMQ broker: a private node ./scripts/broker.sh starts (test.sh and "
+              "bench.sh do), or the one IPCBENCH_AMQP_URL names",
           .fan_in =
               "RabbitMQ RPC: one request queue the server consumes, one reply queue per "
               "client (reply_to, correlation_id); each request names its client and "

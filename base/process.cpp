@@ -1,4 +1,4 @@
-#include "harness/process.h"
+#include "base/process.h"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -64,6 +64,7 @@ int pin_self(int cpu) {
     if (::fcntl(fd, F_SETFD, 0) != 0) fail(errno);
   }
   if (::fcntl(err_fd, F_SETFD, FD_CLOEXEC) != 0) fail(errno);
+  if (opts.stderr_fd >= 0 && ::dup2(opts.stderr_fd, STDERR_FILENO) < 0) fail(errno);
   if (int err = pin_self(opts.cpu)) fail(err);
   ::signal(SIGPIPE, SIG_DFL);
   ::execv(argv[0], argv);

@@ -17,6 +17,7 @@ struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0] is the program to exec
   std::vector<int> inherit_fds;   // descriptors the child keeps, at the same numbers
   int cpu = -1;                   // pin the child to this CPU before exec; -1 = no pinning
+  int stderr_fd = -1;             // the child's stderr (a log file); -1 = ours
 };
 
 // One child process. The child gets PR_SET_PDEATHSIG(SIGKILL), so it dies with the
