@@ -29,6 +29,7 @@ struct PathSlot {
 };
 PathSlot g_paths[kMaxPaths];
 std::atomic<pid_t> g_pids[kMaxPids];
+std::atomic<pid_t> g_daemons[kMaxPids];  // killed on a hard exit only
 std::atomic<bool> g_installed{false};
 
 constexpr int kMaxDepth = 8;
@@ -65,10 +66,11 @@ void empty_dir(int fd, int depth, const char* keep = nullptr) {
 }
 
 void undo_everything() {
-  for (auto& p : g_pids) {
-    pid_t pid = p.exchange(0);
-    if (pid > 0) ::kill(pid, SIGKILL);
-  }
+  for (auto* table : {g_pids, g_daemons})
+    for (int i = 0; i < kMaxPids; ++i) {
+      pid_t pid = table[i].exchange(0);
+      if (pid > 0) ::kill(pid, SIGKILL);
+    }
   for (auto& p : g_paths) {
     int live = kLive;
     if (!p.state.compare_exchange_strong(live, kFree)) continue;
@@ -152,18 +154,19 @@ bool remove_dir(const char* path, const char* last) {
   return ::rmdir(path) == 0 || errno == ENOENT;
 }
 
-void add_pid(pid_t pid) {
-  for (auto& p : g_pids) {
+void add_pid(pid_t pid, bool daemon) {
+  for (auto& p : daemon ? g_daemons : g_pids) {
     pid_t expected = 0;
     if (p.compare_exchange_strong(expected, pid)) return;
   }
 }
 
 void forget_pid(pid_t pid) {
-  for (auto& p : g_pids) {
-    pid_t expected = pid;
-    if (p.compare_exchange_strong(expected, 0)) return;
-  }
+  for (auto* table : {g_pids, g_daemons})
+    for (int i = 0; i < kMaxPids; ++i) {
+      pid_t expected = pid;
+      if (table[i].compare_exchange_strong(expected, 0)) return;
+    }
 }
 
 }  // namespace ipcbench::cleanup

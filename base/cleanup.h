@@ -40,7 +40,10 @@ bool remove_dir(const char* path, const char* last = nullptr);
 void enable_graceful_interrupt();
 int interrupted();
 
-void add_pid(pid_t pid);
+// A peer's pid: killed at a graceful interrupt's first signal, and on any other exit by
+// signal. A daemon's (a transport's RouDi): left to its owner at a graceful interrupt,
+// which stops it in order as the run ends; killed on any other exit by signal.
+void add_pid(pid_t pid, bool daemon = false);
 void forget_pid(pid_t pid);
 
 }  // namespace ipcbench::cleanup

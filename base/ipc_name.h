@@ -23,7 +23,9 @@
 //   test scratch    <base>/<stamp>-XXXXXX, made and marked the same way;
 //   shm objects     /dev/shm/<stamp>-shm-<n> (shm-*), <stamp>-bmq-<n>-{down,up} (boost-mq);
 //   POSIX queues    /<stamp>-mq-<n>-{down,up};
-//   broker queues   <stamp>-amqp-<n>-{req,rep} (the broker expires them on its own).
+//   broker queues   <stamp>-amqp-<n>-{req,rep} (the broker expires them on its own);
+//   iceoryx runtime /tmp/<stamp> (socket) and /tmp/<stamp>.lock, which iceoryx makes for
+//                   the process's runtime, named by its stamp (transports/iceoryx).
 // Files inside a run directory (sockets, FIFOs, mapped files) need no stamp: the
 // directory is removed whole.
 #pragma once

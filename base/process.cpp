@@ -64,7 +64,9 @@ int pin_self(int cpu) {
     if (::fcntl(fd, F_SETFD, 0) != 0) fail(errno);
   }
   if (::fcntl(err_fd, F_SETFD, FD_CLOEXEC) != 0) fail(errno);
-  if (opts.stderr_fd >= 0 && ::dup2(opts.stderr_fd, STDERR_FILENO) < 0) fail(errno);
+  if (opts.output_fd >= 0 &&
+      (::dup2(opts.output_fd, STDOUT_FILENO) < 0 || ::dup2(opts.output_fd, STDERR_FILENO) < 0))
+    fail(errno);
   if (int err = pin_self(opts.cpu)) fail(err);
   ::signal(SIGPIPE, SIG_DFL);
   ::execv(argv[0], argv);
@@ -88,7 +90,7 @@ ChildProcess ChildProcess::spawn(const SpawnOptions& opts) {
   if (pid < 0) throw SysError("fork", errno);
   if (pid == 0) child_exec(opts, argv.data(), parent, err_w.get());
 
-  ChildProcess child(pid);
+  ChildProcess child(pid, opts.daemon);
   err_w.reset();
   int child_errno = 0;
   std::size_t n =
@@ -116,7 +118,9 @@ ChildProcess ChildProcess::fork_run(int cpu, const std::function<void()>& body) 
   return ChildProcess(pid);
 }
 
-ChildProcess::ChildProcess(pid_t pid) : pid_(pid), exited_(false) { cleanup::add_pid(pid); }
+ChildProcess::ChildProcess(pid_t pid, bool daemon) : pid_(pid), exited_(false) {
+  cleanup::add_pid(pid, daemon);
+}
 
 ChildProcess::ChildProcess(ChildProcess&& o) noexcept
     : pid_(std::exchange(o.pid_, -1)),

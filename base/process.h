@@ -17,7 +17,8 @@ struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0] is the program to exec
   std::vector<int> inherit_fds;   // descriptors the child keeps, at the same numbers
   int cpu = -1;                   // pin the child to this CPU before exec; -1 = no pinning
-  int stderr_fd = -1;             // the child's stderr (a log file); -1 = ours
+  int output_fd = -1;             // the child's stdout and stderr (a log); -1 = ours
+  bool daemon = false;            // a daemon its owner stops in order (cleanup::add_pid)
 };
 
 // One child process. The child gets PR_SET_PDEATHSIG(SIGKILL), so it dies with the
@@ -46,7 +47,7 @@ class ChildProcess {
   void kill_now();
 
  private:
-  explicit ChildProcess(pid_t pid);  // a child just forked: ours to reap
+  explicit ChildProcess(pid_t pid, bool daemon = false);  // a child just forked: ours to reap
   void reap(bool block);
   pid_t pid_ = -1;
   int status_ = 0;

@@ -280,7 +280,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   }
   if (!transports_given)  // those that need a service (a broker) only when asked for
     for (const Transport* t : all_transports())
-      if (t->info().needs.empty()) o.transports.push_back(t);
+      if (t->info().needs.empty() && !t->info().one_per_machine) o.transports.push_back(t);
   if (!workloads_given)
     o.workloads = {Workload::kPingpong, Workload::kThroughput, Workload::kClients,
                    Workload::kFanout};

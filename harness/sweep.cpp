@@ -66,6 +66,28 @@ struct Sweep {
     ::closedir(d);
   }
 
+  // iceoryx's files for a process's runtime, named by the process's stamp
+  // (transports/iceoryx): the socket /tmp/<stamp> and the lock file /tmp/<stamp>.lock.
+  // Nothing else: a name must be a stamp alone, or a stamp and ".lock".
+  void iceoryx_runtimes(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      const bool lock = name.size() > 5 && name.compare(name.size() - 5, 5, ".lock") == 0;
+      const std::string stem = lock ? name.substr(0, name.size() - 5) : name;
+      auto s = RunStamp::parse(stem);
+      if (!s || s->text() != stem) continue;
+      std::string path = dir + "/" + name;
+      struct stat st {};
+      if (::lstat(path.c_str(), &st) != 0 || !(lock ? S_ISREG(st.st_mode) : S_ISSOCK(st.st_mode)) ||
+          st.st_uid != ::geteuid() || !gone(*s))
+        continue;
+      if (::unlink(path.c_str()) == 0) removed.push_back(path);
+    }
+    ::closedir(d);
+  }
+
   // A leaked queue keeps charging RLIMIT_MSGQUEUE, so every later run's posix-mq would
   // fail: where queues cannot be listed, try each dead run's names.
   void queues_of_dead_runs() {
@@ -81,10 +103,12 @@ struct Sweep {
 }  // namespace
 
 std::vector<std::string> sweep_stale_objects(const std::vector<std::string>& dir_bases,
-                                             const std::string& shm_dir) {
+                                             const std::string& shm_dir,
+                                             const std::string& iceoryx_dir) {
   Sweep s;
   for (const auto& b : dir_bases) s.dirs(b);
   s.files(shm_dir, false);
+  s.iceoryx_runtimes(iceoryx_dir);
   struct statfs fs {};
   if (::statfs("/dev/mqueue", &fs) == 0 && fs.f_type == kMqueueMagic)
     s.files("/dev/mqueue", true);
@@ -98,7 +122,7 @@ std::vector<std::string> sweep_stale_objects() {
   for (const char* env : {"XDG_RUNTIME_DIR", "TMPDIR"})
     if (const char* v = std::getenv(env); v && *v) bases.insert(v);
   bases.insert("/tmp");
-  return sweep_stale_objects({bases.begin(), bases.end()}, "/dev/shm");
+  return sweep_stale_objects({bases.begin(), bases.end()}, "/dev/shm", "/tmp");
 }
 
 }  // namespace ipcbench

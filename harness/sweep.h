@@ -19,12 +19,14 @@
 
 namespace ipcbench {
 
-// Sweeps the run-directory bases ($XDG_RUNTIME_DIR, $TMPDIR, /tmp), /dev/shm and the
-// queues. Returns the names removed. Call it only before a real run.
+// Sweeps the run-directory bases ($XDG_RUNTIME_DIR, $TMPDIR, /tmp), /dev/shm, the
+// queues, and the files iceoryx made in /tmp for a process's runtime (named by its
+// stamp). Returns the names removed. Call it only before a real run.
 std::vector<std::string> sweep_stale_objects();
 
 // The same over given places (for tests).
 std::vector<std::string> sweep_stale_objects(const std::vector<std::string>& dir_bases,
-                                             const std::string& shm_dir);
+                                             const std::string& shm_dir,
+                                             const std::string& iceoryx_dir = "");
 
 }  // namespace ipcbench

@@ -15,6 +15,7 @@ IPCBENCH_PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   librabbitmq-dev
   libsystemd-dev dbus-daemon
+  libiceoryx-posh-dev iceoryx
   python3 python3-matplotlib
 )
 

@@ -6,13 +6,17 @@
 #include <gtest/gtest.h>
 #include <mqueue.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "base/ipc_name.h"
@@ -221,6 +225,51 @@ TEST(IpcName, StampsRoundTripAndRefuseLookAlikes) {
                           "ipcbench-1.2", "ipcbench-1.2.3X", "ipcbench-0.2.3", "xipcbench-1.2.3",
                           "ipcbench-1.2.3.4", "ipcbench-A.2.3"})
     EXPECT_FALSE(RunStamp::parse(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace ipcbench
+
+namespace ipcbench {
+namespace {
+
+// A Unix socket file at path, as iceoryx makes one for a runtime.
+void socket_file(const fs::path& path) {
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << path;
+  ::close(fd);
+}
+
+// iceoryx's files for a dead process's runtime (its stamp, and its stamp and ".lock") go;
+// a live process's stay, and so does every other name in that place.
+TEST(Sweep, ADeadRunsIceoryxRuntimeFilesGoAndNothingElse) {
+  Places p;
+  const fs::path iox = p.s.dir / "iox";
+  fs::create_directories(iox);
+  std::optional<RunStamp> dead = RunStamp::parse(make_and_die(p).dir.filename().string());
+  ASSERT_TRUE(dead);
+  const std::string d = dead->text(), live = RunStamp::self().text();
+  socket_file(iox / d);
+  touch(iox / (d + ".lock"));
+  socket_file(iox / live);
+  touch(iox / (live + ".lock"));
+  touch(iox / (d + ".other"));             // not a name iceoryx gives a runtime
+  touch(iox / d.substr(0, d.size() - 1));  // a look-alike that is not a stamp alone
+  touch(iox / (d + "-sock"));              // a regular file where the socket would be: no
+  std::vector<std::string> removed =
+      sweep_stale_objects({p.base.string()}, p.shm.string(), iox.string());
+  EXPECT_NE(std::find(removed.begin(), removed.end(), (iox / d).string()), removed.end());
+  EXPECT_NE(std::find(removed.begin(), removed.end(), (iox / (d + ".lock")).string()),
+            removed.end());
+  EXPECT_FALSE(fs::exists(iox / d));
+  EXPECT_FALSE(fs::exists(iox / (d + ".lock")));
+  for (const std::string& stays :
+       {live, live + ".lock", d + ".other", d.substr(0, d.size() - 1), d + "-sock"})
+    EXPECT_TRUE(fs::exists(fs::symlink_status(iox / stays))) << stays;
 }
 
 }  // namespace

@@ -34,6 +34,10 @@ std::unique_ptr<Transport> make_amqp_durable_transport();
 std::unique_ptr<Transport> make_dbus_transport();
 std::unique_ptr<Transport> make_dbus_p2p_transport();
 #endif
+#ifdef IPCBENCH_HAVE_ICEORYX
+std::unique_ptr<Transport> make_iceoryx_waitset_transport();
+std::unique_ptr<Transport> make_iceoryx_spin_transport();
+#endif
 #ifdef IPCBENCH_HAVE_GRPC
 std::unique_ptr<Transport> make_grpc_tcp_transport();
 std::unique_ptr<Transport> make_grpc_uds_transport();
@@ -74,6 +78,10 @@ std::vector<std::unique_ptr<Transport>> build_registry() {
 #ifdef IPCBENCH_HAVE_DBUS
   r.push_back(make_dbus_transport());
   r.push_back(make_dbus_p2p_transport());
+#endif
+#ifdef IPCBENCH_HAVE_ICEORYX
+  r.push_back(make_iceoryx_waitset_transport());
+  r.push_back(make_iceoryx_spin_transport());
 #endif
 #ifdef IPCBENCH_HAVE_GRPC
   r.push_back(make_grpc_tcp_transport());

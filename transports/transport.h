@@ -70,6 +70,9 @@ struct TransportInfo {
   // The daemon every message passes through, and who starts it, e.g. "dbus-daemon: a
   // private bus, started by the link itself"; empty: the two processes talk directly.
   std::string daemon = "";
+  // Its daemon can run only once per machine (iceoryx 2.0's RouDi): two runs, or a run and
+  // the user's own, would clash, so such a transport runs only when named (or with "all").
+  bool one_per_machine = false;
   // The in-process encoding floor (transports/encodings.h) matching the encode/decode
   // work this transport does per message: "framing" (StreamChannel's length prefix,
   // transports/framing.h), "protobuf" (gRPC); empty when it runs no codec of its own

@@ -151,7 +151,7 @@ class DbusDaemon {
                  program, "--config-file=" + config, "--nofork", "--nopidfile", "--nosyslog",
                  "--print-address=" + std::to_string(w.get())},
         .inherit_fds = {w.get(), listening.get()},
-        .stderr_fd = log.get()});
+        .output_fd = log.get()});
     w.reset();
     // One line: the address, once the daemon listens. EOF first: it exited.
     std::string line;

@@ -1,0 +1,137 @@
+// The iceoryx transports beyond what the conformance, fault and listener suites check for
+// every transport: a same-uid stranger on the link's topics is never taken for the peer,
+// RouDi is the run's own and goes with it, and a second RouDi is never started beside one
+// that runs (the links say why they cannot run instead).
+//
+// These tests run one at a time (ctest's RESOURCE_LOCK roudi, CMakeLists.txt): a process
+// that made an iceoryx link keeps its RouDi until it exits.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "base/process.h"
+#include "base/run_dir.h"
+#include "bench/peer.h"
+#include "tests/test_support.h"
+#include "transports/registry.h"
+
+namespace ipcbench {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using testing_support::Scratch;
+
+// A peer process that subscribes and publishes on the link's topics as the real peer does,
+// but presents a wrong token: an echo peer handed a token pipe of the test's.
+TEST(Iceoryx, AStrangerOnTheTopicsIsNeverTakenForThePeer) {
+  const Transport* t = find_transport("iceoryx-waitset");
+  ASSERT_NE(t, nullptr);
+  RunDir dir;
+  auto listener = t->listen(dir, 4096, testing_support::settings());
+  const Endpoint ep = listener->endpoint();
+  ASSERT_EQ(ep.addresses.size(), 4u);
+
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  const std::string wrong(32, '0');
+  ASSERT_EQ(::write(p[1], wrong.data(), wrong.size()), static_cast<ssize_t>(wrong.size()));
+  ::close(p[1]);
+  std::vector<std::string> stranger_addresses = ep.addresses;
+  stranger_addresses[3] = std::to_string(p[0]);
+  PeerArgs sargs{t->info().name, stranger_addresses, 4096, false, "echo", IPCBENCH_BINARY};
+  ChildProcess stranger = ChildProcess::spawn({peer_command(sargs), {p[0]}, -1});
+  ::close(p[0]);
+  std::this_thread::sleep_for(300ms);  // its hello is in before the peer's
+
+  PeerArgs args{t->info().name, ep.addresses, 4096, false, "echo", IPCBENCH_BINARY};
+  ChildProcess peer = ChildProcess::spawn({peer_command(args), ep.inherit_fds, -1});
+  auto ch =
+      listener->accept({std::chrono::steady_clock::now() + 20s, [&] { return peer.alive(); }});
+  // The stranger echoes what it gets too; only the peer's echoes come back, one each.
+  for (unsigned seed = 1; seed <= 20; ++seed) {
+    auto msg = testing_support::pattern(100 + seed, seed);
+    ch->send(msg);
+    std::vector<std::byte> back(4096);
+    back.resize(ch->recv(back));
+    ASSERT_EQ(back, msg) << "round trip " << seed;
+  }
+  ch.reset();
+  EXPECT_EQ(peer.finish(5s), "exit 0");
+  stranger.kill_now();
+}
+
+pid_t start(const std::vector<std::string>& args, const Scratch& s) {
+  std::vector<std::string> argv = {IPCBENCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return testing_support::spawn_captured(argv, s);
+}
+
+nlohmann::json results(const Scratch& s) {
+  std::ifstream f(s.dir / "out.json");
+  return nlohmann::json::parse(f);
+}
+
+// While this process's RouDi runs, a run's iceoryx cells fail saying so, and the RouDi
+// that runs is not disturbed.
+TEST(Iceoryx, ARunBesideAnotherRoudiFailsItsCellsSayingWhy) {
+  RunDir dir;
+  auto listener = find_transport("iceoryx-spin")->listen(dir, 64, testing_support::settings());
+  Scratch s;
+  pid_t run =
+      start({"--transports=iceoryx-spin", "--workloads=pingpong", "--sizes=64",
+             "--benchmark_min_time=0.05", "--benchmark_out=" + (s.dir / "out.json").string()},
+            s);
+  EXPECT_EQ(testing_support::wait_exit(run), 1) << testing_support::slurp(s.dir / "stderr");
+  auto j = results(s);
+  ASSERT_EQ(j.at("benchmarks").size(), 1u);
+  EXPECT_NE(j["benchmarks"][0].value("error_message", "").find("another RouDi runs"),
+            std::string::npos)
+      << j["benchmarks"][0].dump();
+  EXPECT_TRUE(fs::exists("/dev/shm/iceoryx_mgmt")) << "ours must still be there";
+}
+
+// However the runner ends, its RouDi goes with it: at SIGTERM the run ends and RouDi
+// removes its shared memory; at SIGKILL it dies with its parent (PR_SET_PDEATHSIG).
+class IceoryxRunnerEnd : public ::testing::TestWithParam<int> {};
+
+TEST_P(IceoryxRunnerEnd, TakesRoudiWithIt) {
+  Scratch s;
+  pid_t run = start({"--transports=iceoryx-waitset", "--workloads=pingpong", "--sizes=64",
+                     "--benchmark_min_time=5", "--benchmark_out=" + (s.dir / "out.json").string()},
+                    s);
+  ASSERT_GT(run, 0);
+  std::set<pid_t> roudis, peers;
+  for (auto end = std::chrono::steady_clock::now() + 20s;
+       (roudis.empty() || peers.empty()) && std::chrono::steady_clock::now() < end;) {
+    auto r = testing_support::children_of(run, "iox-roudi");
+    roudis.insert(r.begin(), r.end());
+    auto p = testing_support::peers_of(run);
+    peers.insert(p.begin(), p.end());
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_FALSE(roudis.empty()) << testing_support::slurp(s.dir / "stderr");
+  ASSERT_FALSE(peers.empty()) << testing_support::slurp(s.dir / "stderr");
+  std::this_thread::sleep_for(300ms);
+  ::kill(run, GetParam());
+  EXPECT_EQ(testing_support::wait_exit(run), 128 + GetParam());
+  EXPECT_TRUE(testing_support::all_gone(roudis)) << "RouDi outlived the runner";
+  EXPECT_TRUE(testing_support::all_gone(peers));
+  if (GetParam() != SIGKILL) {
+    EXPECT_FALSE(fs::exists("/dev/shm/iceoryx_mgmt")) << "RouDi did not clean up";
+    EXPECT_TRUE(testing_support::leftovers(s, run).empty());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, IceoryxRunnerEnd, ::testing::Values(SIGTERM, SIGKILL),
+                         [](const auto& info) { return std::string(::sigabbrev_np(info.param)); });
+
+}  // namespace
+}  // namespace ipcbench

@@ -1,0 +1,507 @@
+// iceoryx 2.0 (Debian's libiceoryx-posh): zero-copy publish/subscribe through shared memory
+// that iceoryx's daemon, RouDi, manages. "iceoryx-waitset" sleeps in a WaitSet until a
+// sample arrives; "iceoryx-spin" polls take() and never sleeps.
+//
+// A link is two topics, ipcbench/<link>/down (benchmark side to peer) and …/up, each one
+// UntypedPublisher and one UntypedSubscriber. A message is one sample: the writer loans a
+// chunk of the message's size from RouDi's pools, fills it in place and publishes it; the
+// reader takes it and reads it in place (Channel::loan/commit and view/release; send and
+// recv copy in and out of the same chunks). The publisher waits for a full subscriber queue
+// (WAIT_FOR_CONSUMER and BLOCK_PRODUCER, kQueue samples): nothing is dropped.
+//
+// RouDi. iceoryx 2.0 fixes RouDi's names when it is built (/tmp/roudi, /dev/shm/iceoryx_mgmt,
+// a lock in /tmp): one RouDi per machine, and a process registers with it once for its life.
+// So the suite starts one RouDi per runner process, at the first iceoryx link, with pools
+// sized for the larger of that link's largest message and 4 MiB; it is stopped when the
+// process exits, after the process's own iceoryx runtime has signed off (RouDi would
+// otherwise send it SIGTERM). It dies with the runner (PR_SET_PDEATHSIG) and is killed on
+// SIGINT/SIGTERM (cleanup's pid table); what a killed RouDi leaves in /dev/shm and /tmp is
+// iceoryx's, not stamped as ours, so the sweep never touches it: the next RouDi removes it
+// as it starts. Where another RouDi already runs (another run, or the user's), ours cannot
+// start and the link fails saying so. Each process's runtime is named by its stamp
+// (base/ipc_name.h): iceoryx makes /tmp/<stamp> and /tmp/<stamp>.lock for it.
+//
+// Strangers. Any process of our uid can register with RouDi and publish on our topics. The
+// peer's first sample carries the run's token (PeerToken) and its pid; the benchmark side
+// takes the publisher that sent it (the chunk header's origin id, set by iceoryx) as the
+// peer's, and the peer takes only samples from the benchmark side's publisher, whose id is
+// in the endpoint. Samples from any other publisher are released unread.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "base/error.h"
+#include "base/ipc_name.h"
+#include "base/process.h"
+#include "base/run_dir.h"
+#include "base/wait.h"
+#include "iceoryx_hoofs/log/logmanager.hpp"
+#include "iceoryx_posh/mepoo/chunk_header.hpp"
+#include "iceoryx_posh/popo/untyped_publisher.hpp"
+#include "iceoryx_posh/popo/untyped_subscriber.hpp"
+#include "iceoryx_posh/popo/wait_set.hpp"
+#include "iceoryx_posh/runtime/posh_runtime.hpp"
+#include "transports/endpoint_reader.h"
+#include "transports/socket_util.h"
+#include "transports/transport.h"
+
+namespace ipcbench {
+namespace {
+
+constexpr std::uint32_t kQueue = 8;         // samples a subscriber queues
+constexpr std::uint32_t kAlignment = 8;     // of every payload: the chunk header is 40 bytes
+constexpr std::size_t kLeastTop = 4 << 20;  // the largest pool holds at least this much
+constexpr std::size_t kMaxMessage = std::size_t{16} << 20;
+// Chunks per pool: both directions' queues, a sample being read and one being written on
+// each side, and room for the samples of a peer killed mid-run until RouDi reclaims them.
+constexpr std::uint32_t kChunksPerPool = 4 * (kQueue + 2);
+constexpr const char* kRoudiSocket = "/tmp/roudi";
+
+// RouDi answers on its socket: connect() to a datagram socket succeeds only while a process
+// has it bound (a socket file left by a killed RouDi refuses).
+bool roudi_answers() {
+  UniqueFd s(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s.valid()) return false;
+  sockaddr_un a = unix_address(kRoudiSocket);
+  return ::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+}
+
+std::size_t round8(std::size_t n) { return (n + 7) / 8 * 8; }
+
+// The pools: 128 B, then ×16 up to the largest, which holds `top` bytes.
+std::vector<std::size_t> pool_sizes(std::size_t top) {
+  std::vector<std::size_t> out;
+  for (std::size_t s = 128; s < top; s *= 16) out.push_back(s);
+  out.push_back(round8(top));
+  return out;
+}
+
+// When a peer's process was last seen gone without having ended its link (killed), in
+// steady-clock ns; 0: never. RouDi's monitoring drops such a process
+// (PROCESS_KEEP_ALIVE_TIMEOUT, 1.5 s, in iceoryx_posh_types.hpp) within kMonitoringDrops.
+std::atomic<std::int64_t> last_unsigned_exit_ns{0};
+constexpr std::chrono::milliseconds kMonitoringDrops(2500);
+
+// This process's RouDi (the runner's) and its iceoryx runtime, made once.
+class Roudi {
+ public:
+  // Starts RouDi (first call) and registers this process, or says why it cannot.
+  static std::size_t ensure(RunDir& dir, std::size_t max_message) {
+    static Roudi roudi;  // made before the runtime (below): gone after it at exit
+    std::lock_guard lock(roudi.mu_);
+    if (!roudi.error_.empty()) throw ProtocolError(roudi.error_);
+    if (!roudi.daemon_.alive() && roudi.top_ != 0)
+      throw ProtocolError("iceoryx: RouDi, started for this run, is gone (" +
+                          roudi.daemon_.finish({}) + ")");
+    if (roudi.top_ == 0) {
+      try {
+        roudi.start(dir, std::max(max_message, kLeastTop));
+      } catch (const std::exception& e) {
+        roudi.error_ = e.what();
+        throw;
+      }
+    }
+    if (max_message > roudi.top_)
+      throw ProtocolError("iceoryx: RouDi's pools were sized for " + std::to_string(roudi.top_) +
+                          "-byte messages when it started; " + std::to_string(max_message) +
+                          " do not fit");
+    return roudi.top_;
+  }
+  ~Roudi() {
+    // The runtime has signed off by now (it was made after us). SIGTERM: RouDi removes
+    // its shared memory and socket. But a RouDi that still lists a process that is gone
+    // fails its assertion as it stops (iceoryx 2.0.3: it cannot send that process
+    // SIGTERM) and leaves everything: so after a peer was killed, wait until RouDi's
+    // monitoring has dropped it (no keep-alive for 1.5 s).
+    if (daemon_.alive() && last_unsigned_exit_ns.load() != 0) {
+      const auto dropped = std::chrono::steady_clock::time_point(
+                               std::chrono::nanoseconds(last_unsigned_exit_ns.load())) +
+                           kMonitoringDrops;
+      std::this_thread::sleep_until(dropped);
+    }
+    if (daemon_.alive()) {
+      ::kill(daemon_.pid(), SIGTERM);
+      daemon_.finish(std::chrono::seconds(5));
+    }
+  }
+
+ private:
+  void start(RunDir& dir, std::size_t top) {
+    if (roudi_answers())
+      throw ProtocolError(
+          "iceoryx: another RouDi runs on this machine (iceoryx 2.0 allows one; its names "
+          "are fixed: /tmp/roudi, /dev/shm/iceoryx_mgmt); stop it to run the iceoryx "
+          "transports");
+    const std::string config = dir.make_path("iceoryx-roudi.toml");
+    {
+      std::ofstream f(config);
+      f << "[general]\nversion = 1\n\n[[segment]]\n";
+      for (std::size_t s : pool_sizes(top))
+        f << "\n[[segment.mempool]]\nsize = " << s << "\ncount = " << kChunksPerPool << "\n";
+      if (!f.flush()) throw SysError("write " + config, errno ? errno : EIO);
+    }
+    const std::string log = dir.make_path("iceoryx-roudi.log");
+    UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!log_fd.valid()) throw SysError("open " + log, errno);
+    const char* program = "/usr/bin/iox-roudi";
+    if (::access(program, X_OK) != 0)
+      throw ProtocolError(std::string("iceoryx: ") + program +
+                          " not found (Debian package iceoryx; ./scripts/deps.sh installs it)");
+    daemon_ =
+        ChildProcess::spawn(SpawnOptions{.argv = {program, "-c", config, "-l", "info", "-m", "on"},
+                                         .inherit_fds = {},
+                                         .cpu = -1,
+                                         .output_fd = log_fd.get(),
+                                         .daemon = true});
+    // Ready once it says so in its log (its socket exists a little earlier).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (;;) {
+      std::ifstream f(log);
+      std::stringstream text;
+      text << f.rdbuf();
+      if (text.str().find("RouDi is ready for clients") != std::string::npos) break;
+      if (!daemon_.alive())
+        throw ProtocolError("iceoryx: RouDi exited at start (" + daemon_.finish({}) +
+                            "): " + last_line(text.str()));
+      if (std::chrono::steady_clock::now() > deadline)
+        throw ProtocolError("iceoryx: RouDi did not become ready within 20 s: " +
+                            last_line(text.str()));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    init_runtime();
+    top_ = top;
+  }
+  static std::string last_line(const std::string& text) {
+    std::istringstream in(text);
+    std::string line, last = "(nothing in its log)";
+    while (std::getline(in, line))
+      if (!line.empty()) last = line;
+    return last;
+  }
+
+ public:
+  // Registers this process with the running RouDi, named by its stamp.
+  static void init_runtime() {
+    iox::log::LogManager::GetLogManager().SetDefaultLogLevel(
+        iox::log::LogLevel::kWarn, iox::log::LogLevelOutput::kHideLogLevel);
+    const std::string name = RunStamp::self().text();
+    iox::runtime::PoshRuntime::initRuntime(
+        iox::RuntimeName_t(iox::cxx::TruncateToCapacity, name.c_str()));
+  }
+
+ private:
+  std::mutex mu_;
+  ChildProcess daemon_;
+  std::size_t top_ = 0;
+  std::string error_;
+};
+
+iox::capro::ServiceDescription topic(const std::string& link, const char* direction) {
+  return {"ipcbench", iox::capro::IdString_t(iox::cxx::TruncateToCapacity, link.c_str()),
+          iox::capro::IdString_t(iox::cxx::TruncateToCapacity, direction)};
+}
+
+iox::popo::PublisherOptions publisher_options() {
+  iox::popo::PublisherOptions o;
+  o.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
+  return o;
+}
+
+iox::popo::SubscriberOptions subscriber_options() {
+  iox::popo::SubscriberOptions o;
+  o.queueCapacity = kQueue;
+  o.historyRequest = 0;
+  o.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
+  return o;
+}
+
+std::uint64_t port_id(const iox::popo::UniquePortId& id) { return static_cast<std::uint64_t>(id); }
+
+// One side's two ports and its waitset.
+struct Ports {
+  iox::popo::UntypedPublisher pub;
+  iox::popo::UntypedSubscriber sub;
+  iox::popo::WaitSet<1> ws;
+  Ports(const std::string& link, bool bench)
+      : pub(topic(link, bench ? "down" : "up"), publisher_options()),
+        sub(topic(link, bench ? "up" : "down"), subscriber_options()) {
+    if (ws.attachState(sub, iox::popo::SubscriberState::HAS_DATA).has_error())
+      throw ProtocolError("iceoryx: cannot attach the subscriber to a waitset");
+  }
+};
+
+class IoxChannel final : public Channel {
+ public:
+  IoxChannel(std::unique_ptr<Ports> ports, bool spin, std::size_t top, std::uint64_t partner,
+             int partner_pid)
+      : ports_(std::move(ports)), spin_(spin), top_(top), partner_(partner) {
+    if (partner_pid > 0)
+      pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, partner_pid, 0)));
+  }
+  ~IoxChannel() override {
+    if (held_) ports_->sub.release(held_);
+    if (loaned_) ports_->pub.release(loaned_);
+    // The end of the link: an empty sample (every message has a byte at least). A partner
+    // that is gone, or has left its topic, is not waited for.
+    if (partner_exited())
+      last_unsigned_exit_ns.store(std::chrono::steady_clock::now().time_since_epoch().count());
+    if (!ended() && ports_->pub.hasSubscribers()) {
+      auto r = ports_->pub.loan(0, kAlignment);
+      if (!r.has_error()) ports_->pub.publish(r.value());
+    }
+  }
+
+  void send(std::span<const std::byte> msg) override {
+    // A partner process that is gone makes a send fail, as a socket's write does; looked
+    // at once a millisecond at most (a clock read), so a send costs no system call more.
+    if (pidfd_.valid()) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_look_ > std::chrono::milliseconds(1)) {
+        last_look_ = now;
+        if (partner_exited()) throw SysError("iceoryx: send: the peer process is gone", EPIPE);
+      }
+    }
+    std::span<std::byte> to = loan(msg.size());
+    std::memcpy(to.data(), msg.data(), msg.size());
+    commit();
+  }
+  std::size_t recv(std::span<std::byte> buf) override {
+    std::span<const std::byte> in;
+    view(&in);
+    const std::size_t n = in.size();
+    if (n > buf.size()) {
+      release();
+      throw ProtocolError("iceoryx: message of " + std::to_string(n) + " bytes does not fit in " +
+                          std::to_string(buf.size()));
+    }
+    if (n) std::memcpy(buf.data(), in.data(), n);
+    if (n) release();
+    return n;
+  }
+
+  std::span<std::byte> loan(std::size_t n) override {
+    if (n == 0 || n > top_)
+      throw ProtocolError("iceoryx: a message of " + std::to_string(n) +
+                          " bytes does not fit RouDi's pools (up to " + std::to_string(top_) + ")");
+    auto r = ports_->pub.loan(static_cast<std::uint32_t>(n), kAlignment);
+    if (r.has_error())
+      throw ProtocolError("iceoryx: loan of " + std::to_string(n) + " bytes failed (error " +
+                          std::to_string(static_cast<int>(r.get_error())) + ")");
+    loaned_ = r.value();
+    return {static_cast<std::byte*>(loaned_), n};
+  }
+  void commit() override {
+    void* p = std::exchange(loaned_, nullptr);
+    ports_->pub.publish(p);
+  }
+  bool view(std::span<const std::byte>* out) override {
+    const void* p = take();
+    if (!p) {
+      *out = {};
+      return true;
+    }
+    held_ = p;
+    *out = {static_cast<const std::byte*>(p),
+            iox::mepoo::ChunkHeader::fromUserPayload(p)->userPayloadSize()};
+    return true;
+  }
+  void release() override {
+    if (const void* p = std::exchange(held_, nullptr)) ports_->sub.release(p);
+  }
+
+  void abort() noexcept override { aborted_.store(true, std::memory_order_relaxed); }
+
+ private:
+  // The partner's next sample, or nullptr when the link ended (the partner's process is
+  // gone, or it stopped offering its topic).
+  const void* take() {
+    for (std::uint32_t round = 0;; ++round) {
+      auto r = ports_->sub.take();
+      if (!r.has_error()) {
+        const void* p = r.value();
+        const auto* h = iox::mepoo::ChunkHeader::fromUserPayload(p);
+        if (port_id(h->originId()) != partner_) {
+          ports_->sub.release(p);  // a stranger's sample
+          continue;
+        }
+        if (h->userPayloadSize() == 0) {  // the partner ended the link
+          ports_->sub.release(p);
+          return nullptr;
+        }
+        return p;
+      }
+      if (spin_) {
+        cpu_relax();
+        if ((round & 0xffff) != 0) continue;
+      } else if (!ports_->ws.timedWait(iox::units::Duration::fromMilliseconds(10)).empty()) {
+        continue;
+      }
+      // Idle for a while (10 ms asleep, or 65536 polls): is the link still there?
+      if (aborted_.load(std::memory_order_relaxed)) throw ProtocolError("iceoryx: link aborted");
+      if (ended()) return nullptr;
+    }
+  }
+  bool partner_exited() const {
+    pollfd pf{pidfd_.get(), POLLIN, 0};
+    return pidfd_.valid() && ::poll(&pf, 1, 0) == 1;
+  }
+  bool ended() const {
+    return partner_exited() ||
+           ports_->sub.getSubscriptionState() != iox::SubscribeState::SUBSCRIBED;
+  }
+
+  std::unique_ptr<Ports> ports_;
+  bool spin_;
+  std::size_t top_;
+  std::uint64_t partner_;
+  UniqueFd pidfd_;  // the partner's process (the benchmark side knows it from the hello)
+  std::chrono::steady_clock::time_point last_look_{};
+  void* loaned_ = nullptr;
+  const void* held_ = nullptr;
+  std::atomic<bool> aborted_{false};
+};
+
+std::atomic<unsigned> next_link{0};
+
+class IoxListener final : public Listener {
+ public:
+  IoxListener(RunDir& dir, std::size_t max_message, bool spin) : spin_(spin) {
+    top_ = Roudi::ensure(dir, max_message);
+    link_ = "link-" + std::to_string(next_link++);
+    ports_ = std::make_unique<Ports>(link_, true);
+    ep_.addresses = {link_, std::to_string(port_id(ports_->pub.getUid())), std::to_string(top_),
+                     std::to_string(token_.pipe.get())};
+    ep_.inherit_fds = {token_.pipe.get()};
+  }
+  const Endpoint& endpoint() const override { return ep_; }
+  std::unique_ptr<Channel> accept(const SetupWait& wait) override {
+    token_.handed_over(ep_);
+    // The peer's hello: "<token> <pid>", from the publisher that will be the peer's.
+    std::uint64_t partner = 0;
+    int pid = 0;
+    while (partner == 0) {
+      auto r = ports_->sub.take();
+      if (r.has_error()) {
+        wait.check("iceoryx: accept");
+        ports_->ws.timedWait(iox::units::Duration::fromMilliseconds(10));
+        continue;
+      }
+      const void* p = r.value();
+      const auto* h = iox::mepoo::ChunkHeader::fromUserPayload(p);
+      std::string hello(static_cast<const char*>(p), h->userPayloadSize());
+      ports_->sub.release(p);
+      if (hello.size() > token_.text.size() + 1 &&
+          hello.compare(0, token_.text.size(), token_.text) == 0 &&
+          hello[token_.text.size()] == ' ') {
+        partner = port_id(h->originId());
+        pid = std::atoi(hello.c_str() + token_.text.size() + 1);
+      }
+    }
+    // Our first message must find the peer's subscriber connected.
+    while (!ports_->pub.hasSubscribers()) {
+      wait.check("iceoryx: accept");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return std::make_unique<IoxChannel>(std::move(ports_), spin_, top_, partner, pid);
+  }
+
+ private:
+  bool spin_;
+  std::size_t top_ = 0;
+  std::string link_;
+  std::unique_ptr<Ports> ports_;
+  PeerToken token_ = PeerToken::make();
+  Endpoint ep_;
+};
+
+class IoxTransport final : public TransportBase {
+ public:
+  IoxTransport(bool spin, TransportInfo info) : TransportBase(std::move(info)), spin_(spin) {}
+  std::unique_ptr<Listener> listen(RunDir& dir, std::size_t max_message,
+                                   const TransportSettings&) const override {
+    return std::make_unique<IoxListener>(dir, max_message, spin_);
+  }
+  std::unique_ptr<Channel> connect(const Endpoint& ep, const SetupWait& wait) const override {
+    EndpointReader r(ep, name(), {"link", "publisher id", "largest message", "token pipe"});
+    const std::string token = r.token(3);
+    const std::uint64_t bench_pub = std::stoull(r.text(1));
+    const std::size_t top = std::stoull(r.text(2));
+    // initRuntime waits a minute for a RouDi that is not there, then aborts the process.
+    if (!roudi_answers()) throw ProtocolError("iceoryx: RouDi does not answer on /tmp/roudi");
+    Roudi::init_runtime();
+    auto ports = std::make_unique<Ports>(r.text(0), false);
+    // The hello must find the benchmark side's subscriber, and its first message ours.
+    while (!ports->pub.hasSubscribers() ||
+           ports->sub.getSubscriptionState() != iox::SubscribeState::SUBSCRIBED) {
+      wait.check("iceoryx: connect");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const std::string hello = token + " " + std::to_string(::getpid());
+    auto loan = ports->pub.loan(static_cast<std::uint32_t>(hello.size()), kAlignment);
+    if (loan.has_error()) throw ProtocolError("iceoryx: cannot loan the hello");
+    std::memcpy(loan.value(), hello.data(), hello.size());
+    ports->pub.publish(loan.value());
+    return std::make_unique<IoxChannel>(std::move(ports), spin_, top, bench_pub, 0);
+  }
+
+ private:
+  bool spin_;
+};
+
+TransportInfo iox_info(std::string name, std::string wait, std::string how) {
+  return TransportInfo{
+      .name = std::move(name),
+      .family = TransportFamily::kSharedMemory,
+      .paradigm = "publish/subscribe, zero-copy",
+      .kernel_boundaries = true,
+      .reach = "same host",
+      .coupling =
+          "by topic, through RouDi (iceoryx's daemon), which owns the shared memory "
+          "and connects publishers to subscribers",
+      .max_message = kMaxMessage,
+      .summary =
+          "iceoryx 2.0 untyped publisher/subscriber, one topic per direction: the writer "
+          "fills a chunk loaned from RouDi's pools in place and publishes it, the "
+          "reader reads it in place; queues of " +
+          std::to_string(kQueue) + " samples, the publisher waits when one is full; " + how,
+      .wait = std::move(wait),
+      // RouDi's management segment (63 MiB, fixed when iceoryx was built) and the pools
+      // for messages up to 4 MiB; more when the run's largest message is larger.
+      .dev_shm_bytes = std::size_t{256} << 20,
+      .daemon =
+          "RouDi (/usr/bin/iox-roudi), started by the run at its first iceoryx link and "
+          "stopped when the run ends; one per machine (iceoryx 2.0): the run's own, or the "
+          "links fail",
+      .one_per_machine = true,
+  };
+}
+
+}  // namespace
+
+std::unique_ptr<Transport> make_iceoryx_waitset_transport() {
+  return std::make_unique<IoxTransport>(
+      false, iox_info("iceoryx-waitset", "blocking",
+                      "the reader sleeps in an iceoryx WaitSet until a sample arrives"));
+}
+
+std::unique_ptr<Transport> make_iceoryx_spin_transport() {
+  return std::make_unique<IoxTransport>(
+      true, iox_info("iceoryx-spin", "spin", "the reader polls take() and never sleeps"));
+}
+
+}  // namespace ipcbench
