@@ -67,8 +67,9 @@ struct TransportInfo {
   std::string built_on = "";       // the registered transport this one is a layer over, if any
   std::string needs = "";          // a service that must be running (a broker); such
                                    // transports run only when named (or with "all")
-  // The daemon every message passes through, and who starts it, e.g. "dbus-daemon: a
-  // private bus, started by the link itself"; empty: the two processes talk directly.
+  // The daemon the link depends on, and who starts it: one every message passes through
+  // (a bus, a broker) or one that sets the link up and owns its memory (iceoryx's RouDi);
+  // empty: none, the two processes talk directly.
   std::string daemon = "";
   // Its daemon can run only once per machine (iceoryx 2.0's RouDi): two runs, or a run and
   // the user's own, would clash, so such a transport runs only when named (or with "all").

@@ -3,6 +3,7 @@
 // taken for the peer; the bus daemon is the link's own (one per link, gone with it, with
 // the runner however it ends); a daemon killed mid-run turns the cell into an error row;
 // and the daemon's CPU is counted apart.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <systemd/sd-bus.h>
@@ -15,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "base/fd.h"
 #include "base/process.h"
 #include "base/run_dir.h"
 #include "bench/peer.h"
@@ -87,6 +89,29 @@ TEST(Dbus, AStrangerOnTheBusIsNeverTakenForThePeer) {
   stranger.call(caller, "Deliver", "ay", junk, sizeof junk);
   EXPECT_TRUE(echo(2));
   EXPECT_TRUE(echo(3));
+  ch.reset();
+  EXPECT_EQ(peer.finish(5s), "exit 0");
+}
+
+// The listening socket goes to the daemon as descriptor 3 whatever number it has here
+// (a shell's redirection of a number above 9 once failed: "Bad fd number").
+TEST(Dbus, TheBusStartsWhateverDescriptorNumbersAreInUse) {
+  std::vector<UniqueFd> filler;
+  for (int i = 0; i < 24; ++i) filler.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  const Transport* t = find_transport("dbus");
+  ASSERT_NE(t, nullptr);
+  RunDir dir;
+  auto listener = t->listen(dir, 64, testing_support::settings());
+  const Endpoint ep = listener->endpoint();
+  PeerArgs args{t->info().name, ep.addresses, 64, false, "echo", IPCBENCH_BINARY};
+  ChildProcess peer = ChildProcess::spawn({peer_command(args), ep.inherit_fds, -1});
+  auto ch =
+      listener->accept({std::chrono::steady_clock::now() + 20s, [&] { return peer.alive(); }});
+  auto msg = testing_support::pattern(64, 7);
+  ch->send(msg);
+  std::vector<std::byte> back(64);
+  back.resize(ch->recv(back));
+  EXPECT_EQ(back, msg);
   ch.reset();
   EXPECT_EQ(peer.finish(5s), "exit 0");
 }

@@ -130,7 +130,7 @@ class DbusDaemon {
     }
     int p[2];
     check_sys(::pipe2(p, O_CLOEXEC), "pipe");
-    UniqueFd r(p[0]), w(p[1]);
+    UniqueFd r(p[0]), w(above_3(UniqueFd(p[1])));
     const std::string program = find_program("dbus-daemon");
     // What the daemon says goes to a log in the run directory, quoted when it fails to
     // start (as root it also warns, harmlessly, when it cannot raise its descriptor limit).
@@ -140,14 +140,14 @@ class DbusDaemon {
     // We make the socket (0600 from the start, as every socket file of the suite; the
     // daemon would make its own 0777) and hand it over as systemd's socket activation
     // does: descriptor 3, LISTEN_FDS=1, LISTEN_PID the daemon's pid, which a shell that
-    // execs the daemon knows as $$.
-    UniqueFd listening = listen_unix_private(socket_, SOCK_STREAM, 16);
+    // execs the daemon knows as $$. bash, for the redirection of a descriptor above 9
+    // (dash takes one digit); neither inherited descriptor is 3 (above_3).
+    UniqueFd listening = above_3(listen_unix_private(socket_, SOCK_STREAM, 16));
     const std::string fd = std::to_string(listening.get());
-    const std::string move_to_3 = listening.get() == 3 ? "" : " 3<&" + fd + " " + fd + "<&-";
     daemon_ = ChildProcess::spawn(SpawnOptions{
-        .argv = {"/bin/sh", "-c",
-                 "export LISTEN_PID=$$ LISTEN_FDS=1; unset LISTEN_FDNAMES; exec \"$0\" \"$@\"" +
-                     move_to_3,
+        .argv = {"/bin/bash", "-c",
+                 "export LISTEN_PID=$$ LISTEN_FDS=1; unset LISTEN_FDNAMES; exec \"$0\" \"$@\" 3<&" +
+                     fd + " " + fd + "<&-",
                  program, "--config-file=" + config, "--nofork", "--nopidfile", "--nosyslog",
                  "--print-address=" + std::to_string(w.get())},
         .inherit_fds = {w.get(), listening.get()},
@@ -186,6 +186,14 @@ class DbusDaemon {
   }
 
  private:
+  // The same descriptor moved to a number above 3 (close-on-exec, as it was).
+  static UniqueFd above_3(UniqueFd fd) {
+    if (fd.get() > 3) return fd;
+    UniqueFd moved(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 4));
+    if (!moved.valid()) throw SysError("fcntl F_DUPFD_CLOEXEC", errno);
+    return moved;
+  }
+
   static std::string find_program(const std::string& name) {
     const char* path = std::getenv("PATH");
     std::string dirs = path ? path : "/usr/bin:/bin";

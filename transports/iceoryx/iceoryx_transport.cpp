@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -102,7 +103,7 @@ class Roudi {
  public:
   // Starts RouDi (first call) and registers this process, or says why it cannot.
   static std::size_t ensure(RunDir& dir, std::size_t max_message) {
-    static Roudi roudi;  // made before the runtime (below): gone after it at exit
+    Roudi& roudi = instance();
     std::lock_guard lock(roudi.mu_);
     if (!roudi.error_.empty()) throw ProtocolError(roudi.error_);
     if (!roudi.daemon_.alive() && roudi.top_ != 0)
@@ -121,6 +122,18 @@ class Roudi {
                           "-byte messages when it started; " + std::to_string(max_message) +
                           " do not fit");
     return roudi.top_;
+  }
+  // RouDi's CPU time so far (every thread), ns; -1 when there is none or it cannot be
+  // read. RouDi carries no message: what it spends is discovery, monitoring, keep-alives.
+  static std::int64_t cpu_ns() {
+    Roudi& roudi = instance();
+    std::lock_guard lock(roudi.mu_);
+    clockid_t c;
+    timespec ts{};
+    if (roudi.top_ == 0 || !roudi.daemon_.alive() ||
+        ::clock_getcpuclockid(roudi.daemon_.pid(), &c) != 0 || ::clock_gettime(c, &ts) != 0)
+      return -1;
+    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
   }
   ~Roudi() {
     // The runtime has signed off by now (it was made after us). SIGTERM: RouDi removes
@@ -141,6 +154,10 @@ class Roudi {
   }
 
  private:
+  static Roudi& instance() {
+    static Roudi roudi;  // made before the runtime (start): gone after it at exit
+    return roudi;
+  }
   void start(RunDir& dir, std::size_t top) {
     if (roudi_answers())
       throw ProtocolError(
@@ -325,6 +342,9 @@ class IoxChannel final : public Channel {
   }
 
   void abort() noexcept override { aborted_.store(true, std::memory_order_relaxed); }
+
+  // The benchmark side's RouDi (the peer's side does not own it).
+  std::int64_t service_cpu_ns() const override { return pidfd_.valid() ? Roudi::cpu_ns() : -1; }
 
  private:
   // The partner's next sample, or nullptr when the link ended (the partner's process is
