@@ -254,10 +254,13 @@ struct Ports {
   iox::popo::UntypedPublisher pub;
   iox::popo::UntypedSubscriber sub;
   iox::popo::WaitSet<1> ws;
-  Ports(const std::string& link, bool bench)
+  // A waitset is attached for a reader that sleeps only: once attached, every publish
+  // also signals the waitset's condition variable (a futex wake), which a reader that
+  // polls never waits on.
+  Ports(const std::string& link, bool bench, bool sleeps)
       : pub(topic(link, bench ? "down" : "up"), publisher_options()),
         sub(topic(link, bench ? "up" : "down"), subscriber_options()) {
-    if (ws.attachState(sub, iox::popo::SubscriberState::HAS_DATA).has_error())
+    if (sleeps && ws.attachState(sub, iox::popo::SubscriberState::HAS_DATA).has_error())
       throw ProtocolError("iceoryx: cannot attach the subscriber to a waitset");
   }
 };
@@ -403,7 +406,7 @@ class IoxListener final : public Listener {
   IoxListener(RunDir& dir, std::size_t max_message, bool spin) : spin_(spin) {
     top_ = Roudi::ensure(dir, max_message);
     link_ = "link-" + std::to_string(next_link++);
-    ports_ = std::make_unique<Ports>(link_, true);
+    ports_ = std::make_unique<Ports>(link_, true, !spin);
     ep_.addresses = {link_, std::to_string(port_id(ports_->pub.getUid())), std::to_string(top_),
                      std::to_string(token_.pipe.get())};
     ep_.inherit_fds = {token_.pipe.get()};
@@ -418,7 +421,10 @@ class IoxListener final : public Listener {
       auto r = ports_->sub.take();
       if (r.has_error()) {
         wait.check("iceoryx: accept");
-        ports_->ws.timedWait(iox::units::Duration::fromMilliseconds(10));
+        if (spin_)
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        else
+          ports_->ws.timedWait(iox::units::Duration::fromMilliseconds(10));
         continue;
       }
       const void* p = r.value();
@@ -464,7 +470,7 @@ class IoxTransport final : public TransportBase {
     // initRuntime waits a minute for a RouDi that is not there, then aborts the process.
     if (!roudi_answers()) throw ProtocolError("iceoryx: RouDi does not answer on /tmp/roudi");
     Roudi::init_runtime();
-    auto ports = std::make_unique<Ports>(r.text(0), false);
+    auto ports = std::make_unique<Ports>(r.text(0), false, !spin_);
     // The hello must find the benchmark side's subscriber, and its first message ours.
     while (!ports->pub.hasSubscribers() ||
            ports->sub.getSubscriptionState() != iox::SubscribeState::SUBSCRIBED) {
