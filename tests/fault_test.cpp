@@ -35,13 +35,9 @@ using namespace std::chrono_literals;
 
 using Scratch = testing_support::Scratch;
 
-pid_t start(const std::vector<std::string>& args, const Scratch& s) {
-  std::vector<std::string> argv = {IPCBENCH_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return testing_support::spawn_captured(argv, s);
-}
-
+using testing_support::results;
 using testing_support::slurp;
+using testing_support::start;
 using testing_support::wait_exit;
 
 using testing_support::all_gone;
@@ -49,11 +45,6 @@ using testing_support::children_of;
 using testing_support::leftovers;
 using testing_support::peers_of;
 using testing_support::wait_for_peer;
-
-nlohmann::json results(const Scratch& s) {
-  std::ifstream f(s.dir / "out.json");
-  return nlohmann::json::parse(f);
-}
 
 struct Case {
   const Transport* transport;

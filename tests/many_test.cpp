@@ -33,19 +33,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using testing_support::results;
 using testing_support::Scratch;
 using testing_support::slurp;
-
-pid_t start(const std::vector<std::string>& args, const Scratch& s) {
-  std::vector<std::string> argv = {IPCBENCH_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return testing_support::spawn_captured(argv, s);
-}
-
-nlohmann::json results(const Scratch& s) {
-  std::ifstream f(s.dir / "out.json");
-  return nlohmann::json::parse(f);
-}
+using testing_support::start;
 
 // Waits for `run` to exit, adding its peers to `seen` as they come (looking for up to
 // `looks` milliseconds); returns its exit status.

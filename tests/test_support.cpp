@@ -85,6 +85,17 @@ std::string untestable_reason(const std::string& needs) {
   return "needs " + needs + "; IPCBENCH_AMQP_URL is not set (scripts/test.sh sets it)";
 }
 
+pid_t start(const std::vector<std::string>& args, const Scratch& s) {
+  std::vector<std::string> argv = {IPCBENCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return spawn_captured(argv, s);
+}
+
+nlohmann::json results(const Scratch& s) {
+  std::ifstream f(s.dir / "out.json");
+  return nlohmann::json::parse(f);
+}
+
 int wait_exit(pid_t pid) {
   int st = 0;
   if (::waitpid(pid, &st, 0) != pid) return -1;

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -35,6 +36,12 @@ struct Scratch {
 // Starts argv (argv[0] a path; no shell) with that environment and stdout/stderr in
 // <scratch>/stdout and <scratch>/stderr. Returns the pid, or -1.
 pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s);
+
+// Starts the ipcbench binary with args, as spawn_captured does. Returns the pid, or -1.
+pid_t start(const std::vector<std::string>& args, const Scratch& s);
+// The results file such a run wrote at <scratch>/out.json, parsed (throws when it is not
+// whole JSON).
+nlohmann::json results(const Scratch& s);
 
 // Waits for pid; its exit status, or 128 + signal.
 int wait_exit(pid_t pid);

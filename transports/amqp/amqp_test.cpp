@@ -26,6 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using testing_support::results;
 using testing_support::slurp;
 using testing_support::spawn_captured;
 using testing_support::wait_exit;
@@ -68,11 +69,6 @@ std::optional<std::uint32_t> queue_consumers(const std::string& url, const std::
   amqp_connection_close(c, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(c);
   return consumers;
-}
-
-nlohmann::json results(const Scratch& s) {
-  std::ifstream f(s.dir / "out.json");
-  return nlohmann::json::parse(f);
 }
 
 TEST(Amqp, NoQueueIsLeftOnTheBroker) {

@@ -28,7 +28,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using testing_support::results;
 using testing_support::Scratch;
+using testing_support::start;
 
 // A stranger of our uid on the link's bus: it connects, registers, and calls the
 // benchmark side by its unique name as the peer would, without the token.
@@ -116,12 +118,6 @@ TEST(Dbus, TheBusStartsWhateverDescriptorNumbersAreInUse) {
   EXPECT_EQ(peer.finish(5s), "exit 0");
 }
 
-pid_t start(const std::vector<std::string>& args, const Scratch& s) {
-  std::vector<std::string> argv = {IPCBENCH_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return testing_support::spawn_captured(argv, s);
-}
-
 // Waits up to 20 s for a bus daemon started by `run`; adds what it sees to `seen`.
 pid_t wait_for_daemon(pid_t run, std::set<pid_t>& seen) {
   for (auto end = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < end;) {
@@ -133,11 +129,6 @@ pid_t wait_for_daemon(pid_t run, std::set<pid_t>& seen) {
     std::this_thread::sleep_for(1ms);
   }
   return -1;
-}
-
-nlohmann::json results(const Scratch& s) {
-  std::ifstream f(s.dir / "out.json");
-  return nlohmann::json::parse(f);
 }
 
 TEST(Dbus, ABusDaemonKilledMidRunFailsItsCellOnly) {

@@ -27,7 +27,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using testing_support::results;
 using testing_support::Scratch;
+using testing_support::start;
 
 // A peer process that subscribes and publishes on the link's topics as the real peer does,
 // but presents a wrong token: an echo peer handed a token pipe of the test's.
@@ -66,17 +68,6 @@ TEST(Iceoryx, AStrangerOnTheTopicsIsNeverTakenForThePeer) {
   ch.reset();
   EXPECT_EQ(peer.finish(5s), "exit 0");
   stranger.kill_now();
-}
-
-pid_t start(const std::vector<std::string>& args, const Scratch& s) {
-  std::vector<std::string> argv = {IPCBENCH_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return testing_support::spawn_captured(argv, s);
-}
-
-nlohmann::json results(const Scratch& s) {
-  std::ifstream f(s.dir / "out.json");
-  return nlohmann::json::parse(f);
 }
 
 // While this process's RouDi runs, a run's iceoryx cells fail saying so, and the RouDi
