@@ -166,7 +166,8 @@ std::vector<std::string> leftovers(const Scratch& s, pid_t run) {
   // Ours only: a sanitizer runtime in a SIGKILLed peer leaves its own temp files.
   for (const auto& e : fs::directory_iterator(s.dir / "tmp"))
     if (e.path().filename().string().rfind("ipcbench-", 0) == 0) out.push_back(e.path());
-  for (const char* objects : {"/dev/shm", "/dev/mqueue"}) {
+  // /tmp too: iceoryx's files for the run's runtime (/tmp/<stamp>, <stamp>.lock).
+  for (const char* objects : {"/dev/shm", "/dev/mqueue", "/tmp"}) {
     if (!fs::is_directory(objects)) continue;  // mqueue: mounted on some machines only
     for (const auto& e : fs::directory_iterator(objects))
       if (auto st = RunStamp::parse(e.path().filename().string()); st && st->pid == run)

@@ -27,8 +27,8 @@
 // only from the other's unique name (the bus sets senders; nobody can forge one) and drops
 // the rest. Each side also asks the bus for NameOwnerChanged of the other's name, so a
 // partner that goes away ends the link as a closed pipe does. dbus-p2p uses the uds
-// transport's socket file and token, then speaks D-Bus on the connected socket (sd-bus's
-// server side checks that the client's uid is ours).
+// transport's socket file and token (its listener refuses another uid: SO_PEERCRED), then
+// speaks D-Bus on the connected socket.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -327,6 +328,7 @@ class DbusChannel final : public Channel {
   }
 
   void abort() noexcept override {
+    aborted_.store(true, std::memory_order_relaxed);
     // sd-bus is not thread-safe, but a shutdown of its socket is: the blocked call returns.
     if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
   }
@@ -366,7 +368,10 @@ class DbusChannel final : public Channel {
     if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Local", "Disconnected") > 0) {
       // Through a bus, the benchmark side owns the daemon: the bus going away under it is
       // an error (the cell's). The peer takes it as the end of the link, as it is when the
-      // benchmark side stops the daemon right after its last message.
+      // benchmark side stops the daemon right after its last message. abort() closes the
+      // connection too: that is a failure, not an end.
+      if (aborted_.load(std::memory_order_relaxed))
+        throw ProtocolError("dbus: the link was aborted");
       if (!partner_.empty() && caller_)
         throw ProtocolError("dbus: the bus daemon closed the connection (did it die?)");
       closed_ = true;
@@ -380,14 +385,15 @@ class DbusChannel final : public Channel {
         *n = 0;
         return true;
       }
+      // An error the bus itself sends back (a message it refused, e.g. LimitsExceeded
+      // when its queue to the partner is full) fails the link; nothing is lost unseen.
+      if (sender && std::strcmp(sender, kDaemonName) == 0 &&
+          message_type(m) == SD_BUS_MESSAGE_METHOD_ERROR)
+        throw_error(m);
       if (!sender || partner_ != sender) return false;  // not the partner: dropped
     }
     const std::uint8_t type = message_type(m);
-    if (type == SD_BUS_MESSAGE_METHOD_ERROR) {
-      const sd_bus_error* e = sd_bus_message_get_error(m);
-      throw ProtocolError("dbus: error reply " + std::string(e && e->name ? e->name : "?") + ": " +
-                          (e && e->message ? e->message : ""));
-    }
+    if (type == SD_BUS_MESSAGE_METHOD_ERROR) throw_error(m);
     if (type == SD_BUS_MESSAGE_METHOD_RETURN) {
       std::uint64_t cookie = 0;
       if (sd_bus_message_get_reply_cookie(m, &cookie) < 0 || cookie != outstanding_) return false;
@@ -427,7 +433,11 @@ class DbusChannel final : public Channel {
                   : "dbus: send: the " + std::string(caller_ ? "peer" : "benchmark side") +
                         " left the bus",
               EPIPE);
-        early_.push_back(std::move(m));
+        // Kept for recv: the partner's messages and the bus's own (its errors); a
+        // stranger's are dropped here, so they cannot pile up during a stream.
+        const char* sender = sd_bus_message_get_sender(m.get());
+        if (sender && (partner_ == sender || std::strcmp(sender, kDaemonName) == 0))
+          early_.push_back(std::move(m));
         continue;
       }
       if (r == 0) return;
@@ -446,6 +456,14 @@ class DbusChannel final : public Channel {
                       partner_ == name && new_owner && *new_owner == '\0';
     sd_bus_message_rewind(m, 1);
     return gone;
+  }
+
+  [[noreturn]] static void throw_error(sd_bus_message* m) {
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    const char* from = sd_bus_message_get_sender(m);
+    throw ProtocolError("dbus: error reply" + std::string(from ? " from " : "") +
+                        (from ? from : "") + " " + (e && e->name ? e->name : "?") + ": " +
+                        (e && e->message ? e->message : ""));
   }
 
   static std::uint8_t message_type(sd_bus_message* m) {
@@ -473,6 +491,7 @@ class DbusChannel final : public Channel {
   std::uint64_t outstanding_ = 0;          // the cookie of our call that awaits a reply
   std::deque<sd_bus_message*> to_answer_;  // calls of the partner's that await ours
   std::deque<MsgPtr> early_;               // taken in by a send, for recv
+  std::atomic<bool> aborted_{false};
 };
 
 // "dbus": the benchmark side starts the daemon, connects, and hands the peer the bus's

@@ -27,9 +27,11 @@
 // peer's, and the peer takes only samples from the benchmark side's publisher, whose id is
 // in the endpoint. Samples from any other publisher are released unread.
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
@@ -45,7 +47,9 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <vector>
 
+#include "base/cleanup.h"
 #include "base/error.h"
 #include "base/ipc_name.h"
 #include "base/process.h"
@@ -72,6 +76,10 @@ constexpr std::size_t kMaxMessage = std::size_t{16} << 20;
 // each side, and room for the samples of a peer killed mid-run until RouDi reclaims them.
 constexpr std::uint32_t kChunksPerPool = 4 * (kQueue + 2);
 constexpr const char* kRoudiSocket = "/tmp/roudi";
+// RouDi's management segment, fixed when iceoryx was built (63 MiB seen), and each chunk's
+// header (40 bytes; 64 for the room estimate).
+constexpr std::size_t kManagementBytes = std::size_t{66} << 20;
+constexpr std::size_t kChunkHeaderBytes = 64;
 
 // RouDi answers on its socket: connect() to a datagram socket succeeds only while a process
 // has it bound (a socket file left by a killed RouDi refuses).
@@ -147,10 +155,16 @@ class Roudi {
                            kMonitoringDrops;
       std::this_thread::sleep_until(dropped);
     }
-    if (daemon_.alive()) {
-      ::kill(daemon_.pid(), SIGTERM);
-      daemon_.finish(std::chrono::seconds(5));
-    }
+    if (!daemon_.alive()) return;
+    ::kill(daemon_.pid(), SIGTERM);
+    const std::string how = daemon_.finish(std::chrono::seconds(5));
+    // A RouDi that failed as it stopped (a peer killed too late for the wait above, one
+    // that died while it connected) left its shared memory and sockets. They are ours
+    // to remove: this process started that RouDi, nobody could start another while it
+    // held its lock, and nobody answers on its socket now.
+    if (how != "exit 0" && !roudi_answers())
+      for (const std::string& name : roudi_names()) ::unlink(name.c_str());
+    for (int slot : slots_) cleanup::forget_path(slot);
   }
 
  private:
@@ -164,6 +178,16 @@ class Roudi {
           "iceoryx: another RouDi runs on this machine (iceoryx 2.0 allows one; its names "
           "are fixed: /tmp/roudi, /dev/shm/iceoryx_mgmt); stop it to run the iceoryx "
           "transports");
+    // RouDi maps its segments sparse: without the room, a process would die of SIGBUS
+    // when it first touches a page, so refuse here.
+    std::size_t need = kManagementBytes;
+    for (std::size_t s : pool_sizes(top)) need += kChunksPerPool * (s + kChunkHeaderBytes);
+    struct statvfs sv {};
+    if (::statvfs("/dev/shm", &sv) == 0 && sv.f_bavail * sv.f_frsize < need)
+      throw ProtocolError("iceoryx: /dev/shm has " +
+                          std::to_string(sv.f_bavail * sv.f_frsize >> 20) +
+                          " MiB free; RouDi needs " + std::to_string(need >> 20) +
+                          " MiB for messages up to " + std::to_string(top >> 10) + " KiB");
     const std::string config = dir.make_path("iceoryx-roudi.toml");
     {
       std::ofstream f(config);
@@ -202,6 +226,13 @@ class Roudi {
     }
     init_runtime();
     top_ = top;
+    // A hard exit (a second signal) kills RouDi: its names, and this process's runtime
+    // files, go with cleanup's table (base/cleanup.h).
+    std::vector<std::string> names = roudi_names();
+    const std::string self = "/tmp/" + RunStamp::self().text();
+    names.push_back(self);
+    names.push_back(self + ".lock");
+    for (const std::string& n : names) slots_.push_back(cleanup::add_path(n.c_str()));
   }
   static std::string last_line(const std::string& text) {
     std::istringstream in(text);
@@ -222,7 +253,18 @@ class Roudi {
   }
 
  private:
+  // What RouDi makes under names fixed when iceoryx was built: its socket and lock, the
+  // management segment, and the payload segment named after its group (ours).
+  static std::vector<std::string> roudi_names() {
+    std::vector<std::string> names = {kRoudiSocket, std::string(kRoudiSocket) + ".lock",
+                                      "/dev/shm/iceoryx_mgmt"};
+    if (const group* g = ::getgrgid(::getegid()))
+      names.push_back("/dev/shm/" + std::string(g->gr_name));
+    return names;
+  }
+
   std::mutex mu_;
+  std::vector<int> slots_;  // cleanup's entries for roudi_names() and our runtime's files
   ChildProcess daemon_;
   std::size_t top_ = 0;
   std::string error_;
@@ -270,16 +312,25 @@ class IoxChannel final : public Channel {
   IoxChannel(std::unique_ptr<Ports> ports, bool spin, std::size_t top, std::uint64_t partner,
              int partner_pid)
       : ports_(std::move(ports)), spin_(spin), top_(top), partner_(partner) {
-    if (partner_pid > 0)
+    if (partner_pid > 0) {
       pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, partner_pid, 0)));
+      if (auto st = RunStamp::of(partner_pid)) partner_runtime_ = "/tmp/" + st->text();
+    }
   }
   ~IoxChannel() override {
     if (held_) ports_->sub.release(held_);
     if (loaned_) ports_->pub.release(loaned_);
     // The end of the link: an empty sample (every message has a byte at least). A partner
     // that is gone, or has left its topic, is not waited for.
-    if (partner_exited())
+    if (partner_exited()) {
       last_unsigned_exit_ns.store(std::chrono::steady_clock::now().time_since_epoch().count());
+      // A peer killed before it ended its runtime left iceoryx's files for it, named by its
+      // stamp; it is gone (its pidfd says so), so they go now.
+      if (!partner_runtime_.empty()) {
+        ::unlink(partner_runtime_.c_str());
+        ::unlink((partner_runtime_ + ".lock").c_str());
+      }
+    }
     if (!ended() && ports_->pub.hasSubscribers()) {
       auto r = ports_->pub.loan(0, kAlignment);
       if (!r.has_error()) ports_->pub.publish(r.value());
@@ -393,6 +444,7 @@ class IoxChannel final : public Channel {
   std::size_t top_;
   std::uint64_t partner_;
   UniqueFd pidfd_;  // the partner's process (the benchmark side knows it from the hello)
+  std::string partner_runtime_;  // /tmp/<its stamp>: iceoryx's files for its runtime
   std::chrono::steady_clock::time_point last_look_{};
   void* loaned_ = nullptr;
   const void* held_ = nullptr;
