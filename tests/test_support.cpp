@@ -166,11 +166,13 @@ std::vector<std::string> leftovers(const Scratch& s, pid_t run) {
   // Ours only: a sanitizer runtime in a SIGKILLed peer leaves its own temp files.
   for (const auto& e : fs::directory_iterator(s.dir / "tmp"))
     if (e.path().filename().string().rfind("ipcbench-", 0) == 0) out.push_back(e.path());
-  // /tmp too: iceoryx's files for the run's runtime (/tmp/<stamp>, <stamp>.lock).
+  // /tmp too, files only: iceoryx's for the run's runtime (/tmp/<stamp>, <stamp>.lock);
+  // a directory there is a test's own scratch.
   for (const char* objects : {"/dev/shm", "/dev/mqueue", "/tmp"}) {
     if (!fs::is_directory(objects)) continue;  // mqueue: mounted on some machines only
     for (const auto& e : fs::directory_iterator(objects))
-      if (auto st = RunStamp::parse(e.path().filename().string()); st && st->pid == run)
+      if (auto st = RunStamp::parse(e.path().filename().string());
+          st && st->pid == run && !(objects == std::string("/tmp") && e.is_directory()))
         out.push_back(e.path());
   }
   return out;
