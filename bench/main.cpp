@@ -338,9 +338,10 @@ std::string transports_json(const std::vector<const Transport*>& list, bool pret
            "\", \"built_on\": \"" + json_escape(i.built_on) + "\", \"needs\": \"" +
            json_escape(i.needs) + "\", \"daemon\": \"" + json_escape(i.daemon) +
            "\", \"one_per_machine\": " + (i.one_per_machine ? "true" : "false") +
-           ", \"encoding\": \"" + json_escape(i.encoding) + "\", \"fan_in\": \"" +
-           json_escape(i.fan_in) + "\", \"server_models\": [" + models + "], \"fan_out\": \"" +
-           json_escape(i.fan_out) + "\", \"pipelining\": \"" + json_escape(i.pipelining) + "\"}" +
+           ", \"peer_kill\": \"" + json_escape(i.peer_kill) + "\", \"encoding\": \"" +
+           json_escape(i.encoding) + "\", \"fan_in\": \"" + json_escape(i.fan_in) +
+           "\", \"server_models\": [" + models + "], \"fan_out\": \"" + json_escape(i.fan_out) +
+           "\", \"pipelining\": \"" + json_escape(i.pipelining) + "\"}" +
            (k + 1 < list.size() ? "," : "");
   }
   return out + (pretty ? "\n]\n" : "]");

@@ -60,6 +60,10 @@ class Fault : public ::testing::TestWithParam<Case> {
   void SetUp() override {
     std::string why = testing_support::untestable_reason(GetParam().transport->info().needs);
     if (!why.empty()) GTEST_SKIP() << why;
+    const TransportInfo& info = GetParam().transport->info();
+    if (!info.peer_kill.empty())
+      GTEST_SKIP() << info.name
+                   << " does not survive a peer killed mid-traffic: " << info.peer_kill;
   }
   // Runs two cells (64 B then 4 KiB) and applies `fault` to the first peer it sees.
   // expect_in_error: words of which the faulted cell's error must contain one.

@@ -74,6 +74,10 @@ struct TransportInfo {
   // Its daemon can run only once per machine (iceoryx 2.0's RouDi): two runs, or a run and
   // the user's own, would clash, so such a transport runs only when named (or with "all").
   bool one_per_machine = false;
+  // What a peer killed in the middle of a link can leave behind that the suite cannot
+  // undo; empty: nothing (the link fails, both sides clean up, the next link works). Such
+  // transports are left out of the tests that kill or stop peers mid-traffic.
+  std::string peer_kill = "";
   // The in-process encoding floor (transports/encodings.h) matching the encode/decode
   // work this transport does per message: "framing" (StreamChannel's length prefix,
   // transports/framing.h), "protobuf" (gRPC); empty when it runs no codec of its own

@@ -26,6 +26,20 @@
 // takes the publisher that sent it (the chunk header's origin id, set by iceoryx) as the
 // peer's, and the peer takes only samples from the benchmark side's publisher, whose id is
 // in the endpoint. Samples from any other publisher are released unread.
+//
+// A killed process can deadlock RouDi. iceoryx 2.0's locks in shared memory are not robust:
+// a process killed while it holds one (a publisher's, while it publishes or tears its ports
+// down) leaves it locked, and RouDi's discovery thread, which takes it to connect or
+// disconnect that publisher, waits forever, its message thread behind it (upstream issues
+// #779, #1711; seen here in gdb: the lock's owner, a peer SIGKILLed as its link ended). From
+// then on whatever asks RouDi something waits forever: a new peer registering, this process
+// asking for a port or signing off at exit. So a thread of the runner (the keeper) looks at
+// RouDi every 100 ms (roudi_deadlocked()). A deadlocked RouDi is killed and its names
+// removed; the link being made fails saying why, and so do the run's later iceoryx links
+// (a process registers with one RouDi for life). A sign-off under way at exit is woken and
+// the process exits. A port request under way cannot be ended without iceoryx aborting the
+// process, so then the process ends as at SIGHUP (cleanup's handler removes what the run
+// made), after saying why.
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -40,7 +54,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -106,6 +123,64 @@ std::vector<std::size_t> pool_sizes(std::size_t top) {
 std::atomic<std::int64_t> last_unsigned_exit_ns{0};
 constexpr std::chrono::milliseconds kMonitoringDrops(2500);
 
+// RouDi's discovery thread ("Mon+Discover", as iceoryx 2.0 names it) sleeps between rounds
+// and its message thread ("IPC-msg-process") waits in its socket's receive; either waits on
+// a futex only briefly, while the other holds RouDi's own locks, unless a dead process
+// holds the lock that discovery waits for: then discovery waits forever, and the message
+// thread behind it from the next message on (a keep-alive, 300 ms at most). Deadlocked:
+// one of them on a futex at every look for 200 ms. False when they cannot be read.
+bool roudi_deadlocked(pid_t roudi) {
+  auto first_line = [](const std::filesystem::path& p) {
+    std::ifstream f(p);
+    std::string line;
+    std::getline(f, line);
+    return line;
+  };
+  std::vector<std::filesystem::path> threads;
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(roudi) + "/task", ec)) {
+    const std::string name = first_line(e.path() / "comm");
+    if (name == "IPC-msg-process" || name == "Mon+Discover") threads.push_back(e.path());
+  }
+  for (const auto& thread : threads) {
+    bool waits = true;
+    for (int look = 0; waits && look < 10; ++look) {
+      if (look) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      waits = first_line(thread / "wchan").rfind("futex", 0) == 0;
+    }
+    if (waits) return true;
+  }
+  return false;
+}
+
+constexpr const char* kDeadlocked =
+    "iceoryx: RouDi deadlocked (a process was killed while it held one of the locks in "
+    "RouDi's shared memory; iceoryx 2.0 issues #779/#1711) and was stopped; the run's "
+    "iceoryx links after this point cannot be made";
+
+// What the keeper and the thread that makes links tell each other.
+std::atomic<bool> roudi_down{false};        // the keeper found RouDi deadlocked and killed it
+std::atomic<bool> asking_for_ports{false};  // a port request to RouDi is under way
+std::atomic<bool> signing_off{false};       // the process exits: its runtime signs off now
+std::atomic<bool> keeper_stops{false};      // RouDi is being stopped in order (~Roudi)
+std::mutex keeper_mu;  // orders "is RouDi down?" before a port request against the keeper
+std::atomic<bool> publishing{false};      // a publish is under way (it may wait for room)
+std::atomic<std::uint64_t> published{0};  // publishes done
+
+// While one lives, a port request to RouDi is under way. Throws when RouDi is down: a
+// request to a RouDi that is gone fails inside iceoryx with an assertion (it aborts).
+struct AskingForPorts {
+  AskingForPorts() {
+    std::lock_guard lock(keeper_mu);
+    if (roudi_down.load()) throw ProtocolError(kDeadlocked);
+    asking_for_ports.store(true);
+  }
+  ~AskingForPorts() { asking_for_ports.store(false); }
+  AskingForPorts(const AskingForPorts&) = delete;
+  AskingForPorts& operator=(const AskingForPorts&) = delete;
+};
+
 // This process's RouDi (the runner's) and its iceoryx runtime, made once.
 class Roudi {
  public:
@@ -114,6 +189,7 @@ class Roudi {
     Roudi& roudi = instance();
     std::lock_guard lock(roudi.mu_);
     if (!roudi.error_.empty()) throw ProtocolError(roudi.error_);
+    if (roudi_down.load()) throw ProtocolError(kDeadlocked);
     if (!roudi.daemon_.alive() && roudi.top_ != 0)
       throw ProtocolError("iceoryx: RouDi, started for this run, is gone (" +
                           roudi.daemon_.finish({}) + ")");
@@ -144,6 +220,8 @@ class Roudi {
     return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
   }
   ~Roudi() {
+    keeper_stops.store(true);
+    if (keeper_.joinable()) keeper_.join();
     // The runtime has signed off by now (it was made after us). SIGTERM: RouDi removes
     // its shared memory and socket. But a RouDi that still lists a process that is gone
     // fails its assertion as it stops (iceoryx 2.0.3: it cannot send that process
@@ -155,13 +233,15 @@ class Roudi {
                            kMonitoringDrops;
       std::this_thread::sleep_until(dropped);
     }
-    if (!daemon_.alive()) return;
-    ::kill(daemon_.pid(), SIGTERM);
-    const std::string how = daemon_.finish(std::chrono::seconds(5));
+    std::string how = "gone";
+    if (daemon_.alive()) {
+      ::kill(daemon_.pid(), SIGTERM);
+      how = daemon_.finish(std::chrono::seconds(5));
+    }
     // A RouDi that failed as it stopped (a peer killed too late for the wait above, one
-    // that died while it connected) left its shared memory and sockets. They are ours
-    // to remove: this process started that RouDi, nobody could start another while it
-    // held its lock, and nobody answers on its socket now.
+    // that died while it connected), or was killed, left its shared memory and sockets. They are
+    // ours to remove: this process started that RouDi, nobody could start another while it held its
+    // lock, and nobody answers on its socket now.
     if (how != "exit 0" && !roudi_answers())
       for (const std::string& name : roudi_names()) ::unlink(name.c_str());
     for (int slot : slots_) cleanup::forget_path(slot);
@@ -225,6 +305,13 @@ class Roudi {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     init_runtime();
+    keeper_ = std::thread(&Roudi::keep, daemon_.pid(), roudi_names());
+    // Runs before the runtime's own end (registered after it). A RouDi the keeper killed
+    // before would not answer the sign-off: its wait is ended before it starts.
+    std::atexit([] {
+      signing_off.store(true);
+      if (roudi_down.load()) end_sign_off_wait();
+    });
     top_ = top;
     // A hard exit (a second signal) kills RouDi: its names, and this process's runtime
     // files, go with cleanup's table (base/cleanup.h).
@@ -233,6 +320,59 @@ class Roudi {
     names.push_back(self);
     names.push_back(self + ".lock");
     for (const std::string& n : names) slots_.push_back(cleanup::add_path(n.c_str()));
+  }
+  // The keeper (see the top of this file). It touches only what it was given and the
+  // atomics above, never daemon_: the thread that makes links reaps RouDi.
+  static void keep(pid_t pid, std::vector<std::string> names) {
+    while (!keeper_stops.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (keeper_stops.load() || !roudi_deadlocked(pid)) continue;
+      bool waiting;  // the thread that makes links is waiting for a port: it cannot go on
+      {
+        std::lock_guard lock(keeper_mu);
+        waiting = asking_for_ports.load() && !signing_off.load();
+        roudi_down.store(true);
+      }
+      std::fprintf(stderr, "ipcbench: %s%s\n", kDeadlocked,
+                   waiting ? "; this process was waiting for it and ends" : "");
+      ::kill(pid, SIGKILL);
+      for (const std::string& name : names) ::unlink(name.c_str());
+      // cleanup's handler: the peers, the run's files and directories, then death.
+      if (waiting) {
+        ::kill(::getpid(), SIGHUP);
+        return;
+      }
+      if (signing_off.load()) end_sign_off_wait();
+      break;
+    }
+    // RouDi is gone. A publish that waits for room in the queue of a subscriber whose
+    // process is gone now waits forever: only RouDi removed such subscribers. No publish
+    // done for 3 s while one is under way: the process cannot go on.
+    std::uint64_t last = published.load();
+    for (int still = 0; !keeper_stops.load();) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const std::uint64_t now = published.load();
+      still = publishing.load() && now == last && !signing_off.load() ? still + 1 : 0;
+      last = now;
+      if (still == 30) {
+        std::fprintf(stderr,
+                     "ipcbench: iceoryx: a publish has waited 3 s for a subscriber that only "
+                     "RouDi, which is gone, could remove; this process ends\n");
+        ::kill(::getpid(), SIGHUP);
+        return;
+      }
+    }
+  }
+  // The sign-off waits for RouDi's answer on the runtime's own socket (/tmp/<stamp>,
+  // iceoryx's, for this process): an empty message there ends the wait (iceoryx logs it as
+  // a wrong answer and goes on). A send of the sign-off that still waits fails by itself:
+  // nobody reads RouDi's socket any more.
+  static void end_sign_off_wait() {
+    UniqueFd s(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a = unix_address("/tmp/" + RunStamp::self().text());
+    const char nothing = 0;
+    if (s.valid())
+      ::sendto(s.get(), &nothing, 1, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&a), sizeof a);
   }
   static std::string last_line(const std::string& text) {
     std::istringstream in(text);
@@ -264,6 +404,7 @@ class Roudi {
   }
 
   std::mutex mu_;
+  std::thread keeper_;
   std::vector<int> slots_;  // cleanup's entries for roudi_names() and our runtime's files
   ChildProcess daemon_;
   std::size_t top_ = 0;
@@ -378,7 +519,10 @@ class IoxChannel final : public Channel {
   }
   void commit() override {
     void* p = std::exchange(loaned_, nullptr);
+    publishing.store(true, std::memory_order_relaxed);
     ports_->pub.publish(p);
+    published.fetch_add(1, std::memory_order_relaxed);
+    publishing.store(false, std::memory_order_relaxed);
   }
   bool view(std::span<const std::byte>* out) override {
     const void* p = take();
@@ -458,7 +602,10 @@ class IoxListener final : public Listener {
   IoxListener(RunDir& dir, std::size_t max_message, bool spin) : spin_(spin) {
     top_ = Roudi::ensure(dir, max_message);
     link_ = "link-" + std::to_string(next_link++);
-    ports_ = std::make_unique<Ports>(link_, true, !spin);
+    {
+      AskingForPorts asking;
+      ports_ = std::make_unique<Ports>(link_, true, !spin);
+    }
     ep_.addresses = {link_, std::to_string(port_id(ports_->pub.getUid())), std::to_string(top_),
                      std::to_string(token_.pipe.get())};
     ep_.inherit_fds = {token_.pipe.get()};
@@ -473,6 +620,7 @@ class IoxListener final : public Listener {
       auto r = ports_->sub.take();
       if (r.has_error()) {
         wait.check("iceoryx: accept");
+        if (roudi_down.load()) throw ProtocolError(kDeadlocked);
         if (spin_)
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
         else
@@ -566,6 +714,10 @@ TransportInfo iox_info(std::string name, std::string wait, std::string how) {
           "stopped when the run ends; one per machine (iceoryx 2.0): the run's own, or the "
           "links fail",
       .one_per_machine = true,
+      .peer_kill =
+          "a lock in shared memory that stays locked for good when the peer held it as it "
+          "died (iceoryx 2.0's locks are not robust: upstream issues #325, #779, #1711): "
+          "then RouDi, or this process, waits forever on it",
   };
 }
 
