@@ -7,9 +7,16 @@ transport; their ``extra`` says so as well.
 * ``github-action-benchmark``: the ``customSmallerIsBetter`` and
   ``customBiggerIsBetter`` tools' input, a JSON array of
   ``{"name", "unit", "value", "range"?, "extra"?}`` (``range`` and ``extra`` strings).
-  Smaller is better: round-trip p50/p99, one-way p50/p99 of fan-out cells and ns per
-  call (ns); bigger is better: GB/s, messages/s, round trips/s of all clients
-  (``rtt_per_s``, many-clients cells) and deliveries/s to all subscribers
+  One entry per statistic of a cell, named ``<cell> [pin=<mode>] <statistic>``, so that
+  a tracker draws, and alerts on, one series per statistic. Smaller is better (ns):
+  round-trip p50/p99/p99.9 (``p50 round trip`` …, ``p99.9 round trip``), one-way
+  p50/p99/p99.9 of fan-out cells (``p99.9 one way``), ns per call (``per call``) and the
+  CPU time per message of each process with a ``cpu_<process>_ns_per_msg`` counter
+  (``<process> CPU per message``): client and peer, daemon where the link runs through
+  one (dbus, iceoryx), server and client (all clients together) of a many-clients cell,
+  publisher and subscriber (all subscribers together) of a fan-out cell; a cell without
+  a counter has no entry for it. Bigger is better: GB/s, messages/s, round trips/s of
+  all clients (``rtt_per_s``, many-clients cells) and deliveries/s to all subscribers
   (``delivered_per_s``, fan-out cells).
 * ``bmf``: Bencher Metric Format, ``{"<benchmark>": {"<measure>": {"value",
   "lower_value"?, "upper_value"?}}}`` with the built-in measures ``latency`` (ns: p50
@@ -20,9 +27,10 @@ transport; their ``extra`` says so as well.
   (``floor/memcpy/*``, ``floor/shm_stream/*``: bytes/s only) have no BMF entry.
 
 Failed cells are left out and named in the returned list of skipped cells. Cells of the
-latency-under-load workload (``rate/*``) carry none of these counters, so they have no
-entry in either format: a tail latency is only meaningful beside its offered rate and
-whether that rate was met (``saturated``), which a tracker entry would not show.
+latency-under-load workload (``rate/*``) have no entry in either format: their tail
+latency and CPU per message (the client's includes the sender's pacing) mean something
+only beside the offered rate and whether that rate was met (``saturated``), which a
+tracker entry would not show.
 """
 
 from __future__ import annotations
@@ -38,12 +46,24 @@ FORMATS = {
     "bmf": ("bmf.json",),
 }
 
-# (counter, unit, scale, what) per direction, for github-action-benchmark.
+# Processes whose CPU time per message the runner writes as ``cpu_<process>_ns_per_msg``:
+# client and peer (every pingpong and throughput cell), daemon (only links through a
+# daemon the suite started: dbus, iceoryx), server and client (all clients together) of
+# a many-clients cell, publisher and subscriber (all subscribers together) of a fan-out
+# cell.
+_PROCESSES = ("client", "peer", "daemon", "server", "publisher", "subscriber")
+
+# (counter, unit, scale, what) per direction, for github-action-benchmark: one entry, so
+# one tracker series, per statistic of a cell.
 _SMALLER = (("rtt_p50_ns", "ns", 1.0, "p50 round trip"),
             ("rtt_p99_ns", "ns", 1.0, "p99 round trip"),
+            ("rtt_p999_ns", "ns", 1.0, "p99.9 round trip"),
             ("oneway_p50_ns", "ns", 1.0, "p50 one way"),
             ("oneway_p99_ns", "ns", 1.0, "p99 one way"),
-            ("ns_per_call", "ns", 1.0, "per call"))
+            ("oneway_p999_ns", "ns", 1.0, "p99.9 one way"),
+            ("ns_per_call", "ns", 1.0, "per call"),
+            *((f"cpu_{p}_ns_per_msg", "ns", 1.0, f"{p} CPU per message")
+              for p in _PROCESSES))
 _BIGGER = (("bytes_per_second", "GB/s", 1e-9, "throughput"),
            ("items_per_second", "msg/s", 1.0, "messages per second"),
            ("rtt_per_s", "round trips/s", 1.0, "round trips per second, all clients"),
@@ -54,6 +74,8 @@ _BMF_THROUGHPUT = ("items_per_second", "rtt_per_s", "delivered_per_s")
 
 
 _FLOOR = " (machine floor)"
+# Workloads with no entry in either format (see the module docstring).
+_LEFT_OUT = {"rate"}
 
 
 def _name(run: Run, cell: Cell, what: str = "") -> str:
@@ -78,6 +100,8 @@ def github_action_benchmark(run: Run) -> tuple[list[dict], list[dict]]:
     """(smaller-is-better entries, bigger-is-better entries)."""
     out = ([], [])
     for cell in run.cells.values():
+        if cell.kind in _LEFT_OUT:
+            continue
         have = cell.counters()
         for side, specs in zip(out, (_SMALLER, _BIGGER)):
             side.extend(_gab_entry(run, cell, *spec) for spec in specs if spec[0] in have)
@@ -95,6 +119,8 @@ def bmf(run: Run) -> dict:
     """The Bencher Metric Format object."""
     out = {}
     for cell in run.cells.values():
+        if cell.kind in _LEFT_OUT:
+            continue
         measures = {}
         latency = next((c for c in _BMF_LATENCY if cell.values(c)), None)
         if latency:
