@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import statistics
 
 import pytest
@@ -29,6 +30,16 @@ SMALLER = {
     "server CPU per message": "cpu_server_ns_per_msg",
     "publisher CPU per message": "cpu_publisher_ns_per_msg",
     "subscriber CPU per message": "cpu_subscriber_ns_per_msg",
+}
+# Per BMF measure slug, the counters that may stand for it (first one the cell has): the
+# built-in latency and throughput as before, then one custom measure (ns) per statistic.
+BMF = {
+    "latency": ("rtt_p50_ns", "oneway_p50_ns", "ns_per_call"),
+    "throughput": ("items_per_second", "rtt_per_s", "delivered_per_s"),
+    "latency-p99": ("rtt_p99_ns", "oneway_p99_ns"),
+    "latency-p99-9": ("rtt_p999_ns", "oneway_p999_ns"),
+    **{f"cpu-{p}-per-msg": (f"cpu_{p}_ns_per_msg",)
+       for p in ("client", "peer", "daemon", "server", "publisher", "subscriber")},
 }
 # CPU per message of a link's daemon, per repetition, written into pingpong/uds/64 of A
 # (the fixtures have no dbus or iceoryx cell, the only ones that carry the counter).
@@ -207,7 +218,7 @@ def test_bmf(tmp_path):
         doc, "floor/futex_rtt/manual_time", "rtt_p50_ns")
     for name, measures in bmf.items():
         assert isinstance(name, str) and measures
-        assert set(measures) <= {"latency", "throughput"}
+        assert set(measures) <= set(BMF)
         for m in measures.values():
             assert set(m) <= {"value", "lower_value", "upper_value"} and "value" in m
             assert all(isinstance(v, (int, float)) for v in m.values())
@@ -218,6 +229,77 @@ def test_bmf(tmp_path):
                    "lower_value": min(values), "upper_value": max(values)}
     thr = bmf["throughput/tcp/64 [pin=cross]"]["throughput"]
     assert thr["value"] == medians(doc, "throughput/tcp/64/manual_time", "items_per_second")
+
+
+@pytest.mark.parametrize("case", ["A", "daemon", "many"])
+def test_bmf_one_measure_per_statistic(case, with_daemon, tmp_path):
+    """The whole BMF file, recomputed from the raw JSON: per cell, each measure it has a
+    counter for, value the median, lower/upper the smallest/largest repetition."""
+    path, doc = _case(case, with_daemon, tmp_path)
+    bmf = _export(path, "bmf", tmp_path / "out")["bmf.json"]
+    expected = {}
+    for cid, rows in _reps(doc).items():
+        if cid.startswith("rate/"):
+            continue
+        measures = {}
+        for measure, counters in BMF.items():
+            values = next(([r[c] for r in rows if c in r] for c in counters
+                           if any(c in r for r in rows)), None)
+            if values:
+                measures[measure] = {"value": statistics.median(values)} | (
+                    {"lower_value": min(values), "upper_value": max(values)}
+                    if len(values) >= 2 else {})
+        if measures:
+            expected[_benchmark(doc, cid)] = measures
+    assert bmf == expected
+    for measures in bmf.values():          # lower-case slugs with hyphens, as Bencher's
+        for slug in measures:
+            assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug) and len(slug) <= 64
+
+
+def test_bmf_tails_and_cpu(with_daemon, tmp_path):
+    doc = load(A)
+    bmf = _export(A, "bmf", tmp_path / "a")["bmf.json"]
+    run = "pingpong/tcp/64/manual_time"
+    values = [b["rtt_p999_ns"] for b in iterations(doc, run)]
+    p999 = bmf["pingpong/tcp/64 [pin=cross]"]["latency-p99-9"]
+    assert p999 == {"value": statistics.median(values), "lower_value": min(values),
+                    "upper_value": max(values)}
+    assert p999["value"] != bmf["pingpong/tcp/64 [pin=cross]"]["latency-p99"]["value"]
+    assert bmf["pingpong/tcp/64 [pin=cross]"]["latency-p99"]["value"] == medians(
+        doc, run, "rtt_p99_ns")
+    # the built-in measures as before: p50 round trip and messages/s
+    assert bmf["pingpong/tcp/64 [pin=cross]"]["latency"]["value"] == medians(
+        doc, run, "rtt_p50_ns")
+    thr = bmf["throughput/tcp/1048576 [pin=cross]"]
+    assert thr["throughput"]["value"] == medians(
+        doc, "throughput/tcp/1048576/manual_time", "items_per_second")
+    assert set(thr) == {"throughput", "cpu-client-per-msg", "cpu-peer-per-msg"}
+    assert thr["cpu-peer-per-msg"]["value"] == medians(
+        doc, "throughput/tcp/1048576/manual_time", "cpu_peer_ns_per_msg")
+    assert set(bmf[f"floor/syscall [pin=cross]{FLOOR}"]) == {"latency"}
+    assert set(bmf[f"floor/futex_rtt [pin=cross]{FLOOR}"]) == {
+        "latency", "latency-p99", "latency-p99-9"}
+
+    daemon = _export(save(with_daemon, tmp_path / "d.json"), "bmf", tmp_path / "d")[
+        "bmf.json"]
+    assert {name: m["cpu-daemon-per-msg"] for name, m in daemon.items()
+            if "cpu-daemon-per-msg" in m} == {f"{DAEMON_CELL} [pin=cross]": {
+                "value": 1600.0, "lower_value": 1500.0, "upper_value": 1750.0}}
+
+    many = _export(MANY, "bmf", tmp_path / "m")["bmf.json"]
+    mdoc = load(MANY)
+    fan = "fanout/uds/64/subscribers:4"
+    measures = many[f"{fan} [pin=cross]"]
+    assert set(measures) == {"latency", "throughput", "latency-p99", "latency-p99-9",
+                             "cpu-publisher-per-msg", "cpu-subscriber-per-msg"}
+    assert measures["latency-p99-9"]["value"] == _median(mdoc, fan, "oneway_p999_ns")
+    assert measures["latency-p99"]["value"] == _median(mdoc, fan, "oneway_p99_ns")
+    clients = "clients/uds/64/clients:4/server:event-loop"
+    measures = many[f"{clients} [pin=cross]"]
+    assert measures["cpu-server-per-msg"]["value"] == _median(
+        mdoc, clients, "cpu_server_ns_per_msg")
+    assert measures["latency-p99-9"]["value"] == _median(mdoc, clients, "rtt_p999_ns")
 
 
 def test_failed_cells_are_named_not_exported(tmp_path):
