@@ -6,6 +6,9 @@
 #     exit 0: no regression; 1: a regression, or baseline cells missing from the candidate
 #     (unless --allow-missing); 2: bad input, or no transport cell compared at all
 #   scripts/report.sh export RESULTS.json --format github-action-benchmark|bmf --out DIR
+#     one tracker entry (BMF: one measure) per statistic of a cell: latency p50, p99,
+#     p99.9 (or ns per call), throughput, CPU per message of each process
+#     (report/README.md, "export")
 # Needs a python3 with matplotlib (Debian: /usr/bin/python3 + python3-matplotlib);
 # IPCBENCH_PYTHON picks another interpreter.
 set -euo pipefail

@@ -132,7 +132,9 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="files for CI benchmark trackers",
                        description="Write tracker input into DIR: github-action-benchmark "
                        "(smaller-is-better.json, bigger-is-better.json) or bmf (bmf.json, "
-                       "Bencher Metric Format).")
+                       "Bencher Metric Format); one entry (BMF: one measure) per "
+                       "statistic of a cell: latency p50, p99, p99.9 (or ns per call), "
+                       "throughput, CPU per message of each process.")
     e.add_argument("results", type=Path, metavar="RESULTS.json")
     e.add_argument("--format", required=True, choices=sorted(export.FORMATS))
     e.add_argument("--out", required=True, type=Path, metavar="DIR")
