@@ -132,6 +132,7 @@ class Placement:
     chosen: list[dict[str, tuple[Run, Cell]]]  # per machine: cell id -> latest copy
     rows: list[Row] = field(default_factory=list)
     alone: list[tuple[Machine, str]] = field(default_factory=list)  # one machine's cells
+    left_out: int = 0                        # its ``LEFT_OUT`` cells (rate/*)
 
     @property
     def name(self) -> str:
@@ -163,13 +164,17 @@ class Fleet:
     machines: list[Machine] = field(default_factory=list)     # in input order
     placements: list[Placement] = field(default_factory=list)
     plots: list[tuple[Placement, str]] = field(default_factory=list)  # (placement, transport)
-    left_out: int = 0                 # rate cells of the compared placements
 
     def __bool__(self) -> bool:
         return len(self.machines) >= 2
 
     def compared(self) -> list[Placement]:
         return [p for p in self.placements if len(p.machines) >= 2]
+
+    @property
+    def left_out(self) -> int:
+        """``LEFT_OUT`` cells (rate/*) of the compared placements."""
+        return sum(p.left_out for p in self.compared())
 
     def index(self, machine: Machine) -> int:
         return self.machines.index(machine)
@@ -235,7 +240,7 @@ def _row(cell_id: str, copies: list[tuple[Run, Cell] | None]) -> Row:
 
 
 def _placement(key: tuple[str, str], machines: list[Machine], runs: list[Run],
-               transports: list[str]) -> tuple[Placement, int]:
+               transports: list[str]) -> Placement:
     members, their_runs, chosen = [], [], []
     for m in machines:
         here = [r for r in m.runs if (r.pin_mode, r.ctx("verify_payload")) == key]
@@ -251,17 +256,16 @@ def _placement(key: tuple[str, str], machines: list[Machine], runs: list[Run],
         chosen.append(cells)
     p = Placement(key[0], key[1], members, their_runs, chosen)
     ids = list(dict.fromkeys(cid for cells in chosen for cid in cells))
-    left_out = 0
     for cid in sorted(ids, key=lambda c: _sort_key(c, transports)):
         copies = [cells.get(cid) for cells in chosen]
         if cid.split("/")[0] in LEFT_OUT:
-            left_out += 1
+            p.left_out += 1
         elif sum(c is not None for c in copies) >= 2:
             p.rows.append(_row(cid, copies))
         else:
             i = next(i for i, c in enumerate(copies) if c is not None)
             p.alone.append((members[i], cid))
-    return p, left_out
+    return p
 
 
 def build(runs: list[Run], transports: list[str] | None = None) -> Fleet:
@@ -279,11 +283,7 @@ def build(runs: list[Run], transports: list[str] | None = None) -> Fleet:
     order = list(dict.fromkeys(t for r in runs for t in r.transports()))
     keys = list(dict.fromkeys((r.pin_mode, r.ctx("verify_payload")) for r in runs))
     fleet = Fleet(machines)
-    for key in keys:
-        p, left_out = _placement(key, machines, runs, order)
-        fleet.placements.append(p)
-        if len(p.machines) >= 2:
-            fleet.left_out += left_out
+    fleet.placements = [_placement(key, machines, runs, order) for key in keys]
     compared = fleet.compared()
     plottable = list(dict.fromkeys(t for p in compared for t in p.transports()))
     for t in transports or []:

@@ -856,7 +856,8 @@ def _fleet_section(model: ReportModel, figures: list[tuple[Path, str]]) -> Secti
         blocks.append(Para(f"Placement {p.name}: "
                            f"{', '.join(m.label for m in p.machines)}."))
         blocks.append(_fleet_table(p) if p.rows else Para(
-            "No cell was measured on two or more of these machines."))
+            "No cell was measured on two or more of these machines"
+            + (", rate/* cells aside (left out: see below)." if p.left_out else ".")))
         mine = [f for (q, _), f in zip(fleet.plots, figures) if q is p]
         if mine:
             blocks.append(Figures(mine))
