@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Renders, compares and exports ipcbench results (Python package in report/).
-#   scripts/report.sh render RESULTS.json… --out DIR
+#   scripts/report.sh render RESULTS.json… [--relative-to NAME] [--slo-p99 DURATION]
+#                     [--fleet-transport NAME]… --out DIR
+#     inputs from two or more machines (host_name + cpu_model) add a fleet section: the
+#     same cells on each machine, the fastest marked, a plot per transport
 #   scripts/report.sh compare BASELINE.json CANDIDATE.json [--threshold PCT] [--alpha A]
 #                     [--allow-missing] [--out FILE]
 #     exit 0: no regression; 1: a regression, or baseline cells missing from the candidate

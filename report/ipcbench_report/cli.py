@@ -4,8 +4,13 @@ Exit status: 0 success; 1 ``compare`` failed the gate (a regression, or cells of
 baseline missing from the candidate without ``--allow-missing``); 2 bad input or output
 (one line on stderr, no partial output left behind: input that is not an ipcbench
 result, a ``render --relative-to`` naming a transport an input did not measure, a
-``render --slo-p99`` that is not a positive duration, or a ``compare`` that compared no
-transport cell) or an internal error.
+``render --slo-p99`` that is not a positive duration, a ``render --fleet-transport``
+given for inputs from one machine or naming a transport no two machines measured in one
+placement, or a ``compare`` that compared no transport cell) or an internal error.
+
+``render`` adds a fleet section (the same cells on each machine, the fastest marked, a
+plot per transport with a line per machine) when its inputs come from two or more
+machines (``fleet.py``).
 """
 
 from __future__ import annotations
@@ -28,19 +33,22 @@ def _render(args) -> int:
 
     slo = None if args.slo_p99 is None else parse_duration(args.slo_p99)
     runs = load_runs(args.results)
-    model = compute.build(runs, args.relative_to, slo)
+    model = compute.build(runs, args.relative_to, slo, args.fleet_transport)
     names = {"index.html", "report.md", "results.csv", *plots.FILES,
              *plots.MANY_FILES.values()}
-    with atomic_dir(args.out, names, (plots.RATE_PATTERN,)) as tmp:
+    with atomic_dir(args.out, names, (plots.RATE_PATTERN, plots.FLEET_PATTERN)) as tmp:
         many = plots.many(model, tmp)
         rate = plots.rate(model, tmp)
+        fleet = plots.fleet(model, tmp)
         doc = layout.document(model, plots.render(model, tmp), plots.ranking(model, tmp),
-                              many, rate)
+                              many, rate, fleet)
         (tmp / "index.html").write_text(render_html.render(doc), encoding="utf-8")
         (tmp / "report.md").write_text(render_md.render(doc), encoding="utf-8")
         (tmp / "results.csv").write_text(render_csv.render(runs), encoding="utf-8")
     print(f"report: wrote {args.out}/index.html, report.md, results.csv and "
-          f"{len(plots.FILES) + len(many) + len(rate)} plots", file=sys.stderr)
+          f"{len(plots.FILES) + len(many) + len(rate) + len(fleet)} plots"
+          + (f" (fleet of {len(model.fleet.machines)} machines)" if model.fleet else ""),
+          file=sys.stderr)
     return 0
 
 
@@ -91,7 +99,9 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="HTML, Markdown, CSV and PNG plots of result files",
                        description="Render one or more result files (several machines "
                        "or runs side by side) into DIR: index.html (self-contained), "
-                       "report.md, results.csv and PNG plots.")
+                       "report.md, results.csv and PNG plots. Inputs from two or more "
+                       "machines (host_name and cpu_model of the context) add a fleet "
+                       "section: the same cells on each machine, the fastest marked.")
     r.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
     r.add_argument("--out", required=True, type=Path, metavar="DIR")
     r.add_argument("--relative-to", metavar="NAME",
@@ -102,6 +112,10 @@ def parser() -> argparse.ArgumentParser:
                    help="p99 budget of the sustainable rate in 'Latency under load' "
                    "(a number and a unit: 100us, 2ms, 50000ns; default: each run's "
                    "context key ipcbench_slo_p99_ns, 100us when the run has none)")
+    r.add_argument("--fleet-transport", action="append", metavar="NAME",
+                   help="plot only this transport in the fleet section (repeat for "
+                   "several; default: every transport two machines measured in one "
+                   "placement); needs inputs from two or more machines")
     r.set_defaults(func=_render)
 
     c = sub.add_parser("compare", help="compare a candidate run against a baseline",

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from ipcbench_report import ReportError
+from ipcbench_report.fleet import Fleet, build as build_fleet
 from ipcbench_report.many import Many, build as build_many
 from ipcbench_report.model import Cell, Run
 from ipcbench_report.rate import Rate, build as build_rate
@@ -444,6 +445,8 @@ class ReportModel:
     # the latency-under-load workload (rate/*), by transport and size, with each run's
     # p99 budget
     rate: Rate = field(default_factory=Rate)
+    # several machines side by side (issue 27); false when the inputs come from one
+    fleet: Fleet = field(default_factory=Fleet)
 
     def transports(self) -> list[str]:
         return list(dict.fromkeys(t for r in self.runs for t in r.transports()))
@@ -472,12 +475,15 @@ def _comparability(runs: list[Run]) -> list[str]:
 
 
 def build(runs: list[Run], relative_to: str | None = None,
-          slo_p99_ns: float | None = None) -> ReportModel:
+          slo_p99_ns: float | None = None,
+          fleet_transports: list[str] | None = None) -> ReportModel:
     """Compute the report model for one or more runs; ``relative_to`` names the transport
     every other is set against (default: ``relative_base``), ``slo_p99_ns`` the p99
-    budget of the sustainable rate (default: each run's context, see ``rate.budget_of``).
-    ``ReportError`` when an input did not measure ``relative_to`` or states a budget that
-    is not a positive whole number of ns (and ``slo_p99_ns`` is not given)."""
+    budget of the sustainable rate (default: each run's context, see ``rate.budget_of``),
+    ``fleet_transports`` the transports of the fleet plots (default: see ``fleet.build``).
+    ``ReportError`` when an input did not measure ``relative_to``, states a budget that
+    is not a positive whole number of ns (and ``slo_p99_ns`` is not given), or
+    ``fleet_transports`` cannot be plotted (``fleet.build``)."""
     for r in runs:
         if relative_to and relative_to not in r.transports():
             raise ReportError(f"--relative-to {relative_to}: {r.path} measured no transport "
@@ -510,7 +516,8 @@ def build(runs: list[Run], relative_to: str | None = None,
                         sum(len(r.cells) for r in runs), cv_cells, bases, bool(relative_to),
                         {r.label: missing for r in runs
                          if (missing := [t for t in r.transports() if not family_of(r, t)])},
-                        build_many(runs), build_rate(runs, slo_p99_ns))
+                        build_many(runs), build_rate(runs, slo_p99_ns),
+                        build_fleet(runs, fleet_transports))
     waits = sorted(model.waits())
     if len(waits) > 1:
         model.comparability.append(

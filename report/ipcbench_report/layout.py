@@ -13,6 +13,8 @@ from ipcbench_report.compute import (CLASSIC_NOTE, CPU_COLUMNS, CV_WARN,
                                      RELATIVE_CHOSEN_WHY, RELATIVE_DEFAULT_WHY,
                                      RELATIVE_FAMILY, STAR_RULE, Layer, ReportModel,
                                      classic_for, stars_text)
+from ipcbench_report.fleet import UNKNOWN, Machine, Placement
+from ipcbench_report.fleet import Row as FleetRow
 from ipcbench_report.many import CLIENTS, FANOUT, Series
 from ipcbench_report.rate import (CORRECTED, LAG, P99, SATURATED_SHARE, UNCORRECTED,
                                   Budget, Point, counter)
@@ -765,10 +767,136 @@ def _ranking_section(model: ReportModel, ranking: tuple[Path, str]) -> Section:
     return Section(RANKING, [Figures([ranking])])
 
 
+# --- several machines (the fleet view) ------------------------------------------------
+
+# (row title, what it shows) of the machines table, one column per machine.
+FLEET_CONTEXT = (("host", lambda m: m.ctx("host_name")),
+                 ("CPU model", lambda m: m.ctx("cpu_model")),
+                 ("CPUs online", lambda m: m.cpus),
+                 ("kernel", lambda m: m.ctx("kernel")),
+                 ("clocksource", lambda m: m.ctx("clocksource")),
+                 ("virtualised", lambda m: m.virtualised),
+                 ("ipcbench commit", lambda m: m.ctx("ipcbench_git_commit")))
+FASTEST = " (fastest)"
+FLEET_TEXT = (
+    "The same cells on each machine, one column per machine. A machine is the host_name "
+    "and cpu_model of a run's context (a run without either is a machine of its own, "
+    "named by its file); runs of two machines are never pooled. Cells are set against "
+    "each other only within one placement (pin_mode and verify_payload). Runs of one "
+    "machine are not pooled either: each cell comes from the machine's latest run that "
+    "has it (context date; input order, the last file latest, when a run has no "
+    "readable date). Each figure is the median of the cell's primary metric over its "
+    "repetitions (↓ lower is better, ↑ higher is better); (fastest) marks the best "
+    "median of the row, every machine on a tie, and the last column says how many "
+    "times the fastest machine's figure beats the slowest's. No machine is marked where "
+    "fewer than two have a figure, or where the cells' wait strategies differ. A "
+    "difference within the figures' spread (see their CV; ⚠ above "
+    f"{CV_WARN * 100:.0f} %) is not a difference between the machines.")
+
+
+def _machine_tip(m: Machine) -> str:
+    return "; ".join(f"{title}: {get(m)}" for title, get in FLEET_CONTEXT[1:])
+
+
+def _machines_table(machines: list[Machine]) -> Table:
+    rows = [[Text(title)] + [Text(get(m), style="missing" if get(m) == UNKNOWN else "")
+                             for m in machines] for title, get in FLEET_CONTEXT]
+    rows.append([Text("files (latest first)")] + [
+        Text(", ".join(r.path.name for r in m.runs),
+             "ordered by the context's date" if m.dated else
+             "a run has no readable date: ordered by input order, the last file latest")
+        for m in machines])
+    return Table(["machine"] + [m.label for m in machines], rows)
+
+
+def _fleet_entry(row: FleetRow, i: int) -> Text:
+    e = row.entries[i]
+    if e is None:
+        return Text("—", "not measured on this machine", "missing")
+    if e.value is None:
+        if not e.cell.ok:
+            return Text("error", "; ".join(dict.fromkeys(e.cell.errors)), "error")
+        return Text("—", f"{row.metric} not measured", "missing")
+    tip = [f"{row.metric}, median of {len(e.cell.values(row.metric))} repetition(s)"]
+    if e.cv is not None:
+        tip.append(f"CV {fmt_pct(e.cv)}")
+    tip += [e.run.path.name, e.cell.label]
+    warn = e.cv is not None and e.cv > CV_WARN
+    best = i in row.fastest
+    return Text(fmt_metric(row.metric, e.value) + (FASTEST if best else "")
+                + (" ⚠" if warn else ""), "; ".join(t for t in tip if t),
+                "best" if best else "warn" if warn else "")
+
+
+def _fleet_fastest(row: FleetRow, machines: list[Machine]) -> list[Text]:
+    if row.waits:
+        return [Text("not compared", "the cells' wait strategies differ: "
+                     + ", ".join(row.waits), "missing"), Text("—")]
+    if not row.fastest:
+        return [Text("—", "fewer than two machines have a figure", "missing"), Text("—")]
+    return [Text(", ".join(machines[i].label for i in row.fastest)),
+            Text(f"×{fmt(row.ratio)}" if row.ratio is not None else "—")]
+
+
+def _fleet_table(p: Placement) -> Table:
+    headers = ["cell", "metric"] + [Text(m.label, _machine_tip(m)) for m in p.machines] \
+        + ["fastest", "fastest vs slowest"]
+    rows = [[Text(row.cell_id), Text(row.metric + (" ↓" if row.lower else " ↑"))]
+            + [_fleet_entry(row, i) for i in range(len(p.machines))]
+            + _fleet_fastest(row, p.machines) for row in p.rows]
+    return Table(headers, rows)
+
+
+def _fleet_section(model: ReportModel, figures: list[tuple[Path, str]]) -> Section:
+    """``figures``: ``plots.fleet``'s, one per ``fleet.plots`` entry, in its order."""
+    fleet = model.fleet
+    blocks: list = [Para(FLEET_TEXT), _machines_table(fleet.machines)]
+    compared = fleet.compared()
+    for p in compared:
+        blocks.append(Para(f"Placement {p.name}: "
+                           f"{', '.join(m.label for m in p.machines)}."))
+        blocks.append(_fleet_table(p) if p.rows else Para(
+            "No cell was measured on two or more of these machines"
+            + (", rate/* cells aside (left out: see below)." if p.left_out else ".")))
+        mine = [f for (q, _), f in zip(fleet.plots, figures) if q is p]
+        if mine:
+            blocks.append(Figures(mine))
+    notes = []
+    if not compared:
+        notes.append("No placement was run by two or more machines, so no cell is "
+                     "compared: "
+                     + "; ".join(f"{p.name}: {p.machines[0].label}"
+                                 for p in fleet.placements) + ".")
+    notes += [f"Placement {p.name} was run by {p.machines[0].label} alone: not compared."
+              for p in fleet.placements if len(p.machines) == 1 and compared]
+    for p in compared:
+        if p.alone:
+            shown = ", ".join(f"{m.label}: {cid}" for m, cid in p.alone[:6])
+            more = f" and {len(p.alone) - 6} more" if len(p.alone) > 6 else ""
+            notes.append(f"{p.name}: {len(p.alone)} cell(s) measured on one machine only "
+                         f"are left out of the table: {shown}{more}.")
+    if fleet.left_out:
+        notes.append(f"{fleet.left_out} latency-under-load cell(s) (rate/*) are left "
+                     "out: a tail latency at an offered rate says which machine is faster "
+                     "only beside whether each carried that rate; see each run's "
+                     "sustainable rate under 'Latency under load'.")
+    commits = {m.ctx("ipcbench_git_commit") for m in fleet.machines}
+    if len(commits) > 1:
+        notes.append("The machines ran different ipcbench builds (ipcbench_git_commit: "
+                     f"{', '.join(sorted(commits))}): a difference may come from the "
+                     "code, not the machine.")
+    if fleet.plots:
+        notes.append("The plots show one transport each, every pingpong and throughput "
+                     "size each machine measured (--fleet-transport NAME chooses which "
+                     "transports; default: every transport two machines measured).")
+    return Section(FLEET, blocks + ([Bullets(notes)] if notes else []))
+
+
 # Section headings say what a reader learns there (tests find tables by them).
 STARS = "Measured stars beside the classic ratings"
 CRITERIA = "What each transport is: qualitative criteria"
 RANKING = "Which transport is fastest"
+FLEET = "Fleet: the same cells on each machine, the fastest marked"
 COMPARISON = "Latency, throughput and CPU per transport, against the machine floors"
 LAYERS = "What each layer costs over the transport under it"
 FLOORS = "Machine floors: the fastest this machine hands off, calls and copies"
@@ -785,14 +913,16 @@ MEASURED = "The run: machine, build and settings"
 def document(model: ReportModel, figures: list[tuple[Path, str]],
              ranking: tuple[Path, str],
              many: dict[str, tuple[Path, str]] | None = None,
-             rate: list[tuple[Path, str]] | None = None) -> Document:
+             rate: list[tuple[Path, str]] | None = None,
+             fleet: list[tuple[Path, str]] | None = None) -> Document:
     """The report as sections, the answer first (measured stars beside the classic
     ratings, then the ranking picture), the run's context last; ``figures`` are the
     detail plots, ``ranking`` the ranking picture and ``many`` the plots over N by
     workload (``plots.many``) and ``rate`` the plots of the latency-under-load
-    workload (``plots.rate``), as (PNG path, caption) pairs. The many-clients, fan-out
-    and latency-under-load sections appear only when the inputs have cells of that
-    workload."""
+    workload (``plots.rate``) and ``fleet`` the plots of the fleet view (``plots.fleet``),
+    as (PNG path, caption) pairs. The many-clients, fan-out and latency-under-load
+    sections appear only when the inputs have cells of that workload, the fleet section
+    only when they come from two or more machines (``fleet.build``)."""
     many = many or {}
     extra = ([_clients_section(model, many.get("clients"))]
              if model.many.of(CLIENTS) or any(c.kind == "clients"
@@ -803,6 +933,7 @@ def document(model: ReportModel, figures: list[tuple[Path, str]],
     extra += [_rate_section(model, rate or [])] if model.rate else []
     return Document("ipcbench report: " + ", ".join(r.label for r in model.runs), [
         _transports_section(model), _ranking_section(model, ranking),
+        *([_fleet_section(model, fleet or [])] if model.fleet else []),
         _comparison_section(model), _criteria_section(model), _layers_section(model),
         _relative_section(model), *extra,
         _floors_section(model), Section(PLOTS, [Figures(figures)]), _noise_section(model),

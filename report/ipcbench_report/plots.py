@@ -6,7 +6,9 @@ ranks the transports (horizontal bars, best on top) and returns its (path, capti
 ``FILES`` names all of them. One series per (run, transport): colour = transport, line
 style = run; the legend names each transport once and each run once. Failed cells are
 drawn as × on the bottom edge (named under the panel in the ranking), floors as grey
-dashed lines (one shade per run).
+dashed lines (one shade per run). ``fleet(model, outdir)`` draws the fleet view's plots
+(``FLEET_FILE``, one per placement and transport): one line per machine, colour =
+machine.
 """
 
 from __future__ import annotations
@@ -564,3 +566,67 @@ def rate(model: ReportModel, outdir: Path) -> list[tuple[Path, str]]:
     """Write one latency-under-load figure per message size with rate cells into
     ``outdir`` (none without them); return (path, caption) pairs."""
     return [_rate_figure(model, outdir, size) for size in model.rate.sizes()]
+
+
+# --- several machines (the fleet view) ------------------------------------------------
+
+FLEET_FILE = "fleet_{transport}_pin-{pin}{verify}.png"  # one per (placement, transport)
+FLEET_PATTERN = "fleet_*.png"
+_FLEET_PANELS = (("pingpong", "rtt_p50_ns", 1e-3, "round-trip time p50, µs"),
+                 ("throughput", "bytes_per_second", 1e-9, "throughput, GB/s (one way)"))
+
+
+def fleet_file(placement, transport: str) -> str:
+    """File name of the fleet plot of ``transport`` in ``placement``."""
+    pin = "".join(ch if ch.isalnum() or ch in "_.+-" else "-" for ch in placement.pin_mode)
+    return FLEET_FILE.format(transport=transport, pin=pin,
+                             verify="-verify" if placement.verify_payload == "true" else "")
+
+
+def _fleet_figure(model: ReportModel, outdir: Path, placement, transport: str) -> Path:
+    """Round trip p50 (left) and throughput (right) of ``transport`` against message
+    size, one line per machine of ``placement`` (colour = machine)."""
+    fleet = model.fleet
+    fig = Figure(figsize=(14, 5.5))
+    axes = list(fig.subplots(1, len(_FLEET_PANELS)))
+    colours = {m.label: _PALETTE[fleet.index(m) % len(_PALETTE)] for m in fleet.machines}
+    failed = False
+    for ax, (kind, metric, scale, ylabel) in zip(axes, _FLEET_PANELS):
+        sizes, any_data = [], False
+        for i, m in enumerate(placement.machines):
+            style = dict(color=colours[m.label], ls="-")
+            pts, bad = placement.points(i, kind, transport, metric)
+            failed |= _mark_failed(ax, bad, style)
+            sizes += [s for s, _ in pts] + bad
+            if pts:
+                any_data = True
+                ax.plot([s for s, _ in pts], [v * scale for _, v in pts], marker="o",
+                        **style)
+        _size_axis(ax, sizes)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{kind} ({metric})", fontsize=10)
+        _finish(ax, any_data)
+    handles = [Line2D([], [], color=colours[m.label], marker="o", label=m.label)
+               for m in placement.machines]
+    if failed:
+        handles.append(_ERROR_PROXY)
+    fig.suptitle(f"{transport} on each machine — {placement.name}", fontsize=10)
+    fig.tight_layout()
+    fig.legend(handles=handles, loc="center left", fontsize=8, bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, outdir / fleet_file(placement, transport))
+
+
+def fleet(model: ReportModel, outdir: Path) -> list[tuple[Path, str]]:
+    """Write one fleet figure per (placement, transport) of ``model.fleet.plots`` into
+    ``outdir`` (none when the inputs come from one machine); return (path, caption)
+    pairs."""
+    out = []
+    for placement, transport in model.fleet.plots:
+        path = _fleet_figure(model, outdir, placement, transport)
+        out.append((path, f"{transport}: round-trip time p50 and one-way throughput "
+                          f"against message size, one line per machine "
+                          f"({', '.join(m.label for m in placement.machines)}), "
+                          f"{placement.name}; medians of the repetitions of each "
+                          f"machine's latest run that has the cell; log scales, × a "
+                          f"cell that failed"))
+    return out

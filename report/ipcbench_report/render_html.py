@@ -17,7 +17,7 @@ th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
 th{position:sticky;top:0;background:#eef2f7;z-index:1}
 tr:nth-child(even) td{background:#fafafa}
 td.error{color:#a00;font-weight:600;cursor:help}td.warn{background:#fff3cd!important}
-td.missing{color:#999}td[title]{cursor:help}
+td.missing{color:#999}td.best{background:#d8f0dc!important;font-weight:600}td[title]{cursor:help}
 figure{display:inline-block;margin:.5em 1em .5em 0}img{max-width:100%;height:auto}
 nav a{margin-right:1em}
 """
