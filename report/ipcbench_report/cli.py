@@ -15,8 +15,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from ipcbench_report import ReportError, compute, export, layout, render_csv, render_html
-from ipcbench_report import render_md
+from ipcbench_report import ReportError, compute, export, history, layout, render_csv
+from ipcbench_report import render_html, render_md
 from ipcbench_report.compare import compare, to_markdown
 from ipcbench_report.load import load_runs
 from ipcbench_report.outdir import atomic_dir, write_file
@@ -67,6 +67,21 @@ def _export(args) -> int:
     if skipped:
         print(f"report: left out {len(skipped)} failed cell(s): {', '.join(skipped)}",
               file=sys.stderr)
+    return 0
+
+
+def _history_add(args) -> int:
+    for r in history.add(args.db, args.results, args.commit, args.branch):
+        print(f"report: recorded {r.path} as run #{r.id} ({r.cells} cells, "
+              f"{r.repetitions} repetitions) in {args.db}", file=sys.stderr)
+    return 0
+
+
+def _history_list(args) -> int:
+    rows = [["id", "time", "machine", "commit", "branch", "cells"]]
+    rows += [[str(r.id), r.run_time, r.machine, r.commit or "—", r.branch or "—",
+              str(r.cells)] for r in history.runs(args.db)]
+    sys.stdout.write("".join("\t".join(row) + "\n" for row in rows))
     return 0
 
 
@@ -137,6 +152,32 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=sorted(export.FORMATS))
     e.add_argument("--out", required=True, type=Path, metavar="DIR")
     e.set_defaults(func=_export)
+
+    h = sub.add_parser("history", help="record runs in a local history (SQLite), list them",
+                       description="A local run history: a SQLite file holding every "
+                       "repetition of every cell of each recorded run.")
+    hsub = h.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ha = hsub.add_parser("add", help="record result files",
+                         description="Record each file as one run: its context (machine, "
+                         "commit, branch, …) and every repetition's counters per cell. All "
+                         "files in one transaction: when one is refused, none is recorded. "
+                         "A file already recorded (same SHA-256) is refused.")
+    ha.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
+    ha.add_argument("--commit", metavar="SHA",
+                    help="the run's commit (default: the context's "
+                    "ipcbench_git_commit; one that contradicts it is refused)")
+    ha.add_argument("--branch", metavar="NAME", help="the run's branch (default: none)")
+    ha.add_argument("--db", type=Path, default=history.DEFAULT_DB, metavar="PATH",
+                    help=f"the history (default {history.DEFAULT_DB}; created when absent)")
+    ha.set_defaults(func=_history_add)
+    hl = hsub.add_parser("list", help="one line per recorded run",
+                         description="A header, then one tab-separated line per recorded "
+                         "run, oldest first: id, time (the run's, UTC), machine, commit, "
+                         "branch, number of cells.")
+    hl.add_argument("--db", type=Path, default=history.DEFAULT_DB, metavar="PATH",
+                    help=f"the history (default {history.DEFAULT_DB})")
+    hl.set_defaults(func=_history_list)
+
     return p
 
 

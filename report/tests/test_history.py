@@ -1,0 +1,300 @@
+"""``report.sh history add|list``: a local SQLite run history holding every repetition
+of every cell.
+
+The history used by most tests (``hist``) records four runs: reps9-a and reps9-b (one
+``add``, ``--branch main``), a copy of reps9-a DERIVED in a temporary directory (date one
+day later, every repetition 2 % slower; ``--branch main``) and quick-reps-a, which ran on
+another machine (same host name ``vm``, AMD EPYC instead of Intel Xeon; no branch).
+Every refusal is one line on stderr, exit 2, and leaves the database's bytes as they
+were."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+from conftest import (A, LAYERS, PARTIAL_CAND, R9A, R9B, iterations, load, report, save,
+                      scaled)
+from ipcbench_report.history import SCHEMA_VERSION
+
+INTEL = "vm (Intel(R) Xeon(R) Processor, 2 CPUs)"
+AMD = "vm (AMD EPYC, 2 CPUs)"
+UDS64 = "pingpong/uds/64/manual_time"
+# Google Benchmark's own fields of a repetition row; every other number is a counter.
+GB_FIELDS = {"family_index", "per_family_instance_index", "repetitions", "repetition_index",
+             "threads", "iterations", "real_time", "cpu_time"}
+
+
+def _derived_later(tmp_path):
+    """DERIVED from reps9-a: dated a day later, every repetition 2 % slower."""
+    doc = scaled(load(R9A), 1.02)
+    doc["context"]["date"] = "2026-12-03T04:22:52+00:00"
+    return save(doc, tmp_path / "reps9-a-derived-later-2pct-slower.json")
+
+
+@pytest.fixture(scope="module")
+def hist(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hist")
+    db = tmp / "history.sqlite"
+    for args in ((R9A, R9B, "--branch", "main"),
+                 (_derived_later(tmp), "--branch", "main"),
+                 (A,)):
+        res = report("history", "add", *args, "--db", db)
+        assert res.returncode == 0, res.stderr
+    return db
+
+
+def _rows(db, sql: str, *args) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _one_line(res, expect: str):
+    assert res.returncode == 2, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("report: "), res.stderr
+    assert expect in lines[0], lines[0]
+    assert res.stdout == ""
+
+
+# --- add ----------------------------------------------------------------------------
+
+
+def test_add_records_every_repetition(hist):
+    doc = load(R9A)
+    reps = [b for b in doc["benchmarks"] if b["run_type"] == "iteration"]
+    assert len(reps) == 189                             # 21 cells x 9 repetitions
+    (run_id,) = _rows(hist, "SELECT id FROM runs WHERE sha256 = ?", _sha(R9A))[0]
+    assert _rows(hist, "SELECT count(*) FROM cells WHERE run_id = ?", run_id)[0][0] == 21
+    assert _rows(hist, "SELECT count(*) FROM repetitions p JOIN cells c ON c.id = "
+                 "p.cell_id WHERE c.run_id = ?", run_id)[0][0] == len(reps)
+    # Every counter of every repetition, plus real_time_ns, cpu_time_ns and iterations.
+    counters = sum(3 + sum(1 for k, v in b.items() if k not in GB_FIELDS
+                           and isinstance(v, (int, float)) and not isinstance(v, bool))
+                   for b in reps)
+    assert _rows(hist, "SELECT count(*) FROM rep_values v JOIN repetitions p ON p.id = "
+                 "v.repetition_id JOIN cells c ON c.id = p.cell_id WHERE c.run_id = ?",
+                 run_id)[0][0] == counters
+
+    def stored(cell: str, metric: str) -> list[float]:
+        return sorted(v for (v,) in _rows(
+            hist, "SELECT v.value FROM rep_values v JOIN repetitions p ON p.id = "
+            "v.repetition_id JOIN cells c ON c.id = p.cell_id WHERE c.run_id = ? AND "
+            "c.cell = ? AND v.metric = ?", run_id, cell, metric))
+
+    rows = iterations(doc, UDS64)
+    assert stored("pingpong/uds/64", "rtt_p50_ns") == sorted(b["rtt_p50_ns"] for b in rows)
+    assert stored("pingpong/uds/64", "rtt_p999_ns") == sorted(
+        b["rtt_p999_ns"] for b in rows)
+    assert stored("pingpong/uds/64", "real_time_ns") == pytest.approx(
+        sorted(b["real_time"] * 1e3 for b in rows))              # time_unit us -> ns
+    thr = iterations(doc, "throughput/tcp/1048576/manual_time")
+    assert stored("throughput/tcp/1048576", "bytes_per_second") == sorted(
+        b["bytes_per_second"] for b in thr)
+
+
+def test_add_records_the_run(hist):
+    (run,) = _rows(hist, "SELECT r.file, r.run_time, r.git_commit, r.branch, "
+                   "r.ipcbench_version, r.pin_mode, r.context, m.host_name, m.cpu_model, "
+                   "m.num_cpus FROM runs r JOIN machines m ON m.id = r.machine_id WHERE "
+                   "r.sha256 = ?", _sha(R9A))
+    assert run[0] == str(R9A)
+    assert run[1:6] == ("2026-12-02T04:22:52Z", "6b97fc91788e", "main", "0.1.0", "cross")
+    assert json.loads(run[6]) == load(R9A)["context"]
+    assert run[7:] == ("vm", "Intel(R) Xeon(R) Processor", "2")
+    # Two machines: the Intel VM (three runs) and the AMD one named alike (one run).
+    assert _rows(hist, "SELECT m.cpu_model, count(*) FROM runs r JOIN machines m ON "
+                 "m.id = r.machine_id GROUP BY m.id ORDER BY m.id") == [
+        ("Intel(R) Xeon(R) Processor", 3), ("AMD EPYC", 1)]
+    assert _rows(hist, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+def test_add_records_failed_repetitions(tmp_path):
+    db = tmp_path / "h.sqlite"
+    assert report("history", "add", PARTIAL_CAND, "--db", db).returncode == 0
+    rows = [b for b in load(PARTIAL_CAND)["benchmarks"]
+            if b["run_name"] == "pingpong/pipe/64/manual_time"
+            and b["run_type"] != "aggregate"]
+    failed = [b for b in rows if b.get("error_occurred")]
+    assert (len(rows), len(failed)) == (9, 7)                     # premise
+    got = _rows(db, "SELECT p.error, (SELECT count(*) FROM rep_values v WHERE "
+                "v.repetition_id = p.id) FROM repetitions p JOIN cells c ON "
+                "c.id = p.cell_id WHERE c.cell = 'pingpong/pipe/64'")
+    assert len(got) == 9
+    assert sorted(e for e, _ in got if e) == sorted(b["error_message"] for b in failed)
+    assert all(n == 0 for e, n in got if e) and all(n > 3 for e, n in got if not e)
+
+
+def test_figures_view(hist):
+    rows = iterations(load(R9A), UDS64)
+    got = _rows(hist, "SELECT p50_ns, p99_ns, p999_ns, cpu_client_ns_per_msg, "
+                "bytes_per_second FROM figures f JOIN runs r ON r.id = f.run_id WHERE "
+                "r.sha256 = ? AND f.cell = 'pingpong/uds/64' ORDER BY f.ordinal", _sha(R9A))
+    assert got == [(b["rtt_p50_ns"], b["rtt_p99_ns"], b["rtt_p999_ns"],
+                    b["cpu_client_ns_per_msg"], None) for b in rows]
+
+
+def test_commit_option(tmp_path):
+    db = tmp_path / "h.sqlite"
+    res = report("history", "add", R9A, "--commit", "6b97fc91", "--db", db)
+    assert res.returncode == 0, res.stderr
+    full = "6b97fc91788e" + "0" * 28                  # agrees with the context's 12 digits
+    doc = load(R9A)
+    doc["context"]["date"] = "2026-12-04T00:00:00+00:00"
+    res = report("history", "add", save(doc, tmp_path / "r9a-derived-date.json"),
+                 "--commit", full, "--db", db)
+    assert res.returncode == 0, res.stderr
+    doc["context"].update(date="2026-12-05T00:00:00+00:00", ipcbench_git_commit="unknown")
+    res = report("history", "add", save(doc, tmp_path / "r9a-derived-unknown.json"),
+                 "--commit", "abc123", "--branch", "feature", "--db", db)
+    assert res.returncode == 0, res.stderr
+    assert _rows(db, "SELECT git_commit, branch FROM runs ORDER BY id") == [
+        ("6b97fc91788e", None), (full, None), ("abc123", "feature")]
+    before = _sha(db)
+    doc["context"].update(date="2026-12-06T00:00:00+00:00",
+                          ipcbench_git_commit="6b97fc91788e-dirty")
+    _one_line(report("history", "add", save(doc, tmp_path / "r9a-derived-dirty.json"),
+                     "--commit", "deadbeef", "--db", db),
+              "--commit deadbeef contradicts the run's ipcbench_git_commit "
+              "6b97fc91788e-dirty")
+    assert _sha(db) == before
+
+
+# --- list ---------------------------------------------------------------------------
+
+
+def test_list(hist):
+    res = report("history", "list", "--db", hist)
+    assert res.returncode == 0, res.stderr
+    lines = [line.split("\t") for line in res.stdout.splitlines()]
+    assert lines[0] == ["id", "time", "machine", "commit", "branch", "cells"]
+    assert lines[1:] == [       # oldest first: quick-reps-a ran on 23 November
+        ["4", "2026-11-23T14:12:39Z", AMD, "476f582e92e7-dirty", "—", "95"],
+        ["1", "2026-12-02T04:22:52Z", INTEL, "6b97fc91788e", "main", "21"],
+        ["2", "2026-12-02T04:23:13Z", INTEL, "6b97fc91788e", "main", "21"],
+        ["3", "2026-12-03T04:22:52Z", INTEL, "6b97fc91788e", "main", "21"]]
+
+
+# --- bad input: exit 2, one line, the database as it was -------------------------------
+
+
+def _corrupt(db):
+    """Damage every page after the second (the tables' contents)."""
+    data = bytearray(db.read_bytes())
+    for i in range(8192, len(data), 7):
+        data[i] = 0x5A
+    db.write_bytes(data)
+
+
+def _foreign(db):
+    db.unlink()
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        conn.execute("INSERT INTO notes (text) VALUES ('keep me')")
+    conn.close()
+
+
+def _newer(db):
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+
+
+DB_CASES = {
+    "not-sqlite": (lambda db: db.write_text(A.read_text()[:3000]),
+                   "is not a SQLite database"),
+    "corrupt": (_corrupt, "damaged run history"),
+    "foreign": (_foreign, "is a SQLite database of another program (tables: notes)"),
+    "newer": (_newer, f"has history schema version {SCHEMA_VERSION + 1}, newer than this "
+                      f"report knows ({SCHEMA_VERSION})"),
+}
+
+
+@pytest.fixture(params=sorted(DB_CASES))
+def bad_db(request, hist, tmp_path):
+    db = tmp_path / "history.sqlite"
+    shutil.copy(hist, db)
+    make, expect = DB_CASES[request.param]
+    make(db)
+    return request.param, db, expect
+
+
+def test_add_refuses_a_bad_database(bad_db):
+    case, db, expect = bad_db
+    before = _sha(db)
+    _one_line(report("history", "add", LAYERS, "--db", db), expect)
+    assert _sha(db) == before
+    assert sorted(p.name for p in db.parent.iterdir()) == ["history.sqlite"]
+
+
+def test_reading_refuses_a_bad_database(bad_db, tmp_path):
+    case, db, expect = bad_db
+    before = _sha(db)
+    out = tmp_path / "t.png"
+    for args in (("history", "list"),):
+        _one_line(report(*args, "--db", db), expect)
+    assert _sha(db) == before and not out.exists()
+
+
+def _other_tool(path):
+    save({"context": {"date": "2026-12-01T10:00:00+00:00", "host_name": "ci"},
+          "benchmarks": [{"name": "BM_Foo/8", "run_name": "BM_Foo/8",
+                          "run_type": "iteration", "iterations": 1, "real_time": 1.0,
+                          "cpu_time": 1.0, "time_unit": "ns"}]}, path)
+
+
+@pytest.mark.parametrize("case, expect", [
+    ("duplicate", "is already recorded as run #1 ("),
+    ("duplicate-in-one-add", "are the same results file"),
+    ("good-then-duplicate", "is already recorded as run #1 ("),
+    ("not-ipcbench", "is not an ipcbench result: its context has no 'ipcbench_version'"),
+    ("not-json", "is not valid JSON"),
+    ("good-then-bad", "is not an ipcbench result"),
+])
+def test_add_refuses_bad_results(hist, tmp_path, case, expect):
+    db = tmp_path / "history.sqlite"
+    shutil.copy(hist, db)
+    before, runs = _sha(db), _rows(db, "SELECT count(*) FROM runs")
+    bad = tmp_path / "bad.json"
+    _other_tool(bad)
+    if case == "not-json":
+        bad.write_text(R9A.read_text()[:4000])
+    files = {"duplicate": [R9A], "duplicate-in-one-add": [LAYERS, LAYERS],
+             "not-ipcbench": [bad], "not-json": [bad],
+             "good-then-bad": [LAYERS, bad],
+             # LAYERS is written in the transaction, then rolled back
+             "good-then-duplicate": [LAYERS, R9A]}[case]
+    _one_line(report("history", "add", *files, "--db", db), expect)
+    assert _sha(db) == before and _rows(db, "SELECT count(*) FROM runs") == runs
+
+
+def test_a_failed_add_creates_nothing(tmp_path):
+    bad = tmp_path / "bad.json"
+    _other_tool(bad)
+    db = tmp_path / "results" / "history.sqlite"
+    _one_line(report("history", "add", bad, "--db", db), "is not an ipcbench result")
+    _one_line(report("history", "add", LAYERS, LAYERS, "--db", db),
+              "are the same results file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_reading_a_missing_database_creates_nothing(tmp_path):
+    db = tmp_path / "history.sqlite"
+    _one_line(report("history", "list", "--db", db), "does not exist: no run is recorded")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_database_is_under_results(tmp_path):
+    res = report("history", "add", LAYERS, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "results" / "history.sqlite").is_file()
+    res = report("history", "list", cwd=tmp_path)
+    assert res.returncode == 0 and len(res.stdout.splitlines()) == 2
