@@ -18,6 +18,7 @@ from pathlib import Path
 from ipcbench_report import ReportError, compute, export, history, layout, render_csv
 from ipcbench_report import render_html, render_md
 from ipcbench_report.compare import compare, to_markdown
+from ipcbench_report.layout import fmt_metric
 from ipcbench_report.load import load_runs
 from ipcbench_report.outdir import atomic_dir, write_file
 from ipcbench_report.rate import parse_duration
@@ -82,6 +83,26 @@ def _history_list(args) -> int:
     rows += [[str(r.id), r.run_time, r.machine, r.commit or "—", r.branch or "—",
               str(r.cells)] for r in history.runs(args.db)]
     sys.stdout.write("".join("\t".join(row) + "\n" for row in rows))
+    return 0
+
+
+def _trend(args) -> int:
+    from ipcbench_report import plots     # matplotlib only where plots are drawn
+
+    cell = f"{args.workload}/{args.transport}/{args.size}" + (
+        f"/{args.params}" if args.params else "")
+    counter, points = history.trend(args.db, cell, args.metric, args.machine)
+    plots.trend(points, cell, counter, args.out)
+    rows = [[f"#{p.run.id}", p.run.run_time, p.run.machine, p.run.commit or "—",
+             p.run.branch or "—", f"{len(p.values)}/{p.repetitions}",
+             fmt_metric(counter, p.median),
+             fmt_metric(counter, min(p.values) if p.values else None),
+             fmt_metric(counter, max(p.values) if p.values else None)] for p in points]
+    sys.stdout.write(f"{cell}, {counter}: median, smallest and largest repetition per "
+                     "recorded run (reps: with the counter / all)\n\n"
+                     + render_md.table(["run", "time", "machine", "commit", "branch",
+                                        "reps", "median", "min", "max"], rows) + "\n")
+    print(f"report: wrote {args.out}", file=sys.stderr)
     return 0
 
 
@@ -178,6 +199,30 @@ def parser() -> argparse.ArgumentParser:
                     help=f"the history (default {history.DEFAULT_DB})")
     hl.set_defaults(func=_history_list)
 
+    t = sub.add_parser("trend", help="one cell over the recorded runs (PNG and a table)",
+                       description="Draw the median of one cell's repetitions over the "
+                       "recorded runs (in time order), with a bar from the smallest to the "
+                       "largest repetition, one line per machine, into FILE.png; print the "
+                       "same as a Markdown table.")
+    t.add_argument("--transport", required=True, metavar="T")
+    t.add_argument("--size", required=True, type=int, metavar="BYTES")
+    t.add_argument("--workload", default="pingpong", metavar="W",
+                   help="default pingpong")
+    t.add_argument("--params", metavar="K:V[/K:V…]",
+                   help="ipcbench's key:value segments of the cell, e.g. "
+                   "clients:4/server:event-loop")
+    t.add_argument("--metric", metavar="NAME",
+                   help="p50, p99, p99.9 (round trip; corrected latency of rate cells, one "
+                   "way of fan-out cells) or any counter (rtt_p90_ns, bytes_per_second, "
+                   "cpu_client_ns_per_msg, …); default: the cell's primary metric, as "
+                   "compare")
+    t.add_argument("--machine", metavar="M",
+                   help="only machine M (a host name, or the machine as 'history list' "
+                   "prints it)")
+    t.add_argument("--out", required=True, type=Path, metavar="FILE.png")
+    t.add_argument("--db", type=Path, default=history.DEFAULT_DB, metavar="PATH",
+                   help=f"the history (default {history.DEFAULT_DB})")
+    t.set_defaults(func=_trend)
     return p
 
 

@@ -3,10 +3,11 @@ runs, with every repetition of every cell, not only medians.
 
 Contract: ``add(db, paths, commit, branch)`` records each results file as one run, all
 files in one transaction (a failure leaves the database as it was); ``runs(db)`` lists
-them. Every refusal is a ``ReportError`` with a one-line reason: a file that is not
-SQLite or is damaged, a SQLite database of another program, a schema newer than
-``SCHEMA_VERSION``, a results file recorded before (same SHA-256 of its bytes), a
-results file the loader refuses.
+them; ``trend(db, cell, metric, machine)`` gives one point per run of a cell. Every
+refusal is a ``ReportError`` with a one-line reason: a file that is not SQLite or is
+damaged, a SQLite database of another program, a schema newer than ``SCHEMA_VERSION``,
+a results file recorded before (same SHA-256 of its bytes), a results file the loader
+refuses, no recorded run matching a query.
 
 Schema (version 1, in ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file
 as ours): ``machines`` (host name, CPU model, CPU count: a machine's identity), ``runs``
@@ -25,13 +26,14 @@ import datetime
 import hashlib
 import json
 import sqlite3
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 from ipcbench_report import ReportError
 from ipcbench_report.load import load_run
-from ipcbench_report.model import Run
+from ipcbench_report.model import Cell, Run
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x69706362          # "ipcb": this file is an ipcbench run history
@@ -107,6 +109,21 @@ SELECT c.run_id, c.cell, c.workload, c.transport, c.size, p.ordinal, p.error,
      AND v.metric = 'cpu_peer_ns_per_msg') AS cpu_peer_ns_per_msg
 FROM repetitions p JOIN cells c ON c.id = p.cell_id;
 """
+
+# Short metric names of ``trend`` (and the view's columns): the latency percentile of
+# the cell's workload, corrected latency for rate cells, one way for fan-out cells.
+_PERCENTILES = {"p50": "p50", "p99": "p99", "p99.9": "p999"}
+_LATENCY_PREFIX = {"rate": "lat_", "fanout": "oneway_"}
+
+
+def metric_counter(metric: str, workload: str) -> str:
+    """``p50``/``p99``/``p99.9`` -> the counter that holds it for ``workload``
+    (``rtt_p50_ns``; ``lat_p50_ns`` for rate cells; ``oneway_p50_ns`` for fan-out);
+    any other name is a counter already."""
+    if metric in _PERCENTILES:
+        return f"{_LATENCY_PREFIX.get(workload, 'rtt_')}{_PERCENTILES[metric]}_ns"
+    return metric
+
 
 # --- opening -------------------------------------------------------------------------
 
@@ -367,3 +384,79 @@ def runs(db: Path) -> list[RunRow]:
     """Every recorded run, oldest first (by the run's time, then by id)."""
     with _read(db) as conn:
         return _run_rows(conn)
+
+
+def _machines(conn: sqlite3.Connection, db: Path, name: str | None) -> dict[int, str]:
+    """Machines (id -> label) named ``name`` (a host name, or a label as ``history
+    list`` prints it); every machine when ``name`` is None."""
+    found = {i: machine_label(h, c, n) for i, h, c, n in conn.execute(
+        "SELECT id, host_name, cpu_model, num_cpus FROM machines ORDER BY id")
+        if name is None or name in (h, machine_label(h, c, n))}
+    if not found:
+        raise ReportError(f"{db} has no run of a machine named {name!r}" if name else
+                          f"{db} has no recorded run")
+    return found
+
+
+def _cells(conn: sqlite3.Connection, run_id: int, only: str | None = None
+           ) -> dict[str, Cell]:
+    """A recorded run's cells (or only the cell ``only``) as the loader made them."""
+    where = "c.run_id = ?" + (" AND c.cell = ?" if only else "")
+    args = (run_id, only) if only else (run_id,)
+    values: dict[int, dict[str, float]] = {}
+    for rep, metric, value in conn.execute(
+            "SELECT v.repetition_id, v.metric, v.value FROM rep_values v JOIN repetitions "
+            f"p ON p.id = v.repetition_id JOIN cells c ON c.id = p.cell_id WHERE {where}",
+            args):
+        values.setdefault(rep, {})[metric] = value
+    cells: dict[str, Cell] = {}
+    for cid, name, label, rep, error in conn.execute(
+            "SELECT c.cell, c.name, c.label, p.id, p.error FROM cells c JOIN repetitions p "
+            f"ON p.cell_id = c.id WHERE {where} ORDER BY c.id, p.ordinal", args):
+        cell = cells.setdefault(cid, Cell(id=cid, name=name, label=label))
+        if error is None:
+            cell.reps.append(values.get(rep, {}))
+        else:
+            cell.errors.append(error)
+    return cells
+
+
+@dataclass
+class Point:
+    """One run's repetitions of the trended cell."""
+
+    run: RunRow
+    values: list[float]                # successful repetitions that have the counter
+    failed: int                        # failed repetitions
+    repetitions: int
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
+
+
+def trend(db: Path, cell: str, metric: str | None, machine: str | None
+          ) -> tuple[str, list[Point]]:
+    """(counter, one point per recorded run that has ``cell``, oldest first) on the
+    machines named ``machine`` (all when None). ``metric`` is a counter or ``p50``,
+    ``p99``, ``p99.9`` (see ``metric_counter``); None: the cell's primary metric (as
+    ``compare``)."""
+    with _read(db) as conn:
+        machines = _machines(conn, db, machine)
+        marks = ", ".join("?" * len(machines))
+        rows = _run_rows(conn, f"WHERE r.machine_id IN ({marks}) AND EXISTS (SELECT 1 FROM "
+                         "cells c WHERE c.run_id = r.id AND c.cell = ?)",
+                         (*machines, cell))
+        if not rows:
+            raise ReportError(f"no recorded run in {db} has the cell {cell}" + (
+                f" on a machine named {machine!r}" if machine else ""))
+        cells = [_cells(conn, r.id, cell)[cell] for r in rows]
+    counter = metric_counter(metric, cells[-1].kind) if metric else cells[-1].primary()[0]
+    points = [Point(r, c.values(counter), len(c.errors), c.repetitions)
+              for r, c in zip(rows, cells)]
+    if not any(p.values for p in points):
+        have = sorted({k for c in cells for k in c.counters()})
+        raise ReportError(f"no recorded repetition of {cell} has {counter}" + (
+            f" (it has: {', '.join(have)})" if have else
+            " (it failed in every repetition of every recorded run)"))
+    return counter, points

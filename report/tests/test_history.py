@@ -1,5 +1,5 @@
-"""``report.sh history add|list``: a local SQLite run history holding every repetition
-of every cell.
+"""``report.sh history add|list`` and ``trend``: a local SQLite run history holding
+every repetition of every cell.
 
 The history used by most tests (``hist``) records four runs: reps9-a and reps9-b (one
 ``add``, ``--branch main``), a copy of reps9-a DERIVED in a temporary directory (date one
@@ -14,11 +14,13 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import statistics
+import struct
 
 import pytest
 
-from conftest import (A, LAYERS, PARTIAL_CAND, R9A, R9B, iterations, load, report, save,
-                      scaled)
+from conftest import (A, LAYERS, PARTIAL_CAND, R9A, R9B, assert_shown, iterations, load,
+                      report, save, scaled, table)
 from ipcbench_report.history import SCHEMA_VERSION
 
 INTEL = "vm (Intel(R) Xeon(R) Processor, 2 CPUs)"
@@ -183,6 +185,73 @@ def test_list(hist):
         ["3", "2026-12-03T04:22:52Z", INTEL, "6b97fc91788e", "main", "21"]]
 
 
+# --- trend --------------------------------------------------------------------------
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_trend(hist, tmp_path):
+    out = tmp_path / "uds64.png"
+    res = report("trend", "--transport", "uds", "--size", "64", "--out", out, "--db", hist)
+    assert res.returncode == 0, res.stderr
+    assert out.stat().st_size > 10_000
+    width, height = _png_size(out)
+    assert width > 400 and height > 300
+    header, rows = table(res.stdout)
+    assert header == ["run", "time", "machine", "commit", "branch", "reps", "median", "min",
+                      "max"]
+    assert [r[0] for r in rows] == ["#4", "#1", "#2", "#3"]
+    assert [r[2] for r in rows] == [AMD, INTEL, INTEL, INTEL]
+    assert [r[5] for r in rows] == ["3/3", "9/9", "9/9", "9/9"]
+    for row, path in zip(rows, (A, R9A, R9B)):
+        values = [b["rtt_p50_ns"] / 1e3 for b in iterations(load(path), UDS64)]
+        assert row[6].endswith(" µs")
+        assert_shown(row[6], statistics.median(values))
+        assert_shown(row[7], min(values))
+        assert_shown(row[8], max(values))
+    assert_shown(rows[3][6], statistics.median(
+        b["rtt_p50_ns"] * 1.02 / 1e3 for b in iterations(load(R9A), UDS64)))
+
+
+def test_trend_metric_and_machine(hist, tmp_path):
+    out = tmp_path / "p99.png"
+    res = report("trend", "--transport", "tcp", "--size", "1048576", "--workload",
+                 "throughput", "--metric", "bytes_per_second", "--machine", INTEL,
+                 "--out", out, "--db", hist)
+    assert res.returncode == 0, res.stderr
+    rows = table(res.stdout)[1]
+    assert [r[0] for r in rows] == ["#1", "#2", "#3"]
+    values = [b["bytes_per_second"] / 1e9
+              for b in iterations(load(R9B), "throughput/tcp/1048576/manual_time")]
+    assert rows[1][6].endswith(" GB/s")
+    assert_shown(rows[1][6], statistics.median(values))
+    res = report("trend", "--transport", "uds", "--size", "64", "--metric", "p99",
+                 "--machine", "vm", "--out", out, "--db", hist)
+    assert res.returncode == 0, res.stderr
+    rows = table(res.stdout)[1]
+    assert len(rows) == 4                       # the host name names both machines
+    assert "rtt_p99_ns" in res.stdout.splitlines()[0]
+    assert_shown(rows[0][6], statistics.median(
+        b["rtt_p99_ns"] / 1e3 for b in iterations(load(A), UDS64)))
+
+
+@pytest.mark.parametrize("args, expect", [
+    (("--transport", "uds", "--size", "99"), "no recorded run in"),
+    (("--transport", "uds", "--size", "64", "--machine", "other"),
+     "has no run of a machine named 'other'"),
+    (("--transport", "uds", "--size", "64", "--metric", "nosuch"),
+     "no recorded repetition of pingpong/uds/64 has nosuch (it has: "),
+])
+def test_trend_refuses(hist, tmp_path, args, expect):
+    out = tmp_path / "t.png"
+    _one_line(report("trend", *args, "--out", out, "--db", hist), expect)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
 # --- bad input: exit 2, one line, the database as it was -------------------------------
 
 
@@ -239,7 +308,8 @@ def test_reading_refuses_a_bad_database(bad_db, tmp_path):
     case, db, expect = bad_db
     before = _sha(db)
     out = tmp_path / "t.png"
-    for args in (("history", "list"),):
+    for args in (("history", "list"),
+                 ("trend", "--transport", "uds", "--size", "64", "--out", out)):
         _one_line(report(*args, "--db", db), expect)
     assert _sha(db) == before and not out.exists()
 
