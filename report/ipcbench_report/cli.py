@@ -46,9 +46,35 @@ def _render(args) -> int:
 
 
 def _compare(args) -> int:
-    baseline, candidate = load_runs([args.baseline, args.candidate])
+    if args.baseline_history:
+        if args.baseline is not None:
+            raise ReportError("give BASELINE.json or --baseline-history, not both")
+        (candidate,) = load_runs([args.candidate])
+        base = history.baseline(args.db or history.DEFAULT_DB, candidate, args.last or 3,
+                                args.branch, args.machine)
+        baseline = base.run
+    else:
+        used = [o for o, v in (("--last", args.last), ("--branch", args.branch),
+                               ("--machine", args.machine), ("--db", args.db))
+                if v is not None]
+        if used:
+            raise ReportError(f"{', '.join(used)}: only with --baseline-history")
+        if args.baseline is None:
+            raise ReportError("compare needs BASELINE.json and CANDIDATE.json, or "
+                              "--baseline-history and CANDIDATE.json")
+        baseline, candidate = load_runs([args.baseline, args.candidate])
     result = compare(baseline, candidate, args.threshold / 100, args.alpha,
                      args.allow_missing)
+    if args.baseline_history:
+        result.notes[:0] = [
+            f"Baseline: the repetitions of {len(base.pooled)} recorded run(s) in "
+            f"{baseline.path}, pooled per cell (newest first): " + "; ".join(
+                f"#{r.id} {r.run_time} commit {r.commit or '—'} branch {r.branch or '—'}"
+                for r in base.pooled) + "."]
+        if base.left_out:
+            result.notes.insert(1, "Left out of the baseline: run(s) " + ", ".join(
+                f"#{r.id}" for r in base.left_out) + ", recorded from the candidate's own "
+                "file.")
     text = to_markdown(result)
     if args.out:
         write_file(args.out, text)
@@ -106,6 +132,13 @@ def _trend(args) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def _percent(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1000:
@@ -151,8 +184,12 @@ def parser() -> argparse.ArgumentParser:
                        "(unless --allow-missing); exit 2 when no transport cell could be "
                        "compared. Gate with --benchmark_repetitions=9 on both sides "
                        "(interleaved, ipcbench's default): the notes say when the "
-                       "repetitions are too few for the number of cells.")
-    c.add_argument("baseline", type=Path, metavar="BASELINE.json")
+                       "repetitions are too few for the number of cells. With "
+                       "--baseline-history the baseline is the repetitions of recorded "
+                       "runs (history add), pooled per cell; exit 2 when no recorded run "
+                       "matches.")
+    c.add_argument("baseline", type=Path, nargs="?", metavar="BASELINE.json",
+                   help="the baseline run (not with --baseline-history)")
     c.add_argument("candidate", type=Path, metavar="CANDIDATE.json")
     c.add_argument("--threshold", type=_percent, default=5.0, metavar="PCT",
                    help="smallest change that counts, percent (default 5)")
@@ -163,6 +200,23 @@ def parser() -> argparse.ArgumentParser:
                    help="cells of the baseline missing from the candidate do not fail the "
                    "comparison (they are still listed)")
     c.add_argument("--out", type=Path, metavar="FILE", help="also write the Markdown here")
+    c.add_argument("--baseline-history", action="store_true",
+                   help="baseline: the repetitions of the last recorded runs on the "
+                   "candidate's machine, pooled per cell (runs recorded from the "
+                   "candidate's own file left out); exit 2 when no run matches")
+    c.add_argument("--last", type=_positive, metavar="N",
+                   help="with --baseline-history: how many runs, newest by run time "
+                   "(default 3: 3 x 9 repetitions and the candidate's 9 stay within the "
+                   "exact test's 40 values)")
+    c.add_argument("--branch", metavar="NAME",
+                   help="with --baseline-history: only runs recorded with --branch NAME "
+                   "(default: any branch)")
+    c.add_argument("--machine", metavar="M",
+                   help="with --baseline-history: runs of machine M (a host name, or the "
+                   "machine as 'history list' prints it) instead of the candidate's")
+    c.add_argument("--db", type=Path, metavar="PATH",
+                   help="with --baseline-history: the history (default "
+                   f"{history.DEFAULT_DB})")
     c.set_defaults(func=_compare)
 
     e = sub.add_parser("export", help="files for CI benchmark trackers",

@@ -3,11 +3,12 @@ runs, with every repetition of every cell, not only medians.
 
 Contract: ``add(db, paths, commit, branch)`` records each results file as one run, all
 files in one transaction (a failure leaves the database as it was); ``runs(db)`` lists
-them; ``trend(db, cell, metric, machine)`` gives one point per run of a cell. Every
-refusal is a ``ReportError`` with a one-line reason: a file that is not SQLite or is
-damaged, a SQLite database of another program, a schema newer than ``SCHEMA_VERSION``,
-a results file recorded before (same SHA-256 of its bytes), a results file the loader
-refuses, no recorded run matching a query.
+them; ``trend(db, cell, metric, machine)`` gives one point per run of a cell;
+``baseline(db, candidate, …)`` pools the repetitions of the last recorded runs into one
+``Run`` for ``compare``. Every refusal is a ``ReportError`` with a one-line reason: a
+file that is not SQLite or is damaged, a SQLite database of another program, a schema
+newer than ``SCHEMA_VERSION``, a results file recorded before (same SHA-256 of its
+bytes), a results file the loader refuses, no recorded run matching a query.
 
 Schema (version 1, in ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file
 as ours): ``machines`` (host name, CPU model, CPU count: a machine's identity), ``runs``
@@ -460,3 +461,84 @@ def trend(db: Path, cell: str, metric: str | None, machine: str | None
             f" (it has: {', '.join(have)})" if have else
             " (it failed in every repetition of every recorded run)"))
     return counter, points
+
+
+# --- a baseline for compare ------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as e:
+        raise ReportError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _merged_context(contexts: list[dict]) -> dict:
+    """Each key's value when every run agrees on it, else ``mixed: a | b``, so that
+    compare's like-for-like notes see a pooled baseline that mixes placements or
+    hosts."""
+    out = {}
+    for key in dict.fromkeys(k for ctx in contexts for k in ctx):
+        seen = {json.dumps(ctx.get(key), sort_keys=True): ctx.get(key) for ctx in contexts}
+        if len(seen) == 1:
+            out[key] = next(iter(seen.values()))
+        else:
+            out[key] = "mixed: " + " | ".join("—" if v is None else str(v)
+                                              for v in seen.values())
+    return out
+
+
+@dataclass
+class Baseline:
+    run: Run                           # the pooled repetitions, for compare()
+    pooled: list[RunRow]               # newest first
+    left_out: list[RunRow]             # recorded runs of the candidate's own file
+
+
+def baseline(db: Path, candidate: Run, last: int, branch: str | None = None,
+             machine: str | None = None) -> Baseline:
+    """The repetitions of the last ``last`` recorded runs (by run time) of ``branch``
+    (any branch when None) on the candidate's machine (or the one machine named
+    ``machine``), pooled per cell; runs recorded from the candidate's own file are left
+    out. ``ReportError`` when no run matches."""
+    sha = file_sha256(candidate.path)
+    with _read(db) as conn:
+        if machine:
+            machines = _machines(conn, db, machine)
+            if len(machines) > 1:
+                raise ReportError(f"--machine {machine!r} names {len(machines)} machines "
+                                  f"in {db} ({'; '.join(machines.values())}): give the "
+                                  "whole name as 'history list' prints it")
+            (mid, label), = machines.items()
+        else:
+            label = machine_label(*identity(candidate))
+            found = conn.execute("SELECT id FROM machines WHERE host_name = ? AND "
+                                 "cpu_model = ? AND num_cpus = ?",
+                                 identity(candidate)).fetchone()
+            if not found:
+                raise ReportError(f"{db} has no recorded run of the candidate's machine, "
+                                  f"{label}: nothing to compare against")
+            mid = found[0]
+        where, args = "WHERE r.machine_id = ?", (mid,)
+        if branch is not None:
+            where, args = where + " AND r.branch = ?", (mid, branch)
+        rows = _run_rows(conn, where, args, newest_first=True)
+        left_out = [r for r in rows if r.sha256 == sha]
+        rows = [r for r in rows if r.sha256 != sha][:last]
+        if not rows:
+            raise ReportError(
+                f"{db} has no recorded run of {label}"
+                + (f" on branch {branch}" if branch is not None else "")
+                + (f" other than the candidate itself (run #{left_out[0].id})"
+                   if left_out else "") + ": nothing to compare against")
+        pooled: dict[str, Cell] = {}
+        for r in rows:
+            for cid, c in _cells(conn, r.id).items():
+                p = pooled.setdefault(cid, Cell(id=cid, name=c.name, label=c.label))
+                p.reps += c.reps
+                p.errors += c.errors
+    where = label + (f", branch {branch}" if branch is not None else "")
+    run = Run(path=Path(db), context=_merged_context([r.context for r in rows]),
+              cells=pooled, transports_info=[],
+              label=f"recorded run(s) {', '.join(f'#{r.id}' for r in rows)} of {where}")
+    return Baseline(run, rows, left_out)

@@ -1,5 +1,5 @@
-"""``report.sh history add|list`` and ``trend``: a local SQLite run history holding
-every repetition of every cell.
+"""``report.sh history add|list``, ``trend`` and ``compare --baseline-history``: a local
+SQLite run history holding every repetition of every cell.
 
 The history used by most tests (``hist``) records four runs: reps9-a and reps9-b (one
 ``add``, ``--branch main``), a copy of reps9-a DERIVED in a temporary directory (date one
@@ -252,6 +252,82 @@ def test_trend_refuses(hist, tmp_path, args, expect):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+# --- compare --baseline-history -------------------------------------------------------
+
+
+def _cells(stdout: str) -> dict[str, list[str]]:
+    """Rows of the transport cells' table (the machine floors' table follows it)."""
+    return {r[0]: r for r in table(stdout.split("\n## Machine floors\n")[0])[1]}
+
+
+def test_compare_against_history_passes_for_the_same_build(hist):
+    """reps9-b against the runs of its branch and machine: #2 is reps9-b itself (left
+    out), so the baseline pools #3 (derived) and #1 (reps9-a): 18 repetitions a cell."""
+    res = report("compare", "--baseline-history", "--branch", "main", "--db", hist, R9B)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "**0 regression(s)**" in res.stdout
+    assert "pooled per cell (newest first): #3 2026-12-03T04:22:52Z" in res.stdout
+    assert "; #1 2026-12-02T04:22:52Z commit 6b97fc91788e branch main." in res.stdout
+    assert "Left out of the baseline: run(s) #2, recorded from the candidate's own file." \
+        in res.stdout
+    rows = _cells(res.stdout)
+    assert len(rows) == 16 and all(r[7] == "18/9" for r in rows.values())
+    res = report("compare", "--baseline-history", "--last", "1", "--db", hist, R9B)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert all(r[7] == "9/9" for r in _cells(res.stdout).values())
+
+
+def test_compare_against_history_fails_for_a_slower_candidate(hist, tmp_path):
+    """DERIVED: reps9-b with pingpong/uds/64's latencies 1.5 times as long."""
+    cand = save(scaled(load(R9B), 1.5, {UDS64}),
+                tmp_path / "reps9-b-derived-uds-slower.json")
+    res = report("compare", "--baseline-history", "--branch", "main", "--db", hist, cand)
+    assert res.returncode == 1, res.stdout + res.stderr
+    rows = _cells(res.stdout)
+    assert [c for c, r in rows.items() if "REGRESSION" in r[8]] == ["pingpong/uds/64"]
+    assert rows["pingpong/uds/64"][7] == "27/9"       # #3, #2 and #1 pooled
+    assert float(rows["pingpong/uds/64"][6]) < 0.05
+
+
+@pytest.mark.parametrize("extra, expect", [
+    (("--branch", "nosuch"), f"has no recorded run of {INTEL} on branch nosuch: nothing "
+                             "to compare against"),
+    (("--machine", "vm"), "--machine 'vm' names 2 machines"),
+    (("--machine", "other"), "has no run of a machine named 'other'"),
+])
+def test_compare_against_history_without_a_match(hist, extra, expect):
+    _one_line(report("compare", "--baseline-history", *extra, "--db", hist, R9B), expect)
+
+
+def test_compare_against_history_of_another_machine(hist, tmp_path):
+    doc = load(R9B)
+    doc["context"]["host_name"] = "ci-runner"
+    cand = save(doc, tmp_path / "reps9-b-derived-other-host.json")
+    _one_line(report("compare", "--baseline-history", "--db", hist, cand),
+              "has no recorded run of the candidate's machine, ci-runner (Intel(R) Xeon(R) "
+              "Processor, 2 CPUs): nothing to compare against")
+    res = report("compare", "--baseline-history", "--machine", INTEL, "--db", hist, cand)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "host_name differs (baseline vm, candidate ci-runner)" in res.stdout
+
+
+def test_compare_against_only_itself(tmp_path):
+    db = tmp_path / "h.sqlite"
+    assert report("history", "add", R9A, "--db", db).returncode == 0
+    _one_line(report("compare", "--baseline-history", "--db", db, R9A),
+              "other than the candidate itself (run #1)")
+
+
+@pytest.mark.parametrize("args, expect", [
+    (("--last", "2", R9A, R9B), "--last: only with --baseline-history"),
+    (("--baseline-history", R9A, R9B),
+     "give BASELINE.json or --baseline-history, not both"),
+    ((R9A,), "compare needs BASELINE.json and CANDIDATE.json"),
+])
+def test_compare_options_misused(args, expect):
+    _one_line(report("compare", *args), expect)
+
+
 # --- bad input: exit 2, one line, the database as it was -------------------------------
 
 
@@ -309,7 +385,8 @@ def test_reading_refuses_a_bad_database(bad_db, tmp_path):
     before = _sha(db)
     out = tmp_path / "t.png"
     for args in (("history", "list"),
-                 ("trend", "--transport", "uds", "--size", "64", "--out", out)):
+                 ("trend", "--transport", "uds", "--size", "64", "--out", out),
+                 ("compare", "--baseline-history", R9B)):
         _one_line(report(*args, "--db", db), expect)
     assert _sha(db) == before and not out.exists()
 
@@ -359,6 +436,7 @@ def test_a_failed_add_creates_nothing(tmp_path):
 def test_reading_a_missing_database_creates_nothing(tmp_path):
     db = tmp_path / "history.sqlite"
     _one_line(report("history", "list", "--db", db), "does not exist: no run is recorded")
+    _one_line(report("compare", "--baseline-history", "--db", db, R9A), "does not exist")
     assert list(tmp_path.iterdir()) == []
 
 
