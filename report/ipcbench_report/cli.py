@@ -1,11 +1,14 @@
-"""Command line: ``render``, ``compare`` and ``export`` (run through scripts/report.sh).
+"""``report.sh``'s subcommands: ``render``, ``compare``, ``export``, ``history``, ``trend``.
 
 Exit status: 0 success; 1 ``compare`` failed the gate (a regression, or cells of the
 baseline missing from the candidate without ``--allow-missing``); 2 bad input or output
 (one line on stderr, no partial output left behind: input that is not an ipcbench
 result, a ``render --relative-to`` naming a transport an input did not measure, a
-``render --slo-p99`` that is not a positive duration, or a ``compare`` that compared no
-transport cell) or an internal error.
+``render --slo-p99`` that is not a positive duration, a ``compare`` that compared no
+transport cell, a ``--db`` that is not a run history — not SQLite, damaged, another
+program's, or of a newer schema —, a results file ``history add`` recorded before (it
+then records none of its files), or a ``trend`` or ``compare --baseline-history`` that
+finds no recorded run to use) or an internal error.
 """
 
 from __future__ import annotations
