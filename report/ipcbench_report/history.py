@@ -452,7 +452,8 @@ def trend(db: Path, cell: str, metric: str | None, machine: str | None
             raise ReportError(f"no recorded run in {db} has the cell {cell}" + (
                 f" on a machine named {machine!r}" if machine else ""))
         cells = [_cells(conn, r.id, cell)[cell] for r in rows]
-    counter = metric_counter(metric, cells[-1].kind) if metric else cells[-1].primary()[0]
+    newest = next((c for c in reversed(cells) if c.ok), cells[-1])    # one that ran
+    counter = metric_counter(metric, newest.kind) if metric else newest.primary()[0]
     points = [Point(r, c.values(counter), len(c.errors), c.repetitions)
               for r, c in zip(rows, cells)]
     if not any(p.values for p in points):

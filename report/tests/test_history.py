@@ -19,8 +19,8 @@ import struct
 
 import pytest
 
-from conftest import (A, LAYERS, PARTIAL_CAND, R9A, R9B, assert_shown, iterations, load,
-                      report, save, scaled, table)
+from conftest import (A, LAYERS, PARTIAL_BASE, PARTIAL_CAND, R9A, R9B, assert_shown,
+                      iterations, load, report, save, scaled, table)
 from ipcbench_report.history import SCHEMA_VERSION
 
 INTEL = "vm (Intel(R) Xeon(R) Processor, 2 CPUs)"
@@ -237,6 +237,28 @@ def test_trend_metric_and_machine(hist, tmp_path):
     assert "rtt_p99_ns" in res.stdout.splitlines()[0]
     assert_shown(rows[0][6], statistics.median(
         b["rtt_p99_ns"] / 1e3 for b in iterations(load(A), UDS64)))
+
+
+def test_trend_with_a_run_that_failed_in_every_repetition(tmp_path):
+    """DERIVED: partial-fail-base a week later with every pingpong/pipe/64 repetition
+    failed. The newest run has no counter, so the metric comes from the newest run where
+    the cell ran; the failed run is a row with no figures."""
+    doc = load(PARTIAL_BASE)
+    doc["context"]["date"] = "2026-12-09T00:00:00+00:00"
+    for b in iterations(doc, "pingpong/pipe/64/manual_time"):
+        b.update(error_occurred=True, error_message="watchdog")
+    failed = save(doc, tmp_path / "partial-fail-base-derived-all-failed.json")
+    db, out = tmp_path / "h.sqlite", tmp_path / "pipe64.png"
+    assert report("history", "add", PARTIAL_BASE, failed, "--db", db).returncode == 0
+    res = report("trend", "--transport", "pipe", "--size", "64", "--out", out, "--db", db)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("pingpong/pipe/64, rtt_p50_ns: ")
+    rows = table(res.stdout)[1]
+    assert [r[5:] for r in rows][1] == ["0/9", "—", "—", "—"]
+    assert_shown(rows[0][6], statistics.median(
+        b["rtt_p50_ns"] / 1e3 for b in iterations(load(PARTIAL_BASE),
+                                                  "pingpong/pipe/64/manual_time")))
+    assert _png_size(out)[0] > 400
 
 
 @pytest.mark.parametrize("args, expect", [
