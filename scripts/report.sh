@@ -6,12 +6,23 @@
 #     same cells on each machine, the fastest marked, a plot per transport
 #   scripts/report.sh compare BASELINE.json CANDIDATE.json [--threshold PCT] [--alpha A]
 #                     [--allow-missing] [--out FILE]
+#   scripts/report.sh compare --baseline-history [--last N] [--branch NAME] [--machine M]
+#                     [--db PATH] CANDIDATE.json [--threshold PCT] [--alpha A] …
 #     exit 0: no regression; 1: a regression, or baseline cells missing from the candidate
-#     (unless --allow-missing); 2: bad input, or no transport cell compared at all
+#     (unless --allow-missing); 2: bad input, no transport cell compared at all, or no
+#     recorded run to compare against
 #   scripts/report.sh export RESULTS.json --format github-action-benchmark|bmf --out DIR
 #     one tracker entry (BMF: one measure) per statistic of a cell: latency p50, p99,
 #     p99.9 (or ns per call), throughput, CPU per message of each process
 #     (report/README.md, "export")
+#   scripts/report.sh history add RESULTS.json… [--commit SHA] [--branch NAME] [--db PATH]
+#   scripts/report.sh history list [--db PATH]
+#   scripts/report.sh trend --transport T --size BYTES [--workload W] [--params K:V/…]
+#                     [--metric p50|p99|p99.9|COUNTER] [--machine M] --out FILE.png [--db PATH]
+#     the run history is a SQLite file, results/history.sqlite by default (relative to the
+#     current directory); exit 2: bad input, a --db this code cannot use (not SQLite,
+#     damaged, another program's, a newer schema), a results file recorded before, or no
+#     recorded run to draw
 # Needs a python3 with matplotlib (Debian: /usr/bin/python3 + python3-matplotlib);
 # IPCBENCH_PYTHON picks another interpreter.
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""Command line: ``render``, ``compare`` and ``export`` (run through scripts/report.sh).
+"""``report.sh``'s subcommands: ``render``, ``compare``, ``export``, ``history``, ``trend``.
 
 Exit status: 0 success; 1 ``compare`` failed the gate (a regression, or cells of the
 baseline missing from the candidate without ``--allow-missing``); 2 bad input or output
@@ -6,7 +6,10 @@ baseline missing from the candidate without ``--allow-missing``); 2 bad input or
 result, a ``render --relative-to`` naming a transport an input did not measure, a
 ``render --slo-p99`` that is not a positive duration, a ``render --fleet-transport``
 given for inputs from one machine or naming a transport no two machines measured in one
-placement, or a ``compare`` that compared no transport cell) or an internal error.
+placement, a ``compare`` that compared no transport cell, a ``--db`` that is not a run
+history — not SQLite, damaged, another program's, or of a newer schema —, a results file
+``history add`` recorded before (it then records none of its files), or a ``trend`` or
+``compare --baseline-history`` that finds no recorded run to use) or an internal error.
 
 ``render`` adds a fleet section (the same cells on each machine, the fastest marked, a
 plot per transport with a line per machine) when its inputs come from two or more
@@ -20,9 +23,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from ipcbench_report import ReportError, compute, export, layout, render_csv, render_html
-from ipcbench_report import render_md
+from ipcbench_report import ReportError, compute, export, history, layout, render_csv
+from ipcbench_report import render_html, render_md
 from ipcbench_report.compare import compare, to_markdown
+from ipcbench_report.layout import fmt_metric
 from ipcbench_report.load import load_runs
 from ipcbench_report.outdir import atomic_dir, write_file
 from ipcbench_report.rate import parse_duration
@@ -53,9 +57,35 @@ def _render(args) -> int:
 
 
 def _compare(args) -> int:
-    baseline, candidate = load_runs([args.baseline, args.candidate])
+    if args.baseline_history:
+        if args.baseline is not None:
+            raise ReportError("give BASELINE.json or --baseline-history, not both")
+        (candidate,) = load_runs([args.candidate])
+        base = history.baseline(args.db or history.DEFAULT_DB, candidate, args.last or 3,
+                                args.branch, args.machine)
+        baseline = base.run
+    else:
+        used = [o for o, v in (("--last", args.last), ("--branch", args.branch),
+                               ("--machine", args.machine), ("--db", args.db))
+                if v is not None]
+        if used:
+            raise ReportError(f"{', '.join(used)}: only with --baseline-history")
+        if args.baseline is None:
+            raise ReportError("compare needs BASELINE.json and CANDIDATE.json, or "
+                              "--baseline-history and CANDIDATE.json")
+        baseline, candidate = load_runs([args.baseline, args.candidate])
     result = compare(baseline, candidate, args.threshold / 100, args.alpha,
                      args.allow_missing)
+    if args.baseline_history:
+        result.notes[:0] = [
+            f"Baseline: the repetitions of {len(base.pooled)} recorded run(s) in "
+            f"{baseline.path}, pooled per cell (newest first): " + "; ".join(
+                f"#{r.id} {r.run_time} commit {r.commit or '—'} branch {r.branch or '—'}"
+                for r in base.pooled) + "."]
+        if base.left_out:
+            result.notes.insert(1, "Left out of the baseline: run(s) " + ", ".join(
+                f"#{r.id}" for r in base.left_out) + ", recorded from the candidate's own "
+                "file.")
     text = to_markdown(result)
     if args.out:
         write_file(args.out, text)
@@ -76,6 +106,48 @@ def _export(args) -> int:
         print(f"report: left out {len(skipped)} failed cell(s): {', '.join(skipped)}",
               file=sys.stderr)
     return 0
+
+
+def _history_add(args) -> int:
+    for r in history.add(args.db, args.results, args.commit, args.branch):
+        print(f"report: recorded {r.path} as run #{r.id} ({r.cells} cells, "
+              f"{r.repetitions} repetitions) in {args.db}", file=sys.stderr)
+    return 0
+
+
+def _history_list(args) -> int:
+    rows = [["id", "time", "machine", "commit", "branch", "cells"]]
+    rows += [[str(r.id), r.run_time, r.machine, r.commit or "—", r.branch or "—",
+              str(r.cells)] for r in history.runs(args.db)]
+    sys.stdout.write("".join("\t".join(row) + "\n" for row in rows))
+    return 0
+
+
+def _trend(args) -> int:
+    from ipcbench_report import plots     # matplotlib only where plots are drawn
+
+    cell = f"{args.workload}/{args.transport}/{args.size}" + (
+        f"/{args.params}" if args.params else "")
+    counter, points = history.trend(args.db, cell, args.metric, args.machine)
+    plots.trend(points, cell, counter, args.out)
+    rows = [[f"#{p.run.id}", p.run.run_time, p.run.machine, p.run.commit or "—",
+             p.run.branch or "—", f"{len(p.values)}/{p.repetitions}",
+             fmt_metric(counter, p.median),
+             fmt_metric(counter, min(p.values) if p.values else None),
+             fmt_metric(counter, max(p.values) if p.values else None)] for p in points]
+    sys.stdout.write(f"{cell}, {counter}: median, smallest and largest repetition per "
+                     "recorded run (reps: with the counter / all)\n\n"
+                     + render_md.table(["run", "time", "machine", "commit", "branch",
+                                        "reps", "median", "min", "max"], rows) + "\n")
+    print(f"report: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _percent(text: str) -> float:
@@ -129,8 +201,12 @@ def parser() -> argparse.ArgumentParser:
                        "(unless --allow-missing); exit 2 when no transport cell could be "
                        "compared. Gate with --benchmark_repetitions=9 on both sides "
                        "(interleaved, ipcbench's default): the notes say when the "
-                       "repetitions are too few for the number of cells.")
-    c.add_argument("baseline", type=Path, metavar="BASELINE.json")
+                       "repetitions are too few for the number of cells. With "
+                       "--baseline-history the baseline is the repetitions of recorded "
+                       "runs (history add), pooled per cell; exit 2 when no recorded run "
+                       "matches.")
+    c.add_argument("baseline", type=Path, nargs="?", metavar="BASELINE.json",
+                   help="the baseline run (not with --baseline-history)")
     c.add_argument("candidate", type=Path, metavar="CANDIDATE.json")
     c.add_argument("--threshold", type=_percent, default=5.0, metavar="PCT",
                    help="smallest change that counts, percent (default 5)")
@@ -141,6 +217,23 @@ def parser() -> argparse.ArgumentParser:
                    help="cells of the baseline missing from the candidate do not fail the "
                    "comparison (they are still listed)")
     c.add_argument("--out", type=Path, metavar="FILE", help="also write the Markdown here")
+    c.add_argument("--baseline-history", action="store_true",
+                   help="baseline: the repetitions of the last recorded runs on the "
+                   "candidate's machine, pooled per cell (runs recorded from the "
+                   "candidate's own file left out); exit 2 when no run matches")
+    c.add_argument("--last", type=_positive, metavar="N",
+                   help="with --baseline-history: how many runs, newest by run time "
+                   "(default 3: 3 x 9 repetitions and the candidate's 9 stay within the "
+                   "exact test's 40 values)")
+    c.add_argument("--branch", metavar="NAME",
+                   help="with --baseline-history: only runs recorded with --branch NAME "
+                   "(default: any branch)")
+    c.add_argument("--machine", metavar="M",
+                   help="with --baseline-history: runs of machine M (a host name, or the "
+                   "machine as 'history list' prints it) instead of the candidate's")
+    c.add_argument("--db", type=Path, metavar="PATH",
+                   help="with --baseline-history: the history (default "
+                   f"{history.DEFAULT_DB})")
     c.set_defaults(func=_compare)
 
     e = sub.add_parser("export", help="files for CI benchmark trackers",
@@ -153,6 +246,56 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=sorted(export.FORMATS))
     e.add_argument("--out", required=True, type=Path, metavar="DIR")
     e.set_defaults(func=_export)
+
+    h = sub.add_parser("history", help="record runs in a local history (SQLite), list them",
+                       description="A local run history: a SQLite file holding every "
+                       "repetition of every cell of each recorded run.")
+    hsub = h.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ha = hsub.add_parser("add", help="record result files",
+                         description="Record each file as one run: its context (machine, "
+                         "commit, branch, …) and every repetition's counters per cell. All "
+                         "files in one transaction: when one is refused, none is recorded. "
+                         "A file already recorded (same SHA-256) is refused.")
+    ha.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
+    ha.add_argument("--commit", metavar="SHA",
+                    help="the run's commit (default: the context's "
+                    "ipcbench_git_commit; one that contradicts it is refused)")
+    ha.add_argument("--branch", metavar="NAME", help="the run's branch (default: none)")
+    ha.add_argument("--db", type=Path, default=history.DEFAULT_DB, metavar="PATH",
+                    help=f"the history (default {history.DEFAULT_DB}; created when absent)")
+    ha.set_defaults(func=_history_add)
+    hl = hsub.add_parser("list", help="one line per recorded run",
+                         description="A header, then one tab-separated line per recorded "
+                         "run, oldest first: id, time (the run's, UTC), machine, commit, "
+                         "branch, number of cells.")
+    hl.add_argument("--db", type=Path, default=history.DEFAULT_DB, metavar="PATH",
+                    help=f"the history (default {history.DEFAULT_DB})")
+    hl.set_defaults(func=_history_list)
+
+    t = sub.add_parser("trend", help="one cell over the recorded runs (PNG and a table)",
+                       description="Draw the median of one cell's repetitions over the "
+                       "recorded runs (in time order), with a bar from the smallest to the "
+                       "largest repetition, one line per machine, into FILE.png; print the "
+                       "same as a Markdown table.")
+    t.add_argument("--transport", required=True, metavar="T")
+    t.add_argument("--size", required=True, type=int, metavar="BYTES")
+    t.add_argument("--workload", default="pingpong", metavar="W",
+                   help="default pingpong")
+    t.add_argument("--params", metavar="K:V[/K:V…]",
+                   help="ipcbench's key:value segments of the cell, e.g. "
+                   "clients:4/server:event-loop")
+    t.add_argument("--metric", metavar="NAME",
+                   help="p50, p99, p99.9 (round trip; corrected latency of rate cells, one "
+                   "way of fan-out cells) or any counter (rtt_p90_ns, bytes_per_second, "
+                   "cpu_client_ns_per_msg, …); default: the cell's primary metric, as "
+                   "compare")
+    t.add_argument("--machine", metavar="M",
+                   help="only machine M (a host name, or the machine as 'history list' "
+                   "prints it)")
+    t.add_argument("--out", required=True, type=Path, metavar="FILE.png")
+    t.add_argument("--db", type=Path, default=history.DEFAULT_DB, metavar="PATH",
+                   help=f"the history (default {history.DEFAULT_DB})")
+    t.set_defaults(func=_trend)
     return p
 
 

@@ -67,3 +67,24 @@ def write_file(dest: Path, text: str) -> None:
         if tmp:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_file(dest: Path):
+    """Yield a temporary path beside ``dest`` to write; on success it replaces ``dest``,
+    on any exception it is removed and ``dest`` is left as it was."""
+    dest = Path(dest)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.resolve().parent)
+        os.close(fd)
+    except OSError as e:
+        raise ReportError(f"cannot write {dest}: {e.strerror or e}") from None
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except OSError as e:
+        raise ReportError(f"cannot write {dest}: {e.strerror or e}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -3,7 +3,8 @@
 Contract: ``render(model, outdir)`` writes the plots over message size into ``outdir``
 and returns (path, caption) pairs; ``ranking(model, outdir)`` writes the picture that
 ranks the transports (horizontal bars, best on top) and returns its (path, caption).
-``FILES`` names all of them. One series per (run, transport): colour = transport, line
+``FILES`` names all of them; ``trend(points, …)`` draws one cell over the runs of the
+history (``history.trend``). One series per (run, transport): colour = transport, line
 style = run; the legend names each transport once and each run once. Failed cells are
 drawn as × on the bottom edge (named under the panel in the ranking), floors as grey
 dashed lines (one shade per run). ``fleet(model, outdir)`` draws the fleet view's plots
@@ -27,6 +28,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E4
 from ipcbench_report.compute import SMALL, ReportModel  # noqa: E402
 from ipcbench_report.many import CLIENTS, FANOUT, Workload  # noqa: E402
 from ipcbench_report.layout import fmt, fmt_size  # noqa: E402
+from ipcbench_report.outdir import atomic_file  # noqa: E402
 from ipcbench_report import rate as rate_mod  # noqa: E402
 
 # 15 distinguishable colours: tab10, then the dark shades of tab20b.
@@ -630,3 +632,56 @@ def fleet(model: ReportModel, outdir: Path) -> list[tuple[Path, str]]:
                           f"machine's latest run that has the cell; log scales, × a "
                           f"cell that failed"))
     return out
+def _unit(counter: str) -> tuple[float, str]:
+    """Scale and unit of a counter's axis, as ``layout.fmt_metric`` shows its values."""
+    if counter.endswith("_ns"):
+        return 1e-3, "µs"
+    if counter == "ns_per_call":
+        return 1.0, "ns"
+    if counter == "bytes_per_second":
+        return 1e-9, "GB/s"
+    return 1.0, ""
+
+
+def trend(points, cell: str, counter: str, dest: Path) -> None:
+    """Write ``dest`` (PNG): ``history.trend``'s points, one line per machine through the
+    runs' medians, a bar from the smallest to the largest repetition of each run, × on
+    the bottom edge for a run whose cell failed in every repetition. x: the runs in time
+    order, labelled with run id, date and commit."""
+    scale, unit = _unit(counter)
+    fig = Figure(figsize=(min(20, max(8, 3 + 0.5 * len(points))), 5.5))
+    ax = fig.add_subplot()
+    failed = False
+    for i, machine in enumerate(dict.fromkeys(p.run.machine for p in points)):
+        colour = _PALETTE[i % len(_PALETTE)]
+        own = [(x, p) for x, p in enumerate(points) if p.run.machine == machine]
+        ok = [(x, p) for x, p in own if p.values]
+        if ok:
+            xs = [x for x, _ in ok]
+            med = [p.median * scale for _, p in ok]
+            low = [(p.median - min(p.values)) * scale for _, p in ok]
+            high = [(max(p.values) - p.median) * scale for _, p in ok]
+            ax.errorbar(xs, med, yerr=[low, high], fmt="o-", capsize=3, color=colour,
+                        label=machine)
+        gone = [x for x, p in own if p.failed and p.failed == p.repetitions]
+        failed |= _mark_failed(ax, gone, {"color": colour})
+    def commit(c: str | None) -> str:
+        return "—" if not c else c.removesuffix("-dirty")[:12] + c[len(
+            c.removesuffix("-dirty")):]
+
+    step = max(1, math.ceil(len(points) / 30))
+    ax.set_xticks(range(0, len(points), step), labels=[
+        f"#{p.run.id}\n{p.run.run_time[:10]}\n{commit(p.run.commit)}"
+        for p in points[::step]], fontsize=7)
+    ax.set_xlim(-0.5, len(points) - 0.5)
+    ax.set_xlabel("recorded run (id, date, commit), in time order")
+    ax.set_ylabel(f"{counter}" + (f", {unit}" if unit else "")
+                  + " (median; bar: smallest to largest repetition)")
+    ax.set_title(f"{cell}: {counter} over the recorded runs", fontsize=10)
+    ax.grid(alpha=0.3)
+    handles = ax.get_legend_handles_labels()[0] + ([Line2D(
+        [], [], marker="x", ls="", color="#444444", markersize=8,
+        label="× failed in every repetition")] if failed else [])
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    with atomic_file(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
