@@ -59,10 +59,11 @@ pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s) {
   std::vector<std::string> env = {"TMPDIR=" + (s.dir / "tmp").string(),
                                   "XDG_RUNTIME_DIR=" + (s.dir / "tmp").string(),
                                   "PATH=/usr/bin:/bin"};
-  // Sanitizer settings (suppressions of uninstrumented libraries) and the broker reach
-  // the child too.
+  // Sanitizer settings (suppressions of uninstrumented libraries), the broker and the
+  // iceoryx deadlock scenario's switch (iceoryx_test.cpp) reach the child too.
   for (const char* name :
-       {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS", "IPCBENCH_AMQP_URL"})
+       {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS", "IPCBENCH_AMQP_URL",
+        "IPCBENCH_ICEORYX_DEADLOCK_SCENARIO"})
     if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
   std::vector<char*> cenv;
   for (auto& e : env) cenv.push_back(e.data());

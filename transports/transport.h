@@ -76,7 +76,9 @@ struct TransportInfo {
   bool one_per_machine = false;
   // What a peer killed in the middle of a link can leave behind that the suite cannot
   // undo; empty: nothing (the link fails, both sides clean up, the next link works). Such
-  // transports are left out of the tests that kill or stop peers mid-traffic.
+  // transports are left out of the fault tests that kill or stop peers mid-traffic; the
+  // conformance tests kill peers once the link is set up (after a round trip, or 50 ms
+  // after it was made), where they wait for a message.
   std::string peer_kill = "";
   // The in-process encoding floor (transports/encodings.h) matching the encode/decode
   // work this transport does per message: "framing" (StreamChannel's length prefix,

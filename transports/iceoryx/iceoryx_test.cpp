@@ -6,8 +6,10 @@
 // These tests run one at a time (ctest's RESOURCE_LOCK roudi, CMakeLists.txt): a process
 // that made an iceoryx link keeps its RouDi until it exits.
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -168,28 +170,50 @@ TEST(IceoryxDeadlockScenario, KillPeersAsTheirLinksEnd) {
   }
 }
 
+// The scenario's process, waited for 60 s at most (then killed: a hang is a failure, not
+// a test that never ends). Its exit status, 128 + signal, or -1 when it had to be killed.
+int finish_within(pid_t pid, std::chrono::seconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (std::chrono::steady_clock::now() > until) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
 TEST(IceoryxDeadlock, AKilledPeerNeverHangsTheProcess) {
   for (const char* mode : {"link", "exit"}) {
     SCOPED_TRACE(mode);
     Scratch s;
-    const fs::path log = s.dir / "scenario.log";
-    UniqueFd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    ASSERT_TRUE(out.valid());
     ::setenv("IPCBENCH_ICEORYX_DEADLOCK_SCENARIO", mode, 1);
-    ChildProcess run = ChildProcess::spawn(
-        {{"/proc/self/exe", "--gtest_filter=IceoryxDeadlockScenario.*"}, {}, -1, out.get()});
+    const pid_t run = testing_support::spawn_captured(
+        {"/proc/self/exe", "--gtest_filter=IceoryxDeadlockScenario.*"}, s);
     ::unsetenv("IPCBENCH_ICEORYX_DEADLOCK_SCENARIO");
-    const std::string how = run.finish(60s);
-    const std::string text = testing_support::slurp(log);
-    if (how == "killed by signal 1")
-      EXPECT_NE(text.find("RouDi deadlocked"), std::string::npos) << text;
+    ASSERT_GT(run, 0);
+    const int status = finish_within(run, 60s);
+    const std::string text =
+        testing_support::slurp(s.dir / "stdout") + testing_support::slurp(s.dir / "stderr");
+    const bool deadlocked = text.find("RouDi deadlocked") != std::string::npos;
+    ASSERT_NE(status, -1) << "the process hung (killed after 60 s)\n" << text;
+    if (status == 128 + SIGHUP)
+      EXPECT_TRUE(deadlocked) << "ended by SIGHUP without saying why\n" << text;
     else
-      EXPECT_EQ(how, "exit 0") << text;
-    if (text.find("RouDi deadlocked") != std::string::npos)
-      std::printf("[%s] RouDi deadlocked, and the process ended by itself (%s)\n", mode,
-                  how.c_str());
-    EXPECT_FALSE(fs::exists("/dev/shm/iceoryx_mgmt")) << "RouDi left its shared memory";
-    EXPECT_FALSE(fs::exists("/tmp/roudi")) << "RouDi left its socket";
+      EXPECT_EQ(status, 0) << text;
+    std::printf("[%s] %s; the process ended by itself (%s)\n", mode,
+                deadlocked ? "RouDi deadlocked" : "no deadlock provoked this time",
+                status == 0 ? "exit 0" : "SIGHUP");
+    EXPECT_TRUE(testing_support::leftovers(s, run).empty());
+    for (const char* name : {"/tmp/roudi", "/tmp/roudi.lock", "/dev/shm/iceoryx_mgmt"})
+      EXPECT_FALSE(fs::exists(name)) << "RouDi left " << name;
+    if (const group* g = ::getgrgid(::getegid()))
+      EXPECT_FALSE(fs::exists("/dev/shm/" + std::string(g->gr_name)))
+          << "RouDi left its data segment";
   }
 }
 

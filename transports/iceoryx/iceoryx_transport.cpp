@@ -128,7 +128,10 @@ constexpr std::chrono::milliseconds kMonitoringDrops(2500);
 // a futex only briefly, while the other holds RouDi's own locks, unless a dead process
 // holds the lock that discovery waits for: then discovery waits forever, and the message
 // thread behind it from the next message on (a keep-alive, 300 ms at most). Deadlocked:
-// one of them on a futex at every look for 200 ms. False when they cannot be read.
+// one of them on a futex at every look for 1 s (11 looks, 100 ms apart) without once
+// being switched in (its voluntary context switches unchanged), so a thread that waited
+// behind a lock holder that was merely slow is not taken for one. False when they cannot
+// be read (no such threads, RouDi gone).
 bool roudi_deadlocked(pid_t roudi) {
   auto first_line = [](const std::filesystem::path& p) {
     std::ifstream f(p);
@@ -136,18 +139,25 @@ bool roudi_deadlocked(pid_t roudi) {
     std::getline(f, line);
     return line;
   };
+  auto switches = [](const std::filesystem::path& thread) {
+    std::ifstream f(thread / "status");
+    for (std::string line; std::getline(f, line);)
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return line;
+    return std::string();
+  };
   std::vector<std::filesystem::path> threads;
   std::error_code ec;
-  for (const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(roudi) + "/task", ec)) {
-    const std::string name = first_line(e.path() / "comm");
-    if (name == "IPC-msg-process" || name == "Mon+Discover") threads.push_back(e.path());
+  std::filesystem::directory_iterator it("/proc/" + std::to_string(roudi) + "/task", ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = first_line(it->path() / "comm");
+    if (name == "IPC-msg-process" || name == "Mon+Discover") threads.push_back(it->path());
   }
   for (const auto& thread : threads) {
-    bool waits = true;
-    for (int look = 0; waits && look < 10; ++look) {
-      if (look) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      waits = first_line(thread / "wchan").rfind("futex", 0) == 0;
+    const std::string before = switches(thread);
+    bool waits = !before.empty();
+    for (int look = 0; waits && look < 11; ++look) {
+      if (look) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      waits = first_line(thread / "wchan").rfind("futex", 0) == 0 && switches(thread) == before;
     }
     if (waits) return true;
   }
@@ -161,12 +171,20 @@ constexpr const char* kDeadlocked =
 
 // What the keeper and the thread that makes links tell each other.
 std::atomic<bool> roudi_down{false};        // the keeper found RouDi deadlocked and killed it
-std::atomic<bool> asking_for_ports{false};  // a port request to RouDi is under way
+std::atomic<int> asking_for_ports{0};       // port requests to RouDi under way
 std::atomic<bool> signing_off{false};       // the process exits: its runtime signs off now
 std::atomic<bool> keeper_stops{false};      // RouDi is being stopped in order (~Roudi)
 std::mutex keeper_mu;  // orders "is RouDi down?" before a port request against the keeper
-std::atomic<bool> publishing{false};      // a publish is under way (it may wait for room)
+std::atomic<int> publishing{0};           // publishes under way (one may wait for room)
 std::atomic<std::uint64_t> published{0};  // publishes done
+
+// Every publish goes through here, so the keeper sees one that waits for good.
+void publish(iox::popo::UntypedPublisher& pub, void* chunk) {
+  publishing.fetch_add(1, std::memory_order_relaxed);
+  pub.publish(chunk);
+  published.fetch_add(1, std::memory_order_relaxed);
+  publishing.fetch_sub(1, std::memory_order_relaxed);
+}
 
 // While one lives, a port request to RouDi is under way. Throws when RouDi is down: a
 // request to a RouDi that is gone fails inside iceoryx with an assertion (it aborts).
@@ -174,9 +192,9 @@ struct AskingForPorts {
   AskingForPorts() {
     std::lock_guard lock(keeper_mu);
     if (roudi_down.load()) throw ProtocolError(kDeadlocked);
-    asking_for_ports.store(true);
+    asking_for_ports.fetch_add(1);
   }
-  ~AskingForPorts() { asking_for_ports.store(false); }
+  ~AskingForPorts() { asking_for_ports.fetch_sub(1); }
   AskingForPorts(const AskingForPorts&) = delete;
   AskingForPorts& operator=(const AskingForPorts&) = delete;
 };
@@ -305,7 +323,9 @@ class Roudi {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     init_runtime();
-    keeper_ = std::thread(&Roudi::keep, daemon_.pid(), roudi_names());
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, daemon_.pid(), 0)));
+    if (!pidfd.valid()) throw SysError("pidfd_open (RouDi)", errno);
+    keeper_ = std::thread(&Roudi::keep, std::move(pidfd), daemon_.pid(), roudi_names());
     // Runs before the runtime's own end (registered after it). A RouDi the keeper killed
     // before would not answer the sign-off: its wait is ended before it starts.
     std::atexit([] {
@@ -322,49 +342,62 @@ class Roudi {
     for (const std::string& n : names) slots_.push_back(cleanup::add_path(n.c_str()));
   }
   // The keeper (see the top of this file). It touches only what it was given and the
-  // atomics above, never daemon_: the thread that makes links reaps RouDi.
-  static void keep(pid_t pid, std::vector<std::string> names) {
-    while (!keeper_stops.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (keeper_stops.load() || !roudi_deadlocked(pid)) continue;
-      bool waiting;  // the thread that makes links is waiting for a port: it cannot go on
-      {
-        std::lock_guard lock(keeper_mu);
-        waiting = asking_for_ports.load() && !signing_off.load();
-        roudi_down.store(true);
+  // atomics above, never daemon_: the thread that makes links reaps RouDi. It knows RouDi
+  // by a pidfd, so it never signals a process that merely took RouDi's pid, and it stops
+  // watching once RouDi has exited by itself.
+  static void keep(UniqueFd roudi, pid_t pid, std::vector<std::string> names) noexcept {
+    try {
+      auto exited = [&roudi] {
+        pollfd pf{roudi.get(), POLLIN, 0};
+        return ::poll(&pf, 1, 0) == 1;
+      };
+      while (!keeper_stops.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (keeper_stops.load() || exited()) return;
+        if (!roudi_deadlocked(pid)) continue;
+        bool waiting;  // the thread that makes links waits for a port: it cannot go on
+        {
+          std::lock_guard lock(keeper_mu);
+          waiting = asking_for_ports.load() > 0 && !signing_off.load();
+          roudi_down.store(true);
+        }
+        std::fprintf(stderr, "ipcbench: %s%s\n", kDeadlocked,
+                     waiting ? "; this process was waiting for it and ends" : "");
+        if (::syscall(SYS_pidfd_send_signal, roudi.get(), SIGKILL, nullptr, 0) == 0)
+          for (const std::string& name : names) ::unlink(name.c_str());
+        if (waiting) return end_process();
+        if (signing_off.load()) end_sign_off_wait();
+        break;
       }
-      std::fprintf(stderr, "ipcbench: %s%s\n", kDeadlocked,
-                   waiting ? "; this process was waiting for it and ends" : "");
-      ::kill(pid, SIGKILL);
-      for (const std::string& name : names) ::unlink(name.c_str());
-      // cleanup's handler: the peers, the run's files and directories, then death.
-      if (waiting) {
-        ::kill(::getpid(), SIGHUP);
-        return;
+      // RouDi is gone. A publish that waits for room in the queue of a subscriber whose
+      // process is gone now waits forever: only RouDi removed such subscribers. No
+      // publish done for 3 s while one is under way: the process cannot go on.
+      std::uint64_t last = published.load();
+      for (int still = 0; !keeper_stops.load();) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        const std::uint64_t now = published.load();
+        still = publishing.load() > 0 && now == last && !signing_off.load() ? still + 1 : 0;
+        last = now;
+        if (still == 30) {
+          std::fprintf(stderr,
+                       "ipcbench: iceoryx: a publish has waited 3 s for a subscriber that "
+                       "only RouDi, which is gone, could remove; this process ends\n");
+          return end_process();
+        }
       }
-      if (signing_off.load()) end_sign_off_wait();
-      break;
-    }
-    // RouDi is gone. A publish that waits for room in the queue of a subscriber whose
-    // process is gone now waits forever: only RouDi removed such subscribers. No publish
-    // done for 3 s while one is under way: the process cannot go on.
-    std::uint64_t last = published.load();
-    for (int still = 0; !keeper_stops.load();) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      const std::uint64_t now = published.load();
-      still = publishing.load() && now == last && !signing_off.load() ? still + 1 : 0;
-      last = now;
-      if (still == 30) {
-        std::fprintf(stderr,
-                     "ipcbench: iceoryx: a publish has waited 3 s for a subscriber that only "
-                     "RouDi, which is gone, could remove; this process ends\n");
-        ::kill(::getpid(), SIGHUP);
-        return;
-      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ipcbench: iceoryx: RouDi's keeper stopped: %s\n", e.what());
     }
   }
+  // Ends this process as at SIGHUP: cleanup's handler (installed here if it was not)
+  // kills the peers and RouDi, removes the run's files and directories, then the process
+  // dies of the signal.
+  static void end_process() {
+    cleanup::install_signal_handlers();
+    ::kill(::getpid(), SIGHUP);
+  }
   // The sign-off waits for RouDi's answer on the runtime's own socket (/tmp/<stamp>,
-  // iceoryx's, for this process): an empty message there ends the wait (iceoryx logs it as
+  // iceoryx's, for this process): a one-byte message there ends the wait (iceoryx logs it as
   // a wrong answer and goes on). A send of the sign-off that still waits fails by itself:
   // nobody reads RouDi's socket any more.
   static void end_sign_off_wait() {
@@ -474,7 +507,7 @@ class IoxChannel final : public Channel {
     }
     if (!ended() && ports_->pub.hasSubscribers()) {
       auto r = ports_->pub.loan(0, kAlignment);
-      if (!r.has_error()) ports_->pub.publish(r.value());
+      if (!r.has_error()) publish(ports_->pub, r.value());
     }
   }
 
@@ -519,10 +552,7 @@ class IoxChannel final : public Channel {
   }
   void commit() override {
     void* p = std::exchange(loaned_, nullptr);
-    publishing.store(true, std::memory_order_relaxed);
-    ports_->pub.publish(p);
-    published.fetch_add(1, std::memory_order_relaxed);
-    publishing.store(false, std::memory_order_relaxed);
+    publish(ports_->pub, p);
   }
   bool view(std::span<const std::byte>* out) override {
     const void* p = take();
@@ -641,6 +671,7 @@ class IoxListener final : public Listener {
     // Our first message must find the peer's subscriber connected.
     while (!ports_->pub.hasSubscribers()) {
       wait.check("iceoryx: accept");
+      if (roudi_down.load()) throw ProtocolError(kDeadlocked);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return std::make_unique<IoxChannel>(std::move(ports_), spin_, top_, partner, pid);
@@ -681,7 +712,7 @@ class IoxTransport final : public TransportBase {
     auto loan = ports->pub.loan(static_cast<std::uint32_t>(hello.size()), kAlignment);
     if (loan.has_error()) throw ProtocolError("iceoryx: cannot loan the hello");
     std::memcpy(loan.value(), hello.data(), hello.size());
-    ports->pub.publish(loan.value());
+    publish(ports->pub, loan.value());
     return std::make_unique<IoxChannel>(std::move(ports), spin_, top, bench_pub, 0);
   }
 
