@@ -294,8 +294,12 @@ TEST_P(Conformance, NothingLeftBehindWhenTheCleanupTableIsFull) {
 
 TEST_P(Conformance, PeerDeathWhileWaitingIsSeenAsClose) {
   Link l = open_link(*GetParam(), 64);
+  // Killed while it waits, once it is past its part of the set-up (see
+  // TransportInfo::peer_kill); the recv below waits meanwhile.
+  bool settled = false;
   std::thread killer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    settled = testing_support::wait_until_settled(l.peer.pid());
     ::kill(l.peer.pid(), SIGKILL);
   });
   std::vector<std::byte> buf(64);
@@ -303,18 +307,21 @@ TEST_P(Conformance, PeerDeathWhileWaitingIsSeenAsClose) {
   EXPECT_NO_THROW(n = l.ch->recv(buf));
   EXPECT_EQ(n, 0u);
   killer.join();
+  EXPECT_TRUE(settled);
 }
 
 TEST_P(Conformance, SendingToADeadPeerIsAnErrorNotACrash) {
   Link l = open_link(*GetParam(), 64);
-  // The peer is killed where it waits for a message, after one round trip, not while it
-  // may still be sending its part of the set-up (see TransportInfo::peer_kill).
+  // The peer is killed where it waits for a message, after one round trip and once it is
+  // past its send of the reply, not while it may still be inside a send (see
+  // TransportInfo::peer_kill).
   {
     auto msg = pattern(64, 3);
     std::vector<std::byte> back(64);
     l.ch->send(msg);
     ASSERT_EQ(l.ch->recv(back), 64u);
   }
+  EXPECT_TRUE(testing_support::wait_until_settled(l.peer.pid()));
   l.peer.kill_now();
   auto big = pattern(kMaxTestBytes, 9);
   // The first send may still fit in kernel buffers; a few 4 MiB sends cannot.

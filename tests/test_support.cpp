@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -61,9 +62,8 @@ pid_t spawn_captured(std::vector<std::string> argv, const Scratch& s) {
                                   "PATH=/usr/bin:/bin"};
   // Sanitizer settings (suppressions of uninstrumented libraries), the broker and the
   // iceoryx deadlock scenario's switch (iceoryx_test.cpp) reach the child too.
-  for (const char* name :
-       {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS", "IPCBENCH_AMQP_URL",
-        "IPCBENCH_ICEORYX_DEADLOCK_SCENARIO"})
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS",
+                           "IPCBENCH_AMQP_URL", "IPCBENCH_ICEORYX_DEADLOCK_SCENARIO"})
     if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
   std::vector<char*> cenv;
   for (auto& e : env) cenv.push_back(e.data());
@@ -152,6 +152,43 @@ bool all_gone(const std::set<pid_t>& pids) {
     for (pid_t p : pids) any |= ::kill(p, 0) == 0;
     if (!any) return true;
     std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+namespace {
+
+// A thread's state letter and its time on the CPU in ns (/proc/<pid>/task/<tid>/stat and
+// schedstat); state 0 when it cannot be read.
+std::pair<char, std::uint64_t> thread_state(const fs::path& task) {
+  std::ifstream stat(task / "stat");
+  std::string text;
+  std::getline(stat, text);
+  const auto close = text.rfind(')');  // the name may hold spaces and parentheses
+  std::uint64_t on_cpu = 0;
+  std::ifstream(task / "schedstat") >> on_cpu;
+  if (close == std::string::npos || close + 2 >= text.size()) return {0, 0};
+  return {text[close + 2], on_cpu};
+}
+
+}  // namespace
+
+bool wait_until_settled(pid_t pid) {
+  const fs::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::map<std::string, std::uint64_t> start;
+  std::error_code ec;
+  for (fs::directory_iterator it(tasks, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec))
+    start[it->path().filename()] = thread_state(it->path()).second;
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+    bool settled = true;
+    for (const auto& [tid, was] : start) {
+      const auto [state, on_cpu] = thread_state(tasks / tid);
+      settled &= state == 0 || state == 'S' || on_cpu >= was + 2'000'000;  // 0: it ended
+    }
+    if (settled) return true;
   }
   return false;
 }

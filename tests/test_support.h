@@ -54,6 +54,12 @@ std::set<pid_t> peers_of(pid_t parent);
 pid_t wait_for_peer(pid_t parent, std::set<pid_t>& seen);
 // Whether every pid has exited (waits up to 3 s).
 bool all_gone(const std::set<pid_t>& pids);
+// Waits (2 s at most) until every thread of `pid` is past what it was doing when called:
+// asleep (state S), or on the CPU for 2 ms more since the call (a busy-polling thread).
+// A test kills a peer after this so that the kill never lands inside a send it had not
+// finished (a peer killed inside an iceoryx publish leaves a lock held for good:
+// TransportInfo::peer_kill). Whether every thread settled.
+bool wait_until_settled(pid_t pid);
 // The suite's objects run `run` left: in the scratch's tmp/, in /dev/shm and (where it is
 // mounted) in /dev/mqueue.
 std::vector<std::string> leftovers(const Scratch& s, pid_t run);

@@ -201,19 +201,21 @@ TEST(IceoryxDeadlock, AKilledPeerNeverHangsTheProcess) {
         testing_support::slurp(s.dir / "stdout") + testing_support::slurp(s.dir / "stderr");
     const bool deadlocked = text.find("RouDi deadlocked") != std::string::npos;
     ASSERT_NE(status, -1) << "the process hung (killed after 60 s)\n" << text;
-    if (status == 128 + SIGHUP)
+    if (status == 128 + SIGHUP) {
       EXPECT_TRUE(deadlocked) << "ended by SIGHUP without saying why\n" << text;
-    else
+    } else {
       EXPECT_EQ(status, 0) << text;
+    }
     std::printf("[%s] %s; the process ended by itself (%s)\n", mode,
                 deadlocked ? "RouDi deadlocked" : "no deadlock provoked this time",
                 status == 0 ? "exit 0" : "SIGHUP");
     EXPECT_TRUE(testing_support::leftovers(s, run).empty());
     for (const char* name : {"/tmp/roudi", "/tmp/roudi.lock", "/dev/shm/iceoryx_mgmt"})
       EXPECT_FALSE(fs::exists(name)) << "RouDi left " << name;
-    if (const group* g = ::getgrgid(::getegid()))
+    if (const group* g = ::getgrgid(::getegid())) {
       EXPECT_FALSE(fs::exists("/dev/shm/" + std::string(g->gr_name)))
           << "RouDi left its data segment";
+    }
   }
 }
 
