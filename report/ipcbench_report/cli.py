@@ -202,9 +202,9 @@ def parser() -> argparse.ArgumentParser:
                        "compared. Gate with --benchmark_repetitions=9 on both sides "
                        "(interleaved, ipcbench's default): the notes say when the "
                        "repetitions are too few for the number of cells. With "
-                       "--baseline-history the baseline is the repetitions of recorded "
-                       "runs (history add), pooled per cell; exit 2 when no recorded run "
-                       "matches.")
+                       "--baseline-history the baseline is recorded runs (history add): the "
+                       "last --last N runs' repetitions pooled into one baseline sample per "
+                       "cell; exit 2 when no recorded run matches.")
     c.add_argument("baseline", type=Path, nargs="?", metavar="BASELINE.json",
                    help="the baseline run (not with --baseline-history)")
     c.add_argument("candidate", type=Path, metavar="CANDIDATE.json")
@@ -218,9 +218,10 @@ def parser() -> argparse.ArgumentParser:
                    "comparison (they are still listed)")
     c.add_argument("--out", type=Path, metavar="FILE", help="also write the Markdown here")
     c.add_argument("--baseline-history", action="store_true",
-                   help="baseline: the repetitions of the last recorded runs on the "
-                   "candidate's machine, pooled per cell (runs recorded from the "
-                   "candidate's own file left out); exit 2 when no run matches")
+                   help="baseline: the last --last N recorded runs on the candidate's "
+                   "machine, their repetitions pooled into one baseline sample per cell "
+                   "(not compared run by run; runs recorded from the candidate's own file "
+                   "left out); exit 2 when no run matches")
     c.add_argument("--last", type=_positive, metavar="N",
                    help="with --baseline-history: how many runs, newest by run time "
                    "(default 3: 3 x 9 repetitions and the candidate's 9 stay within the "

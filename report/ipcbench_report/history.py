@@ -294,10 +294,60 @@ def _insert(conn: sqlite3.Connection, path: Path, sha: str, run: Run,
     return Recorded(run_id, path, len(run.cells), reps)
 
 
+def _remove_if_empty(db: Path) -> None:
+    """Unlink ``db`` and its journal if, under an exclusive lock, it holds nothing (no
+    table, no mark): what a failed ``add`` that created the schema leaves after its
+    rollback. Another process may have created the schema and committed runs since
+    then; a database holding anything is left alone, as is one that cannot be opened or
+    locked. The unlink happens while the lock is held, so nothing can be committed to
+    the file between the check and the unlink."""
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=rw", uri=True,
+                               isolation_level=None, timeout=30)
+    except sqlite3.Error:
+        return                                         # gone already, or not openable
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        if not _check(conn, db):
+            for leftover in (db, db.with_name(db.name + "-journal")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+    except (sqlite3.Error, ReportError):
+        pass                                           # locked, or not empty: leave it
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
+
+
+def _holds(db: Path, shas: list[str]) -> bool:
+    """True when the database at ``db`` (opened anew by its path) records every SHA."""
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(db.resolve()))}?mode=ro", uri=True,
+                               isolation_level=None, timeout=30)
+    except sqlite3.Error:
+        return False
+    try:
+        return all(conn.execute("SELECT 1 FROM runs WHERE sha256 = ?", (sha,)).fetchone()
+                   for sha in shas)
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
 def add(db: Path, paths: list[Path], commit: str | None = None,
         branch: str | None = None) -> list[Recorded]:
     """Record every file in one transaction (see the module contract); the database and
-    its directory are created when absent."""
+    its directory are created when absent.
+
+    A failed ``add`` that created the schema (the file had none when the write lock was
+    taken) removes the file again, and the directories it made, unless by then the file
+    holds anything another process committed (see ``_remove_if_empty``). An ``add`` that
+    had opened the file such a failure removed writes to the unlinked file if SQLite
+    lets it (it does when a new file is at the path, not when none is); having created
+    the schema, it checks after committing that the path holds its runs and refuses
+    when not: nothing was recorded, and running it again records the files."""
     db = Path(db)
     inputs = []
     for p in map(Path, paths):
@@ -313,12 +363,15 @@ def add(db: Path, paths: list[Path], commit: str | None = None,
             raise ReportError(f"{same} and {p} are the same results file (SHA-256 "
                               f"{sha[:12]}…): a results file is recorded once")
     _refuse_file(db)
-    created = not db.exists()
+    # Only a hint, taken before the lock: a file that existed then (even empty) is never
+    # removed. Whether this call created the schema is decided under the lock.
+    existed = db.exists()
     new_dirs = [d for d in (db.parent, *db.parent.parents) if not d.exists()]
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ReportError(f"cannot create {db.parent}: {e.strerror or e}") from None
+    created_schema = False
     done = False
     try:
         with _database_errors(db):
@@ -328,6 +381,7 @@ def add(db: Path, paths: list[Path], commit: str | None = None,
                 if _check(conn, db):
                     _refuse_damaged(conn, db)
                 else:                                  # new: the schema, same transaction
+                    created_schema = True
                     for statement in _SCHEMA.split(";\n"):
                         if statement.strip():
                             conn.execute(statement)
@@ -336,19 +390,22 @@ def add(db: Path, paths: list[Path], commit: str | None = None,
                 out = [_insert(conn, p, sha, run, commit, branch) for p, sha, run in inputs]
                 conn.execute("COMMIT")
                 done = True
-                return out
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 conn.close()
     finally:
-        if created and not done:                     # leave nothing behind
-            for leftover in (db, db.with_name(db.name + "-journal")):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
-            for d in new_dirs:                           # deepest first
+        if not done and created_schema and not existed:   # leave nothing behind
+            _remove_if_empty(db)
+        if not done:
+            for d in new_dirs:                           # deepest first; only empty ones
                 with contextlib.suppress(OSError):
                     d.rmdir()
+    if created_schema and not _holds(db, [sha for _, sha, _ in inputs]):
+        raise ReportError(f"{db} was removed while this 'history add' waited for it (a "
+                          "failed 'history add' that had created it cleaned up): nothing "
+                          "is recorded; run it again")
+    return out
 
 
 # --- reading -------------------------------------------------------------------------

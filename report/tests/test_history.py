@@ -455,6 +455,95 @@ def test_a_failed_add_creates_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
 
 
+def test_a_failed_add_into_a_new_database_leaves_nothing(tmp_path):
+    """The failure comes inside the transaction, after this call created the schema (the
+    run contradicts --commit): the new file and its new directory are removed again."""
+    db = tmp_path / "results" / "history.sqlite"
+    _one_line(report("history", "add", R9A, "--commit", "deadbeef", "--db", db),
+              "--commit deadbeef contradicts the run's ipcbench_git_commit")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_add_keeps_what_another_add_committed(tmp_path, monkeypatch):
+    """Two ``history add`` race to create one database. When this call looks, there is
+    no file; before it takes the write lock another ``add`` creates the database and
+    commits R9A; this call then fails (R9A is recorded already). The other call's run
+    must survive.
+
+    Made deterministic in one process: ``sqlite3.connect`` is wrapped so that, at this
+    call's connect (after its look at the file, before its lock), a complete ``add`` of
+    R9A runs first. The old code decided "I created the file" from that look and
+    unlinked the database on failure, losing run #1; now only a call that created the
+    schema under the lock, on a file that still holds nothing, removes it."""
+    from ipcbench_report import ReportError, history
+
+    db = tmp_path / "results" / "history.sqlite"
+    real_connect = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        monkeypatch.setattr(sqlite3, "connect", real_connect)     # only once
+        history.add(db, [R9A])                         # the other process's add
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with pytest.raises(ReportError, match="is already recorded as run #1"):
+        history.add(db, [R9A])
+    assert [r.sha256 for r in history.runs(db)] == [_sha(R9A)]
+
+
+def test_a_failed_add_that_created_the_schema_keeps_what_came_after(tmp_path,
+                                                                   monkeypatch):
+    """This call creates the schema and then fails (the run contradicts --commit); after
+    its rollback, before it removes the file, another ``add`` creates the schema and
+    commits R9B. The check for emptiness, under the lock, sees that run and keeps the
+    file (simulated: the other add runs just before the removal)."""
+    from ipcbench_report import ReportError, history
+
+    db = tmp_path / "history.sqlite"
+    real_remove = history._remove_if_empty
+
+    def remove(path):
+        history.add(db, [R9B])                         # the other process's add
+        real_remove(path)
+
+    monkeypatch.setattr(history, "_remove_if_empty", remove)
+    with pytest.raises(ReportError, match="--commit deadbeef contradicts"):
+        history.add(db, [R9A], commit="deadbeef")
+    assert [r.sha256 for r in history.runs(db)] == [_sha(R9B)]
+
+
+def test_an_add_whose_database_was_removed_while_it_waited_refuses(tmp_path,
+                                                                    monkeypatch):
+    """This call opens the new file; before it takes the write lock, a failed ``add``
+    that had created the file removes it, and a third ``add`` creates a new, still empty
+    file at the path (simulated: right after this call's connect the file is unlinked
+    and an empty one made). SQLite lets this call write to the unlinked file, so its
+    commit reaches nothing at the path: it says so instead of reporting success, and
+    running it again records the file. (With no file at the path SQLite itself refuses
+    the write: a disk I/O error, as it cannot create the journal; nothing is recorded
+    either way.)"""
+    from ipcbench_report import ReportError, history
+
+    db = tmp_path / "history.sqlite"
+    real_connect = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        monkeypatch.setattr(sqlite3, "connect", real_connect)     # only once
+        conn = real_connect(*args, **kwargs)
+        conn.execute("PRAGMA schema_version").fetchone()          # the file is open
+        db.unlink()
+        db.touch()
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with pytest.raises(ReportError, match="was removed while this 'history add' waited"):
+        history.add(db, [R9A])
+    assert db.stat().st_size == 0
+    res = report("history", "add", R9A, "--db", db)                # run it again
+    assert res.returncode == 0, res.stderr
+    assert _rows(db, "SELECT sha256 FROM runs") == [(_sha(R9A),)]
+
+
 def test_reading_a_missing_database_creates_nothing(tmp_path):
     db = tmp_path / "history.sqlite"
     _one_line(report("history", "list", "--db", db), "does not exist: no run is recorded")
