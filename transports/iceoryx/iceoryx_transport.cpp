@@ -170,12 +170,12 @@ constexpr const char* kDeadlocked =
     "iceoryx links after this point cannot be made";
 
 // What the keeper and the thread that makes links tell each other.
-std::atomic<bool> roudi_down{false};        // the keeper found RouDi deadlocked and killed it
-std::atomic<int> asking_for_ports{0};       // port requests to RouDi under way
-std::atomic<bool> signing_off{false};       // the process exits: its runtime signs off now
-std::atomic<bool> keeper_stops{false};      // RouDi is being stopped in order (~Roudi)
-std::mutex keeper_mu;  // orders "is RouDi down?" before a port request against the keeper
-std::atomic<int> publishing{0};           // publishes under way (one may wait for room)
+std::atomic<bool> roudi_down{false};    // the keeper found RouDi deadlocked and killed it
+std::atomic<int> asking_for_ports{0};   // port requests to RouDi under way
+std::atomic<bool> signing_off{false};   // the process exits: its runtime signs off now
+std::atomic<bool> keeper_stops{false};  // RouDi is being stopped in order (~Roudi)
+std::mutex keeper_mu;            // orders "is RouDi down?" before a port request against the keeper
+std::atomic<int> publishing{0};  // publishes under way (one may wait for room)
 std::atomic<std::uint64_t> published{0};  // publishes done
 
 // Every publish goes through here, so the keeper sees one that waits for good.
