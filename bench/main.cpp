@@ -25,6 +25,7 @@
 #include "bench/hgrm_files.h"
 #include "bench/options.h"
 #include "bench/peer.h"
+#include "bench/split.h"
 #include "bench/session.h"
 #include "bench/workloads.h"
 #include "harness/context.h"
@@ -189,6 +190,7 @@ class Runner {
   }
 
   void set_many_window(std::chrono::nanoseconds w) { many_window_ = w; }
+  void set_split(SplitClient* split) { split_ = split; }
 
   std::size_t failed_cells() const { return failed_.size(); }
   // Ends the live peer session, if any (its peer may be busy-polling a CPU).
@@ -217,7 +219,7 @@ class Runner {
     session_ = std::make_unique<PeerSession>(
         *dir_, dog_,
         SessionConfig{t, placement_, opts_.verify, max_size, opts_.cell_timeout,
-                      std::max(opts_.cell_timeout, kMinSetupTimeout), "", settings_});
+                      std::max(opts_.cell_timeout, kMinSetupTimeout), "", settings_, split_});
     return *session_;
   }
 
@@ -227,6 +229,7 @@ class Runner {
   Watchdog dog_;
   std::optional<RunDir> dir_;
   std::unique_ptr<PeerSession> session_;
+  SplitClient* split_ = nullptr;
   std::map<std::string, std::string> failed_;  // cell name -> its first error
   // The rate workload's unpaced maximum per transport and size, once measured.
   std::map<std::pair<const Transport*, std::size_t>, double> max_rates_;
@@ -269,6 +272,24 @@ void print_library_help() {
   std::fputs("Google Benchmark's own flags (ipcbench --help: the suite's options):\n", stdout);
   std::fflush(stdout);
   benchmark::PrintDefaultHelp();
+}
+
+// ipcbench --serve[=IPV4:PORT] [--token-file=F] (bench/split.h).
+int run_serve_main(int argc, char** argv) {
+  const std::string_view first = argv[1];
+  std::string where = first.starts_with("--serve=") ? std::string(first.substr(8)) : "";
+  std::string token_file;
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a.starts_with("--token-file=") && a.size() > 13) {
+      token_file = a.substr(13);
+    } else {
+      std::fprintf(stderr, "ipcbench: --serve: unknown option '%s' (--token-file=F only)\n",
+                   argv[i]);
+      return 2;
+    }
+  }
+  return serve_main(where, token_file);
 }
 
 int run_peer_main(int argc, char** argv) {
@@ -394,6 +415,9 @@ int main_impl(int argc, char** argv) {
   keep_heap_mapped();
   cleanup::install_signal_handlers();
   if (argc > 1 && std::strcmp(argv[1], "--peer") == 0) return run_peer_main(argc, argv);
+  if (argc > 1 && (std::strcmp(argv[1], "--serve") == 0 ||
+                   std::string_view(argv[1]).starts_with("--serve=")))
+    return run_serve_main(argc, argv);
   for (int i = 1; i < argc; ++i)
     if (std::string_view a = argv[i]; a == "--help" || a.starts_with("--help=") || a == "-h") {
       if (a == "--help=benchmark") {
@@ -481,12 +505,26 @@ int main_impl(int argc, char** argv) {
     std::fprintf(stderr, "ipcbench: %s\n", e.what());
     return 2;
   }
+  // Split mode: the server is reached before anything runs; the links listen on this
+  // host's address on the control connection, and the peers there are not pinned.
+  std::optional<SplitClient> split;
+  if (!opts.connect.empty()) {
+    try {
+      split.emplace(opts.connect, read_token_file(opts.token_file));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ipcbench: %s\n", e.what());
+      return 2;
+    }
+    if (!opts.bind_given) opts.bind = split->local_address();
+    placement.peer_cpu = -1;
+  }
   if (!placement.note.empty()) std::fprintf(stderr, "ipcbench: note: %s\n", placement.note.c_str());
   pin_this_thread(placement.client_cpu);
 
   cleanup::enable_graceful_interrupt();
   const TransportSettings settings = transport_settings(opts);
   Runner runner(opts, placement, settings);
+  if (split) runner.set_split(&*split);
   // With interleaved repetitions a floor may follow a matrix cell: its peer goes first.
   if (opts.floors)
     register_floors(placement, opts.sizes, opts.cell_timeout, [&runner] { runner.end_session(); });
@@ -598,8 +636,8 @@ int main_impl(int argc, char** argv) {
     }
     for (const Transport* t : opts.transports) {
       for (std::size_t size : opts.sizes) {
-        std::string name =
-            std::string(workload_name(w)) + "/" + t->info().name + "/" + std::to_string(size);
+        std::string name = std::string(workload_name(w)) + "/" + t->info().name + "/" +
+                           std::to_string(size) + (split ? "/link:cross-host" : "");
         auto* b = benchmark::RegisterBenchmark(name.c_str(),
                                                [&runner, t, w, size, name](benchmark::State& st) {
                                                  runner.run_cell(st, t, w, size, name);
@@ -620,6 +658,12 @@ int main_impl(int argc, char** argv) {
   benchmark::AddCustomContext("bind_address", settings.bind_address);
   benchmark::AddCustomContext("pin_client_cpu", std::to_string(placement.client_cpu));
   benchmark::AddCustomContext("pin_peer_cpu", std::to_string(placement.peer_cpu));
+  if (split) {  // the far host's own context, as its server reported it
+    benchmark::AddCustomContext("link", "cross-host");
+    benchmark::AddCustomContext("split_server", split->server());
+    benchmark::AddCustomContext("split_client_nic", split->nic());
+    benchmark::AddCustomContext("split_server_context", split->server_context().dump());
+  }
   if (!placement.note.empty()) benchmark::AddCustomContext("pin_note", placement.note);
   benchmark::AddCustomContext("verify_payload", opts.verify ? "true" : "false");
   benchmark::AddCustomContext("random_interleaving", interleaved ? "true" : "false");

@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "bench/protocol.h"
+#include "bench/split.h"
 #include "transports/endpoint_reader.h"
 #include "transports/registry.h"
 
@@ -250,6 +251,13 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       if (!parse_ipv4(std::string(value)))
         throw UsageError("--bind: '" + std::string(value) + "' is not an IPv4 address");
       o.bind = value;
+      o.bind_given = true;
+    } else if (key == "--connect") {
+      need_value();
+      o.connect = value;
+    } else if (key == "--token-file") {
+      need_value();
+      o.token_file = value;
     } else if (key == "--pin") {
       need_value();
       o.pin_spec = value;
@@ -278,10 +286,32 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       throw UsageError("unknown option '" + arg + "' (see --help)");
     }
   }
-  if (!transports_given)  // those that need a service (a broker) only when asked for
+  if (!o.connect.empty()) {  // split mode: its transports and workloads only
+    if (o.token_file.empty())
+      throw UsageError("--connect needs --token-file=F (the token the server printed)");
+    if (o.floors)
+      throw UsageError("--floors measures this machine alone: not with --connect");
+    const auto& names = split_transports();
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    if (!transports_given)
+      for (const auto& n : names) o.transports.push_back(find_transport(n));
+    for (const Transport* t : o.transports)
+      if (std::find(names.begin(), names.end(), t->info().name) == names.end())
+        throw UsageError("--connect: " + t->info().name + " cannot run split (split mode runs " +
+                         known + ")");
+    if (!workloads_given) o.workloads = {Workload::kPingpong, Workload::kThroughput};
+    for (Workload w : o.workloads)
+      if (w != Workload::kPingpong && w != Workload::kThroughput)
+        throw UsageError(std::string("--connect: the ") + workload_name(w) +
+                         " workload cannot run split (split mode runs pingpong and throughput)");
+  } else if (!o.token_file.empty()) {
+    throw UsageError("--token-file goes with --connect");
+  }
+  if (!transports_given && o.connect.empty())  // those that need a broker only when asked
     for (const Transport* t : all_transports())
       if (t->info().needs.empty() && !t->info().one_per_machine) o.transports.push_back(t);
-  if (!workloads_given)
+  if (!workloads_given && o.connect.empty())
     o.workloads = {Workload::kPingpong, Workload::kThroughput, Workload::kClients,
                    Workload::kFanout};
   const bool rate_asked =
@@ -420,6 +450,16 @@ Output:
                        default: none
   --benchmark_format=console|json|csv   print Google Benchmark's own output instead
                        of the table (console: its table); default: the table above
+
+Split mode (the peers on another host; bench/split.h):
+  ipcbench --serve[=IPV4:PORT] [--token-file=F]   on the far host: serves peers for
+                       one client at a time until a signal; prints the address and,
+                       without --token-file, a new token; default: 127.0.0.1:0
+  --connect=IPV4:PORT  run the matrix here against that server: tcp and zmq-tcp,
+                       pingpong and throughput; cells get /link:cross-host in their
+                       name; the links listen on this host's address on the control
+                       connection (--bind overrides it)
+  --token-file=F       the server's token, in a file only you can read (0600)
 
 Listing:
   --list-transports[=json]   describe every transport and exit

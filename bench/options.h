@@ -46,6 +46,10 @@ struct SuiteOptions {
   std::int64_t slo_p99_ns = 100'000;  // --slo-p99: the p99 budget of the sustainable rate
   std::string pin_spec = "cross";
   std::string bind = "127.0.0.1";  // where network transports listen
+  bool bind_given = false;
+  // Split mode (bench/split.h): the server's IPV4:PORT and the file with its token.
+  std::string connect;
+  std::string token_file;
   bool quick = false;
   bool verify = false;
   bool floors = false;

@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "bench/peer.h"
 #include "bench/protocol.h"
+#include "bench/split.h"
 
 namespace ipcbench {
 
@@ -33,8 +34,13 @@ PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
                 "bench",
                 config_.peer_program,
                 config_.setup_timeout};
-  SpawnOptions so{peer_command(args), listener->endpoint().inherit_fds, config_.placement.peer_cpu};
-  child_ = ChildProcess::spawn(so);
+  if (config_.split) {
+    config_.split->spawn(args, listener->endpoint().inherit_fds);
+  } else {
+    SpawnOptions so{peer_command(args), listener->endpoint().inherit_fds,
+                    config_.placement.peer_cpu};
+    child_ = ChildProcess::spawn(so);
+  }
   auto deadline = std::chrono::steady_clock::now() + config_.setup_timeout;
   // Killing the peer does not end a wait on something else: an AMQP link waits on its
   // broker, a ZeroMQ socket may hold a stranger's connection, a TCP connection may be an
@@ -46,7 +52,7 @@ PeerSession::PeerSession(RunDir& dir, Watchdog& dog, SessionConfig config)
     if (Channel* c = link.load()) c->abort();
   });
   try {
-    channel_ = listener->accept(SetupWait{deadline, [this] { return child_.alive(); }});
+    channel_ = listener->accept(SetupWait{deadline, [this] { return peer_alive(); }});
     link.store(channel_.get());
     if (dog_.fired()) channel_->abort();
     std::byte ready[kHeaderBytes];
@@ -81,7 +87,7 @@ PeerSession::~PeerSession() {
   // watchdog bounds the stop as it bounds a cell; it kills the peer only while it is
   // ours (an already reaped pid may be another process's by now).
   constexpr std::chrono::milliseconds kGrace(2000);
-  const pid_t pid = child_.alive() ? child_.pid() : -1;
+  const pid_t pid = !config_.split && child_.alive() ? child_.pid() : -1;
   if (channel_) {
     dog_.arm(pid, kGrace, [this] { channel_->abort(); });
     try {
@@ -96,13 +102,31 @@ PeerSession::~PeerSession() {
   dog_.arm(pid, kGrace);
   channel_.reset();  // closing our end also ends a peer that missed the stop
   dog_.disarm();
-  child_.finish(kGrace);
+  finish_peer(kGrace);
+}
+
+bool PeerSession::peer_alive() {
+  if (!config_.split) return child_.alive();
+  try {
+    return config_.split->alive();
+  } catch (const std::exception&) {
+    return false;  // the server is gone, and the peer with it
+  }
+}
+
+std::string PeerSession::finish_peer(std::chrono::milliseconds grace) {
+  if (!config_.split) return child_.finish(grace);
+  try {
+    return config_.split->finish(grace);
+  } catch (const std::exception& e) {
+    return std::string("unknown: ") + e.what();
+  }
 }
 
 std::string PeerSession::explain(const std::string& what) {
   // The session is being abandoned: give the peer a moment to exit on its own, then
   // make sure it is gone, and say how it ended.
-  std::string how = child_.finish(std::chrono::milliseconds(500));
+  std::string how = finish_peer(std::chrono::milliseconds(500));
   std::string out = what + " (peer " + how;
   if (dog_.fired())
     out += "; watchdog: no progress within " +

@@ -21,6 +21,8 @@
 
 namespace ipcbench {
 
+class SplitClient;
+
 struct SessionConfig {
   const Transport* transport = nullptr;
   Placement placement;
@@ -30,6 +32,8 @@ struct SessionConfig {
   std::chrono::milliseconds setup_timeout{60000};  // starting and connecting the peer
   std::string peer_program;                        // the peer's executable; empty: this one
   TransportSettings settings;                      // what the transport listens with
+  // Split mode (bench/split.h): the peer runs on the server this names, not here.
+  SplitClient* split = nullptr;
 };
 
 // CPU used so far by this process, by the peer and, where the link runs through a daemon
@@ -49,6 +53,8 @@ class PeerSession {
 
   Channel& channel() { return *channel_; }
   const SessionConfig& config() const { return config_; }
+  // The local peer process; in split mode none (pid -1: the watchdog only aborts the
+  // link, nothing here is killed).
   ChildProcess& child() { return child_; }
   Watchdog& watchdog() { return dog_; }
   std::uint32_t next_seq() { return ++seq_; }
@@ -66,6 +72,8 @@ class PeerSession {
   std::string explain(const std::string& what);
 
  private:
+  bool peer_alive();
+  std::string finish_peer(std::chrono::milliseconds grace);
   Watchdog& dog_;
   SessionConfig config_;
   ChildProcess child_;

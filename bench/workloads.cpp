@@ -30,7 +30,8 @@ void record_placement(benchmark::State& state, const PeerSession& s, std::size_t
   state.counters["msg_bytes"] = static_cast<double>(size);
   state.counters["client_cpu"] = p.client_cpu;
   state.counters["peer_cpu"] = p.peer_cpu;
-  state.SetLabel("pin=" + p.describe() + " wait=" + s.config().transport->info().wait);
+  state.SetLabel("pin=" + p.describe() + " wait=" + s.config().transport->info().wait +
+                 (s.config().split ? " link=cross-host" : ""));
 }
 
 // CPU per message of both processes over the measured run (msgs = round trips for
@@ -130,7 +131,7 @@ constexpr std::uint64_t kPoissonSeed = 1;
 // it ends, and the link is aborted, for waits on something else (as the watchdog does).
 std::function<void()> unblocker(PeerSession& s) {
   return [&s] {
-    ::kill(s.child().pid(), SIGKILL);
+    if (s.child().pid() > 0) ::kill(s.child().pid(), SIGKILL);  // none here in split mode
     s.channel().abort();
   };
 }

@@ -9,9 +9,11 @@ cd "$root"
 # python3-scipy and libbenchmark-tools only serve cross-checks of the report's statistics
 # against scipy and of our JSON against Google Benchmark's own compare.py; chromium opens
 # the rendered report headless (report/tests/test_browser.py); curl talks to the http
-# transports' server as any HTTP client would (transports/http/http_test.cpp).
+# transports' server as any HTTP client would (transports/http/http_test.cpp); iproute2's
+# ip and tc make the network namespaces and the shaped veth link of split mode's test
+# (tests/split_test.cpp).
 ipcbench_install_deps clang-format python3-pytest python3-scipy libbenchmark-tools \
-  rabbitmq-server chromium curl
+  rabbitmq-server chromium curl iproute2
 
 sanitizers=0
 [ "${CI:-}" = "true" ] && sanitizers=1

@@ -1,0 +1,76 @@
+// Split mode: the peer side of the network transports on another host.
+//
+//   ipcbench --serve[=ADDR:PORT] [--token-file=F]      on the far host (the server)
+//   ipcbench --connect=HOST:PORT --token-file=F …      on this host (the client: the matrix)
+//
+// The client runs the matrix as usual; it listens for each cell's link on the address its
+// control connection to the server has, and asks the server to start the cell's peer
+// there, which connects back. The control connection is one TCP connection of text lines
+// (each at most kMaxLine bytes, newline-terminated):
+//   client: HELLO ipcbench-split 1 <token>     server: OK <its machine context, JSON>
+//   client: SPAWN <JSON: transport, addresses, pipes, max_size, verify, setup_timeout_ms>
+//                                               server: SPAWNED
+//   client: ALIVE                               server: YES | NO
+//   client: FINISH <grace ms>                   server: ENDED <how the peer ended>
+// Any failure is answered "ERR <one line>" and the server closes that connection. The
+// server accepts nothing before the token, and builds the peer's command line itself from
+// the request's fields (a transport of kSplitTransports, addresses, sizes): a client
+// never names a program or an option. One client at a time; a client that goes away
+// (closed, killed) ends its peer, and the server waits for the next.
+//
+// A transport hands its peer secrets in inherited pipes (the token: PeerToken); "pipes"
+// carries their contents by address index, and the server puts them in pipes of its own
+// for the peer it starts. Transports whose peer serves (gRPC, HTTP: PeerServerLink) are
+// not split-capable: their link goes the other way.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/fd.h"
+#include "bench/peer.h"
+
+namespace ipcbench {
+
+constexpr std::size_t kMaxLine = 64 * 1024;
+
+// The transports split mode can run (those built in), in the order given.
+const std::vector<std::string>& split_transports();
+
+// The client's side: connects, authenticates and keeps the control connection.
+class SplitClient {
+ public:
+  // Throws std::runtime_error with one line saying why (unreachable, refused, bad token).
+  SplitClient(const std::string& host_port, const std::string& token);
+  // This host's IPv4 address on the control connection: where the links listen.
+  const std::string& local_address() const { return local_; }
+  const std::string& server() const { return server_; }
+  // The interface (and its driver) of local_address(): this host's end of the link.
+  const std::string& nic() const { return nic_; }
+  const nlohmann::json& server_context() const { return context_; }
+
+  // Starts the peer `args` describes on the server; inherit_fds are pipes whose current
+  // contents go with the request (an address naming one is replaced by the server's).
+  void spawn(const PeerArgs& args, const std::vector<int>& inherit_fds);
+  bool alive();
+  std::string finish(std::chrono::milliseconds grace);
+
+ private:
+  std::string request(const std::string& line);
+  UniqueFd fd_;
+  std::string buffered_, local_, server_, nic_;
+  nlohmann::json context_;
+};
+
+// The server: serves clients one after another until a signal ends it. Returns the
+// process exit status (2: bad arguments, with one line on stderr).
+int serve_main(const std::string& where, const std::string& token_file);
+
+// Reads a token from a file the user alone can read (mode 0600 or stricter, owned by
+// this user). Throws std::runtime_error saying why not.
+std::string read_token_file(const std::string& path);
+
+}  // namespace ipcbench

@@ -1,0 +1,346 @@
+// Split mode (bench/split.h), run for real: a server (ipcbench --serve) and a client
+// (ipcbench --connect) as separate processes. On loopback: a whole run, strangers and
+// hostile control input refused, a client killed mid-cell. Across two network namespaces
+// joined by a veth pair shaped to 100 Mbit/s (root only): the link's shape shows.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "base/fd.h"
+#include "tests/test_support.h"
+#include "transports/registry.h"
+
+namespace ipcbench {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using testing_support::Scratch;
+using testing_support::slurp;
+
+// A token file of the test's, 0600.
+fs::path token_file(const Scratch& s, const std::string& token = "0123456789abcdef0123456789abcdef") {
+  const fs::path p = s.dir / "token";
+  std::ofstream(p) << token << "\n";
+  fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);
+  return p;
+}
+
+int wait_for(pid_t pid, std::chrono::seconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (std::chrono::steady_clock::now() > until) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+// A server of the test's (in `netns` when given), stopped at the end of the test.
+struct Server {
+  Scratch s;
+  pid_t pid = -1;
+  std::string address;  // IPV4:PORT, from its first line
+  Server(const std::string& where, const fs::path& token, const std::string& netns = "") {
+    std::vector<std::string> argv;
+    if (!netns.empty()) argv = {"/usr/sbin/ip", "netns", "exec", netns};
+    argv.insert(argv.end(), {IPCBENCH_BINARY, "--serve=" + where, "--token-file=" + token.string()});
+    pid = testing_support::spawn_captured(argv, s);
+    const std::string prefix = "ipcbench: serving on ";
+    for (int i = 0; i < 500 && address.empty(); ++i) {
+      std::string out = slurp(s.dir / "stdout");
+      if (auto at = out.find(prefix); at != std::string::npos && out.find('\n', at) != out.npos)
+        address = out.substr(at + prefix.size(), out.find('\n', at) - at - prefix.size());
+      else
+        std::this_thread::sleep_for(10ms);
+    }
+  }
+  ~Server() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      wait_for(pid, 10s);
+    }
+  }
+  std::string log() const { return slurp(s.dir / "stderr"); }
+};
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+Run client(const Scratch& s, std::vector<std::string> args, const std::string& netns = "",
+           std::chrono::seconds limit = 240s) {
+  std::vector<std::string> argv;
+  if (!netns.empty()) argv = {"/usr/sbin/ip", "netns", "exec", netns};
+  argv.push_back(IPCBENCH_BINARY);
+  argv.insert(argv.end(), args.begin(), args.end());
+  Run r;
+  const pid_t pid = testing_support::spawn_captured(argv, s);
+  if (pid < 0) return r;
+  r.status = wait_for(pid, limit);
+  r.out = slurp(s.dir / "stdout");
+  r.err = slurp(s.dir / "stderr");
+  return r;
+}
+
+// A raw control connection to the server: what a stranger or a broken client sends.
+class Raw {
+ public:
+  explicit Raw(const std::string& address) {
+    fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    ::inet_pton(AF_INET, address.substr(0, address.find(':')).c_str(), &a.sin_addr);
+    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(address.find(':') + 1))));
+    EXPECT_EQ(::connect(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  void send(const std::string& text) {
+    ::send(fd_.get(), text.data(), text.size(), MSG_NOSIGNAL);
+  }
+  // Everything the server sends until it closes the connection (or 10 s pass).
+  std::string until_closed() {
+    std::string all;
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd_.get(), buf, sizeof buf, 0)) > 0;) all.append(buf, n);
+    return all;
+  }
+  std::string line() {
+    std::string all;
+    char c;
+    while (::recv(fd_.get(), &c, 1, 0) == 1 && c != '\n') all += c;
+    return all;
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+const std::string kToken = "0123456789abcdef0123456789abcdef";
+
+TEST(SplitMode, ARunAgainstALocalServerCarriesEveryByteAndSaysItCrossed) {
+  Scratch s;
+  const fs::path token = token_file(s);
+  Server server("127.0.0.1:0", token);
+  ASSERT_FALSE(server.address.empty()) << server.log();
+  const fs::path out = s.dir / "split.json";
+  Run r = client(s, {"--connect=" + server.address, "--token-file=" + token.string(),
+                     "--transports=tcp", "--sizes=64,64K", "--quick", "--verify",
+                     "--benchmark_out=" + out.string()});
+  ASSERT_EQ(r.status, 0) << r.err << server.log();
+  const auto j = nlohmann::json::parse(slurp(out));
+  EXPECT_EQ(j["context"]["link"], "cross-host");
+  EXPECT_EQ(j["context"]["split_server"], server.address);
+  const auto far = nlohmann::json::parse(j["context"]["split_server_context"].get<std::string>());
+  EXPECT_TRUE(far.contains("host_name"));
+  EXPECT_TRUE(far.contains("kernel"));
+  EXPECT_EQ(far["nic"], "lo");  // the loopback has no driver to name
+  EXPECT_EQ(j["context"]["split_client_nic"], "lo");
+  std::set<std::string> names;
+  for (const auto& b : j["benchmarks"]) {
+    names.insert(b["name"].get<std::string>());
+    EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
+    EXPECT_NE(b["label"].get<std::string>().find("link=cross-host"), std::string::npos);
+  }
+  for (const char* n : {"pingpong/tcp/64/link:cross-host", "pingpong/tcp/65536/link:cross-host",
+                        "throughput/tcp/64/link:cross-host",
+                        "throughput/tcp/65536/link:cross-host"}) {
+    bool found = false;
+    for (const auto& name : names) found |= name.rfind(n, 0) == 0;
+    EXPECT_TRUE(found) << n;
+  }
+}
+
+TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
+  Scratch s;
+  const fs::path token = token_file(s);
+  Server server("127.0.0.1:0", token);
+  ASSERT_FALSE(server.address.empty()) << server.log();
+  {
+    Raw r(server.address);
+    r.send("HELLO ipcbench-split 1 0123456789abcdef0123456789abcdeX\n");
+    EXPECT_EQ(r.until_closed().rfind("ERR not authenticated", 0), 0u);
+  }
+  {
+    Raw r(server.address);  // a line without end, longer than any request
+    r.send(std::string(100 * 1024, 'A'));
+    EXPECT_EQ(r.until_closed().rfind("ERR a control line longer", 0), 0u);
+  }
+  for (const std::string& bad :
+       {std::string("SPAWN {not json"), std::string("SPAWN []"),
+        std::string(R"(SPAWN {"transport":"shm-spin","addresses":["x"],"pipes":{},)"
+                    R"("max_size":64,"verify":false,"setup_timeout_ms":1000})"),
+        std::string(R"(SPAWN {"transport":"tcp","addresses":["127.0.0.1","1","3"],)"
+                    R"("pipes":{"7":"x"},"max_size":64,"verify":false,"setup_timeout_ms":1000})"),
+        std::string(R"(SPAWN {"transport":"tcp","addresses":["127.0.0.1","1"],"pipes":{},)"
+                    R"("max_size":99999999999,"verify":false,"setup_timeout_ms":1000})"),
+        std::string("FINISH -1"), std::string("RUN /bin/sh")}) {
+    Raw r(server.address);
+    r.send("HELLO ipcbench-split 1 " + kToken + "\n");
+    EXPECT_EQ(r.line().rfind("OK {", 0), 0u);
+    r.send(bad + "\n");
+    EXPECT_EQ(r.until_closed().rfind("ERR ", 0), 0u) << bad;
+  }
+  Scratch c;
+  Run r = client(c, {"--connect=" + server.address, "--token-file=" + token.string(),
+                     "--transports=tcp", "--workloads=pingpong", "--sizes=64", "--quick"});
+  EXPECT_EQ(r.status, 0) << r.err << server.log();
+  EXPECT_NE(server.log().find("not authenticated"), std::string::npos) << server.log();
+}
+
+TEST(SplitMode, AClientKilledMidCellTakesItsPeerAndTheNextIsServed) {
+  Scratch s;
+  const fs::path token = token_file(s);
+  Server server("127.0.0.1:0", token);
+  ASSERT_FALSE(server.address.empty()) << server.log();
+  const pid_t first = testing_support::spawn_captured(
+      {IPCBENCH_BINARY, "--connect=" + server.address, "--token-file=" + token.string(),
+       "--transports=tcp", "--workloads=throughput", "--sizes=64", "--benchmark_min_time=30"},
+      s);
+  std::set<pid_t> seen;
+  const pid_t peer = testing_support::wait_for_peer(server.pid, seen);
+  ASSERT_GT(peer, 0) << "the server started no peer";
+  std::this_thread::sleep_for(300ms);
+  ::kill(first, SIGKILL);
+  wait_for(first, 10s);
+  EXPECT_TRUE(testing_support::all_gone({peer})) << "the dead client's peer runs on";
+  Scratch c;
+  Run r = client(c, {"--connect=" + server.address, "--token-file=" + token.string(),
+                     "--transports=tcp", "--workloads=pingpong", "--sizes=64", "--quick"});
+  EXPECT_EQ(r.status, 0) << r.err << server.log();
+}
+
+TEST(SplitMode, BadInputIsOneLineAndExit2) {
+  Scratch s;
+  const fs::path token = token_file(s);
+  const fs::path open_token = s.dir / "open-token";
+  std::ofstream(open_token) << kToken << "\n";
+  fs::permissions(open_token, fs::perms::owner_read | fs::perms::owner_write |
+                                  fs::perms::group_read | fs::perms::others_read);
+  const std::string connect = "--connect=127.0.0.1:9";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{connect},
+        {connect, "--token-file=" + open_token.string()},
+        {connect, "--token-file=" + token.string(), "--workloads=clients"},
+        {connect, "--token-file=" + token.string(), "--transports=uds"},
+        {connect, "--token-file=" + token.string(), "--floors"},
+        {"--connect=localhost:1", "--token-file=" + token.string()},
+        {"--token-file=" + token.string()},
+        {connect, "--token-file=" + token.string()},  // nobody listens there
+        {"--serve=127.0.0.1:99999"},
+        {"--serve", "--token-file=" + open_token.string()},
+        {"--serve", "--verify"}}) {
+    Scratch c;
+    Run r = client(c, args);
+    std::string all;
+    for (const auto& a : args) all += a + " ";
+    EXPECT_EQ(r.status, 2) << all << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << all << r.err;
+  }
+}
+
+// Two network namespaces joined by a veth pair, each end shaped by a token-bucket filter
+// to 100 Mbit/s: the server in one, the client in the other. Nothing leaves them.
+class Namespaces {
+ public:
+  Namespaces() {
+    const std::string id = std::to_string(::getpid());
+    server_ = "ipcbench-srv-" + id;
+    client_ = "ipcbench-cli-" + id;
+    const std::string a = "ibA" + id, b = "ibB" + id;  // interface names: 15 bytes at most
+    for (const std::string& step : {
+             "/usr/sbin/ip netns add " + server_,
+             "/usr/sbin/ip netns add " + client_,
+             "/usr/sbin/ip link add " + a + " type veth peer name " + b,
+             "/usr/sbin/ip link set " + a + " netns " + server_,
+             "/usr/sbin/ip link set " + b + " netns " + client_,
+             "/usr/sbin/ip -n " + server_ + " addr add 10.231.0.1/24 dev " + a,
+             "/usr/sbin/ip -n " + client_ + " addr add 10.231.0.2/24 dev " + b,
+             "/usr/sbin/ip -n " + server_ + " link set " + a + " up",
+             "/usr/sbin/ip -n " + client_ + " link set " + b + " up",
+             "/usr/sbin/ip -n " + server_ + " link set lo up",
+             "/usr/sbin/ip -n " + client_ + " link set lo up",
+             "/usr/sbin/tc -n " + server_ + " qdisc add dev " + a +
+                 " root tbf rate 100mbit burst 256kb latency 100ms",
+             "/usr/sbin/tc -n " + client_ + " qdisc add dev " + b +
+                 " root tbf rate 100mbit burst 256kb latency 100ms"}) {
+      if (std::system((step + " 2>" + (scratch_.dir / "ip.err").string()).c_str()) != 0) {
+        error_ = step + ": " + slurp(scratch_.dir / "ip.err");
+        return;
+      }
+    }
+  }
+  ~Namespaces() {
+    // Deleting a namespace deletes its end of the veth pair, and with it the other end.
+    std::system(("/usr/sbin/ip netns del " + server_ + " 2>/dev/null").c_str());
+    std::system(("/usr/sbin/ip netns del " + client_ + " 2>/dev/null").c_str());
+  }
+  const std::string& error() const { return error_; }
+  const std::string& server() const { return server_; }
+  const std::string& client() const { return client_; }
+
+ private:
+  Scratch scratch_;
+  std::string server_, client_, error_;
+};
+
+double bytes_per_second(const nlohmann::json& j, const std::string& prefix) {
+  for (const auto& b : j["benchmarks"])
+    if (b["name"].get<std::string>().rfind(prefix, 0) == 0 && b.contains("bytes_per_second"))
+      return b["bytes_per_second"].get<double>();
+  return -1;
+}
+
+TEST(SplitMode, AcrossTwoNamespacesTheShapedLinkShows) {
+  if (::geteuid() != 0) GTEST_SKIP() << "network namespaces need root";
+  Namespaces ns;
+  if (!ns.error().empty()) GTEST_SKIP() << "cannot make the namespaces here: " << ns.error();
+  Scratch s;
+  const fs::path token = token_file(s);
+  Server server("10.231.0.1:7300", token, ns.server());
+  ASSERT_EQ(server.address, "10.231.0.1:7300") << server.log();
+  const fs::path split = s.dir / "split.json", loop = s.dir / "loopback.json";
+  Run r = client(s, {"--connect=" + server.address, "--token-file=" + token.string(),
+                     "--transports=tcp", "--workloads=throughput", "--sizes=64K",
+                     "--benchmark_min_time=2", "--benchmark_out=" + split.string()},
+                 ns.client());
+  ASSERT_EQ(r.status, 0) << r.err << server.log();
+  Scratch l;
+  Run lr = client(l, {"--transports=tcp", "--workloads=throughput", "--sizes=64K",
+                      "--benchmark_min_time=0.5", "--benchmark_out=" + loop.string()},
+                  ns.client());
+  ASSERT_EQ(lr.status, 0) << lr.err;
+  const double shaped = bytes_per_second(nlohmann::json::parse(slurp(split)),
+                                         "throughput/tcp/65536/link:cross-host");
+  const double loopback =
+      bytes_per_second(nlohmann::json::parse(slurp(loop)), "throughput/tcp/65536");
+  const double rate = 100e6 / 8;  // the filter's rate in bytes per second
+  std::printf("shaped link: %.2f MB/s (%.1f %% of 12.5 MB/s); loopback: %.1f MB/s\n",
+              shaped / 1e6, 100 * shaped / rate, loopback / 1e6);
+  EXPECT_NEAR(shaped, rate, 0.10 * rate);
+  EXPECT_GT(loopback, 10 * rate);
+}
+
+}  // namespace
+}  // namespace ipcbench
