@@ -25,8 +25,8 @@
 #include "bench/hgrm_files.h"
 #include "bench/options.h"
 #include "bench/peer.h"
-#include "bench/split.h"
 #include "bench/session.h"
+#include "bench/split.h"
 #include "bench/workloads.h"
 #include "harness/context.h"
 #include "harness/placement.h"
@@ -415,8 +415,8 @@ int main_impl(int argc, char** argv) {
   keep_heap_mapped();
   cleanup::install_signal_handlers();
   if (argc > 1 && std::strcmp(argv[1], "--peer") == 0) return run_peer_main(argc, argv);
-  if (argc > 1 && (std::strcmp(argv[1], "--serve") == 0 ||
-                   std::string_view(argv[1]).starts_with("--serve=")))
+  if (argc > 1 &&
+      (std::strcmp(argv[1], "--serve") == 0 || std::string_view(argv[1]).starts_with("--serve=")))
     return run_serve_main(argc, argv);
   for (int i = 1; i < argc; ++i)
     if (std::string_view a = argv[i]; a == "--help" || a.starts_with("--help=") || a == "-h") {

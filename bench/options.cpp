@@ -289,8 +289,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   if (!o.connect.empty()) {  // split mode: its transports and workloads only
     if (o.token_file.empty())
       throw UsageError("--connect needs --token-file=F (the token the server printed)");
-    if (o.floors)
-      throw UsageError("--floors measures this machine alone: not with --connect");
+    if (o.floors) throw UsageError("--floors measures this machine alone: not with --connect");
     const auto& names = split_transports();
     std::string known;
     for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;

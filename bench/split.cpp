@@ -101,8 +101,7 @@ std::string read_line(int fd, std::string& buffered, int timeout_ms) {
 bool same_token(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   unsigned char diff = 0;  // every byte looked at: the time says nothing of where they differ
-  for (std::size_t i = 0; i < a.size(); ++i)
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
 }
 
@@ -304,7 +303,8 @@ SplitClient::SplitClient(const std::string& host_port, const std::string& token)
 std::string SplitClient::request(const std::string& line) {
   write_line(fd_.get(), line);
   std::string reply = read_line(fd_.get(), buffered_, 70000);
-  if (reply.rfind("ERR ", 0) == 0) throw Failure("split server " + server_ + ": " + reply.substr(4));
+  if (reply.rfind("ERR ", 0) == 0)
+    throw Failure("split server " + server_ + ": " + reply.substr(4));
   return reply;
 }
 

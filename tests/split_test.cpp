@@ -33,7 +33,8 @@ using testing_support::Scratch;
 using testing_support::slurp;
 
 // A token file of the test's, 0600.
-fs::path token_file(const Scratch& s, const std::string& token = "0123456789abcdef0123456789abcdef") {
+fs::path token_file(const Scratch& s,
+                    const std::string& token = "0123456789abcdef0123456789abcdef") {
   const fs::path p = s.dir / "token";
   std::ofstream(p) << token << "\n";
   fs::permissions(p, fs::perms::owner_read | fs::perms::owner_write);
@@ -63,7 +64,8 @@ struct Server {
   Server(const std::string& where, const fs::path& token, const std::string& netns = "") {
     std::vector<std::string> argv;
     if (!netns.empty()) argv = {"/usr/sbin/ip", "netns", "exec", netns};
-    argv.insert(argv.end(), {IPCBENCH_BINARY, "--serve=" + where, "--token-file=" + token.string()});
+    argv.insert(argv.end(),
+                {IPCBENCH_BINARY, "--serve=" + where, "--token-file=" + token.string()});
     pid = testing_support::spawn_captured(argv, s);
     const std::string prefix = "ipcbench: serving on ";
     for (int i = 0; i < 500 && address.empty(); ++i) {
@@ -83,18 +85,18 @@ struct Server {
   std::string log() const { return slurp(s.dir / "stderr"); }
 };
 
-struct Run {
+struct Outcome {
   int status = -1;
   std::string out, err;
 };
 
-Run client(const Scratch& s, std::vector<std::string> args, const std::string& netns = "",
-           std::chrono::seconds limit = 240s) {
+Outcome client(const Scratch& s, std::vector<std::string> args, const std::string& netns = "",
+               std::chrono::seconds limit = 240s) {
   std::vector<std::string> argv;
   if (!netns.empty()) argv = {"/usr/sbin/ip", "netns", "exec", netns};
   argv.push_back(IPCBENCH_BINARY);
   argv.insert(argv.end(), args.begin(), args.end());
-  Run r;
+  Outcome r;
   const pid_t pid = testing_support::spawn_captured(argv, s);
   if (pid < 0) return r;
   r.status = wait_for(pid, limit);
@@ -111,14 +113,13 @@ class Raw {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     ::inet_pton(AF_INET, address.substr(0, address.find(':')).c_str(), &a.sin_addr);
-    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(address.find(':') + 1))));
+    a.sin_port =
+        htons(static_cast<std::uint16_t>(std::stoi(address.substr(address.find(':') + 1))));
     EXPECT_EQ(::connect(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     timeval tv{10, 0};
     ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
-  void send(const std::string& text) {
-    ::send(fd_.get(), text.data(), text.size(), MSG_NOSIGNAL);
-  }
+  void send(const std::string& text) { ::send(fd_.get(), text.data(), text.size(), MSG_NOSIGNAL); }
   // Everything the server sends until it closes the connection (or 10 s pass).
   std::string until_closed() {
     std::string all;
@@ -145,9 +146,9 @@ TEST(SplitMode, ARunAgainstALocalServerCarriesEveryByteAndSaysItCrossed) {
   Server server("127.0.0.1:0", token);
   ASSERT_FALSE(server.address.empty()) << server.log();
   const fs::path out = s.dir / "split.json";
-  Run r = client(s, {"--connect=" + server.address, "--token-file=" + token.string(),
-                     "--transports=tcp", "--sizes=64,64K", "--quick", "--verify",
-                     "--benchmark_out=" + out.string()});
+  Outcome r = client(
+      s, {"--connect=" + server.address, "--token-file=" + token.string(), "--transports=tcp",
+          "--sizes=64,64K", "--quick", "--verify", "--benchmark_out=" + out.string()});
   ASSERT_EQ(r.status, 0) << r.err << server.log();
   const auto j = nlohmann::json::parse(slurp(out));
   EXPECT_EQ(j["context"]["link"], "cross-host");
@@ -163,9 +164,9 @@ TEST(SplitMode, ARunAgainstALocalServerCarriesEveryByteAndSaysItCrossed) {
     EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
     EXPECT_NE(b["label"].get<std::string>().find("link=cross-host"), std::string::npos);
   }
-  for (const char* n : {"pingpong/tcp/64/link:cross-host", "pingpong/tcp/65536/link:cross-host",
-                        "throughput/tcp/64/link:cross-host",
-                        "throughput/tcp/65536/link:cross-host"}) {
+  for (const char* n :
+       {"pingpong/tcp/64/link:cross-host", "pingpong/tcp/65536/link:cross-host",
+        "throughput/tcp/64/link:cross-host", "throughput/tcp/65536/link:cross-host"}) {
     bool found = false;
     for (const auto& name : names) found |= name.rfind(n, 0) == 0;
     EXPECT_TRUE(found) << n;
@@ -203,8 +204,8 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
     EXPECT_EQ(r.until_closed().rfind("ERR ", 0), 0u) << bad;
   }
   Scratch c;
-  Run r = client(c, {"--connect=" + server.address, "--token-file=" + token.string(),
-                     "--transports=tcp", "--workloads=pingpong", "--sizes=64", "--quick"});
+  Outcome r = client(c, {"--connect=" + server.address, "--token-file=" + token.string(),
+                         "--transports=tcp", "--workloads=pingpong", "--sizes=64", "--quick"});
   EXPECT_EQ(r.status, 0) << r.err << server.log();
   EXPECT_NE(server.log().find("not authenticated"), std::string::npos) << server.log();
 }
@@ -226,8 +227,8 @@ TEST(SplitMode, AClientKilledMidCellTakesItsPeerAndTheNextIsServed) {
   wait_for(first, 10s);
   EXPECT_TRUE(testing_support::all_gone({peer})) << "the dead client's peer runs on";
   Scratch c;
-  Run r = client(c, {"--connect=" + server.address, "--token-file=" + token.string(),
-                     "--transports=tcp", "--workloads=pingpong", "--sizes=64", "--quick"});
+  Outcome r = client(c, {"--connect=" + server.address, "--token-file=" + token.string(),
+                         "--transports=tcp", "--workloads=pingpong", "--sizes=64", "--quick"});
   EXPECT_EQ(r.status, 0) << r.err << server.log();
 }
 
@@ -252,7 +253,7 @@ TEST(SplitMode, BadInputIsOneLineAndExit2) {
         {"--serve", "--token-file=" + open_token.string()},
         {"--serve", "--verify"}}) {
     Scratch c;
-    Run r = client(c, args);
+    Outcome r = client(c, args);
     std::string all;
     for (const auto& a : args) all += a + " ";
     EXPECT_EQ(r.status, 2) << all << r.err;
@@ -269,22 +270,21 @@ class Namespaces {
     server_ = "ipcbench-srv-" + id;
     client_ = "ipcbench-cli-" + id;
     const std::string a = "ibA" + id, b = "ibB" + id;  // interface names: 15 bytes at most
-    for (const std::string& step : {
-             "/usr/sbin/ip netns add " + server_,
-             "/usr/sbin/ip netns add " + client_,
-             "/usr/sbin/ip link add " + a + " type veth peer name " + b,
-             "/usr/sbin/ip link set " + a + " netns " + server_,
-             "/usr/sbin/ip link set " + b + " netns " + client_,
-             "/usr/sbin/ip -n " + server_ + " addr add 10.231.0.1/24 dev " + a,
-             "/usr/sbin/ip -n " + client_ + " addr add 10.231.0.2/24 dev " + b,
-             "/usr/sbin/ip -n " + server_ + " link set " + a + " up",
-             "/usr/sbin/ip -n " + client_ + " link set " + b + " up",
-             "/usr/sbin/ip -n " + server_ + " link set lo up",
-             "/usr/sbin/ip -n " + client_ + " link set lo up",
-             "/usr/sbin/tc -n " + server_ + " qdisc add dev " + a +
-                 " root tbf rate 100mbit burst 256kb latency 100ms",
-             "/usr/sbin/tc -n " + client_ + " qdisc add dev " + b +
-                 " root tbf rate 100mbit burst 256kb latency 100ms"}) {
+    for (const std::string& step :
+         {"/usr/sbin/ip netns add " + server_, "/usr/sbin/ip netns add " + client_,
+          "/usr/sbin/ip link add " + a + " type veth peer name " + b,
+          "/usr/sbin/ip link set " + a + " netns " + server_,
+          "/usr/sbin/ip link set " + b + " netns " + client_,
+          "/usr/sbin/ip -n " + server_ + " addr add 10.231.0.1/24 dev " + a,
+          "/usr/sbin/ip -n " + client_ + " addr add 10.231.0.2/24 dev " + b,
+          "/usr/sbin/ip -n " + server_ + " link set " + a + " up",
+          "/usr/sbin/ip -n " + client_ + " link set " + b + " up",
+          "/usr/sbin/ip -n " + server_ + " link set lo up",
+          "/usr/sbin/ip -n " + client_ + " link set lo up",
+          "/usr/sbin/tc -n " + server_ + " qdisc add dev " + a +
+              " root tbf rate 100mbit burst 256kb latency 100ms",
+          "/usr/sbin/tc -n " + client_ + " qdisc add dev " + b +
+              " root tbf rate 100mbit burst 256kb latency 100ms"}) {
       if (std::system((step + " 2>" + (scratch_.dir / "ip.err").string()).c_str()) != 0) {
         error_ = step + ": " + slurp(scratch_.dir / "ip.err");
         return;
@@ -321,23 +321,25 @@ TEST(SplitMode, AcrossTwoNamespacesTheShapedLinkShows) {
   Server server("10.231.0.1:7300", token, ns.server());
   ASSERT_EQ(server.address, "10.231.0.1:7300") << server.log();
   const fs::path split = s.dir / "split.json", loop = s.dir / "loopback.json";
-  Run r = client(s, {"--connect=" + server.address, "--token-file=" + token.string(),
-                     "--transports=tcp", "--workloads=throughput", "--sizes=64K",
-                     "--benchmark_min_time=2", "--benchmark_out=" + split.string()},
-                 ns.client());
+  Outcome r = client(s,
+                     {"--connect=" + server.address, "--token-file=" + token.string(),
+                      "--transports=tcp", "--workloads=throughput", "--sizes=64K",
+                      "--benchmark_min_time=2", "--benchmark_out=" + split.string()},
+                     ns.client());
   ASSERT_EQ(r.status, 0) << r.err << server.log();
   Scratch l;
-  Run lr = client(l, {"--transports=tcp", "--workloads=throughput", "--sizes=64K",
-                      "--benchmark_min_time=0.5", "--benchmark_out=" + loop.string()},
-                  ns.client());
+  Outcome lr = client(l,
+                      {"--transports=tcp", "--workloads=throughput", "--sizes=64K",
+                       "--benchmark_min_time=0.5", "--benchmark_out=" + loop.string()},
+                      ns.client());
   ASSERT_EQ(lr.status, 0) << lr.err;
-  const double shaped = bytes_per_second(nlohmann::json::parse(slurp(split)),
-                                         "throughput/tcp/65536/link:cross-host");
+  const double shaped =
+      bytes_per_second(nlohmann::json::parse(slurp(split)), "throughput/tcp/65536/link:cross-host");
   const double loopback =
       bytes_per_second(nlohmann::json::parse(slurp(loop)), "throughput/tcp/65536");
   const double rate = 100e6 / 8;  // the filter's rate in bytes per second
-  std::printf("shaped link: %.2f MB/s (%.1f %% of 12.5 MB/s); loopback: %.1f MB/s\n",
-              shaped / 1e6, 100 * shaped / rate, loopback / 1e6);
+  std::printf("shaped link: %.2f MB/s (%.1f %% of 12.5 MB/s); loopback: %.1f MB/s\n", shaped / 1e6,
+              100 * shaped / rate, loopback / 1e6);
   EXPECT_NEAR(shaped, rate, 0.10 * rate);
   EXPECT_GT(loopback, 10 * rate);
 }
