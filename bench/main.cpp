@@ -517,6 +517,8 @@ int main_impl(int argc, char** argv) {
     }
     if (!opts.bind_given) opts.bind = split->local_address();
     placement.peer_cpu = -1;
+    placement.note += std::string(placement.note.empty() ? "" : "; ") +
+                      "split mode: the peer runs on " + split->server() + ", not pinned";
   }
   if (!placement.note.empty()) std::fprintf(stderr, "ipcbench: note: %s\n", placement.note.c_str());
   pin_this_thread(placement.client_cpu);

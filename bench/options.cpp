@@ -153,6 +153,7 @@ std::vector<std::size_t> default_sizes(bool quick) {
 SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
   SuiteOptions o;
   bool sizes_given = false, workloads_given = false, transports_given = false;
+  bool all_given = false;
   bool clients_given = false, subscribers_given = false;
   bool arrivals_given = false, slo_given = false;
   for (const std::string& arg : args) {
@@ -169,6 +170,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       transports_given = true;
       for (auto name : split(value, ',')) {
         if (name == "all") {
+          all_given = true;
           for (const Transport* t : all_transports()) o.transports.push_back(t);
           continue;
         }
@@ -290,13 +292,26 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
     if (o.token_file.empty())
       throw UsageError("--connect needs --token-file=F (the token the server printed)");
     if (o.floors) throw UsageError("--floors measures this machine alone: not with --connect");
+    if (o.cell_timeout > std::chrono::seconds(600))
+      throw UsageError("--cell-timeout: at most 600 seconds with --connect (the server's limit)");
+    const std::string server_host = o.connect.substr(0, o.connect.rfind(':'));
+    if (o.bind_given && (o.bind == "0.0.0.0" ||
+                         (o.bind.rfind("127.", 0) == 0 && server_host.rfind("127.", 0) != 0)))
+      throw UsageError("--bind=" + o.bind +
+                       ": the far peer connects to it, so it must be this host's address on "
+                       "the way to the server");
     const auto& names = split_transports();
     std::string known;
     for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    auto runs_split = [&names](const Transport* t) {
+      return std::find(names.begin(), names.end(), t->info().name) != names.end();
+    };
     if (!transports_given)
       for (const auto& n : names) o.transports.push_back(find_transport(n));
+    if (all_given)  // "all": every transport split mode runs
+      std::erase_if(o.transports, [&](const Transport* t) { return !runs_split(t); });
     for (const Transport* t : o.transports)
-      if (std::find(names.begin(), names.end(), t->info().name) == names.end())
+      if (!runs_split(t))
         throw UsageError("--connect: " + t->info().name + " cannot run split (split mode runs " +
                          known + ")");
     if (!workloads_given) o.workloads = {Workload::kPingpong, Workload::kThroughput};
@@ -454,10 +469,13 @@ Split mode (the peers on another host; bench/split.h):
   ipcbench --serve[=IPV4:PORT] [--token-file=F]   on the far host: serves peers for
                        one client at a time until a signal; prints the address and,
                        without --token-file, a new token; default: 127.0.0.1:0
-  --connect=IPV4:PORT  run the matrix here against that server: tcp and zmq-tcp,
-                       pingpong and throughput; cells get /link:cross-host in their
-                       name; the links listen on this host's address on the control
-                       connection (--bind overrides it)
+  --connect=IPV4:PORT  run the matrix here against that server: tcp and zmq-tcp
+                       (where ZeroMQ is built; "all" means these), pingpong and
+                       throughput; cells get /link:cross-host in their name; the
+                       links listen on this host's address on the control connection
+                       (--bind overrides it); the far peer is not pinned;
+                       --cell-timeout at most 600; trusted networks only: the token
+                       and the traffic travel in clear text
   --token-file=F       the server's token, in a file only you can read (0600)
 
 Listing:

@@ -131,7 +131,7 @@ std::string PeerSession::explain(const std::string& what) {
   if (dog_.fired())
     out += "; watchdog: no progress within " +
            std::to_string((in_setup_ ? config_.setup_timeout : config_.timeout).count()) +
-           " ms, peer killed";
+           (config_.split ? " ms, link aborted" : " ms, peer killed");
   return out + ")";
 }
 

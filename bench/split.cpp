@@ -19,6 +19,7 @@
 #include <fstream>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include "base/cleanup.h"
 #include "base/error.h"
@@ -32,6 +33,10 @@ namespace ipcbench {
 namespace {
 
 using Failure = std::runtime_error;
+// The other side closed the control connection (or it broke): not answered with ERR.
+struct Closed : Failure {
+  using Failure::Failure;
+};
 constexpr const char* kHello = "HELLO ipcbench-split 1 ";
 constexpr std::size_t kMaxAddresses = 8, kMaxAddress = 256, kMaxPipeBytes = 4096;
 
@@ -93,9 +98,23 @@ std::string read_line(int fd, std::string& buffered, int timeout_ms) {
     char chunk[4096];
     const ssize_t n = ::read(fd, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Failure("the control connection closed");
+    if (n <= 0) throw Closed("the control connection closed");
     buffered.append(chunk, static_cast<std::size_t>(n));
   }
+}
+
+// A control connection whose other host vanished (no FIN, no RST) fails within about
+// 30 s instead of TCP's default two hours: keep-alive probes after 10 s idle, 5 s apart,
+// 3 unanswered ones end it; unacknowledged data ends it after 30 s.
+void watch_connection(int fd) {
+  int one = 1, idle = 10, interval = 5, count = 3;
+  unsigned timeout_ms = 30000;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof timeout_ms);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 bool same_token(const std::string& a, const std::string& b) {
@@ -138,7 +157,10 @@ struct PeerRequest {
   std::vector<UniqueFd> pipes;
 };
 
-PeerRequest parse_spawn(const std::string& text) {
+// Where each split transport's endpoint has its token pipe: {host, port, token pipe, …}.
+constexpr std::size_t kTokenPipe = 2;
+
+PeerRequest parse_spawn(const std::string& text, const std::string& client_ip) {
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Failure("SPAWN: not a JSON object");
   auto field = [&j](const char* name) -> const nlohmann::json& {
@@ -161,6 +183,10 @@ PeerRequest parse_spawn(const std::string& text) {
       throw Failure("SPAWN: an address is not a string of at most 256 bytes");
     r.args.addresses.push_back(a.get<std::string>());
   }
+  // The peer connects to the client that asked, nowhere else.
+  if (r.args.addresses.size() <= kTokenPipe || r.args.addresses[0] != client_ip)
+    throw Failure("SPAWN: the peer may connect only to the client's own address (" + client_ip +
+                  ")");
   const auto& max_size = field("max_size");
   const Transport* t = find_transport(r.args.transport);
   if (!max_size.is_number_unsigned() || max_size.get<std::uint64_t>() == 0 ||
@@ -176,7 +202,8 @@ PeerRequest parse_spawn(const std::string& text) {
     throw Failure("SPAWN: 'setup_timeout_ms' is not in 1..600000");
   r.args.setup_timeout = std::chrono::milliseconds(timeout.get<std::uint64_t>());
   const auto& pipes = field("pipes");
-  if (!pipes.is_object()) throw Failure("SPAWN: 'pipes' is not an object");
+  if (!pipes.is_object() || pipes.size() != 1 || !pipes.contains(std::to_string(kTokenPipe)))
+    throw Failure("SPAWN: 'pipes' is not one object member, the token pipe's (\"2\")");
   for (const auto& item : pipes.items()) {
     const std::string& index = item.key();
     const nlohmann::json& content = item.value();
@@ -201,7 +228,12 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
   sockaddr_in self{};
   socklen_t len = sizeof self;
   check_sys(::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len), "getsockname");
-  const std::string hello = read_line(fd, buffered, 10000);
+  sockaddr_in client{};
+  len = sizeof client;
+  check_sys(::getpeername(fd, reinterpret_cast<sockaddr*>(&client), &len), "getpeername");
+  char client_ip[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &client.sin_addr, client_ip, sizeof client_ip);
+  const std::string hello = read_line(fd, buffered, 3000);
   if (hello.rfind(kHello, 0) != 0 || !same_token(hello.substr(std::strlen(kHello)), token))
     throw Failure("not authenticated (HELLO ipcbench-split 1 <token> expected)");
   write_line(fd, "OK " + this_machine(self.sin_addr).dump());
@@ -210,12 +242,12 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
     std::string line;
     try {
       line = read_line(fd, buffered, -1);
-    } catch (const Failure&) {
+    } catch (const Closed&) {
       return;  // the client went away: its peer goes with `peer`
     }
     if (line.rfind("SPAWN ", 0) == 0) {
       if (peer.alive()) throw Failure("SPAWN: a peer of this client still runs");
-      PeerRequest r = parse_spawn(line.substr(6));
+      PeerRequest r = parse_spawn(line.substr(6), client_ip);
       std::vector<int> fds;
       for (const auto& p : r.pipes) fds.push_back(p.get());
       peer = ChildProcess::spawn({peer_command(r.args), fds, -1});
@@ -283,9 +315,7 @@ SplitClient::SplitClient(const std::string& host_port, const std::string& token)
   }
   const int flags = ::fcntl(fd_.get(), F_GETFL);
   ::fcntl(fd_.get(), F_SETFL, flags & ~O_NONBLOCK);
-  int one = 1;
-  ::setsockopt(fd_.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  watch_connection(fd_.get());
   sockaddr_in self{};
   socklen_t len = sizeof self;
   check_sys(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&self), &len), "getsockname");
@@ -301,10 +331,19 @@ SplitClient::SplitClient(const std::string& host_port, const std::string& token)
 }
 
 std::string SplitClient::request(const std::string& line) {
-  write_line(fd_.get(), line);
-  std::string reply = read_line(fd_.get(), buffered_, 70000);
-  if (reply.rfind("ERR ", 0) == 0)
+  if (!fd_.valid()) throw Failure("split server " + server_ + ": the control connection was lost");
+  std::string reply;
+  try {
+    write_line(fd_.get(), line);
+    reply = read_line(fd_.get(), buffered_, 70000);
+  } catch (const std::exception& e) {
+    fd_.reset();  // a late answer must never be taken for the next request's
+    throw Failure("split server " + server_ + ": " + e.what());
+  }
+  if (reply.rfind("ERR ", 0) == 0) {
+    fd_.reset();  // the server closes the connection after an ERR
     throw Failure("split server " + server_ + ": " + reply.substr(4));
+  }
   return reply;
 }
 
@@ -371,28 +410,41 @@ int serve_main(const std::string& where, const std::string& token_file) {
     socklen_t len = sizeof from;
     UniqueFd c(::accept4(listening.get(), reinterpret_cast<sockaddr*>(&from), &len, SOCK_CLOEXEC));
     if (!c.valid()) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      std::fprintf(stderr, "ipcbench: serve: accept: %s\n", std::strerror(errno));
-      return 1;
+      // A connection's own trouble (reset before accept, a network error) or a passing
+      // shortage of descriptors or memory: the server goes on (after a pause for the
+      // latter). Only a broken listening socket ends it.
+      const int e = errno;
+      if (e == EBADF || e == EINVAL || e == ENOTSOCK || e == EOPNOTSUPP || e == EFAULT) {
+        std::fprintf(stderr, "ipcbench: serve: accept: %s\n", std::strerror(e));
+        return 1;
+      }
+      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
     }
-    int one = 1;
-    ::setsockopt(c.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    ::setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    watch_connection(c.get());
     const std::string who = describe(from);
     std::string buffered;
     try {
       serve_client(c.get(), token, buffered);
       std::fprintf(stderr, "ipcbench: serve: %s: done\n", who.c_str());
+    } catch (const Closed& e) {
+      std::fprintf(stderr, "ipcbench: serve: %s: %s\n", who.c_str(), e.what());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ipcbench: serve: %s: %s\n", who.c_str(), e.what());
       try {
         write_line(c.get(), std::string("ERR ") + e.what());
         // Closed with unread input, the connection would be reset, and the client might
-        // lose the line: what it still sends is read and dropped first (1 s, 1 MiB).
+        // lose the line: what it still sends is read and dropped first, for 1 s at most
+        // in all (and 1 MiB at most).
         ::shutdown(c.get(), SHUT_WR);
         char sink[4096];
         std::size_t dropped = 0;
-        for (pollfd p{c.get(), POLLIN, 0}; dropped < (1u << 20) && ::poll(&p, 1, 1000) == 1;) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        for (pollfd p{c.get(), POLLIN, 0}; dropped < (1u << 20);) {
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+              until - std::chrono::steady_clock::now());
+          if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1) break;
           const ssize_t n = ::read(c.get(), sink, sizeof sink);
           if (n <= 0) break;
           dropped += static_cast<std::size_t>(n);

@@ -1,7 +1,7 @@
 // Split mode: the peer side of the network transports on another host.
 //
 //   ipcbench --serve[=ADDR:PORT] [--token-file=F]      on the far host (the server)
-//   ipcbench --connect=HOST:PORT --token-file=F …      on this host (the client: the matrix)
+//   ipcbench --connect=IPV4:PORT --token-file=F …      on this host (the client: the matrix)
 //
 // The client runs the matrix as usual; it listens for each cell's link on the address its
 // control connection to the server has, and asks the server to start the cell's peer
@@ -12,11 +12,14 @@
 //                                               server: SPAWNED
 //   client: ALIVE                               server: YES | NO
 //   client: FINISH <grace ms>                   server: ENDED <how the peer ended>
-// Any failure is answered "ERR <one line>" and the server closes that connection. The
-// server accepts nothing before the token, and builds the peer's command line itself from
-// the request's fields (a transport of kSplitTransports, addresses, sizes): a client
-// never names a program or an option. One client at a time; a client that goes away
-// (closed, killed) ends its peer, and the server waits for the next.
+// Any failure but a closed connection is answered "ERR <one line>", and the server then
+// closes that connection. The server accepts nothing before the token (the HELLO line
+// within 3 s), and builds the peer's command line itself from the request's fields (a
+// transport of split_transports(), addresses, sizes): a client never names a program
+// or an option, and the peer connects only to the client's own address. One client at
+// a time; a client that goes away ends its peer, and the server waits for the next:
+// closed or killed at once, a host that vanished within about 30 s (TCP keep-alive and
+// TCP_USER_TIMEOUT). The token and the traffic travel in clear text: trusted networks.
 //
 // A transport hands its peer secrets in inherited pipes (the token: PeerToken); "pipes"
 // carries their contents by address index, and the server puts them in pipes of its own

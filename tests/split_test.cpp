@@ -2,6 +2,8 @@
 // (ipcbench --connect) as separate processes. On loopback: a whole run, strangers and
 // hostile control input refused, a client killed mid-cell. Across two network namespaces
 // joined by a veth pair shaped to 100 Mbit/s (root only): the link's shape shows.
+#include "bench/split.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -21,6 +23,7 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "base/run_dir.h"
 #include "tests/test_support.h"
 #include "transports/registry.h"
 
@@ -194,6 +197,13 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
                     R"("max_size":64,"verify":false,"setup_timeout_ms":1000})"),
         std::string(R"(SPAWN {"transport":"tcp","addresses":["127.0.0.1","1","3"],)"
                     R"("pipes":{"7":"x"},"max_size":64,"verify":false,"setup_timeout_ms":1000})"),
+        // the server's own descriptor 0 as the token pipe
+        std::string(R"(SPAWN {"transport":"tcp","addresses":["127.0.0.1","1","0"],)"
+                    R"("pipes":{},"max_size":64,"verify":false,"setup_timeout_ms":1000})"),
+        // a peer sent to connect to a third host
+        std::string(R"(SPAWN {"transport":"tcp","addresses":["10.1.2.3","80","x"],)"
+                    R"("pipes":{"2":"GET / HTTP/1.0"},"max_size":64,"verify":false,)"
+                    R"("setup_timeout_ms":1000})"),
         std::string(R"(SPAWN {"transport":"tcp","addresses":["127.0.0.1","1"],"pipes":{},)"
                     R"("max_size":99999999999,"verify":false,"setup_timeout_ms":1000})"),
         std::string("FINISH -1"), std::string("RUN /bin/sh")}) {
@@ -203,11 +213,46 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
     r.send(bad + "\n");
     EXPECT_EQ(r.until_closed().rfind("ERR ", 0), 0u) << bad;
   }
+  Raw silent(server.address);  // connects and says nothing: dropped after 3 s
   Scratch c;
   Outcome r = client(c, {"--connect=" + server.address, "--token-file=" + token.string(),
                          "--transports=tcp", "--workloads=pingpong", "--sizes=64", "--quick"});
   EXPECT_EQ(r.status, 0) << r.err << server.log();
   EXPECT_NE(server.log().find("not authenticated"), std::string::npos) << server.log();
+  EXPECT_NE(server.log().find("no answer on the control connection in time"), std::string::npos)
+      << server.log();
+}
+
+// The server ends a client's peer when the control connection goes, even while the
+// peer's own link still stands (it would not end by itself).
+TEST(SplitMode, ClosingTheControlConnectionEndsItsPeerWhileTheLinkStands) {
+  Scratch s;
+  const fs::path token = token_file(s);
+  Server server("127.0.0.1:0", token);
+  ASSERT_FALSE(server.address.empty()) << server.log();
+  const Transport* t = find_transport("tcp");
+  ASSERT_NE(t, nullptr);
+  RunDir dir;
+  auto listener = t->listen(dir, 64, testing_support::settings());
+  std::unique_ptr<Channel> link;
+  pid_t peer = -1;
+  {
+    SplitClient control(server.address, kToken);
+    PeerArgs args;
+    args.transport = "tcp";
+    args.addresses = listener->endpoint().addresses;
+    args.max_size = 64;
+    control.spawn(args, listener->endpoint().inherit_fds);
+    link = listener->accept(
+        {std::chrono::steady_clock::now() + 20s, [&control] { return control.alive(); }});
+    std::byte ready[64];
+    EXPECT_GT(link->recv(ready), 0u);  // the peer's ready message: the link stands
+    std::set<pid_t> seen;
+    peer = testing_support::wait_for_peer(server.pid, seen);
+    ASSERT_GT(peer, 0);
+    EXPECT_TRUE(control.alive());
+  }  // the control connection closes here; `link` is still open
+  EXPECT_TRUE(testing_support::all_gone({peer})) << server.log();
 }
 
 TEST(SplitMode, AClientKilledMidCellTakesItsPeerAndTheNextIsServed) {
@@ -249,6 +294,9 @@ TEST(SplitMode, BadInputIsOneLineAndExit2) {
         {"--connect=localhost:1", "--token-file=" + token.string()},
         {"--token-file=" + token.string()},
         {connect, "--token-file=" + token.string()},  // nobody listens there
+        {connect, "--token-file=" + token.string(), "--cell-timeout=601"},
+        {"--connect=10.1.2.3:9", "--token-file=" + token.string(), "--bind=127.0.0.1"},
+        {connect, "--token-file=" + token.string(), "--bind=0.0.0.0"},
         {"--serve=127.0.0.1:99999"},
         {"--serve", "--token-file=" + open_token.string()},
         {"--serve", "--verify"}}) {
@@ -270,6 +318,7 @@ class Namespaces {
     server_ = "ipcbench-srv-" + id;
     client_ = "ipcbench-cli-" + id;
     const std::string a = "ibA" + id, b = "ibB" + id;  // interface names: 15 bytes at most
+    veth_ = a;
     for (const std::string& step :
          {"/usr/sbin/ip netns add " + server_, "/usr/sbin/ip netns add " + client_,
           "/usr/sbin/ip link add " + a + " type veth peer name " + b,
@@ -292,7 +341,9 @@ class Namespaces {
     }
   }
   ~Namespaces() {
-    // Deleting a namespace deletes its end of the veth pair, and with it the other end.
+    // Deleting a namespace deletes its end of the veth pair, and with it the other end;
+    // a pair whose ends never reached the namespaces is deleted by name.
+    std::system(("/usr/sbin/ip link del " + veth_ + " 2>/dev/null").c_str());
     std::system(("/usr/sbin/ip netns del " + server_ + " 2>/dev/null").c_str());
     std::system(("/usr/sbin/ip netns del " + client_ + " 2>/dev/null").c_str());
   }
@@ -302,7 +353,7 @@ class Namespaces {
 
  private:
   Scratch scratch_;
-  std::string server_, client_, error_;
+  std::string server_, client_, error_, veth_;
 };
 
 double bytes_per_second(const nlohmann::json& j, const std::string& prefix) {
