@@ -414,7 +414,9 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
                  .late_note = {}});
   const bool ended = cell.stop(false);
   const CpuUse server_after = cpu_use_self();
-  if (st.failed()) throw ProtocolError(st.error());
+  // The server may have noticed a client's death first (its link closed): the row says
+  // how the client ended too, as when the control links noticed it.
+  if (st.failed()) throw ProtocolError(st.error() + dead_parties(cell.children, "client"));
   // Every client has stopped; a server thread still waiting then has lost a stop message.
   if (!ended)
     throw ProtocolError(

@@ -73,22 +73,6 @@ void check_party_message(const std::vector<std::byte>& buf, std::size_t n, Party
     throw ProtocolError(who + ": unexpected control message");
 }
 
-// The peers that have died on their own ("; client 2 killed by signal 9"), after giving a
-// killed one up to 2 s to go (its link closes before it can be reaped; 300 ms was too short
-// for a killed client under TSan on a busy 2-CPU machine); "" when none has.
-std::string dead_parties(std::vector<ChildProcess>& children, const std::string& role) {
-  std::string out;
-  auto until = Clock::now() + std::chrono::seconds(2);
-  do {
-    for (std::size_t i = 0; i < children.size(); ++i)
-      if (!children[i].alive())
-        out += "; " + role + " " + std::to_string(i) + " " + children[i].finish({});
-    if (!out.empty()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  } while (Clock::now() < until);
-  return out;
-}
-
 }  // namespace
 
 std::size_t party_expect(int fd, std::vector<std::byte>& buf, PartyKind want,
@@ -103,6 +87,19 @@ std::size_t party_expect(int fd, std::vector<std::byte>& buf, PartyKind want,
   }
   check_party_message(buf, n, want, who, child);
   return n;
+}
+
+std::string dead_parties(std::vector<ChildProcess>& children, const std::string& role) {
+  std::string out;
+  auto until = Clock::now() + std::chrono::seconds(2);
+  do {
+    for (std::size_t i = 0; i < children.size(); ++i)
+      if (!children[i].alive())
+        out += "; " + role + " " + std::to_string(i) + " " + children[i].finish({});
+    if (!out.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (Clock::now() < until);
+  return out;
 }
 
 std::vector<PartyResult> collect_party_results(std::vector<UniqueFd>& control,

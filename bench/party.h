@@ -85,6 +85,11 @@ std::size_t party_expect(int fd, std::vector<std::byte>& buf, PartyKind want,
                          const std::string& who, std::chrono::steady_clock::time_point deadline,
                          ChildProcess& child);
 
+// The peers that have died on their own ("; client 2 killed by signal 9"), after giving a
+// killed one up to 2 s to go (its link closes before it can be reaped; 300 ms was too short
+// for a killed client under TSan on a busy 2-CPU machine); "" when none has.
+std::string dead_parties(std::vector<ChildProcess>& children, const std::string& role);
+
 // How collect_party_results watches a cell while its peers finish.
 struct PartyWatch {
   std::string role;  // "client", "subscriber": names peer i in errors
