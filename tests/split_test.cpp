@@ -44,20 +44,7 @@ fs::path token_file(const Scratch& s,
   return p;
 }
 
-int wait_for(pid_t pid, std::chrono::seconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid)
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (std::chrono::steady_clock::now() > until) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-}
+using testing_support::wait_exit_within;
 
 // A server of the test's (in `netns` when given), stopped at the end of the test.
 struct Server {
@@ -82,7 +69,7 @@ struct Server {
   ~Server() {
     if (pid > 0) {
       ::kill(pid, SIGTERM);
-      wait_for(pid, 10s);
+      wait_exit_within(pid, 10s);
     }
   }
   std::string log() const { return slurp(s.dir / "stderr"); }
@@ -102,7 +89,7 @@ Outcome client(const Scratch& s, std::vector<std::string> args, const std::strin
   Outcome r;
   const pid_t pid = testing_support::spawn_captured(argv, s);
   if (pid < 0) return r;
-  r.status = wait_for(pid, limit);
+  r.status = wait_exit_within(pid, limit);
   r.out = slurp(s.dir / "stdout");
   r.err = slurp(s.dir / "stderr");
   return r;
@@ -269,7 +256,7 @@ TEST(SplitMode, AClientKilledMidCellTakesItsPeerAndTheNextIsServed) {
   ASSERT_GT(peer, 0) << "the server started no peer";
   std::this_thread::sleep_for(300ms);
   ::kill(first, SIGKILL);
-  wait_for(first, 10s);
+  wait_exit_within(first, 10s);
   EXPECT_TRUE(testing_support::all_gone({peer})) << "the dead client's peer runs on";
   Scratch c;
   Outcome r = client(c, {"--connect=" + server.address, "--token-file=" + token.string(),

@@ -97,6 +97,21 @@ nlohmann::json results(const Scratch& s) {
   return nlohmann::json::parse(f);
 }
 
+int wait_exit_within(pid_t pid, std::chrono::seconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (std::chrono::steady_clock::now() > until) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
 int wait_exit(pid_t pid) {
   int st = 0;
   if (::waitpid(pid, &st, 0) != pid) return -1;

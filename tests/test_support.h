@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -45,6 +46,9 @@ nlohmann::json results(const Scratch& s);
 
 // Waits for pid; its exit status, or 128 + signal.
 int wait_exit(pid_t pid);
+// Waits up to `limit` for pid, then SIGKILLs and reaps it (a hang fails the test instead
+// of never ending): its exit status, 128 + signal, or -1 when it had to be killed.
+int wait_exit_within(pid_t pid, std::chrono::seconds limit);
 
 // Live children of `parent` whose command line has `needle`.
 std::set<pid_t> children_of(pid_t parent, const std::string& needle);

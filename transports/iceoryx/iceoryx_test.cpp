@@ -170,23 +170,6 @@ TEST(IceoryxDeadlockScenario, KillPeersAsTheirLinksEnd) {
   }
 }
 
-// The scenario's process, waited for 60 s at most (then killed: a hang is a failure, not
-// a test that never ends). Its exit status, 128 + signal, or -1 when it had to be killed.
-int finish_within(pid_t pid, std::chrono::seconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid)
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (std::chrono::steady_clock::now() > until) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-}
-
 TEST(IceoryxDeadlock, AKilledPeerNeverHangsTheProcess) {
   for (const char* mode : {"link", "exit"}) {
     SCOPED_TRACE(mode);
@@ -196,7 +179,8 @@ TEST(IceoryxDeadlock, AKilledPeerNeverHangsTheProcess) {
         {"/proc/self/exe", "--gtest_filter=IceoryxDeadlockScenario.*"}, s);
     ::unsetenv("IPCBENCH_ICEORYX_DEADLOCK_SCENARIO");
     ASSERT_GT(run, 0);
-    const int status = finish_within(run, 60s);
+    // Waited for 60 s at most: a hang fails the test instead of never ending.
+    const int status = testing_support::wait_exit_within(run, 60s);
     const std::string text =
         testing_support::slurp(s.dir / "stdout") + testing_support::slurp(s.dir / "stderr");
     const bool deadlocked = text.find("RouDi deadlocked") != std::string::npos;
