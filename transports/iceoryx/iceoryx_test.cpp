@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -20,9 +21,11 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "base/ipc_name.h"
 #include "base/process.h"
 #include "base/run_dir.h"
 #include "bench/peer.h"
+#include "harness/sweep.h"
 #include "tests/test_support.h"
 #include "transports/registry.h"
 
@@ -121,8 +124,18 @@ TEST_P(IceoryxRunnerEnd, TakesRoudiWithIt) {
   EXPECT_TRUE(testing_support::all_gone(peers));
   if (GetParam() != SIGKILL) {
     EXPECT_FALSE(fs::exists("/dev/shm/iceoryx_mgmt")) << "RouDi did not clean up";
-    EXPECT_TRUE(testing_support::leftovers(s, run).empty());
+  } else {
+    // Nothing in a SIGKILLed runner cleans up: its and its peer's iceoryx runtime files
+    // (named by their stamps) and its run directory are left to the next run's sweep,
+    // which runs here, over the places this run used.
+    sweep_stale_objects({(s.dir / "tmp").string(), "/tmp"}, "/dev/shm", "/tmp");
+    for (pid_t peer : peers) {
+      const auto left = testing_support::leftovers(s, peer);
+      EXPECT_TRUE(left.empty()) << left.front();
+    }
   }
+  const auto left = testing_support::leftovers(s, run);
+  EXPECT_TRUE(left.empty()) << left.front();
 }
 
 // iceoryx 2.0 deadlocks RouDi when a process is killed while it holds a lock in RouDi's
@@ -144,6 +157,15 @@ TEST(IceoryxDeadlockScenario, KillPeersAsTheirLinksEnd) {
   const bool at_exit = std::string(mode) == "exit";
   const Transport* t = find_transport("iceoryx-waitset");
   ASSERT_NE(t, nullptr);
+  // The killed peers' runtime files (/tmp/<stamp>, iceoryx's) go with their links, and
+  // the links are never ended here: the scenario removes them itself as it ends.
+  std::vector<std::string> peer_files;
+  struct RemoveAtEnd {
+    std::vector<std::string>& files;
+    ~RemoveAtEnd() {
+      for (const auto& f : files) ::unlink(f.c_str());
+    }
+  } remove_at_end{peer_files};
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
     RunDir dir;
     try {
@@ -152,6 +174,11 @@ TEST(IceoryxDeadlockScenario, KillPeersAsTheirLinksEnd) {
                     IPCBENCH_BINARY};
       ChildProcess peer =
           ChildProcess::spawn({peer_command(args), listener->endpoint().inherit_fds, -1});
+      if (auto st = RunStamp::of(peer.pid())) {
+        peer_files.push_back("/tmp/" + st->text());
+        peer_files.push_back("/tmp/" + st->text() + ".lock");
+      }
+      std::printf("scenario: peer %d\n", static_cast<int>(peer.pid()));
       auto ch =
           listener->accept({std::chrono::steady_clock::now() + 20s, [&] { return peer.alive(); }});
       peer.kill_now();  // at once: it may still be in the publish of its hello
@@ -194,6 +221,16 @@ TEST(IceoryxDeadlock, AKilledPeerNeverHangsTheProcess) {
                 deadlocked ? "RouDi deadlocked" : "no deadlock provoked this time",
                 status == 0 ? "exit 0" : "SIGHUP");
     EXPECT_TRUE(testing_support::leftovers(s, run).empty());
+    // Nor the killed peers' (iceoryx's runtime files, named by their stamps).
+    int peers = 0;
+    for (std::size_t at = 0; (at = text.find("scenario: peer ", at)) != std::string::npos;
+         ++peers) {
+      at += std::strlen("scenario: peer ");
+      const pid_t peer = std::atoi(text.c_str() + at);
+      const auto left = testing_support::leftovers(s, peer);
+      EXPECT_TRUE(left.empty()) << left.front();
+    }
+    EXPECT_GT(peers, 0) << text;
     for (const char* name : {"/tmp/roudi", "/tmp/roudi.lock", "/dev/shm/iceoryx_mgmt"})
       EXPECT_FALSE(fs::exists(name)) << "RouDi left " << name;
     if (const group* g = ::getgrgid(::getegid())) {

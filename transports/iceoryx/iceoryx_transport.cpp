@@ -488,7 +488,13 @@ class IoxChannel final : public Channel {
       : ports_(std::move(ports)), spin_(spin), top_(top), partner_(partner) {
     if (partner_pid > 0) {
       pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, partner_pid, 0)));
-      if (auto st = RunStamp::of(partner_pid)) partner_runtime_ = "/tmp/" + st->text();
+      if (auto st = RunStamp::of(partner_pid)) {
+        partner_runtime_ = "/tmp/" + st->text();
+        // The peer is killed on any exit by signal (cleanup's pid table): its files go
+        // then too, also when this process ends without this destructor (a SIGHUP end).
+        runtime_slots_[0] = cleanup::add_path(partner_runtime_.c_str());
+        runtime_slots_[1] = cleanup::add_path((partner_runtime_ + ".lock").c_str());
+      }
     }
   }
   ~IoxChannel() override {
@@ -509,6 +515,7 @@ class IoxChannel final : public Channel {
       auto r = ports_->pub.loan(0, kAlignment);
       if (!r.has_error()) publish(ports_->pub, r.value());
     }
+    for (int slot : runtime_slots_) cleanup::forget_path(slot);
   }
 
   void send(std::span<const std::byte> msg) override {
@@ -618,7 +625,8 @@ class IoxChannel final : public Channel {
   std::size_t top_;
   std::uint64_t partner_;
   UniqueFd pidfd_;  // the partner's process (the benchmark side knows it from the hello)
-  std::string partner_runtime_;  // /tmp/<its stamp>: iceoryx's files for its runtime
+  std::string partner_runtime_;      // /tmp/<its stamp>: iceoryx's files for its runtime
+  int runtime_slots_[2] = {-1, -1};  // cleanup's entries for them
   std::chrono::steady_clock::time_point last_look_{};
   void* loaned_ = nullptr;
   const void* held_ = nullptr;
