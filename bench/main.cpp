@@ -192,7 +192,8 @@ class Runner {
   void set_many_window(std::chrono::nanoseconds w) { many_window_ = w; }
   void set_split(SplitClient* split) { split_ = split; }
 
-  std::size_t failed_cells() const { return failed_.size(); }
+  // cell name -> its first error, for every cell that failed.
+  const std::map<std::string, std::string>& failures() const { return failed_; }
   // Ends the live peer session, if any (its peer may be busy-polling a CPU).
   void end_session() { session_.reset(); }
 
@@ -709,7 +710,7 @@ int main_impl(int argc, char** argv) {
   FiniteJsonReporter json_reporter;
   const std::size_t cells =
       benchmark::RunSpecifiedBenchmarks(&display, json_file ? &json_reporter : nullptr);
-  std::size_t failed = runner.failed_cells() + failed_floors();
+  std::size_t failed = runner.failures().size() + failed_floors();
   benchmark::Shutdown();
   if (cells == 0) {
     std::fprintf(stderr, "ipcbench: %s\n",
@@ -725,6 +726,9 @@ int main_impl(int argc, char** argv) {
     return 128 + sig;
   }
   if (failed > 0) {
+    // Each failed cell's error once more at the end, where a CI log's tail shows it.
+    for (const auto& [name, why] : runner.failures())
+      std::fprintf(stderr, "ipcbench: %s: %s\n", name.c_str(), why.c_str());
     std::fprintf(stderr, "ipcbench: %zu cell(s) failed; see error_message in the results\n",
                  failed);
     return 1;

@@ -45,8 +45,8 @@ failure_digest() {  # failure_digest BUILD_DIR
   local log=$1/Testing/Temporary/LastTest.log
   [ -f "$log" ] || return 0
   echo "== failed assertions in $1 (from $log)"
-  # Each failure's location and the five lines after it, each cut to 240 characters.
-  awk '/: Failure$/ { n = 6 } n > 0 { print substr($0, 1, 240); n-- }' "$log" | head -n 48 || true
+  # Each failure's location and the nine lines after it, each cut to 240 characters.
+  awk '/: Failure$/ { n = 10 } n > 0 { print substr($0, 1, 240); n-- }' "$log" | head -n 80 || true
 }
 
 # The AMQP transports are tested against a real broker: a private node started here

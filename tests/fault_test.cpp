@@ -101,6 +101,15 @@ class Fault : public ::testing::TestWithParam<Case> {
     bool named = false;
     for (const char* word : expect_in_error) named |= msg.find(word) != std::string::npos;
     EXPECT_TRUE(named) << msg;
+    // The run's stderr ends with the failed cell (its name, as the results' name begins)
+    // and its error, for a CI log's tail.
+    const std::string err = slurp(s.dir / "stderr");
+    const std::size_t at = err.find(": " + msg + "\nipcbench: 1 cell(s) failed");
+    ASSERT_NE(at, std::string::npos) << err;
+    const std::size_t from = err.rfind("ipcbench: ", at);
+    ASSERT_NE(from, std::string::npos) << err;
+    EXPECT_TRUE(b[0].value("name", "").starts_with(err.substr(from + 10, at - from - 10) + "/"))
+        << err;
     EXPECT_FALSE(b[1].value("error_occurred", false)) << b[1].value("error_message", "");
     EXPECT_TRUE(all_gone(seen)) << "a peer process outlived the run";
     EXPECT_TRUE(leftovers(s, run).empty()) << leftovers(s, run).front();
