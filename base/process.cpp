@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -174,6 +176,49 @@ std::string ChildProcess::finish(std::chrono::milliseconds grace) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (!exited_) kill_now();
   return describe_wait_status(status_);
+}
+
+}  // namespace ipcbench
+
+namespace ipcbench {
+namespace {
+
+// The state letter of a /proc/.../stat file ('R', 'S', 'T', …), or 0 when it is gone.
+char state_in(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return 0;
+  char buf[512];
+  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');  // the command name may hold anything
+  return close && close[1] == ' ' ? close[2] : 0;
+}
+
+// Whether every thread of pid is stopped (or exiting), or the process is gone.
+bool all_stopped(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(dir, ec)) {
+    const char st = state_in(task.path().string() + "/stat");
+    if (st != 0 && st != 'T' && st != 't' && st != 'Z' && st != 'X') return false;
+  }
+  return true;  // also when the directory is gone
+}
+
+}  // namespace
+
+StoppedProcess::StoppedProcess(pid_t pid) : pid_(pid) {
+  if (pid_ <= 0 || ::kill(pid_, SIGSTOP) != 0) {
+    pid_ = -1;
+    return;
+  }
+  for (int i = 0; i < 1000 && !all_stopped(pid_); ++i)
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+}
+
+StoppedProcess::~StoppedProcess() {
+  if (pid_ > 0) ::kill(pid_, SIGCONT);
 }
 
 }  // namespace ipcbench

@@ -56,4 +56,19 @@ class ChildProcess {
 
 std::string describe_wait_status(int status);
 
+// Stops a process (SIGSTOP) for the lifetime of this object and continues it (SIGCONT)
+// at its end: while it lives, the process takes no CPU (a busy-polling peer leaves its CPU
+// to a probe). The constructor waits up to 100 ms until the kernel shows the process
+// stopped (or gone); a pid <= 0 is left alone.
+class StoppedProcess {
+ public:
+  explicit StoppedProcess(pid_t pid);
+  ~StoppedProcess();
+  StoppedProcess(const StoppedProcess&) = delete;
+  StoppedProcess& operator=(const StoppedProcess&) = delete;
+
+ private:
+  pid_t pid_;
+};
+
 }  // namespace ipcbench

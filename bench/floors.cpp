@@ -52,8 +52,9 @@ class Partner {
  public:
   using Clock = std::chrono::steady_clock;
   template <class Body>
-  Partner(int cpu, std::chrono::milliseconds stall_timeout, Body body)
-      : stall_timeout_(stall_timeout) {
+  Partner(int cpu, std::chrono::milliseconds stall_timeout, Body body,
+          std::size_t ring_bytes = kStreamRing)
+      : stall_timeout_(stall_timeout), pages_(kPage + ring_bytes) {
     s_ = new (pages_.base) Shared{};
     ring_ = static_cast<std::byte*>(pages_.base) + kPage;
     child_ = ChildProcess::fork_run(cpu, [&] { body(*s_, ring_); });
@@ -107,16 +108,17 @@ class Partner {
   }
   static constexpr std::size_t kPage = 4096;
   static_assert(sizeof(Shared) <= kPage);
-  static constexpr std::size_t kBytes = kPage + kStreamRing;
-  // The shared page and the stream ring, mapped before the fork: both processes use them.
+  // The shared page and the ring after it, mapped before the fork: both processes use them.
   struct Pages {
-    Pages()
-        : base(::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)) {
+    explicit Pages(std::size_t bytes)
+        : bytes(bytes),
+          base(::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)) {
       if (base == MAP_FAILED) throw SysError("mmap (floor)", errno);
     }
-    ~Pages() { ::munmap(base, kBytes); }
+    ~Pages() { ::munmap(base, bytes); }
     Pages(const Pages&) = delete;
     Pages& operator=(const Pages&) = delete;
+    std::size_t bytes;
     void* base;
   };
   std::chrono::milliseconds stall_timeout_;
@@ -292,6 +294,127 @@ void encoding_floor(benchmark::State& state, EncodingRoundTrip round_trip, std::
   state.counters["msg_bytes"] = static_cast<double>(size);
 }
 
+// --- the floor beside each cell ----------------------------------------------------
+
+// A probe runs its hand-offs for this long (at least kProbeMinLaps round trips, or
+// kProbeMinSlots slots of the copying channel), after a warm-up.
+constexpr auto kProbeBudget = std::chrono::milliseconds(2);
+constexpr int kProbeWarmLaps = 50;
+constexpr int kProbeMinLaps = 100;
+constexpr std::uint64_t kProbeMinSlots = 8;
+
+// p50 ns of a round trip handed off as round_trip_floor does (pair: out through `ball`,
+// back through `back`, spinning; otherwise both ways through `ball`, sleeping on futexes).
+double rtt_probe(const Placement& pl, std::chrono::milliseconds stall_timeout, bool pair) {
+  const bool sleep = !pair;
+  Partner partner(
+      pl.peer_cpu, stall_timeout,
+      [sleep, pair](Shared& s, std::byte*) {
+        std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
+        for (std::uint32_t v = 1; !s.quit.load(); v += 2) {
+          await(s.ball, s.quit, v, sleep, nullptr);
+          serve(back, v + 1, sleep);
+        }
+      },
+      0);
+  Shared& s = partner.shared();
+  std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
+  const std::atomic<std::uint32_t> never{0};
+  std::uint32_t v = 1;
+  for (int i = 0; i < kProbeWarmLaps; ++i, v += 2) {
+    serve(s.ball, v, sleep);
+    await(back, never, v + 1, sleep, &partner);
+  }
+  RttClock clock;
+  serve(s.ball, v, sleep);
+  clock.start();
+  const auto until = Partner::Clock::now() + kProbeBudget;
+  for (int laps = 1;; ++laps) {
+    await(back, never, v + 1, sleep, &partner);
+    v += 2;
+    serve(s.ball, v, sleep);
+    clock.lap();
+    if (laps >= kProbeMinLaps && Partner::Clock::now() >= until) break;
+  }
+  await(back, never, v + 1, sleep, &partner);
+  partner.finish();
+  return static_cast<double>(clock.histogram().percentile(50));
+}
+
+// Bytes per second through a copying channel of two shared slots, each of one message
+// or of 64 KiB when messages are smaller: this process copies messages of the cell's size
+// into the free slot, one memcpy per message (a message that straddles a slot's end goes
+// in two pieces), and hands the slot over when it is full; the partner copies each
+// message out the same way and frees the slot. A copying transport pays at least those
+// two copies per message; the hand-off is paid once per slot. Spins on the slots' words,
+// or sleeps on them (futexes) where spinning is refused.
+double copy_probe(const Placement& pl, std::chrono::milliseconds stall_timeout, std::size_t size,
+                  bool sleep) {
+  size = std::max<std::size_t>(size, 1);
+  const std::size_t slot_bytes = std::max(kStreamPiece, (size + 63) / 64 * 64);
+  // The pieces of one slot's bytes, from stream position pos (a multiple of the slot):
+  // copy(offset in the slot, offset in the message, bytes) per piece.
+  auto pieces = [size, slot_bytes](std::uint64_t pos, auto copy) {
+    for (std::size_t at = 0; at < slot_bytes;) {
+      const std::size_t in_msg = (pos + at) % size;
+      const std::size_t n = std::min(size - in_msg, slot_bytes - at);
+      copy(at, in_msg, n);
+      at += n;
+    }
+  };
+  AlignedBuffer src(size), dst(size);  // dst: the partner's (its own copy after the fork)
+  std::memset(src.data(), 0x5a, size);
+  // Slot 0 is full while `ball` is 1, slot 1 while `back` is; 0 is empty.
+  Partner partner(
+      pl.peer_cpu, stall_timeout,
+      [sleep, pieces, slot_bytes, out = dst.data()](Shared& s, std::byte* ring) {
+        for (std::uint64_t n = 0; !s.quit.load(std::memory_order_relaxed); ++n) {
+          std::atomic<std::uint32_t>& full = (n & 1) ? s.back : s.ball;
+          await(full, s.quit, 1, sleep, nullptr);
+          if (s.quit.load(std::memory_order_relaxed)) break;
+          const std::byte* slot = ring + (n & 1) * slot_bytes;
+          pieces(n * slot_bytes, [&](std::size_t at, std::size_t in_msg, std::size_t len) {
+            std::memcpy(out + in_msg, slot + at, len);
+          });
+          serve(full, 0, sleep);
+        }
+      },
+      2 * slot_bytes);
+  Shared& s = partner.shared();
+  std::byte* ring = partner.ring();
+  const std::atomic<std::uint32_t> never{0};
+  std::uint64_t n = 0;  // slots handed over
+  auto put = [&] {
+    std::atomic<std::uint32_t>& full = (n & 1) ? s.back : s.ball;
+    await(full, never, 0, sleep, &partner);
+    std::byte* slot = ring + (n & 1) * slot_bytes;
+    pieces(n * slot_bytes, [&](std::size_t at, std::size_t in_msg, std::size_t len) {
+      std::memcpy(slot + at, src.data() + in_msg, len);
+    });
+    serve(full, 1, sleep);
+    ++n;
+  };
+  auto drained = [&] {
+    await(s.ball, never, 0, sleep, &partner);
+    await(s.back, never, 0, sleep, &partner);
+  };
+  for (int i = 0; i < 4; ++i) put();  // both slots' pages touched on both sides
+  drained();
+  const auto t0 = Partner::Clock::now();
+  const std::uint64_t first = n;
+  while (n - first < kProbeMinSlots || Partner::Clock::now() - t0 < kProbeBudget) put();
+  drained();
+  const double seconds = std::chrono::duration<double>(Partner::Clock::now() - t0).count();
+  // The partner may sleep on either word: quit, then change both and wake both.
+  s.quit.store(1);
+  for (std::atomic<std::uint32_t>* w : {&s.ball, &s.back}) {
+    w->fetch_add(2, std::memory_order_release);
+    futex_wake(*w);
+  }
+  partner.finish();
+  return static_cast<double>(n - first) * static_cast<double>(slot_bytes) / seconds;
+}
+
 // Floors that failed (their partner died or stalled, the run was interrupted), by name.
 std::set<std::string>& failed() {
   static std::set<std::string> names;
@@ -318,6 +441,62 @@ benchmark::internal::Benchmark* add_floor(const std::string& name,
 }  // namespace
 
 std::size_t failed_floors() { return failed().size(); }
+
+CellFloor cell_floor_for(const std::string& workload, const std::string& wait,
+                         const Placement& pl) {
+  if (workload == "throughput") return CellFloor::kCopyStream;
+  return wait != "blocking" && pl.spinning_refused().empty() ? CellFloor::kPairRtt
+                                                             : CellFloor::kFutexRtt;
+}
+
+const char* cell_floor_name(CellFloor k) {
+  switch (k) {
+    case CellFloor::kPairRtt:
+      return "pair_rtt";
+    case CellFloor::kFutexRtt:
+      return "futex_rtt";
+    case CellFloor::kCopyStream:
+      return "copy_stream";
+  }
+  return "";
+}
+
+double probe_cell_floor(CellFloor k, const Placement& pl, std::size_t size,
+                        std::chrono::milliseconds stall_timeout) {
+  switch (k) {
+    case CellFloor::kPairRtt:
+      return rtt_probe(pl, stall_timeout, true);
+    case CellFloor::kFutexRtt:
+      return rtt_probe(pl, stall_timeout, false);
+    case CellFloor::kCopyStream:
+      return copy_probe(pl, stall_timeout, size, !pl.spinning_refused().empty());
+  }
+  return 0;
+}
+
+double floor_change(double before, double after) {
+  const double lo = std::min(before, after), hi = std::max(before, after);
+  return lo > 0 ? hi / lo - 1 : 0;
+}
+
+bool host_changed(double before, double after) {
+  return floor_change(before, after) > kHostChangeMargin;
+}
+
+void record_cell_floor(benchmark::State& state, CellFloor k, double before, double after,
+                       double figure) {
+  const double floor = (before + after) / 2;
+  state.counters["floor_before"] = before;
+  state.counters["floor_after"] = after;
+  state.counters["floor"] = floor;
+  // Cost ÷ floor cost, as every "× floor" of the report: a round trip's time ÷ the
+  // probe's; for a stream, the probe's bytes/s ÷ the cell's (its time per byte ÷ the
+  // probe's). 1 is the floor itself; larger is further from it.
+  if (figure > 0 && floor > 0)
+    state.counters["floor_ratio"] = k == CellFloor::kCopyStream ? floor / figure : figure / floor;
+  state.counters["floor_change"] = floor_change(before, after);
+  state.counters["host_changed"] = host_changed(before, after) ? 1 : 0;
+}
 
 void register_floors(const Placement& pl, const std::vector<std::size_t>& sizes,
                      std::chrono::milliseconds limit, std::function<void()> quiet) {

@@ -25,9 +25,12 @@
 // next hand-off is in flight), so a cell and its floor are measured the same way.
 #pragma once
 
+#include <benchmark/benchmark.h>
+
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "harness/placement.h"
@@ -43,5 +46,37 @@ void register_floors(const Placement& placement, const std::vector<std::size_t>&
 
 // How many floors failed in this run (each is an error row in the results).
 std::size_t failed_floors();
+
+// The floor beside every ping-pong and throughput cell: a probe of a few milliseconds,
+// pinned like the cell, run just before and just after each repetition, while the cell's
+// peer is stopped (so a busy-polling peer leaves the probe its CPU):
+//   pair_rtt     spinning round trip, out through one cache line and back through
+//                another (floor/cacheline_pair_rtt's hand-off): p50 ns. Ping-pong cells
+//                of transports that spin (wait=spin or spin-then-futex).
+//   futex_rtt    the same round trip, each side sleeping on a futex (floor/futex_rtt's):
+//                p50 ns. Ping-pong cells that block, and every ping-pong cell where two
+//                spinning sides would share a CPU.
+//   copy_stream  a copying channel of two shared slots (one message each, or 64 KiB of
+//                smaller messages): the writer copies messages of the cell's size into
+//                the free slot (one memcpy each) and hands it over when full, the reader
+//                (the other CPU) copies each message out and frees the slot: bytes/s.
+//                Throughput cells.
+enum class CellFloor { kPairRtt, kFutexRtt, kCopyStream };
+CellFloor cell_floor_for(const std::string& workload, const std::string& wait, const Placement& pl);
+const char* cell_floor_name(CellFloor k);
+// One probe: p50 ns per round trip, or bytes per second. Throws as a floor fails.
+double probe_cell_floor(CellFloor k, const Placement& pl, std::size_t size,
+                        std::chrono::milliseconds stall_timeout);
+
+// When the probes before and after one repetition differ by more than this (the larger
+// ÷ the smaller - 1), the machine changed during the cell: it is marked host_changed.
+inline constexpr double kHostChangeMargin = 0.5;
+double floor_change(double before, double after);
+bool host_changed(double before, double after);
+// The cell's counters: floor_before, floor_after, floor (their mean), floor_ratio (cost ÷
+// floor cost: the cell's RTT p50 ÷ floor, or floor bytes/s ÷ the cell's; `figure` is the
+// cell's RTT p50 ns or bytes/s), floor_change and host_changed (1 or 0).
+void record_cell_floor(benchmark::State& state, CellFloor k, double before, double after,
+                       double figure);
 
 }  // namespace ipcbench

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/cleanup.h"
+#include "base/process.h"
 #include "base/run_dir.h"
 #include "bench/clients.h"
 #include "bench/console.h"
@@ -73,12 +74,21 @@ class Runner {
     }
     try {
       PeerSession& s = session_for(t);
+      // The floor beside the cell (bench/floors.h), probed just before and just after it
+      // on its placement; not across hosts (the far side is not this machine).
+      const CellFloor floor = cell_floor_for(w == Workload::kPingpong ? "pingpong" : "throughput",
+                                             t->info().wait, placement_);
+      const double before = split_ ? 0 : probe_beside(s, floor, size);
       dog_.arm(s.child().pid(), opts_.cell_timeout, [&s] { s.channel().abort(); });
-      if (w == Workload::kPingpong)
-        run_pingpong(state, s, size);
-      else
-        run_throughput(state, s, size);
+      const double figure =
+          w == Workload::kPingpong ? run_pingpong(state, s, size) : run_throughput(state, s, size);
       dog_.disarm();
+      if (!split_) {
+        const double after = probe_beside(s, floor, size);
+        record_cell_floor(state, floor, before, after, figure);
+        state.SetLabel(cell_label(s) + " floor=" + cell_floor_name(floor) +
+                       (host_changed(before, after) ? " host-changed" : ""));
+      }
     } catch (const std::exception& e) {
       fail_session_cell(state, name, e);
     }
@@ -209,6 +219,13 @@ class Runner {
     session_.reset();
     failed_.emplace(name, msg);
     fail_repetition(state, msg);
+  }
+
+  // One probe of the cell's floor. A peer that may busy-poll (any wait but blocking) is
+  // stopped meanwhile, so that it leaves the probe its CPU.
+  double probe_beside(PeerSession& s, CellFloor floor, std::size_t size) {
+    StoppedProcess quiet(s.config().transport->info().wait != "blocking" ? s.child().pid() : -1);
+    return probe_cell_floor(floor, placement_, size, opts_.cell_timeout);
   }
 
   PeerSession& session_for(const Transport* t) {
@@ -679,6 +696,13 @@ int main_impl(int argc, char** argv) {
                               "carried in the message, both CLOCK_MONOTONIC on this one host");
   benchmark::AddCustomContext("wait_strategy",
                               "per cell: wait= in the label (blocking, spin, spin-then-futex)");
+  benchmark::AddCustomContext(
+      "cell_floor",
+      "pingpong and throughput cells: floor_before/floor_after = a probe of the floor named "
+      "by floor= in the label, just before/after each repetition on the cell's CPUs (p50 ns "
+      "per round trip, or bytes/s); floor_ratio = cost / floor cost; host_changed = 1 when "
+      "the probes differ by more than host_change_margin");
+  benchmark::AddCustomContext("host_change_margin", std::to_string(kHostChangeMargin));
   if (std::find(opts.workloads.begin(), opts.workloads.end(), Workload::kRate) !=
       opts.workloads.end()) {
     benchmark::AddCustomContext("rate_metric",

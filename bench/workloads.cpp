@@ -30,8 +30,7 @@ void record_placement(benchmark::State& state, const PeerSession& s, std::size_t
   state.counters["msg_bytes"] = static_cast<double>(size);
   state.counters["client_cpu"] = p.client_cpu;
   state.counters["peer_cpu"] = p.peer_cpu;
-  state.SetLabel("pin=" + p.describe() + " wait=" + s.config().transport->info().wait +
-                 (s.config().split ? " link=cross-host" : ""));
+  state.SetLabel(cell_label(s));
 }
 
 // CPU per message of both processes over the measured run (msgs = round trips for
@@ -227,7 +226,12 @@ void record_rtt(benchmark::State& state, const Histogram& hist) {
   hgrm_files::save("rtt", hist);
 }
 
-void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
+std::string cell_label(const PeerSession& s) {
+  return "pin=" + s.config().placement.describe() + " wait=" + s.config().transport->info().wait +
+         (s.config().split ? " link=cross-host" : "");
+}
+
+double run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   Channel& ch = s.channel();
   const bool verify = s.config().verify;
   AlignedBuffer proto(size);
@@ -275,9 +279,10 @@ void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   // The CPU window holds the iterations' round trips and the one taken after the loop.
   record_cpu(state, cpu_before, s.cpu_sample(), static_cast<double>(state.iterations() + 1));
   record_rtt(state, clock.histogram());
+  return static_cast<double>(clock.histogram().percentile(50));
 }
 
-void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
+double run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   Channel& ch = s.channel();
   AlignedBuffer proto(size), in(kHeaderBytes + sizeof(CpuUse));
   const std::uint32_t digest = fill_payload(proto, size);
@@ -307,6 +312,11 @@ void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                           static_cast<std::int64_t>(size));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  // As Google Benchmark reckons it: the bytes over the manual time, which ends at the last
+  // iteration's drain (StreamClock).
+  const double seconds = clock.seconds();
+  return seconds > 0 ? static_cast<double>(state.iterations()) * static_cast<double>(size) / seconds
+                     : 0;
 }
 
 void fail_repetition(benchmark::State& state, const std::string& why) {

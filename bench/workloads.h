@@ -26,10 +26,14 @@
 
 namespace ipcbench {
 
-void run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size);
+// The two closed-loop cells. Each returns its headline figure, for the floor beside it:
+// the RTT p50 in ns, or bytes per second.
+double run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size);
 // The rtt_* counters of a round-trip histogram (ping-pong cells and round-trip floors).
 void record_rtt(benchmark::State& state, const Histogram& hist);
-void run_throughput(benchmark::State& state, PeerSession& s, std::size_t size);
+double run_throughput(benchmark::State& state, PeerSession& s, std::size_t size);
+// A cell's label: "pin=<placement> wait=<strategy>" (and " link=cross-host" in split mode).
+std::string cell_label(const PeerSession& s);
 
 // One rate cell: either `rate` requests per second, or load_pct % of max_rate (the
 // unpaced maximum probe_max_rate measured for this transport and size).
@@ -53,13 +57,19 @@ class StreamClock {
  public:
   explicit StreamClock(benchmark::State& state)
       : state_(state), last_(state.max_iterations), t0_(std::chrono::steady_clock::now()) {}
+  // The manual time reported (seconds), once the last iteration has drained; else 0.
+  double seconds() const {
+    return end_ == std::chrono::steady_clock::time_point{}
+               ? 0
+               : std::chrono::duration<double>(end_ - t0_).count();
+  }
   // Call at the end of every iteration.
   template <class Drain>
   void lap(Drain drain) {
     if (++i_ != last_) return state_.SetIterationTime(0);
     drain();
-    state_.SetIterationTime(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count());
+    end_ = std::chrono::steady_clock::now();
+    state_.SetIterationTime(std::chrono::duration<double>(end_ - t0_).count());
   }
 
  private:
@@ -67,6 +77,7 @@ class StreamClock {
   const benchmark::IterationCount last_;
   benchmark::IterationCount i_ = 0;
   const std::chrono::steady_clock::time_point t0_;
+  std::chrono::steady_clock::time_point end_{};
 };
 
 // Marks this repetition of a cell failed with `why`, wherever it failed: before its
