@@ -301,7 +301,7 @@ void encoding_floor(benchmark::State& state, EncodingRoundTrip round_trip, std::
 constexpr auto kProbeBudget = std::chrono::milliseconds(2);
 constexpr int kProbeWarmLaps = 50;
 constexpr int kProbeMinLaps = 100;
-constexpr std::uint64_t kProbeMinSlots = 8;
+constexpr std::uint64_t kProbeMinSlots = 16;
 
 // p50 ns of a round trip handed off as round_trip_floor does (pair: out through `ball`,
 // back through `back`, spinning; otherwise both ways through `ball`, sleeping on futexes).
@@ -346,8 +346,9 @@ double rtt_probe(const Placement& pl, std::chrono::milliseconds stall_timeout, b
 // into the free slot, one memcpy per message (a message that straddles a slot's end goes
 // in two pieces), and hands the slot over when it is full; the partner copies each
 // message out the same way and frees the slot. A copying transport pays at least those
-// two copies per message; the hand-off is paid once per slot. Spins on the slots' words,
-// or sleeps on them (futexes) where spinning is refused.
+// two copies per message; the hand-off is paid once per slot. The figure is a slot's
+// bytes over the median time from one slot handed over to the next. Spins on the slots'
+// words, or sleeps on them (futexes) where spinning is refused.
 double copy_probe(const Placement& pl, std::chrono::milliseconds stall_timeout, std::size_t size,
                   bool sleep) {
   size = std::max<std::size_t>(size, 1);
@@ -400,11 +401,19 @@ double copy_probe(const Placement& pl, std::chrono::milliseconds stall_timeout, 
   };
   for (int i = 0; i < 4; ++i) put();  // both slots' pages touched on both sides
   drained();
-  const auto t0 = Partner::Clock::now();
-  const std::uint64_t first = n;
-  while (n - first < kProbeMinSlots || Partner::Clock::now() - t0 < kProbeBudget) put();
+  // Each lap is the time from one slot handed over to the next: in steady state, the
+  // slower side's copy of a slot. Its median, like a round trip's p50, is not moved by
+  // the odd lap in which another process took the CPU.
+  RttClock clock;
+  clock.start();
+  const auto until = Partner::Clock::now() + kProbeBudget;
+  for (std::uint64_t laps = 1;; ++laps) {
+    put();
+    clock.lap();
+    if (laps >= kProbeMinSlots && Partner::Clock::now() >= until) break;
+  }
   drained();
-  const double seconds = std::chrono::duration<double>(Partner::Clock::now() - t0).count();
+  const double slot_ns = static_cast<double>(clock.histogram().percentile(50));
   // The partner may sleep on either word: quit, then change both and wake both.
   s.quit.store(1);
   for (std::atomic<std::uint32_t>* w : {&s.ball, &s.back}) {
@@ -412,7 +421,7 @@ double copy_probe(const Placement& pl, std::chrono::milliseconds stall_timeout, 
     futex_wake(*w);
   }
   partner.finish();
-  return static_cast<double>(n - first) * static_cast<double>(slot_bytes) / seconds;
+  return slot_ns > 0 ? static_cast<double>(slot_bytes) * 1e9 / slot_ns : 0;
 }
 
 // Floors that failed (their partner died or stalled, the run was interrupted), by name.

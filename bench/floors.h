@@ -59,7 +59,8 @@ std::size_t failed_floors();
 //   copy_stream  a copying channel of two shared slots (one message each, or 64 KiB of
 //                smaller messages): the writer copies messages of the cell's size into
 //                the free slot (one memcpy each) and hands it over when full, the reader
-//                (the other CPU) copies each message out and frees the slot: bytes/s.
+//                (the other CPU) copies each message out and frees the slot: a slot's
+//                bytes over the median time between two hand-overs, bytes/s.
 //                Throughput cells.
 enum class CellFloor { kPairRtt, kFutexRtt, kCopyStream };
 CellFloor cell_floor_for(const std::string& workload, const std::string& wait, const Placement& pl);

@@ -78,14 +78,27 @@ class Runner {
       // on its placement; not across hosts (the far side is not this machine).
       const CellFloor floor = cell_floor_for(w == Workload::kPingpong ? "pingpong" : "throughput",
                                              t->info().wait, placement_);
-      const double before = split_ ? 0 : probe_beside(s, floor, size);
+      // Google Benchmark runs a repetition's cell several times while it looks for an
+      // iteration count (each run longer, only the last reported, at least
+      // --benchmark_min_time long): the first run takes the "before" probe, a run too
+      // short to be reported hands it to the next, and a run that may be reported takes
+      // the "after" probe. The short runs, together about as long as the reported one
+      // at most, sit between the before probe and the reported run.
+      double before = 0;
+      if (!split_) {
+        before = pending_before_ && pending_before_->first == name ? pending_before_->second
+                                                                   : probe_beside(s, floor, size);
+        pending_before_.reset();
+      }
       dog_.arm(s.child().pid(), opts_.cell_timeout, [&s] { s.channel().abort(); });
-      const double figure =
+      const CellFigure run =
           w == Workload::kPingpong ? run_pingpong(state, s, size) : run_throughput(state, s, size);
       dog_.disarm();
-      if (!split_) {
+      if (!split_ && run.seconds < reported_seconds_ / 2) {
+        pending_before_.emplace(name, before);
+      } else if (!split_) {
         const double after = probe_beside(s, floor, size);
-        record_cell_floor(state, floor, before, after, figure);
+        record_cell_floor(state, floor, before, after, run.figure);
         state.SetLabel(cell_label(s) + " floor=" + cell_floor_name(floor) +
                        (host_changed(before, after) ? " host-changed" : ""));
       }
@@ -200,6 +213,9 @@ class Runner {
   }
 
   void set_many_window(std::chrono::nanoseconds w) { many_window_ = w; }
+  // The shortest run Google Benchmark reports (--benchmark_min_time); 0 when it reports
+  // every run (a fixed iteration count).
+  void set_reported_seconds(double s) { reported_seconds_ = s; }
   void set_split(SplitClient* split) { split_ = split; }
 
   // cell name -> its first error, for every cell that failed.
@@ -252,6 +268,10 @@ class Runner {
   // The rate workload's unpaced maximum per transport and size, once measured.
   std::map<std::pair<const Transport*, std::size_t>, double> max_rates_;
   std::chrono::nanoseconds many_window_{std::chrono::milliseconds(500)};
+  double reported_seconds_ = 0.5;
+  // The before probe of a repetition whose last run was too short to be reported: the
+  // cell's name and the probe's figure, for the next run of that cell.
+  std::optional<std::pair<std::string, double>> pending_before_;
 };
 
 // The timed window of a many-party cell: --benchmark_min_time when given in seconds,
@@ -266,6 +286,15 @@ std::chrono::nanoseconds many_window(const std::string& min_time, bool quick) {
       return std::max(kShortest, std::chrono::nanoseconds(static_cast<std::int64_t>(s * 1e9)));
   }
   return quick ? kShortest : std::chrono::milliseconds(500);
+}
+
+// The manual time of the shortest run Google Benchmark reports: --benchmark_min_time in
+// seconds (0.05 s with --quick, else the library's 0.5 s); 0 for a fixed iteration count
+// ("<N>x"), where every run is reported.
+double reported_seconds(const std::string& min_time, bool quick) {
+  if (min_time.empty()) return quick ? 0.05 : 0.5;
+  if (min_time.back() == 'x') return 0;
+  return std::max(0.0, std::strtod(min_time.c_str(), nullptr));
 }
 
 // Google Benchmark's JSON, except that the coefficient-of-variation aggregate of a
@@ -549,6 +578,7 @@ int main_impl(int argc, char** argv) {
   if (opts.floors)
     register_floors(placement, opts.sizes, opts.cell_timeout, [&runner] { runner.end_session(); });
   runner.set_many_window(many_window(benchmark_flag(given, "min_time"), opts.quick));
+  runner.set_reported_seconds(reported_seconds(benchmark_flag(given, "min_time"), opts.quick));
   for (Workload w : opts.workloads) {
     if (w == Workload::kClients) {
       std::string without, refused, too_large;
@@ -702,7 +732,9 @@ int main_impl(int argc, char** argv) {
       "by floor= in the label, just before/after each repetition on the cell's CPUs (p50 ns "
       "per round trip, or bytes/s); floor_ratio = cost / floor cost; host_changed = 1 when "
       "the probes differ by more than host_change_margin");
-  benchmark::AddCustomContext("host_change_margin", std::to_string(kHostChangeMargin));
+  char margin[32];
+  std::snprintf(margin, sizeof margin, "%g", kHostChangeMargin);
+  benchmark::AddCustomContext("host_change_margin", margin);
   if (std::find(opts.workloads.begin(), opts.workloads.end(), Workload::kRate) !=
       opts.workloads.end()) {
     benchmark::AddCustomContext("rate_metric",

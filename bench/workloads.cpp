@@ -231,7 +231,7 @@ std::string cell_label(const PeerSession& s) {
          (s.config().split ? " link=cross-host" : "");
 }
 
-double run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
+CellFigure run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   Channel& ch = s.channel();
   const bool verify = s.config().verify;
   AlignedBuffer proto(size);
@@ -267,11 +267,14 @@ double run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   RttClock clock;
   request(seq);
   clock.start();
+  double seconds = 0;
   for (auto _ : state) {
     take_reply(seq);
     seq = s.next_seq();
     request(seq);
-    state.SetIterationTime(static_cast<double>(clock.lap()) * 1e-9);
+    const double lap = static_cast<double>(clock.lap()) * 1e-9;
+    state.SetIterationTime(lap);
+    seconds += lap;
   }
   take_reply(seq);
 
@@ -279,10 +282,10 @@ double run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size) {
   // The CPU window holds the iterations' round trips and the one taken after the loop.
   record_cpu(state, cpu_before, s.cpu_sample(), static_cast<double>(state.iterations() + 1));
   record_rtt(state, clock.histogram());
-  return static_cast<double>(clock.histogram().percentile(50));
+  return {static_cast<double>(clock.histogram().percentile(50)), seconds};
 }
 
-double run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
+CellFigure run_throughput(benchmark::State& state, PeerSession& s, std::size_t size) {
   Channel& ch = s.channel();
   AlignedBuffer proto(size), in(kHeaderBytes + sizeof(CpuUse));
   const std::uint32_t digest = fill_payload(proto, size);
@@ -315,8 +318,10 @@ double run_throughput(benchmark::State& state, PeerSession& s, std::size_t size)
   // As Google Benchmark reckons it: the bytes over the manual time, which ends at the last
   // iteration's drain (StreamClock).
   const double seconds = clock.seconds();
-  return seconds > 0 ? static_cast<double>(state.iterations()) * static_cast<double>(size) / seconds
-                     : 0;
+  return {seconds > 0
+              ? static_cast<double>(state.iterations()) * static_cast<double>(size) / seconds
+              : 0,
+          seconds};
 }
 
 void fail_repetition(benchmark::State& state, const std::string& why) {

@@ -26,12 +26,17 @@
 
 namespace ipcbench {
 
-// The two closed-loop cells. Each returns its headline figure, for the floor beside it:
-// the RTT p50 in ns, or bytes per second.
-double run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size);
+// What a run of a closed-loop cell measured, for the floor beside it: its headline
+// figure (the RTT p50 in ns, or bytes per second) and the manual time it reported.
+struct CellFigure {
+  double figure = 0;
+  double seconds = 0;
+};
+// The two closed-loop cells.
+CellFigure run_pingpong(benchmark::State& state, PeerSession& s, std::size_t size);
 // The rtt_* counters of a round-trip histogram (ping-pong cells and round-trip floors).
 void record_rtt(benchmark::State& state, const Histogram& hist);
-double run_throughput(benchmark::State& state, PeerSession& s, std::size_t size);
+CellFigure run_throughput(benchmark::State& state, PeerSession& s, std::size_t size);
 // A cell's label: "pin=<placement> wait=<strategy>" (and " link=cross-host" in split mode).
 std::string cell_label(const PeerSession& s);
 
