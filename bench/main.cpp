@@ -94,9 +94,14 @@ class Runner {
       const CellFigure run =
           w == Workload::kPingpong ? run_pingpong(state, s, size) : run_throughput(state, s, size);
       dog_.disarm();
-      if (!split_ && run.seconds < reported_seconds_ / 2) {
+      // Later repetitions run once, with the first one's iteration count, and are
+      // reported however long they took.
+      const auto seen = reported_iters_.find(name);
+      const bool repeat = seen != reported_iters_.end() && seen->second == state.max_iterations;
+      if (!split_ && run.seconds < reported_seconds_ / 2 && !repeat) {
         pending_before_.emplace(name, before);
       } else if (!split_) {
+        reported_iters_[name] = state.max_iterations;
         const double after = probe_beside(s, floor, size);
         record_cell_floor(state, floor, before, after, run.figure);
         state.SetLabel(cell_label(s) + " floor=" + cell_floor_name(floor) +
@@ -272,6 +277,8 @@ class Runner {
   // The before probe of a repetition whose last run was too short to be reported: the
   // cell's name and the probe's figure, for the next run of that cell.
   std::optional<std::pair<std::string, double>> pending_before_;
+  // Per cell, the iteration count of the last run that took an after probe.
+  std::map<std::string, benchmark::IterationCount> reported_iters_;
 };
 
 // The timed window of a many-party cell: --benchmark_min_time when given in seconds,

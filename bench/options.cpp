@@ -422,7 +422,9 @@ What to run:
                        default: 64 B to 1 MiB in steps of x4 (--quick: 64,4K,64K,1M)
   --floors             also measure the machine's floors (cache-line and futex round
                        trips, null syscall, memcpy and a shared-memory stream at each
-                       size); default: off
+                       size); default: off. Without it too, every pingpong and
+                       throughput repetition is bracketed by a few-ms probe of its
+                       own floor (floor_ratio, host_changed; results/SCHEMA.md)
   --benchmark_filter=REGEX  only the cells whose name matches (one that matches
                        none is an error); default: all
 
