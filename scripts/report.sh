@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Renders, compares and exports ipcbench results (Python package in report/).
 #   scripts/report.sh render RESULTS.json… [--relative-to NAME] [--slo-p99 DURATION]
-#                     [--fleet-transport NAME]… --out DIR
+#                     [--fleet-transport NAME]… [--normalized] --out DIR
 #     inputs from two or more machines (host_name + cpu_model) add a fleet section: the
-#     same cells on each machine, the fastest marked, a plot per transport
+#     same cells on each machine, the fastest marked, a plot per transport;
+#     --normalized draws the plots over message size × the floor beside each cell
 #   scripts/report.sh compare BASELINE.json CANDIDATE.json [--threshold PCT] [--alpha A]
-#                     [--allow-missing] [--out FILE]
+#                     [--allow-missing] [--normalized] [--out FILE]
+#     --normalized: cells with the floor beside them in both runs are gated on
+#     floor_ratio, repetitions marked host_changed left out; other cells raw
 #   scripts/report.sh compare --baseline-history [--last N] [--branch NAME] [--machine M]
 #                     [--db PATH] CANDIDATE.json [--threshold PCT] [--alpha A] …
 #     exit 0: no regression; 1: a regression, or baseline cells missing from the candidate

@@ -6,7 +6,9 @@ baseline missing from the candidate without ``--allow-missing``); 2 bad input or
 result, a ``render --relative-to`` naming a transport an input did not measure, a
 ``render --slo-p99`` that is not a positive duration, a ``render --fleet-transport``
 given for inputs from one machine or naming a transport no two machines measured in one
-placement, a ``compare`` that compared no transport cell, a ``--db`` that is not a run
+placement, a ``render --normalized`` for inputs without the floor beside any pingpong or
+throughput cell, a ``compare`` that compared no transport cell (with ``--normalized``
+also when every one was skipped), a ``--db`` that is not a run
 history — not SQLite, damaged, another program's, or of a newer schema —, a results file
 ``history add`` recorded before (it then records none of its files), or a ``trend`` or
 ``compare --baseline-history`` that finds no recorded run to use) or an internal error.
@@ -37,7 +39,8 @@ def _render(args) -> int:
 
     slo = None if args.slo_p99 is None else parse_duration(args.slo_p99)
     runs = load_runs(args.results)
-    model = compute.build(runs, args.relative_to, slo, args.fleet_transport)
+    model = compute.build(runs, args.relative_to, slo, args.fleet_transport,
+                          args.normalized)
     names = {"index.html", "report.md", "results.csv", *plots.FILES,
              *plots.MANY_FILES.values()}
     with atomic_dir(args.out, names, (plots.RATE_PATTERN, plots.FLEET_PATTERN)) as tmp:
@@ -75,7 +78,7 @@ def _compare(args) -> int:
                               "--baseline-history and CANDIDATE.json")
         baseline, candidate = load_runs([args.baseline, args.candidate])
     result = compare(baseline, candidate, args.threshold / 100, args.alpha,
-                     args.allow_missing)
+                     args.allow_missing, args.normalized)
     if args.baseline_history:
         result.notes[:0] = [
             f"Baseline: the repetitions of {len(base.pooled)} recorded run(s) in "
@@ -188,6 +191,11 @@ def parser() -> argparse.ArgumentParser:
                    help="plot only this transport in the fleet section (repeat for "
                    "several; default: every transport two machines measured in one "
                    "placement); needs inputs from two or more machines")
+    r.add_argument("--normalized", action="store_true",
+                   help="draw rtt_vs_size.png and throughput_vs_size.png as × the floor "
+                   "probed beside each cell (median floor_ratio, repetitions marked "
+                   "host_changed left out) instead of the raw figures; cells without "
+                   "one are left out; exit 2 when no pingpong or throughput cell has one")
     r.set_defaults(func=_render)
 
     c = sub.add_parser("compare", help="compare a candidate run against a baseline",
@@ -204,7 +212,10 @@ def parser() -> argparse.ArgumentParser:
                        "repetitions are too few for the number of cells. With "
                        "--baseline-history the baseline is recorded runs (history add): the "
                        "last --last N runs' repetitions pooled into one baseline sample per "
-                       "cell; exit 2 when no recorded run matches.")
+                       "cell; exit 2 when no recorded run matches. With --normalized, "
+                       "cells that carry floor_ratio in both runs are compared on it (cost "
+                       "÷ the floor probed beside the cell), repetitions marked "
+                       "host_changed left out.")
     c.add_argument("baseline", type=Path, nargs="?", metavar="BASELINE.json",
                    help="the baseline run (not with --baseline-history)")
     c.add_argument("candidate", type=Path, metavar="CANDIDATE.json")
@@ -217,6 +228,12 @@ def parser() -> argparse.ArgumentParser:
                    help="cells of the baseline missing from the candidate do not fail the "
                    "comparison (they are still listed)")
     c.add_argument("--out", type=Path, metavar="FILE", help="also write the Markdown here")
+    c.add_argument("--normalized", action="store_true",
+                   help="compare cells that carry floor_ratio in both runs on it (cost ÷ "
+                   "the floor probed beside the cell, lower is better, per repetition; "
+                   "repetitions marked host_changed on either side left out, a cell left "
+                   "with none on a side skipped) instead of their primary metric; other "
+                   "cells raw")
     c.add_argument("--baseline-history", action="store_true",
                    help="baseline: the last --last N recorded runs on the candidate's "
                    "machine, their repetitions pooled into one baseline sample per cell "

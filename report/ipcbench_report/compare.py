@@ -24,6 +24,15 @@ Machine floors (``floor/*`` cells) are compared in a table of their own for cont
 never regress by being slower: they measure the machine, not the code, and a floor that
 moved says the runs were not on equal machines. A floor with new failed repetitions
 still regresses (the suite's own floor code broke).
+
+Normalized (``normalized``, ``compare --normalized``): a cell whose repetitions carry
+``floor_ratio`` in both runs (the floor probed beside the cell) is compared on it instead
+of its primary metric — the cell's cost ÷ that floor's cost, lower is better, one value
+per repetition, by the same test, correction and rule. Repetitions marked
+``host_changed`` on either side are left out (the cell's row says which); a cell left
+with no repetition on a side is skipped, with a note. Every other cell (machine floors,
+cells of other workloads, cells of results written before the probe) is compared on its
+primary metric as without it.
 """
 
 from __future__ import annotations
@@ -31,8 +40,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ipcbench_report import ReportError
-from ipcbench_report.layout import fmt_metric
-from ipcbench_report.model import Cell, Run
+from ipcbench_report.layout import fmt_metric, marked_positions
+from ipcbench_report.model import FLOOR_RATIO, Cell, Run
 from ipcbench_report.render_md import table
 from ipcbench_report.stats import holm, mann_whitney_u, min_p_value
 
@@ -42,6 +51,16 @@ METHOD = ("Two-sided Mann–Whitney U test over the repetition values of each si
           "normal approximation beyond), p-values adjusted by Holm's method over all "
           "tested cells, so alpha bounds the chance of any false alarm in the whole "
           "comparison.")
+
+NORMALIZED = ("--normalized: a cell whose repetitions carry floor_ratio in both runs (the "
+              "floor probed just before and just after each repetition on the cell's "
+              "CPUs) is compared on it — its cost ÷ that floor's cost, lower is better, "
+              "one value per repetition — instead of its primary metric; repetitions "
+              "marked host_changed on either side (the machine changed during them) are "
+              "left out, and a cell left with no repetition on a side is skipped. Other "
+              "cells (machine floors, other workloads, results written before the probe) "
+              "are compared on their primary metric. raw change is the change of the "
+              "median of the primary metric over every successful repetition.")
 
 
 @dataclass
@@ -64,6 +83,9 @@ class Change:
     failures: str = ""                   # failed repetitions that are not new
     saturated: str = ""                  # sides where a rate cell missed its offered rate
     shared_cpu: bool = False             # a rate cell's sender shared a CPU (either side)
+    normalized: bool = False             # compared on floor_ratio (``normalized``)
+    raw_change: float | None = None      # change of the primary metric's median
+    left_out: str = ""                   # repetitions marked host_changed, left out
 
 
 @dataclass
@@ -73,6 +95,7 @@ class Comparison:
     threshold: float                     # fraction, 0.05 = 5 %
     alpha: float
     allow_missing: bool = False          # cells only in the baseline do not fail the gate
+    normalized: bool = False             # cells with a floor beside them on floor_ratio
     changes: list[Change] = field(default_factory=list)       # transport cells
     floors: list[Change] = field(default_factory=list)        # floor/* cells
     only_baseline: list[str] = field(default_factory=list)
@@ -160,7 +183,20 @@ def _new_failures(bc: Cell, cc: Cell) -> str:
             f"{cc.repetitions} repetitions failed; in the baseline {base})")
 
 
-def _change(bc: Cell, cc: Cell) -> Change:
+# Why a cell compared normalized was skipped.
+SKIPPED_MARKED = "every repetition of a side marked host_changed"
+
+
+def _left_out(bc: Cell, cc: Cell) -> str:
+    """``left out, host_changed: baseline repetition(s) 3 of 9``, ``""`` when none."""
+    sides = [f"{side} {marked_positions(c)}" for side, c in
+             (("baseline", bc), ("candidate", cc)) if c.marked()]
+    return f"left out, host_changed: {'; '.join(sides)}" if sides else ""
+
+
+def _change(bc: Cell, cc: Cell, normalized: bool = False) -> Change:
+    """The cell's change (its p-value, not yet its verdict); on ``floor_ratio`` when
+    ``normalized`` and both cells carry it (see the module's rule)."""
     metric, lower = bc.primary()
     ch = Change(bc.id, metric, lower)
     if not bc.ok and not cc.ok:
@@ -178,6 +214,15 @@ def _change(bc: Cell, cc: Cell) -> Change:
     ch.shared_cpu = any(v >= 1 for c in (bc, cc) for v in c.values("shared_cpu"))
     if ch.base and ch.cand is not None:
         ch.change = (ch.cand - ch.base) / ch.base    # shown; the verdict may not use it
+    ch.raw_change = ch.change
+    if normalized and bc.has_floor_beside and cc.has_floor_beside:
+        xb, xc = bc.unmarked(FLOOR_RATIO), cc.unmarked(FLOOR_RATIO)
+        ch.normalized, ch.metric, ch.lower_is_better = True, FLOOR_RATIO, True
+        ch.base, ch.cand = bc.unmarked_median(FLOOR_RATIO), cc.unmarked_median(FLOOR_RATIO)
+        ch.n_base, ch.n_cand = len(xb), len(xc)
+        ch.change = (ch.cand - ch.base) / ch.base if ch.base and ch.cand is not None \
+            else None
+        ch.left_out = _left_out(bc, cc)
     new = _new_failures(bc, cc)
     if new:                              # whatever the surviving repetitions say
         ch.verdict, ch.why = REGRESSION, new
@@ -187,9 +232,16 @@ def _change(bc: Cell, cc: Cell) -> Change:
     if not bc.ok:
         ch.verdict, ch.why = "fixed", "failed in every repetition of the baseline"
         return ch
+    if ch.normalized and not (xb and xc):
+        sides = " and ".join(side for side, x in (("baseline", xb), ("candidate", xc))
+                             if not x)
+        ch.verdict, ch.skipped = "skipped (host changed)", SKIPPED_MARKED
+        ch.why = (f"the machine changed during every repetition of the {sides} "
+                  "(host_changed = 1): no repetition left to compare on floor_ratio")
+        return ch
     if ch.change is None:
-        ch.verdict, ch.why = "not comparable", f"{metric} missing or zero"
-        ch.skipped = f"{metric} missing or zero"
+        ch.verdict, ch.why = "not comparable", f"{ch.metric} missing or zero"
+        ch.skipped = f"{ch.metric} missing or zero"
         return ch
     if len(xb) >= 2 and len(xc) >= 2:
         ch.p = mann_whitney_u(xb, xc)[1]
@@ -197,11 +249,12 @@ def _change(bc: Cell, cc: Cell) -> Change:
 
 
 def compare(baseline: Run, candidate: Run, threshold: float, alpha: float,
-            allow_missing: bool = False) -> Comparison:
-    """Compare every cell by id; one-sided cells are listed (those only in the baseline
-    fail the gate unless ``allow_missing``). ``ReportError`` when no transport cell could
-    be compared."""
-    cmp = Comparison(baseline, candidate, threshold, alpha, allow_missing)
+            allow_missing: bool = False, normalized: bool = False) -> Comparison:
+    """Compare every cell by id (cells with a floor beside them on ``floor_ratio`` when
+    ``normalized``); one-sided cells are listed (those only in the baseline fail the
+    gate unless ``allow_missing``). ``ReportError`` when no transport cell could be
+    compared."""
+    cmp = Comparison(baseline, candidate, threshold, alpha, allow_missing, normalized)
     # run_dir_fs: socket files, FIFOs and mapped files live there (tmpfs or a disk);
     # latency_metric: how round trips were timed.
     for key in ("pin_mode", "wait_strategy", "host_name", "verify_payload", "cpu_model",
@@ -215,8 +268,23 @@ def compare(baseline: Run, candidate: Run, threshold: float, alpha: float,
         if cc is None:
             cmp.only_baseline.append(cid)
         else:
-            (cmp.floors if bc.kind == "floor" else cmp.changes).append(_change(bc, cc))
+            (cmp.floors if bc.kind == "floor" else cmp.changes).append(
+                _change(bc, cc, normalized))
     cmp.only_candidate = [cid for cid in candidate.cells if cid not in baseline.cells]
+    common = [(bc, candidate.cells[cid]) for cid, bc in baseline.cells.items()
+              if cid in candidate.cells]
+    marked = sum(1 for bc, cc in common if bc.marked() or cc.marked())
+    if marked and not normalized:
+        cmp.notes.append(f"{marked} cell(s) have repetitions marked host_changed (the "
+                         "machine changed during them: the floor probed beside the cell "
+                         "moved by more than the runner's margin): compared here on every "
+                         "repetition; compare --normalized compares floor_ratio and "
+                         "leaves them out.")
+    one_sided = sum(1 for bc, cc in common if bc.has_floor_beside != cc.has_floor_beside)
+    if one_sided and normalized:
+        cmp.notes.append(f"{one_sided} cell(s) carry floor_ratio in one run only (the "
+                         "other was written before ipcbench probed the floor beside each "
+                         "cell): compared raw.")
     _refuse_if_nothing_compared(cmp)
     tested = [c for c in cmp.changes if c.p is not None]
     for c, p_adj in zip(tested, holm([c.p for c in tested])):
@@ -279,30 +347,41 @@ def _refuse_if_nothing_compared(cmp: Comparison) -> None:
     raise ReportError(f"nothing to gate on: no transport cell was compared; {why}")
 
 
-def _table(changes: list[Change]) -> str:
+def _pct(change: float | None) -> str:
+    return "—" if change is None else f"{change * 100:+.1f} %"
+
+
+def _table(changes: list[Change], normalized: bool = False) -> str:
+    """The cells' table; ``normalized`` adds the raw change beside the change."""
     rows = [[c.cell, c.metric + (" ↓" if c.lower_is_better else " ↑"),
-             fmt_metric(c.metric, c.base), fmt_metric(c.metric, c.cand),
-             "—" if c.change is None else f"{c.change * 100:+.1f} %",
-             "—" if c.p is None else f"{c.p:.3g}",
+             fmt_metric(c.metric, c.base), fmt_metric(c.metric, c.cand), _pct(c.change)]
+            + ([_pct(c.raw_change)] if normalized else [])
+            + ["—" if c.p is None else f"{c.p:.3g}",
              "—" if c.p_adj is None else f"{c.p_adj:.3g}", f"{c.n_base}/{c.n_cand}",
              f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict,
-             c.why + (f"; {c.failures}" if c.failures else "")
+             c.why + (f"; {c.left_out}" if c.left_out else "")
+             + (f"; {c.failures}" if c.failures else "")
              + (f"; saturated in the {c.saturated} (achieved below 95 % of its schedule's "
                 "rate): its latency is not a latency at that rate" if c.saturated else "")
              + ("; shared CPU (a busy thread shared a CPU with another busy one)"
                 if c.shared_cpu else "")]
             for c in changes]
-    return table(["cell", "metric", "baseline", "candidate", "change", "p", "p (Holm)",
-                  "reps", "verdict", "why"], rows)
+    return table(["cell", "metric", "baseline", "candidate", "change"]
+                 + (["raw change"] if normalized else [])
+                 + ["p", "p (Holm)", "reps", "verdict", "why"], rows)
 
 
 def _counts(cmp: Comparison) -> str:
     """``21 compared (16 transport cells, 5 machine floors), 2 skipped: 2 only in the
-    candidate.``"""
+    candidate.``; normalized: ``21 compared (16 transport cells, 5 machine floors; 16
+    normalized on floor_ratio, 5 raw), …``"""
     floors = sum(1 for c in cmp.floors if not c.skipped)
     cells = len(cmp.compared) - floors
+    norm = sum(c.normalized for c in cmp.compared)
     text = f"{len(cmp.compared)} compared ({cells} transport cells" + (
-        f", {floors} machine floors)" if floors else ")")
+        f", {floors} machine floors" if floors else "") + (
+        f"; {norm} normalized on floor_ratio, {len(cmp.compared) - norm} raw)"
+        if cmp.normalized else ")")
     skipped = cmp.skipped()
     if skipped:
         allowed = " (accepted: --allow-missing)" if cmp.allow_missing else ""
@@ -331,14 +410,16 @@ def to_markdown(cmp: Comparison) -> str:
               f"when its median is worse by more than {cmp.threshold * 100:g} % and its "
               f"Holm-adjusted p < {cmp.alpha:g}, or when a larger share of its "
               "repetitions failed in the candidate than in the baseline (any failed "
-              "repetition where none failed before). " + METHOD, ""]
+              "repetition where none failed before). " + METHOD
+              + (" " + NORMALIZED if cmp.normalized else ""), ""]
     lines += [f"- {n}" for n in cmp.notes] + ([""] if cmp.notes else [])
-    lines.append(_table(cmp.changes))
+    lines.append(_table(cmp.changes, cmp.normalized))
     if cmp.floors:
         lines += ["", "## Machine floors", "",
                   "Limits of the machine measured in each run (floor/*), not transports: "
                   "compared for context, a slower floor never fails the comparison (only "
-                  "one with new failed repetitions does).", "", _table(cmp.floors)]
+                  "one with new failed repetitions does).", "",
+                  _table(cmp.floors, cmp.normalized)]
     for what, ids in (("Only in the baseline", cmp.only_baseline),
                       ("Only in the candidate", cmp.only_candidate)):
         if ids:

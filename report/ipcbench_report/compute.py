@@ -1,5 +1,6 @@
 """Everything the report states, computed once from the runs: the comparison table,
-the machine floors and multiples of them, the local-performance rating against the
+the machine floors and multiples of them (of the floor probed beside each cell where the
+cell has one, else of the run's floor/* cells), the local-performance rating against the
 classic qualitative table, noise (CV) warnings, errors and comparability notes.
 
 Nothing here formats text for a particular output; ``layout`` does that.
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from ipcbench_report import ReportError
 from ipcbench_report.fleet import Fleet, build as build_fleet
 from ipcbench_report.many import Many, build as build_many
-from ipcbench_report.model import Cell, Run
+from ipcbench_report.model import FLOOR, FLOOR_RATIO, Cell, Run
 from ipcbench_report.rate import Rate, build as build_rate
 
 SMALL, PAGE, LARGE = 64, 4096, 1 << 20
@@ -23,7 +24,9 @@ CV_WARN = 0.10            # pyperf warns above 10 %
 @dataclass(frozen=True)
 class Column:
     """One measured column of the comparison table: ``counter`` of the ``kind``/``size``
-    cell, shown as ``value * scale`` in ``unit``; ``floor`` names the multiple rule."""
+    cell, shown as ``value * scale`` in ``unit``; ``floor`` names the multiple rule of the
+    run-wide floors, ``beside`` the rule of the floor beside the cell (``FLOOR_RULES``),
+    which takes precedence where the cell has one."""
 
     key: str
     title: str
@@ -33,17 +36,22 @@ class Column:
     counter: str
     scale: float = 1.0
     floor: str = ""
+    beside: str = ""
 
 
 BASE_COLUMNS = (
-    Column("rtt50_64", "RTT p50 64 B", "µs", "pingpong", SMALL, "rtt_p50_ns", 1e-3, "rtt"),
-    Column("rtt99_64", "RTT p99 64 B", "µs", "pingpong", SMALL, "rtt_p99_ns", 1e-3, "rtt"),
-    Column("rtt50_4k", "RTT p50 4 KiB", "µs", "pingpong", PAGE, "rtt_p50_ns", 1e-3, "rtt"),
-    Column("rtt99_4k", "RTT p99 4 KiB", "µs", "pingpong", PAGE, "rtt_p99_ns", 1e-3, "rtt"),
+    Column("rtt50_64", "RTT p50 64 B", "µs", "pingpong", SMALL, "rtt_p50_ns", 1e-3, "rtt",
+           "beside_ratio"),
+    Column("rtt99_64", "RTT p99 64 B", "µs", "pingpong", SMALL, "rtt_p99_ns", 1e-3, "rtt",
+           "beside_p99"),
+    Column("rtt50_4k", "RTT p50 4 KiB", "µs", "pingpong", PAGE, "rtt_p50_ns", 1e-3, "rtt",
+           "beside_ratio"),
+    Column("rtt99_4k", "RTT p99 4 KiB", "µs", "pingpong", PAGE, "rtt_p99_ns", 1e-3, "rtt",
+           "beside_p99"),
     Column("msgs_64", "throughput 64 B", "k msg/s", "throughput", SMALL, "items_per_second",
-           1e-3, "syscall_time"),
+           1e-3, "syscall_time", "beside_ratio"),
     Column("gbps_1m", "throughput 1 MiB", "GB/s", "throughput", LARGE, "bytes_per_second",
-           1e-9, "memcpy"),
+           1e-9, "memcpy", "beside_ratio"),
 )
 # CPU cost per message, taken from the 64 B throughput cell (per-message overhead
 # dominates there); shown only when some input has the counter.
@@ -60,7 +68,21 @@ CPU_COLUMNS = (
            "cpu_daemon_ns_per_msg"),
 )
 
+# How a (×N) is worked out, by rule. The "beside_*" rules (the floor probed beside the
+# cell) apply where the cell carries one, the others (the run's floor/* cells) elsewhere.
 FLOOR_RULES = {
+    "beside_ratio": "the median of floor_ratio over the cell's repetitions, its cost ÷ the "
+                    "cost of the floor probed just before and just after each repetition "
+                    "on the cell's CPUs: RTT p50 ÷ the probe's p50 round trip (per-cell "
+                    "pair_rtt, a spinning round trip over one cache line per direction, "
+                    "for cells that may spin; per-cell futex_rtt, a futex-woken round "
+                    "trip, for cells that block or whose two spinning sides would share a "
+                    "CPU), or the probe's bytes/s ÷ the cell's (per-cell copy_stream, a "
+                    "channel of two shared slots copying messages of the cell's size in "
+                    "and out; one ratio for messages/s and GB/s, which a cell's "
+                    "messages share)",
+    "beside_p99": "the median of RTT p99 ÷ the median of floor (the mean of the probe "
+                  "before and the probe after), both over the cell's repetitions",
     "rtt": "RTT ÷ p50 round trip of the floor that bounds the cell's hand-off: "
            "floor/futex_rtt for cells that block (wait=blocking), floor/cacheline_rtt for "
            "cells that spin (wait=spin), the lower of the two for the others "
@@ -71,6 +93,8 @@ FLOOR_RULES = {
     "memcpy": "floor/memcpy bytes/s (nearest size) ÷ measured bytes/s",
     "syscall": "CPU ns per message ÷ floor/syscall ns_per_call, for cells that block",
 }
+
+BESIDE_RULES = ("beside_ratio", "beside_p99")
 
 # Round-trip floors that bound a cell, by its wait strategy (the lowest present is used);
 # any other strategy (spin-then-futex, unknown) may use either hand-off.
@@ -131,13 +155,17 @@ def floors_of(run: Run) -> Floors:
 
 @dataclass
 class Entry:
-    """One table cell: median of the repetitions (``value``), or an error, or missing."""
+    """One table cell: median of the repetitions (``value``), or an error, or missing;
+    ``multiple`` of the floor ``floor_name`` by the rule ``rule`` (``FLOOR_RULES``), or
+    ``no_multiple``: why a cell with a floor beside it has none."""
 
     cell: Cell | None
     value: float | None = None
     cv: float | None = None
     multiple: float | None = None
     floor_name: str = ""
+    rule: str = ""
+    no_multiple: str = ""
 
     @property
     def error(self) -> str:
@@ -163,16 +191,38 @@ def _wait(run: Run, transport: str) -> str:
     return ", ".join(waits) or info
 
 
+# Why a cell with a floor beside it shows no (×N).
+ALL_MARKED = ("the machine changed during every repetition (host_changed = 1), so no "
+              "repetition is left to set against its floor")
+
+
+def _beside(cell: Cell, col: Column) -> tuple[float | None, str]:
+    """(multiple, why none) from the floor beside ``cell`` by ``FLOOR_RULES[col.beside]``;
+    repetitions marked ``host_changed`` are left out of the medians."""
+    if col.beside == "beside_p99":  # numerator and floor from the same repetitions
+        floor, p99 = cell.unmarked_median(FLOOR), cell.unmarked_median(col.counter)
+        return (p99 / floor, "") if floor and p99 is not None else (None, ALL_MARKED)
+    ratio = cell.unmarked_median(FLOOR_RATIO)
+    return (ratio, "") if ratio is not None else (None, ALL_MARKED)
+
+
 def _entry(run: Run, floors: Floors, transport: str, col: Column) -> Entry:
+    """The median of ``col.counter`` and its (×N): from the floor beside the cell where
+    the cell has one (``Cell.has_floor_beside``), else from the run's floors."""
     cell = run.cell(col.kind, transport, col.size)
     if cell is None or not cell.ok:
         return Entry(cell)
     value = cell.median(col.counter)
     if value is None:
         return Entry(cell)
+    cv = cell.cv(col.counter)
+    if col.beside and cell.has_floor_beside and value > 0:
+        multiple, why = _beside(cell, col)
+        return Entry(cell, value, cv, multiple, f"per-cell {cell.floor_kind or 'floor'}",
+                     col.beside, why)
     multiple, name = floors.multiple(col.floor, value, cell, col.size) \
         if col.floor and value > 0 else (None, "")
-    return Entry(cell, value, cell.cv(col.counter), multiple, name)
+    return Entry(cell, value, cv, multiple, name, col.floor if name else "")
 
 
 # --- local performance rating -------------------------------------------------------
@@ -447,6 +497,10 @@ class ReportModel:
     rate: Rate = field(default_factory=Rate)
     # several machines side by side (issue 27); false when the inputs come from one
     fleet: Fleet = field(default_factory=Fleet)
+    # cells with a repetition marked host_changed (the machine changed during it)
+    marked: list[tuple[Run, Cell]] = field(default_factory=list)
+    # the plots over message size draw × the floor beside each cell (render --normalized)
+    normalized: bool = False
 
     def transports(self) -> list[str]:
         return list(dict.fromkeys(t for r in self.runs for t in r.transports()))
@@ -476,18 +530,27 @@ def _comparability(runs: list[Run]) -> list[str]:
 
 def build(runs: list[Run], relative_to: str | None = None,
           slo_p99_ns: float | None = None,
-          fleet_transports: list[str] | None = None) -> ReportModel:
+          fleet_transports: list[str] | None = None,
+          normalized: bool = False) -> ReportModel:
     """Compute the report model for one or more runs; ``relative_to`` names the transport
     every other is set against (default: ``relative_base``), ``slo_p99_ns`` the p99
     budget of the sustainable rate (default: each run's context, see ``rate.budget_of``),
-    ``fleet_transports`` the transports of the fleet plots (default: see ``fleet.build``).
+    ``fleet_transports`` the transports of the fleet plots (default: see ``fleet.build``),
+    ``normalized`` that the plots over message size draw × the floor beside each cell.
     ``ReportError`` when an input did not measure ``relative_to``, states a budget that
-    is not a positive whole number of ns (and ``slo_p99_ns`` is not given), or
-    ``fleet_transports`` cannot be plotted (``fleet.build``)."""
+    is not a positive whole number of ns (and ``slo_p99_ns`` is not given),
+    ``fleet_transports`` cannot be plotted (``fleet.build``), or ``normalized`` is asked
+    of inputs none of whose pingpong or throughput cells has a floor beside it."""
     for r in runs:
         if relative_to and relative_to not in r.transports():
             raise ReportError(f"--relative-to {relative_to}: {r.path} measured no transport "
                               f"'{relative_to}' (it has {', '.join(r.transports()) or 'none'})")
+    if normalized and not any(c.has_floor_beside for r in runs for c in r.cells.values()
+                              if c.kind in ("pingpong", "throughput")):
+        raise ReportError("--normalized: no pingpong or throughput cell of "
+                          f"{', '.join(str(r.path) for r in runs)} carries floor_ratio (the "
+                          "floor probed beside each cell; results written before ipcbench "
+                          "probed it, or of a split run, have none)")
     bases = {r.label: relative_base(r, relative_to) for r in runs}
     floors = {r.label: floors_of(r) for r in runs}
     have = {k for r in runs for c in r.cells.values() for k in c.counters()}
@@ -517,7 +580,9 @@ def build(runs: list[Run], relative_to: str | None = None,
                         {r.label: missing for r in runs
                          if (missing := [t for t in r.transports() if not family_of(r, t)])},
                         build_many(runs), build_rate(runs, slo_p99_ns),
-                        build_fleet(runs, fleet_transports))
+                        build_fleet(runs, fleet_transports),
+                        [(r, c) for r in runs for c in r.cells.values() if c.marked()],
+                        normalized)
     waits = sorted(model.waits())
     if len(waits) > 1:
         model.comparability.append(

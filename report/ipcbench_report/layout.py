@@ -8,14 +8,15 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ipcbench_report.compute import (CLASSIC_NOTE, CPU_COLUMNS, CV_WARN,
-                                     ENCODING_FLOOR, ENCODING_SHARE_RULE, FLOOR_RULES,
-                                     RELATIVE_CHOSEN_WHY, RELATIVE_DEFAULT_WHY,
+from ipcbench_report.compute import (ALL_MARKED, BESIDE_RULES, CLASSIC_NOTE, CPU_COLUMNS,
+                                     CV_WARN, ENCODING_FLOOR, ENCODING_SHARE_RULE,
+                                     FLOOR_RULES, RELATIVE_CHOSEN_WHY, RELATIVE_DEFAULT_WHY,
                                      RELATIVE_FAMILY, STAR_RULE, Layer, ReportModel,
                                      classic_for, stars_text)
 from ipcbench_report.fleet import UNKNOWN, Machine, Placement
 from ipcbench_report.fleet import Row as FleetRow
 from ipcbench_report.many import CLIENTS, FANOUT, Series
+from ipcbench_report.model import FLOOR_RATIO, HOST_CHANGED, Cell
 from ipcbench_report.rate import (CORRECTED, LAG, P99, SATURATED_SHARE, UNCORRECTED,
                                   Budget, Point, counter)
 
@@ -89,9 +90,11 @@ def fmt_size(n: int | None) -> str:
 
 def fmt_metric(metric: str, x: float | None) -> str:
     """A cell's value with its unit: ``*_ns`` in µs, ``ns_per_call`` in ns, bytes/s in
-    GB/s, anything else as a plain number."""
+    GB/s, ``floor_ratio`` as ×N, anything else as a plain number."""
     if x is None:
         return "—"
+    if metric == FLOOR_RATIO:
+        return f"×{fmt(x)}"
     if metric.endswith("_ns"):
         return f"{fmt(x / 1e3)} µs"
     if metric == "ns_per_call":
@@ -145,6 +148,16 @@ def _measured_section(model: ReportModel) -> Section:
         Table(["key"] + [r.label for r in model.runs], rows), Bullets(notes)])
 
 
+# Marks a table entry whose cell had a repetition marked host_changed.
+HOST_CHANGED_MARK = "†"
+
+
+def marked_positions(cell: Cell) -> str:
+    """``repetition(s) 3, 7 of 9``: the cell's repetitions marked host_changed, numbered
+    among its successful ones in file order."""
+    return f"repetition(s) {', '.join(map(str, cell.marked()))} of {len(cell.reps)}"
+
+
 def _entry_text(entry, col) -> Text:
     if entry.error:
         return Text("error", entry.error, "error")
@@ -157,10 +170,45 @@ def _entry_text(entry, col) -> Text:
     if entry.multiple is not None:
         text += f" (×{fmt(entry.multiple)})"
         tip.append(f"×{fmt(entry.multiple)} of {entry.floor_name}")
+    elif entry.no_multiple:
+        tip.append(f"no × of {entry.floor_name}: {entry.no_multiple}")
+    marked = bool(entry.cell.marked())
+    if marked:
+        tip.append(f"{HOST_CHANGED_MARK} the machine changed during "
+                   f"{marked_positions(entry.cell)} (host_changed)"
+                   + (": left out of the ×" if entry.rule in BESIDE_RULES
+                      or entry.no_multiple else ""))
     tip.append(entry.cell.label)
     warn = entry.cv is not None and entry.cv > CV_WARN
-    return Text(text + (" ⚠" if warn else ""), "; ".join(t for t in tip if t),
-                "warn" if warn else "")
+    return Text(text + (" ⚠" if warn else "") + (f" {HOST_CHANGED_MARK}" if marked else ""),
+                "; ".join(t for t in tip if t), "warn" if warn or marked else "")
+
+
+def _host_changed(model: ReportModel) -> list[str]:
+    """The notes on cells with repetitions marked host_changed: the rule, then each
+    cell with those repetitions and the probes before and after them."""
+    if not model.marked:
+        return []
+    multi = len(model.runs) > 1
+    margins = ", ".join(dict.fromkeys(r.ctx("host_change_margin") for r, _ in model.marked))
+    items = [f"{HOST_CHANGED_MARK} The machine changed during a repetition of "
+             f"{len(model.marked)} cell(s) (host_changed = 1: the floor probed beside the "
+             "cell just before and just after that repetition differed by more than the "
+             "runner's margin, the larger over the smaller minus 1 above "
+             f"host_change_margin = {margins}). Those repetitions are left out of the "
+             "medians behind the per-cell (×N) and of compare --normalized; the figures "
+             "themselves, and the run-wide (×N), use every repetition. Marked "
+             "repetitions, with the probes before and after each:"]
+    for r, c in model.marked:
+        metric = "bytes_per_second" if c.kind == "throughput" else "rtt_p50_ns"
+        probes = "; ".join(
+            f"repetition {i}: {fmt_metric(metric, c.reps[i - 1].get('floor_before'))} → "
+            f"{fmt_metric(metric, c.reps[i - 1].get('floor_after'))}" for i in c.marked())
+        items.append(f"{r.label + ': ' if multi else ''}{c.id} ({c.floor_kind or 'floor'}, "
+                     f"{marked_positions(c)}): {probes}"
+                     + ("; every repetition marked, so no per-cell (×N)" if not c.unmarked(
+                         FLOOR_RATIO) else ""))
+    return items
 
 
 def _below_floor(model: ReportModel) -> list[str]:
@@ -187,38 +235,59 @@ def _comparison_section(model: ReportModel) -> Section:
         cells += [Text(row.wait or "—")] + [_entry_text(row.entries[c.key], c)
                                      for c in model.columns]
         rows.append(cells)
-    rules = sorted({c.floor for row in model.rows for c in model.columns
-                    if row.entries[c.key].multiple is not None})
+    entries = [(row, c, row.entries[c.key]) for row in model.rows for c in model.columns]
+    rules = {e.rule for _, _, e in entries if e.multiple is not None}
+    beside = [r for r in BESIDE_RULES if r in rules]
+    wide = sorted(rules - set(BESIDE_RULES))
     notes = ["Each figure is the median of the cell's repetition rows (Google Benchmark's "
              "aggregate rows are not used); ⚠ marks a CV above "
-             f"{CV_WARN * 100:.0f} % across repetitions. Missing cells show —, failed "
-             "cells show error (see Errors)."]
+             f"{CV_WARN * 100:.0f} % across repetitions, {HOST_CHANGED_MARK} a cell "
+             "during a repetition of which the machine changed (see below). Missing "
+             "cells show —, failed cells show error (see Errors)."]
     if rules:
-        notes.append("(×N) is the cost relative to the machine floor measured in the same "
-                     "run (1 = as fast as the floor): "
-                     + "; ".join(FLOOR_RULES[r] for r in rules) + ".")
-    elif not any(r.floors() for r in model.runs):
-        notes.append("No floor/* cells in these inputs, so no multiples of the machine "
-                     "floor are shown.")
+        notes.append(
+            "(×N) is the cost relative to a machine floor (1 = as fast as the floor). "
+            + ("Per cell, where the cell carries the floor probed beside it (its label's "
+               "floor=, counters floor_*): " + "; ".join(FLOOR_RULES[r] for r in beside)
+               + "; repetitions marked host_changed are left out of these medians. "
+               if beside else "")
+            + ((("Otherwise run-wide" if beside else "Run-wide")
+                + ", from the machine floors measured in the same run (floor/* cells; "
+                "CPU per message, and cells without a floor beside them: results written "
+                "before ipcbench probed one, cells of a split run): "
+                + "; ".join(FLOOR_RULES[r] for r in wide) + ".") if wide else ""))
     else:
-        notes.append("No multiples of the machine floor are shown: no floor/* cell of "
-                     "these inputs that succeeded bounds a figure of this table.")
+        none = ("No floor/* cells in these inputs, so no multiples of the machine floor "
+                "are shown." if not any(r.floors() for r in model.runs) else
+                "No multiples of the machine floor are shown: no floor/* cell of these "
+                "inputs that succeeded bounds a figure of this table.")
+        notes.append(none + (" The cells with a floor probed beside them had every "
+                             "repetition marked host_changed (see below)."
+                             if any(e.no_multiple for _, _, e in entries) else ""))
+    multi = len(model.runs) > 1
+    bare = [f"{row.transport}{f' ({row.run.label})' if multi else ''} {c.title}"
+            for row, c, e in entries if e.no_multiple]
+    if bare:
+        notes.append(f"No (×N) for {', '.join(bare)}: {ALL_MARKED}.")
     below = _below_floor(model)
     if below:
         notes.append(f"Below the floor (×N under 1, lowest first): {', '.join(below[:6])}"
                      + (f" and {len(below) - 6} more" if len(below) > 6 else "")
                      + ". Such a cell ran faster than the floor meant to bound it. Either "
-                     "the two were measured in different host states (floors run before "
-                     "the matrix, or among its cells when repetitions are interleaved, and "
-                     "on a virtual machine the host can move the CPUs in between; see the "
-                     "floors' CV), or the floor does not bound that cell (a receiver that "
-                     "drains several queued messages per system call spends less CPU per "
-                     "message than one call). Read a multiple near 1 as at the floor.")
+                     "the two were measured in different host states (run-wide floors run "
+                     "before the matrix, or among its cells when repetitions are "
+                     "interleaved, and on a virtual machine the host can move the CPUs in "
+                     "between; see the floors' CV), or the floor does not bound that cell "
+                     "(a receiver that drains several queued messages per system call "
+                     "spends less CPU per message than one call; a ring transport that "
+                     "reads messages in place copies less than the two-slot copying "
+                     "channel probed beside a throughput cell). Read a multiple near 1 as "
+                     "at the floor.")
     if not any(c in CPU_COLUMNS for c in model.columns):
         notes.append("CPU per message: not measured in these inputs "
                      "(counters cpu_client_ns_per_msg, cpu_peer_ns_per_msg, "
                      "ctx_switches_per_msg).")
-    return Section(COMPARISON, [Table(headers, rows), Bullets(notes)])
+    return Section(COMPARISON, [Table(headers, rows), Bullets(notes + _host_changed(model))])
 
 
 def _transports_info(model: ReportModel) -> dict[str, dict]:
@@ -472,7 +541,8 @@ def _cells_section(model: ReportModel) -> Section:
         for c in r.cells.values():
             metric, lower = c.primary()
             value = c.median(metric)
-            marks = [m for m, k in (("saturated", "saturated"), ("shared CPU", "shared_cpu"))
+            marks = [m for m, k in (("saturated", "saturated"), ("shared CPU", "shared_cpu"),
+                                    ("host changed", HOST_CHANGED))
                      if any(v >= 1 for v in c.values(k))]
             rows.append([Text(r.label), Text(c.id), Text(f"{len(c.reps)}/{c.repetitions}"),
                          Text(metric + (" ↓" if lower else " ↑")),

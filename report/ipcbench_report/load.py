@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from ipcbench_report import ReportError
-from ipcbench_report.model import Cell, Run, cell_id
+from ipcbench_report.model import HOST_CHANGED_TOKEN, Cell, Run, cell_id
 
 _TIME_UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -79,6 +79,12 @@ def _repetition(row: dict, where: str) -> dict[str, float]:
                 and not isinstance(value, bool):
             rep[key] = _number(row, key, where)
     return rep
+
+
+def _cell_label(row: dict) -> str:
+    """The row's label without the token ``host-changed``, which marks that repetition
+    alone (its counter ``host_changed`` says the same), not the cell."""
+    return " ".join(t for t in str(row.get("label", "")).split() if t != HOST_CHANGED_TOKEN)
 
 
 def _run_name(row: dict) -> str:
@@ -155,7 +161,7 @@ def load_run(path: Path) -> Run:
             continue
         name = _run_name(row)
         cell = cells.setdefault(cell_id(name), Cell(id=cell_id(name), name=name))
-        cell.label = cell.label or str(row.get("label", ""))
+        cell.label = cell.label or _cell_label(row)
         if row.get("error_occurred"):
             cell.errors.append(str(row.get("error_message") or "error (no message)"))
         else:

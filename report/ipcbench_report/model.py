@@ -43,6 +43,17 @@ _PRIMARY_BY_KIND = {
     "rate": ("lat_p99_ns", True),
 }
 
+# The floor beside a cell (pingpong and throughput cells of runs that probe it; not
+# cells of a split run, nor files written before): counters of each repetition, the
+# probe's figure just before and just after it on the cell's CPUs (p50 ns per round trip,
+# or bytes/s), ``floor`` their mean, ``floor_ratio`` the cell's cost ÷ the floor's (1 =
+# the floor itself, larger = further from it) and ``host_changed`` 1 when the two probes
+# differ by more than the runner's margin (context ``host_change_margin``): the machine
+# changed during that repetition.
+FLOOR_RATIO, FLOOR, HOST_CHANGED = "floor_ratio", "floor", "host_changed"
+# Label token of one repetition marked host_changed (its label only: not the cell's).
+HOST_CHANGED_TOKEN = "host-changed"
+
 
 def _gb_segment(part: str) -> bool:
     return part in _GB_SUFFIXES or part.split(":", 1)[0] in _GB_KEYS and ":" in part
@@ -128,13 +139,33 @@ class Cell:
     def repetitions(self) -> int:
         return len(self.reps) + len(self.errors)
 
+    def _token(self, key: str) -> str:
+        """Value of the label's ``key=value`` token, ``""`` when absent."""
+        for token in self.label.split():
+            if token.startswith(key + "="):
+                return token[len(key) + 1:]
+        return ""
+
     @property
     def wait(self) -> str:
         """Wait strategy from the label (``wait=blocking``), ``""`` when absent."""
-        for token in self.label.split():
-            if token.startswith("wait="):
-                return token[len("wait="):]
-        return ""
+        return self._token("wait")
+
+    @property
+    def floor_kind(self) -> str:
+        """The floor probed beside the cell, from the label (``floor=pair_rtt``,
+        ``futex_rtt`` or ``copy_stream``), ``""`` when absent."""
+        return self._token("floor")
+
+    @property
+    def has_floor_beside(self) -> bool:
+        """Some repetition carries ``floor_ratio`` (the floor beside the cell)."""
+        return bool(self.values(FLOOR_RATIO))
+
+    def marked(self) -> list[int]:
+        """Repetitions marked ``host_changed`` = 1, as positions 1…n among the
+        successful repetitions in file order (``history``'s ordinals)."""
+        return [i + 1 for i, rep in enumerate(self.reps) if rep.get(HOST_CHANGED, 0) >= 1]
 
     def counters(self) -> set[str]:
         return {k for rep in self.reps for k in rep}
@@ -145,6 +176,16 @@ class Cell:
 
     def median(self, metric: str) -> float | None:
         v = self.values(metric)
+        return statistics.median(v) if v else None
+
+    def unmarked(self, metric: str) -> list[float]:
+        """``values(metric)`` of the repetitions not marked ``host_changed``."""
+        return [rep[metric] for rep in self.reps
+                if metric in rep and rep.get(HOST_CHANGED, 0) < 1]
+
+    def unmarked_median(self, metric: str) -> float | None:
+        """Median of ``unmarked(metric)``; ``None`` when no repetition is left."""
+        v = self.unmarked(metric)
         return statistics.median(v) if v else None
 
     def cv(self, metric: str) -> float | None:

@@ -7,9 +7,11 @@ ranks the transports (horizontal bars, best on top) and returns its (path, capti
 history (``history.trend``). One series per (run, transport): colour = transport, line
 style = run; the legend names each transport once and each run once. Failed cells are
 drawn as × on the bottom edge (named under the panel in the ranking), floors as grey
-dashed lines (one shade per run). ``fleet(model, outdir)`` draws the fleet view's plots
-(``FLEET_FILE``, one per placement and transport): one line per machine, colour =
-machine.
+dashed lines (one shade per run). With ``model.normalized`` (render --normalized) the
+round trip and throughput over message size are drawn × the floor beside each cell
+instead, the floor itself (× 1) as a grey dashed line. ``fleet(model, outdir)`` draws
+the fleet view's plots (``FLEET_FILE``, one per placement and transport): one line per
+machine, colour = machine.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator  # noqa: E4
 from ipcbench_report.compute import SMALL, ReportModel  # noqa: E402
 from ipcbench_report.many import CLIENTS, FANOUT, Workload  # noqa: E402
 from ipcbench_report.layout import fmt, fmt_size  # noqa: E402
+from ipcbench_report.model import FLOOR_RATIO  # noqa: E402
 from ipcbench_report.outdir import atomic_file  # noqa: E402
 from ipcbench_report import rate as rate_mod  # noqa: E402
 
@@ -93,15 +96,18 @@ def _subtitle(model: ReportModel) -> str:
 
 
 def _points(run, kind, transport, counter, scale):
-    """Sorted (size, value) of successful cells and sizes of failed ones."""
+    """Sorted (size, value) of successful cells and sizes of failed ones; the value is
+    the median of ``counter``, for ``floor_ratio`` over the repetitions not marked
+    host_changed (a cell with none left, or without the counter, is left out)."""
     ok, failed = [], []
     for c in run.cells.values():
         if c.kind != kind or c.transport != transport or c.size is None:
             continue
+        value = c.unmarked_median(counter) if counter == FLOOR_RATIO else c.median(counter)
         if not c.ok:
             failed.append(c.size)
-        elif c.median(counter) is not None:
-            ok.append((c.size, c.median(counter) * scale))
+        elif value is not None:
+            ok.append((c.size, value * scale))
     return sorted(ok), failed
 
 
@@ -160,27 +166,52 @@ def _rtt_floor_lines(ax, model, scale, vertical=False):
                        label=f"floor/{name}{suffix}")
 
 
+# Axis labels of the plots over message size drawn ``× floor`` (render --normalized).
+NORMALIZED_RTT_LABEL = ("round trip p50 × floor (median floor_ratio; repetitions marked "
+                        "host_changed left out)")
+NORMALIZED_THROUGHPUT_LABEL = ("throughput × floor (floor bytes/s ÷ cell bytes/s: median "
+                               "floor_ratio; repetitions marked host_changed left out)")
+
+
+def _unit_floor(ax):
+    """The floor itself (× 1) as a grey dashed line."""
+    ax.axhline(1.0, ls="--", lw=1.2, color=_FLOOR_GREYS[0],
+               label="×1 = the floor probed beside the cell")
+
+
 def _rtt_vs_size(model, outdir) -> Path:
+    """Round trip p50 with a band up to p99 against message size, or (``normalized``)
+    the p50 × the floor beside each cell."""
     fig = Figure(figsize=(10, 5.5))
     ax = fig.add_subplot()
     series = _Series(model)
     sizes, any_data, failed = [], False, False
     for run, t, style in series:
-        p50, bad = _points(run, "pingpong", t, "rtt_p50_ns", 1e-3)
-        p99 = dict(_points(run, "pingpong", t, "rtt_p99_ns", 1e-3)[0])
+        if model.normalized:
+            p50, bad = _points(run, "pingpong", t, FLOOR_RATIO, 1.0)
+        else:
+            p50, bad = _points(run, "pingpong", t, "rtt_p50_ns", 1e-3)
+            p99 = dict(_points(run, "pingpong", t, "rtt_p99_ns", 1e-3)[0])
         failed |= _mark_failed(ax, bad, style)
         sizes += [s for s, _ in p50] + bad
         if p50:
             any_data = True
             xs, ys = zip(*p50)
-            tail = [p99.get(x, y) for x, y in p50]
             ax.plot(xs, ys, marker="o", **style)
-            ax.plot(xs, tail, lw=0.8, alpha=0.5, **style)
-            ax.fill_between(xs, ys, tail, alpha=0.08, color=style["color"], lw=0)
-    _rtt_floor_lines(ax, model, 1e-3)
+            if not model.normalized:
+                tail = [p99.get(x, y) for x, y in p50]
+                ax.plot(xs, tail, lw=0.8, alpha=0.5, **style)
+                ax.fill_between(xs, ys, tail, alpha=0.08, color=style["color"], lw=0)
+    if model.normalized:
+        _unit_floor(ax)
+        ax.set_ylabel(NORMALIZED_RTT_LABEL)
+        ax.set_title(f"Round trip × floor vs message size — {_subtitle(model)}",
+                     fontsize=10)
+    else:
+        _rtt_floor_lines(ax, model, 1e-3)
+        ax.set_ylabel("round-trip time, µs (line p50, band up to p99)")
+        ax.set_title(f"Round trip vs message size — {_subtitle(model)}", fontsize=10)
     _size_axis(ax, sizes)
-    ax.set_ylabel("round-trip time, µs (line p50, band up to p99)")
-    ax.set_title(f"Round trip vs message size — {_subtitle(model)}", fontsize=10)
     _finish(ax, any_data)
     _legend(ax, series, [ax], failed)
     return _save(fig, outdir / FILES[0])
@@ -207,11 +238,15 @@ def _throughput_floors(ax, model, counter, scale):
 
 
 def _throughput(model, outdir) -> Path:
-    fig = Figure(figsize=(14, 5.5))
-    axes = list(fig.subplots(1, 2))
+    """GB/s and messages/s against message size, or (``normalized``) one panel of the
+    throughput × the floor beside each cell (one ratio for both: a cell's messages share
+    it)."""
+    panels = (((FLOOR_RATIO, 1.0, NORMALIZED_THROUGHPUT_LABEL),) if model.normalized else
+              (("bytes_per_second", 1e-9, "throughput, GB/s (one way)"),
+               ("items_per_second", 1.0, "messages/s (one way)")))
+    fig = Figure(figsize=(7 * len(panels) + (3 if model.normalized else 0), 5.5))
+    axes = list(fig.subplots(1, len(panels), squeeze=False)[0])
     series = _Series(model)
-    panels = (("bytes_per_second", 1e-9, "throughput, GB/s (one way)"),
-              ("items_per_second", 1.0, "messages/s (one way)"))
     failed = False
     for ax, (counter, scale, ylabel) in zip(axes, panels):
         sizes, any_data = [], False
@@ -222,11 +257,15 @@ def _throughput(model, outdir) -> Path:
             if pts:
                 any_data = True
                 ax.plot(*zip(*pts), marker="o", **style)
-        _throughput_floors(ax, model, counter, scale)
+        if model.normalized:
+            _unit_floor(ax)
+        else:
+            _throughput_floors(ax, model, counter, scale)
         _size_axis(ax, sizes)
         ax.set_ylabel(ylabel)
         _finish(ax, any_data)
-    fig.suptitle(f"Throughput vs message size — {_subtitle(model)}", fontsize=10)
+    fig.suptitle(f"Throughput {'× floor ' if model.normalized else ''}vs message size — "
+                 f"{_subtitle(model)}", fontsize=10)
     fig.tight_layout()
     _legend(fig, series, axes, failed)
     return _save(fig, outdir / FILES[1])
@@ -358,14 +397,24 @@ def ranking(model: ReportModel, outdir: Path) -> tuple[Path, str]:
             "the run measured them")
 
 
+NORMALIZED_CAPTION = ("{} × floor vs message size (render --normalized): the median of "
+                      "floor_ratio, the cost ÷ the cost of the floor probed beside the "
+                      "cell, over the repetitions not marked host_changed; 1 = the floor "
+                      "itself (log-log). Cells without a floor beside them, or whose every "
+                      "repetition was marked, are left out")
+
+
 def render(model: ReportModel, outdir: Path) -> list[tuple[Path, str]]:
     """Write the detail plots into ``outdir``; return (path, caption) pairs (the
-    ranking picture is ``ranking``)."""
+    ranking picture is ``ranking``). With ``model.normalized`` the plots over message
+    size draw × the floor beside each cell."""
     return [
         (_rtt_vs_size(model, outdir),
-         "Round-trip time p50 vs message size (log-log); shaded band up to p99"),
+         NORMALIZED_CAPTION.format("Round-trip time p50") if model.normalized
+         else "Round-trip time p50 vs message size (log-log); shaded band up to p99"),
         (_throughput(model, outdir),
-         "One-way throughput vs message size, in GB/s and in messages/s"),
+         NORMALIZED_CAPTION.format("One-way throughput") if model.normalized
+         else "One-way throughput vs message size, in GB/s and in messages/s"),
         (_spectrum(model, outdir),
          f"Round-trip percentiles (p50 … max) at {fmt_size(SMALL)}"),
     ]

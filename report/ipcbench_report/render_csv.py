@@ -3,19 +3,21 @@ median of the successful repetitions, full precision), plus run and error column
 ``n`` and ``server_model`` come from the cell's name: the clients of a many-clients cell
 (``clients:<N>``) or the subscribers of a fan-out cell (``subscribers:<N>``), and the
 many-clients cell's ``server:<model>``; empty for other cells. The flags of the
-latency-under-load workload, ``saturated`` and ``shared_cpu``, are the largest value of
-the repetitions, not the median: 1 when any repetition set them, as the report marks
-the cell."""
+latency-under-load workload, ``saturated`` and ``shared_cpu``, and ``host_changed`` (the
+machine changed during a repetition of a pingpong or throughput cell) are the largest
+value of the repetitions, not the median: 1 when any repetition set them, as the report
+marks the cell."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from ipcbench_report.model import Run
+from ipcbench_report.model import HOST_CHANGED, Run
 
-# Flags of rate cells that hold when any repetition set them (see ``rate.Point``).
-_ANY_FLAGS = {"saturated", "shared_cpu"}
+# Flags that hold for the cell when any repetition set them (rate cells: see
+# ``rate.Point``; host_changed: ``model.Cell.marked``).
+_ANY_FLAGS = {"saturated", "shared_cpu", HOST_CHANGED}
 _TIMES = ["real_time_ns", "cpu_time_ns", "iterations"]
 _FIXED = ["file", "run", "host_name", "date", "pin_mode", "cell", "name", "workload",
           "transport", "msg_size_bytes", "n", "server_model", "label", "repetitions",
