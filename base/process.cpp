@@ -209,7 +209,8 @@ bool all_stopped(pid_t pid) {
 }  // namespace
 
 StoppedProcess::StoppedProcess(pid_t pid) : pid_(pid) {
-  if (pid_ <= 0 || ::kill(pid_, SIGSTOP) != 0) {
+  // A process someone else stopped stays stopped: it is left alone, never continued.
+  if (pid_ <= 0 || all_stopped(pid_) || ::kill(pid_, SIGSTOP) != 0) {
     pid_ = -1;
     return;
   }

@@ -59,7 +59,9 @@ std::string describe_wait_status(int status);
 // Stops a process (SIGSTOP) for the lifetime of this object and continues it (SIGCONT)
 // at its end: while it lives, the process takes no CPU (a busy-polling peer leaves its CPU
 // to a probe). The constructor waits up to 100 ms until the kernel shows the process
-// stopped (or gone); a pid <= 0 is left alone.
+// stopped (or gone); a pid <= 0, and a process already stopped (by someone else, who
+// would not want it continued), is left alone. One stopped by someone else while this
+// object lives is continued at its end.
 class StoppedProcess {
  public:
   explicit StoppedProcess(pid_t pid);

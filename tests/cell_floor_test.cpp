@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -51,13 +50,6 @@ TEST(CellFloor, KindFollowsTheWorkloadTheWaitAndWhetherSpinningIsAllowed) {
   EXPECT_EQ(cell_floor_for("throughput", "blocking", same), CellFloor::kCopyStream);
 }
 
-char state_of(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const auto close = all.rfind(')');
-  return close == std::string::npos || close + 2 >= all.size() ? 0 : all[close + 2];
-}
-
 TEST(CellFloor, AStoppedPeerIsContinuedAtTheEnd) {
   pid_t child = ::fork();
   ASSERT_GE(child, 0);
@@ -67,12 +59,19 @@ TEST(CellFloor, AStoppedPeerIsContinuedAtTheEnd) {
   }
   {
     StoppedProcess stopped(child);
-    EXPECT_EQ(state_of(child), 'T');  // the constructor waited for it
+    EXPECT_EQ(testing_support::process_state(child), 'T');  // the constructor waited for it
   }
   char st = 0;
-  for (int i = 0; i < 200 && (st = state_of(child)) == 'T'; ++i)
+  for (int i = 0; i < 200 && (st = testing_support::process_state(child)) == 'T'; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_EQ(st, 'R');
+  // A process someone else stopped is left stopped.
+  ::kill(child, SIGSTOP);
+  for (int i = 0; i < 200 && testing_support::process_state(child) != 'T'; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  { StoppedProcess again(child); }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(testing_support::process_state(child), 'T');
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   StoppedProcess gone(child);  // a reaped pid: nothing to stop, no wait

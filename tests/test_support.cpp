@@ -188,6 +188,8 @@ std::pair<char, std::uint64_t> thread_state(const fs::path& task) {
 
 }  // namespace
 
+char process_state(pid_t pid) { return thread_state("/proc/" + std::to_string(pid)).first; }
+
 bool wait_until_settled(pid_t pid) {
   const fs::path tasks = "/proc/" + std::to_string(pid) + "/task";
   std::map<std::string, std::uint64_t> start;

@@ -64,6 +64,8 @@ bool all_gone(const std::set<pid_t>& pids);
 // finished (a peer killed inside an iceoryx publish leaves a lock held for good:
 // TransportInfo::peer_kill). Whether every thread settled.
 bool wait_until_settled(pid_t pid);
+// The state letter of a process (/proc/<pid>/stat: 'R', 'S', 'T', …); 0 when it is gone.
+char process_state(pid_t pid);
 // The suite's objects run `run` left: in the scratch's tmp/, in /dev/shm and (where it is
 // mounted) in /dev/mqueue.
 std::vector<std::string> leftovers(const Scratch& s, pid_t run);
