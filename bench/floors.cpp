@@ -154,18 +154,24 @@ inline void serve(std::atomic<std::uint32_t>& word, std::uint32_t v, bool sleep)
   if (sleep) futex_wake(word);
 }
 
-// pair: out through `ball`, back through `back`; otherwise both ways through `ball`.
-void round_trip_floor(benchmark::State& state, const Placement& pl,
-                      std::chrono::milliseconds stall_timeout, bool sleep, bool pair) {
-  if (std::string why = pl.spinning_refused(); !sleep && !why.empty())
-    throw std::runtime_error(why);
-  Partner partner(pl.peer_cpu, stall_timeout, [sleep, pair](Shared& s, std::byte*) {
+// The partner's side of a round-trip floor or probe: answers each hand-off on `ball`
+// through `back` (pair) or `ball` itself, spinning or sleeping, until told to quit.
+auto answer_round_trips(bool sleep, bool pair) {
+  return [sleep, pair](Shared& s, std::byte*) {
     std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
     for (std::uint32_t v = 1; !s.quit.load(); v += 2) {
       await(s.ball, s.quit, v, sleep, nullptr);
       serve(back, v + 1, sleep);
     }
-  });
+  };
+}
+
+// pair: out through `ball`, back through `back`; otherwise both ways through `ball`.
+void round_trip_floor(benchmark::State& state, const Placement& pl,
+                      std::chrono::milliseconds stall_timeout, bool sleep, bool pair) {
+  if (std::string why = pl.spinning_refused(); !sleep && !why.empty())
+    throw std::runtime_error(why);
+  Partner partner(pl.peer_cpu, stall_timeout, answer_round_trips(sleep, pair));
   Shared& s = partner.shared();
   std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
   const std::atomic<std::uint32_t> never{0};  // the measuring side is never told to quit
@@ -307,16 +313,7 @@ constexpr std::uint64_t kProbeMinSlots = 16;
 // back through `back`, spinning; otherwise both ways through `ball`, sleeping on futexes).
 double rtt_probe(const Placement& pl, std::chrono::milliseconds stall_timeout, bool pair) {
   const bool sleep = !pair;
-  Partner partner(
-      pl.peer_cpu, stall_timeout,
-      [sleep, pair](Shared& s, std::byte*) {
-        std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
-        for (std::uint32_t v = 1; !s.quit.load(); v += 2) {
-          await(s.ball, s.quit, v, sleep, nullptr);
-          serve(back, v + 1, sleep);
-        }
-      },
-      0);
+  Partner partner(pl.peer_cpu, stall_timeout, answer_round_trips(sleep, pair), 0);
   Shared& s = partner.shared();
   std::atomic<std::uint32_t>& back = pair ? s.back : s.ball;
   const std::atomic<std::uint32_t> never{0};
