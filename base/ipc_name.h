@@ -25,7 +25,9 @@
 //   POSIX queues    /<stamp>-mq-<n>-{down,up};
 //   broker queues   <stamp>-amqp-<n>-{req,rep} (the broker expires them on its own);
 //   iceoryx runtime /tmp/<stamp> (socket) and /tmp/<stamp>.lock, which iceoryx makes for
-//                   the process's runtime, named by its stamp (transports/iceoryx).
+//                   the process's runtime, named by its stamp (transports/iceoryx);
+//   RouDi's proof   /tmp/<stamp>.roudi: which files the RouDi this process started made
+//                   (base/roudi_files.h), so that a sweep may remove them.
 // Files inside a run directory (sockets, FIFOs, mapped files) need no stamp: the
 // directory is removed whole.
 #pragma once

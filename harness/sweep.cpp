@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <set>
+#include <string_view>
 
 #include "base/cleanup.h"
 #include "base/ipc_name.h"
+#include "base/roudi_files.h"
 
 namespace ipcbench {
 namespace {
@@ -67,25 +70,52 @@ struct Sweep {
   }
 
   // iceoryx's files for a process's runtime, named by the process's stamp
-  // (transports/iceoryx): the socket /tmp/<stamp> and the lock file /tmp/<stamp>.lock.
-  // Nothing else: a name must be a stamp alone, or a stamp and ".lock".
-  void iceoryx_runtimes(const std::string& dir) {
+  // (transports/iceoryx): the socket /tmp/<stamp> and the lock file /tmp/<stamp>.lock; and
+  // the proof /tmp/<stamp>.roudi a runner that started RouDi wrote (base/roudi_files.h).
+  // Nothing else: a name must be a stamp alone, or a stamp and ".lock" or ".roudi".
+  void iceoryx_runtimes(const std::string& dir, const std::string& shm_dir) {
     DIR* d = ::opendir(dir.c_str());
     if (!d) return;
+    auto ends = [](const std::string& name, std::string_view suffix) {
+      return name.size() > suffix.size() &&
+             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    std::vector<std::string> proofs;
     while (dirent* e = ::readdir(d)) {
       std::string name = e->d_name;
-      const bool lock = name.size() > 5 && name.compare(name.size() - 5, 5, ".lock") == 0;
-      const std::string stem = lock ? name.substr(0, name.size() - 5) : name;
+      const bool lock = ends(name, ".lock");
+      const bool proof = ends(name, roudi_files::kProofSuffix);
+      const std::size_t cut = lock ? 5 : proof ? std::strlen(roudi_files::kProofSuffix) : 0;
+      const std::string stem = name.substr(0, name.size() - cut);
       auto s = RunStamp::parse(stem);
       if (!s || s->text() != stem) continue;
       std::string path = dir + "/" + name;
       struct stat st {};
-      if (::lstat(path.c_str(), &st) != 0 || !(lock ? S_ISREG(st.st_mode) : S_ISSOCK(st.st_mode)) ||
+      if (::lstat(path.c_str(), &st) != 0 ||
+          !(lock || proof ? S_ISREG(st.st_mode) : S_ISSOCK(st.st_mode)) ||
           st.st_uid != ::geteuid() || !gone(*s))
         continue;
-      if (::unlink(path.c_str()) == 0) removed.push_back(path);
+      if (proof)
+        proofs.push_back(path);  // after the loop: it removes files in this directory
+      else if (::unlink(path.c_str()) == 0)
+        removed.push_back(path);
     }
     ::closedir(d);
+    for (const std::string& path : proofs) roudi_left(path, {.tmp = dir, .shm = shm_dir});
+  }
+
+  // A dead runner's proof: RouDi's files go when that RouDi is gone too and they are the
+  // files it made; the proof goes with them. It stays while that RouDi lives (or its fate
+  // cannot be told); once another RouDi answers, it proves nothing any more and goes.
+  void roudi_left(const std::string& proof_path, const roudi_files::Places& at) {
+    const auto proof = roudi_files::read_proof(proof_path);
+    if (proof) {
+      if (fate_of(proof->roudi) != Fate::kGone) return;
+      if (!roudi_files::answers(at))
+        for (std::string& r : roudi_files::remove_as_proven(*proof, at))
+          removed.push_back(std::move(r));
+    }
+    if (::unlink(proof_path.c_str()) == 0) removed.push_back(proof_path);
   }
 
   // A leaked queue keeps charging RLIMIT_MSGQUEUE, so every later run's posix-mq would
@@ -108,7 +138,7 @@ std::vector<std::string> sweep_stale_objects(const std::vector<std::string>& dir
   Sweep s;
   for (const auto& b : dir_bases) s.dirs(b);
   s.files(shm_dir, false);
-  s.iceoryx_runtimes(iceoryx_dir);
+  s.iceoryx_runtimes(iceoryx_dir, shm_dir);
   struct statfs fs {};
   if (::statfs("/dev/mqueue", &fs) == 0 && fs.f_type == kMqueueMagic)
     s.files("/dev/mqueue", true);

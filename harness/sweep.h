@@ -20,11 +20,13 @@
 namespace ipcbench {
 
 // Sweeps the run-directory bases ($XDG_RUNTIME_DIR, $TMPDIR, /tmp), /dev/shm, the
-// queues, and the files iceoryx made in /tmp for a process's runtime (named by its
-// stamp). Returns the names removed. Call it only before a real run.
+// queues, the files iceoryx made in /tmp for a process's runtime (named by its stamp), and
+// the files of a RouDi a dead run started, as that run's proof allows
+// (base/roudi_files.h). Returns the names removed. Call it only before a real run.
 std::vector<std::string> sweep_stale_objects();
 
-// The same over given places (for tests).
+// The same over given places (for tests): RouDi's names are looked for in iceoryx_dir
+// and shm_dir, as in /tmp and /dev/shm.
 std::vector<std::string> sweep_stale_objects(const std::vector<std::string>& dir_bases,
                                              const std::string& shm_dir,
                                              const std::string& iceoryx_dir = "");

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <mqueue.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +21,7 @@
 #include <string>
 
 #include "base/ipc_name.h"
+#include "base/roudi_files.h"
 #include "tests/test_support.h"
 
 namespace ipcbench {
@@ -270,6 +272,150 @@ TEST(Sweep, ADeadRunsIceoryxRuntimeFilesGoAndNothingElse) {
   for (const std::string& stays :
        {live, live + ".lock", d + ".other", d.substr(0, d.size() - 1), d + "-sock"})
     EXPECT_TRUE(fs::exists(fs::symlink_status(iox / stays))) << stays;
+}
+
+}  // namespace
+}  // namespace ipcbench
+
+namespace ipcbench {
+namespace {
+
+// RouDi's names in a scratch directory's stand-ins for /tmp and /dev/shm, made as a RouDi
+// makes them (the socket unbound, as a killed RouDi leaves it).
+struct RoudiPlaces {
+  Places p;
+  roudi_files::Places at{.tmp = (p.s.dir / "iox").string(), .shm = p.shm.string()};
+  RoudiPlaces() {
+    fs::create_directories(at.tmp);
+    for (const std::string& n : roudi_files::names(at))
+      if (n == roudi_files::socket_path(at))
+        socket_file(n);
+      else
+        touch(n);
+  }
+  std::vector<std::string> sweep() const {
+    return sweep_stale_objects({p.base.string()}, p.shm.string(), at.tmp);
+  }
+  // The proof a runner that has since exited wrote for the RouDi with that stamp, and
+  // the lines it added after it. Returns its path.
+  std::string proof_of_dead_runner(const RunStamp& roudi, const std::string& more = "") const {
+    int fds[2];
+    EXPECT_EQ(::pipe(fds), 0);
+    pid_t child = ::fork();
+    if (child == 0) {
+      ::close(fds[0]);
+      std::string path = roudi_files::write_proof(roudi, at);
+      if (!more.empty()) std::ofstream(path, std::ios::app) << more;
+      if (::write(fds[1], path.data(), path.size()) != static_cast<ssize_t>(path.size()))
+        ::_exit(4);
+      ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::string got;
+    char buf[512];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, n);
+    ::close(fds[0]);
+    EXPECT_EQ(testing_support::wait_exit(child), 0);
+    return got;
+  }
+  RunStamp dead_stamp() const {
+    auto s = RunStamp::parse(make_and_die(p).dir.filename().string());
+    EXPECT_TRUE(s);
+    return s.value_or(RunStamp{});
+  }
+  bool all_there() const {
+    for (const std::string& n : roudi_files::names(at))
+      if (!fs::exists(fs::symlink_status(n))) return false;
+    return true;
+  }
+};
+
+std::string file_line(const fs::path& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+  return "file " + std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) + " " +
+         path.string() + "\n";
+}
+
+// A dead run's RouDi, gone too, left its names: they go, as the proof recorded them, and
+// the proof with them. A name made again since (another inode) stays, and so does any
+// file a proof lists that is not one of RouDi's names.
+TEST(Sweep, ADeadRunsRoudiFilesGoByItsProofAndNothingElse) {
+  RoudiPlaces r;
+  const fs::path victim = fs::path(r.at.tmp) / "victim";
+  touch(victim);
+  const std::string proof = r.proof_of_dead_runner(r.dead_stamp(), file_line(victim));
+  ASSERT_TRUE(fs::exists(proof));
+  // RouDi's management segment made again under its name, by someone else since.
+  const std::string mgmt = r.at.shm + "/iceoryx_mgmt";
+  touch(mgmt + ".new");
+  fs::rename(mgmt + ".new", mgmt);
+  const std::vector<std::string> removed = r.sweep();
+  for (const std::string& n : roudi_files::names(r.at)) {
+    const bool gone = std::find(removed.begin(), removed.end(), n) != removed.end();
+    EXPECT_EQ(gone, n != mgmt) << n;
+    EXPECT_EQ(fs::exists(fs::symlink_status(n)), n == mgmt) << n;
+  }
+  EXPECT_FALSE(fs::exists(proof));
+  EXPECT_TRUE(fs::exists(victim));
+}
+
+// Nothing of RouDi's goes while the RouDi the proof names lives, while a process answers
+// on RouDi's socket, or while one holds RouDi's unique lock.
+TEST(Sweep, RoudisFilesStayWhileARoudiCouldUseThem) {
+  {
+    SCOPED_TRACE("the proof's RouDi lives");
+    RoudiPlaces r;
+    const std::string proof = r.proof_of_dead_runner(RunStamp::self());
+    r.sweep();
+    EXPECT_TRUE(r.all_there());
+    EXPECT_TRUE(fs::exists(proof)) << "kept for a sweep after that RouDi is gone";
+  }
+  {
+    SCOPED_TRACE("a process answers on the socket");
+    RoudiPlaces r;
+    const std::string sock = roudi_files::socket_path(r.at);
+    fs::remove(sock);
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    const std::string proof = r.proof_of_dead_runner(r.dead_stamp());
+    r.sweep();
+    ::close(fd);
+    EXPECT_TRUE(r.all_there());
+    EXPECT_FALSE(fs::exists(proof)) << "another RouDi has the names: the proof is void";
+  }
+  {
+    SCOPED_TRACE("a process holds the unique lock");
+    RoudiPlaces r;
+    const std::string proof = r.proof_of_dead_runner(r.dead_stamp());
+    int fd = ::open(roudi_files::unique_lock_path(r.at).c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+    pid_t holder = ::fork();  // the lock held by another process, as a RouDi holds it
+    if (holder == 0) {
+      ::pause();
+      ::_exit(0);
+    }
+    ::close(fd);
+    r.sweep();
+    ::kill(holder, SIGKILL);
+    testing_support::wait_exit(holder);
+    EXPECT_TRUE(r.all_there());
+  }
+}
+
+// A proof that is not one (garbled) proves nothing: it goes, RouDi's names stay.
+TEST(Sweep, AGarbledRoudiProofRemovesNothingButItself) {
+  RoudiPlaces r;
+  const std::string proof = r.proof_of_dead_runner(r.dead_stamp());
+  std::ofstream(proof, std::ios::app) << "file x y /etc/passwd\n";
+  r.sweep();
+  EXPECT_TRUE(r.all_there());
+  EXPECT_FALSE(fs::exists(proof));
 }
 
 }  // namespace

@@ -23,9 +23,12 @@
 #include "base/fd.h"
 #include "base/ipc_name.h"
 #include "base/process.h"
+#include "base/roudi_files.h"
 #include "base/run_dir.h"
 #include "bench/peer.h"
 #include "harness/sweep.h"
+#include "iceoryx_hoofs/platform/platform_settings.hpp"
+#include "iceoryx_posh/iceoryx_posh_types.hpp"
 #include "tests/test_support.h"
 #include "transports/registry.h"
 
@@ -40,6 +43,20 @@ using testing_support::start;
 
 // A peer process that subscribes and publishes on the link's topics as the real peer does,
 // but presents a wrong token: an echo peer handed a token pipe of the test's.
+// The names base/roudi_files.h gives RouDi's files are the ones this iceoryx gives them.
+TEST(Iceoryx, RoudisNamesAreIceoryxsOwn) {
+  const std::string tmp = iox::platform::IOX_UDS_SOCKET_PATH_PREFIX;
+  EXPECT_EQ(std::string(iox::platform::IOX_LOCK_FILE_PATH_PREFIX), tmp);
+  const std::vector<std::string> n = roudi_files::names();
+  ASSERT_GE(n.size(), 4u);
+  EXPECT_EQ(n[0], tmp + iox::roudi::IPC_CHANNEL_ROUDI_NAME);
+  EXPECT_EQ(n[0], roudi_files::socket_path());
+  EXPECT_EQ(n[1], tmp + iox::roudi::IPC_CHANNEL_ROUDI_NAME + ".lock");
+  EXPECT_EQ(n[2], tmp + iox::roudi::ROUDI_LOCK_NAME + ".lock");
+  EXPECT_EQ(n[2], roudi_files::unique_lock_path());
+  EXPECT_EQ(n[3], std::string("/dev/shm/") + iox::roudi::SHM_NAME);
+}
+
 TEST(Iceoryx, AStrangerOnTheTopicsIsNeverTakenForThePeer) {
   const Transport* t = find_transport("iceoryx-waitset");
   ASSERT_NE(t, nullptr);
@@ -118,22 +135,27 @@ TEST_P(IceoryxRunnerEnd, TakesRoudiWithIt) {
   ASSERT_FALSE(roudis.empty()) << testing_support::slurp(s.dir / "stderr");
   ASSERT_FALSE(peers.empty()) << testing_support::slurp(s.dir / "stderr");
   std::this_thread::sleep_for(300ms);
+  const std::optional<RunStamp> stamp = RunStamp::of(run);
+  ASSERT_TRUE(stamp);
+  ASSERT_TRUE(fs::exists(roudi_files::proof_path(*stamp))) << "no proof of RouDi's files";
   ::kill(run, GetParam());
   EXPECT_EQ(testing_support::wait_exit(run), 128 + GetParam());
   EXPECT_TRUE(testing_support::all_gone(roudis)) << "RouDi outlived the runner";
   EXPECT_TRUE(testing_support::all_gone(peers));
-  if (GetParam() != SIGKILL) {
-    EXPECT_FALSE(fs::exists("/dev/shm/iceoryx_mgmt")) << "RouDi did not clean up";
-  } else {
+  if (GetParam() == SIGKILL) {
     // Nothing in a SIGKILLed runner cleans up: its and its peer's iceoryx runtime files
-    // (named by their stamps) and its run directory are left to the next run's sweep,
-    // which runs here, over the places this run used.
+    // (named by their stamps), its run directory, and the files of the RouDi that died
+    // with it (by the runner's proof) are left to the next run's sweep, which runs here,
+    // over the places this run used.
     sweep_stale_objects({(s.dir / "tmp").string(), "/tmp"}, "/dev/shm", "/tmp");
     for (pid_t peer : peers) {
       const auto left = testing_support::leftovers(s, peer);
       EXPECT_TRUE(left.empty()) << left.front();
     }
   }
+  for (const std::string& name : roudi_files::names())
+    EXPECT_FALSE(fs::exists(fs::symlink_status(name))) << "RouDi's " << name << " was left";
+  EXPECT_FALSE(fs::exists(roudi_files::proof_path(*stamp)));
   const auto left = testing_support::leftovers(s, run);
   EXPECT_TRUE(left.empty()) << left.front();
 }
@@ -231,12 +253,8 @@ TEST(IceoryxDeadlock, AKilledPeerNeverHangsTheProcess) {
       EXPECT_TRUE(left.empty()) << left.front();
     }
     EXPECT_GT(peers, 0) << text;
-    for (const char* name : {"/tmp/roudi", "/tmp/roudi.lock", "/dev/shm/iceoryx_mgmt"})
-      EXPECT_FALSE(fs::exists(name)) << "RouDi left " << name;
-    if (const group* g = ::getgrgid(::getegid())) {
-      EXPECT_FALSE(fs::exists("/dev/shm/" + std::string(g->gr_name)))
-          << "RouDi left its data segment";
-    }
+    for (const std::string& name : roudi_files::names())
+      EXPECT_FALSE(fs::exists(fs::symlink_status(name))) << "RouDi left " << name;
   }
 }
 

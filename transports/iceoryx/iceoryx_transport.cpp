@@ -15,9 +15,11 @@
 // sized for the larger of that link's largest message and 4 MiB; it is stopped when the
 // process exits, after the process's own iceoryx runtime has signed off (RouDi would
 // otherwise send it SIGTERM). It dies with the runner (PR_SET_PDEATHSIG) and is killed on
-// SIGINT/SIGTERM (cleanup's pid table); what a killed RouDi leaves in /dev/shm and /tmp is
-// iceoryx's, not stamped as ours, so the sweep never touches it: the next RouDi removes it
-// as it starts. Where another RouDi already runs (another run, or the user's), ours cannot
+// SIGINT/SIGTERM (cleanup's pid table). What a killed RouDi leaves in /dev/shm and /tmp is
+// named by iceoryx, not stamped as ours: once RouDi is ready, the runner writes a proof of
+// which files those are (base/roudi_files.h), and removes them by it when RouDi did not
+// stop in order; after a SIGKILL of the runner, the next run's sweep does. Where another
+// RouDi already runs (another run, or the user's), ours cannot
 // start and the link fails saying so. Each process's runtime is named by its stamp
 // (base/ipc_name.h): iceoryx makes /tmp/<stamp> and /tmp/<stamp>.lock for it.
 //
@@ -70,6 +72,7 @@
 #include "base/error.h"
 #include "base/ipc_name.h"
 #include "base/process.h"
+#include "base/roudi_files.h"
 #include "base/run_dir.h"
 #include "base/wait.h"
 #include "iceoryx_hoofs/log/logmanager.hpp"
@@ -92,20 +95,12 @@ constexpr std::size_t kMaxMessage = std::size_t{16} << 20;
 // Chunks per pool: both directions' queues, a sample being read and one being written on
 // each side, and room for the samples of a peer killed mid-run until RouDi reclaims them.
 constexpr std::uint32_t kChunksPerPool = 4 * (kQueue + 2);
-constexpr const char* kRoudiSocket = "/tmp/roudi";
 // RouDi's management segment, fixed when iceoryx was built (63 MiB seen), and each chunk's
 // header (40 bytes; 64 for the room estimate).
 constexpr std::size_t kManagementBytes = std::size_t{66} << 20;
 constexpr std::size_t kChunkHeaderBytes = 64;
 
-// RouDi answers on its socket: connect() to a datagram socket succeeds only while a process
-// has it bound (a socket file left by a killed RouDi refuses).
-bool roudi_answers() {
-  UniqueFd s(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!s.valid()) return false;
-  sockaddr_un a = unix_address(kRoudiSocket);
-  return ::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-}
+bool roudi_answers() { return roudi_files::answers(); }
 
 std::size_t round8(std::size_t n) { return (n + 7) / 8 * 8; }
 
@@ -257,11 +252,10 @@ class Roudi {
       how = daemon_.finish(std::chrono::seconds(5));
     }
     // A RouDi that failed as it stopped (a peer killed too late for the wait above, one
-    // that died while it connected), or was killed, left its shared memory and sockets. They are
-    // ours to remove: this process started that RouDi, nobody could start another while it held its
-    // lock, and nobody answers on its socket now.
-    if (how != "exit 0" && !roudi_answers())
-      for (const std::string& name : roudi_names()) ::unlink(name.c_str());
+    // that died while it connected), or was killed, left its shared memory and sockets:
+    // removed as the proof allows (the files it made, while no RouDi runs).
+    if (how != "exit 0" && proof_) roudi_files::remove_as_proven(*proof_);
+    if (!proof_path_.empty()) ::unlink(proof_path_.c_str());
     for (int slot : slots_) cleanup::forget_path(slot);
   }
 
@@ -322,10 +316,19 @@ class Roudi {
                             last_line(text.str()));
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    // The proof of which files are this RouDi's, for this process and, should it be
+    // SIGKILLed, for the next run's sweep.
+    const auto roudi_stamp = RunStamp::of(daemon_.pid());
+    if (!roudi_stamp) throw ProtocolError("iceoryx: RouDi exited as it became ready");
+    const std::string proof = roudi_files::write_proof(*roudi_stamp);
+    slots_.push_back(cleanup::add_path(proof.c_str()));
+    proof_path_ = proof;
+    proof_ = roudi_files::read_proof(proof);
+    if (!proof_) throw ProtocolError("iceoryx: cannot read back " + proof);
     init_runtime();
     UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, daemon_.pid(), 0)));
     if (!pidfd.valid()) throw SysError("pidfd_open (RouDi)", errno);
-    keeper_ = std::thread(&Roudi::keep, std::move(pidfd), daemon_.pid(), roudi_names());
+    keeper_ = std::thread(&Roudi::keep, std::move(pidfd), daemon_.pid(), *proof_);
     // Runs before the runtime's own end (registered after it). A RouDi the keeper killed
     // before would not answer the sign-off: its wait is ended before it starts.
     std::atexit([] {
@@ -335,7 +338,7 @@ class Roudi {
     top_ = top;
     // A hard exit (a second signal) kills RouDi: its names, and this process's runtime
     // files, go with cleanup's table (base/cleanup.h).
-    std::vector<std::string> names = roudi_names();
+    std::vector<std::string> names = roudi_files::names();
     const std::string self = "/tmp/" + RunStamp::self().text();
     names.push_back(self);
     names.push_back(self + ".lock");
@@ -345,7 +348,7 @@ class Roudi {
   // atomics above, never daemon_: the thread that makes links reaps RouDi. It knows RouDi
   // by a pidfd, so it never signals a process that merely took RouDi's pid, and it stops
   // watching once RouDi has exited by itself.
-  static void keep(UniqueFd roudi, pid_t pid, std::vector<std::string> names) noexcept {
+  static void keep(UniqueFd roudi, pid_t pid, roudi_files::Proof proof) noexcept {
     try {
       auto exited = [&roudi] {
         pollfd pf{roudi.get(), POLLIN, 0};
@@ -363,8 +366,11 @@ class Roudi {
         }
         std::fprintf(stderr, "ipcbench: %s%s\n", kDeadlocked,
                      waiting ? "; this process was waiting for it and ends" : "");
-        if (::syscall(SYS_pidfd_send_signal, roudi.get(), SIGKILL, nullptr, 0) == 0)
-          for (const std::string& name : names) ::unlink(name.c_str());
+        if (::syscall(SYS_pidfd_send_signal, roudi.get(), SIGKILL, nullptr, 0) == 0) {
+          pollfd pf{roudi.get(), POLLIN, 0};  // gone: its socket no longer answers
+          ::poll(&pf, 1, 2000);
+          roudi_files::remove_as_proven(proof);
+        }
         if (waiting) return end_process();
         if (signing_off.load()) end_sign_off_wait();
         break;
@@ -428,17 +434,11 @@ class Roudi {
  private:
   // What RouDi makes under names fixed when iceoryx was built: its socket and lock, the
   // management segment, and the payload segment named after its group (ours).
-  static std::vector<std::string> roudi_names() {
-    std::vector<std::string> names = {kRoudiSocket, std::string(kRoudiSocket) + ".lock",
-                                      "/dev/shm/iceoryx_mgmt"};
-    if (const group* g = ::getgrgid(::getegid()))
-      names.push_back("/dev/shm/" + std::string(g->gr_name));
-    return names;
-  }
-
   std::mutex mu_;
   std::thread keeper_;
-  std::vector<int> slots_;  // cleanup's entries for roudi_names() and our runtime's files
+  std::vector<int> slots_;  // cleanup's entries for RouDi's names, the proof, our runtime's files
+  std::string proof_path_;  // the proof (base/roudi_files.h), once written
+  std::optional<roudi_files::Proof> proof_;
   ChildProcess daemon_;
   std::size_t top_ = 0;
   std::string error_;
@@ -707,7 +707,8 @@ class IoxTransport final : public TransportBase {
     const std::uint64_t bench_pub = std::stoull(r.text(1));
     const std::size_t top = std::stoull(r.text(2));
     // initRuntime waits a minute for a RouDi that is not there, then aborts the process.
-    if (!roudi_answers()) throw ProtocolError("iceoryx: RouDi does not answer on /tmp/roudi");
+    if (!roudi_answers())
+      throw ProtocolError("iceoryx: RouDi does not answer on " + roudi_files::socket_path());
     Roudi::init_runtime();
     auto ports = std::make_unique<Ports>(r.text(0), false, !spin_);
     // The hello must find the benchmark side's subscriber, and its first message ours.
