@@ -171,17 +171,20 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       for (auto name : split(value, ',')) {
         if (name == "all") {
           all_given = true;
-          for (const Transport* t : all_transports()) o.transports.push_back(t);
+          o.transports = all_transports();
           continue;
         }
-        const Transport* t = find_transport(name);
-        if (!t) {
+        const std::vector<const Transport*> named = transports_named(name);
+        if (named.empty()) {
           std::string known;
           for (const Transport* k : all_transports())
             known += (known.empty() ? "" : ", ") + k->info().name;
-          throw UsageError("unknown transport '" + std::string(name) + "' (known: " + known + ")");
+          throw UsageError("unknown transport '" + std::string(name) + "' (known: " + known +
+                           "; a name's stem, e.g. iceoryx, names its variants)");
         }
-        o.transports.push_back(t);
+        for (const Transport* t : named)  // each once, however often it is named
+          if (std::find(o.transports.begin(), o.transports.end(), t) == o.transports.end())
+            o.transports.push_back(t);
       }
     } else if (key == "--sizes") {
       need_value();
@@ -386,8 +389,11 @@ workload x transport x size runs against a peer in a separate process. Cells are
 named <workload>/<transport>/<bytes>.
 
 What to run:
-  --transports=a,b     transports; "all": every one (see --list-transports)
-                       default: every transport that needs no broker
+  --transports=a,b     transports; "all": every one (see --list-transports); a
+                       name's stem names its variants (iceoryx: iceoryx-waitset and
+                       iceoryx-spin); each runs once however often it is named
+                       default: every transport that needs no broker and whose
+                       daemon may run more than once per machine (not iceoryx)
   --workloads=a,b      pingpong (round-trip latency), throughput (one-way stream),
                        clients (N clients at once against one server: fan-in),
                        fanout (one publisher, N subscribers), rate (latency at a

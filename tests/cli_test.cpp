@@ -422,6 +422,21 @@ TEST(Cli, BenchmarkListTestsShowsTheMatrix) {
   EXPECT_EQ(r.out.find("clients:2/"), std::string::npos) << r.out;
 }
 
+// A name's stem names every variant of it, each transport runs once however often it is
+// named, and a stem that is only part of a variant's name is unknown.
+TEST(Cli, AStemNamesEveryVariantOnce) {
+  Scratch s;
+  Result r = run({"--benchmark_list_tests", "--transports=mmap,pipe,mmap-futex,pipe",
+                  "--workloads=pingpong", "--sizes=64"},
+                 s);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "pingpong/mmap-spin/64/manual_time\npingpong/mmap-futex/64/manual_time\n"
+            "pingpong/pipe/64/manual_time\n");
+  expect_usage_error({"--transports=mma"}, "unknown transport 'mma'");
+  expect_usage_error({"--transports=pipe-"}, "unknown transport 'pipe-'");
+}
+
 // The quick matrix over every transport: every cell present, none errored, counters there,
 // nothing left in the run's temp directory.
 TEST(Cli, QuickSmokeRunOverEveryTransport) {

@@ -110,4 +110,16 @@ const Transport* find_transport(std::string_view name) {
   return nullptr;
 }
 
+std::vector<const Transport*> transports_named(std::string_view name) {
+  if (const Transport* t = find_transport(name)) return {t};
+  std::vector<const Transport*> out;
+  if (name.empty()) return out;
+  for (const Transport* t : all_transports()) {
+    const std::string& n = t->info().name;
+    if (n.size() > name.size() + 1 && n.starts_with(name) && n[name.size()] == '-')
+      out.push_back(t);
+  }
+  return out;
+}
+
 }  // namespace ipcbench

@@ -13,5 +13,10 @@ namespace ipcbench {
 const std::vector<const Transport*>& all_transports();
 // nullptr when no transport has that name.
 const Transport* find_transport(std::string_view name);
+// What a name given on the command line means: the transport of that name, or else every
+// transport whose name is that name, a '-' and a variant ("iceoryx": iceoryx-waitset and
+// iceoryx-spin; "grpc-stream": grpc-stream-tcp and grpc-stream-uds), in registry order;
+// empty when neither.
+std::vector<const Transport*> transports_named(std::string_view name);
 
 }  // namespace ipcbench
