@@ -578,7 +578,8 @@ int main_impl(int argc, char** argv) {
   pin_this_thread(placement.client_cpu);
 
   cleanup::enable_graceful_interrupt();
-  const TransportSettings settings = transport_settings(opts);
+  TransportSettings settings = transport_settings(opts);
+  if (split) settings.peer_server_address = split->server_address();
   Runner runner(opts, placement, settings);
   if (split) runner.set_split(&*split);
   // With interleaved repetitions a floor may follow a matrix cell: its peer goes first.

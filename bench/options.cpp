@@ -477,11 +477,13 @@ Split mode (the peers on another host; bench/split.h):
   ipcbench --serve[=IPV4:PORT] [--token-file=F]   on the far host: serves peers for
                        one client at a time until a signal; prints the address and,
                        without --token-file, a new token; default: 127.0.0.1:0
-  --connect=IPV4:PORT  run the matrix here against that server: tcp and zmq-tcp
-                       (where ZeroMQ is built; "all" means these), pingpong and
-                       throughput; cells get /link:cross-host in their name; the
-                       links listen on this host's address on the control connection
-                       (--bind overrides it); the far peer is not pinned;
+  --connect=IPV4:PORT  run the matrix here against that server: tcp, zmq-tcp,
+                       jsonrpc-tcp, http-tcp, grpc-tcp, grpc-stream-tcp (those built;
+                       "all" means these), pingpong and throughput; cells get
+                       /link:cross-host in their name; the links listen on this
+                       host's address on the control connection (--bind overrides
+                       it), or, where the peer serves (http-tcp, grpc-*), the peer
+                       listens on the server's; the far peer is not pinned;
                        --cell-timeout at most 600; trusted networks only: the token
                        and the traffic travel in clear text
   --token-file=F       the server's token, in a file only you can read (0600)

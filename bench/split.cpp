@@ -154,13 +154,35 @@ nlohmann::json this_machine(in_addr local) {
 // The peer a SPAWN request asks for, checked field by field; its pipes made and filled.
 struct PeerRequest {
   PeerArgs args;
-  std::vector<UniqueFd> pipes;
+  std::vector<UniqueFd> pipes;  // what the peer inherits
+  UniqueFd ready;               // a serving peer's ready pipe, our end
 };
 
-// Where each split transport's endpoint has its token pipe: {host, port, token pipe, …}.
-constexpr std::size_t kTokenPipe = 2;
+// How a split transport's link is made (bench/split.h): the peer connects to the client,
+// its endpoint {host, port, token pipe, …}; or the peer serves and the client calls it
+// (PeerServerLink), its endpoint {where, ready pipe, token pipe}.
+enum class Shape { kPeerConnects, kPeerServes };
+struct SplitTransport {
+  const char* name;
+  Shape shape;
+};
+constexpr SplitTransport kSplitTransports[] = {
+    {"tcp", Shape::kPeerConnects},         {"zmq-tcp", Shape::kPeerConnects},
+    {"jsonrpc-tcp", Shape::kPeerConnects}, {"http-tcp", Shape::kPeerServes},
+    {"grpc-tcp", Shape::kPeerServes},      {"grpc-stream-tcp", Shape::kPeerServes}};
 
-PeerRequest parse_spawn(const std::string& text, const std::string& client_ip) {
+Shape shape_of(const std::string& transport) {
+  for (const SplitTransport& t : kSplitTransports)
+    if (transport == t.name) return t.shape;
+  return Shape::kPeerConnects;
+}
+
+// Where each split transport's endpoint has its token pipe, and a serving peer's endpoint
+// its ready pipe (the peer writes its port there: relayed by READY).
+constexpr std::size_t kTokenPipe = 2, kReadyPipe = 1;
+
+PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
+                        const std::string& server_ip) {
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Failure("SPAWN: not a JSON object");
   auto field = [&j](const char* name) -> const nlohmann::json& {
@@ -183,10 +205,17 @@ PeerRequest parse_spawn(const std::string& text, const std::string& client_ip) {
       throw Failure("SPAWN: an address is not a string of at most 256 bytes");
     r.args.addresses.push_back(a.get<std::string>());
   }
-  // The peer connects to the client that asked, nowhere else.
-  if (r.args.addresses.size() <= kTokenPipe || r.args.addresses[0] != client_ip)
-    throw Failure("SPAWN: the peer may connect only to the client's own address (" + client_ip +
+  const Shape shape = shape_of(r.args.transport);
+  if (shape == Shape::kPeerConnects) {
+    // The peer connects to the client that asked, nowhere else.
+    if (r.args.addresses.size() <= kTokenPipe || r.args.addresses[0] != client_ip)
+      throw Failure("SPAWN: the peer may connect only to the client's own address (" + client_ip +
+                    ")");
+  } else if (r.args.addresses.size() != 3 || r.args.addresses[0] != server_ip) {
+    // The peer's server listens on this host's address on the control connection only.
+    throw Failure("SPAWN: the peer's server may listen only on this host's address (" + server_ip +
                   ")");
+  }
   const auto& max_size = field("max_size");
   const Transport* t = find_transport(r.args.transport);
   if (!max_size.is_number_unsigned() || max_size.get<std::uint64_t>() == 0 ||
@@ -220,7 +249,48 @@ PeerRequest parse_spawn(const std::string& text, const std::string& client_ip) {
     r.args.addresses[i] = std::to_string(read_end.get());
     r.pipes.push_back(std::move(read_end));
   }
+  // Pipes the peer writes into, whose line READY relays: a serving peer's ready pipe.
+  const bool serves = shape == Shape::kPeerServes;
+  const nlohmann::json replies = j.contains("replies") ? j.at("replies") : nlohmann::json::array();
+  if (!replies.is_array() ||
+      replies != (serves ? nlohmann::json::array({kReadyPipe}) : nlohmann::json::array()))
+    throw Failure(serves ? "SPAWN: 'replies' is not [1], the ready pipe"
+                         : "SPAWN: 'replies' names a pipe this transport has none of");
+  if (serves) {
+    int p[2];
+    check_sys(::pipe2(p, O_CLOEXEC), "pipe");
+    r.ready.reset(p[0]);
+    UniqueFd write_end(p[1]);
+    r.args.addresses[kReadyPipe] = std::to_string(write_end.get());
+    r.pipes.push_back(std::move(write_end));
+  }
   return r;
+}
+
+// READY: the line a serving peer writes into its ready pipe (its port), waited for
+// `ms` at most: "READY <port>", "READY -" when the peer closed the pipe first (it
+// exited), "READY timeout", or "READY bad" for anything but a port number.
+std::string ready_answer(int ready, unsigned ms) {
+  std::string line;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (line.find('\n') == std::string::npos) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    pollfd p{ready, POLLIN, 0};
+    const int r = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return "READY timeout";
+    char buf[32];
+    const ssize_t n = ::read(ready, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return "READY -";
+    line.append(buf, static_cast<std::size_t>(n));
+    if (line.size() > 16) return "READY bad";
+  }
+  line.resize(line.find('\n'));
+  if (line.empty() || line.size() > 5 || line.find_first_not_of("0123456789") != std::string::npos)
+    return "READY bad";
+  return "READY " + line;
 }
 
 // One client, from its HELLO to its going away. Throws Failure (answered as ERR).
@@ -238,6 +308,9 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
     throw Failure("not authenticated (HELLO ipcbench-split 1 <token> expected)");
   write_line(fd, "OK " + this_machine(self.sin_addr).dump());
   ChildProcess peer;
+  UniqueFd ready;  // a serving peer's ready pipe until READY relayed its port
+  char server_ip[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &self.sin_addr, server_ip, sizeof server_ip);
   for (;;) {
     std::string line;
     try {
@@ -247,11 +320,22 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
     }
     if (line.rfind("SPAWN ", 0) == 0) {
       if (peer.alive()) throw Failure("SPAWN: a peer of this client still runs");
-      PeerRequest r = parse_spawn(line.substr(6), client_ip);
+      PeerRequest r = parse_spawn(line.substr(6), client_ip, server_ip);
       std::vector<int> fds;
       for (const auto& p : r.pipes) fds.push_back(p.get());
       peer = ChildProcess::spawn({peer_command(r.args), fds, -1});
+      ready = std::move(r.ready);  // the peer's end closes with r: its exit shows as EOF
       write_line(fd, "SPAWNED");
+    } else if (line.rfind("READY ", 0) == 0) {
+      unsigned ms = 0;
+      const std::string v = line.substr(6);
+      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+      if (ec != std::errc() || p != v.data() + v.size() || ms == 0 || ms > 60000)
+        throw Failure("READY: not a wait in ms from 1 to 60000");
+      if (!ready.valid()) throw Failure("READY: no peer of this client is starting a server");
+      const std::string answer = ready_answer(ready.get(), ms);
+      ready.reset();
+      write_line(fd, answer);
     } else if (line == "ALIVE") {
       write_line(fd, peer.alive() ? "YES" : "NO");
     } else if (line.rfind("FINISH ", 0) == 0) {
@@ -272,8 +356,8 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
 const std::vector<std::string>& split_transports() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> out;
-    for (const char* n : {"tcp", "zmq-tcp"})
-      if (find_transport(n)) out.emplace_back(n);
+    for (const SplitTransport& t : kSplitTransports)
+      if (find_transport(t.name)) out.emplace_back(t.name);
     return out;
   }();
   return names;
@@ -348,10 +432,20 @@ std::string SplitClient::request(const std::string& line) {
 }
 
 void SplitClient::spawn(const PeerArgs& args, const std::vector<int>& inherit_fds) {
-  nlohmann::json pipes = nlohmann::json::object();
+  nlohmann::json pipes = nlohmann::json::object(), replies = nlohmann::json::array();
+  int reply_fd = -1;
   for (int fd : inherit_fds) {
     std::size_t i = 0;
     while (i < args.addresses.size() && args.addresses[i] != std::to_string(fd)) ++i;
+    const int mode = ::fcntl(fd, F_GETFL);
+    if (i < args.addresses.size() && mode >= 0 && (mode & O_ACCMODE) == O_WRONLY) {
+      // A pipe the peer writes into (a serving peer's ready pipe): READY relays its line.
+      if (reply_fd >= 0)
+        throw Failure(args.transport + ": its link has the peer write into two pipes");
+      replies.push_back(i);
+      reply_fd = fd;
+      continue;
+    }
     pollfd p{fd, POLLIN, 0};
     char bytes[kMaxPipeBytes];
     const ssize_t n = ::poll(&p, 1, 0) == 1 ? ::read(fd, bytes, sizeof bytes) : -1;
@@ -362,11 +456,28 @@ void SplitClient::spawn(const PeerArgs& args, const std::vector<int>& inherit_fd
   const nlohmann::json j = {{"transport", args.transport},
                             {"addresses", args.addresses},
                             {"pipes", pipes},
+                            {"replies", replies},
                             {"max_size", args.max_size},
                             {"verify", args.verify},
                             {"setup_timeout_ms", args.setup_timeout.count()}};
   if (request("SPAWN " + j.dump()) != "SPAWNED")
     throw Failure("split server " + server_ + ": unexpected answer to SPAWN");
+  if (reply_fd < 0) return;
+  // The peer starts its server over there; its port goes into our end of the ready pipe,
+  // where the listener reads it as from a local peer. Nothing written ("-": the peer
+  // exited first): the listener sees the pipe end and says the server exited.
+  const auto wait =
+      std::min<std::chrono::milliseconds>(args.setup_timeout, std::chrono::seconds(60));
+  const std::string r = request("READY " + std::to_string(std::max<long long>(1, wait.count())));
+  const std::string port = r.rfind("READY ", 0) == 0 ? r.substr(6) : "";
+  if (port == "-") return;
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    throw Failure(args.transport + ": the peer's server on " + server_ +
+                  (port == "timeout"
+                       ? " did not start within " + std::to_string(wait.count()) + " ms"
+                       : " reported no port (" + r + ")"));
+  const std::string line = port + "\n";
+  write_all(reply_fd, std::as_bytes(std::span(line.data(), line.size())), "ready pipe");
 }
 
 bool SplitClient::alive() { return request("ALIVE") == "YES"; }

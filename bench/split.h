@@ -3,28 +3,36 @@
 //   ipcbench --serve[=ADDR:PORT] [--token-file=F]      on the far host (the server)
 //   ipcbench --connect=IPV4:PORT --token-file=F …      on this host (the client: the matrix)
 //
-// The client runs the matrix as usual; it listens for each cell's link on the address its
-// control connection to the server has, and asks the server to start the cell's peer
-// there, which connects back. The control connection is one TCP connection of text lines
-// (each at most kMaxLine bytes, newline-terminated):
+// The client runs the matrix as usual. For most transports (tcp, zmq-tcp, jsonrpc-tcp)
+// it listens for each cell's link on the address its control connection to the server
+// has, and asks the server to start the cell's peer there, which connects back. Where the
+// peer serves and the client calls (grpc-tcp, grpc-stream-tcp, http-tcp: PeerServerLink),
+// the peer's server listens on the server's address on the control connection, on a port
+// of its choosing, and the client calls it there. The control connection is one TCP
+// connection of text lines (each at most kMaxLine bytes, newline-terminated):
 //   client: HELLO ipcbench-split 1 <token>     server: OK <its machine context, JSON>
-//   client: SPAWN <JSON: transport, addresses, pipes, max_size, verify, setup_timeout_ms>
-//                                               server: SPAWNED
+//   client: SPAWN <JSON: transport, addresses, pipes, replies, max_size, verify,
+//                  setup_timeout_ms>            server: SPAWNED
+//   client: READY <ms>                          server: READY <port> | - | timeout | bad
 //   client: ALIVE                               server: YES | NO
 //   client: FINISH <grace ms>                   server: ENDED <how the peer ended>
 // Any failure but a closed connection is answered "ERR <one line>", and the server then
 // closes that connection. The server accepts nothing before the token (the HELLO line
 // within 3 s), and builds the peer's command line itself from the request's fields (a
 // transport of split_transports(), addresses, sizes): a client never names a program
-// or an option, and the peer connects only to the client's own address. One client at
-// a time; a client that goes away ends its peer, and the server waits for the next:
-// closed or killed at once, a host that vanished within about 30 s (TCP keep-alive and
-// TCP_USER_TIMEOUT). The token and the traffic travel in clear text: trusted networks.
+// or an option; a peer connects only to the client's own address, and a serving peer
+// listens only on the server's. One client at a time; a client that goes away ends its
+// peer, and the server waits for the next: closed or killed at once, a host that
+// vanished within about 30 s (TCP keep-alive and TCP_USER_TIMEOUT). The token and the
+// traffic travel in clear text: trusted networks.
 //
 // A transport hands its peer secrets in inherited pipes (the token: PeerToken); "pipes"
 // carries their contents by address index, and the server puts them in pipes of its own
-// for the peer it starts. Transports whose peer serves (gRPC, HTTP: PeerServerLink) are
-// not split-capable: their link goes the other way.
+// for the peer it starts. A pipe the peer writes into (a serving peer's ready pipe, where
+// it writes its port) is named in "replies"; the server gives the peer a pipe of its own
+// there, and READY, sent right after SPAWN, waits (60 s at most) for the peer's line and
+// relays it, which the client writes into its own end, where the listener reads it as
+// from a local peer ("-": the peer closed the pipe first, i.e. exited).
 #pragma once
 
 #include <chrono>
@@ -51,6 +59,8 @@ class SplitClient {
   // This host's IPv4 address on the control connection: where the links listen.
   const std::string& local_address() const { return local_; }
   const std::string& server() const { return server_; }
+  // The server's IPv4 address (server() without its port): where serving peers listen.
+  std::string server_address() const { return server_.substr(0, server_.rfind(':')); }
   // The interface (and its driver) of local_address(): this host's end of the link.
   const std::string& nic() const { return nic_; }
   const nlohmann::json& server_context() const { return context_; }

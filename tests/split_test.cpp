@@ -163,6 +163,40 @@ TEST(SplitMode, ARunAgainstALocalServerCarriesEveryByteAndSaysItCrossed) {
   }
 }
 
+// Where the peer is the server (http-tcp, grpc-*: PeerServerLink), it listens on the split
+// server's address and the client calls it there; a connecting jsonrpc-tcp peer connects
+// back. Every byte arrives both ways.
+TEST(SplitMode, ServingPeersListenOnTheServerAndCarryEveryByte) {
+  std::vector<std::string> serving;
+  for (const char* n : {"http-tcp", "grpc-tcp", "grpc-stream-tcp", "jsonrpc-tcp"})
+    if (find_transport(n)) serving.emplace_back(n);
+  std::string list;
+  for (const auto& n : serving) list += (list.empty() ? "" : ",") + n;
+  Scratch s;
+  const fs::path token = token_file(s);
+  Server server("127.0.0.1:0", token);
+  ASSERT_FALSE(server.address.empty()) << server.log();
+  const fs::path out = s.dir / "split.json";
+  Outcome r = client(
+      s, {"--connect=" + server.address, "--token-file=" + token.string(), "--transports=" + list,
+          "--sizes=64,64K", "--quick", "--verify", "--benchmark_out=" + out.string()});
+  ASSERT_EQ(r.status, 0) << r.err << server.log();
+  const auto j = nlohmann::json::parse(slurp(out));
+  std::set<std::string> names;
+  for (const auto& b : j["benchmarks"]) {
+    names.insert(b["name"].get<std::string>());
+    EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
+  }
+  for (const auto& t : serving)
+    for (const char* w : {"pingpong/", "throughput/"})
+      for (const char* size : {"/64/", "/65536/"}) {
+        const std::string n = w + t + size + "link:cross-host";
+        bool found = false;
+        for (const auto& name : names) found |= name.rfind(n, 0) == 0;
+        EXPECT_TRUE(found) << n;
+      }
+}
+
 TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
   Scratch s;
   const fs::path token = token_file(s);
@@ -193,6 +227,22 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
                     R"("setup_timeout_ms":1000})"),
         std::string(R"(SPAWN {"transport":"tcp","addresses":["127.0.0.1","1"],"pipes":{},)"
                     R"("max_size":99999999999,"verify":false,"setup_timeout_ms":1000})"),
+        // a serving peer sent to listen on another address than the server's
+        std::string(R"(SPAWN {"transport":"http-tcp","addresses":["10.1.2.3","1","2"],)"
+                    R"("pipes":{"2":"t"},"replies":[1],"max_size":64,"verify":false,)"
+                    R"("setup_timeout_ms":1000})"),
+        // a serving peer whose ready pipe is not the one its endpoint has
+        std::string(R"(SPAWN {"transport":"http-tcp","addresses":["127.0.0.1","1","2"],)"
+                    R"("pipes":{"2":"t"},"replies":[2],"max_size":64,"verify":false,)"
+                    R"("setup_timeout_ms":1000})"),
+        std::string(R"(SPAWN {"transport":"http-tcp","addresses":["127.0.0.1","1","2"],)"
+                    R"("pipes":{"2":"t"},"max_size":64,"verify":false,"setup_timeout_ms":1000})"),
+        // a connecting peer asked to write into a pipe
+        std::string(R"(SPAWN {"transport":"tcp","addresses":["127.0.0.1","1","2"],)"
+                    R"("pipes":{"2":"t"},"replies":[1],"max_size":64,"verify":false,)"
+                    R"("setup_timeout_ms":1000})"),
+        std::string("READY 1000"),  // no peer is starting a server
+        std::string("READY 0"), std::string("READY 999999"), std::string("READY x"),
         std::string("FINISH -1"), std::string("RUN /bin/sh")}) {
     Raw r(server.address);
     r.send("HELLO ipcbench-split 1 " + kToken + "\n");
@@ -380,6 +430,21 @@ TEST(SplitMode, AcrossTwoNamespacesTheShapedLinkShows) {
               100 * shaped / rate, loopback / 1e6);
   EXPECT_NEAR(shaped, rate, 0.10 * rate);
   EXPECT_GT(loopback, 10 * rate);
+  // Where the peer serves, its server listens in the server's namespace, on its address
+  // there (10.231.0.1), and the client, in the other namespace, calls it across the veth.
+  std::string serving;
+  for (const char* n : {"http-tcp", "grpc-tcp"})
+    if (find_transport(n)) serving += (serving.empty() ? "" : ",") + std::string(n);
+  Scratch v;
+  const fs::path served = v.dir / "served.json";
+  Outcome sr = client(v,
+                      {"--connect=" + server.address, "--token-file=" + token.string(),
+                       "--transports=" + serving, "--workloads=pingpong", "--sizes=64", "--quick",
+                       "--verify", "--benchmark_out=" + served.string()},
+                      ns.client());
+  ASSERT_EQ(sr.status, 0) << sr.err << server.log();
+  for (const auto& b : nlohmann::json::parse(slurp(served))["benchmarks"])
+    EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
 }
 
 }  // namespace

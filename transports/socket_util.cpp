@@ -213,6 +213,16 @@ int PeerServerLink::await_serving(const SetupWait& wait, const std::string& what
   return port;
 }
 
+const std::string& checked_peer_server_address(const TransportSettings& settings,
+                                               const std::string& transport) {
+  if (settings.peer_server_address.empty()) return checked_bind_address(settings, transport);
+  const std::string& a = settings.peer_server_address;
+  if (!parse_ipv4(a))
+    throw ProtocolError(transport + ": the peer's server address '" + a +
+                        "' is not an IPv4 address");
+  return a;
+}
+
 const std::string& checked_bind_address(const TransportSettings& settings,
                                         const std::string& transport) {
   const std::string& a = settings.bind_address;

@@ -35,6 +35,10 @@ UniqueFd listen_unix_private(const std::string& path, int type, int backlog);
 // a dotted IPv4 address.
 const std::string& checked_bind_address(const TransportSettings& settings,
                                         const std::string& transport);
+// Where the peer's server of a PeerServerLink over TCP listens: settings.peer_server_address,
+// or bind_address when that is empty; checked the same way.
+const std::string& checked_peer_server_address(const TransportSettings& settings,
+                                               const std::string& transport);
 
 // A token that tells the peer's connection from a stranger's on a network port or a
 // socket file. The listener makes it and writes it into a pipe the peer inherits, not onto

@@ -196,6 +196,10 @@ struct TransportSettings {
   // Checked by the transports that use it: one that is not a dotted IPv4 address makes
   // their listen throw ProtocolError.
   std::string bind_address = "127.0.0.1";
+  // Where a link whose server runs in the peer (grpc-tcp, grpc-stream-tcp, http-tcp:
+  // PeerServerLink) has the peer's server listen; empty: bind_address, the peer being on
+  // this host. Split mode sets the far host's address, where its peer runs.
+  std::string peer_server_address = "";
   // The AMQP broker the amqp transports use, as an amqp:// URL with its user and
   // password (IPCBENCH_AMQP_URL). The default is the private node scripts/broker.sh
   // starts.

@@ -612,7 +612,7 @@ class GrpcListener final : public Listener {
                const std::string& name)
       : uds_(uds),
         streaming_(streaming),
-        link_(uds ? dir.make_path("grpc") : checked_bind_address(settings, name)) {}
+        link_(uds ? dir.make_path("grpc") : checked_peer_server_address(settings, name)) {}
   const Endpoint& endpoint() const override { return link_.endpoint(); }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
     const int port = link_.await_serving(wait, "grpc");

@@ -690,7 +690,8 @@ UniqueFd dial(const sockaddr* a, socklen_t len, const SetupWait& wait, const std
 class HttpListener final : public Listener {
  public:
   HttpListener(RunDir& dir, bool uds, const TransportSettings& settings, const std::string& name)
-      : uds_(uds), link_(uds ? dir.make_path("http") : checked_bind_address(settings, name)) {}
+      : uds_(uds),
+        link_(uds ? dir.make_path("http") : checked_peer_server_address(settings, name)) {}
   const Endpoint& endpoint() const override { return link_.endpoint(); }
   std::unique_ptr<Channel> accept(const SetupWait& wait) override {
     const int port = link_.await_serving(wait, "http");
