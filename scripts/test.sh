@@ -36,7 +36,18 @@ run_suite() {  # run_suite BUILD_DIR [cmake args…]
   echo "== test $dir"
   local rc=0
   (cd "$dir" && ctest -j2 --output-on-failure --timeout 600) || rc=$?
+  skip_digest "$dir"
   if [ "$rc" != 0 ]; then failure_digest "$dir"; return "$rc"; fi
+}
+
+# Why each skipped test was skipped (GTEST_SKIP's message), once per reason: ctest lists
+# skipped tests by name only.
+skip_digest() {  # skip_digest BUILD_DIR
+  local log=$1/Testing/Temporary/LastTest.log
+  [ -f "$log" ] || return 0
+  echo "== why tests were skipped in $1"
+  awk '/: Skipped$/ { n = 2; next } n > 0 { if ($0 != "") print substr($0, 1, 240); n-- }' "$log" |
+    sort | uniq -c | head -n 20 || true
 }
 
 # The failing tests' assertions once more, last: ctest prints them amid the run and ends with
