@@ -653,7 +653,8 @@ int main_impl(int argc, char** argv) {
             cells.emplace_back("load:" + format_rate(l),
                                RateCell{.load_pct = l, .poisson = opts.poisson});
           for (const auto& [suffix, cell] : cells) {
-            std::string name = "rate/" + t->info().name + "/" + std::to_string(size) + "/" + suffix;
+            std::string name = "rate/" + t->info().name + "/" + std::to_string(size) + "/" +
+                               suffix + (split ? "/link:cross-host" : "");
             auto* b = benchmark::RegisterBenchmark(
                 name.c_str(), [&runner, t, size, cell, name](benchmark::State& st) {
                   runner.run_rate_cell(st, t, size, cell, name);

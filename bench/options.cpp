@@ -319,9 +319,10 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
                          known + ")");
     if (!workloads_given) o.workloads = {Workload::kPingpong, Workload::kThroughput};
     for (Workload w : o.workloads)
-      if (w != Workload::kPingpong && w != Workload::kThroughput)
+      if (w != Workload::kPingpong && w != Workload::kThroughput && w != Workload::kRate)
         throw UsageError(std::string("--connect: the ") + workload_name(w) +
-                         " workload cannot run split (split mode runs pingpong and throughput)");
+                         " workload cannot run split (split mode runs pingpong, throughput "
+                         "and rate)");
   } else if (!o.token_file.empty()) {
     throw UsageError("--token-file goes with --connect");
   }
@@ -479,7 +480,8 @@ Split mode (the peers on another host; bench/split.h):
                        without --token-file, a new token; default: 127.0.0.1:0
   --connect=IPV4:PORT  run the matrix here against that server: tcp, zmq-tcp,
                        jsonrpc-tcp, http-tcp, grpc-tcp, grpc-stream-tcp (those built;
-                       "all" means these), pingpong and throughput; cells get
+                       "all" means these), pingpong and throughput (and rate, when
+                       named in --workloads); cells get
                        /link:cross-host in their name; the links listen on this
                        host's address on the control connection (--bind overrides
                        it), or, where the peer serves (http-tcp, grpc-*), the peer

@@ -181,7 +181,8 @@ void run_rate(benchmark::State& state, PeerSession& s, std::size_t size, const R
                  " pacing=" + pacing_name(threads.pacing) +
                  " arrivals=" + (cell.poisson ? "poisson" : "uniform") +
                  " receiver_cpu=" + std::to_string(threads.receiver_cpu) +
-                 (threads.shared ? " shared CPU: " + threads.note : ""));
+                 (threads.shared ? " shared CPU: " + threads.note : "") +
+                 (s.config().split ? " link=cross-host" : ""));
   state.counters["receiver_cpu"] = threads.receiver_cpu;
   state.counters["offered_rate"] = r.offered_rate;
   state.counters["achieved_rate"] = r.achieved_rate;

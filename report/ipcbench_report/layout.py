@@ -733,11 +733,20 @@ def _sustainable_rows(model: ReportModel) -> list[list[Text]]:
                    else Text("no"))
         sat = [p for p in s.points if p.saturated]
         row.append(Text(", ".join(fmt(p.offered) for p in sat) or "—"))
-        failed = ", ".join(c.id.split("/")[-1] for c in s.failed)
+        failed = ", ".join(_rate_point(c) for c in s.failed)
         row.append(Text(failed, "; ".join(dict.fromkeys(
             e for c in s.failed for e in c.errors)), "error") if failed else Text("—"))
         rows.append(row)
     return rows
+
+
+def _rate_point(cell) -> str:
+    """A rate cell's point, ``rate:<msgs/s>`` or ``load:<pct>``, whatever follows it
+    (``link:cross-host`` in a split run)."""
+    for key in ("rate", "load"):
+        if key in cell.params:
+            return f"{key}:{cell.params[key]}"
+    return cell.id.split("/")[-1]
 
 
 def _rate_cell_rows(model: ReportModel) -> list[list[Text]]:
@@ -746,7 +755,7 @@ def _rate_cell_rows(model: ReportModel) -> list[list[Text]]:
     for s in model.rate.series:
         for p in s.points:
             row = [Text(s.transport)] + ([Text(s.run.label)] if multi else []) + [
-                Text(fmt_size(s.size)), Text(p.cell.id.split("/")[-1], p.cell.id),
+                Text(fmt_size(s.size)), Text(_rate_point(p.cell), p.cell.id),
                 Text(fmt(p.offered)), _rate_value(p, "achieved_rate", 1.0)]
             row += [_rate_value(p, counter(CORRECTED, pct)) for pct in ("50", "99", "999")]
             row += [_rate_value(p, counter(UNCORRECTED, "99")),

@@ -371,3 +371,21 @@ def test_several_runs_have_a_run_column_and_their_budgets(tmp_path):
     assert by[("uds", "vm", "64 B")]["sustainable rate (msgs/s)"] == "100000"
     assert by[("uds", "other", "64 B")]["sustainable rate (msgs/s)"] == "200000"
     assert len(rows) == 6
+
+
+def test_split_run_cells_show_their_point_not_the_link(tmp_path):
+    """A split run names its rate cells ``…/load:<pct>/link:cross-host``: the tables show
+    the point (``load:<pct>``, ``rate:<N>``) and place the cells as the same cells of a
+    loopback run."""
+    import re
+    doc = load(RATE)
+    for b in doc["benchmarks"]:
+        for key in ("name", "run_name"):
+            if isinstance(b.get(key), str) and b[key].startswith("rate/"):
+                b[key] = re.sub(r"/((?:rate|load):[^/]+)", r"/\1/link:cross-host",
+                                b[key], count=1)
+    split = save(doc, tmp_path / "split.json")
+    plain, crossed = _tables(_md(RATE)), _tables(_md(split))
+    assert crossed == plain
+    points = [row[2] for row in plain[1][1]]
+    assert points and all(p.startswith(("rate:", "load:")) for p in points)
