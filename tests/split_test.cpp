@@ -130,19 +130,31 @@ class Raw {
 
 const std::string kToken = "0123456789abcdef0123456789abcdef";
 
-TEST(SplitMode, ARunAgainstALocalServerCarriesEveryByteAndSaysItCrossed) {
+// A server on loopback, and client runs against it.
+struct LoopbackSplit {
   Scratch s;
-  const fs::path token = token_file(s);
-  Server server("127.0.0.1:0", token);
-  ASSERT_FALSE(server.address.empty()) << server.log();
-  const fs::path out = s.dir / "split.json";
-  Outcome r = client(
-      s, {"--connect=" + server.address, "--token-file=" + token.string(), "--transports=tcp",
-          "--sizes=64,64K", "--quick", "--verify", "--benchmark_out=" + out.string()});
-  ASSERT_EQ(r.status, 0) << r.err << server.log();
-  const auto j = nlohmann::json::parse(slurp(out));
+  fs::path token = token_file(s);
+  Server server{"127.0.0.1:0", token};
+  // Runs the client with args and the server's address, token and a results file added;
+  // the results, or null (the failure recorded) when the run did not exit 0.
+  nlohmann::json run(std::vector<std::string> args) {
+    EXPECT_FALSE(server.address.empty()) << server.log();
+    const fs::path out = s.dir / "split.json";
+    args.insert(args.end(), {"--connect=" + server.address, "--token-file=" + token.string(),
+                             "--benchmark_out=" + out.string()});
+    last = client(s, args);
+    EXPECT_EQ(last.status, 0) << last.err << server.log();
+    return last.status == 0 ? nlohmann::json::parse(slurp(out)) : nlohmann::json();
+  }
+  Outcome last;
+};
+
+TEST(SplitMode, ARunAgainstALocalServerCarriesEveryByteAndSaysItCrossed) {
+  LoopbackSplit split;
+  const auto j = split.run({"--transports=tcp", "--sizes=64,64K", "--quick", "--verify"});
+  ASSERT_FALSE(j.is_null());
   EXPECT_EQ(j["context"]["link"], "cross-host");
-  EXPECT_EQ(j["context"]["split_server"], server.address);
+  EXPECT_EQ(j["context"]["split_server"], split.server.address);
   const auto far = nlohmann::json::parse(j["context"]["split_server_context"].get<std::string>());
   EXPECT_TRUE(far.contains("host_name"));
   EXPECT_TRUE(far.contains("kernel"));
@@ -172,16 +184,9 @@ TEST(SplitMode, ServingPeersListenOnTheServerAndCarryEveryByte) {
     if (find_transport(n)) serving.emplace_back(n);
   std::string list;
   for (const auto& n : serving) list += (list.empty() ? "" : ",") + n;
-  Scratch s;
-  const fs::path token = token_file(s);
-  Server server("127.0.0.1:0", token);
-  ASSERT_FALSE(server.address.empty()) << server.log();
-  const fs::path out = s.dir / "split.json";
-  Outcome r = client(
-      s, {"--connect=" + server.address, "--token-file=" + token.string(), "--transports=" + list,
-          "--sizes=64,64K", "--quick", "--verify", "--benchmark_out=" + out.string()});
-  ASSERT_EQ(r.status, 0) << r.err << server.log();
-  const auto j = nlohmann::json::parse(slurp(out));
+  LoopbackSplit split;
+  const auto j = split.run({"--transports=" + list, "--sizes=64,64K", "--quick", "--verify"});
+  ASSERT_FALSE(j.is_null());
   std::set<std::string> names;
   for (const auto& b : j["benchmarks"]) {
     names.insert(b["name"].get<std::string>());
@@ -199,17 +204,11 @@ TEST(SplitMode, ServingPeersListenOnTheServerAndCarryEveryByte) {
 
 // The rate workload runs split too: its cells say they crossed, in name and label.
 TEST(SplitMode, RateCellsRunSplitAndSayTheyCrossed) {
-  Scratch s;
-  const fs::path token = token_file(s);
-  Server server("127.0.0.1:0", token);
-  ASSERT_FALSE(server.address.empty()) << server.log();
-  const fs::path out = s.dir / "rate.json";
-  Outcome r = client(s, {"--connect=" + server.address, "--token-file=" + token.string(),
-                         "--transports=tcp", "--workloads=rate", "--sizes=64", "--rates=5k",
-                         "--quick", "--verify", "--benchmark_out=" + out.string()});
-  ASSERT_EQ(r.status, 0) << r.err << server.log();
+  LoopbackSplit split;
+  const auto j = split.run({"--transports=tcp", "--workloads=rate", "--sizes=64", "--rates=5k",
+                            "--quick", "--verify"});  // kept: the loop below reads into it
+  ASSERT_FALSE(j.is_null());
   int cells = 0;
-  const auto j = nlohmann::json::parse(slurp(out));  // kept: the loop reads into it
   for (const auto& b : j["benchmarks"]) {
     EXPECT_EQ(b["name"].get<std::string>().rfind("rate/tcp/64/rate:5000/link:cross-host", 0), 0u)
         << b["name"];
@@ -218,7 +217,7 @@ TEST(SplitMode, RateCellsRunSplitAndSayTheyCrossed) {
     EXPECT_GT(b["achieved_rate"].get<double>(), 0);
     ++cells;
   }
-  EXPECT_EQ(cells, 1) << r.out << r.err;
+  EXPECT_EQ(cells, 1) << split.last.out << split.last.err;
 }
 
 TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {

@@ -69,20 +69,21 @@ struct DeadRun {
   std::string queue;
 };
 
-DeadRun make_and_die(const Places& p) {
+// Runs `body` in a child process that then exits, and returns what body returned (the
+// child's pid being gone by then, whatever it stamped belongs to a dead process).
+template <typename Body>
+std::string in_a_child_that_dies(Body body) {
   int fds[2];
   EXPECT_EQ(::pipe(fds), 0);
   pid_t child = ::fork();
   if (child == 0) {
     ::close(fds[0]);
-    std::string d = ipc_name::make_private_dir(p.base.string());
-    std::string shm = (p.shm / ipc_name::next(ipc_name::Kind::kShm)).string();
-    std::string q = ipc_name::next(ipc_name::Kind::kMqueue) + "-up";
-    touch(shm);
-    mqd_t m = ::mq_open(q.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600, nullptr);
-    if (m == static_cast<mqd_t>(-1)) ::_exit(3);
-    ::mq_close(m);
-    std::string all = d + "\n" + shm + "\n" + q + "\n";
+    std::string all;
+    try {
+      all = body();
+    } catch (...) {
+      ::_exit(5);  // never back into the test runner, in a forked copy of it
+    }
     if (::write(fds[1], all.data(), all.size()) != static_cast<ssize_t>(all.size())) ::_exit(4);
     ::_exit(0);
   }
@@ -92,6 +93,20 @@ DeadRun make_and_die(const Places& p) {
   for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, n);
   ::close(fds[0]);
   EXPECT_EQ(testing_support::wait_exit(child), 0);
+  return got;
+}
+
+DeadRun make_and_die(const Places& p) {
+  const std::string got = in_a_child_that_dies([&p] {
+    std::string d = ipc_name::make_private_dir(p.base.string());
+    std::string shm = (p.shm / ipc_name::next(ipc_name::Kind::kShm)).string();
+    std::string q = ipc_name::next(ipc_name::Kind::kMqueue) + "-up";
+    touch(shm);
+    mqd_t m = ::mq_open(q.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600, nullptr);
+    if (m == static_cast<mqd_t>(-1)) ::_exit(3);
+    ::mq_close(m);
+    return d + "\n" + shm + "\n" + q + "\n";
+  });
   DeadRun r;
   std::size_t a = got.find('\n'), b = got.find('\n', a + 1);
   r.dir = got.substr(0, a);
@@ -299,24 +314,11 @@ struct RoudiPlaces {
   // The proof a runner that has since exited wrote for the RouDi with that stamp, and
   // the lines it added after it. Returns its path.
   std::string proof_of_dead_runner(const RunStamp& roudi, const std::string& more = "") const {
-    int fds[2];
-    EXPECT_EQ(::pipe(fds), 0);
-    pid_t child = ::fork();
-    if (child == 0) {
-      ::close(fds[0]);
+    return in_a_child_that_dies([&] {
       std::string path = roudi_files::write_proof(roudi, at);
       if (!more.empty()) std::ofstream(path, std::ios::app) << more;
-      if (::write(fds[1], path.data(), path.size()) != static_cast<ssize_t>(path.size()))
-        ::_exit(4);
-      ::_exit(0);
-    }
-    ::close(fds[1]);
-    std::string got;
-    char buf[512];
-    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, n);
-    ::close(fds[0]);
-    EXPECT_EQ(testing_support::wait_exit(child), 0);
-    return got;
+      return path;
+    });
   }
   RunStamp dead_stamp() const {
     auto s = RunStamp::parse(make_and_die(p).dir.filename().string());
