@@ -27,11 +27,16 @@ constexpr const char* kHeader = "ipcbench roudi proof 1";
 std::vector<std::string> names(const Places& at) {
   std::vector<std::string> n = {at.tmp + "/roudi", at.tmp + "/roudi.lock",
                                 at.tmp + "/iox-unique-roudi.lock", at.shm + "/iceoryx_mgmt"};
-  // getgrgid_r: the iceoryx keeper thread calls this too.
+  // getgrgid_r: the iceoryx keeper thread calls this too. A group with many members
+  // needs more room than the first try gives.
   group g{}, *found = nullptr;
   std::vector<char> buf(16384);
-  if (::getgrgid_r(::getegid(), &g, buf.data(), buf.size(), &found) == 0 && found &&
-      found->gr_name && *found->gr_name && std::strchr(found->gr_name, '/') == nullptr)
+  int err;
+  while ((err = ::getgrgid_r(::getegid(), &g, buf.data(), buf.size(), &found)) == ERANGE &&
+         buf.size() < (std::size_t{1} << 24))
+    buf.resize(buf.size() * 4);
+  if (err == 0 && found && found->gr_name && *found->gr_name &&
+      std::strchr(found->gr_name, '/') == nullptr)
     n.push_back(at.shm + "/" + found->gr_name);
   return n;
 }
@@ -55,6 +60,7 @@ std::string write_proof(const RunStamp& roudi, const Places& at) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) throw SysError("create " + path, errno);
   const std::string s = text.str();
+  errno = 0;
   if (::write(fd.get(), s.data(), s.size()) != static_cast<ssize_t>(s.size())) {
     const int err = errno ? errno : EIO;
     ::unlink(path.c_str());
@@ -109,19 +115,24 @@ bool answers(const Places& at) {
 std::vector<std::string> remove_as_proven(const Proof& proof, const Places& at) {
   std::vector<std::string> removed;
   if (answers(at)) return removed;
-  // Held while we remove: a RouDi starting meanwhile fails to take it and says another
-  // RouDi runs, instead of having its names removed under it.
-  UniqueFd lock(::open(unique_lock_path(at).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  // Held while we remove, and the lock file removed last: a RouDi starting meanwhile
+  // opens this file, fails to take it and says another RouDi runs, instead of making its
+  // names again under us.
+  const std::string unique = unique_lock_path(at);
+  UniqueFd lock(::open(unique.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return removed;
   const std::vector<std::string> known = names(at);
-  for (const Recorded& r : proof.files) {
-    if (std::find(known.begin(), known.end(), r.path) == known.end()) continue;
+  auto remove = [&](const Recorded& r) {
     struct stat st {};
     if (::lstat(r.path.c_str(), &st) != 0 || st.st_uid != ::geteuid() || st.st_dev != r.dev ||
         st.st_ino != r.ino || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))
-      continue;
+      return;
     if (::unlink(r.path.c_str()) == 0) removed.push_back(r.path);
-  }
+  };
+  for (const Recorded& r : proof.files)
+    if (r.path != unique && std::find(known.begin(), known.end(), r.path) != known.end()) remove(r);
+  for (const Recorded& r : proof.files)
+    if (r.path == unique) remove(r);
   return removed;
 }
 

@@ -334,7 +334,7 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
         throw Failure("READY: not a wait in ms from 1 to 60000");
       if (!ready.valid()) throw Failure("READY: no peer of this client is starting a server");
       const std::string answer = ready_answer(ready.get(), ms);
-      ready.reset();
+      if (answer != "READY timeout") ready.reset();  // asked again while the peer starts
       write_line(fd, answer);
     } else if (line == "ALIVE") {
       write_line(fd, peer.alive() ? "YES" : "NO");
@@ -465,17 +465,27 @@ void SplitClient::spawn(const PeerArgs& args, const std::vector<int>& inherit_fd
   if (reply_fd < 0) return;
   // The peer starts its server over there; its port goes into our end of the ready pipe,
   // where the listener reads it as from a local peer. Nothing written ("-": the peer
-  // exited first): the listener sees the pipe end and says the server exited.
-  const auto wait =
-      std::min<std::chrono::milliseconds>(args.setup_timeout, std::chrono::seconds(60));
-  const std::string r = request("READY " + std::to_string(std::max<long long>(1, wait.count())));
-  const std::string port = r.rfind("READY ", 0) == 0 ? r.substr(6) : "";
+  // exited first): the listener sees the pipe end and says the server exited. READY
+  // waits 60 s at most per request: asked again until the set-up time is up.
+  const auto until = std::chrono::steady_clock::now() + args.setup_timeout;
+  std::string port = "timeout", r;
+  while (port == "timeout") {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    r = request("READY " + std::to_string(std::min<long long>(left.count(), 60000)));
+    port = r.rfind("READY ", 0) == 0 ? r.substr(6) : "";
+  }
   if (port == "-") return;
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos) {
+    // The peer would outlive the cell, and the server would refuse the next SPAWN.
+    finish(std::chrono::milliseconds(0));
     throw Failure(args.transport + ": the peer's server on " + server_ +
-                  (port == "timeout"
-                       ? " did not start within " + std::to_string(wait.count()) + " ms"
-                       : " reported no port (" + r + ")"));
+                  (port == "timeout" ? " did not start within " +
+                                           std::to_string(args.setup_timeout.count()) + " ms"
+                                     : " reported no port (" + r + ")"));
+  }
   const std::string line = port + "\n";
   write_all(reply_fd, std::as_bytes(std::span(line.data(), line.size())), "ready pipe");
 }

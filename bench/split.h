@@ -32,7 +32,9 @@
 // it writes its port) is named in "replies"; the server gives the peer a pipe of its own
 // there, and READY, sent right after SPAWN, waits (60 s at most) for the peer's line and
 // relays it, which the client writes into its own end, where the listener reads it as
-// from a local peer ("-": the peer closed the pipe first, i.e. exited).
+// from a local peer ("-": the peer closed the pipe first, i.e. exited; "timeout": asked
+// again until the cell's set-up time is up; then, or for "bad", the client ends the peer
+// with FINISH 0 and the cell fails).
 #pragma once
 
 #include <chrono>

@@ -41,8 +41,6 @@ using testing_support::results;
 using testing_support::Scratch;
 using testing_support::start;
 
-// A peer process that subscribes and publishes on the link's topics as the real peer does,
-// but presents a wrong token: an echo peer handed a token pipe of the test's.
 // The names base/roudi_files.h gives RouDi's files are the ones this iceoryx gives them.
 TEST(Iceoryx, RoudisNamesAreIceoryxsOwn) {
   const std::string tmp = iox::platform::IOX_UDS_SOCKET_PATH_PREFIX;
@@ -57,6 +55,8 @@ TEST(Iceoryx, RoudisNamesAreIceoryxsOwn) {
   EXPECT_EQ(n[3], std::string("/dev/shm/") + iox::roudi::SHM_NAME);
 }
 
+// A peer process that subscribes and publishes on the link's topics as the real peer does,
+// but presents a wrong token: an echo peer handed a token pipe of the test's.
 TEST(Iceoryx, AStrangerOnTheTopicsIsNeverTakenForThePeer) {
   const Transport* t = find_transport("iceoryx-waitset");
   ASSERT_NE(t, nullptr);

@@ -165,10 +165,11 @@ constexpr const char* kDeadlocked =
     "iceoryx links after this point cannot be made";
 
 // What the keeper and the thread that makes links tell each other.
-std::atomic<bool> roudi_down{false};    // the keeper found RouDi deadlocked and killed it
-std::atomic<int> asking_for_ports{0};   // port requests to RouDi under way
-std::atomic<bool> signing_off{false};   // the process exits: its runtime signs off now
-std::atomic<bool> keeper_stops{false};  // RouDi is being stopped in order (~Roudi)
+std::atomic<bool> roudi_down{false};             // the keeper found RouDi deadlocked and killed it
+std::atomic<int> asking_for_ports{0};            // port requests to RouDi under way
+std::atomic<bool> signing_off{false};            // the process exits: its runtime signs off now
+std::atomic<bool> keeper_stops{false};           // RouDi is being stopped in order (~Roudi)
+std::atomic<bool> roudi_slots_forgotten{false};  // the keeper forgot RouDi's names in cleanup
 std::mutex keeper_mu;            // orders "is RouDi down?" before a port request against the keeper
 std::atomic<int> publishing{0};  // publishes under way (one may wait for room)
 std::atomic<std::uint64_t> published{0};  // publishes done
@@ -254,6 +255,8 @@ class Roudi {
     // A RouDi that failed as it stopped (a peer killed too late for the wait above, one
     // that died while it connected), or was killed, left its shared memory and sockets:
     // removed as the proof allows (the files it made, while no RouDi runs).
+    if (!roudi_slots_forgotten.load())  // RouDi is gone now (the keeper has been joined)
+      for (int slot : roudi_slots_) cleanup::forget_path(slot);
     if (how != "exit 0" && proof_) roudi_files::remove_as_proven(*proof_);
     if (!proof_path_.empty()) ::unlink(proof_path_.c_str());
     for (int slot : slots_) cleanup::forget_path(slot);
@@ -328,7 +331,11 @@ class Roudi {
     init_runtime();
     UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, daemon_.pid(), 0)));
     if (!pidfd.valid()) throw SysError("pidfd_open (RouDi)", errno);
-    keeper_ = std::thread(&Roudi::keep, std::move(pidfd), daemon_.pid(), *proof_);
+    // A hard exit (a second signal) kills RouDi: while it lives, its names are its own
+    // (it holds the unique lock), so cleanup's table may remove them by name then.
+    for (const std::string& n : roudi_files::names())
+      roudi_slots_.push_back(cleanup::add_path(n.c_str()));
+    keeper_ = std::thread(&Roudi::keep, std::move(pidfd), daemon_.pid(), *proof_, roudi_slots_);
     // Runs before the runtime's own end (registered after it). A RouDi the keeper killed
     // before would not answer the sign-off: its wait is ended before it starts.
     std::atexit([] {
@@ -336,19 +343,22 @@ class Roudi {
       if (roudi_down.load()) end_sign_off_wait();
     });
     top_ = top;
-    // A hard exit (a second signal) kills RouDi: its names, and this process's runtime
-    // files, go with cleanup's table (base/cleanup.h).
-    std::vector<std::string> names = roudi_files::names();
+    // This process's runtime files go with cleanup's table at a hard exit (base/cleanup.h).
     const std::string self = "/tmp/" + RunStamp::self().text();
-    names.push_back(self);
-    names.push_back(self + ".lock");
-    for (const std::string& n : names) slots_.push_back(cleanup::add_path(n.c_str()));
+    for (const std::string& n : {self, self + ".lock"})
+      slots_.push_back(cleanup::add_path(n.c_str()));
   }
   // The keeper (see the top of this file). It touches only what it was given and the
   // atomics above, never daemon_: the thread that makes links reaps RouDi. It knows RouDi
   // by a pidfd, so it never signals a process that merely took RouDi's pid, and it stops
   // watching once RouDi has exited by itself.
-  static void keep(UniqueFd roudi, pid_t pid, roudi_files::Proof proof) noexcept {
+  static void keep(UniqueFd roudi, pid_t pid, roudi_files::Proof proof,
+                   std::vector<int> roudi_slots) noexcept {
+    // RouDi is gone: its names may be another RouDi's from now on.
+    auto forget_names = [&roudi_slots] {
+      for (int slot : roudi_slots) cleanup::forget_path(slot);
+      roudi_slots_forgotten.store(true);
+    };
     try {
       auto exited = [&roudi] {
         pollfd pf{roudi.get(), POLLIN, 0};
@@ -356,7 +366,12 @@ class Roudi {
       };
       while (!keeper_stops.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        if (keeper_stops.load() || exited()) return;
+        if (keeper_stops.load()) return;
+        if (exited()) {  // it died by itself: what it left goes by the proof
+          forget_names();
+          roudi_files::remove_as_proven(proof);
+          return;
+        }
         if (!roudi_deadlocked(pid)) continue;
         bool waiting;  // the thread that makes links waits for a port: it cannot go on
         {
@@ -369,6 +384,7 @@ class Roudi {
         if (::syscall(SYS_pidfd_send_signal, roudi.get(), SIGKILL, nullptr, 0) == 0) {
           pollfd pf{roudi.get(), POLLIN, 0};  // gone: its socket no longer answers
           ::poll(&pf, 1, 2000);
+          forget_names();
           roudi_files::remove_as_proven(proof);
         }
         if (waiting) return end_process();
@@ -432,11 +448,12 @@ class Roudi {
   }
 
  private:
-  // What RouDi makes under names fixed when iceoryx was built: its socket and lock, the
-  // management segment, and the payload segment named after its group (ours).
   std::mutex mu_;
   std::thread keeper_;
-  std::vector<int> slots_;  // cleanup's entries for RouDi's names, the proof, our runtime's files
+  std::vector<int> slots_;  // cleanup's entries for the proof and our runtime's files
+  // cleanup's entries for RouDi's own names, while RouDi lives: the keeper forgets them
+  // once RouDi is gone (a hard exit must never remove another RouDi's files by name).
+  std::vector<int> roudi_slots_;
   std::string proof_path_;  // the proof (base/roudi_files.h), once written
   std::optional<roudi_files::Proof> proof_;
   ChildProcess daemon_;
