@@ -118,6 +118,12 @@ struct LinkSteps {
   std::unique_ptr<Channel> ch;
 
   explicit LinkSteps(const Transport& tr) : t(tr) {}
+  // The link ends first, then the peer is given time to end by itself, as a run's peer
+  // is: killed at once, an iceoryx peer would leave its runtime's files behind.
+  ~LinkSteps() {
+    ch.reset();
+    if (peer.alive()) peer.finish(std::chrono::seconds(5));
+  }
   void listen() {
     listener = t.listen(dir, kMaxBytes, testing_support::settings());
     ep = listener->endpoint();
