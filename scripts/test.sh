@@ -40,14 +40,16 @@ run_suite() {  # run_suite BUILD_DIR [cmake args…]
   if [ "$rc" != 0 ]; then failure_digest "$dir"; return "$rc"; fi
 }
 
-# Why each skipped test was skipped (GTEST_SKIP's message), once per reason: ctest lists
-# skipped tests by name only.
+# Why each skipped test was skipped (GTEST_SKIP's message, its lines joined), with how
+# many tests gave that reason, most first: ctest lists skipped tests by name only.
 skip_digest() {  # skip_digest BUILD_DIR
   local log=$1/Testing/Temporary/LastTest.log
   [ -f "$log" ] || return 0
   echo "== why tests were skipped in $1"
-  awk '/: Skipped$/ { n = 2; next } n > 0 { if ($0 != "") print substr($0, 1, 240); n-- }' "$log" |
-    sort | uniq -c | head -n 20 || true
+  awk '/: Skipped$/ { grab = 1; msg = ""; next }
+    grab && /^\[  SKIPPED \]/ { print (msg == "" ? "(no reason given)" : msg); grab = 0; next }
+    grab && $0 != "" { msg = (msg == "" ? $0 : msg " " $0) }' "$log" |
+    cut -c1-240 | sort | uniq -c | sort -rn | head -n 40 || true
 }
 
 # The failing tests' assertions once more, last: ctest prints them amid the run and ends with
