@@ -484,8 +484,9 @@ Split mode (the peers on another host; bench/split.h):
                        named in --workloads); cells get
                        /link:cross-host in their name; the links listen on this
                        host's address on the control connection (--bind overrides
-                       it), or, where the peer serves (http-tcp, grpc-*), the peer
-                       listens on the server's; the far peer is not pinned;
+                       it), or, where the peer serves (http-tcp, grpc-tcp,
+                       grpc-stream-tcp), the peer listens on the server's; the
+                       far peer is not pinned;
                        --cell-timeout at most 600; trusted networks only: the token
                        and the traffic travel in clear text
   --token-file=F       the server's token, in a file only you can read (0600)

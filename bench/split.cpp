@@ -288,9 +288,8 @@ std::string ready_answer(int ready, unsigned ms) {
     if (line.size() > 16) return "READY bad";
   }
   line.resize(line.find('\n'));
-  if (line.empty() || line.size() > 5 || line.find_first_not_of("0123456789") != std::string::npos)
-    return "READY bad";
-  return "READY " + line;
+  const std::optional<int> port = ready_port(line);
+  return port ? "READY " + std::to_string(*port) : "READY bad";
 }
 
 // One client, from its HELLO to its going away. Throws Failure (answered as ERR).
@@ -477,8 +476,7 @@ void SplitClient::spawn(const PeerArgs& args, const std::vector<int>& inherit_fd
     port = r.rfind("READY ", 0) == 0 ? r.substr(6) : "";
   }
   if (port == "-") return;
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos) {
+  if (!ready_port(port)) {
     // The peer would outlive the cell, and the server would refuse the next SPAWN.
     finish(std::chrono::milliseconds(0));
     throw Failure(args.transport + ": the peer's server on " + server_ +

@@ -111,9 +111,8 @@ struct Sweep {
     const auto proof = roudi_files::read_proof(proof_path);
     if (proof) {
       if (fate_of(proof->roudi) != Fate::kGone) return;
-      if (!roudi_files::answers(at))
-        for (std::string& r : roudi_files::remove_as_proven(*proof, at))
-          removed.push_back(std::move(r));
+      for (std::string& r : roudi_files::remove_as_proven(*proof, at))  // none if one answers
+        removed.push_back(std::move(r));
     }
     if (::unlink(proof_path.c_str()) == 0) removed.push_back(proof_path);
   }

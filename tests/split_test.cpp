@@ -26,6 +26,7 @@
 #include "base/run_dir.h"
 #include "tests/test_support.h"
 #include "transports/registry.h"
+#include "transports/socket_util.h"
 
 namespace ipcbench {
 namespace {
@@ -173,6 +174,16 @@ TEST(SplitMode, ARunAgainstALocalServerCarriesEveryByteAndSaysItCrossed) {
     for (const auto& name : names) found |= name.rfind(n, 0) == 0;
     EXPECT_TRUE(found) << n;
   }
+}
+
+// A serving peer's ready line, as PeerServerLink reads it and READY relays it: a port
+// number and nothing else.
+TEST(SplitMode, AReadyLineIsAPortNumberOnly) {
+  EXPECT_EQ(ready_port("0"), 0);
+  EXPECT_EQ(ready_port("41235"), 41235);
+  EXPECT_EQ(ready_port("65535"), 65535);
+  for (const char* bad : {"", "65536", "-1", "-0", "+80", " 80", "80 ", "8o", "99999999999"})
+    EXPECT_FALSE(ready_port(bad)) << bad;
 }
 
 // Where the peer is the server (http-tcp, grpc-*: PeerServerLink), it listens on the split

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <vector>
@@ -206,10 +207,17 @@ int PeerServerLink::await_serving(const SetupWait& wait, const std::string& what
     if (line.size() > 16) throw ProtocolError(what + ": the server's ready line is too long");
   }
   line.resize(line.find('\n'));
+  const std::optional<int> port = ready_port(line);
+  if (!port) throw ProtocolError(what + ": bad port '" + line + "' from the server");
+  return *port;
+}
+
+std::optional<int> ready_port(std::string_view line) {
   int port = -1;
   auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), port);
-  if (ec != std::errc() || end != line.data() + line.size() || port < 0 || port > 65535)
-    throw ProtocolError(what + ": bad port '" + line + "' from the server");
+  if (line.empty() || !std::isdigit(static_cast<unsigned char>(line[0])) || ec != std::errc() ||
+      end != line.data() + line.size() || port < 0 || port > 65535)
+    return std::nullopt;
   return port;
 }
 

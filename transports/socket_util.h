@@ -7,7 +7,9 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/fd.h"
@@ -65,6 +67,11 @@ std::string take_peer_token(const std::string& fd_number, const std::string& wha
 // binds `where` (a socket path, or an IPv4 address to take an ephemeral port on), then
 // writes one line, its TCP port or 0 over a Unix socket, into a pipe it inherits; the
 // run's token reaches it in another. Endpoint: {where, ready pipe, token pipe}.
+// The port a serving peer's ready line names (the line without its newline): a decimal
+// number from 0 to 65535, nothing else; nullopt otherwise. PeerServerLink reads it, and
+// split mode relays it (bench/split.h).
+std::optional<int> ready_port(std::string_view line);
+
 class PeerServerLink {
  public:
   explicit PeerServerLink(std::string where);

@@ -100,8 +100,6 @@ constexpr std::uint32_t kChunksPerPool = 4 * (kQueue + 2);
 constexpr std::size_t kManagementBytes = std::size_t{66} << 20;
 constexpr std::size_t kChunkHeaderBytes = 64;
 
-bool roudi_answers() { return roudi_files::answers(); }
-
 std::size_t round8(std::size_t n) { return (n + 7) / 8 * 8; }
 
 // The pools: 128 B, then ×16 up to the largest, which holds `top` bytes.
@@ -268,7 +266,7 @@ class Roudi {
     return roudi;
   }
   void start(RunDir& dir, std::size_t top) {
-    if (roudi_answers())
+    if (roudi_files::answers())
       throw ProtocolError(
           "iceoryx: another RouDi runs on this machine (iceoryx 2.0 allows one; its names "
           "are fixed: /tmp/roudi, /dev/shm/iceoryx_mgmt); stop it to run the iceoryx "
@@ -724,7 +722,7 @@ class IoxTransport final : public TransportBase {
     const std::uint64_t bench_pub = std::stoull(r.text(1));
     const std::size_t top = std::stoull(r.text(2));
     // initRuntime waits a minute for a RouDi that is not there, then aborts the process.
-    if (!roudi_answers())
+    if (!roudi_files::answers())
       throw ProtocolError("iceoryx: RouDi does not answer on " + roudi_files::socket_path());
     Roudi::init_runtime();
     auto ports = std::make_unique<Ports>(r.text(0), false, !spin_);
