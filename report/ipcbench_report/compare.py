@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ipcbench_report import ReportError
-from ipcbench_report.layout import fmt_metric, marked_positions
+from ipcbench_report.layout import fmt_metric, fmt_pct, marked_positions
 from ipcbench_report.model import FLOOR_RATIO, Cell, Run
 from ipcbench_report.render_md import table
 from ipcbench_report.stats import holm, mann_whitney_u, min_p_value
@@ -216,9 +216,10 @@ def _change(bc: Cell, cc: Cell, normalized: bool = False) -> Change:
         ch.change = (ch.cand - ch.base) / ch.base    # shown; the verdict may not use it
     ch.raw_change = ch.change
     if normalized and bc.has_floor_beside and cc.has_floor_beside:
-        xb, xc = bc.unmarked(FLOOR_RATIO), cc.unmarked(FLOOR_RATIO)
+        xb, xc = bc.values(FLOOR_RATIO, unmarked=True), cc.values(FLOOR_RATIO, unmarked=True)
         ch.normalized, ch.metric, ch.lower_is_better = True, FLOOR_RATIO, True
-        ch.base, ch.cand = bc.unmarked_median(FLOOR_RATIO), cc.unmarked_median(FLOOR_RATIO)
+        ch.base, ch.cand = (bc.median(FLOOR_RATIO, unmarked=True),
+                            cc.median(FLOOR_RATIO, unmarked=True))
         ch.n_base, ch.n_cand = len(xb), len(xc)
         ch.change = (ch.cand - ch.base) / ch.base if ch.base and ch.cand is not None \
             else None
@@ -347,15 +348,12 @@ def _refuse_if_nothing_compared(cmp: Comparison) -> None:
     raise ReportError(f"nothing to gate on: no transport cell was compared; {why}")
 
 
-def _pct(change: float | None) -> str:
-    return "—" if change is None else f"{change * 100:+.1f} %"
-
-
 def _table(changes: list[Change], normalized: bool = False) -> str:
     """The cells' table; ``normalized`` adds the raw change beside the change."""
     rows = [[c.cell, c.metric + (" ↓" if c.lower_is_better else " ↑"),
-             fmt_metric(c.metric, c.base), fmt_metric(c.metric, c.cand), _pct(c.change)]
-            + ([_pct(c.raw_change)] if normalized else [])
+             fmt_metric(c.metric, c.base), fmt_metric(c.metric, c.cand),
+             fmt_pct(c.change, signed=True)]
+            + ([fmt_pct(c.raw_change, signed=True)] if normalized else [])
             + ["—" if c.p is None else f"{c.p:.3g}",
              "—" if c.p_adj is None else f"{c.p_adj:.3g}", f"{c.n_base}/{c.n_cand}",
              f"**{c.verdict}**" if c.verdict == REGRESSION else c.verdict,

@@ -200,9 +200,9 @@ def _beside(cell: Cell, col: Column) -> tuple[float | None, str]:
     """(multiple, why none) from the floor beside ``cell`` by ``FLOOR_RULES[col.beside]``;
     repetitions marked ``host_changed`` are left out of the medians."""
     if col.beside == "beside_p99":  # numerator and floor from the same repetitions
-        floor, p99 = cell.unmarked_median(FLOOR), cell.unmarked_median(col.counter)
+        floor, p99 = cell.median(FLOOR, unmarked=True), cell.median(col.counter, unmarked=True)
         return (p99 / floor, "") if floor and p99 is not None else (None, ALL_MARKED)
-    ratio = cell.unmarked_median(FLOOR_RATIO)
+    ratio = cell.median(FLOOR_RATIO, unmarked=True)
     return (ratio, "") if ratio is not None else (None, ALL_MARKED)
 
 

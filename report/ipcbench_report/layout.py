@@ -104,8 +104,8 @@ def fmt_metric(metric: str, x: float | None) -> str:
     return fmt(x)
 
 
-def fmt_pct(x: float | None) -> str:
-    return "—" if x is None else f"{x * 100:.1f} %"
+def fmt_pct(x: float | None, signed: bool = False) -> str:
+    return "—" if x is None else f"{x * 100:{'+' if signed else ''}.1f} %"
 
 
 def _t(text) -> Text:
@@ -206,8 +206,8 @@ def _host_changed(model: ReportModel) -> list[str]:
             f"{fmt_metric(metric, c.reps[i - 1].get('floor_after'))}" for i in c.marked())
         items.append(f"{r.label + ': ' if multi else ''}{c.id} ({c.floor_kind or 'floor'}, "
                      f"{marked_positions(c)}): {probes}"
-                     + ("; every repetition marked, so no per-cell (×N)" if not c.unmarked(
-                         FLOOR_RATIO) else ""))
+                     + ("; every repetition marked, so no per-cell (×N)" if not c.values(
+                         FLOOR_RATIO, unmarked=True) else ""))
     return items
 
 

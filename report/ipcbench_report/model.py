@@ -164,28 +164,21 @@ class Cell:
 
     def marked(self) -> list[int]:
         """Repetitions marked ``host_changed`` = 1, as positions 1…n among the
-        successful repetitions in file order (``history``'s ordinals)."""
+        successful repetitions in file order (``history``'s ordinal + 1)."""
         return [i + 1 for i, rep in enumerate(self.reps) if rep.get(HOST_CHANGED, 0) >= 1]
 
     def counters(self) -> set[str]:
         return {k for rep in self.reps for k in rep}
 
-    def values(self, metric: str) -> list[float]:
-        """Per-repetition values of ``metric`` (repetitions without it are skipped)."""
-        return [rep[metric] for rep in self.reps if metric in rep]
-
-    def median(self, metric: str) -> float | None:
-        v = self.values(metric)
-        return statistics.median(v) if v else None
-
-    def unmarked(self, metric: str) -> list[float]:
-        """``values(metric)`` of the repetitions not marked ``host_changed``."""
+    def values(self, metric: str, unmarked: bool = False) -> list[float]:
+        """Per-repetition values of ``metric`` (repetitions without it are skipped);
+        ``unmarked``: only of the repetitions not marked ``host_changed``."""
         return [rep[metric] for rep in self.reps
-                if metric in rep and rep.get(HOST_CHANGED, 0) < 1]
+                if metric in rep and not (unmarked and rep.get(HOST_CHANGED, 0) >= 1)]
 
-    def unmarked_median(self, metric: str) -> float | None:
-        """Median of ``unmarked(metric)``; ``None`` when no repetition is left."""
-        v = self.unmarked(metric)
+    def median(self, metric: str, unmarked: bool = False) -> float | None:
+        """Median of ``values(metric, unmarked)``; ``None`` when there is none."""
+        v = self.values(metric, unmarked)
         return statistics.median(v) if v else None
 
     def cv(self, metric: str) -> float | None:

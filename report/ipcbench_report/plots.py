@@ -103,7 +103,7 @@ def _points(run, kind, transport, counter, scale):
     for c in run.cells.values():
         if c.kind != kind or c.transport != transport or c.size is None:
             continue
-        value = c.unmarked_median(counter) if counter == FLOOR_RATIO else c.median(counter)
+        value = c.median(counter, unmarked=counter == FLOOR_RATIO)
         if not c.ok:
             failed.append(c.size)
         elif value is not None:
@@ -244,7 +244,7 @@ def _throughput(model, outdir) -> Path:
     panels = (((FLOOR_RATIO, 1.0, NORMALIZED_THROUGHPUT_LABEL),) if model.normalized else
               (("bytes_per_second", 1e-9, "throughput, GB/s (one way)"),
                ("items_per_second", 1.0, "messages/s (one way)")))
-    fig = Figure(figsize=(7 * len(panels) + (3 if model.normalized else 0), 5.5))
+    fig = Figure(figsize=(10 if model.normalized else 14, 5.5))  # one panel, or two
     axes = list(fig.subplots(1, len(panels), squeeze=False)[0])
     series = _Series(model)
     failed = False

@@ -9,6 +9,7 @@ with a known floor_ratio per repetition."""
 from __future__ import annotations
 
 import copy
+import csv
 import re
 import statistics
 
@@ -321,3 +322,33 @@ def test_render_normalized_without_any_floor_beside_exits_2(tmp_path):
         "floor_ratio (the floor probed beside each cell; results written before ipcbench "
         "probed it, or of a split run, have none)"]
     assert not out.exists()
+
+
+def test_render_normalized_leaves_marked_repetitions_out(tmp_path, monkeypatch):
+    """The "× floor" plots take each cell's median ratio over its unmarked repetitions,
+    and leave out a cell whose every repetition was marked; results.csv keeps the mark
+    as the largest host_changed of the cell's repetitions."""
+    low4 = {(PING, k) for k in range(4)}            # the 4 lowest ratios of uds/64
+    all9 = {(THR, k) for k in range(9)}              # every repetition of uds/1 MiB
+    path = save(beside(load(R9A), marked=low4 | all9), tmp_path / "marked.json")
+    ys: dict[str, list] = {}
+
+    def keep(fig, dest):
+        ys[dest.name] = [list(line.get_ydata()) for ax in fig.axes
+                         for line in ax.get_lines() if not line.get_label().startswith("×1")]
+        return dest
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.render(compute.build(load_runs([path]), normalized=True), tmp_path)
+    unmarked_median = statistics.median(RATIO * JITTER[k] for k in range(4, 9))
+    assert [unmarked_median, RATIO] in ys["rtt_vs_size.png"]
+    assert ys["rtt_vs_size.png"].count([RATIO, RATIO]) == 3
+    assert [RATIO] in ys["throughput_vs_size.png"]        # uds: 64 B only
+    assert ys["throughput_vs_size.png"].count([RATIO, RATIO]) == 3
+
+    out = tmp_path / "report"
+    assert report("render", path, "--out", out).returncode == 0
+    with open(out / "results.csv", newline="") as f:
+        rows = {r["cell"]: r for r in csv.DictReader(f)}
+    assert float(rows[_cell(PING)]["host_changed"]) == 1.0
+    assert float(rows[_cell("pingpong/uds/1048576/manual_time")]["host_changed"]) == 0.0
