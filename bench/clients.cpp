@@ -19,6 +19,7 @@
 #include "bench/mailbox.h"
 #include "bench/party.h"
 #include "bench/protocol.h"
+#include "bench/split.h"
 #include "bench/workloads.h"
 #include "harness/aligned_buffer.h"
 #include "transports/many.h"
@@ -44,9 +45,19 @@ struct Crowd {
   std::string note;  // "5 busy processes on 2 CPUs" when oversubscribed
 };
 
-Crowd crowd_of(const Placement& p, std::size_t clients, std::size_t server_threads) {
+Crowd crowd_of(const Placement& p, std::size_t clients, std::size_t server_threads,
+               bool split = false) {
   Crowd c;
   auto n = static_cast<int>(clients), st = static_cast<int>(server_threads);
+  if (split) {  // the clients run on the far host: here only the server's threads
+    c.cpus = p.client_cpu >= 0 ? 1 : p.cpus_allowed;
+    c.oversubscribed = st > c.cpus;
+    if (c.oversubscribed)
+      c.note = std::to_string(st) + " server thread(s) on " +
+               (p.client_cpu >= 0 ? "CPU " + std::to_string(p.client_cpu)
+                                  : std::to_string(p.cpus_allowed) + " CPU(s)");
+    return c;
+  }
   if (p.client_cpu >= 0 && p.peer_cpu >= 0) {
     const bool one = p.client_cpu == p.peer_cpu;
     c.cpus = one ? 1 : 2;
@@ -247,8 +258,7 @@ void serve_shared(FanInServer& server, std::size_t clients, std::size_t max_size
 struct Cell {
   std::unique_ptr<FanInListener> listener;
   std::unique_ptr<FanInServer> server;
-  std::vector<ChildProcess> children;
-  std::vector<UniqueFd> control;
+  std::unique_ptr<Parties> clients;
   std::unique_ptr<ServerState> state;
   std::vector<std::thread> threads;
 
@@ -267,7 +277,7 @@ struct Cell {
       if (state->threads_done.load() < threads.size()) {
         on_their_own = false;
         state->quit.store(true);
-        for (ChildProcess& c : children) c.kill_now();
+        if (clients) clients->kill_all();
         if (server) server->abort();
       }
       for (std::thread& t : threads) t.join();
@@ -307,24 +317,18 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   const auto setup_deadline = Clock::now() + cfg.setup_timeout;
   cell.listener = t.listen_fan_in(dir, size, cfg.settings, clients, model);
   if (!cell.listener) throw ProtocolError(t.info().name + " does not take part in fan-in");
+  cell.clients = cfg.split ? split_parties(*cfg.split) : local_parties();
+  Parties& peers = *cell.clients;
   for (std::size_t i = 0; i < clients; ++i) {
-    int sv[2];
-    check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair (control)");
-    UniqueFd mine(sv[0]), theirs(sv[1]);
     const Endpoint& ep = cell.listener->endpoint(i);
     PeerArgs a{t.info().name,    ep.addresses,     size, cfg.verify, "client",
                cfg.peer_program, cfg.setup_timeout};
     a.client_id = static_cast<int>(i);
-    a.control_fd = theirs.get();
-    std::vector<int> inherit = ep.inherit_fds;
-    inherit.push_back(theirs.get());
-    cell.children.push_back(
-        ChildProcess::spawn(SpawnOptions{peer_command(a), inherit, cfg.placement.peer_cpu}));
-    cell.control.push_back(std::move(mine));
+    peers.start(a, ep.inherit_fds, cfg.placement.peer_cpu);
   }
-  auto all_alive = [&cell] {
-    for (ChildProcess& c : cell.children)
-      if (!c.alive()) return false;
+  auto all_alive = [&peers] {
+    for (std::size_t i = 0; i < peers.size(); ++i)
+      if (!peers.alive(i)) return false;
     return true;
   };
   try {
@@ -332,8 +336,7 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   } catch (const std::exception& e) {
     std::string why = std::string("set-up: ") + e.what();
     for (std::size_t i = 0; i < clients; ++i)
-      if (!cell.children[i].alive())
-        why += "; client " + std::to_string(i) + " " + cell.children[i].finish({});
+      if (!peers.alive(i)) why += "; client " + std::to_string(i) + " " + peers.finish(i, {});
     throw ProtocolError(why);
   }
   // The model: the form's own (a shared queue), or the one asked for.
@@ -374,8 +377,7 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   std::vector<std::byte> ctl(sizeof(PartyResult) + 1);
   try {
     for (std::size_t i = 0; i < clients; ++i)
-      party_expect(cell.control[i].get(), ctl, PartyKind::kReady, "client " + std::to_string(i),
-                   setup_deadline, cell.children[i]);
+      party_expect(peers, i, ctl, PartyKind::kReady, "client " + std::to_string(i), setup_deadline);
   } catch (const ProtocolError& e) {
     // The server may know why (a misrouted first request): say both.
     if (st.failed()) throw ProtocolError(st.error() + "; " + e.what());
@@ -392,11 +394,10 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   go.end_ns = go.start_ns + cfg.window.count();
   for (std::size_t i = 0; i < clients; ++i) {
     try {
-      party_send(cell.control[i].get(), &go, sizeof go);
+      party_send(peers.control(i), &go, sizeof go);
     } catch (const std::exception& e) {
       throw ProtocolError("client " + std::to_string(i) + " is gone before the start (" +
-                          cell.children[i].finish(std::chrono::milliseconds(200)) +
-                          "): " + e.what());
+                          peers.finish(i, std::chrono::milliseconds(200)) + "): " + e.what());
     }
   }
 
@@ -406,24 +407,23 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   // All control links are watched at once, with the server's own failure: a server that
   // stopped serving (a client died, a misrouted request) ends the wait at once.
   std::vector<PartyResult> results = collect_party_results(
-      cell.control, cell.children,
-      PartyWatch{.role = "client",
-                 .deadline = result_deadline,
-                 .own_error = [&st] { return st.failed() ? st.error() : std::string(); },
-                 .tick = {},
-                 .late_note = {}});
+      peers, PartyWatch{.role = "client",
+                        .deadline = result_deadline,
+                        .own_error = [&st] { return st.failed() ? st.error() : std::string(); },
+                        .tick = {},
+                        .late_note = {}});
   const bool ended = cell.stop(false);
   const CpuUse server_after = cpu_use_self();
   // The server may have noticed a client's death first (its link closed): the row says
   // how the client ended too, as when the control links noticed it.
-  if (st.failed()) throw ProtocolError(st.error() + dead_parties(cell.children, "client"));
+  if (st.failed()) throw ProtocolError(st.error() + dead_parties(peers, "client"));
   // Every client has stopped; a server thread still waiting then has lost a stop message.
   if (!ended)
     throw ProtocolError(
         "server: still waiting for a request 2 s after every client had stopped (a stop "
         "message was lost)");
   const std::uint64_t served = st.served.load();
-  for (ChildProcess& c : cell.children) c.finish(std::chrono::milliseconds(2000));
+  for (std::size_t i = 0; i < clients; ++i) peers.finish(i, std::chrono::milliseconds(2000));
 
   // Figures.
   Histogram all;
@@ -444,13 +444,16 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   if (total <= 0) throw ProtocolError("no client completed a round trip in the window");
   const double window_s = static_cast<double>(cfg.window.count()) * 1e-9;
   const double mean_done = total / static_cast<double>(clients);
-  const Crowd crowd = crowd_of(cfg.placement, clients, server_threads(used, clients));
+  const Crowd crowd =
+      crowd_of(cfg.placement, clients, server_threads(used, clients), cfg.split != nullptr);
 
   for (auto _ : state) state.SetIterationTime(window_s);
   auto& c = state.counters;
   c["msg_bytes"] = static_cast<double>(size);
   c["clients"] = static_cast<double>(clients);
-  c["busy_processes"] = static_cast<double>(clients + 1);
+  // In split mode the clients are on the far host: here, only the server's threads.
+  c["busy_processes"] =
+      static_cast<double>(cfg.split ? server_threads(used, clients) : clients + 1);
   c["cpus"] = crowd.cpus;
   c["oversubscribed"] = crowd.oversubscribed ? 1 : 0;
   c["rtt_per_s"] = total / window_s;
@@ -473,6 +476,7 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   state.SetItemsProcessed(static_cast<std::int64_t>(total));
   state.SetLabel("server=" + used + " clients=" + std::to_string(clients) +
                  " pin=" + cfg.placement.describe() + " wait=" + t.info().wait +
+                 (cfg.split ? " link=cross-host" : "") +
                  (crowd.oversubscribed ? " oversubscribed: " + crowd.note : ""));
 }
 

@@ -37,6 +37,7 @@
 namespace ipcbench {
 
 class RunDir;
+class SplitClient;
 
 struct ManyConfig {
   Placement placement;
@@ -46,6 +47,8 @@ struct ManyConfig {
   std::chrono::milliseconds setup_timeout{60000};
   std::chrono::nanoseconds window{std::chrono::milliseconds(500)};
   std::string peer_program;  // empty: this executable
+  // Split mode (bench/split.h): the clients run on the server this names, not here.
+  SplitClient* split = nullptr;
 };
 
 // Largest number of clients (the sequence numbers carry the client in 8 bits).

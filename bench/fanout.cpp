@@ -122,8 +122,7 @@ void publish_stream(FanOutPublisher& pub, std::size_t size, const PartyGo& go, b
 struct Cell {
   std::unique_ptr<FanOutListener> listener;
   std::unique_ptr<FanOutPublisher> publisher;
-  std::vector<ChildProcess> children;
-  std::vector<UniqueFd> control;
+  std::unique_ptr<Parties> subscribers;
   std::unique_ptr<PublisherState> state;
   std::thread thread;
 
@@ -136,13 +135,12 @@ struct Cell {
   void stop(bool force) {
     if (!thread.joinable()) return;
     state->quit.store(true);
-    if (force)
-      for (ChildProcess& c : children) c.kill_now();
+    if (force && subscribers) subscribers->kill_all();
     auto until = Clock::now() + (force ? std::chrono::milliseconds(500) : std::chrono::seconds(2));
     while (!state->done.load() && Clock::now() < until)
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     if (!state->done.load()) {
-      for (ChildProcess& c : children) c.kill_now();
+      if (subscribers) subscribers->kill_all();
       if (publisher) publisher->abort();
     }
     thread.join();
@@ -203,24 +201,18 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
   const auto setup_deadline = Clock::now() + cfg.setup_timeout;
   cell.listener = t.listen_fan_out(dir, size, cfg.settings, subscribers);
   if (!cell.listener) throw ProtocolError(t.info().name + " does not take part in fan-out");
+  cell.subscribers = local_parties();
+  Parties& peers = *cell.subscribers;
   for (std::size_t i = 0; i < subscribers; ++i) {
-    int sv[2];
-    check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair (control)");
-    UniqueFd mine(sv[0]), theirs(sv[1]);
     const Endpoint& ep = cell.listener->endpoint(i);
     PeerArgs a{t.info().name,    ep.addresses,     size, cfg.verify, "subscriber",
                cfg.peer_program, cfg.setup_timeout};
     a.client_id = static_cast<int>(i);
-    a.control_fd = theirs.get();
-    std::vector<int> inherit = ep.inherit_fds;
-    inherit.push_back(theirs.get());
-    cell.children.push_back(
-        ChildProcess::spawn(SpawnOptions{peer_command(a), inherit, cfg.placement.peer_cpu}));
-    cell.control.push_back(std::move(mine));
+    peers.start(a, ep.inherit_fds, cfg.placement.peer_cpu);
   }
-  auto all_alive = [&cell] {
-    for (ChildProcess& c : cell.children)
-      if (!c.alive()) return false;
+  auto all_alive = [&peers] {
+    for (std::size_t i = 0; i < peers.size(); ++i)
+      if (!peers.alive(i)) return false;
     return true;
   };
   try {
@@ -228,14 +220,13 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
   } catch (const std::exception& e) {
     std::string why = std::string("set-up: ") + e.what();
     for (std::size_t i = 0; i < subscribers; ++i)
-      if (!cell.children[i].alive())
-        why += "; subscriber " + std::to_string(i) + " " + cell.children[i].finish({});
+      if (!peers.alive(i)) why += "; subscriber " + std::to_string(i) + " " + peers.finish(i, {});
     throw ProtocolError(why);
   }
   std::vector<std::byte> ctl(sizeof(PartyResult) + 1);
   for (std::size_t i = 0; i < subscribers; ++i)
-    party_expect(cell.control[i].get(), ctl, PartyKind::kReady, "subscriber " + std::to_string(i),
-                 setup_deadline, cell.children[i]);
+    party_expect(peers, i, ctl, PartyKind::kReady, "subscriber " + std::to_string(i),
+                 setup_deadline);
 
   FanoutOutcome out;
   out.drops_by_design = cell.publisher->drops_by_design();
@@ -248,21 +239,17 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
   go.end_ns = go.start_ns + cfg.window.count();
   go.give_up_ns = go.end_ns + std::chrono::nanoseconds(cfg.cell_timeout).count();
   for (std::size_t i = 0; i < subscribers; ++i) try {
-      party_send(cell.control[i].get(), &go, sizeof go);
+      party_send(peers.control(i), &go, sizeof go);
     } catch (const SysError& e) {
       throw ProtocolError("subscriber " + std::to_string(i) + ": " + e.what() + " (" +
-                          cell.children[i].finish(std::chrono::milliseconds(200)) + ")");
+                          peers.finish(i, std::chrono::milliseconds(200)) + ")");
     }
   cell.state = std::make_unique<PublisherState>();
   PublisherState& st = *cell.state;
   // go by value: the thread may outlive this frame's locals until the Cell joins it.
   cell.thread = std::thread([pub = cell.publisher.get(), size, go, drops = out.drops_by_design,
                              &st] { publish_stream(*pub, size, go, drops, st); });
-  if (after_go) {
-    std::vector<pid_t> pids;
-    for (ChildProcess& c : cell.children) pids.push_back(c.pid());
-    after_go(pids);
-  }
+  if (after_go) after_go(peers.pids());
 
   // Results: every subscriber reports once it has the end marker (or gave up on it) and
   // kEnd. All control links are watched at once, with the publisher's own failure.
@@ -270,30 +257,29 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
                                cfg.cell_timeout + std::chrono::seconds(5);
   bool end_sent = false;
   out.results = collect_party_results(
-      cell.control, cell.children,
-      PartyWatch{.role = "subscriber",
-                 .deadline = result_deadline,
-                 .own_error = [&st] { return st.failed() ? st.error() : std::string(); },
-                 .tick =
-                     [&] {
-                       if (end_sent || !st.stopped.load()) return;
-                       PartyEnd end;
-                       end.published = st.published;
-                       for (std::size_t i = 0; i < subscribers; ++i) try {
-                           party_send(cell.control[i].get(), &end, sizeof end);
-                         } catch (const SysError&) {
-                           // A subscriber that is gone: its closed control link says so.
-                         }
-                       end_sent = true;
-                     },
-                 .late_note =
-                     [&st] {
-                       return st.stopped.load() ? std::string()
-                                                : " (the publisher is still publishing)";
-                     }});
+      peers, PartyWatch{.role = "subscriber",
+                        .deadline = result_deadline,
+                        .own_error = [&st] { return st.failed() ? st.error() : std::string(); },
+                        .tick =
+                            [&] {
+                              if (end_sent || !st.stopped.load()) return;
+                              PartyEnd end;
+                              end.published = st.published;
+                              for (std::size_t i = 0; i < subscribers; ++i) try {
+                                  party_send(peers.control(i), &end, sizeof end);
+                                } catch (const SysError&) {
+                                  // A subscriber that is gone: its closed control link says so.
+                                }
+                              end_sent = true;
+                            },
+                        .late_note =
+                            [&st] {
+                              return st.stopped.load() ? std::string()
+                                                       : " (the publisher is still publishing)";
+                            }});
   cell.stop(false);
   if (st.failed()) throw ProtocolError(st.error());
-  for (ChildProcess& c : cell.children) c.finish(std::chrono::milliseconds(2000));
+  for (std::size_t i = 0; i < subscribers; ++i) peers.finish(i, std::chrono::milliseconds(2000));
   out.published = st.published;
   out.published_in_window = st.in_window;
   out.publisher_cpu = st.cpu;

@@ -136,7 +136,8 @@ class Runner {
                      opts_.cell_timeout,
                      std::max(opts_.cell_timeout, kMinSetupTimeout),
                      many_window_,
-                     ""};
+                     "",
+                     split_};
       run_clients(state, *dir_, cfg, *t, size, clients, model);
     } catch (const std::exception& e) {
       std::string msg = e.what();
@@ -599,7 +600,8 @@ int main_impl(int argc, char** argv) {
           for (std::size_t n : opts.clients)
             for (const std::string& model : t->info().server_models) {
               std::string name = "clients/" + t->info().name + "/" + std::to_string(size) +
-                                 "/clients:" + std::to_string(n) + "/server:" + model;
+                                 "/clients:" + std::to_string(n) + "/server:" + model +
+                                 (split ? "/link:cross-host" : "");
               // The default client counts leave out what this placement must refuse
               // (busy-polling sides sharing a CPU); counts the user named are run and
               // refused as error rows.

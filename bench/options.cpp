@@ -319,10 +319,11 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
                          known + ")");
     if (!workloads_given) o.workloads = {Workload::kPingpong, Workload::kThroughput};
     for (Workload w : o.workloads)
-      if (w != Workload::kPingpong && w != Workload::kThroughput && w != Workload::kRate)
-        throw UsageError(std::string("--connect: the ") + workload_name(w) +
-                         " workload cannot run split (split mode runs pingpong, throughput "
-                         "and rate)");
+      if (w == Workload::kFanout)
+        throw UsageError(
+            "--connect: the fanout workload cannot run split (its latency is a publish time "
+            "read against a receipt time, and two hosts have no common clock; split mode runs "
+            "pingpong, throughput, rate and clients)");
   } else if (!o.token_file.empty()) {
     throw UsageError("--token-file goes with --connect");
   }
@@ -480,8 +481,10 @@ Split mode (the peers on another host; bench/split.h):
                        without --token-file, a new token; default: 127.0.0.1:0
   --connect=IPV4:PORT  run the matrix here against that server: tcp, zmq-tcp,
                        jsonrpc-tcp, http-tcp, grpc-tcp, grpc-stream-tcp (those built;
-                       "all" means these), pingpong and throughput (and rate, when
-                       named in --workloads); cells get
+                       "all" means these), pingpong and throughput (and rate and
+                       clients, when named in --workloads: a clients cell's
+                       clients all run on the server's host; not fanout, whose
+                       latency needs one clock); cells get
                        /link:cross-host in their name; the links listen on this
                        host's address on the control connection (--bind overrides
                        it), or, where the peer serves (http-tcp, grpc-tcp,

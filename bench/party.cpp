@@ -60,12 +60,40 @@ std::string text_of(const std::vector<std::byte>& msg, std::size_t n) {
                      n - sizeof(PartyKind));
 }
 
+class LocalParties final : public Parties {
+ public:
+  void start(PeerArgs a, std::vector<int> inherit, int cpu) override {
+    int sv[2];
+    check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair (control)");
+    UniqueFd mine(sv[0]), theirs(sv[1]);
+    a.control_fd = theirs.get();
+    inherit.push_back(theirs.get());
+    children_.push_back(ChildProcess::spawn(SpawnOptions{peer_command(a), inherit, cpu}));
+    control_.push_back(std::move(mine));
+  }
+  bool alive(std::size_t i) override { return children_.at(i).alive(); }
+  std::string finish(std::size_t i, std::chrono::milliseconds grace) override {
+    return children_.at(i).finish(grace);
+  }
+  void kill_all() override {
+    for (ChildProcess& c : children_) c.kill_now();
+  }
+  std::vector<pid_t> pids() override {
+    std::vector<pid_t> out;
+    for (ChildProcess& c : children_) out.push_back(c.pid());
+    return out;
+  }
+
+ private:
+  std::vector<ChildProcess> children_;  // killed and reaped before control_ closes
+};
+
 // Checks one control message of `n` bytes in buf against `want`.
 void check_party_message(const std::vector<std::byte>& buf, std::size_t n, PartyKind want,
-                         const std::string& who, ChildProcess& child) {
+                         const std::string& who, Parties& parties, std::size_t i) {
   if (n == 0)
     throw ProtocolError(who + " closed its control link (" +
-                        child.finish(std::chrono::milliseconds(200)) + ")");
+                        parties.finish(i, std::chrono::milliseconds(200)) + ")");
   PartyKind k;
   std::memcpy(&k, buf.data(), sizeof k);
   if (k == PartyKind::kFailed) throw ProtocolError(who + ": " + text_of(buf, n));
@@ -75,37 +103,37 @@ void check_party_message(const std::vector<std::byte>& buf, std::size_t n, Party
 
 }  // namespace
 
-std::size_t party_expect(int fd, std::vector<std::byte>& buf, PartyKind want,
-                         const std::string& who, Clock::time_point deadline, ChildProcess& child) {
+std::unique_ptr<Parties> local_parties() { return std::make_unique<LocalParties>(); }
+
+std::size_t party_expect(Parties& parties, std::size_t i, std::vector<std::byte>& buf,
+                         PartyKind want, const std::string& who, Clock::time_point deadline) {
   std::size_t n;
   try {
-    n = party_recv(fd, buf.data(), buf.size(), deadline, who);
+    n = party_recv(parties.control(i), buf.data(), buf.size(), deadline, who);
   } catch (const std::exception& e) {
-    throw ProtocolError(std::string(e.what()) + " (" + who + " " +
-                        (child.alive() ? std::string("still running, killed") : child.finish({})) +
-                        ")");
+    throw ProtocolError(
+        std::string(e.what()) + " (" + who + " " +
+        (parties.alive(i) ? std::string("still running, killed") : parties.finish(i, {})) + ")");
   }
-  check_party_message(buf, n, want, who, child);
+  check_party_message(buf, n, want, who, parties, i);
   return n;
 }
 
-std::string dead_parties(std::vector<ChildProcess>& children, const std::string& role) {
+std::string dead_parties(Parties& parties, const std::string& role) {
   std::string out;
   auto until = Clock::now() + std::chrono::seconds(2);
   do {
-    for (std::size_t i = 0; i < children.size(); ++i)
-      if (!children[i].alive())
-        out += "; " + role + " " + std::to_string(i) + " " + children[i].finish({});
+    for (std::size_t i = 0; i < parties.size(); ++i)
+      if (!parties.alive(i))
+        out += "; " + role + " " + std::to_string(i) + " " + parties.finish(i, {});
     if (!out.empty()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   } while (Clock::now() < until);
   return out;
 }
 
-std::vector<PartyResult> collect_party_results(std::vector<UniqueFd>& control,
-                                               std::vector<ChildProcess>& children,
-                                               const PartyWatch& watch) {
-  const std::size_t parties = control.size();
+std::vector<PartyResult> collect_party_results(Parties& peers, const PartyWatch& watch) {
+  const std::size_t parties = peers.size();
   std::vector<PartyResult> results(parties);
   std::vector<bool> have(parties);
   std::size_t missing = parties;
@@ -114,7 +142,7 @@ std::vector<PartyResult> collect_party_results(std::vector<UniqueFd>& control,
   while (missing > 0) {
     if (watch.own_error) {
       std::string own = watch.own_error();
-      if (!own.empty()) throw ProtocolError(own + dead_parties(children, watch.role));
+      if (!own.empty()) throw ProtocolError(own + dead_parties(peers, watch.role));
     }
     if (watch.tick) watch.tick();
     if (Clock::now() > watch.deadline) {
@@ -128,7 +156,7 @@ std::vector<PartyResult> collect_party_results(std::vector<UniqueFd>& control,
     std::vector<std::size_t> which;
     for (std::size_t i = 0; i < parties; ++i)
       if (!have[i]) {
-        fds.push_back(pollfd{control[i].get(), POLLIN, 0});
+        fds.push_back(pollfd{peers.control(i), POLLIN, 0});
         which.push_back(i);
       }
     int r = ::poll(fds.data(), fds.size(), 20);
@@ -140,7 +168,7 @@ std::vector<PartyResult> collect_party_results(std::vector<UniqueFd>& control,
       const std::size_t n = party_recv(fds[k].fd, buf.data(), buf.size(),
                                        Clock::now() + std::chrono::seconds(1), who(i));
       try {
-        check_party_message(buf, n, PartyKind::kResult, who(i), children[i]);
+        check_party_message(buf, n, PartyKind::kResult, who(i), peers, i);
       } catch (const ProtocolError& e) {
         // The benchmark side may know better (a misrouted message): say both.
         std::string own = watch.own_error ? watch.own_error() : std::string();

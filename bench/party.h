@@ -12,17 +12,21 @@
 //
 // Every process of a cell runs on this host, so CLOCK_MONOTONIC times taken in one
 // process compare with those taken in another: the window is one instant for all, and
-// a fan-out message's publish time is read by its subscribers.
+// a fan-out message's publish time is read by its subscribers. In split mode the clients
+// run on the server's host: it relays their control links, and moves kGo's times onto
+// its own clock (bench/split.h).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "base/fd.h"
 #include "base/process.h"
+#include "bench/peer.h"
 #include "bench/protocol.h"
 #include "harness/histogram.h"
 
@@ -78,17 +82,44 @@ void party_send_failed(int fd, const std::string& why) noexcept;
 std::size_t party_recv(int fd, void* buf, std::size_t len,
                        std::chrono::steady_clock::time_point deadline, const std::string& what);
 
-// Waits for one control message of kind `want` from the peer `who` ("client 3"), whose
-// process is `child`; returns its size. A kFailed message becomes the error; so does a
-// closed link (naming how the process ended), a late answer, or any other kind.
-std::size_t party_expect(int fd, std::vector<std::byte>& buf, PartyKind want,
-                         const std::string& who, std::chrono::steady_clock::time_point deadline,
-                         ChildProcess& child);
+// The peers of one many-party cell and their control links: processes this one starts
+// (local_parties), or that a split server starts on its host (split_parties in
+// bench/split.h), whose control links it relays. Peer i is the i-th started.
+class Parties {
+ public:
+  virtual ~Parties() = default;
+  // Starts peer `a` (its control_fd is filled in here) inheriting `inherit`, on CPU `cpu`
+  // (-1: any; a split server's peers are not pinned). Throws on failure.
+  virtual void start(PeerArgs a, std::vector<int> inherit, int cpu) = 0;
+  std::size_t size() const { return control_.size(); }
+  // This side's end of peer i's control link.
+  int control(std::size_t i) const { return control_.at(i).get(); }
+  virtual bool alive(std::size_t i) = 0;
+  // Gives peer i up to `grace` to end by itself, then kills it; says how it ended.
+  virtual std::string finish(std::size_t i, std::chrono::milliseconds grace) = 0;
+  // Kills every peer at once.
+  virtual void kill_all() = 0;
+  // The peers' process ids on this host (none for a split server's peers).
+  virtual std::vector<pid_t> pids() = 0;
+
+ protected:
+  std::vector<UniqueFd> control_;
+};
+
+// Peers started here, each a child process with a SOCK_SEQPACKET control link.
+std::unique_ptr<Parties> local_parties();
+
+// Waits for one control message of kind `want` from peer i of `parties`, named `who`
+// ("client 3"); returns its size. A kFailed message becomes the error; so does a closed
+// link (naming how the process ended), a late answer, or any other kind.
+std::size_t party_expect(Parties& parties, std::size_t i, std::vector<std::byte>& buf,
+                         PartyKind want, const std::string& who,
+                         std::chrono::steady_clock::time_point deadline);
 
 // The peers that have died on their own ("; client 2 killed by signal 9"), after giving a
 // killed one up to 2 s to go (its link closes before it can be reaped; 300 ms was too short
 // for a killed client under TSan on a busy 2-CPU machine); "" when none has.
-std::string dead_parties(std::vector<ChildProcess>& children, const std::string& role);
+std::string dead_parties(Parties& parties, const std::string& role);
 
 // How collect_party_results watches a cell while its peers finish.
 struct PartyWatch {
@@ -107,8 +138,6 @@ struct PartyWatch {
 // ends the wait with a ProtocolError naming the peer: a kFailed message, a closed link
 // (and how that process ended), the benchmark side's own failure (with every peer that
 // has died by then), the deadline (with the peers still missing).
-std::vector<PartyResult> collect_party_results(std::vector<UniqueFd>& control,
-                                               std::vector<ChildProcess>& children,
-                                               const PartyWatch& watch);
+std::vector<PartyResult> collect_party_results(Parties& parties, const PartyWatch& watch);
 
 }  // namespace ipcbench

@@ -11,12 +11,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -24,6 +26,8 @@
 #include "base/cleanup.h"
 #include "base/error.h"
 #include "base/process.h"
+#include "bench/clients.h"
+#include "bench/party.h"
 #include "harness/context.h"
 #include "transports/endpoint_reader.h"
 #include "transports/registry.h"
@@ -72,8 +76,8 @@ void write_line(int fd, const std::string& line) {
 }
 
 // The next line (without its newline); waits timeout_ms at most (-1: for ever). Throws
-// Failure when the connection closes, a line is longer than kMaxLine or time runs out.
-std::string read_line(int fd, std::string& buffered, int timeout_ms) {
+// Failure when the connection closes, a line is longer than `max` or time runs out.
+std::string read_line(int fd, std::string& buffered, int timeout_ms, std::size_t max = kMaxLine) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     if (auto nl = buffered.find('\n'); nl != std::string::npos) {
@@ -81,8 +85,8 @@ std::string read_line(int fd, std::string& buffered, int timeout_ms) {
       buffered.erase(0, nl + 1);
       return line;
     }
-    if (buffered.size() > kMaxLine)
-      throw Failure("a control line longer than " + std::to_string(kMaxLine) + " bytes");
+    if (buffered.size() > max)
+      throw Failure("a control line longer than " + std::to_string(max) + " bytes");
     int wait = -1;
     if (timeout_ms >= 0) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -181,12 +185,44 @@ Shape shape_of(const std::string& transport) {
 // its ready pipe (the peer writes its port there: relayed by READY).
 constexpr std::size_t kTokenPipe = 2, kReadyPipe = 1;
 
+// A fan-in client's endpoint (role client, started by PARTY), by transport: how many
+// addresses it has, whether the first is the word "fan-in", where the listener's host is
+// (alone, or as "host:port"), and where the token pipe is. Every other address is a
+// number (a port, a queue limit, the client's own number).
+struct PartyLayout {
+  const char* transport;
+  std::size_t count;
+  bool fan_in_word;
+  std::size_t host;
+  bool host_with_port;
+  std::size_t token;
+};
+constexpr PartyLayout kPartyLayouts[] = {{"tcp", 3, false, 0, false, 2},
+                                         {"zmq-tcp", 6, true, 1, false, 3},
+                                         {"grpc-tcp", 4, true, 1, true, 2},
+                                         {"grpc-stream-tcp", 4, true, 1, true, 2}};
+
+const PartyLayout* party_layout(const std::string& transport) {
+  for (const PartyLayout& l : kPartyLayouts)
+    if (transport == l.transport) return &l;
+  return nullptr;
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && s.size() <= 10 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A SPAWN request's peer, or (party_index set) a PARTY request's: fan-in client number
+// *party_index, whose endpoint must fit its transport's PartyLayout.
 PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
-                        const std::string& server_ip) {
+                        const std::string& server_ip,
+                        std::optional<std::size_t> party_index = std::nullopt) {
+  const std::string verb = party_index ? "PARTY" : "SPAWN";
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw Failure("SPAWN: not a JSON object");
-  auto field = [&j](const char* name) -> const nlohmann::json& {
-    if (!j.contains(name)) throw Failure(std::string("SPAWN: no '") + name + "'");
+  if (j.is_discarded() || !j.is_object()) throw Failure(verb + ": not a JSON object");
+  auto field = [&j, &verb](const char* name) -> const nlohmann::json& {
+    if (!j.contains(name)) throw Failure(verb + ": no '" + name + "'");
     return j.at(name);
   };
   PeerRequest r;
@@ -194,19 +230,49 @@ PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
   const auto& allowed = split_transports();
   if (!transport.is_string() ||
       std::find(allowed.begin(), allowed.end(), transport.get<std::string>()) == allowed.end())
-    throw Failure("SPAWN: 'transport' is not one split mode runs");
+    throw Failure(verb + ": 'transport' is not one split mode runs");
   r.args.transport = transport.get<std::string>();
+  const PartyLayout* layout = party_index ? party_layout(r.args.transport) : nullptr;
+  if (party_index) {
+    if (!layout)
+      throw Failure("PARTY: " + r.args.transport + " has no fan-in client split mode runs");
+    const auto& role = field("role");
+    const auto& id = field("client_id");
+    if (role != "client") throw Failure("PARTY: 'role' is not \"client\"");
+    if (!id.is_number_unsigned() || id.get<std::uint64_t>() != *party_index)
+      throw Failure("PARTY: 'client_id' is not " + std::to_string(*party_index) +
+                    " (clients are started in order)");
+    r.args.role = "client";
+    r.args.client_id = static_cast<int>(*party_index);
+  }
   const auto& addresses = field("addresses");
   if (!addresses.is_array() || addresses.empty() || addresses.size() > kMaxAddresses)
-    throw Failure("SPAWN: 'addresses' is not an array of 1 to 8 strings");
+    throw Failure(verb + ": 'addresses' is not an array of 1 to 8 strings");
   for (const auto& a : addresses) {
     if (!a.is_string() || a.get<std::string>().size() > kMaxAddress ||
         a.get<std::string>().find('\0') != std::string::npos)
-      throw Failure("SPAWN: an address is not a string of at most 256 bytes");
+      throw Failure(verb + ": an address is not a string of at most 256 bytes");
     r.args.addresses.push_back(a.get<std::string>());
   }
-  const Shape shape = shape_of(r.args.transport);
-  if (shape == Shape::kPeerConnects) {
+  const Shape shape = layout ? Shape::kPeerConnects : shape_of(r.args.transport);
+  const std::size_t token_pipe = layout ? layout->token : kTokenPipe;
+  if (layout) {
+    // A client connects to the client's own address (where the listener is), nowhere else.
+    const auto& a = r.args.addresses;
+    bool ok = a.size() == layout->count && (!layout->fan_in_word || a[0] == "fan-in");
+    for (std::size_t i = layout->fan_in_word ? 1 : 0; ok && i < a.size(); ++i) {
+      if (i == layout->host)
+        ok = layout->host_with_port ? a[i].rfind(client_ip + ":", 0) == 0 &&
+                                          all_digits(a[i].substr(client_ip.size() + 1))
+                                    : a[i] == client_ip;
+      else
+        ok = all_digits(a[i]);
+    }
+    if (!ok)
+      throw Failure("PARTY: not a " + r.args.transport +
+                    " client's endpoint that connects to the client's own address (" + client_ip +
+                    ")");
+  } else if (shape == Shape::kPeerConnects) {
     // The peer connects to the client that asked, nowhere else.
     if (r.args.addresses.size() <= kTokenPipe || r.args.addresses[0] != client_ip)
       throw Failure("SPAWN: the peer may connect only to the client's own address (" + client_ip +
@@ -220,19 +286,20 @@ PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
   const Transport* t = find_transport(r.args.transport);
   if (!max_size.is_number_unsigned() || max_size.get<std::uint64_t>() == 0 ||
       max_size.get<std::uint64_t>() > t->info().max_message)
-    throw Failure("SPAWN: 'max_size' is not a size the transport carries");
+    throw Failure(verb + ": 'max_size' is not a size the transport carries");
   r.args.max_size = max_size.get<std::size_t>();
   const auto& verify = field("verify");
-  if (!verify.is_boolean()) throw Failure("SPAWN: 'verify' is not true or false");
+  if (!verify.is_boolean()) throw Failure(verb + ": 'verify' is not true or false");
   r.args.verify = verify.get<bool>();
   const auto& timeout = field("setup_timeout_ms");
   if (!timeout.is_number_unsigned() || timeout.get<std::uint64_t>() == 0 ||
       timeout.get<std::uint64_t>() > 600000)
-    throw Failure("SPAWN: 'setup_timeout_ms' is not in 1..600000");
+    throw Failure(verb + ": 'setup_timeout_ms' is not in 1..600000");
   r.args.setup_timeout = std::chrono::milliseconds(timeout.get<std::uint64_t>());
   const auto& pipes = field("pipes");
-  if (!pipes.is_object() || pipes.size() != 1 || !pipes.contains(std::to_string(kTokenPipe)))
-    throw Failure("SPAWN: 'pipes' is not one object member, the token pipe's (\"2\")");
+  if (!pipes.is_object() || pipes.size() != 1 || !pipes.contains(std::to_string(token_pipe)))
+    throw Failure(verb + ": 'pipes' is not one object member, the token pipe's (\"" +
+                  std::to_string(token_pipe) + "\")");
   for (const auto& item : pipes.items()) {
     const std::string& index = item.key();
     const nlohmann::json& content = item.value();
@@ -240,7 +307,7 @@ PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
     std::from_chars(index.data(), index.data() + index.size(), i);
     if (i >= r.args.addresses.size() || std::to_string(i) != index || !content.is_string() ||
         content.get<std::string>().size() > kMaxPipeBytes)
-      throw Failure("SPAWN: 'pipes' names no address, or holds more than 4096 bytes");
+      throw Failure(verb + ": 'pipes' names no address, or holds more than 4096 bytes");
     int p[2];
     check_sys(::pipe2(p, O_CLOEXEC), "pipe");
     UniqueFd read_end(p[0]), write_end(p[1]);
@@ -255,7 +322,7 @@ PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
   if (!replies.is_array() ||
       replies != (serves ? nlohmann::json::array({kReadyPipe}) : nlohmann::json::array()))
     throw Failure(serves ? "SPAWN: 'replies' is not [1], the ready pipe"
-                         : "SPAWN: 'replies' names a pipe this transport has none of");
+                         : verb + ": 'replies' names a pipe this transport has none of");
   if (serves) {
     int p[2];
     check_sys(::pipe2(p, O_CLOEXEC), "pipe");
@@ -292,6 +359,181 @@ std::string ready_answer(int ready, unsigned ms) {
   return port ? "READY " + std::to_string(*port) : "READY bad";
 }
 
+// A party's control message as text: hex bytes, a run of zero bytes (a histogram is
+// mostly zeros) as z<count>. (A PartyResult of ~59 KiB takes a few hundred bytes.)
+std::string encode_bytes(const std::byte* p, std::size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < n;) {
+    std::size_t j = i;
+    while (j < n && p[j] == std::byte{0}) ++j;
+    if (j - i >= 3) {
+      out += 'z' + std::to_string(j - i) + '.';
+      i = j;
+      continue;
+    }
+    const auto b = std::to_integer<unsigned>(p[i++]);
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+// The bytes encode_bytes wrote; throws Failure when `text` is not its output or would
+// be longer than `max` bytes.
+std::vector<std::byte> decode_bytes(const std::string& text, std::size_t max) {
+  std::vector<std::byte> out;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < text.size();) {
+    if (text[i] == 'z') {
+      const auto dot = text.find('.', i);
+      std::size_t run = 0;
+      auto [p, ec] = std::from_chars(text.data() + i + 1,
+                                     text.data() + (dot == std::string::npos ? i + 1 : dot), run);
+      if (dot == std::string::npos || ec != std::errc() || p != text.data() + dot ||
+          run > max - std::min(max, out.size()))
+        throw Failure("a relayed control message is garbled");
+      out.insert(out.end(), run, std::byte{0});
+      i = dot + 1;
+      continue;
+    }
+    const int hi = nibble(text[i]), lo = i + 1 < text.size() ? nibble(text[i + 1]) : -1;
+    if (hi < 0 || lo < 0 || out.size() >= max)
+      throw Failure("a relayed control message is garbled");
+    out.push_back(static_cast<std::byte>(hi << 4 | lo));
+    i += 2;
+  }
+  return out;
+}
+
+// A number of the request `line`'s field `k` (fields split at single spaces); throws
+// Failure naming the request unless it is a whole number in [lo, hi].
+std::int64_t field_number(const std::vector<std::string>& f, std::size_t k, std::int64_t lo,
+                          std::int64_t hi, const std::string& what) {
+  std::int64_t v = 0;
+  if (k >= f.size()) throw Failure(what);
+  auto [p, ec] = std::from_chars(f[k].data(), f[k].data() + f[k].size(), v);
+  if (ec != std::errc() || p != f[k].data() + f[k].size() || v < lo || v > hi) throw Failure(what);
+  return v;
+}
+
+std::vector<std::string> fields_of(const std::string& line) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i <= line.size();) {
+    const auto sp = std::min(line.find(' ', i), line.size());
+    out.push_back(line.substr(i, sp - i));
+    i = sp + 1;
+  }
+  return out;
+}
+
+// The fan-in clients of one cell that a client started with PARTY, and their control
+// links (this server's ends), which GO, NEXT and END relay.
+class ServedParties {
+ public:
+  bool empty() const { return parties_.empty(); }
+  std::size_t size() const { return parties_.size(); }
+  void add(ChildProcess child, UniqueFd control) {
+    parties_.push_back({std::move(child), std::move(control), false, ""});
+  }
+  // GO <i> <verify> <size> <start in ns> <window ns> <give up in ns>: the kGo message,
+  // its times taken from now on this host's clock. "SENT", or "LOST" when the party has
+  // ended (NEXT says how).
+  std::string go(const std::string& line) {
+    const auto f = fields_of(line);
+    const std::string bad =
+        "GO: not <client> <verify 0|1> <size> <start in ns> <window ns> "
+        "<give up in ns> of a started client";
+    constexpr std::int64_t kTen = 600'000'000'000;  // 600 s in ns
+    if (f.size() != 7) throw Failure(bad);
+    const auto i = static_cast<std::size_t>(
+        field_number(f, 1, 0, static_cast<std::int64_t>(parties_.size()) - 1, bad));
+    PartyGo go;
+    go.verify = static_cast<std::uint32_t>(field_number(f, 2, 0, 1, bad));
+    go.size = static_cast<std::uint64_t>(field_number(f, 3, 1, 1LL << 32, bad));
+    const std::int64_t start_in = field_number(f, 4, -kTen, kTen, bad);
+    const std::int64_t window = field_number(f, 5, 1, kTen, bad);
+    const std::int64_t give_up_in = field_number(f, 6, 0, 2 * kTen, bad);
+    const std::int64_t now = mono_ns();
+    go.start_ns = now + std::max<std::int64_t>(start_in, 0);  // late: the window moves, whole
+    go.end_ns = go.start_ns + window;
+    go.give_up_ns = give_up_in > 0 ? now + give_up_in : 0;
+    Party& p = parties_[i];
+    if (p.ended) return "LOST";
+    const ssize_t n = ::send(p.control.get(), &go, sizeof go, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return n == static_cast<ssize_t>(sizeof go) ? "SENT" : "LOST";
+  }
+  // NEXT <ms>: the next message of any party still running, in turn ("FROM <i> <bytes>"),
+  // a party whose link closed ("GONE <i> <how it ended>"), or "NONE" after ms.
+  std::string next(unsigned ms) {
+    std::vector<pollfd> fds;
+    std::vector<std::size_t> which;
+    for (std::size_t k = 0; k < parties_.size(); ++k) {
+      const std::size_t i = (turn_ + k) % parties_.size();
+      if (parties_[i].ended) continue;
+      fds.push_back({parties_[i].control.get(), POLLIN, 0});
+      which.push_back(i);
+    }
+    const int r = ::poll(fds.data(), fds.size(), static_cast<int>(ms));
+    if (r <= 0) return "NONE";  // EINTR too: the client asks again
+    for (std::size_t k = 0; k < fds.size(); ++k) {
+      if (fds[k].revents == 0) continue;
+      const std::size_t i = which[k];
+      Party& p = parties_[i];
+      turn_ = i + 1;
+      std::vector<std::byte> buf(sizeof(PartyResult) + 1);
+      const ssize_t n = ::recv(p.control.get(), buf.data(), buf.size(), MSG_TRUNC | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) return "GONE " + std::to_string(i) + " " + end(i, 200);
+      if (static_cast<std::size_t>(n) > buf.size()) {
+        const std::string why =
+            "a control message of " + std::to_string(n) + " bytes, larger than any (not relayed)";
+        const PartyKind k = PartyKind::kFailed;
+        buf.assign(sizeof k + why.size(), std::byte{0});
+        std::memcpy(buf.data(), &k, sizeof k);
+        std::memcpy(buf.data() + sizeof k, why.data(), why.size());
+        return "FROM " + std::to_string(i) + " " + encode_bytes(buf.data(), buf.size());
+      }
+      return "FROM " + std::to_string(i) + " " +
+             encode_bytes(buf.data(), static_cast<std::size_t>(n));
+    }
+    return "NONE";
+  }
+  // Ends party i (a grace of `ms` to end by itself first); how it ended, on one line.
+  std::string end(std::size_t i, unsigned ms) {
+    Party& p = parties_.at(i);
+    if (!p.ended) {
+      p.how = p.child.finish(std::chrono::milliseconds(ms));
+      std::replace(p.how.begin(), p.how.end(), '\n', ' ');
+      p.control.reset();
+      p.ended = true;
+    }
+    return p.how;
+  }
+  // Ends them all at once and forgets them: the next cell starts its own.
+  std::size_t end_all() {
+    for (Party& p : parties_) p.child.kill_now();
+    const std::size_t n = parties_.size();
+    parties_.clear();  // reaps them
+    turn_ = 0;
+    return n;
+  }
+
+ private:
+  struct Party {
+    ChildProcess child;
+    UniqueFd control;
+    bool ended = false;
+    std::string how;
+  };
+  std::vector<Party> parties_;
+  std::size_t turn_ = 0;
+};
+
 // One client, from its HELLO to its going away. Throws Failure (answered as ERR).
 void serve_client(int fd, const std::string& token, std::string& buffered) {
   sockaddr_in self{};
@@ -307,7 +549,8 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
     throw Failure("not authenticated (HELLO ipcbench-split 1 <token> expected)");
   write_line(fd, "OK " + this_machine(self.sin_addr).dump());
   ChildProcess peer;
-  UniqueFd ready;  // a serving peer's ready pipe until READY relayed its port
+  UniqueFd ready;         // a serving peer's ready pipe until READY relayed its port
+  ServedParties parties;  // a clients cell's: they go with it when the client goes
   char server_ip[INET_ADDRSTRLEN] = {};
   ::inet_ntop(AF_INET, &self.sin_addr, server_ip, sizeof server_ip);
   for (;;) {
@@ -319,6 +562,7 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
     }
     if (line.rfind("SPAWN ", 0) == 0) {
       if (peer.alive()) throw Failure("SPAWN: a peer of this client still runs");
+      if (!parties.empty()) throw Failure("SPAWN: clients of this client's cell still run");
       PeerRequest r = parse_spawn(line.substr(6), client_ip, server_ip);
       std::vector<int> fds;
       for (const auto& p : r.pipes) fds.push_back(p.get());
@@ -335,6 +579,40 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
       const std::string answer = ready_answer(ready.get(), ms);
       if (answer != "READY timeout") ready.reset();  // asked again while the peer starts
       write_line(fd, answer);
+    } else if (line.rfind("PARTY ", 0) == 0) {
+      if (peer.alive()) throw Failure("PARTY: a peer of this client still runs");
+      if (parties.size() >= kMaxClients)
+        throw Failure("PARTY: more than " + std::to_string(kMaxClients) + " clients");
+      const std::size_t i = parties.size();
+      PeerRequest r = parse_spawn(line.substr(6), client_ip, server_ip, i);
+      int sv[2];
+      check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv),
+                "socketpair (control)");
+      UniqueFd mine(sv[0]), theirs(sv[1]);
+      r.args.control_fd = theirs.get();
+      std::vector<int> fds;
+      for (const auto& p : r.pipes) fds.push_back(p.get());
+      fds.push_back(theirs.get());
+      parties.add(ChildProcess::spawn({peer_command(r.args), fds, -1}), std::move(mine));
+      write_line(fd, "PARTY " + std::to_string(i));
+    } else if (line.rfind("GO ", 0) == 0) {
+      write_line(fd, parties.go(line));
+    } else if (line.rfind("NEXT ", 0) == 0) {
+      const auto f = fields_of(line);
+      const auto ms = field_number(f, 1, 0, 1000, "NEXT: not a wait in ms up to 1000");
+      if (f.size() != 2) throw Failure("NEXT: not a wait in ms up to 1000");
+      write_line(fd, parties.next(static_cast<unsigned>(ms)));
+    } else if (line.rfind("END ", 0) == 0) {
+      const auto f = fields_of(line);
+      const std::string bad = "END: not <client or *> <grace in ms up to 60000>";
+      const auto ms = static_cast<unsigned>(field_number(f, 2, 0, 60000, bad));
+      if (f.size() != 3) throw Failure(bad);
+      if (f[1] == "*") {
+        write_line(fd, "ENDED " + std::to_string(parties.end_all()));
+      } else {
+        const auto i = field_number(f, 1, 0, static_cast<std::int64_t>(parties.size()) - 1, bad);
+        write_line(fd, "ENDED " + parties.end(static_cast<std::size_t>(i), ms));
+      }
     } else if (line == "ALIVE") {
       write_line(fd, peer.alive() ? "YES" : "NO");
     } else if (line.rfind("FINISH ", 0) == 0) {
@@ -414,11 +692,13 @@ SplitClient::SplitClient(const std::string& host_port, const std::string& token)
 }
 
 std::string SplitClient::request(const std::string& line) {
+  std::lock_guard lock(mu_);
   if (!fd_.valid()) throw Failure("split server " + server_ + ": the control connection was lost");
   std::string reply;
   try {
     write_line(fd_.get(), line);
-    reply = read_line(fd_.get(), buffered_, 70000);
+    // A relayed result (NEXT) may be longer than a request: at most every byte in hex.
+    reply = read_line(fd_.get(), buffered_, 70000, 2 * sizeof(PartyResult) + 64);
   } catch (const std::exception& e) {
     fd_.reset();  // a late answer must never be taken for the next request's
     throw Failure("split server " + server_ + ": " + e.what());
@@ -430,7 +710,8 @@ std::string SplitClient::request(const std::string& line) {
   return reply;
 }
 
-void SplitClient::spawn(const PeerArgs& args, const std::vector<int>& inherit_fds) {
+nlohmann::json SplitClient::peer_request(const PeerArgs& args, const std::vector<int>& inherit_fds,
+                                         int* reply_fd_out) {
   nlohmann::json pipes = nlohmann::json::object(), replies = nlohmann::json::array();
   int reply_fd = -1;
   for (int fd : inherit_fds) {
@@ -452,13 +733,19 @@ void SplitClient::spawn(const PeerArgs& args, const std::vector<int>& inherit_fd
       throw Failure(args.transport + ": its link hands the peer a pipe split mode cannot forward");
     pipes[std::to_string(i)] = std::string(bytes, static_cast<std::size_t>(n));
   }
-  const nlohmann::json j = {{"transport", args.transport},
-                            {"addresses", args.addresses},
-                            {"pipes", pipes},
-                            {"replies", replies},
-                            {"max_size", args.max_size},
-                            {"verify", args.verify},
-                            {"setup_timeout_ms", args.setup_timeout.count()}};
+  *reply_fd_out = reply_fd;
+  return {{"transport", args.transport},
+          {"addresses", args.addresses},
+          {"pipes", pipes},
+          {"replies", replies},
+          {"max_size", args.max_size},
+          {"verify", args.verify},
+          {"setup_timeout_ms", args.setup_timeout.count()}};
+}
+
+void SplitClient::spawn(const PeerArgs& args, const std::vector<int>& inherit_fds) {
+  int reply_fd = -1;
+  const nlohmann::json j = peer_request(args, inherit_fds, &reply_fd);
   if (request("SPAWN " + j.dump()) != "SPAWNED")
     throw Failure("split server " + server_ + ": unexpected answer to SPAWN");
   if (reply_fd < 0) return;
@@ -495,6 +782,154 @@ std::string SplitClient::finish(std::chrono::milliseconds grace) {
   if (r.rfind("ENDED ", 0) != 0)
     throw Failure("split server " + server_ + ": unexpected answer to FINISH");
   return r.substr(6) + " on " + server_;
+}
+
+// The clients of a clients cell on the server. Each has a SOCK_SEQPACKET pair here, as a
+// local client would: the workload holds one end (control()), the relay thread the other.
+// The relay sends what the workload writes (kGo, its times made relative to now: GO) and
+// asks the server for what the clients write (NEXT), which it writes into its ends; a
+// client whose link closed there (GONE) has its end here closed too, so the workload sees
+// it go as it sees a local client go.
+class SplitParties final : public Parties {
+ public:
+  explicit SplitParties(SplitClient& client) : client_(client) {}
+  ~SplitParties() override {
+    stop_.store(true);
+    if (relay_.joinable()) relay_.join();
+    if (size() == 0) return;
+    try {
+      client_.request("END * 0");  // the server forgets them: the next cell starts afresh
+    } catch (const std::exception&) {
+      // The connection is lost: the server ends them as it ends this client.
+    }
+  }
+
+  void start(PeerArgs a, std::vector<int> inherit, int /*cpu: not pinned there*/) override {
+    int sv[2];
+    check_sys(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), "socketpair (control)");
+    UniqueFd mine(sv[0]), theirs(sv[1]);
+    int reply_fd = -1;
+    nlohmann::json j = client_.peer_request(a, inherit, &reply_fd);
+    if (reply_fd >= 0) throw Failure(a.transport + ": a client with a reply pipe cannot run split");
+    j["role"] = a.role;
+    j["client_id"] = a.client_id;
+    std::lock_guard lock(mu_);  // the relay must not hear of client i before it is listed
+    const std::string want = "PARTY " + std::to_string(control_.size());
+    if (client_.request("PARTY " + j.dump()) != want)
+      throw Failure("split server " + client_.server() + ": unexpected answer to PARTY");
+    control_.push_back(std::move(mine));
+    theirs_.push_back(std::move(theirs));
+    how_.emplace_back();
+    if (!relay_.joinable()) relay_ = std::thread([this] { relay(); });
+  }
+  bool alive(std::size_t i) override {
+    std::lock_guard lock(mu_);
+    return how_.at(i).empty();
+  }
+  std::string finish(std::size_t i, std::chrono::milliseconds grace) override {
+    const auto until = std::chrono::steady_clock::now() + grace;
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (!how_.at(i).empty()) return how_[i];
+      }
+      if (std::chrono::steady_clock::now() >= until) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::string how;
+    try {
+      const std::string r = client_.request("END " + std::to_string(i) + " 0");
+      how = r.rfind("ENDED ", 0) == 0 ? r.substr(6) + " on " + client_.server() : r;
+    } catch (const std::exception& e) {
+      how = e.what();
+    }
+    std::lock_guard lock(mu_);
+    if (how_[i].empty()) gone(i, how);
+    return how_[i];
+  }
+  void kill_all() override {
+    std::string how = "killed on " + client_.server();
+    try {
+      client_.request("END * 0");
+    } catch (const std::exception& e) {
+      how = e.what();
+    }
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < how_.size(); ++i)
+      if (how_[i].empty()) gone(i, how);
+  }
+  std::vector<pid_t> pids() override { return {}; }
+
+ private:
+  // Under mu_: client i has ended (how); the workload sees its link close.
+  void gone(std::size_t i, const std::string& how) {
+    how_[i] = how.empty() ? "ended" : how;
+    theirs_[i].reset();
+  }
+
+  void relay() {
+    std::vector<std::byte> buf(sizeof(PartyResult) + 1);
+    try {
+      while (!stop_.load()) {
+        {
+          std::lock_guard lock(mu_);
+          for (std::size_t i = 0; i < theirs_.size(); ++i) {
+            if (!theirs_[i].valid()) continue;
+            const ssize_t n =
+                ::recv(theirs_[i].get(), buf.data(), buf.size(), MSG_TRUNC | MSG_DONTWAIT);
+            if (n > 0) send_go(i, buf, static_cast<std::size_t>(n));
+          }
+        }
+        const std::string r = client_.request("NEXT 5");
+        if (r == "NONE") continue;
+        const auto sp = r.find(' ', 5);
+        std::size_t i = SIZE_MAX;
+        std::from_chars(r.data() + 5, r.data() + std::min(sp, r.size()), i);
+        std::lock_guard lock(mu_);
+        if (sp == std::string::npos || i >= theirs_.size())
+          throw Failure("split server " + client_.server() + ": unexpected answer to NEXT");
+        if (r.rfind("GONE ", 0) == 0) {
+          if (how_[i].empty()) gone(i, r.substr(sp + 1) + " on " + client_.server());
+        } else if (r.rfind("FROM ", 0) == 0) {
+          const std::vector<std::byte> msg = decode_bytes(r.substr(sp + 1), buf.size());
+          if (theirs_[i].valid())
+            ::send(theirs_[i].get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+          throw Failure("split server " + client_.server() + ": unexpected answer to NEXT");
+        }
+      }
+    } catch (const std::exception& e) {
+      // The connection is lost (or the server made no sense): every client is, for us.
+      std::lock_guard lock(mu_);
+      for (std::size_t i = 0; i < how_.size(); ++i)
+        if (how_[i].empty()) gone(i, std::string("lost: ") + e.what());
+    }
+  }
+
+  // Under mu_: the workload's message to client i, which must be its kGo.
+  void send_go(std::size_t i, const std::vector<std::byte>& buf, std::size_t n) {
+    PartyGo go;
+    if (n != sizeof go) throw Failure("split mode relays only a clients cell's go message");
+    std::memcpy(&go, buf.data(), sizeof go);
+    if (go.kind != PartyKind::kGo)
+      throw Failure("split mode relays only a clients cell's go message");
+    const std::int64_t now = mono_ns();
+    client_.request("GO " + std::to_string(i) + " " + std::to_string(go.verify) + " " +
+                    std::to_string(go.size) + " " + std::to_string(go.start_ns - now) + " " +
+                    std::to_string(go.end_ns - go.start_ns) + " " +
+                    std::to_string(go.give_up_ns > 0 ? go.give_up_ns - now : 0));
+  }
+
+  SplitClient& client_;
+  std::mutex mu_;                 // theirs_ and how_, and the order of PARTY and NEXT
+  std::vector<UniqueFd> theirs_;  // the relay's ends of the control links
+  std::vector<std::string> how_;  // how client i ended; "" while it runs
+  std::atomic<bool> stop_{false};
+  std::thread relay_;
+};
+
+std::unique_ptr<Parties> split_parties(SplitClient& client) {
+  return std::make_unique<SplitParties>(client);
 }
 
 int serve_main(const std::string& where, const std::string& token_file) {

@@ -16,6 +16,13 @@
 //   client: READY <ms>                          server: READY <port> | - | timeout | bad
 //   client: ALIVE                               server: YES | NO
 //   client: FINISH <grace ms>                   server: ENDED <how the peer ended>
+// and for a clients cell's fan-in clients (bench/party.h), started in order 0..N-1:
+//   client: PARTY <JSON: as SPAWN, and role "client", client_id>   server: PARTY <i>
+//   client: GO <i> <verify> <size> <start in ns> <window ns> <give up in ns>
+//                                               server: SENT | LOST (the client ended)
+//   client: NEXT <ms>                           server: FROM <i> <message> | GONE <i> <how>
+//                                                       | NONE (nothing within ms)
+//   client: END <i|*> <grace ms>                server: ENDED <how> | ENDED <count>
 // Any failure but a closed connection is answered "ERR <one line>", and the server then
 // closes that connection. The server accepts nothing before the token (the HELLO line
 // within 3 s), and builds the peer's command line itself from the request's fields (a
@@ -35,15 +42,31 @@
 // from a local peer ("-": the peer closed the pipe first, i.e. exited; "timeout": asked
 // again until the cell's set-up time is up; then, or for "bad", the client ends the peer
 // with FINISH 0 and the cell fails).
+//
+// A clients cell's clients (PARTY) connect back as a connecting peer does; each has a
+// control link (SOCK_SEQPACKET) to the server, and the client's split_parties() gives the
+// workload local links of its own, relayed by a thread: what the workload sends (its kGo)
+// goes as GO, its times made relative to the moment it is sent, which the server adds to
+// its own clock's now (the one-way delay of the control connection is the error; a start
+// already past moves the window later, whole); what the clients send comes back through
+// NEXT, polled every few ms, as FROM (the bytes in hex, zero runs as z<count>.); a client
+// whose link closed comes back as GONE, how it ended, and its local link is closed. END *
+// ends them all and the server forgets them: the next cell starts afresh, and SPAWN is
+// refused while any is listed. A client's endpoint must fit its transport's layout (where
+// the listener's host is: the client's own address; every other address a number). Two
+// hosts share no clock, so the fanout workload (one-way latency) does not run split.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "base/fd.h"
+#include "bench/party.h"
 #include "bench/peer.h"
 
 namespace ipcbench {
@@ -53,7 +76,9 @@ constexpr std::size_t kMaxLine = 64 * 1024;
 // The transports split mode can run (those built in), in the order given.
 const std::vector<std::string>& split_transports();
 
-// The client's side: connects, authenticates and keeps the control connection.
+// The client's side: connects, authenticates and keeps the control connection. Its
+// requests may come from two threads (a clients cell's relay, bench/split.cpp): one at
+// a time.
 class SplitClient {
  public:
   // Throws std::runtime_error with one line saying why (unreachable, refused, bad token).
@@ -74,11 +99,20 @@ class SplitClient {
   std::string finish(std::chrono::milliseconds grace);
 
  private:
+  friend class SplitParties;
+  // The SPAWN or PARTY request's JSON for `args`; *reply_fd: a pipe the peer writes into.
+  nlohmann::json peer_request(const PeerArgs& args, const std::vector<int>& inherit_fds,
+                              int* reply_fd);
   std::string request(const std::string& line);
+  std::mutex mu_;  // one request at a time
   UniqueFd fd_;
   std::string buffered_, local_, server_, nic_;
   nlohmann::json context_;
 };
+
+// The fan-in clients of a clients cell, started on the server (PARTY) and their control
+// links relayed by a thread of this process (GO, NEXT, END).
+std::unique_ptr<Parties> split_parties(SplitClient& client);
 
 // The server: serves clients one after another until a signal ends it. Returns the
 // process exit status (2: bad arguments, with one line on stderr).

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -231,6 +232,93 @@ TEST(SplitMode, RateCellsRunSplitAndSayTheyCrossed) {
   EXPECT_EQ(cells, 1) << split.last.out << split.last.err;
 }
 
+// The clients workload runs split: every client of a cell runs on the server's host and
+// connects back to this host's server, which serves them as local clients; every byte
+// of every request and reply arrives, and the cells say they crossed.
+TEST(SplitMode, ClientsCellsRunTheirClientsOnTheServerAndCarryEveryByte) {
+  std::string list;
+  for (const char* n : {"tcp", "zmq-tcp", "grpc-tcp", "grpc-stream-tcp"})
+    if (find_transport(n)) list += (list.empty() ? "" : ",") + std::string(n);
+  LoopbackSplit split;
+  const auto j = split.run({"--transports=" + list, "--workloads=clients", "--clients=1,3",
+                            "--sizes=64,4K", "--quick", "--verify"});
+  ASSERT_FALSE(j.is_null());
+  std::set<std::string> names;
+  for (const auto& b : j["benchmarks"]) {
+    const std::string name = b["name"].get<std::string>();
+    names.insert(name.substr(0, name.find("/iterations:")));
+    EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
+    EXPECT_NE(b["label"].get<std::string>().find("link=cross-host"), std::string::npos);
+    EXPECT_GT(b.value("rtt_per_s", 0.0), 0) << name;
+    // Only the server's threads run here: one event-loop thread is no crowd, whatever N.
+    if (name.rfind("clients/tcp/64/clients:3/server:event-loop/", 0) == 0) {
+      EXPECT_EQ(b["oversubscribed"], 0) << b["label"];
+      EXPECT_EQ(b["cpus"], 1);
+      EXPECT_EQ(b["busy_processes"], 1);
+    }
+    if (name.rfind("clients/tcp/64/clients:3/server:thread-per-client/", 0) == 0) {
+      EXPECT_NE(b["label"].get<std::string>().find("oversubscribed: 3 server thread(s) on CPU"),
+                std::string::npos)
+          << b["label"];
+      EXPECT_EQ(b["busy_processes"], 3);
+    }
+  }
+  std::size_t expected = 0;
+  for (const std::string t : {"tcp", "zmq-tcp", "grpc-tcp", "grpc-stream-tcp"}) {
+    const Transport* tr = find_transport(t);
+    if (!tr) continue;
+    for (const auto& model : tr->info().server_models)
+      for (const char* size : {"64", "4096"})
+        for (const char* n : {"1", "3"}) {
+          const std::string name = "clients/" + t + "/" + size + "/clients:" + n +
+                                   "/server:" + model + "/link:cross-host";
+          EXPECT_TRUE(names.count(name)) << name;
+          ++expected;
+        }
+  }
+  EXPECT_EQ(names.size(), expected);
+}
+
+// A client killed on the server's host mid-cell fails that cell, naming it and how it
+// ended there; the run goes on to the next cell, and no client is left on the server.
+TEST(SplitMode, AClientKilledOnTheServerFailsOnlyItsCell) {
+  LoopbackSplit split;
+  ASSERT_FALSE(split.server.address.empty()) << split.server.log();
+  const fs::path out = split.s.dir / "killed.json";
+  Scratch c;
+  const pid_t run = testing_support::spawn_captured(
+      {IPCBENCH_BINARY, "--connect=" + split.server.address, "--token-file=" + split.token.string(),
+       "--transports=tcp", "--workloads=clients", "--clients=2", "--sizes=64",
+       "--benchmark_min_time=4", "--benchmark_out=" + out.string()},
+      c);
+  std::set<pid_t> clients;
+  for (int i = 0; i < 2000 && clients.size() < 2; ++i) {
+    clients = testing_support::peers_of(split.server.pid);  // on the server, not here
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(clients.size(), 2u) << "the server did not start the cell's two clients";
+  EXPECT_TRUE(testing_support::peers_of(run).empty()) << "a client runs on this side";
+  std::this_thread::sleep_for(500ms);  // inside the first cell's window
+  ::kill(*clients.rbegin(), SIGKILL);
+  // Exit 1: a cell failed (and the run went on).
+  ASSERT_EQ(wait_exit_within(run, 60s), 1) << slurp(c.dir / "stderr") << split.server.log();
+  const auto j = nlohmann::json::parse(slurp(out));  // kept: the loop reads into it
+  std::map<std::string, std::string> errors;
+  for (const auto& b : j["benchmarks"]) {
+    const std::string name = b["name"].get<std::string>();
+    errors[name.substr(0, name.find("/iterations:"))] = b.value("error_message", "");
+  }
+  const std::string killed = "clients/tcp/64/clients:2/server:event-loop/link:cross-host";
+  const std::string next = "clients/tcp/64/clients:2/server:thread-per-client/link:cross-host";
+  ASSERT_TRUE(errors.count(killed) && errors.count(next)) << j.dump();
+  EXPECT_NE(errors[killed].find("killed by signal 9 on " + split.server.address), std::string::npos)
+      << errors[killed];
+  EXPECT_EQ(errors[next], "");
+  EXPECT_TRUE(testing_support::all_gone(clients));
+  EXPECT_TRUE(testing_support::peers_of(split.server.pid).empty())
+      << "a client still runs on the server";
+}
+
 TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
   Scratch s;
   const fs::path token = token_file(s);
@@ -276,7 +364,30 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
                     R"("pipes":{"2":"t"},"replies":[1],"max_size":64,"verify":false,)"
                     R"("setup_timeout_ms":1000})"),
         std::string("READY 1000"),  // no peer is starting a server
-        std::string("FINISH -1"), std::string("RUN /bin/sh")}) {
+        std::string("FINISH -1"), std::string("RUN /bin/sh"),
+        // fan-in clients (PARTY): only in order, only a fan-in client's endpoint that
+        // connects back to the client
+        std::string(R"(PARTY {"transport":"tcp","role":"client","client_id":1,)"
+                    R"("addresses":["127.0.0.1","1","2"],"pipes":{"2":"t"},"max_size":64,)"
+                    R"("verify":false,"setup_timeout_ms":1000})"),
+        std::string(R"(PARTY {"transport":"tcp","role":"bench","client_id":0,)"
+                    R"("addresses":["127.0.0.1","1","2"],"pipes":{"2":"t"},"max_size":64,)"
+                    R"("verify":false,"setup_timeout_ms":1000})"),
+        std::string(R"(PARTY {"transport":"tcp","role":"client","client_id":0,)"
+                    R"("addresses":["10.1.2.3","1","2"],"pipes":{"2":"t"},"max_size":64,)"
+                    R"("verify":false,"setup_timeout_ms":1000})"),
+        std::string(R"(PARTY {"transport":"zmq-tcp","role":"client","client_id":0,)"
+                    R"("addresses":["fan-in","127.0.0.1","1","2","/etc/passwd","0"],)"
+                    R"("pipes":{"3":"t"},"max_size":64,"verify":false,"setup_timeout_ms":1000})"),
+        std::string(R"(PARTY {"transport":"grpc-tcp","role":"client","client_id":0,)"
+                    R"("addresses":["fan-in","10.1.2.3:80","2","0"],"pipes":{"2":"t"},)"
+                    R"("max_size":64,"verify":false,"setup_timeout_ms":1000})"),
+        std::string(R"(PARTY {"transport":"jsonrpc-tcp","role":"client","client_id":0,)"
+                    R"("addresses":["127.0.0.1","1","2"],"pipes":{"2":"t"},"max_size":64,)"
+                    R"("verify":false,"setup_timeout_ms":1000})"),
+        std::string("GO 0 0 64 1000 1000 0"),  // no client started
+        std::string("NEXT 1001"), std::string("NEXT"), std::string("END x 0"),
+        std::string("END * 60001")}) {
     Raw r(server.address);
     r.send("HELLO ipcbench-split 1 " + kToken + "\n");
     EXPECT_EQ(r.line().rfind("OK {", 0), 0u);
@@ -396,7 +507,7 @@ TEST(SplitMode, BadInputIsOneLineAndExit2) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{connect},
         {connect, "--token-file=" + open_token.string()},
-        {connect, "--token-file=" + token.string(), "--workloads=clients"},
+        {connect, "--token-file=" + token.string(), "--workloads=fanout"},
         {connect, "--token-file=" + token.string(), "--transports=uds"},
         {connect, "--token-file=" + token.string(), "--floors"},
         {"--connect=localhost:1", "--token-file=" + token.string()},
@@ -506,6 +617,38 @@ TEST(SplitMode, AcrossTwoNamespacesTheShapedLinkShows) {
               100 * shaped / rate, loopback / 1e6);
   EXPECT_NEAR(shaped, rate, 0.10 * rate);
   EXPECT_GT(loopback, 10 * rate);
+  // A clients cell's clients run in the server's namespace and call this side's server
+  // across the link: their requests and replies (64 KiB each way) are held to its rate,
+  // while the same cell on loopback is far above it.
+  const fs::path many = s.dir / "many.json", many_loop = l.dir / "many-loopback.json";
+  Outcome mr = client(s,
+                      {"--connect=" + server.address, "--token-file=" + token.string(),
+                       "--transports=tcp", "--workloads=clients", "--clients=2", "--sizes=64K",
+                       "--benchmark_min_time=1", "--benchmark_out=" + many.string()},
+                      ns.client());
+  ASSERT_EQ(mr.status, 0) << mr.err << server.log();
+  Outcome ml = client(l,
+                      {"--transports=tcp", "--workloads=clients", "--clients=2", "--sizes=64K",
+                       "--benchmark_min_time=0.5", "--benchmark_out=" + many_loop.string()},
+                      ns.client());
+  ASSERT_EQ(ml.status, 0) << ml.err;
+  auto per_direction = [](const fs::path& file, const std::string& prefix) {
+    const auto j = nlohmann::json::parse(slurp(file));  // kept: the loop reads into it
+    for (const auto& b : j["benchmarks"])
+      if (b["name"].get<std::string>().rfind(prefix, 0) == 0 && b.contains("rtt_per_s"))
+        return b["rtt_per_s"].get<double>() * 65536;
+    return -1.0;
+  };
+  const std::string cell = "clients/tcp/65536/clients:2/server:event-loop";
+  const double many_shaped = per_direction(many, cell + "/link:cross-host");
+  const double many_loopback = per_direction(many_loop, cell);
+  std::printf(
+      "clients across the shaped link: %.2f MB/s each way (%.1f %% of 12.5 MB/s); "
+      "loopback: %.1f MB/s\n",
+      many_shaped / 1e6, 100 * many_shaped / rate, many_loopback / 1e6);
+  EXPECT_GT(many_shaped, 0.5 * rate);
+  EXPECT_LT(many_shaped, 1.10 * rate);
+  EXPECT_GT(many_loopback, 10 * rate);
   // Where the peer serves, its server listens in the server's namespace, on its address
   // there (10.231.0.1), and the client, in the other namespace, calls it across the veth.
   std::string serving;
