@@ -109,6 +109,8 @@ std::string ConsoleTable::row(const Run& run) const {
       ow50 && ow99 && lost)
     line += "  one-way p50 " + fmt_figure(*ow50 / 1e3) + " us, p99 " + fmt_figure(*ow99 / 1e3) +
             " us; lost " + fmt_figure(*lost);
+  else if (lost && !ow50)  // split mode: the subscribers are on another host's clock
+    line += "  one-way not measured (two hosts); lost " + fmt_figure(*lost);
   // rate cells: the corrected latency at the offered rate, and whether it was met.
   if (const double* offered = counter(run, "offered_rate"),
       *achieved = counter(run, "achieved_rate"), *lat50 = counter(run, "lat_p50_ns"),

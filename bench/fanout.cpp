@@ -16,6 +16,7 @@
 #include "bench/hgrm_files.h"
 #include "bench/mailbox.h"
 #include "bench/protocol.h"
+#include "bench/split.h"
 #include "harness/aligned_buffer.h"
 #include "transports/many.h"
 
@@ -153,9 +154,13 @@ struct Crowd {
   std::string note;
 };
 
-Crowd crowd_of(const Placement& p, std::size_t subscribers) {
+Crowd crowd_of(const Placement& p, std::size_t subscribers, bool split = false) {
   Crowd c;
   const int n = static_cast<int>(subscribers);
+  if (split) {  // the subscribers run on the far host: here only the publisher's thread
+    c.cpus = p.client_cpu >= 0 ? 1 : p.cpus_allowed;
+    return c;
+  }
   if (p.client_cpu >= 0 && p.peer_cpu >= 0) {
     const bool one = p.client_cpu == p.peer_cpu;
     c.cpus = one ? 1 : 2;
@@ -201,7 +206,7 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
   const auto setup_deadline = Clock::now() + cfg.setup_timeout;
   cell.listener = t.listen_fan_out(dir, size, cfg.settings, subscribers);
   if (!cell.listener) throw ProtocolError(t.info().name + " does not take part in fan-out");
-  cell.subscribers = local_parties();
+  cell.subscribers = cfg.split ? split_parties(*cfg.split) : local_parties();
   Parties& peers = *cell.subscribers;
   for (std::size_t i = 0; i < subscribers; ++i) {
     const Endpoint& ep = cell.listener->endpoint(i);
@@ -323,28 +328,31 @@ void run_fanout(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, con
         "it (one publish waiting on a subscriber that did not read, or a loaded machine's "
         "scheduler not running the publisher)");
   if (delivered <= 0) throw ProtocolError("no subscriber received a message in the window");
-  const Crowd crowd = crowd_of(cfg.placement, subscribers);
+  const bool split = cfg.split != nullptr;  // no one-way latency across two clocks
+  const Crowd crowd = crowd_of(cfg.placement, subscribers, split);
 
   for (auto _ : state) state.SetIterationTime(o.window_s);
   auto& c = state.counters;
   c["msg_bytes"] = static_cast<double>(size);
   c["subscribers"] = static_cast<double>(subscribers);
-  c["busy_processes"] = static_cast<double>(subscribers + 1);
+  c["busy_processes"] = static_cast<double>(split ? 1 : subscribers + 1);  // on this host
   c["cpus"] = crowd.cpus;
   c["oversubscribed"] = crowd.oversubscribed ? 1 : 0;
   c["published_per_s"] = static_cast<double>(o.published_in_window) / o.window_s;
   c["delivered_per_s"] = delivered / o.window_s;
   c["delivered_per_s_min"] = static_cast<double>(min_done) / o.window_s;
-  hgrm_files::save("oneway", all);
-  c["oneway_p50_ns"] = all.percentile(50);
-  c["oneway_p90_ns"] = all.percentile(90);
-  c["oneway_p99_ns"] = all.percentile(99);
-  c["oneway_p999_ns"] = all.percentile(99.9);
-  c["oneway_max_ns"] = static_cast<double>(all.max());
-  c["oneway_mean_ns"] = all.mean();
-  c["slowest_subscriber_p50_ns"] = slowest->hist.percentile(50);
-  c["slowest_subscriber_p99_ns"] = worst_p99;
-  c["slowest_subscriber_max_ns"] = static_cast<double>(slowest->hist.max());
+  if (!split) {
+    hgrm_files::save("oneway", all);
+    c["oneway_p50_ns"] = all.percentile(50);
+    c["oneway_p90_ns"] = all.percentile(90);
+    c["oneway_p99_ns"] = all.percentile(99);
+    c["oneway_p999_ns"] = all.percentile(99.9);
+    c["oneway_max_ns"] = static_cast<double>(all.max());
+    c["oneway_mean_ns"] = all.mean();
+    c["slowest_subscriber_p50_ns"] = slowest->hist.percentile(50);
+    c["slowest_subscriber_p99_ns"] = worst_p99;
+    c["slowest_subscriber_max_ns"] = static_cast<double>(slowest->hist.max());
+  }
   c["lost_msgs"] = static_cast<double>(lost);
   c["drops_by_design"] = o.drops_by_design ? 1 : 0;
   if (o.published_in_window > 0)
@@ -353,7 +361,9 @@ void run_fanout(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, con
   c["cpu_subscriber_ns_per_msg"] = static_cast<double>(subs_cpu.cpu_ns) / delivered;
   state.SetItemsProcessed(static_cast<std::int64_t>(delivered));
   state.SetLabel("subscribers=" + std::to_string(subscribers) + " pin=" + cfg.placement.describe() +
-                 " wait=" + t.info().wait + " one-way=receipt-publish (CLOCK_MONOTONIC, one host)" +
+                 " wait=" + t.info().wait +
+                 (split ? " link=cross-host one-way=not measured (two hosts, two clocks)"
+                        : " one-way=receipt-publish (CLOCK_MONOTONIC, one host)") +
                  (o.drops_by_design ? " drops by design: lost_msgs counted" : "") +
                  (crowd.oversubscribed ? " oversubscribed: " + crowd.note : ""));
 }
@@ -448,7 +458,8 @@ int run_subscriber(Channel& link, const PeerArgs& a) {
         cpu0 = cpu_use_self();
       }
       if (sent >= go.start_ns && sent < go.end_ns) {
-        res.hist.record(t > sent ? static_cast<std::uint64_t>(t - sent) : 0);
+        if (go.two_clocks == 0)
+          res.hist.record(t > sent ? static_cast<std::uint64_t>(t - sent) : 0);
         if (res.done == 0) res.first_ns = t;
         res.last_ns = t;
         ++res.done;

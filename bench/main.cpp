@@ -171,7 +171,8 @@ class Runner {
                      opts_.cell_timeout,
                      std::max(opts_.cell_timeout, kMinSetupTimeout),
                      many_window_,
-                     ""};
+                     "",
+                     split_};
       run_fanout(state, *dir_, cfg, *t, size, subscribers);
     } catch (const std::exception& e) {
       std::string msg = e.what();
@@ -682,7 +683,8 @@ int main_impl(int argc, char** argv) {
         for (std::size_t size : opts.many_sizes)
           for (std::size_t n : opts.subscribers) {
             std::string name = "fanout/" + t->info().name + "/" + std::to_string(size) +
-                               "/subscribers:" + std::to_string(n);
+                               "/subscribers:" + std::to_string(n) +
+                               (split ? "/link:cross-host" : "");
             auto* b = benchmark::RegisterBenchmark(
                 name.c_str(), [&runner, t, size, n, name](benchmark::State& st) {
                   runner.run_fanout_cell(st, t, size, n, name);

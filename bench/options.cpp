@@ -318,12 +318,6 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
         throw UsageError("--connect: " + t->info().name + " cannot run split (split mode runs " +
                          known + ")");
     if (!workloads_given) o.workloads = {Workload::kPingpong, Workload::kThroughput};
-    for (Workload w : o.workloads)
-      if (w == Workload::kFanout)
-        throw UsageError(
-            "--connect: the fanout workload cannot run split (its latency is a publish time "
-            "read against a receipt time, and two hosts have no common clock; split mode runs "
-            "pingpong, throughput, rate and clients)");
   } else if (!o.token_file.empty()) {
     throw UsageError("--token-file goes with --connect");
   }
@@ -481,10 +475,11 @@ Split mode (the peers on another host; bench/split.h):
                        without --token-file, a new token; default: 127.0.0.1:0
   --connect=IPV4:PORT  run the matrix here against that server: tcp, zmq-tcp,
                        jsonrpc-tcp, http-tcp, grpc-tcp, grpc-stream-tcp (those built;
-                       "all" means these), pingpong and throughput (and rate and
-                       clients, when named in --workloads: a clients cell's
-                       clients all run on the server's host; not fanout, whose
-                       latency needs one clock); cells get
+                       "all" means these), pingpong and throughput (and rate,
+                       clients and fanout, when named in --workloads: the clients
+                       or subscribers of a cell all run on the server's host; a
+                       fanout cell has no one-way latency there: two clocks);
+                       cells get
                        /link:cross-host in their name; the links listen on this
                        host's address on the control connection (--bind overrides
                        it), or, where the peer serves (http-tcp, grpc-tcp,

@@ -13,8 +13,9 @@
 // Every process of a cell runs on this host, so CLOCK_MONOTONIC times taken in one
 // process compare with those taken in another: the window is one instant for all, and
 // a fan-out message's publish time is read by its subscribers. In split mode the clients
-// run on the server's host: it relays their control links, and moves kGo's times onto
-// its own clock (bench/split.h).
+// or subscribers run on the server's host: it relays their control links, and moves a
+// client's window onto its own clock; a subscriber keeps the publisher's window and
+// measures no one-way latency (bench/split.h).
 #pragma once
 
 #include <chrono>
@@ -43,6 +44,9 @@ struct PartyGo {
   std::uint64_t count = 0;      // fanout: messages the publisher will send in all
   std::int64_t give_up_ns = 0;  // fanout: a subscriber that has not seen the end marker
                                 // by then stops waiting for it (a transport that drops)
+  // fanout in split mode: start_ns and end_ns are on the publisher's host's clock (only
+  // compared with publish times), give_up_ns on the subscriber's; no one-way latency.
+  std::uint64_t two_clocks = 0;
 };
 
 // fanout: sent once the publisher has stopped, so that a subscriber that never saw the

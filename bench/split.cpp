@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -185,26 +186,30 @@ Shape shape_of(const std::string& transport) {
 // its ready pipe (the peer writes its port there: relayed by READY).
 constexpr std::size_t kTokenPipe = 2, kReadyPipe = 1;
 
-// A fan-in client's endpoint (role client, started by PARTY), by transport: how many
-// addresses it has, whether the first is the word "fan-in", where the listener's host is
-// (alone, or as "host:port"), and where the token pipe is. Every other address is a
-// number (a port, a queue limit, the client's own number).
+// A fan-in client's endpoint (role client) or a fan-out subscriber's (role subscriber),
+// started by PARTY, by transport: how many addresses it has, the word its first one must
+// be (none: nullptr), where the listener's host is (alone, or as "host:port"), and where
+// the token pipe is. Every other address is a number (a port, a queue limit, the party's
+// own number).
 struct PartyLayout {
   const char* transport;
+  const char* role;
   std::size_t count;
-  bool fan_in_word;
+  const char* word;
   std::size_t host;
   bool host_with_port;
   std::size_t token;
 };
-constexpr PartyLayout kPartyLayouts[] = {{"tcp", 3, false, 0, false, 2},
-                                         {"zmq-tcp", 6, true, 1, false, 3},
-                                         {"grpc-tcp", 4, true, 1, true, 2},
-                                         {"grpc-stream-tcp", 4, true, 1, true, 2}};
+constexpr PartyLayout kPartyLayouts[] = {{"tcp", "client", 3, nullptr, 0, false, 2},
+                                         {"zmq-tcp", "client", 6, "fan-in", 1, false, 3},
+                                         {"grpc-tcp", "client", 4, "fan-in", 1, true, 2},
+                                         {"grpc-stream-tcp", "client", 4, "fan-in", 1, true, 2},
+                                         {"tcp", "subscriber", 3, nullptr, 0, false, 2},
+                                         {"zmq-tcp", "subscriber", 6, "fan-out", 1, false, 3}};
 
-const PartyLayout* party_layout(const std::string& transport) {
+const PartyLayout* party_layout(const std::string& transport, const nlohmann::json& role) {
   for (const PartyLayout& l : kPartyLayouts)
-    if (transport == l.transport) return &l;
+    if (transport == l.transport && role == l.role) return &l;
   return nullptr;
 }
 
@@ -232,17 +237,20 @@ PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
       std::find(allowed.begin(), allowed.end(), transport.get<std::string>()) == allowed.end())
     throw Failure(verb + ": 'transport' is not one split mode runs");
   r.args.transport = transport.get<std::string>();
-  const PartyLayout* layout = party_index ? party_layout(r.args.transport) : nullptr;
+  const PartyLayout* layout = nullptr;
   if (party_index) {
-    if (!layout)
-      throw Failure("PARTY: " + r.args.transport + " has no fan-in client split mode runs");
     const auto& role = field("role");
     const auto& id = field("client_id");
-    if (role != "client") throw Failure("PARTY: 'role' is not \"client\"");
+    layout = party_layout(r.args.transport, role);
+    if (!layout)
+      throw Failure(
+          "PARTY: 'role' is not \"client\" or \"subscriber\" of a fan-in or fan-out "
+          "form of " +
+          r.args.transport + " that split mode runs");
     if (!id.is_number_unsigned() || id.get<std::uint64_t>() != *party_index)
       throw Failure("PARTY: 'client_id' is not " + std::to_string(*party_index) +
-                    " (clients are started in order)");
-    r.args.role = "client";
+                    " (a cell's parties are started in order)");
+    r.args.role = layout->role;
     r.args.client_id = static_cast<int>(*party_index);
   }
   const auto& addresses = field("addresses");
@@ -259,8 +267,8 @@ PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
   if (layout) {
     // A client connects to the client's own address (where the listener is), nowhere else.
     const auto& a = r.args.addresses;
-    bool ok = a.size() == layout->count && (!layout->fan_in_word || a[0] == "fan-in");
-    for (std::size_t i = layout->fan_in_word ? 1 : 0; ok && i < a.size(); ++i) {
+    bool ok = a.size() == layout->count && (!layout->word || a[0] == layout->word);
+    for (std::size_t i = layout->word ? 1 : 0; ok && i < a.size(); ++i) {
       if (i == layout->host)
         ok = layout->host_with_port ? a[i].rfind(client_ip + ":", 0) == 0 &&
                                           all_digits(a[i].substr(client_ip.size() + 1))
@@ -269,9 +277,8 @@ PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
         ok = all_digits(a[i]);
     }
     if (!ok)
-      throw Failure("PARTY: not a " + r.args.transport +
-                    " client's endpoint that connects to the client's own address (" + client_ip +
-                    ")");
+      throw Failure("PARTY: not a " + r.args.transport + " " + layout->role +
+                    "'s endpoint that connects to the client's own address (" + client_ip + ")");
   } else if (shape == Shape::kPeerConnects) {
     // The peer connects to the client that asked, nowhere else.
     if (r.args.addresses.size() <= kTokenPipe || r.args.addresses[0] != client_ip)
@@ -431,25 +438,27 @@ std::vector<std::string> fields_of(const std::string& line) {
   return out;
 }
 
-// The fan-in clients of one cell that a client started with PARTY, and their control
-// links (this server's ends), which GO, NEXT and END relay.
+// The clients or subscribers of one cell that a client started with PARTY, and their
+// control links (this server's ends), which GO, PUBLISHED, NEXT and END relay.
 class ServedParties {
  public:
   bool empty() const { return parties_.empty(); }
   std::size_t size() const { return parties_.size(); }
-  void add(ChildProcess child, UniqueFd control) {
-    parties_.push_back({std::move(child), std::move(control), false, ""});
+  void add(ChildProcess child, UniqueFd control, bool subscriber) {
+    parties_.push_back({std::move(child), std::move(control), subscriber, false, ""});
   }
-  // GO <i> <verify> <size> <start in ns> <window ns> <give up in ns>: the kGo message,
-  // its times taken from now on this host's clock. "SENT", or "LOST" when the party has
-  // ended (NEXT says how).
+  // GO <i> <verify> <size> <start in ns> <window ns> <give up in ns> <start ns>: the kGo
+  // message. A client's window starts <start in ns> from now on this host's clock; a
+  // subscriber's window is <start ns> on the client's clock (compared only with the
+  // publish times it receives), and it gives up <give up in ns> from now here. "SENT",
+  // or "LOST" when the party has ended (NEXT says how).
   std::string go(const std::string& line) {
     const auto f = fields_of(line);
     const std::string bad =
         "GO: not <client> <verify 0|1> <size> <start in ns> <window ns> "
-        "<give up in ns> of a started client";
+        "<give up in ns> <start ns> of a started party";
     constexpr std::int64_t kTen = 600'000'000'000;  // 600 s in ns
-    if (f.size() != 7) throw Failure(bad);
+    if (f.size() != 8) throw Failure(bad);
     const auto i = static_cast<std::size_t>(
         field_number(f, 1, 0, static_cast<std::int64_t>(parties_.size()) - 1, bad));
     PartyGo go;
@@ -458,14 +467,32 @@ class ServedParties {
     const std::int64_t start_in = field_number(f, 4, -kTen, kTen, bad);
     const std::int64_t window = field_number(f, 5, 1, kTen, bad);
     const std::int64_t give_up_in = field_number(f, 6, 0, 2 * kTen, bad);
+    const std::int64_t start_there =
+        field_number(f, 7, 0, std::numeric_limits<std::int64_t>::max() - kTen, bad);
     const std::int64_t now = mono_ns();
-    go.start_ns = now + std::max<std::int64_t>(start_in, 0);  // late: the window moves, whole
+    Party& p = parties_[i];
+    if (p.subscriber) {
+      go.start_ns = start_there;
+      go.two_clocks = 1;
+    } else {
+      go.start_ns = now + std::max<std::int64_t>(start_in, 0);  // late: the window moves, whole
+    }
     go.end_ns = go.start_ns + window;
     go.give_up_ns = give_up_in > 0 ? now + give_up_in : 0;
-    Party& p = parties_[i];
-    if (p.ended) return "LOST";
-    const ssize_t n = ::send(p.control.get(), &go, sizeof go, MSG_NOSIGNAL | MSG_DONTWAIT);
-    return n == static_cast<ssize_t>(sizeof go) ? "SENT" : "LOST";
+    return send_to(p, &go, sizeof go);
+  }
+  // PUBLISHED <i> <count>: the kEnd message (the publisher has stopped after `count`).
+  std::string published(const std::string& line) {
+    const auto f = fields_of(line);
+    const std::string bad = "PUBLISHED: not <subscriber> <count> of a started subscriber";
+    if (f.size() != 3) throw Failure(bad);
+    const auto i = static_cast<std::size_t>(
+        field_number(f, 1, 0, static_cast<std::int64_t>(parties_.size()) - 1, bad));
+    if (!parties_[i].subscriber) throw Failure(bad);
+    PartyEnd end;
+    end.published = static_cast<std::uint64_t>(
+        field_number(f, 2, 0, std::numeric_limits<std::int64_t>::max(), bad));
+    return send_to(parties_[i], &end, sizeof end);
   }
   // NEXT <ms>: the next message of any party still running, in turn ("FROM <i> <bytes>"),
   // a party whose link closed ("GONE <i> <how it ended>"), or "NONE" after ms.
@@ -527,9 +554,15 @@ class ServedParties {
   struct Party {
     ChildProcess child;
     UniqueFd control;
+    bool subscriber = false;
     bool ended = false;
     std::string how;
   };
+  static std::string send_to(const Party& p, const void* msg, std::size_t len) {
+    if (p.ended) return "LOST";
+    const ssize_t n = ::send(p.control.get(), msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return n == static_cast<ssize_t>(len) ? "SENT" : "LOST";
+  }
   std::vector<Party> parties_;
   std::size_t turn_ = 0;
 };
@@ -593,10 +626,13 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
       std::vector<int> fds;
       for (const auto& p : r.pipes) fds.push_back(p.get());
       fds.push_back(theirs.get());
-      parties.add(ChildProcess::spawn({peer_command(r.args), fds, -1}), std::move(mine));
+      parties.add(ChildProcess::spawn({peer_command(r.args), fds, -1}), std::move(mine),
+                  r.args.role == "subscriber");
       write_line(fd, "PARTY " + std::to_string(i));
     } else if (line.rfind("GO ", 0) == 0) {
       write_line(fd, parties.go(line));
+    } else if (line.rfind("PUBLISHED ", 0) == 0) {
+      write_line(fd, parties.published(line));
     } else if (line.rfind("NEXT ", 0) == 0) {
       const auto f = fields_of(line);
       const auto ms = field_number(f, 1, 0, 1000, "NEXT: not a wait in ms up to 1000");
@@ -877,7 +913,7 @@ class SplitParties final : public Parties {
             if (!theirs_[i].valid()) continue;
             const ssize_t n =
                 ::recv(theirs_[i].get(), buf.data(), buf.size(), MSG_TRUNC | MSG_DONTWAIT);
-            if (n > 0) send_go(i, buf, static_cast<std::size_t>(n));
+            if (n > 0) forward(i, buf, static_cast<std::size_t>(n));
           }
         }
         const std::string r = client_.request("NEXT 5");
@@ -906,18 +942,26 @@ class SplitParties final : public Parties {
     }
   }
 
-  // Under mu_: the workload's message to client i, which must be its kGo.
-  void send_go(std::size_t i, const std::vector<std::byte>& buf, std::size_t n) {
-    PartyGo go;
-    if (n != sizeof go) throw Failure("split mode relays only a clients cell's go message");
-    std::memcpy(&go, buf.data(), sizeof go);
-    if (go.kind != PartyKind::kGo)
-      throw Failure("split mode relays only a clients cell's go message");
-    const std::int64_t now = mono_ns();
-    client_.request("GO " + std::to_string(i) + " " + std::to_string(go.verify) + " " +
-                    std::to_string(go.size) + " " + std::to_string(go.start_ns - now) + " " +
-                    std::to_string(go.end_ns - go.start_ns) + " " +
-                    std::to_string(go.give_up_ns > 0 ? go.give_up_ns - now : 0));
+  // Under mu_: the workload's message to party i: its kGo, or a subscriber's kEnd.
+  void forward(std::size_t i, const std::vector<std::byte>& buf, std::size_t n) {
+    PartyKind kind{};
+    if (n >= sizeof kind) std::memcpy(&kind, buf.data(), sizeof kind);
+    if (kind == PartyKind::kGo && n == sizeof(PartyGo)) {
+      PartyGo go;
+      std::memcpy(&go, buf.data(), sizeof go);
+      const std::int64_t now = mono_ns();
+      client_.request("GO " + std::to_string(i) + " " + std::to_string(go.verify) + " " +
+                      std::to_string(go.size) + " " + std::to_string(go.start_ns - now) + " " +
+                      std::to_string(go.end_ns - go.start_ns) + " " +
+                      std::to_string(go.give_up_ns > 0 ? go.give_up_ns - now : 0) + " " +
+                      std::to_string(go.start_ns));
+    } else if (kind == PartyKind::kEnd && n == sizeof(PartyEnd)) {
+      PartyEnd end;
+      std::memcpy(&end, buf.data(), sizeof end);
+      client_.request("PUBLISHED " + std::to_string(i) + " " + std::to_string(end.published));
+    } else {
+      throw Failure("split mode relays no such control message to a party");
+    }
   }
 
   SplitClient& client_;

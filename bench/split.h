@@ -16,10 +16,13 @@
 //   client: READY <ms>                          server: READY <port> | - | timeout | bad
 //   client: ALIVE                               server: YES | NO
 //   client: FINISH <grace ms>                   server: ENDED <how the peer ended>
-// and for a clients cell's fan-in clients (bench/party.h), started in order 0..N-1:
-//   client: PARTY <JSON: as SPAWN, and role "client", client_id>   server: PARTY <i>
-//   client: GO <i> <verify> <size> <start in ns> <window ns> <give up in ns>
-//                                               server: SENT | LOST (the client ended)
+// and for a clients cell's fan-in clients or a fanout cell's subscribers (the parties,
+// bench/party.h), started in order 0..N-1:
+//   client: PARTY <JSON: as SPAWN, and role "client" | "subscriber", client_id>
+//                                               server: PARTY <i>
+//   client: GO <i> <verify> <size> <start in ns> <window ns> <give up in ns> <start ns>
+//                                               server: SENT | LOST (the party ended)
+//   client: PUBLISHED <i> <count>               server: SENT | LOST
 //   client: NEXT <ms>                           server: FROM <i> <message> | GONE <i> <how>
 //                                                       | NONE (nothing within ms)
 //   client: END <i|*> <grace ms>                server: ENDED <how> | ENDED <count>
@@ -43,18 +46,21 @@
 // again until the cell's set-up time is up; then, or for "bad", the client ends the peer
 // with FINISH 0 and the cell fails).
 //
-// A clients cell's clients (PARTY) connect back as a connecting peer does; each has a
-// control link (SOCK_SEQPACKET) to the server, and the client's split_parties() gives the
-// workload local links of its own, relayed by a thread: what the workload sends (its kGo)
-// goes as GO, its times made relative to the moment it is sent, which the server adds to
-// its own clock's now (the one-way delay of the control connection is the error; a start
-// already past moves the window later, whole); what the clients send comes back through
-// NEXT, polled every few ms, as FROM (the bytes in hex, zero runs as z<count>.); a client
-// whose link closed comes back as GONE, how it ended, and its local link is closed. END *
-// ends them all and the server forgets them: the next cell starts afresh, and SPAWN is
-// refused while any is listed. A client's endpoint must fit its transport's layout (where
-// the listener's host is: the client's own address; every other address a number). Two
-// hosts share no clock, so the fanout workload (one-way latency) does not run split.
+// The parties (PARTY) connect back as a connecting peer does; each has a control link
+// (SOCK_SEQPACKET) to the server, and the client's split_parties() gives the workload
+// local links of its own, relayed by a thread. What the workload sends goes as GO (kGo)
+// or PUBLISHED (a subscriber's kEnd). GO's times are made relative to the moment it is
+// sent: a client's window starts that long after the server's now (the one-way delay of
+// the control connection is the error; a start already past moves the window later,
+// whole); a subscriber keeps the window as sent (<start ns>: it compares it only with
+// publish times, on the same clock) and is told two clocks are in play (PartyGo::
+// two_clocks: it records no one-way latency), and its give-up time is the server's now
+// plus <give up in ns>. What the parties send comes back through NEXT, polled every 5 ms,
+// as FROM (the bytes in hex, zero runs as z<count>.); a party whose link closed comes back
+// as GONE, how it ended, and its local link is closed. END * ends them all and the server
+// forgets them: the next cell starts afresh, and SPAWN is refused while any is listed. A
+// party's endpoint must fit its transport's and role's layout (where the listener's host
+// is: the client's own address; every other address a number or the form's word).
 #pragma once
 
 #include <chrono>

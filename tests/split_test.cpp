@@ -279,6 +279,51 @@ TEST(SplitMode, ClientsCellsRunTheirClientsOnTheServerAndCarryEveryByte) {
   EXPECT_EQ(names.size(), expected);
 }
 
+// The fanout workload runs split: every subscriber runs on the server's host. The window
+// is the publisher's (publish times), so delivery rates and losses are measured as on one
+// host; a one-way latency, receipt on one clock minus publish on another, is not: those
+// counters are absent and the label and console line say why.
+TEST(SplitMode, FanoutCellsRunTheirSubscribersOnTheServerWithoutAOneWayFigure) {
+  std::string list;
+  for (const char* n : {"tcp", "zmq-tcp"})
+    if (find_transport(n)) list += (list.empty() ? "" : ",") + std::string(n);
+  LoopbackSplit split;
+  const auto j = split.run({"--transports=" + list, "--workloads=fanout", "--subscribers=1,3",
+                            "--sizes=64,4K", "--quick", "--verify"});
+  ASSERT_FALSE(j.is_null());
+  std::set<std::string> names;
+  for (const auto& b : j["benchmarks"]) {
+    const std::string name = b["name"].get<std::string>();
+    names.insert(name.substr(0, name.find("/iterations:")));
+    EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
+    EXPECT_NE(b["label"].get<std::string>().find(
+                  "link=cross-host one-way=not measured (two hosts, two clocks)"),
+              std::string::npos)
+        << b["label"];
+    EXPECT_GT(b.value("delivered_per_s", 0.0), 0) << name;
+    EXPECT_GT(b.value("delivered_per_s_min", 0.0), 0) << name;
+    EXPECT_FALSE(b.contains("oneway_p50_ns") || b.contains("slowest_subscriber_p99_ns")) << name;
+    EXPECT_EQ(b["busy_processes"], 1) << name;  // the publisher; the subscribers are there
+    if (name.rfind("fanout/tcp/", 0) == 0) {
+      EXPECT_EQ(b["lost_msgs"], 0) << name;
+    }
+  }
+  std::size_t expected = 0;
+  for (const std::string t : {"tcp", "zmq-tcp"}) {
+    if (!find_transport(t)) continue;
+    for (const char* size : {"64", "4096"})
+      for (const char* n : {"1", "3"}) {
+        const std::string name =
+            "fanout/" + t + "/" + size + "/subscribers:" + n + "/link:cross-host";
+        EXPECT_TRUE(names.count(name)) << name;
+        ++expected;
+      }
+  }
+  EXPECT_EQ(names.size(), expected);
+  EXPECT_NE(split.last.out.find("one-way not measured (two hosts); lost 0"), std::string::npos)
+      << split.last.out;
+}
+
 // A client killed on the server's host mid-cell fails that cell, naming it and how it
 // ended there; the run goes on to the next cell, and no client is left on the server.
 TEST(SplitMode, AClientKilledOnTheServerFailsOnlyItsCell) {
@@ -385,7 +430,15 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
         std::string(R"(PARTY {"transport":"jsonrpc-tcp","role":"client","client_id":0,)"
                     R"("addresses":["127.0.0.1","1","2"],"pipes":{"2":"t"},"max_size":64,)"
                     R"("verify":false,"setup_timeout_ms":1000})"),
-        std::string("GO 0 0 64 1000 1000 0"),  // no client started
+        // a subscriber's endpoint must be its transport's fan-out form
+        std::string(R"(PARTY {"transport":"zmq-tcp","role":"subscriber","client_id":0,)"
+                    R"("addresses":["fan-in","127.0.0.1","1","2","9","0"],)"
+                    R"("pipes":{"3":"t"},"max_size":64,"verify":false,"setup_timeout_ms":1000})"),
+        std::string(R"(PARTY {"transport":"grpc-tcp","role":"subscriber","client_id":0,)"
+                    R"("addresses":["fan-in","127.0.0.1:80","2","0"],"pipes":{"2":"t"},)"
+                    R"("max_size":64,"verify":false,"setup_timeout_ms":1000})"),
+        std::string("GO 0 0 64 1000 1000 0 5"),  // no party started
+        std::string("GO 0 0 64 1000 1000 0"), std::string("PUBLISHED 0 5"),
         std::string("NEXT 1001"), std::string("NEXT"), std::string("END x 0"),
         std::string("END * 60001")}) {
     Raw r(server.address);
@@ -496,6 +549,33 @@ TEST(SplitMode, AClientKilledMidCellTakesItsPeerAndTheNextIsServed) {
   EXPECT_EQ(r.status, 0) << r.err << server.log();
 }
 
+// The clients of a clients cell go with the control connection too: the server ends
+// them when the client that asked for them is killed mid-cell.
+TEST(SplitMode, AClientKilledMidClientsCellTakesItsClients) {
+  LoopbackSplit split;
+  ASSERT_FALSE(split.server.address.empty()) << split.server.log();
+  Scratch c;
+  const pid_t run = testing_support::spawn_captured(
+      {IPCBENCH_BINARY, "--connect=" + split.server.address, "--token-file=" + split.token.string(),
+       "--transports=tcp", "--workloads=clients", "--clients=2", "--sizes=64",
+       "--benchmark_min_time=20"},
+      c);
+  std::set<pid_t> clients;
+  for (int i = 0; i < 2000 && clients.size() < 2; ++i) {
+    clients = testing_support::peers_of(split.server.pid);
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(clients.size(), 2u) << "the server did not start the cell's two clients";
+  std::this_thread::sleep_for(300ms);
+  ::kill(run, SIGKILL);
+  wait_exit_within(run, 10s);
+  EXPECT_TRUE(testing_support::all_gone(clients)) << "the dead client's clients run on";
+  Outcome r =
+      client(c, {"--connect=" + split.server.address, "--token-file=" + split.token.string(),
+                 "--transports=tcp", "--workloads=pingpong", "--sizes=64", "--quick"});
+  EXPECT_EQ(r.status, 0) << r.err << split.server.log();
+}
+
 TEST(SplitMode, BadInputIsOneLineAndExit2) {
   Scratch s;
   const fs::path token = token_file(s);
@@ -507,7 +587,7 @@ TEST(SplitMode, BadInputIsOneLineAndExit2) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{connect},
         {connect, "--token-file=" + open_token.string()},
-        {connect, "--token-file=" + token.string(), "--workloads=fanout"},
+
         {connect, "--token-file=" + token.string(), "--transports=uds"},
         {connect, "--token-file=" + token.string(), "--floors"},
         {"--connect=localhost:1", "--token-file=" + token.string()},
@@ -649,6 +729,25 @@ TEST(SplitMode, AcrossTwoNamespacesTheShapedLinkShows) {
   EXPECT_GT(many_shaped, 0.5 * rate);
   EXPECT_LT(many_shaped, 1.10 * rate);
   EXPECT_GT(many_loopback, 10 * rate);
+  // A fanout cell's subscriber runs in the server's namespace: the publisher's stream to
+  // it (64 KiB messages) is held to the link's rate.
+  const fs::path fan = s.dir / "fanout.json";
+  Outcome fr = client(s,
+                      {"--connect=" + server.address, "--token-file=" + token.string(),
+                       "--transports=tcp", "--workloads=fanout", "--subscribers=1", "--sizes=64K",
+                       "--benchmark_min_time=1", "--benchmark_out=" + fan.string()},
+                      ns.client());
+  ASSERT_EQ(fr.status, 0) << fr.err << server.log();
+  double fan_shaped = -1;
+  {
+    const auto fj = nlohmann::json::parse(slurp(fan));  // kept: the loop reads into it
+    for (const auto& b : fj["benchmarks"])
+      if (b.contains("delivered_per_s")) fan_shaped = b["delivered_per_s"].get<double>() * 65536;
+  }
+  std::printf("fanout across the shaped link: %.2f MB/s (%.1f %% of 12.5 MB/s)\n", fan_shaped / 1e6,
+              100 * fan_shaped / rate);
+  EXPECT_GT(fan_shaped, 0.5 * rate);
+  EXPECT_LT(fan_shaped, 1.10 * rate);
   // Where the peer serves, its server listens in the server's namespace, on its address
   // there (10.231.0.1), and the client, in the other namespace, calls it across the veth.
   std::string serving;
