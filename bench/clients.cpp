@@ -357,7 +357,7 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
 
   cell.state = std::make_unique<ServerState>(clients);
   ServerState& st = *cell.state;
-  const CpuUse server_before = cpu_use_self();
+  const CpuUse server_before = cpu_use_self_but(peers);
   if (used == "thread-per-client") {
     for (std::size_t i = 0; i < clients; ++i)
       cell.threads.emplace_back([i, l = links[i], size, &st] { serve_link(*l, i, size, st); });
@@ -389,7 +389,7 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
   PartyGo go;
   go.verify = cfg.verify ? 1 : 0;
   go.size = size;
-  go.start_ns = mono_ns() + std::chrono::nanoseconds(kWarmup).count() +
+  go.start_ns = mono_ns() + std::chrono::nanoseconds(kWarmup + peers.start_lead()).count() +
                 static_cast<std::int64_t>(clients) * 1'000'000;
   go.end_ns = go.start_ns + cfg.window.count();
   for (std::size_t i = 0; i < clients; ++i) {
@@ -413,7 +413,7 @@ void run_clients(benchmark::State& state, RunDir& dir, const ManyConfig& cfg, co
                         .tick = {},
                         .late_note = {}});
   const bool ended = cell.stop(false);
-  const CpuUse server_after = cpu_use_self();
+  const CpuUse server_after = cpu_use_self_but(peers);
   // The server may have noticed a client's death first (its link closed): the row says
   // how the client ended too, as when the control links noticed it.
   if (st.failed()) throw ProtocolError(st.error() + dead_parties(peers, "client"));

@@ -68,7 +68,7 @@ class PublisherState {
 };
 
 void publish_stream(FanOutPublisher& pub, std::size_t size, const PartyGo& go, bool drops,
-                    PublisherState& st) {
+                    const Parties& peers, PublisherState& st) {
   try {
     AlignedBuffer pattern(size), buf(size);
     fill_payload(std::span<std::byte>(pattern.data(), size), size);
@@ -88,14 +88,14 @@ void publish_stream(FanOutPublisher& pub, std::size_t size, const PartyGo& go, b
       if (t >= go.end_ns) break;
       ++seq;
       if (first_in_window == 0 && t >= go.start_ns) {
-        before = cpu_use_self();
+        before = cpu_use_self_but(peers);
         first_in_window = seq;
       }
       std::memcpy(msg.data() + kHeaderBytes, &t, sizeof t);
       stamp(msg, seq, Kind::kData, digest);
       pub.publish(msg);
     }
-    const CpuUse after = cpu_use_self();
+    const CpuUse after = cpu_use_self_but(peers);
     if (first_in_window != 0) {
       st.in_window = seq - first_in_window + 1;
       st.cpu.cpu_ns = after.cpu_ns - before.cpu_ns;
@@ -239,7 +239,7 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
   PartyGo go;
   go.verify = cfg.verify ? 1 : 0;
   go.size = size;
-  go.start_ns = mono_ns() + std::chrono::nanoseconds(kWarmup).count() +
+  go.start_ns = mono_ns() + std::chrono::nanoseconds(kWarmup + peers.start_lead()).count() +
                 static_cast<std::int64_t>(subscribers) * 1'000'000;
   go.end_ns = go.start_ns + cfg.window.count();
   go.give_up_ns = go.end_ns + std::chrono::nanoseconds(cfg.cell_timeout).count();
@@ -253,7 +253,8 @@ FanoutOutcome measure_fanout(RunDir& dir, const ManyConfig& cfg, const Transport
   PublisherState& st = *cell.state;
   // go by value: the thread may outlive this frame's locals until the Cell joins it.
   cell.thread = std::thread([pub = cell.publisher.get(), size, go, drops = out.drops_by_design,
-                             &st] { publish_stream(*pub, size, go, drops, st); });
+                             subs = cell.subscribers.get(),
+                             &st] { publish_stream(*pub, size, go, drops, *subs, st); });
   if (after_go) after_go(peers.pids());
 
   // Results: every subscriber reports once it has the end marker (or gave up on it) and

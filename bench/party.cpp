@@ -105,6 +105,13 @@ void check_party_message(const std::vector<std::byte>& buf, std::size_t n, Party
 
 std::unique_ptr<Parties> local_parties() { return std::make_unique<LocalParties>(); }
 
+CpuUse cpu_use_self_but(const Parties& parties) {
+  const CpuUse all = cpu_use_self(), theirs = parties.own_use();
+  auto less = [](std::uint64_t a, std::uint64_t b) { return a > b ? a - b : 0; };
+  return {less(all.cpu_ns, theirs.cpu_ns), less(all.voluntary_switches, theirs.voluntary_switches),
+          less(all.involuntary_switches, theirs.involuntary_switches)};
+}
+
 std::size_t party_expect(Parties& parties, std::size_t i, std::vector<std::byte>& buf,
                          PartyKind want, const std::string& who, Clock::time_point deadline) {
   std::size_t n;

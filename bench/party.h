@@ -105,6 +105,12 @@ class Parties {
   virtual void kill_all() = 0;
   // The peers' process ids on this host (none for a split server's peers).
   virtual std::vector<pid_t> pids() = 0;
+  // What this process spends on the parties' own machinery so far (split mode: the relay
+  // thread's CPU and switches), for cpu_use_self_but.
+  virtual CpuUse own_use() const { return {}; }
+  // How much later the window must start for every party to hear of it in time, beyond
+  // a local party's needs (split mode: the relay's rounds and round trips).
+  virtual std::chrono::nanoseconds start_lead() const { return {}; }
 
  protected:
   std::vector<UniqueFd> control_;
@@ -112,6 +118,10 @@ class Parties {
 
 // Peers started here, each a child process with a SOCK_SEQPACKET control link.
 std::unique_ptr<Parties> local_parties();
+
+// This process's CPU use (cpu_use_self) less the parties' own machinery's (own_use): what
+// the workload's side itself spends. Safe from any thread.
+CpuUse cpu_use_self_but(const Parties& parties);
 
 // Waits for one control message of kind `want` from peer i of `parties`, named `who`
 // ("client 3"); returns its size. A kFailed message becomes the error; so does a closed

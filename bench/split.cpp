@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,7 +43,7 @@ using Failure = std::runtime_error;
 struct Closed : Failure {
   using Failure::Failure;
 };
-constexpr const char* kHello = "HELLO ipcbench-split 1 ";
+constexpr const char* kHello = "HELLO ipcbench-split 2 ";
 constexpr std::size_t kMaxAddresses = 8, kMaxAddress = 256, kMaxPipeBytes = 4096;
 
 struct HostPort {
@@ -218,8 +219,9 @@ bool all_digits(const std::string& s) {
          std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// A SPAWN request's peer, or (party_index set) a PARTY request's: fan-in client number
-// *party_index, whose endpoint must fit its transport's PartyLayout.
+// A SPAWN request's peer, or (party_index set) a PARTY request's: party (a fan-in client
+// or a fan-out subscriber) number *party_index, whose endpoint must fit its transport's
+// and role's PartyLayout.
 PeerRequest parse_spawn(const std::string& text, const std::string& client_ip,
                         const std::string& server_ip,
                         std::optional<std::size_t> party_index = std::nullopt) {
@@ -428,6 +430,17 @@ std::int64_t field_number(const std::vector<std::string>& f, std::size_t k, std:
   return v;
 }
 
+// "0,2,5" -> {"0", "2", "5"}.
+std::vector<std::string> fields_of_list(const std::string& list) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i <= list.size();) {
+    const auto comma = std::min(list.find(',', i), list.size());
+    out.push_back(list.substr(i, comma - i));
+    i = comma + 1;
+  }
+  return out;
+}
+
 std::vector<std::string> fields_of(const std::string& line) {
   std::vector<std::string> out;
   for (std::size_t i = 0; i <= line.size();) {
@@ -454,45 +467,69 @@ class ServedParties {
   // or "LOST" when the party has ended (NEXT says how).
   std::string go(const std::string& line) {
     const auto f = fields_of(line);
+    const std::vector<std::size_t> who = parties_named(f, "GO");
     const std::string bad =
-        "GO: not <client> <verify 0|1> <size> <start in ns> <window ns> "
-        "<give up in ns> <start ns> of a started party";
-    constexpr std::int64_t kTen = 600'000'000'000;  // 600 s in ns
+        "GO: not <parties> <verify 0|1> <size> <start in ns> <window ns> "
+        "<give up in ns> <start ns>";
+    constexpr std::int64_t kDay = 86'400'000'000'000;  // ns
     if (f.size() != 8) throw Failure(bad);
-    const auto i = static_cast<std::size_t>(
-        field_number(f, 1, 0, static_cast<std::int64_t>(parties_.size()) - 1, bad));
     PartyGo go;
     go.verify = static_cast<std::uint32_t>(field_number(f, 2, 0, 1, bad));
     go.size = static_cast<std::uint64_t>(field_number(f, 3, 1, 1LL << 32, bad));
-    const std::int64_t start_in = field_number(f, 4, -kTen, kTen, bad);
-    const std::int64_t window = field_number(f, 5, 1, kTen, bad);
-    const std::int64_t give_up_in = field_number(f, 6, 0, 2 * kTen, bad);
+    const std::int64_t start_in = field_number(f, 4, -kDay, kDay, bad);
+    const std::int64_t window = field_number(f, 5, 1, kDay, bad);
+    const std::int64_t give_up_in = field_number(f, 6, 0, 2 * kDay, bad);
     const std::int64_t start_there =
-        field_number(f, 7, 0, std::numeric_limits<std::int64_t>::max() - kTen, bad);
+        field_number(f, 7, 0, std::numeric_limits<std::int64_t>::max() - kDay, bad);
     const std::int64_t now = mono_ns();
-    Party& p = parties_[i];
-    if (p.subscriber) {
-      go.start_ns = start_there;
-      go.two_clocks = 1;
-    } else {
-      go.start_ns = now + std::max<std::int64_t>(start_in, 0);  // late: the window moves, whole
+    std::string answer = "SENT";
+    for (std::size_t i : who) {
+      const Party& p = parties_[i];
+      if (p.subscriber) {
+        go.start_ns = start_there;
+        go.two_clocks = 1;
+      } else {
+        go.start_ns = now + std::max<std::int64_t>(start_in, 0);  // late: moves later, whole
+        go.two_clocks = 0;
+      }
+      go.end_ns = go.start_ns + window;
+      go.give_up_ns = give_up_in > 0 ? now + give_up_in : 0;
+      if (send_to(p, &go, sizeof go) != "SENT") answer = "LOST";
     }
-    go.end_ns = go.start_ns + window;
-    go.give_up_ns = give_up_in > 0 ? now + give_up_in : 0;
-    return send_to(p, &go, sizeof go);
+    return answer;
   }
   // PUBLISHED <i> <count>: the kEnd message (the publisher has stopped after `count`).
   std::string published(const std::string& line) {
     const auto f = fields_of(line);
-    const std::string bad = "PUBLISHED: not <subscriber> <count> of a started subscriber";
+    const std::vector<std::size_t> who = parties_named(f, "PUBLISHED");
+    const std::string bad = "PUBLISHED: not <subscribers> <count>";
     if (f.size() != 3) throw Failure(bad);
-    const auto i = static_cast<std::size_t>(
-        field_number(f, 1, 0, static_cast<std::int64_t>(parties_.size()) - 1, bad));
-    if (!parties_[i].subscriber) throw Failure(bad);
     PartyEnd end;
     end.published = static_cast<std::uint64_t>(
         field_number(f, 2, 0, std::numeric_limits<std::int64_t>::max(), bad));
-    return send_to(parties_[i], &end, sizeof end);
+    std::string answer = "SENT";
+    for (std::size_t i : who) {
+      if (!parties_[i].subscriber)
+        throw Failure("PUBLISHED: party " + std::to_string(i) + " is not a subscriber");
+      if (send_to(parties_[i], &end, sizeof end) != "SENT") answer = "LOST";
+    }
+    return answer;
+  }
+  // The parties a request's first field names ("0,2,5"): listed, each once. Throws.
+  std::vector<std::size_t> parties_named(const std::vector<std::string>& f,
+                                         const std::string& verb) const {
+    const std::string bad = verb + ": not a list of listed parties (0,1,…)";
+    if (f.size() < 2) throw Failure(bad);
+    std::vector<std::size_t> out;
+    std::vector<bool> seen(parties_.size());
+    for (const std::string& item : fields_of_list(f[1])) {
+      const auto i = static_cast<std::size_t>(
+          field_number({item}, 0, 0, static_cast<std::int64_t>(parties_.size()) - 1, bad));
+      if (seen[i]) throw Failure(bad);
+      seen[i] = true;
+      out.push_back(i);
+    }
+    return out;
   }
   // NEXT <ms>: the next message of any party still running, in turn ("FROM <i> <bytes>"),
   // a party whose link closed ("GONE <i> <how it ended>"), or "NONE" after ms.
@@ -579,11 +616,11 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
   ::inet_ntop(AF_INET, &client.sin_addr, client_ip, sizeof client_ip);
   const std::string hello = read_line(fd, buffered, 3000);
   if (hello.rfind(kHello, 0) != 0 || !same_token(hello.substr(std::strlen(kHello)), token))
-    throw Failure("not authenticated (HELLO ipcbench-split 1 <token> expected)");
+    throw Failure("not authenticated (HELLO ipcbench-split 2 <token> expected)");
   write_line(fd, "OK " + this_machine(self.sin_addr).dump());
   ChildProcess peer;
   UniqueFd ready;         // a serving peer's ready pipe until READY relayed its port
-  ServedParties parties;  // a clients cell's: they go with it when the client goes
+  ServedParties parties;  // a clients or fanout cell's: they go when the client goes
   char server_ip[INET_ADDRSTRLEN] = {};
   ::inet_ntop(AF_INET, &self.sin_addr, server_ip, sizeof server_ip);
   for (;;) {
@@ -595,7 +632,7 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
     }
     if (line.rfind("SPAWN ", 0) == 0) {
       if (peer.alive()) throw Failure("SPAWN: a peer of this client still runs");
-      if (!parties.empty()) throw Failure("SPAWN: clients of this client's cell still run");
+      if (!parties.empty()) throw Failure("SPAWN: parties of this client's cell still run");
       PeerRequest r = parse_spawn(line.substr(6), client_ip, server_ip);
       std::vector<int> fds;
       for (const auto& p : r.pipes) fds.push_back(p.get());
@@ -615,7 +652,7 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
     } else if (line.rfind("PARTY ", 0) == 0) {
       if (peer.alive()) throw Failure("PARTY: a peer of this client still runs");
       if (parties.size() >= kMaxClients)
-        throw Failure("PARTY: more than " + std::to_string(kMaxClients) + " clients");
+        throw Failure("PARTY: more than " + std::to_string(kMaxClients) + " parties in a cell");
       const std::size_t i = parties.size();
       PeerRequest r = parse_spawn(line.substr(6), client_ip, server_ip, i);
       int sv[2];
@@ -640,7 +677,7 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
       write_line(fd, parties.next(static_cast<unsigned>(ms)));
     } else if (line.rfind("END ", 0) == 0) {
       const auto f = fields_of(line);
-      const std::string bad = "END: not <client or *> <grace in ms up to 60000>";
+      const std::string bad = "END: not <party or *> <grace in ms up to 60000>";
       const auto ms = static_cast<unsigned>(field_number(f, 2, 0, 60000, bad));
       if (f.size() != 3) throw Failure(bad);
       if (f[1] == "*") {
@@ -720,7 +757,9 @@ SplitClient::SplitClient(const std::string& host_port, const std::string& token)
   ::inet_ntop(AF_INET, &self.sin_addr, ip, sizeof ip);
   local_ = ip;
   nic_ = nic_of(self.sin_addr);
+  const auto hello_sent = std::chrono::steady_clock::now();
   const std::string ok = request(kHello + token);
+  hello_rtt_ = std::chrono::steady_clock::now() - hello_sent;
   if (ok.rfind("OK ", 0) != 0) throw Failure("--connect: " + server_ + ": unexpected answer");
   context_ = nlohmann::json::parse(ok.substr(3), nullptr, false);
   if (context_.is_discarded() || !context_.is_object())
@@ -820,19 +859,20 @@ std::string SplitClient::finish(std::chrono::milliseconds grace) {
   return r.substr(6) + " on " + server_;
 }
 
-// The clients of a clients cell on the server. Each has a SOCK_SEQPACKET pair here, as a
-// local client would: the workload holds one end (control()), the relay thread the other.
-// The relay sends what the workload writes (kGo, its times made relative to now: GO) and
-// asks the server for what the clients write (NEXT), which it writes into its ends; a
-// client whose link closed there (GONE) has its end here closed too, so the workload sees
-// it go as it sees a local client go.
+// The clients or subscribers of a cell, on the server. Each has a SOCK_SEQPACKET pair
+// here, as a local party would: the workload holds one end (control()), the relay thread
+// the other. The relay sends what the workload writes (kGo as GO, its times made relative
+// to now; kEnd as PUBLISHED; the same message to several parties as one request) and asks
+// the server for what the parties write (NEXT), which it writes into its ends; a party
+// whose link closed there (GONE) has its end here closed too, so the workload sees it go
+// as it sees a local party go.
 class SplitParties final : public Parties {
  public:
   explicit SplitParties(SplitClient& client) : client_(client) {}
   ~SplitParties() override {
     stop_.store(true);
     if (relay_.joinable()) relay_.join();
-    if (size() == 0) return;
+    if (!asked_) return;
     try {
       client_.request("END * 0");  // the server forgets them: the next cell starts afresh
     } catch (const std::exception&) {
@@ -846,11 +886,12 @@ class SplitParties final : public Parties {
     UniqueFd mine(sv[0]), theirs(sv[1]);
     int reply_fd = -1;
     nlohmann::json j = client_.peer_request(a, inherit, &reply_fd);
-    if (reply_fd >= 0) throw Failure(a.transport + ": a client with a reply pipe cannot run split");
+    if (reply_fd >= 0) throw Failure(a.transport + ": a party with a reply pipe cannot run split");
     j["role"] = a.role;
     j["client_id"] = a.client_id;
-    std::lock_guard lock(mu_);  // the relay must not hear of client i before it is listed
+    std::lock_guard lock(mu_);  // the relay must not hear of party i before it is listed
     const std::string want = "PARTY " + std::to_string(control_.size());
+    asked_ = true;  // listed there, whatever the answer: END * at the end
     if (client_.request("PARTY " + j.dump()) != want)
       throw Failure("split server " + client_.server() + ": unexpected answer to PARTY");
     control_.push_back(std::move(mine));
@@ -884,43 +925,80 @@ class SplitParties final : public Parties {
     return how_[i];
   }
   void kill_all() override {
-    std::string how = "killed on " + client_.server();
+    {
+      // First closed here, so that the relay sends nothing more to parties the server is
+      // about to forget (it would refuse an unknown party, and close the connection).
+      std::lock_guard lock(mu_);
+      for (std::size_t i = 0; i < how_.size(); ++i)
+        if (how_[i].empty()) gone(i, "killed on " + client_.server());
+    }
     try {
       client_.request("END * 0");
-    } catch (const std::exception& e) {
-      how = e.what();
+    } catch (const std::exception&) {
+      // The connection is lost: the server ends them as it ends this client.
     }
-    std::lock_guard lock(mu_);
-    for (std::size_t i = 0; i < how_.size(); ++i)
-      if (how_[i].empty()) gone(i, how);
   }
   std::vector<pid_t> pids() override { return {}; }
+  CpuUse own_use() const override {
+    return {relay_cpu_ns_.load(), relay_voluntary_.load(), relay_involuntary_.load()};
+  }
+  // The relay hands a go message on within one of its rounds (a NEXT of 5 ms and a round
+  // trip) and one more round trip (GO); a few round trips of the control connection, as
+  // its HELLO took, and 10 ms leave room for both.
+  std::chrono::nanoseconds start_lead() const override {
+    return std::chrono::milliseconds(10) + 4 * client_.hello_round_trip();
+  }
 
  private:
-  // Under mu_: client i has ended (how); the workload sees its link close.
+  // Under mu_: party i has ended (how); the workload sees its link close.
   void gone(std::size_t i, const std::string& how) {
     how_[i] = how.empty() ? "ended" : how;
     theirs_[i].reset();
+  }
+
+  // The relay thread's own CPU time and switches so far (own_use).
+  void count_own_use() {
+    timespec ts{};
+    if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+      relay_cpu_ns_.store(static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull +
+                          static_cast<std::uint64_t>(ts.tv_nsec));
+    rusage ru{};
+    if (::getrusage(RUSAGE_THREAD, &ru) == 0) {
+      relay_voluntary_.store(static_cast<std::uint64_t>(ru.ru_nvcsw));
+      relay_involuntary_.store(static_cast<std::uint64_t>(ru.ru_nivcsw));
+    }
   }
 
   void relay() {
     std::vector<std::byte> buf(sizeof(PartyResult) + 1);
     try {
       while (!stop_.load()) {
+        count_own_use();
         {
+          // What the workload wrote to the parties, the same message to several as one
+          // request (a cell's go messages are alike: one round trip for all of them).
           std::lock_guard lock(mu_);
+          std::vector<std::pair<std::vector<std::byte>, std::string>> batches;
           for (std::size_t i = 0; i < theirs_.size(); ++i) {
             if (!theirs_[i].valid()) continue;
             const ssize_t n =
                 ::recv(theirs_[i].get(), buf.data(), buf.size(), MSG_TRUNC | MSG_DONTWAIT);
-            if (n > 0) forward(i, buf, static_cast<std::size_t>(n));
+            if (n <= 0) continue;
+            std::vector<std::byte> msg(buf.begin(), buf.begin() + std::min<ssize_t>(n, 64));
+            if (n > 64) msg.push_back(std::byte{1});  // too long for any: forward() refuses it
+            auto it = std::find_if(batches.begin(), batches.end(),
+                                   [&msg](const auto& b) { return b.first == msg; });
+            if (it == batches.end()) it = batches.insert(batches.end(), {msg, ""});
+            if (!it->second.empty()) it->second += ',';
+            it->second += std::to_string(i);
           }
+          for (const auto& [msg, who] : batches) forward(who, msg);
         }
         const std::string r = client_.request("NEXT 5");
         if (r == "NONE") continue;
-        const auto sp = r.find(' ', 5);
+        const auto sp = r.size() > 5 ? r.find(' ', 5) : std::string::npos;
         std::size_t i = SIZE_MAX;
-        std::from_chars(r.data() + 5, r.data() + std::min(sp, r.size()), i);
+        if (sp != std::string::npos) std::from_chars(r.data() + 5, r.data() + sp, i);
         std::lock_guard lock(mu_);
         if (sp == std::string::npos || i >= theirs_.size())
           throw Failure("split server " + client_.server() + ": unexpected answer to NEXT");
@@ -928,37 +1006,41 @@ class SplitParties final : public Parties {
           if (how_[i].empty()) gone(i, r.substr(sp + 1) + " on " + client_.server());
         } else if (r.rfind("FROM ", 0) == 0) {
           const std::vector<std::byte> msg = decode_bytes(r.substr(sp + 1), buf.size());
-          if (theirs_[i].valid())
-            ::send(theirs_[i].get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          if (theirs_[i].valid() &&
+              ::send(theirs_[i].get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+                  static_cast<ssize_t>(msg.size()))
+            gone(i, std::string("its message could not be handed on here (") +
+                        std::strerror(errno) + ")");
         } else {
           throw Failure("split server " + client_.server() + ": unexpected answer to NEXT");
         }
       }
     } catch (const std::exception& e) {
-      // The connection is lost (or the server made no sense): every client is, for us.
+      // The connection is lost (or the server made no sense): every party is, for us.
       std::lock_guard lock(mu_);
       for (std::size_t i = 0; i < how_.size(); ++i)
         if (how_[i].empty()) gone(i, std::string("lost: ") + e.what());
     }
   }
 
-  // Under mu_: the workload's message to party i: its kGo, or a subscriber's kEnd.
-  void forward(std::size_t i, const std::vector<std::byte>& buf, std::size_t n) {
+  // Under mu_: the workload's message to the parties `who` ("0,1,2"): a kGo, or a
+  // subscriber's kEnd.
+  void forward(const std::string& who, const std::vector<std::byte>& msg) {
     PartyKind kind{};
-    if (n >= sizeof kind) std::memcpy(&kind, buf.data(), sizeof kind);
-    if (kind == PartyKind::kGo && n == sizeof(PartyGo)) {
+    if (msg.size() >= sizeof kind) std::memcpy(&kind, msg.data(), sizeof kind);
+    if (kind == PartyKind::kGo && msg.size() == sizeof(PartyGo)) {
       PartyGo go;
-      std::memcpy(&go, buf.data(), sizeof go);
+      std::memcpy(&go, msg.data(), sizeof go);
       const std::int64_t now = mono_ns();
-      client_.request("GO " + std::to_string(i) + " " + std::to_string(go.verify) + " " +
+      client_.request("GO " + who + " " + std::to_string(go.verify) + " " +
                       std::to_string(go.size) + " " + std::to_string(go.start_ns - now) + " " +
                       std::to_string(go.end_ns - go.start_ns) + " " +
                       std::to_string(go.give_up_ns > 0 ? go.give_up_ns - now : 0) + " " +
                       std::to_string(go.start_ns));
-    } else if (kind == PartyKind::kEnd && n == sizeof(PartyEnd)) {
+    } else if (kind == PartyKind::kEnd && msg.size() == sizeof(PartyEnd)) {
       PartyEnd end;
-      std::memcpy(&end, buf.data(), sizeof end);
-      client_.request("PUBLISHED " + std::to_string(i) + " " + std::to_string(end.published));
+      std::memcpy(&end, msg.data(), sizeof end);
+      client_.request("PUBLISHED " + who + " " + std::to_string(end.published));
     } else {
       throw Failure("split mode relays no such control message to a party");
     }
@@ -967,8 +1049,10 @@ class SplitParties final : public Parties {
   SplitClient& client_;
   std::mutex mu_;                 // theirs_ and how_, and the order of PARTY and NEXT
   std::vector<UniqueFd> theirs_;  // the relay's ends of the control links
-  std::vector<std::string> how_;  // how client i ended; "" while it runs
+  std::vector<std::string> how_;  // how party i ended; "" while it runs
+  bool asked_ = false;            // a PARTY was sent: the server may list parties
   std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> relay_cpu_ns_{0}, relay_voluntary_{0}, relay_involuntary_{0};
   std::thread relay_;
 };
 

@@ -10,7 +10,7 @@
 // the peer's server listens on the server's address on the control connection, on a port
 // of its choosing, and the client calls it there. The control connection is one TCP
 // connection of text lines (each at most kMaxLine bytes, newline-terminated):
-//   client: HELLO ipcbench-split 1 <token>     server: OK <its machine context, JSON>
+//   client: HELLO ipcbench-split 2 <token>     server: OK <its machine context, JSON>
 //   client: SPAWN <JSON: transport, addresses, pipes, replies, max_size, verify,
 //                  setup_timeout_ms>            server: SPAWNED
 //   client: READY <ms>                          server: READY <port> | - | timeout | bad
@@ -20,9 +20,9 @@
 // bench/party.h), started in order 0..N-1:
 //   client: PARTY <JSON: as SPAWN, and role "client" | "subscriber", client_id>
 //                                               server: PARTY <i>
-//   client: GO <i> <verify> <size> <start in ns> <window ns> <give up in ns> <start ns>
-//                                               server: SENT | LOST (the party ended)
-//   client: PUBLISHED <i> <count>               server: SENT | LOST
+//   client: GO <i,j,…> <verify> <size> <start in ns> <window ns> <give up in ns> <start ns>
+//                                               server: SENT | LOST (a party had ended)
+//   client: PUBLISHED <i,j,…> <count>           server: SENT | LOST
 //   client: NEXT <ms>                           server: FROM <i> <message> | GONE <i> <how>
 //                                                       | NONE (nothing within ms)
 //   client: END <i|*> <grace ms>                server: ENDED <how> | ENDED <count>
@@ -103,6 +103,9 @@ class SplitClient {
   void spawn(const PeerArgs& args, const std::vector<int>& inherit_fds);
   bool alive();
   std::string finish(std::chrono::milliseconds grace);
+  // How long the HELLO request took: a round trip of the control connection (and the
+  // server's reading of its machine context).
+  std::chrono::nanoseconds hello_round_trip() const { return hello_rtt_; }
 
  private:
   friend class SplitParties;
@@ -111,13 +114,15 @@ class SplitClient {
                               int* reply_fd);
   std::string request(const std::string& line);
   std::mutex mu_;  // one request at a time
+  std::chrono::nanoseconds hello_rtt_{};
   UniqueFd fd_;
   std::string buffered_, local_, server_, nic_;
   nlohmann::json context_;
 };
 
-// The fan-in clients of a clients cell, started on the server (PARTY) and their control
-// links relayed by a thread of this process (GO, NEXT, END).
+// The clients of a clients cell or the subscribers of a fanout cell, started on the
+// server (PARTY), and their control links relayed by a thread of this process (GO,
+// PUBLISHED, NEXT, END).
 std::unique_ptr<Parties> split_parties(SplitClient& client);
 
 // The server: serves clients one after another until a signal ends it. Returns the

@@ -53,9 +53,11 @@ struct Server {
   Scratch s;
   pid_t pid = -1;
   std::string address;  // IPV4:PORT, from its first line
-  Server(const std::string& where, const fs::path& token, const std::string& netns = "") {
-    std::vector<std::string> argv;
-    if (!netns.empty()) argv = {"/usr/sbin/ip", "netns", "exec", netns};
+  // `wrap`: a command line the server runs under (e.g. unshare into a time namespace).
+  Server(const std::string& where, const fs::path& token, const std::string& netns = "",
+         const std::vector<std::string>& wrap = {}) {
+    std::vector<std::string> argv = wrap;
+    if (!netns.empty()) argv.insert(argv.end(), {"/usr/sbin/ip", "netns", "exec", netns});
     argv.insert(argv.end(),
                 {IPCBENCH_BINARY, "--serve=" + where, "--token-file=" + token.string()});
     pid = testing_support::spawn_captured(argv, s);
@@ -324,6 +326,36 @@ TEST(SplitMode, FanoutCellsRunTheirSubscribersOnTheServerWithoutAOneWayFigure) {
       << split.last.out;
 }
 
+// The server's host has a clock of its own: here, a time namespace whose CLOCK_MONOTONIC
+// runs 100000 s ahead of this one's. A client's window must be moved onto that clock (a
+// window left on this clock would lie 100000 s in its past: no round trip in it); a
+// subscriber's must stay on the publisher's, which its publish times are read on (moved,
+// no message would fall in it). Both cells measure.
+TEST(SplitMode, AServerOnAnotherClockTimesClientsAndSubscribersRight) {
+  if (::geteuid() != 0) GTEST_SKIP() << "a time namespace needs root";
+  const std::vector<std::string> ahead = {"/usr/bin/unshare", "-T", "--monotonic=100000"};
+  if (std::system("/usr/bin/unshare -T --monotonic=100000 /bin/true 2>/dev/null") != 0)
+    GTEST_SKIP() << "cannot make a time namespace here (unshare -T)";
+  Scratch s;
+  const fs::path token = token_file(s);
+  Server server("127.0.0.1:0", token, "", ahead);
+  ASSERT_FALSE(server.address.empty()) << server.log();
+  const fs::path out = s.dir / "clocks.json";
+  Outcome r =
+      client(s, {"--connect=" + server.address, "--token-file=" + token.string(),
+                 "--transports=tcp", "--workloads=clients,fanout", "--clients=2", "--subscribers=2",
+                 "--sizes=64", "--quick", "--verify", "--benchmark_out=" + out.string()});
+  ASSERT_EQ(r.status, 0) << r.err << server.log();
+  int cells = 0;
+  const auto j = nlohmann::json::parse(slurp(out));  // kept: the loop reads into it
+  for (const auto& b : j["benchmarks"]) {
+    EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
+    EXPECT_GT(b.value("rtt_per_s", 0.0) + b.value("delivered_per_s", 0.0), 0) << b.dump();
+    ++cells;
+  }
+  EXPECT_EQ(cells, 3);  // clients: event-loop and thread-per-client; fanout
+}
+
 // A client killed on the server's host mid-cell fails that cell, naming it and how it
 // ended there; the run goes on to the next cell, and no client is left on the server.
 TEST(SplitMode, AClientKilledOnTheServerFailsOnlyItsCell) {
@@ -371,7 +403,7 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
   ASSERT_FALSE(server.address.empty()) << server.log();
   {
     Raw r(server.address);
-    r.send("HELLO ipcbench-split 1 0123456789abcdef0123456789abcdeX\n");
+    r.send("HELLO ipcbench-split 2 0123456789abcdef0123456789abcdeX\n");
     EXPECT_EQ(r.until_closed().rfind("ERR not authenticated", 0), 0u);
   }
   {
@@ -442,7 +474,7 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
         std::string("NEXT 1001"), std::string("NEXT"), std::string("END x 0"),
         std::string("END * 60001")}) {
     Raw r(server.address);
-    r.send("HELLO ipcbench-split 1 " + kToken + "\n");
+    r.send("HELLO ipcbench-split 2 " + kToken + "\n");
     EXPECT_EQ(r.line().rfind("OK {", 0), 0u);
     r.send(bad + "\n");
     EXPECT_EQ(r.until_closed().rfind("ERR ", 0), 0u) << bad;
@@ -451,7 +483,7 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
   // served as "-"; a wait out of 1..60000 ms refused.
   const std::string serving_token(32, 'a');
   auto spawn_http = [&](Raw& r, const std::string& token_text) {
-    r.send("HELLO ipcbench-split 1 " + kToken + "\n");
+    r.send("HELLO ipcbench-split 2 " + kToken + "\n");
     EXPECT_EQ(r.line().rfind("OK {", 0), 0u);
     r.send(R"(SPAWN {"transport":"http-tcp","addresses":["127.0.0.1","1","2"],"pipes":{"2":")" +
            token_text +
@@ -485,6 +517,68 @@ TEST(SplitMode, TheServerRefusesStrangersAndHostileInputAndGoesOn) {
       EXPECT_EQ(r.until_closed().rfind("ERR READY: not a wait in ms", 0), 0u) << bad;
     }
   }
+  // With a party listed (a tcp client that connects to a listener of the test's, which
+  // never answers): malformed GO and PUBLISHED lines, and SPAWN while it is listed, are
+  // refused, each saying why; a well-formed GO is relayed and END * forgets the party.
+  UniqueFd idle(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t at_len = sizeof at;
+  ASSERT_EQ(::bind(idle.get(), reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  ASSERT_EQ(::listen(idle.get(), 8), 0);
+  ASSERT_EQ(::getsockname(idle.get(), reinterpret_cast<sockaddr*>(&at), &at_len), 0);
+  const std::string party =
+      R"(PARTY {"transport":"tcp","role":"client","client_id":0,"addresses":["127.0.0.1",")" +
+      std::to_string(ntohs(at.sin_port)) + R"(","2"],"pipes":{"2":")" + std::string(32, 'b') +
+      R"("},"max_size":64,"verify":false,"setup_timeout_ms":10000})";
+  auto with_party = [&](Raw& r) {
+    r.send("HELLO ipcbench-split 2 " + kToken + "\n");
+    EXPECT_EQ(r.line().rfind("OK {", 0), 0u);
+    r.send(party + "\n");
+    EXPECT_EQ(r.line(), "PARTY 0");
+  };
+  for (const auto& [bad, why] : std::vector<std::pair<std::string, std::string>>{
+           {"GO 0 0 64 1000 1000 0", "ERR GO: not <parties>"},
+           {"GO 0,0 0 64 1000 1000 0 5", "ERR GO: not a list of listed parties"},
+           {"GO 1 0 64 1000 1000 0 5", "ERR GO: not a list of listed parties"},
+           {"GO 0 2 64 1000 1000 0 5", "ERR GO: not <parties>"},
+           {"GO 0 0 64 1000 0 0 5", "ERR GO: not <parties>"},
+           {"PUBLISHED 0 5", "ERR PUBLISHED: party 0 is not a subscriber"},
+           {"NEXT 1001", "ERR NEXT: not a wait in ms up to 1000"},
+           {"END 1 0", "ERR END: not <party or *>"},
+           {R"(SPAWN {"transport":"tcp","addresses":["127.0.0.1","1","2"],"pipes":{"2":"t"},)"
+            R"("max_size":64,"verify":false,"setup_timeout_ms":1000})",
+            "ERR SPAWN: parties of this client's cell still run"}}) {
+    Raw r(server.address);
+    with_party(r);
+    r.send(bad + "\n");
+    EXPECT_EQ(r.until_closed().rfind(why, 0), 0u) << bad;
+  }
+  {
+    Raw r(server.address);
+    with_party(r);
+    r.send("GO 0 0 64 1000000 1000000 0 5\n");
+    EXPECT_EQ(r.line(), "SENT");
+    r.send("END * 0\n");
+    EXPECT_EQ(r.line(), "ENDED 1");
+    r.send("GO 0 0 64 1000 1000 0 5\n");  // forgotten
+    EXPECT_EQ(r.until_closed().rfind("ERR GO: not a list of listed parties", 0), 0u);
+  }
+  // A dropped control connection ends its parties, even one whose link stands.
+  std::set<pid_t> listed;
+  {
+    Raw r(server.address);
+    with_party(r);
+    for (int i = 0; i < 500 && listed.empty(); ++i) {
+      listed = testing_support::peers_of(server.pid);
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(listed.size(), 1u);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_FALSE(testing_support::all_gone(listed));  // it waits on the idle listener
+  }                                                   // the connection closes here
+  EXPECT_TRUE(testing_support::all_gone(listed)) << server.log();
   Raw silent(server.address);  // connects and says nothing: dropped after 3 s
   Scratch c;
   Outcome r = client(c, {"--connect=" + server.address, "--token-file=" + token.string(),
