@@ -15,8 +15,12 @@ import statistics
 
 from conftest import R9A, iterations, load, report, save, scaled, table
 
+import matplotlib.colors
+
 from ipcbench_report import compute, layout, plots
+from ipcbench_report.compare import compare as compare_runs
 from ipcbench_report.load import load_runs
+from ipcbench_report.stats import holm
 
 PING = "pingpong/uds/64/manual_time"               # uds blocks: floor=futex_rtt
 THR = "throughput/uds/1048576/manual_time"         # floor=copy_stream
@@ -352,3 +356,60 @@ def test_render_normalized_leaves_marked_repetitions_out(tmp_path, monkeypatch):
         rows = {r["cell"]: r for r in csv.DictReader(f)}
     assert float(rows[_cell(PING)]["host_changed"]) == 1.0
     assert float(rows[_cell("pingpong/uds/1048576/manual_time")]["host_changed"]) == 0.0
+
+
+# --- documented claims of report/README.md, each held by a test ---------------------------
+
+def test_normalized_compare_notes_cells_with_the_floor_in_one_run_only(tmp_path):
+    """A cell whose floor_ratio is in one run only is compared raw, and a note counts
+    such cells; without --normalized there is no such note."""
+    base = save(beside(load(R9A), only="uds"), tmp_path / "base.json")
+    res = report("compare", base, R9A, "--normalized")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "- 4 cell(s) carry floor_ratio in one run only (the other was written before " \
+           "ipcbench probed the floor beside each cell): compared raw." in res.stdout
+    assert "0 normalized on floor_ratio, 21 raw" in res.stdout
+    assert _rows(res.stdout)[_cell(PING)][1] == "rtt_p50_ns ↓"
+    assert "in one run only" not in report("compare", base, R9A).stdout
+
+
+def test_holm_runs_over_normalized_and_raw_cells_together(tmp_path):
+    """With --normalized, uds's cells are compared on floor_ratio and the others raw; the
+    Holm correction runs over all 16 tested transport cells at once, both kinds."""
+    base = load_runs([save(beside(load(R9A), only="uds"), tmp_path / "base.json")])[0]
+    cand = load_runs([save(beside(scaled(load(R9A), 1.1),
+                                  lambda name, k: RATIO * JITTER[(k + 4) % 9] * 1.03,
+                                  only="uds"), tmp_path / "cand.json")])[0]
+    cmp = compare_runs(base, cand, 5.0, 0.05, normalized=True)
+    tested = [c for c in cmp.changes if c.p is not None]
+    assert len(tested) == 16
+    assert sum(c.normalized for c in tested) == 4          # uds: pingpong/throughput × 2
+    assert [c.p_adj for c in tested] == holm([c.p for c in tested])
+    # Holm over 4 normalized cells alone would give some of them a smaller adjusted p.
+    alone = holm([c.p for c in tested if c.normalized])
+    assert any(a < c.p_adj for a, c in zip(alone, [c for c in tested if c.normalized]))
+
+
+def test_render_normalized_draws_the_floor_as_a_grey_dashed_line_at_1(tmp_path,
+                                                                      monkeypatch):
+    """Every "× floor" panel has the floor itself: a grey dashed line at y = 1."""
+    path = save(beside(load(R9A)), tmp_path / "beside.json")
+    ones: dict[str, list] = {}
+
+    def keep(fig, dest):
+        ones[dest.name] = [(list(line.get_ydata()), line.get_linestyle(),
+                            matplotlib.colors.to_hex(line.get_color()))
+                           for ax in fig.axes for line in ax.get_lines()
+                           if line.get_label().startswith("×1")]
+        return dest
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.render(compute.build(load_runs([path]), normalized=True), tmp_path)
+    for name in ("rtt_vs_size.png", "throughput_vs_size.png"):
+        assert ones[name], name
+        for ys, style, color in ones[name]:
+            assert ys == [1.0, 1.0] and style == "--"
+            r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+            assert r == g == b and 0 < r < 255, color      # a grey
+    plots.render(compute.build(load_runs([path])), tmp_path)
+    assert not ones["rtt_vs_size.png"]                     # raw plots have none
