@@ -234,22 +234,38 @@ TEST(SplitMode, RateCellsRunSplitAndSayTheyCrossed) {
   EXPECT_EQ(cells, 1) << split.last.out << split.last.err;
 }
 
+// The transports of `names` this build has, comma-separated (for --transports).
+std::string built(std::initializer_list<const char*> names) {
+  std::string list;
+  for (const char* n : names)
+    if (find_transport(n)) {
+      if (!list.empty()) list += ',';
+      list += n;
+    }
+  return list;
+}
+
+// A results row's cell name without Google Benchmark's suffixes; fails the test when the
+// row is an error row.
+std::string succeeded_cell(const nlohmann::json& b) {
+  const std::string name = b["name"].get<std::string>();
+  EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
+  return name.substr(0, name.find("/iterations:"));
+}
+
 // The clients workload runs split: every client of a cell runs on the server's host and
 // connects back to this host's server, which serves them as local clients; every byte
 // of every request and reply arrives, and the cells say they crossed.
 TEST(SplitMode, ClientsCellsRunTheirClientsOnTheServerAndCarryEveryByte) {
-  std::string list;
-  for (const char* n : {"tcp", "zmq-tcp", "grpc-tcp", "grpc-stream-tcp"})
-    if (find_transport(n)) list += (list.empty() ? "" : ",") + std::string(n);
+  const std::string list = built({"tcp", "zmq-tcp", "grpc-tcp", "grpc-stream-tcp"});
   LoopbackSplit split;
   const auto j = split.run({"--transports=" + list, "--workloads=clients", "--clients=1,3",
                             "--sizes=64,4K", "--quick", "--verify"});
   ASSERT_FALSE(j.is_null());
   std::set<std::string> names;
   for (const auto& b : j["benchmarks"]) {
-    const std::string name = b["name"].get<std::string>();
-    names.insert(name.substr(0, name.find("/iterations:")));
-    EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
+    const std::string name = succeeded_cell(b);
+    names.insert(name);
     EXPECT_NE(b["label"].get<std::string>().find("link=cross-host"), std::string::npos);
     EXPECT_GT(b.value("rtt_per_s", 0.0), 0) << name;
     // Only the server's threads run here: one event-loop thread is no crowd, whatever N.
@@ -286,18 +302,15 @@ TEST(SplitMode, ClientsCellsRunTheirClientsOnTheServerAndCarryEveryByte) {
 // host; a one-way latency, receipt on one clock minus publish on another, is not: those
 // counters are absent and the label and console line say why.
 TEST(SplitMode, FanoutCellsRunTheirSubscribersOnTheServerWithoutAOneWayFigure) {
-  std::string list;
-  for (const char* n : {"tcp", "zmq-tcp"})
-    if (find_transport(n)) list += (list.empty() ? "" : ",") + std::string(n);
+  const std::string list = built({"tcp", "zmq-tcp"});
   LoopbackSplit split;
   const auto j = split.run({"--transports=" + list, "--workloads=fanout", "--subscribers=1,3",
                             "--sizes=64,4K", "--quick", "--verify"});
   ASSERT_FALSE(j.is_null());
   std::set<std::string> names;
   for (const auto& b : j["benchmarks"]) {
-    const std::string name = b["name"].get<std::string>();
-    names.insert(name.substr(0, name.find("/iterations:")));
-    EXPECT_FALSE(b.contains("error_occurred") && b["error_occurred"].get<bool>()) << b.dump();
+    const std::string name = succeeded_cell(b);
+    names.insert(name);
     EXPECT_NE(b["label"].get<std::string>().find(
                   "link=cross-host one-way=not measured (two hosts, two clocks)"),
               std::string::npos)
@@ -844,9 +857,7 @@ TEST(SplitMode, AcrossTwoNamespacesTheShapedLinkShows) {
   EXPECT_LT(fan_shaped, 1.10 * rate);
   // Where the peer serves, its server listens in the server's namespace, on its address
   // there (10.231.0.1), and the client, in the other namespace, calls it across the veth.
-  std::string serving;
-  for (const char* n : {"http-tcp", "grpc-tcp"})
-    if (find_transport(n)) serving += (serving.empty() ? "" : ",") + std::string(n);
+  const std::string serving = built({"http-tcp", "grpc-tcp"});
   Scratch v;
   const fs::path served = v.dir / "served.json";
   Outcome sr = client(v,
