@@ -1,7 +1,6 @@
 #include "bench/clients.h"
 
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,7 +12,6 @@
 #include <vector>
 
 #include "base/error.h"
-#include "base/process.h"
 #include "base/run_dir.h"
 #include "base/wait.h"
 #include "bench/mailbox.h"
@@ -263,7 +261,7 @@ struct Cell {
   std::vector<std::thread> threads;
 
   // After the threads: the members go in reverse order, the clients (killed and reaped
-  // by ChildProcess) before the server's links and the listener's objects.
+  // by Parties) before the server's links and the listener's objects.
   ~Cell() { stop(true); }
   // Ends the server threads: at once (kill the clients, abort the links) when `force`,
   // else after they have seen every client's kStop, up to a grace period. Returns false

@@ -1,7 +1,6 @@
 #include "bench/fanout.h"
 
 #include <poll.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,7 +10,6 @@
 #include <thread>
 
 #include "base/error.h"
-#include "base/process.h"
 #include "base/run_dir.h"
 #include "bench/hgrm_files.h"
 #include "bench/mailbox.h"

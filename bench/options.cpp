@@ -19,17 +19,6 @@
 namespace ipcbench {
 namespace {
 
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  std::size_t start = 0;
-  for (;;) {
-    std::size_t p = s.find(sep, start);
-    out.push_back(s.substr(start, p == std::string_view::npos ? p : p - start));
-    if (p == std::string_view::npos) return out;
-    start = p + 1;
-  }
-}
-
 std::string human(std::size_t n) {
   if (n >= (1u << 20) && n % (1u << 20) == 0) return std::to_string(n >> 20) + " MiB";
   if (n >= (1u << 20)) {
@@ -55,6 +44,17 @@ double parse_rate(std::string_view text) {
 }
 
 }  // namespace
+
+std::vector<std::string_view> split_at(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t p = s.find(sep, start);
+    out.push_back(s.substr(start, p == std::string_view::npos ? p : p - start));
+    if (p == std::string_view::npos) return out;
+    start = p + 1;
+  }
+}
 
 const char* workload_name(Workload w) {
   switch (w) {
@@ -168,7 +168,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
     if (key == "--transports") {
       need_value();
       transports_given = true;
-      for (auto name : split(value, ',')) {
+      for (auto name : split_at(value, ',')) {
         if (name == "all") {
           all_given = true;
           o.transports = all_transports();
@@ -189,11 +189,11 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
     } else if (key == "--sizes") {
       need_value();
       sizes_given = true;
-      for (auto s : split(value, ',')) o.sizes.push_back(parse_size(s));
+      for (auto s : split_at(value, ',')) o.sizes.push_back(parse_size(s));
     } else if (key == "--workloads") {
       need_value();
       workloads_given = true;
-      for (auto w : split(value, ',')) {
+      for (auto w : split_at(value, ',')) {
         if (w == "pingpong")
           o.workloads.push_back(Workload::kPingpong);
         else if (w == "throughput")
@@ -211,7 +211,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
     } else if (key == "--clients") {
       need_value();
       clients_given = true;
-      for (auto n : split(value, ',')) {
+      for (auto n : split_at(value, ',')) {
         std::size_t v = 0;
         auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), v);
         if (n.empty() || ec != std::errc() || p != n.data() + n.size() || v < 1 || v > 64)
@@ -221,7 +221,7 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
     } else if (key == "--subscribers") {
       need_value();
       subscribers_given = true;
-      for (auto n : split(value, ',')) {
+      for (auto n : split_at(value, ',')) {
         std::size_t v = 0;
         auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), v);
         if (n.empty() || ec != std::errc() || p != n.data() + n.size() || v < 1 || v > 64)
@@ -230,10 +230,10 @@ SuiteOptions parse_suite_options(const std::vector<std::string>& args) {
       }
     } else if (key == "--rates") {
       need_value();
-      for (auto r : split(value, ',')) o.rates.push_back(parse_rate(r));
+      for (auto r : split_at(value, ',')) o.rates.push_back(parse_rate(r));
     } else if (key == "--load") {
       need_value();
-      for (auto l : split(value, ',')) {
+      for (auto l : split_at(value, ',')) {
         double v = 0;
         auto [p, ec] = std::from_chars(l.data(), l.data() + l.size(), v);
         if (l.empty() || ec != std::errc() || p != l.data() + l.size() || !(v > 0) || v > 200)

@@ -61,6 +61,9 @@ struct SuiteOptions {
 // "64", "4K"/"4k"/"4KiB", "1M", "1G" (binary multiples). Throws UsageError.
 std::size_t parse_size(std::string_view text);
 
+// The pieces of `s` between each `sep` ("a,,b" -> "a", "", "b"; "" -> ""): views into s.
+std::vector<std::string_view> split_at(std::string_view s, char sep);
+
 // Parses everything after argv[0] that Google Benchmark left. Throws UsageError naming
 // the offending option or value; checks each size against each chosen transport.
 SuiteOptions parse_suite_options(const std::vector<std::string>& args);

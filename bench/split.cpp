@@ -29,6 +29,7 @@
 #include "base/error.h"
 #include "base/process.h"
 #include "bench/clients.h"
+#include "bench/options.h"
 #include "bench/party.h"
 #include "harness/context.h"
 #include "transports/endpoint_reader.h"
@@ -419,36 +420,15 @@ std::vector<std::byte> decode_bytes(const std::string& text, std::size_t max) {
   return out;
 }
 
-// A number of the request `line`'s field `k` (fields split at single spaces); throws
-// Failure naming the request unless it is a whole number in [lo, hi].
-std::int64_t field_number(const std::vector<std::string>& f, std::size_t k, std::int64_t lo,
+// Field `k` of a request split at single spaces (split_at) as a number; throws Failure
+// `what` unless it is a whole number in [lo, hi].
+std::int64_t field_number(const std::vector<std::string_view>& f, std::size_t k, std::int64_t lo,
                           std::int64_t hi, const std::string& what) {
   std::int64_t v = 0;
   if (k >= f.size()) throw Failure(what);
   auto [p, ec] = std::from_chars(f[k].data(), f[k].data() + f[k].size(), v);
   if (ec != std::errc() || p != f[k].data() + f[k].size() || v < lo || v > hi) throw Failure(what);
   return v;
-}
-
-// "0,2,5" -> {"0", "2", "5"}.
-std::vector<std::string> fields_of_list(const std::string& list) {
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i <= list.size();) {
-    const auto comma = std::min(list.find(',', i), list.size());
-    out.push_back(list.substr(i, comma - i));
-    i = comma + 1;
-  }
-  return out;
-}
-
-std::vector<std::string> fields_of(const std::string& line) {
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i <= line.size();) {
-    const auto sp = std::min(line.find(' ', i), line.size());
-    out.push_back(line.substr(i, sp - i));
-    i = sp + 1;
-  }
-  return out;
 }
 
 // The clients or subscribers of one cell that a client started with PARTY, and their
@@ -466,7 +446,7 @@ class ServedParties {
   // publish times it receives), and it gives up <give up in ns> from now here. "SENT",
   // or "LOST" when the party has ended (NEXT says how).
   std::string go(const std::string& line) {
-    const auto f = fields_of(line);
+    const auto f = split_at(line, ' ');
     const std::vector<std::size_t> who = parties_named(f, "GO");
     const std::string bad =
         "GO: not <parties> <verify 0|1> <size> <start in ns> <window ns> "
@@ -500,7 +480,7 @@ class ServedParties {
   }
   // PUBLISHED <i> <count>: the kEnd message (the publisher has stopped after `count`).
   std::string published(const std::string& line) {
-    const auto f = fields_of(line);
+    const auto f = split_at(line, ' ');
     const std::vector<std::size_t> who = parties_named(f, "PUBLISHED");
     const std::string bad = "PUBLISHED: not <subscribers> <count>";
     if (f.size() != 3) throw Failure(bad);
@@ -516,13 +496,13 @@ class ServedParties {
     return answer;
   }
   // The parties a request's first field names ("0,2,5"): listed, each once. Throws.
-  std::vector<std::size_t> parties_named(const std::vector<std::string>& f,
+  std::vector<std::size_t> parties_named(const std::vector<std::string_view>& f,
                                          const std::string& verb) const {
     const std::string bad = verb + ": not a list of listed parties (0,1,…)";
     if (f.size() < 2) throw Failure(bad);
     std::vector<std::size_t> out;
     std::vector<bool> seen(parties_.size());
-    for (const std::string& item : fields_of_list(f[1])) {
+    for (std::string_view item : split_at(f[1], ',')) {
       const auto i = static_cast<std::size_t>(
           field_number({item}, 0, 0, static_cast<std::int64_t>(parties_.size()) - 1, bad));
       if (seen[i]) throw Failure(bad);
@@ -671,12 +651,12 @@ void serve_client(int fd, const std::string& token, std::string& buffered) {
     } else if (line.rfind("PUBLISHED ", 0) == 0) {
       write_line(fd, parties.published(line));
     } else if (line.rfind("NEXT ", 0) == 0) {
-      const auto f = fields_of(line);
+      const auto f = split_at(line, ' ');
       const auto ms = field_number(f, 1, 0, 1000, "NEXT: not a wait in ms up to 1000");
       if (f.size() != 2) throw Failure("NEXT: not a wait in ms up to 1000");
       write_line(fd, parties.next(static_cast<unsigned>(ms)));
     } else if (line.rfind("END ", 0) == 0) {
-      const auto f = fields_of(line);
+      const auto f = split_at(line, ' ');
       const std::string bad = "END: not <party or *> <grace in ms up to 60000>";
       const auto ms = static_cast<unsigned>(field_number(f, 2, 0, 60000, bad));
       if (f.size() != 3) throw Failure(bad);
@@ -984,8 +964,8 @@ class SplitParties final : public Parties {
             const ssize_t n =
                 ::recv(theirs_[i].get(), buf.data(), buf.size(), MSG_TRUNC | MSG_DONTWAIT);
             if (n <= 0) continue;
-            std::vector<std::byte> msg(buf.begin(), buf.begin() + std::min<ssize_t>(n, 64));
-            if (n > 64) msg.push_back(std::byte{1});  // too long for any: forward() refuses it
+            const std::vector<std::byte> msg(
+                buf.begin(), buf.begin() + std::min(static_cast<std::size_t>(n), buf.size()));
             auto it = std::find_if(batches.begin(), batches.end(),
                                    [&msg](const auto& b) { return b.first == msg; });
             if (it == batches.end()) it = batches.insert(batches.end(), {msg, ""});
